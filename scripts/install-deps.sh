@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs every build and runtime dependency of moat that is missing, from
+# Debian's archive. Safe to run again: it does nothing when all are present.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build make pkg-config git
+  # libraries (see README.md for why each is there)
+  nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev libarchive-dev
+  libcurl4-openssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # fuzzing (clang's libFuzzer)
+  clang libclang-rt-14-dev
+  # VM runtime
+  qemu-system-x86 e2fsprogs busybox-static cpio
+  # guest kernel build
+  linux-source-6.1 flex bison bc libelf-dev dwarves xz-utils
+  # tests and benchmarks
+  python3 util-linux procps coreutils
+)
+
+# Components add their own needs in scripts/packages-<component>.txt.
+here=$(cd "$(dirname "$0")" && pwd)
+for list in "$here"/packages-*.txt; do
+  [[ -e $list ]] || continue
+  while read -r p _; do
+    [[ -z $p || $p == \#* ]] || packages+=("$p")
+  done < "$list"
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,242 @@
+#include "agent/agent_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "agent/system_setup.h"
+#include "agent/user_db.h"
+#include "proto/exec.h"
+
+namespace moat::agent {
+namespace {
+
+constexpr const char* kAgentVersion = "moat-agent/0.1.0";
+
+void set_clock_from(const proto::Json& p) {
+  auto ns = proto::get_uint(p, "time_ns", ~0ull);
+  if (!ns) return;
+  struct timespec ts {};
+  ts.tv_sec = static_cast<time_t>(*ns / 1000000000ull);
+  ts.tv_nsec = static_cast<long>(*ns % 1000000000ull);
+  ::clock_settime(CLOCK_REALTIME, &ts);
+}
+
+}  // namespace
+
+AgentServer::AgentServer(UniqueFd channel) : channel_(std::move(channel)) {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  ::signal(SIGPIPE, SIG_IGN);
+  int flags = ::fcntl(channel_.get(), F_GETFL);
+  ::fcntl(channel_.get(), F_SETFL, flags | O_NONBLOCK);
+}
+
+void AgentServer::send(proto::Message m) {
+  proto::encode_message(m, out_buf_);
+}
+
+void AgentServer::flush_output() {
+  while (!out_buf_.empty()) {
+    ssize_t n = ::write(channel_.get(), out_buf_.data(), out_buf_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // EAGAIN: poll for POLLOUT
+    out_buf_.erase(0, static_cast<std::size_t>(n));
+  }
+}
+
+void AgentServer::read_channel() {
+  char buf[64 * 1024];
+  ssize_t n = ::read(channel_.get(), buf, sizeof(buf));
+  if (n < 0) return;  // EAGAIN/EINTR
+  if (n == 0) {
+    // No host on the other end right now; do not spin on it.
+    channel_eof_ = true;
+    return;
+  }
+  decoder_.feed(buf, static_cast<std::size_t>(n));
+  proto::Frame frame;
+  while (true) {
+    auto got = decoder_.next(frame);
+    if (!got) {
+      send(proto::make_error_message(proto::kControlStream, "frame_too_large", got.error().message,
+                                     false));
+      decoder_ = proto::FrameDecoder();
+      return;
+    }
+    if (!*got) break;
+    handle_frame(frame);
+  }
+}
+
+void AgentServer::handle_frame(const proto::Frame& frame) {
+  auto m = proto::decode_message(frame);
+  if (!m) {
+    send(proto::make_error_message(frame.stream, "bad_message", m.error().message,
+                                   frame.stream != proto::kControlStream));
+    return;
+  }
+  if (m->version != proto::kProtocolVersion) {
+    send(proto::make_error_message(frame.stream, "bad_version",
+                                   "unsupported protocol version " + std::to_string(m->version),
+                                   frame.stream != proto::kControlStream));
+    return;
+  }
+  if (m->stream == proto::kControlStream) return handle_control(*m);
+  if (m->type == proto::msg::kExec) return start_exec(*m);
+  auto it = sessions_.find(m->stream);
+  if (it == sessions_.end()) {
+    // Late messages for a stream that just ended are normal; only report
+    // ones that could not belong to any stream.
+    if (m->type != proto::msg::kWindow && m->type != proto::msg::kStdin &&
+        m->type != proto::msg::kCancel && m->type != proto::msg::kStdinClose &&
+        m->type != proto::msg::kSignal && m->type != proto::msg::kResize)
+      send(proto::make_error_message(m->stream, "no_stream", "no such stream", true));
+    return;
+  }
+  it->second->on_message(*m);
+}
+
+void AgentServer::handle_control(const proto::Message& m) {
+  if (m.type == proto::msg::kHello) {
+    set_clock_from(m.payload);
+  } else if (m.type == proto::msg::kPing) {
+    send(proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
+  } else if (m.type == proto::msg::kShutdown) {
+    shutdown_requested_ = true;
+  } else {
+    send(proto::make_error_message(proto::kControlStream, "unknown_type",
+                                   "unknown control message \"" + m.type + "\"", false));
+  }
+}
+
+void AgentServer::start_exec(const proto::Message& m) {
+  if (sessions_.count(m.stream)) {
+    send(proto::make_error_message(m.stream, "stream_in_use", "stream id already in use", false));
+    return;
+  }
+  if (sessions_.size() >= kMaxSessions) {
+    send(proto::make_error_message(m.stream, "too_many_streams", "too many concurrent execs", true));
+    return;
+  }
+  auto req = proto::parse_exec_request(m.payload);
+  if (!req) {
+    send(proto::make_error_message(m.stream, "bad_request", req.error().message, true));
+    return;
+  }
+  auto cred = resolve_user(req->user);
+  if (!cred) {
+    send(proto::make_error_message(m.stream, "bad_user", cred.error().message, true));
+    return;
+  }
+  if (!req->cwd.empty()) {
+    struct stat st {};
+    if (::stat(req->cwd.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      send(proto::make_error_message(m.stream, "bad_cwd",
+                                     "working directory " + req->cwd + " does not exist", true));
+      return;
+    }
+  }
+  auto proc = spawn_process(*req, *cred);
+  if (!proc) {
+    send(proto::make_error_message(m.stream, "spawn_failed", proc.error().message, true));
+    return;
+  }
+  pid_t pid = proc->pid;
+  auto session = std::make_unique<ExecSession>(m.stream, std::move(*proc), *req,
+                                               [this](proto::Message msg) { send(std::move(msg)); });
+  pid_streams_[pid] = m.stream;
+  sessions_[m.stream] = std::move(session);
+}
+
+void AgentServer::reap_children() {
+  struct signalfd_siginfo info;
+  while (::read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
+  }
+  int status = 0;
+  pid_t pid;
+  while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    auto it = pid_streams_.find(pid);
+    if (it == pid_streams_.end()) continue;  // an orphan re-parented to us
+    auto s = sessions_.find(it->second);
+    if (s != sessions_.end() && s->second->pid() == pid) s->second->on_reaped(status);
+    pid_streams_.erase(it);
+  }
+}
+
+void AgentServer::drop_finished_sessions() {
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second->finished()) {
+      // A cancelled process may still be unreaped; forget its pid mapping
+      // only for this stream so a reused stream id is not confused.
+      for (auto p = pid_streams_.begin(); p != pid_streams_.end();) {
+        if (p->second == it->first) p = pid_streams_.erase(p);
+        else ++p;
+      }
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void AgentServer::run() {
+  proto::Json hello = proto::Json::object();
+  hello["version"] = proto::kProtocolVersion;
+  hello["agent"] = kAgentVersion;
+  send(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+
+  std::vector<pollfd> fds;
+  while (!shutdown_requested_) {
+    flush_output();
+    fds.clear();
+    short channel_events = 0;
+    // Stop taking requests while a lot of output is queued for the host.
+    if (!channel_eof_ && out_buf_.size() < (8u << 20)) channel_events |= POLLIN;
+    if (!out_buf_.empty()) channel_events |= POLLOUT;
+    fds.push_back({channel_.get(), channel_events, 0});
+    fds.push_back({signal_fd_.get(), POLLIN, 0});
+    std::size_t fixed = fds.size();
+    if (out_buf_.size() < (8u << 20))
+      for (auto& [id, s] : sessions_) s->add_poll_fds(fds);
+
+    int timeout_ms = channel_eof_ ? 100 : -1;
+    auto now = Clock::now();
+    for (auto& [id, s] : sessions_) {
+      if (auto d = s->next_deadline()) {
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1;
+        if (ms < 0) ms = 0;
+        if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
+      }
+    }
+    int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (n < 0 && errno != EINTR) {
+      console_log("moat-agent: poll failed");
+      continue;
+    }
+    channel_eof_ = false;
+    if (fds[0].revents & POLLIN) read_channel();
+    if (fds[0].revents & POLLOUT) flush_output();
+    if (fds[1].revents & POLLIN) reap_children();
+    for (std::size_t i = fixed; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      for (auto& [id, s] : sessions_) s->on_poll(fds[i].fd, fds[i].revents);
+    }
+    now = Clock::now();
+    for (auto& [id, s] : sessions_) s->on_timer(now);
+    drop_finished_sessions();
+  }
+  flush_output();
+}
+
+}  // namespace moat::agent

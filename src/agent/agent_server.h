@@ -1,0 +1,49 @@
+// The agent's protocol server: one event loop over the host channel, the
+// processes it runs, and their timers. Single-threaded on purpose: PID 1 must
+// never deadlock, and poll() over a few dozen fds costs nothing.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "agent/exec_session.h"
+#include "proto/frame.h"
+#include "proto/message.h"
+#include "util/unique_fd.h"
+
+namespace moat::agent {
+
+inline constexpr std::size_t kMaxSessions = 256;
+
+class AgentServer {
+ public:
+  explicit AgentServer(UniqueFd channel);
+
+  // Runs until the host asks for shutdown; returns then (the caller powers off).
+  void run();
+
+ private:
+  void send(proto::Message m);
+  void flush_output();
+  void read_channel();
+  void handle_frame(const proto::Frame& frame);
+  void handle_control(const proto::Message& m);
+  void start_exec(const proto::Message& m);
+  void reap_children();
+  void drop_finished_sessions();
+
+  UniqueFd channel_;
+  UniqueFd signal_fd_;
+  proto::FrameDecoder decoder_;
+  std::string out_buf_;
+  std::map<std::uint32_t, std::unique_ptr<ExecSession>> sessions_;
+  std::map<pid_t, std::uint32_t> pid_streams_;
+  bool shutdown_requested_ = false;
+  bool channel_eof_ = false;
+};
+
+}  // namespace moat::agent

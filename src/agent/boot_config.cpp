@@ -1,0 +1,47 @@
+#include "agent/boot_config.h"
+
+namespace moat::agent {
+namespace {
+
+bool valid_hostname(std::string_view h) {
+  if (h.empty() || h.size() > 63) return false;
+  for (char c : h) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+void apply_option(BootConfig& cfg, std::string_view key, std::string_view value) {
+  if (key == "moat.root") {
+    if (value == "overlay") cfg.root = RootMode::kOverlay;
+    else if (value == "rw") cfg.root = RootMode::kWritable;
+    else cfg.root = RootMode::kNone;
+  } else if (key == "moat.lowerfs") {
+    if (value == "erofs" || value == "ext4") cfg.lower_fs = std::string(value);
+  } else if (key == "moat.hostname") {
+    if (valid_hostname(value)) cfg.hostname = std::string(value);
+  } else if (key == "moat.port") {
+    if (!value.empty() && value.size() < 64) cfg.port_name = std::string(value);
+  }
+}
+
+}  // namespace
+
+BootConfig parse_boot_config(std::string_view cmdline) {
+  BootConfig cfg;
+  std::size_t pos = 0;
+  while (pos < cmdline.size()) {
+    while (pos < cmdline.size() && (cmdline[pos] == ' ' || cmdline[pos] == '\n')) ++pos;
+    std::size_t end = pos;
+    while (end < cmdline.size() && cmdline[end] != ' ' && cmdline[end] != '\n') ++end;
+    std::string_view word = cmdline.substr(pos, end - pos);
+    auto eq = word.find('=');
+    if (eq != std::string_view::npos) apply_option(cfg, word.substr(0, eq), word.substr(eq + 1));
+    pos = end;
+  }
+  return cfg;
+}
+
+}  // namespace moat::agent

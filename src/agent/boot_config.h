@@ -1,0 +1,26 @@
+// What the host asks of the guest at boot, read from the kernel command line
+// (moat.* options). The shim writes them; see src/vm/qemu_command.cpp.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace moat::agent {
+
+enum class RootMode {
+  kNone,     // stay in the initramfs (diagnostics only)
+  kOverlay,  // read-only lower (vda) + writable ext4 upper (vdb), joined by overlayfs
+  kWritable  // a single writable ext4 root (vda)
+};
+
+struct BootConfig {
+  RootMode root = RootMode::kNone;
+  std::string lower_fs = "ext4";  // "ext4" or "erofs"
+  std::string hostname = "moat";
+  std::string port_name = "agent";  // virtio-serial port of the protocol
+};
+
+// Parses a kernel command line; unknown words are ignored.
+BootConfig parse_boot_config(std::string_view cmdline);
+
+}  // namespace moat::agent

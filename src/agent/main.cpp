@@ -1,0 +1,62 @@
+// moat-agent: PID 1 of every sandbox. Brings the guest up, serves the host's
+// protocol on a virtio-serial port, and takes the guest down when asked.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "agent/agent_server.h"
+#include "agent/boot_config.h"
+#include "agent/channel.h"
+#include "agent/system_setup.h"
+
+namespace {
+
+using moat::agent::console_log;
+
+std::string read_cmdline() {
+  std::ifstream in("/proc/cmdline");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A boot failure must reach the host: print it to the console (the shim shows
+// the console tail) and stop the VM.
+[[noreturn]] void fail_boot(const std::string& what) {
+  console_log("moat-agent: boot failed: " + what);
+  moat::agent::power_off();
+}
+
+void attach_console() {
+  int fd = ::open("/dev/console", O_RDWR | O_NOCTTY);
+  if (fd < 0) return;
+  ::dup2(fd, 0);
+  ::dup2(fd, 1);
+  ::dup2(fd, 2);
+  if (fd > 2) ::close(fd);
+}
+
+}  // namespace
+
+int main() {
+  if (::getpid() != 1) {
+    console_log("moat-agent: must run as PID 1 inside a moat guest");
+    return 1;
+  }
+  if (auto st = moat::agent::mount_early_filesystems(); !st) fail_boot(st.error().message);
+  attach_console();
+  auto cfg = moat::agent::parse_boot_config(read_cmdline());
+  if (auto st = moat::agent::enter_root_filesystem(cfg); !st) fail_boot(st.error().message);
+  if (auto st = moat::agent::mount_guest_filesystems(); !st) fail_boot(st.error().message);
+  if (auto st = moat::agent::configure_identity(cfg.hostname); !st)
+    console_log("moat-agent: " + st.error().message);
+  auto channel = moat::agent::open_virtio_port(cfg.port_name, 5000);
+  if (!channel) fail_boot(channel.error().message);
+
+  moat::agent::AgentServer server(std::move(*channel));
+  server.run();
+  moat::agent::kill_all_processes(2000);
+  moat::agent::power_off();
+}

@@ -1,0 +1,186 @@
+#include "agent/process_spawner.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <map>
+
+namespace moat::agent {
+namespace {
+
+const std::map<std::string, int>& rlimit_names() {
+  static const std::map<std::string, int> names = {
+      {"as", RLIMIT_AS},         {"core", RLIMIT_CORE},       {"cpu", RLIMIT_CPU},
+      {"data", RLIMIT_DATA},     {"fsize", RLIMIT_FSIZE},     {"locks", RLIMIT_LOCKS},
+      {"memlock", RLIMIT_MEMLOCK}, {"msgqueue", RLIMIT_MSGQUEUE}, {"nice", RLIMIT_NICE},
+      {"nofile", RLIMIT_NOFILE}, {"nproc", RLIMIT_NPROC},     {"rss", RLIMIT_RSS},
+      {"rtprio", RLIMIT_RTPRIO}, {"sigpending", RLIMIT_SIGPENDING}, {"stack", RLIMIT_STACK},
+  };
+  return names;
+}
+
+// Only async-signal-safe calls below this point run in the child.
+[[noreturn]] void child_fail(const char* what, const char* arg, int err, int code) {
+  char buf[512];
+  std::size_t n = 0;
+  auto put = [&](const char* s) {
+    while (*s && n < sizeof(buf) - 2) buf[n++] = *s++;
+  };
+  put("moat: ");
+  put(what);
+  put(" \"");
+  put(arg);
+  put("\": ");
+  put(err == ENOENT && code == 127 ? "command not found" : strerror(err));
+  buf[n++] = '\n';
+  ssize_t w = ::write(2, buf, n);
+  (void)w;
+  ::_exit(code);
+}
+
+struct ChildPlan {
+  const proto::ExecRequest* req;
+  const Credentials* cred;
+  char** argv;
+  char** envp;
+  int stdin_fd, stdout_fd, stderr_fd;  // child ends
+  bool tty;
+};
+
+[[noreturn]] void run_child(const ChildPlan& plan) {
+  sigset_t all;
+  sigemptyset(&all);
+  ::sigprocmask(SIG_SETMASK, &all, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) ::signal(sig, SIG_DFL);
+  ::setsid();
+  if (plan.tty) ::ioctl(plan.stdout_fd, TIOCSCTTY, 0);
+  ::dup2(plan.stdin_fd, 0);
+  ::dup2(plan.stdout_fd, 1);
+  ::dup2(plan.stderr_fd, 2);
+  ::syscall(SYS_close_range, 3u, ~0u, 0u);
+  for (const auto& [name, lim] : plan.req->rlimits) {
+    auto it = rlimit_names().find(name);
+    struct rlimit rl {lim.soft, lim.hard};
+    if (it != rlimit_names().end() && ::setrlimit(it->second, &rl) != 0)
+      child_fail("setrlimit", name.c_str(), errno, 126);
+  }
+  const char* cwd = plan.req->cwd.empty() ? nullptr : plan.req->cwd.c_str();
+  if (::setgroups(plan.cred->groups.size(), plan.cred->groups.data()) != 0)
+    child_fail("setgroups for", plan.req->user.c_str(), errno, 126);
+  if (::setgid(plan.cred->gid) != 0) child_fail("setgid for", plan.req->user.c_str(), errno, 126);
+  if (::setuid(plan.cred->uid) != 0) child_fail("setuid for", plan.req->user.c_str(), errno, 126);
+  if (cwd && ::chdir(cwd) != 0) child_fail("working directory", cwd, errno, 126);
+  if (!cwd && ::chdir("/") != 0) child_fail("working directory", "/", errno, 126);
+  environ = plan.envp;
+  ::execvp(plan.argv[0], plan.argv);
+  int err = errno;
+  child_fail("exec", plan.argv[0], err, (err == ENOENT || err == ENOTDIR) ? 127 : 126);
+}
+
+std::vector<char*> c_strings(std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (auto& s : v) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+Status make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
+  read_end.reset(fds[0]);
+  write_end.reset(fds[1]);
+  return ok_status();
+}
+
+Status set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errno_error("fcntl O_NONBLOCK");
+  return ok_status();
+}
+
+}  // namespace
+
+std::vector<std::string> build_environment(const proto::ExecRequest& req, const Credentials& cred) {
+  std::vector<std::pair<std::string, std::string>> env = {
+      {"PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+      {"HOME", cred.home},
+  };
+  char host[65] = {};
+  if (::gethostname(host, sizeof(host) - 1) == 0) env.emplace_back("HOSTNAME", host);
+  if (req.tty) env.emplace_back("TERM", "xterm");
+  for (const auto& entry : req.env) {
+    auto eq = entry.find('=');
+    std::string key = entry.substr(0, eq);
+    std::string value = entry.substr(eq + 1);
+    bool replaced = false;
+    for (auto& kv : env) {
+      if (kv.first == key) {
+        kv.second = value;
+        replaced = true;
+      }
+    }
+    if (!replaced) env.emplace_back(key, value);
+  }
+  std::vector<std::string> out;
+  for (auto& [k, v] : env) out.push_back(k + "=" + v);
+  return out;
+}
+
+Result<SpawnedProcess> spawn_process(const proto::ExecRequest& req, const Credentials& cred) {
+  SpawnedProcess proc;
+  UniqueFd child_in, child_out, child_err;
+  if (req.tty) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master) return errno_error("open pty master");
+    if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0) return errno_error("unlock pty");
+    char name[64];
+    if (::ptsname_r(master.get(), name, sizeof(name)) != 0) return errno_error("ptsname");
+    UniqueFd slave(::open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave) return errno_error(std::string("open ") + name);
+    struct winsize ws {};
+    ws.ws_row = req.rows;
+    ws.ws_col = req.cols;
+    ::ioctl(slave.get(), TIOCSWINSZ, &ws);
+    child_in.reset(::dup(slave.get()));
+    child_err.reset(::dup(slave.get()));
+    child_out = std::move(slave);
+    proc.master_fd = std::move(master);
+    proc.stdout_fd.reset(::fcntl(proc.master_fd.get(), F_DUPFD_CLOEXEC, 0));
+    MOAT_TRY(set_nonblocking(proc.master_fd.get()));
+  } else {
+    MOAT_TRY(make_pipe(proc.stdout_fd, child_out));
+    MOAT_TRY(make_pipe(proc.stderr_fd, child_err));
+    if (req.stdin_open) {
+      MOAT_TRY(make_pipe(child_in, proc.stdin_fd));
+      MOAT_TRY(set_nonblocking(proc.stdin_fd.get()));
+    } else {
+      child_in.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+      if (!child_in) return errno_error("open /dev/null");
+    }
+    MOAT_TRY(set_nonblocking(proc.stdout_fd.get()));
+    MOAT_TRY(set_nonblocking(proc.stderr_fd.get()));
+  }
+
+  std::vector<std::string> argv_store = req.argv;
+  std::vector<std::string> env_store = build_environment(req, cred);
+  auto argv = c_strings(argv_store);
+  auto envp = c_strings(env_store);
+  ChildPlan plan{&req, &cred, argv.data(), envp.data(), child_in.get(), child_out.get(),
+                 child_err.get(), req.tty};
+  pid_t pid = ::fork();
+  if (pid < 0) return errno_error("fork");
+  if (pid == 0) run_child(plan);
+  proc.pid = pid;
+  return proc;
+}
+
+}  // namespace moat::agent

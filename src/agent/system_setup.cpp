@@ -1,0 +1,217 @@
+#include "agent/system_setup.h"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "util/unique_fd.h"
+
+namespace moat::agent {
+namespace {
+
+// The upper filesystem stays mounted below the overlay but becomes unreachable
+// by path after the switch; an O_PATH handle on it lets power_off() remount it
+// read-only through /proc/self/fd so the journal is clean.
+int g_upper_handle = -1;
+
+Status make_dir(const char* path, mode_t mode) {
+  if (::mkdir(path, mode) != 0 && errno != EEXIST) return errno_error(std::string("mkdir ") + path);
+  return ok_status();
+}
+
+Status do_mount(const char* source, const char* target, const char* type, unsigned long flags,
+                const char* data) {
+  if (::mount(source, target, type, flags, data) != 0)
+    return errno_error(std::string("mount ") + type + " on " + target);
+  return ok_status();
+}
+
+Status mount_lower(const BootConfig& cfg) {
+  MOAT_TRY(make_dir("/lower", 0755));
+  // Try the declared type first; fall back to the other so an image of either
+  // kind boots.
+  const char* first = cfg.lower_fs == "erofs" ? "erofs" : "ext4";
+  const char* second = cfg.lower_fs == "erofs" ? "ext4" : "erofs";
+  if (::mount("/dev/vda", "/lower", first, MS_RDONLY, nullptr) == 0)
+    return ok_status();
+  int err = errno;
+  if (::mount("/dev/vda", "/lower", second, MS_RDONLY, nullptr) == 0) return ok_status();
+  return errno_error(std::string("mount lower /dev/vda as ") + first, err);
+}
+
+Status mount_overlay_root() {
+  MOAT_TRY(make_dir("/upperfs", 0755));
+  MOAT_TRY(do_mount("/dev/vdb", "/upperfs", "ext4", MS_NOATIME, "noinit_itable"));
+  MOAT_TRY(make_dir("/upperfs/upper", 0755));
+  MOAT_TRY(make_dir("/upperfs/work", 0755));
+  g_upper_handle = ::open("/upperfs", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  // index=off and xino=off: the lower is a fixed image, and hardlink-indexing
+  // needs file handles the ext4/erofs pair would have to support identically.
+  MOAT_TRY(do_mount("overlay", "/newroot", "overlay", 0,
+                    "lowerdir=/lower,upperdir=/upperfs/upper,workdir=/upperfs/work,"
+                    "index=off,xino=off,redirect_dir=on,metacopy=off"));
+  return ok_status();
+}
+
+Status switch_into(const char* newroot) {
+  // Keep /dev (devtmpfs) across the switch; /proc and /sys are mounted anew.
+  MOAT_TRY(make_dir((std::string(newroot) + "/dev").c_str(), 0755));
+  ::umount2("/proc", MNT_DETACH);
+  ::umount2("/sys", MNT_DETACH);
+  MOAT_TRY(do_mount("/dev", (std::string(newroot) + "/dev").c_str(), nullptr, MS_MOVE, nullptr));
+  if (::chdir(newroot) != 0) return errno_error("chdir new root");
+  MOAT_TRY(do_mount(".", "/", nullptr, MS_MOVE, nullptr));
+  if (::chroot(".") != 0) return errno_error("chroot new root");
+  if (::chdir("/") != 0) return errno_error("chdir /");
+  return ok_status();
+}
+
+void make_link(const char* target, const char* path) {
+  if (::symlink(target, path) != 0 && errno != EEXIST) {
+    console_log(std::string("moat-agent: symlink ") + path + ": " + std::strerror(errno));
+  }
+}
+
+}  // namespace
+
+void console_log(const std::string& line) {
+  std::string text = line + "\n";
+  int fd = ::open("/dev/console", O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) fd = ::dup(2);
+  if (fd >= 0) {
+    ssize_t n = ::write(fd, text.data(), text.size());
+    (void)n;  // nothing more to do if the console itself fails
+    ::close(fd);
+  }
+}
+
+Status mount_early_filesystems() {
+  MOAT_TRY(make_dir("/proc", 0555));
+  MOAT_TRY(make_dir("/sys", 0555));
+  MOAT_TRY(make_dir("/dev", 0755));
+  MOAT_TRY(do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+  MOAT_TRY(do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr));
+  if (::mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") != 0 && errno != EBUSY)
+    return errno_error("mount devtmpfs on /dev");
+  return ok_status();
+}
+
+Status enter_root_filesystem(const BootConfig& cfg) {
+  if (cfg.root == RootMode::kNone) return ok_status();
+  MOAT_TRY(make_dir("/newroot", 0755));
+  if (cfg.root == RootMode::kWritable) {
+    MOAT_TRY(do_mount("/dev/vda", "/newroot", "ext4", MS_NOATIME, nullptr));
+  } else {
+    MOAT_TRY(mount_lower(cfg));
+    MOAT_TRY(mount_overlay_root());
+  }
+  return switch_into("/newroot");
+}
+
+Status mount_guest_filesystems() {
+  struct Mount {
+    const char* source;
+    const char* target;
+    const char* type;
+    unsigned long flags;
+    const char* data;
+    mode_t dir_mode;
+  };
+  const Mount mounts[] = {
+      {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, 0555},
+      {"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, 0555},
+      {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5", 0755},
+      {"shm", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
+      {"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
+      {"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755},
+      {"cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr, 0555},
+  };
+  if (::mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") != 0 && errno != EBUSY) {
+    // Already moved over from the initramfs in the usual case.
+  }
+  for (const auto& m : mounts) {
+    // An image may lack a mount point; create it (in the writable upper).
+    if (::mkdir(m.target, m.dir_mode) != 0 && errno != EEXIST) {
+      console_log(std::string("moat-agent: mkdir ") + m.target + ": " + std::strerror(errno));
+      continue;
+    }
+    if (::mount(m.source, m.target, m.type, m.flags, m.data) != 0) {
+      // cgroup2 is optional (a kernel without it still runs commands).
+      if (std::strcmp(m.type, "cgroup2") == 0) continue;
+      return errno_error(std::string("mount ") + m.type + " on " + m.target);
+    }
+  }
+  make_link("/proc/self/fd", "/dev/fd");
+  make_link("/proc/self/fd/0", "/dev/stdin");
+  make_link("/proc/self/fd/1", "/dev/stdout");
+  make_link("/proc/self/fd/2", "/dev/stderr");
+  // devpts instance at /dev/pts is what /dev/ptmx must open.
+  ::unlink("/dev/ptmx");
+  make_link("pts/ptmx", "/dev/ptmx");
+  return ok_status();
+}
+
+Status configure_identity(const std::string& hostname) {
+  if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_error("sethostname");
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return errno_error("socket for loopback");
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return errno_error("get flags of lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) return errno_error("bring up lo");
+  return ok_status();
+}
+
+void kill_all_processes(int grace_ms) {
+  ::kill(-1, SIGTERM);
+  struct timespec step {0, 10 * 1000 * 1000};
+  // Every user process is a child of PID 1 (orphans are re-parented to it),
+  // so "no children left" means everything is gone. kill(-1, 0) cannot tell:
+  // it also counts kernel threads.
+  for (int waited = 0; waited < grace_ms; waited += 10) {
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) return;
+    ::nanosleep(&step, nullptr);
+  }
+  ::kill(-1, SIGKILL);
+  while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+  }
+}
+
+void power_off() {
+  ::sync();
+  // Unmount in reverse order of mounting; failures are fine (MNT_DETACH
+  // still drops them from the namespace; sync above already flushed data).
+  for (const char* m : {"/sys/fs/cgroup", "/run", "/tmp", "/dev/shm", "/dev/pts", "/sys", "/proc"})
+    ::umount2(m, MNT_DETACH);
+  ::mount(nullptr, "/", nullptr, MS_REMOUNT | MS_RDONLY, nullptr);
+  if (g_upper_handle >= 0) {
+    std::string path = "/proc/self/fd/" + std::to_string(g_upper_handle);
+    // /proc was just detached; the magic link needs it, so mount it privately.
+    ::mkdir("/run", 0755);
+    if (::mount("proc", "/proc", "proc", 0, nullptr) == 0) {
+      ::mount(nullptr, path.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr);
+      ::umount2("/proc", MNT_DETACH);
+    }
+  }
+  ::sync();
+  ::reboot(RB_AUTOBOOT);
+  // reboot() only returns on failure; nothing else can be done.
+  for (;;) ::pause();
+}
+
+}  // namespace moat::agent

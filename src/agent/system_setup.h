@@ -1,0 +1,37 @@
+// Bringing the guest up as PID 1: kernel filesystems, the root filesystem
+// (overlay of a read-only lower and a writable upper, or one writable root),
+// the switch into it, and the orderly way down again.
+#pragma once
+
+#include <string>
+
+#include "agent/boot_config.h"
+#include "util/result.h"
+
+namespace moat::agent {
+
+// Mounts /proc, /sys and /dev inside the initramfs so devices can be found.
+Status mount_early_filesystems();
+
+// Mounts the root described by `cfg` and makes it "/" for the agent and every
+// process it starts. Keeps what is needed to sync and unmount it later.
+Status enter_root_filesystem(const BootConfig& cfg);
+
+// Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run and cgroup2 in the
+// current root, and creates the /dev/fd family of links.
+Status mount_guest_filesystems();
+
+// Brings up the loopback interface and sets the hostname.
+Status configure_identity(const std::string& hostname);
+
+// Sends every other process SIGTERM, then SIGKILL after `grace_ms`.
+void kill_all_processes(int grace_ms);
+
+// Flushes and unmounts what can be unmounted, remounts the rest read-only,
+// then resets the VM (QEMU runs with -no-reboot, so the reset ends it).
+[[noreturn]] void power_off();
+
+// Writes a line to the console (and so to the shim's console log).
+void console_log(const std::string& line);
+
+}  // namespace moat::agent

@@ -1,0 +1,88 @@
+#include "cli/exec_runner.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "cli/terminal.h"
+
+namespace moat::cli {
+namespace {
+
+void write_all(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the reader is gone; the rest is dropped
+    data.remove_prefix(static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
+
+Result<ExecOptions> exec_options_from(const ExecFlags& f) {
+  ExecOptions o;
+  if (f.command.empty()) return make_error("no command given (put it after --)");
+  o.argv = f.command;
+  for (const auto& e : f.env) {
+    auto eq = e.find('=');
+    if (eq == 0 || e.empty()) return make_error("-e " + e + ": expected KEY=VALUE");
+    if (eq == std::string::npos) {
+      // Docker's -e KEY: pass the caller's value through, if it has one.
+      if (const char* v = std::getenv(e.c_str())) o.env.push_back(e + "=" + v);
+      continue;
+    }
+    o.env.push_back(e);
+  }
+  if (!f.workdir.empty() && f.workdir[0] != '/') return make_error("-w " + f.workdir + ": must be an absolute path");
+  o.cwd = f.workdir;
+  o.user = f.user;
+  o.tty = f.tty;
+  o.stdin_open = f.interactive;
+  if (f.timeout_s < 0 || !std::isfinite(f.timeout_s)) return make_error("--timeout must be a positive number of seconds");
+  o.timeout_ms = static_cast<std::uint64_t>(f.timeout_s * 1000.0);
+  if (f.tty) {
+    auto [rows, cols] = window_size(::isatty(1) ? 1 : 0);
+    o.rows = rows;
+    o.cols = cols;
+  }
+  return o;
+}
+
+int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
+  auto opts = exec_options_from(flags);
+  if (!opts) {
+    print_error(opts.error().message);
+    return kExitMoatError;
+  }
+  ::signal(SIGPIPE, SIG_IGN);
+  SignalForwarder signals;
+  std::optional<RawTerminal> raw;
+  if (flags.tty && flags.interactive && ::isatty(0)) raw.emplace(0);
+
+  ExecIo io;
+  io.stdin_fd = flags.interactive ? 0 : -1;
+  io.on_stdout = [](std::string_view s) { write_all(1, s); };
+  io.on_stderr = [](std::string_view s) { write_all(2, s); };
+  io.event_fd = signals.fd();
+  io.on_resize = [] { return window_size(::isatty(1) ? 1 : 0); };
+  auto st = sandbox.exec(*opts, io);
+  raw.reset();
+  if (!st) {
+    print_error(st.error().message);
+    return kExitMoatError;
+  }
+  if (st->timed_out) {
+    print_error("command timed out after " + std::to_string(opts->timeout_ms / 1000.0).substr(0, 6) + " s and was killed");
+    return kExitTimedOut;
+  }
+  return st->shell_code();
+}
+
+}  // namespace moat::cli

@@ -1,0 +1,60 @@
+// Payload schemas of an exec stream: the request that starts a process and
+// the status that ends it. Both sides use these, so the schema is in one place.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "proto/message.h"
+
+namespace moat::proto {
+
+// Limits on what a client may ask for; the agent rejects anything larger.
+inline constexpr std::size_t kMaxArgs = 4096;
+inline constexpr std::size_t kMaxArgLength = 128 * 1024;
+inline constexpr std::size_t kMaxEnv = 4096;
+inline constexpr std::size_t kMaxPathLength = 4096;
+inline constexpr std::size_t kMaxUserLength = 256;
+
+// Per-stream flow control: a sender may have at most this many data bytes
+// unacknowledged before the receiver grants more with a "window" message.
+inline constexpr std::uint64_t kInitialWindow = 256 * 1024;
+inline constexpr std::size_t kMaxDataChunk = 64 * 1024;
+
+struct Rlimit {
+  std::uint64_t soft = 0;
+  std::uint64_t hard = 0;
+};
+
+struct ExecRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // "KEY=VALUE"
+  std::string cwd;               // empty: "/"
+  std::string user;              // empty: root; "uid", "uid:gid" or a name
+  bool tty = false;
+  std::uint16_t rows = 24;
+  std::uint16_t cols = 80;
+  bool stdin_open = false;       // false: the process reads /dev/null
+  std::uint64_t timeout_ms = 0;  // 0: none
+  std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", "as", ...
+};
+
+Json to_payload(const ExecRequest& r);
+Result<ExecRequest> parse_exec_request(const Json& p);
+
+struct ExitStatus {
+  int code = 0;       // exit code when the process exited normally
+  int signal = 0;     // terminating signal, 0 if none
+  bool timed_out = false;
+
+  // The shell convention: code, or 128 + signal.
+  int shell_code() const { return signal ? 128 + signal : code; }
+};
+
+Json to_payload(const ExitStatus& s);
+Result<ExitStatus> parse_exit_status(const Json& p);
+
+}  // namespace moat::proto

@@ -1,0 +1,129 @@
+#include "proto/message.h"
+
+#include <limits>
+
+#include "proto/cbor_guard.h"
+
+namespace moat::proto {
+
+void encode_message(const Message& m, std::string& out) {
+  Json body = Json::object();
+  body["v"] = m.version;
+  body["t"] = m.type;
+  body["p"] = m.payload;
+  std::vector<std::uint8_t> cbor = Json::to_cbor(body);
+  encode_frame(m.stream, m.flags,
+               std::string_view(reinterpret_cast<const char*>(cbor.data()), cbor.size()), out);
+}
+
+std::string encode_message(const Message& m) {
+  std::string out;
+  encode_message(m, out);
+  return out;
+}
+
+Result<Message> decode_message(const Frame& frame) {
+  MOAT_TRY(check_cbor_structure(frame.body));
+  Json body = Json::from_cbor(frame.body.begin(), frame.body.end(), /*strict=*/true,
+                              /*allow_exceptions=*/false);
+  if (body.is_discarded()) return make_error("cbor: body does not parse");
+  if (!body.is_object()) return make_error("message body is not a map");
+  Message m;
+  m.stream = frame.stream;
+  m.flags = frame.flags;
+  auto v = body.find("v");
+  if (v == body.end() || !v->is_number_unsigned())
+    return make_error("message has no unsigned version \"v\"");
+  if (v->get<std::uint64_t>() > std::numeric_limits<std::uint32_t>::max())
+    return make_error("message version out of range");
+  m.version = static_cast<std::uint32_t>(v->get<std::uint64_t>());
+  auto t = body.find("t");
+  if (t == body.end() || !t->is_string()) return make_error("message has no type \"t\"");
+  m.type = t->get<std::string>();
+  if (m.type.empty() || m.type.size() > kMaxTypeLength)
+    return make_error("message type has a bad length");
+  auto p = body.find("p");
+  if (p != body.end()) {
+    if (!p->is_object()) return make_error("message payload \"p\" is not a map");
+    m.payload = std::move(*p);
+  }
+  return m;
+}
+
+Message make_message(std::uint32_t stream, std::string_view type, Json payload,
+                     std::uint8_t flags) {
+  Message m;
+  m.stream = stream;
+  m.flags = flags;
+  m.type = std::string(type);
+  m.payload = std::move(payload);
+  return m;
+}
+
+Message make_error_message(std::uint32_t stream, std::string_view code, std::string_view text,
+                           bool end_stream) {
+  Json p = Json::object();
+  p["code"] = std::string(code);
+  p["message"] = std::string(text);
+  return make_message(stream, msg::kError, std::move(p), end_stream ? kFlagEndStream : 0);
+}
+
+Message make_data_message(std::uint32_t stream, std::string_view type, std::string_view bytes) {
+  Json p = Json::object();
+  p["d"] = Json::binary(std::vector<std::uint8_t>(bytes.begin(), bytes.end()));
+  return make_message(stream, type, std::move(p));
+}
+
+Result<std::string> data_of(const Message& m) {
+  auto it = m.payload.find("d");
+  if (it == m.payload.end() || !it->is_binary())
+    return make_error("message \"" + m.type + "\" has no byte string \"d\"");
+  const auto& bin = it->get_binary();
+  return std::string(bin.begin(), bin.end());
+}
+
+bool has(const Json& p, const char* key) { return p.is_object() && p.contains(key); }
+
+Result<std::uint64_t> get_uint(const Json& p, const char* key, std::uint64_t max) {
+  auto it = p.find(key);
+  if (it == p.end() || !it->is_number_unsigned())
+    return make_error(std::string("field \"") + key + "\" must be an unsigned integer");
+  auto v = it->get<std::uint64_t>();
+  if (v > max) return make_error(std::string("field \"") + key + "\" is out of range");
+  return v;
+}
+
+Result<std::int64_t> get_int(const Json& p, const char* key, std::int64_t min, std::int64_t max) {
+  auto it = p.find(key);
+  if (it == p.end() || !it->is_number_integer())
+    return make_error(std::string("field \"") + key + "\" must be an integer");
+  std::int64_t v = 0;
+  if (it->is_number_unsigned()) {
+    auto u = it->get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      return make_error(std::string("field \"") + key + "\" is out of range");
+    v = static_cast<std::int64_t>(u);
+  } else {
+    v = it->get<std::int64_t>();
+  }
+  if (v < min || v > max) return make_error(std::string("field \"") + key + "\" is out of range");
+  return v;
+}
+
+Result<std::string> get_string(const Json& p, const char* key, std::size_t max_len) {
+  auto it = p.find(key);
+  if (it == p.end() || !it->is_string())
+    return make_error(std::string("field \"") + key + "\" must be a string");
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.size() > max_len) return make_error(std::string("field \"") + key + "\" is too long");
+  return s;
+}
+
+Result<bool> get_bool(const Json& p, const char* key) {
+  auto it = p.find(key);
+  if (it == p.end() || !it->is_boolean())
+    return make_error(std::string("field \"") + key + "\" must be a boolean");
+  return it->get<bool>();
+}
+
+}  // namespace moat::proto

@@ -1,0 +1,80 @@
+// Messages of the host <-> guest protocol: the CBOR body of a frame is a map
+//   { "v": protocol version, "t": message type, "p": payload map }.
+// Payload schemas live with the code that uses them (exec.h, control.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "proto/frame.h"
+#include "util/result.h"
+
+namespace moat::proto {
+
+using Json = nlohmann::json;
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kControlStream = 0;
+inline constexpr std::size_t kMaxTypeLength = 32;
+
+// Message types. Control stream (0): hello, ping, pong, shutdown, stop.
+// Exec streams: exec, started, stdin, stdin_close, stdout, stderr, window,
+// resize, signal, cancel, exit. Any stream: error.
+namespace msg {
+inline constexpr std::string_view kHello = "hello";
+inline constexpr std::string_view kPing = "ping";
+inline constexpr std::string_view kPong = "pong";
+inline constexpr std::string_view kShutdown = "shutdown";
+inline constexpr std::string_view kStop = "stop";
+inline constexpr std::string_view kExec = "exec";
+inline constexpr std::string_view kStarted = "started";
+inline constexpr std::string_view kStdin = "stdin";
+inline constexpr std::string_view kStdinClose = "stdin_close";
+inline constexpr std::string_view kStdout = "stdout";
+inline constexpr std::string_view kStderr = "stderr";
+inline constexpr std::string_view kWindow = "window";
+inline constexpr std::string_view kResize = "resize";
+inline constexpr std::string_view kSignal = "signal";
+inline constexpr std::string_view kCancel = "cancel";
+inline constexpr std::string_view kExit = "exit";
+inline constexpr std::string_view kError = "error";
+}  // namespace msg
+
+struct Message {
+  std::uint32_t stream = 0;
+  std::uint8_t flags = 0;
+  std::uint32_t version = kProtocolVersion;
+  std::string type;
+  Json payload = Json::object();
+};
+
+// Encodes a message as a whole frame appended to `out`.
+void encode_message(const Message& m, std::string& out);
+std::string encode_message(const Message& m);
+
+// Decodes and validates a frame body. Never throws; every malformed input is
+// an Error describing what was wrong.
+Result<Message> decode_message(const Frame& frame);
+
+// Convenience constructors.
+Message make_message(std::uint32_t stream, std::string_view type, Json payload = Json::object(),
+                     std::uint8_t flags = 0);
+Message make_error_message(std::uint32_t stream, std::string_view code, std::string_view text,
+                           bool end_stream = true);
+
+// Data payloads carry bytes as a CBOR byte string under "d".
+Message make_data_message(std::uint32_t stream, std::string_view type, std::string_view bytes);
+// Extracts the bytes of a data message, or an Error if "d" is missing or not bytes.
+Result<std::string> data_of(const Message& m);
+
+// Typed payload field access with validation, for untrusted payloads.
+Result<std::uint64_t> get_uint(const Json& p, const char* key, std::uint64_t max);
+Result<std::int64_t> get_int(const Json& p, const char* key, std::int64_t min, std::int64_t max);
+Result<std::string> get_string(const Json& p, const char* key, std::size_t max_len);
+Result<bool> get_bool(const Json& p, const char* key);
+bool has(const Json& p, const char* key);
+
+}  // namespace moat::proto

@@ -1,0 +1,177 @@
+#include "sandbox/exec_client.h"
+
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "proto/exec.h"
+
+namespace moat::sandbox {
+namespace {
+
+// Output is acknowledged in batches of this size (a quarter of the window,
+// so the agent never stalls waiting for a grant while data is in flight).
+constexpr std::uint64_t kGrantBatch = proto::kInitialWindow / 4;
+
+class ExecStream {
+ public:
+  ExecStream(AgentConnection& conn, const ExecOptions& opts, ExecIo& io)
+      : conn_(conn), opts_(opts), io_(io), stream_(conn.next_stream()) {
+    stdin_done_ = !opts.stdin_open;
+  }
+
+  Result<ExitStatus> run() {
+    MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kExec, proto::to_payload(to_request(opts_)))));
+    if (opts_.stdin_open && io_.stdin_fd < 0) {
+      MOAT_TRY(close_stdin());
+    }
+    while (true) {
+      // Handle everything already decoded before sleeping.
+      while (true) {
+        MOAT_ASSIGN_OR_RETURN(auto m, conn_.buffered());
+        if (!m) break;
+        MOAT_TRY(handle(*m));
+        if (status_) return *status_;
+      }
+      MOAT_TRY(wait_and_pump());
+    }
+  }
+
+ private:
+  Status close_stdin() {
+    stdin_done_ = true;
+    return conn_.send(proto::make_message(stream_, proto::msg::kStdinClose));
+  }
+
+  Status wait_and_pump() {
+    pollfd fds[3];
+    nfds_t n = 0;
+    fds[n++] = {conn_.fd(), POLLIN, 0};
+    int stdin_slot = -1, event_slot = -1;
+    if (!stdin_done_ && started_ && stdin_credit_ > 0 && io_.stdin_fd >= 0) {
+      stdin_slot = static_cast<int>(n);
+      fds[n++] = {io_.stdin_fd, POLLIN, 0};
+    }
+    if (io_.event_fd >= 0) {
+      event_slot = static_cast<int>(n);
+      fds[n++] = {io_.event_fd, POLLIN, 0};
+    }
+    int r = ::poll(fds, n, -1);
+    if (r < 0) {
+      if (errno == EINTR) return ok_status();
+      return errno_error("poll");
+    }
+    if (event_slot >= 0 && (fds[event_slot].revents & POLLIN)) MOAT_TRY(forward_events());
+    if (stdin_slot >= 0 && (fds[stdin_slot].revents & (POLLIN | POLLHUP | POLLERR))) MOAT_TRY(forward_stdin());
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      auto st = conn_.pump();
+      if (!st) return st.error().wrap("while running " + opts_.argv[0]);
+    }
+    return ok_status();
+  }
+
+  Status forward_events() {
+    unsigned char ev[64];
+    ssize_t n = ::read(io_.event_fd, ev, sizeof(ev));
+    for (ssize_t i = 0; i < n; ++i) {
+      if (ev[i] == 0) {
+        if (!io_.on_resize) continue;
+        auto [rows, cols] = io_.on_resize();
+        proto::Json p = {{"rows", rows}, {"cols", cols}};
+        MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kResize, p)));
+      } else {
+        proto::Json p = {{"sig", static_cast<int>(ev[i])}};
+        MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kSignal, p)));
+      }
+    }
+    return ok_status();
+  }
+
+  Status forward_stdin() {
+    std::size_t want = std::min<std::uint64_t>(stdin_credit_, proto::kMaxDataChunk);
+    std::string buf(want, '\0');
+    ssize_t n = ::read(io_.stdin_fd, buf.data(), want);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return ok_status();
+    if (n <= 0) return close_stdin();
+    buf.resize(static_cast<std::size_t>(n));
+    stdin_credit_ -= static_cast<std::uint64_t>(n);
+    return conn_.send(proto::make_data_message(stream_, proto::msg::kStdin, buf));
+  }
+
+  Status grant(std::uint64_t n) {
+    ungranted_ += n;
+    if (ungranted_ < kGrantBatch) return ok_status();
+    proto::Json p = {{"n", ungranted_}};
+    ungranted_ = 0;
+    return conn_.send(proto::make_message(stream_, proto::msg::kWindow, p));
+  }
+
+  Status handle(const proto::Message& m) {
+    if (m.stream != stream_) return ok_status();  // not ours (e.g. a late frame)
+    const std::string& t = m.type;
+    if (t == proto::msg::kStdout || t == proto::msg::kStderr) {
+      MOAT_ASSIGN_OR_RETURN(auto data, proto::data_of(m));
+      auto& sink = t == proto::msg::kStdout ? io_.on_stdout : io_.on_stderr;
+      if (sink) sink(data);
+      return grant(data.size());
+    }
+    if (t == proto::msg::kStarted) {
+      started_ = true;
+      if (io_.on_started) io_.on_started(static_cast<int>(m.payload.value("pid", 0)));
+      return ok_status();
+    }
+    if (t == proto::msg::kWindow) {
+      MOAT_ASSIGN_OR_RETURN(auto n, proto::get_uint(m.payload, "n", 1ull << 32));
+      stdin_credit_ += n;
+      return ok_status();
+    }
+    if (t == proto::msg::kExit) {
+      MOAT_ASSIGN_OR_RETURN(auto st, proto::parse_exit_status(m.payload));
+      status_ = ExitStatus{st.code, st.signal, st.timed_out};
+      return ok_status();
+    }
+    if (t == proto::msg::kError) {
+      std::string text = m.payload.value("message", std::string("unknown error"));
+      std::string code = m.payload.value("code", std::string("error"));
+      if (m.flags & proto::kFlagEndStream) return make_error(text);
+      return ok_status();  // a non-fatal notice
+    }
+    return ok_status();
+  }
+
+  AgentConnection& conn_;
+  const ExecOptions& opts_;
+  ExecIo& io_;
+  std::uint32_t stream_;
+  bool started_ = false;
+  bool stdin_done_ = false;
+  std::uint64_t stdin_credit_ = proto::kInitialWindow;
+  std::uint64_t ungranted_ = 0;
+  std::optional<ExitStatus> status_;
+};
+
+}  // namespace
+
+proto::ExecRequest to_request(const ExecOptions& o) {
+  proto::ExecRequest r;
+  r.argv = o.argv;
+  r.env = o.env;
+  r.cwd = o.cwd;
+  r.user = o.user;
+  r.tty = o.tty;
+  r.rows = o.rows;
+  r.cols = o.cols;
+  r.stdin_open = o.stdin_open;
+  r.timeout_ms = o.timeout_ms;
+  for (const auto& [k, v] : o.rlimits) r.rlimits[k] = proto::Rlimit{v.soft, v.hard};
+  return r;
+}
+
+Result<ExitStatus> run_exec(AgentConnection& conn, const ExecOptions& options, ExecIo& io) {
+  if (options.argv.empty()) return make_error("exec: no command given");
+  ExecStream s(conn, options, io);
+  return s.run();
+}
+
+}  // namespace moat::sandbox

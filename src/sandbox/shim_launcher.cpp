@@ -1,0 +1,87 @@
+#include "sandbox/shim_launcher.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "util/unique_fd.h"
+
+namespace moat::sandbox {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  while (!s.empty() && s.back() == '\n') s.pop_back();
+  return s;
+}
+
+[[noreturn]] void exec_shim(const std::string& shim, const std::string& dir, int ready_fd) {
+  ::setsid();
+  // Fork again so the shim is not a session leader and not our child: it
+  // outlives the caller and is reaped by init (or the subreaper).
+  pid_t pid = ::fork();
+  if (pid != 0) ::_exit(pid < 0 ? 1 : 0);
+  int devnull = ::open("/dev/null", O_RDWR);
+  int log = ::open((dir + "/shim.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  ::dup2(devnull, 0);
+  ::dup2(log >= 0 ? log : devnull, 1);
+  ::dup2(log >= 0 ? log : devnull, 2);
+  ::dup2(ready_fd, 3);
+  ::syscall(SYS_close_range, 4u, ~0u, 0u);
+  std::string fd = "3";
+  ::execl(shim.c_str(), shim.c_str(), dir.c_str(), "--ready-fd", fd.c_str(), static_cast<char*>(nullptr));
+  ::_exit(127);
+}
+
+}  // namespace
+
+Result<pid_t> launch_shim(const std::string& shim_path, const std::string& sandbox_dir, int wait_ms) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
+  UniqueFd rd(fds[0]), wr(fds[1]);
+  pid_t child = ::fork();
+  if (child < 0) return errno_error("fork");
+  if (child == 0) exec_shim(shim_path, sandbox_dir, wr.get());
+  wr.reset();
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+
+  std::string verdict;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+    if (left <= 0) return make_error("the sandbox did not become ready within " + std::to_string(wait_ms / 1000) + " s");
+    pollfd p{rd.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("poll");
+    if (n == 0) continue;
+    char buf[4096];
+    ssize_t r = ::read(rd.get(), buf, sizeof(buf));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    verdict.append(buf, static_cast<std::size_t>(r));
+    if (verdict.size() > 65536) break;
+  }
+  while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();
+  if (verdict == "ok") {
+    std::string pid = read_file(sandbox_dir + "/shim.pid");
+    return static_cast<pid_t>(std::atoi(pid.c_str()));
+  }
+  if (verdict.rfind("error: ", 0) == 0) return make_error(verdict.substr(7));
+  std::string log = read_file(sandbox_dir + "/shim.log");
+  return make_error("moat-shim ended without a verdict" + (log.empty() ? std::string() : ": " + log));
+}
+
+}  // namespace moat::sandbox

@@ -1,0 +1,76 @@
+#include "shim/qemu_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace moat::shim {
+
+Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, int inherit_fd,
+                                       int target_fd, const std::string& log_path) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!log) return errno_error("create " + log_path);
+  pid_t parent = ::getpid();
+  pid_t pid = ::fork();
+  if (pid < 0) return errno_error("fork for QEMU");
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(1);  // the shim died before prctl took effect
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(log.get(), 1);
+    ::dup2(log.get(), 2);
+    if (inherit_fd == target_fd) {
+      int flags = ::fcntl(target_fd, F_GETFD);
+      ::fcntl(target_fd, F_SETFD, flags & ~FD_CLOEXEC);
+    } else {
+      ::dup2(inherit_fd, target_fd);  // dup2 clears FD_CLOEXEC on the copy
+    }
+    ::execvp(args[0], args.data());
+    std::string msg = std::string("exec ") + args[0] + ": " + std::strerror(errno) + "\n";
+    ssize_t w = ::write(2, msg.data(), msg.size());
+    (void)w;
+    ::_exit(127);
+  }
+  QemuProcess q;
+  q.pid_ = pid;
+  q.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!q.pidfd_) return errno_error("pidfd_open");
+  return q;
+}
+
+bool QemuProcess::reap() {
+  if (exited_) return true;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exited_ = true;
+    status_ = status;
+  }
+  return exited_;
+}
+
+void QemuProcess::signal(int sig) {
+  if (!exited_ && pid_ > 0) ::kill(pid_, sig);
+}
+
+std::string QemuProcess::describe_exit() const {
+  if (!exited_) return "still running";
+  if (WIFEXITED(status_)) return "exited with status " + std::to_string(WEXITSTATUS(status_));
+  if (WIFSIGNALED(status_)) return std::string("killed by signal ") + ::strsignal(WTERMSIG(status_));
+  return "ended";
+}
+
+}  // namespace moat::shim

@@ -1,0 +1,40 @@
+// The QEMU child of a shim: started so that it dies with the shim
+// (PR_SET_PDEATHSIG), with the agent socket as an inherited fd, its stderr in
+// a log file, and a pidfd so its exit is an ordinary poll event.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace moat::shim {
+
+class QemuProcess {
+ public:
+  // argv[0] is the binary; `inherit_fd` is placed at `target_fd` in the child.
+  static Result<QemuProcess> start(const std::vector<std::string>& argv, int inherit_fd, int target_fd,
+                                   const std::string& log_path);
+
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+
+  // Non-blocking: true once the process has been reaped; the wait status is kept.
+  bool reap();
+  bool exited() const { return exited_; }
+  int wait_status() const { return status_; }
+  void signal(int sig);
+  // Human-readable exit description, e.g. "exited with status 1".
+  std::string describe_exit() const;
+
+ private:
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+}  // namespace moat::shim

@@ -1,0 +1,477 @@
+#include "shim/shim.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "store/moat_home.h"
+
+namespace moat::shim {
+namespace {
+
+// Past this much output queued for one client, the shim stops reading the
+// agent until the client catches up: a hostile guest or a stuck client can
+// not make the shim buffer without bound.
+constexpr std::size_t kMaxClientBacklog = 16u << 20;
+constexpr std::size_t kMaxAgentBacklog = 16u << 20;
+constexpr int kKillGraceMs = 2000;
+
+void set_nonblocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+std::string file_tail(const std::string& path, std::size_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::size_t>(in.tellg());
+  std::size_t start = size > max_bytes ? size - max_bytes : 0;
+  in.seekg(static_cast<std::streamoff>(start));
+  std::string s(size - start, '\0');
+  in.read(s.data(), static_cast<std::streamsize>(s.size()));
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::uint64_t realtime_ns() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+Shim::Shim(ShimConfig cfg) : cfg_(std::move(cfg)) {}
+
+void Shim::log(const std::string& line) const {
+  std::fprintf(stderr, "moat-shim[%s]: %s\n", cfg_.sandbox_id.c_str(), line.c_str());
+}
+
+std::string Shim::console_tail(std::size_t max_bytes) const {
+  return file_tail(console_log_path(cfg_.dir), max_bytes);
+}
+
+std::string Shim::qemu_log_tail(std::size_t max_bytes) const {
+  return file_tail(cfg_.dir + "/qemu.log", max_bytes);
+}
+
+Status Shim::prepare() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  signal_fd_.reset(::signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC));
+  ::signal(SIGPIPE, SIG_IGN);
+
+  std::string sock_path = control_socket_path(cfg_.dir);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (sock_path.size() >= sizeof(addr.sun_path))
+    return make_error("control socket path too long (" + std::to_string(sock_path.size()) +
+                      " bytes): " + sock_path + "; use a shorter $MOAT_HOME");
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path.c_str());
+  listen_fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!listen_fd_) return errno_error("socket");
+  ::unlink(sock_path.c_str());
+  if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    return errno_error("bind " + sock_path);
+  ::chmod(sock_path.c_str(), 0600);
+  if (::listen(listen_fd_.get(), 64) != 0) return errno_error("listen " + sock_path);
+  return ok_status();
+}
+
+Status Shim::boot() {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno_error("socketpair");
+  agent_fd_.reset(pair[0]);
+  UniqueFd qemu_end(pair[1]);
+  cfg_.vm.agent_fd = 3;
+  cfg_.vm.console_log = console_log_path(cfg_.dir);
+  auto argv = vm::build_qemu_command(cfg_.vm);
+  {
+    std::ofstream cmd(cfg_.dir + "/qemu.cmdline");
+    for (const auto& a : argv) cmd << a << "\n";
+  }
+  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, qemu_end.get(), 3, cfg_.dir + "/qemu.log"));
+  qemu_ = std::move(q);
+  qemu_end.reset();
+  set_nonblocking(agent_fd_.get());
+
+  auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.boot_timeout_ms);
+  while (true) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      qemu_->signal(SIGKILL);
+      std::string tail = console_tail(3000);
+      return make_error("the guest did not answer within " + std::to_string(cfg_.boot_timeout_ms / 1000) +
+                        " s" + (tail.empty() ? std::string(" (console is empty)") : "; console tail:\n" + tail));
+    }
+    pollfd fds[2] = {{agent_fd_.get(), POLLIN, 0}, {qemu_->pidfd(), POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(left));
+    if (n < 0 && errno != EINTR) return errno_error("poll during boot");
+    if (fds[1].revents & POLLIN) {
+      qemu_->reap();
+      std::string err = qemu_log_tail(3000);
+      std::string con = console_tail(3000);
+      std::string msg = "QEMU " + qemu_->describe_exit() + " before the guest was ready";
+      if (!err.empty()) msg += "; QEMU said:\n" + err;
+      if (!con.empty()) msg += "\nconsole tail:\n" + con;
+      return make_error(msg);
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      char buf[65536];
+      ssize_t r = ::read(agent_fd_.get(), buf, sizeof(buf));
+      if (r > 0) agent_decoder_.feed(buf, static_cast<std::size_t>(r));
+      proto::Frame f;
+      while (true) {
+        auto got = agent_decoder_.next(f);
+        if (!got) return got.error().wrap("agent channel");
+        if (!*got) break;
+        auto m = proto::decode_message(f);
+        if (m && f.stream == proto::kControlStream && m->type == proto::msg::kHello) {
+          agent_hello_ = m->payload;
+          proto::Json hello = proto::Json::object();
+          hello["version"] = proto::kProtocolVersion;
+          hello["time_ns"] = realtime_ns();
+          send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, hello));
+          flush_agent();
+          return ok_status();
+        }
+      }
+    }
+  }
+}
+
+void Shim::send_to_agent(const proto::Message& m) { proto::encode_message(m, agent_out_); }
+
+void Shim::send_to_client(Client& c, const proto::Message& m) { proto::encode_message(m, c.out); }
+
+void Shim::flush_agent() {
+  while (!agent_out_.empty()) {
+    ssize_t n = ::write(agent_fd_.get(), agent_out_.data(), agent_out_.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    agent_out_.erase(0, static_cast<std::size_t>(n));
+  }
+}
+
+void Shim::flush_client(Client& c) {
+  while (!c.out.empty()) {
+    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) return;
+    if (n <= 0) {
+      c.out.clear();
+      c.closing = true;
+      return;
+    }
+    c.out.erase(0, static_cast<std::size_t>(n));
+  }
+}
+
+void Shim::accept_clients() {
+  while (true) {
+    int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    auto c = std::make_unique<Client>();
+    c->id = next_client_++;
+    c->fd.reset(fd);
+    if (!owner_assigned_) {
+      c->owner = true;
+      owner_assigned_ = true;
+    }
+    clients_[c->id] = std::move(c);
+  }
+}
+
+void Shim::read_client(Client& c) {
+  char buf[65536];
+  ssize_t n = ::read(c.fd.get(), buf, sizeof(buf));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    c.closing = true;
+    c.out.clear();
+    return;
+  }
+  c.decoder.feed(buf, static_cast<std::size_t>(n));
+  proto::Frame f;
+  while (!c.closing) {
+    auto got = c.decoder.next(f);
+    if (!got) {
+      // Cannot resynchronise after an oversized frame: say why and hang up.
+      send_to_client(c, proto::make_error_message(proto::kControlStream, "frame_too_large",
+                                                  got.error().message, false));
+      c.closing = true;
+      return;
+    }
+    if (!*got) return;
+    handle_client_frame(c, f);
+  }
+}
+
+void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
+  auto m = proto::decode_message(f);
+  if (!m) {
+    send_to_client(c, proto::make_error_message(f.stream, "bad_message", m.error().message,
+                                                f.stream != proto::kControlStream));
+    return;
+  }
+  if (m->version != proto::kProtocolVersion) {
+    send_to_client(c, proto::make_error_message(f.stream, "bad_version",
+                                                "this sandbox speaks protocol version " +
+                                                    std::to_string(proto::kProtocolVersion),
+                                                f.stream != proto::kControlStream));
+    return;
+  }
+  if (f.stream == proto::kControlStream) return handle_client_control(c, *m);
+  if (stopping_) {
+    send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
+    return;
+  }
+  auto guest = router_.to_guest(c.id, f.stream);
+  if (!guest) {
+    send_to_client(c, proto::make_error_message(f.stream, "too_many_streams",
+                                                "too many concurrent streams on one connection", true));
+    return;
+  }
+  proto::encode_frame(*guest, f.flags, f.body, agent_out_);
+  if (m->type == proto::msg::kCancel) router_.end_guest_stream(*guest);
+}
+
+void Shim::handle_client_control(Client& c, const proto::Message& m) {
+  if (m.type == proto::msg::kHello) {
+    proto::Json p = proto::Json::object();
+    p["version"] = proto::kProtocolVersion;
+    p["sandbox"] = cfg_.sandbox_id;
+    p["agent"] = agent_hello_.value("agent", "");
+    send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kHello, p));
+  } else if (m.type == proto::msg::kPing) {
+    send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
+  } else if (m.type == proto::msg::kStop) {
+    if (auto t = proto::get_uint(m.payload, "timeout_ms", 3600 * 1000); t)
+      cfg_.stop_timeout_ms = static_cast<int>(*t);
+    begin_stop("stop requested by a client");
+  } else {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, "unknown_type",
+                                                "unknown control message \"" + m.type + "\"", false));
+  }
+}
+
+void Shim::drop_client(ClientId id) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  for (std::uint32_t guest : router_.drop_client(id))
+    send_to_agent(proto::make_message(guest, proto::msg::kCancel));
+  bool owner = it->second->owner;
+  clients_.erase(it);
+  if (owner && cfg_.stop_when_owner_leaves) begin_stop("the owning client disconnected");
+}
+
+void Shim::read_agent() {
+  char buf[65536];
+  ssize_t n = ::read(agent_fd_.get(), buf, sizeof(buf));
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0) {
+    // QEMU closed the channel: it is exiting; the pidfd will say so.
+    agent_fd_.reset();
+    return;
+  }
+  agent_decoder_.feed(buf, static_cast<std::size_t>(n));
+  proto::Frame f;
+  while (true) {
+    auto got = agent_decoder_.next(f);
+    if (!got) {
+      log("agent protocol violation: " + got.error().message + "; stopping the VM");
+      agent_fd_.reset();
+      begin_stop("agent protocol violation");
+      return;
+    }
+    if (!*got) return;
+    handle_agent_frame(f);
+  }
+}
+
+void Shim::handle_agent_frame(const proto::Frame& f) {
+  if (f.stream == proto::kControlStream) {
+    auto m = proto::decode_message(f);
+    if (m && m->type == proto::msg::kError)
+      log("agent error: " + m->payload.value("message", std::string("?")));
+    return;
+  }
+  auto dest = router_.to_client(f.stream);
+  if (!dest) return;  // a stream whose client left
+  auto it = clients_.find(dest->first);
+  if (it == clients_.end()) return;
+  proto::encode_frame(dest->second, f.flags, f.body, it->second->out);
+  if (f.flags & proto::kFlagEndStream) router_.end_guest_stream(f.stream);
+}
+
+void Shim::begin_stop(const std::string& why) {
+  if (stopping_) return;
+  stopping_ = true;
+  log("stopping: " + why);
+  if (agent_fd_) send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kShutdown));
+  stop_deadline_ = Clock::now() + std::chrono::milliseconds(cfg_.stop_timeout_ms);
+}
+
+void Shim::on_qemu_exit() {
+  qemu_->reap();
+  if (!stopping_) log("QEMU " + qemu_->describe_exit() + " unexpectedly");
+  // Every client with an open stream learns why it ends.
+  std::string why = stopping_ ? "the sandbox was stopped" : "the sandbox VM stopped unexpectedly (QEMU " + qemu_->describe_exit() + ")";
+  for (auto& [id, c] : clients_) {
+    for (std::uint32_t client_stream : router_.client_streams(id))
+      send_to_client(*c, proto::make_error_message(client_stream, "sandbox_stopped", why, true));
+    router_.drop_client(id);
+  }
+  done_ = true;
+}
+
+void Shim::serve() {
+  std::vector<pollfd> fds;
+  std::vector<ClientId> owners;
+  while (!done_) {
+    flush_agent();
+    for (auto& [id, c] : clients_) flush_client(*c);
+    // Drop clients that hung up (after their output went out).
+    std::vector<ClientId> gone;
+    for (auto& [id, c] : clients_)
+      if (c->closing && c->out.empty()) gone.push_back(id);
+    for (ClientId id : gone) drop_client(id);
+    flush_agent();
+
+    bool backlog = agent_out_.size() > kMaxAgentBacklog;
+    bool client_backlog = false;
+    for (auto& [id, c] : clients_) client_backlog |= c->out.size() > kMaxClientBacklog;
+
+    fds.clear();
+    owners.clear();
+    fds.push_back({qemu_->pidfd(), POLLIN, 0});
+    fds.push_back({signal_fd_.get(), POLLIN, 0});
+    fds.push_back({listen_fd_.get(), static_cast<short>(stopping_ ? 0 : POLLIN), 0});
+    short agent_events = 0;
+    if (agent_fd_) {
+      if (!client_backlog) agent_events |= POLLIN;
+      if (!agent_out_.empty()) agent_events |= POLLOUT;
+    }
+    fds.push_back({agent_fd_ ? agent_fd_.get() : -1, agent_events, 0});
+    for (auto& [id, c] : clients_) {
+      short ev = 0;
+      if (!backlog && !c->closing) ev |= POLLIN;
+      if (!c->out.empty()) ev |= POLLOUT;
+      fds.push_back({c->fd.get(), ev, 0});
+      owners.push_back(id);
+    }
+    int timeout = -1;
+    if (stop_deadline_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline_ - Clock::now()).count();
+      timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
+    }
+    int n = ::poll(fds.data(), fds.size(), timeout);
+    if (n < 0 && errno != EINTR) {
+      log(std::string("poll: ") + std::strerror(errno));
+      break;
+    }
+    if (fds[0].revents & POLLIN) {
+      on_qemu_exit();
+      break;
+    }
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (::read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
+      }
+      begin_stop("signal received");
+    }
+    if (fds[2].revents & POLLIN) accept_clients();
+    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) read_agent();
+    if (agent_fd_ && (fds[3].revents & POLLOUT)) flush_agent();
+    for (std::size_t i = 0; i < owners.size(); ++i) {
+      auto it = clients_.find(owners[i]);
+      if (it == clients_.end()) continue;
+      short re = fds[4 + i].revents;
+      if (re & (POLLIN | POLLHUP | POLLERR)) read_client(*it->second);
+      if (re & POLLOUT) flush_client(*it->second);
+    }
+    if (stop_deadline_ && Clock::now() >= *stop_deadline_) {
+      if (!killed_) {
+        log("guest did not power off in time; killing QEMU");
+        qemu_->signal(SIGKILL);
+        killed_ = true;
+        stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
+      } else {
+        stop_deadline_.reset();
+      }
+    }
+  }
+}
+
+void Shim::cleanup() {
+  if (qemu_ && !qemu_->exited()) {
+    qemu_->signal(SIGKILL);
+    while (!qemu_->reap()) {
+      struct timespec ts {0, 5 * 1000 * 1000};
+      ::nanosleep(&ts, nullptr);
+    }
+  }
+  listen_fd_.reset();
+  ::unlink(control_socket_path(cfg_.dir).c_str());
+  ::unlink((cfg_.dir + "/shim.pid").c_str());
+  if (cfg_.remove_dir_on_exit) {
+    if (auto st = store::remove_tree(cfg_.dir); !st) log(st.error().message);
+  }
+  // Clients learn the sandbox is gone when their connection closes, which
+  // happens last so that nothing of the sandbox is left when they see it.
+  for (auto& [id, c] : clients_) {
+    int flags = ::fcntl(c->fd.get(), F_GETFL);
+    ::fcntl(c->fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+    struct timeval tv {1, 0};
+    ::setsockopt(c->fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    flush_client(*c);
+  }
+  clients_.clear();
+}
+
+int Shim::run(int ready_fd) {
+  auto report = [&](const std::string& line) {
+    if (ready_fd < 0) return;
+    std::string text = line + "\n";
+    ssize_t w = ::write(ready_fd, text.data(), text.size());
+    (void)w;
+    ::close(ready_fd);
+    ready_fd = -1;
+  };
+  {
+    std::ofstream pid(cfg_.dir + "/shim.pid");
+    pid << ::getpid() << "\n";
+  }
+  Status st = prepare();
+  if (st) st = boot();
+  if (!st) {
+    log(st.error().message);
+    report("error: " + st.error().message);
+    cleanup();
+    return 1;
+  }
+  report("ok");
+  serve();
+  cleanup();
+  return 0;
+}
+
+}  // namespace moat::shim

@@ -1,0 +1,81 @@
+// moat-shim: one detached process per sandbox. It starts QEMU, waits for the
+// agent's hello, relays the agent channel to clients on a unix control
+// socket, stops the VM gracefully then forcefully, and leaves nothing behind.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proto/frame.h"
+#include "proto/message.h"
+#include "shim/qemu_process.h"
+#include "shim/shim_config.h"
+#include "shim/stream_router.h"
+#include "util/unique_fd.h"
+
+namespace moat::shim {
+
+class Shim {
+ public:
+  explicit Shim(ShimConfig cfg);
+
+  // Boots the VM and serves until it stops. `ready_fd` (or -1) receives
+  // "ok\n" once clients may connect, or "error: ...\n" if the boot failed.
+  // Returns the process exit code.
+  int run(int ready_fd);
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  struct Client {
+    ClientId id = 0;
+    UniqueFd fd;
+    proto::FrameDecoder decoder;
+    std::string out;
+    bool owner = false;
+    bool closing = false;  // drop once `out` is flushed
+  };
+
+  Status prepare();
+  Status boot();
+  void serve();
+  void accept_clients();
+  void read_client(Client& c);
+  void handle_client_frame(Client& c, const proto::Frame& f);
+  void handle_client_control(Client& c, const proto::Message& m);
+  void drop_client(ClientId id);
+  void read_agent();
+  void handle_agent_frame(const proto::Frame& f);
+  void flush_agent();
+  void flush_client(Client& c);
+  void send_to_agent(const proto::Message& m);
+  void send_to_client(Client& c, const proto::Message& m);
+  void begin_stop(const std::string& why);
+  void on_qemu_exit();
+  void cleanup();
+  std::string console_tail(std::size_t max_bytes) const;
+  std::string qemu_log_tail(std::size_t max_bytes) const;
+  void log(const std::string& line) const;
+
+  ShimConfig cfg_;
+  std::optional<QemuProcess> qemu_;
+  UniqueFd agent_fd_;
+  UniqueFd listen_fd_;
+  UniqueFd signal_fd_;
+  proto::FrameDecoder agent_decoder_;
+  std::string agent_out_;
+  proto::Json agent_hello_;
+  std::map<ClientId, std::unique_ptr<Client>> clients_;
+  ClientId next_client_ = 1;
+  bool owner_assigned_ = false;
+  StreamRouter router_;
+  bool stopping_ = false;
+  bool done_ = false;
+  std::optional<Clock::time_point> stop_deadline_;
+  bool killed_ = false;
+};
+
+}  // namespace moat::shim

@@ -1,0 +1,61 @@
+#include "vm/qemu_command.h"
+
+namespace moat::vm {
+namespace {
+
+// QEMU option values separate keys with commas; a literal comma is doubled.
+std::string qemu_escape(const std::string& value) {
+  std::string out;
+  for (char ch : value) {
+    out += ch;
+    if (ch == ',') out += ',';
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string kernel_command_line(const VmSpec& spec) {
+  // quiet: every console byte is a VM exit. reboot=t + panic=-1: a reset or
+  // panic ends QEMU at once (it runs with -no-reboot).
+  std::string cmd = "console=ttyS0 quiet reboot=t panic=-1";
+  cmd += " moat.root=" + spec.root_mode;
+  cmd += " moat.lowerfs=" + spec.lower_fs;
+  cmd += " moat.hostname=" + spec.hostname;
+  for (const auto& a : spec.extra_kernel_args) cmd += " " + a;
+  return cmd;
+}
+
+std::vector<std::string> build_qemu_command(const VmSpec& spec) {
+  std::vector<std::string> c = {spec.qemu};
+  auto add = [&](std::initializer_list<std::string> args) {
+    for (const auto& a : args) c.push_back(a);
+  };
+  add({"-M", "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on"});
+  if (spec.accel == Accel::kKvm) {
+    add({"-accel", "kvm", "-cpu", "host"});
+  } else {
+    add({"-accel", "tcg,thread=multi,tb-size=" + std::to_string(spec.tcg_tb_size_mib), "-cpu", "max"});
+  }
+  add({"-smp", std::to_string(spec.cpus), "-m", std::to_string(spec.memory_mib)});
+  add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
+  add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", kernel_command_line(spec)});
+  // Serial console to a file (quiet keeps it small).
+  add({"-chardev", "file,id=console,path=" + qemu_escape(spec.console_log), "-serial", "chardev:console"});
+  // Entropy, so the guest's getrandom() never waits.
+  add({"-device", "virtio-rng-device"});
+  // The agent channel: a virtio-serial port on a socket QEMU inherits.
+  add({"-device", "virtio-serial-device", "-chardev",
+       "socket,id=agent,fd=" + std::to_string(spec.agent_fd), "-device",
+       "virtserialport,chardev=agent,name=agent"});
+  for (std::size_t i = 0; i < spec.disks.size(); ++i) {
+    const auto& d = spec.disks[i];
+    std::string id = "disk" + std::to_string(i);
+    std::string drive = "file=" + qemu_escape(d.path) + ",if=none,id=" + id + ",format=raw";
+    if (d.read_only) drive += ",readonly=on";
+    add({"-drive", drive, "-device", "virtio-blk-device,drive=" + id});
+  }
+  return c;
+}
+
+}  // namespace moat::vm

@@ -1,0 +1,99 @@
+#include "vm/runtime_files.h"
+
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+
+namespace moat::vm {
+namespace {
+
+bool is_file(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string share_path(const std::string& name) {
+  return executable_dir() + "/../share/moat/" + name;
+}
+
+std::string canonical(const std::string& p) {
+  char buf[PATH_MAX];
+  if (::realpath(p.c_str(), buf)) return buf;
+  return p;
+}
+
+Result<std::string> find_file(const char* env, const std::string& fallback, const std::string& what,
+                              const std::string& hint) {
+  if (const char* v = std::getenv(env); v && *v) {
+    if (!is_file(v)) return make_error(what + " " + v + " (from $" + env + ") does not exist");
+    return canonical(v);
+  }
+  if (is_file(fallback)) return canonical(fallback);
+  return make_error(what + " not found at " + fallback + " (" + hint + ", or set $" + env + ")");
+}
+
+}  // namespace
+
+std::string executable_dir() {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0) return ".";
+  std::string path(buf, static_cast<std::size_t>(n));
+  return path.substr(0, path.rfind('/'));
+}
+
+Result<std::string> find_qemu() {
+  if (const char* v = std::getenv("MOAT_QEMU"); v && *v) {
+    if (::access(v, X_OK) != 0) return make_error(std::string("QEMU ") + v + " (from $MOAT_QEMU) is not executable");
+    return std::string(v);
+  }
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/qemu-system-x86_64";
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return make_error("qemu-system-x86_64 not found on PATH (apt-get install qemu-system-x86, or set $MOAT_QEMU)");
+}
+
+Result<std::string> find_kernel() {
+  return find_file("MOAT_KERNEL", share_path("vmlinux"), "guest kernel", "run `make kernel`");
+}
+
+Result<std::string> find_initramfs() {
+  return find_file("MOAT_INITRAMFS", share_path("initramfs.cpio"), "initramfs", "run `make build`");
+}
+
+Result<std::string> find_shim() {
+  return find_file("MOAT_SHIM", executable_dir() + "/moat-shim", "moat-shim", "run `make build`");
+}
+
+Result<std::string> find_default_rootfs() {
+  std::string fallback = share_path("rootfs-busybox");
+  if (const char* v = std::getenv("MOAT_DEFAULT_ROOTFS"); v && *v) fallback = v;
+  if (!is_dir(fallback)) return make_error("default root filesystem " + fallback + " not found (run `make rootfs`)");
+  return canonical(fallback);
+}
+
+std::string qemu_version(const std::string& qemu) {
+  std::string cmd = "'" + qemu + "' --version 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return "unknown";
+  char line[256] = {};
+  std::string out = std::fgets(line, sizeof(line), f) ? line : "unknown";
+  ::pclose(f);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+}  // namespace moat::vm

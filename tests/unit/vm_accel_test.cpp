@@ -1,0 +1,88 @@
+#include <gtest/gtest.h>
+
+#include "vm/accel.h"
+#include "vm/qemu_command.h"
+
+namespace moat::vm {
+namespace {
+
+KvmProbe working_intel() {
+  KvmProbe p;
+  p.device_exists = p.device_openable = true;
+  p.api_version = 12;
+  p.module_intel = true;
+  return p;
+}
+
+TEST(VmAccel, AutoPicksKvmWhenUsable) {
+  auto c = choose_accel("auto", working_intel());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->accel, Accel::kKvm);
+  EXPECT_NE(c->reason.find("kvm_intel"), std::string::npos);
+}
+
+TEST(VmAccel, PvmOnlyHostFallsBackToTcgAndSaysWhy) {
+  KvmProbe p = working_intel();
+  p.module_intel = false;
+  p.module_pvm = true;
+  auto c = choose_accel("auto", p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->accel, Accel::kTcg);
+  EXPECT_NE(c->reason.find("PVM"), std::string::npos);
+  auto forced = choose_accel("kvm", p);
+  ASSERT_FALSE(forced.ok());
+  EXPECT_NE(forced.error().message.find("PVM"), std::string::npos);
+}
+
+TEST(VmAccel, MissingOrClosedDevice) {
+  KvmProbe none;
+  EXPECT_EQ(choose_accel("auto", none)->accel, Accel::kTcg);
+  KvmProbe closed;
+  closed.device_exists = true;
+  closed.open_error = "Permission denied";
+  std::string why;
+  EXPECT_FALSE(kvm_usable(closed, &why));
+  EXPECT_NE(why.find("Permission denied"), std::string::npos);
+}
+
+TEST(VmAccel, ExplicitTcgAndBadNames) {
+  EXPECT_EQ(choose_accel("tcg", working_intel())->accel, Accel::kTcg);
+  EXPECT_FALSE(choose_accel("hvf", working_intel()).ok());
+}
+
+TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
+  VmSpec s;
+  s.kernel = "/k/vmlinux";
+  s.initrd = "/k/initrd";
+  s.cpus = 2;
+  s.memory_mib = 512;
+  s.disks = {{"/a,b/lower.img", true}, {"/u.img", false}};
+  s.console_log = "/d/console.log";
+  s.hostname = "box";
+  auto c = build_qemu_command(s);
+  auto joined = [&] {
+    std::string all;
+    for (auto& a : c) all += a + " ";
+    return all;
+  }();
+  EXPECT_EQ(c[0], "qemu-system-x86_64");
+  EXPECT_NE(joined.find("-M microvm,acpi=off"), std::string::npos);
+  EXPECT_NE(joined.find("tcg,thread=multi,tb-size=32"), std::string::npos);
+  EXPECT_NE(joined.find("-smp 2 -m 512"), std::string::npos);
+  EXPECT_NE(joined.find("-no-reboot"), std::string::npos);
+  EXPECT_NE(joined.find("socket,id=agent,fd=3"), std::string::npos);
+  EXPECT_NE(joined.find("name=agent"), std::string::npos);
+  // Commas in paths are doubled so QEMU does not split the option there.
+  EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);
+  EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw "), std::string::npos);
+  EXPECT_EQ(kernel_command_line(s),
+            "console=ttyS0 quiet reboot=t panic=-1 moat.root=overlay moat.lowerfs=ext4 moat.hostname=box");
+  s.accel = Accel::kKvm;
+  auto k = build_qemu_command(s);
+  bool has_kvm = false;
+  for (auto& a : k) has_kvm |= a == "kvm";
+  EXPECT_TRUE(has_kvm);
+}
+
+}  // namespace
+}  // namespace moat::vm

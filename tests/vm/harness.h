@@ -1,0 +1,54 @@
+// Helpers for VM tests: run the compiled `moat` binary as a user would, with
+// a private state directory per test process, and inspect what it left.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace moat::test {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+  double seconds = 0;
+};
+
+// Paths of the build under test.
+std::string moat_bin();
+std::string busybox_rootfs();
+std::string share_dir();
+
+// The MOAT_HOME of this test process (created on first use, removed at exit).
+std::string test_home();
+
+// Runs moat with args; feeds `input` on stdin (closed after). Extra
+// environment entries are KEY=VALUE. Fails the test on a harness error.
+Outcome run_moat(const std::vector<std::string>& args, const std::string& input = "",
+                 const std::vector<std::string>& extra_env = {}, int timeout_s = 300);
+
+// Starts moat in the background with stdout/stderr to pipes.
+struct Running {
+  pid_t pid = -1;
+  int out_fd = -1;
+  int err_fd = -1;
+};
+Running spawn_moat(const std::vector<std::string>& args, const std::vector<std::string>& extra_env = {});
+// Reads from `fd` until `needle` appears or timeout; returns what was read.
+std::string read_until(int fd, const std::string& needle, int timeout_s);
+Outcome finish(Running& r, int timeout_s = 120);
+
+// Processes whose command line mentions `needle` (e.g. a sandbox dir).
+std::vector<pid_t> processes_mentioning(const std::string& needle);
+// Entries left in the test home's sandboxes/ directory.
+std::vector<std::string> leftover_sandboxes();
+
+std::string sha256_hex(const std::string& data);
+std::string random_bytes(std::size_t n);
+
+// Creates a sandbox and returns its id (fails the test on error).
+std::string create_sandbox(const std::vector<std::string>& extra_args = {});
+
+}  // namespace moat::test

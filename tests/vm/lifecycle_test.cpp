@@ -1,0 +1,215 @@
+// create / exec / stop, concurrency, cleanup, and failures that must give
+// clear errors instead of hangs.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "proto/message.h"
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+std::string sandbox_dir(const std::string& id) { return test_home() + "/sandboxes/" + id; }
+
+void expect_nothing_left(const std::string& id) {
+  EXPECT_TRUE(processes_mentioning(sandbox_dir(id)).empty()) << "a process of sandbox " << id << " survived";
+  struct stat st {};
+  EXPECT_NE(::stat(sandbox_dir(id).c_str(), &st), 0) << sandbox_dir(id) << " still exists";
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(VmLifecycle, CreateExecStopLeavesNothingBehind) {
+  std::string id = create_sandbox();
+  ASSERT_FALSE(processes_mentioning(sandbox_dir(id)).empty()) << "no shim/QEMU running";
+  auto a = run_moat({"exec", id, "--", "sh", "-c", "echo one > /tmp/state"});
+  EXPECT_EQ(a.exit_code, 0) << a.err;
+  auto b = run_moat({"exec", id, "--", "cat", "/tmp/state"});
+  EXPECT_EQ(b.out, "one\n");
+  auto s = run_moat({"stop", id});
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_EQ(s.out, id + "\n");
+  expect_nothing_left(id);
+  auto again = run_moat({"exec", id, "--", "true"});
+  EXPECT_EQ(again.exit_code, 125);
+  EXPECT_NE(again.err.find("no such sandbox"), std::string::npos) << again.err;
+}
+
+TEST(VmLifecycle, EightConcurrentExecsKeepTheirOutputApart) {
+  std::string id = create_sandbox({"--cpus", "2"});
+  std::vector<std::future<Outcome>> runs;
+  for (int i = 0; i < 8; ++i) {
+    runs.push_back(std::async(std::launch::async, [id, i] {
+      std::string n = std::to_string(i);
+      return run_moat({"exec", id, "--", "sh", "-c",
+                       "i=0; while [ $i -lt 300 ]; do echo s" + n + "-$i; echo e" + n + "-$i >&2; i=$((i+1)); done; exit " + n});
+    }));
+  }
+  for (int i = 0; i < 8; ++i) {
+    Outcome o = runs[static_cast<std::size_t>(i)].get();
+    std::string want_out, want_err;
+    for (int k = 0; k < 300; ++k) {
+      want_out += "s" + std::to_string(i) + "-" + std::to_string(k) + "\n";
+      want_err += "e" + std::to_string(i) + "-" + std::to_string(k) + "\n";
+    }
+    EXPECT_EQ(o.exit_code, i);
+    EXPECT_EQ(o.out, want_out) << "exec " << i;
+    EXPECT_EQ(o.err, want_err) << "exec " << i;
+  }
+  EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
+  expect_nothing_left(id);
+}
+
+TEST(VmLifecycle, KilledVmGivesTheClientAnErrorAndTheShimCleansUp) {
+  std::string id = create_sandbox();
+  auto r = spawn_moat({"exec", id, "--", "sh", "-c", "echo ready; sleep 60"});
+  ASSERT_NE(read_until(r.out_fd, "ready\n", 120).find("ready"), std::string::npos);
+  for (pid_t pid : processes_mentioning(sandbox_dir(id) + "/console.log")) ::kill(pid, SIGKILL);
+  auto o = finish(r, 60);
+  EXPECT_EQ(o.exit_code, 125);
+  EXPECT_NE(o.err.find("stopped"), std::string::npos) << o.err;
+  for (int i = 0; i < 100 && !processes_mentioning(sandbox_dir(id)).empty(); ++i) ::usleep(50000);
+  expect_nothing_left(id);
+}
+
+TEST(VmLifecycle, RunCliKilledTakesItsSandboxDown) {
+  auto r = spawn_moat({"run", "--rootfs-dir", busybox_rootfs(), "--", "sh", "-c", "echo ready; sleep 60"});
+  ASSERT_NE(read_until(r.out_fd, "ready\n", 120).find("ready"), std::string::npos);
+  ::kill(r.pid, SIGKILL);
+  finish(r, 30);
+  for (int i = 0; i < 200 && !leftover_sandboxes().empty(); ++i) ::usleep(50000);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+  EXPECT_TRUE(processes_mentioning(test_home() + "/sandboxes/").empty());
+}
+
+int connect_control(const std::string& id) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::string path = sandbox_dir(id) + "/control.sock";
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path.c_str());
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  return fd;
+}
+
+std::string read_some(int fd) {
+  struct timeval tv {10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[4096];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+TEST(VmLifecycle, GarbageAndOversizedFramesGetErrorsNotCrashes) {
+  std::string id = create_sandbox();
+  {
+    // A well-framed body that is not CBOR: an error on that stream.
+    int fd = connect_control(id);
+    std::string wire;
+    proto::encode_frame(5, 0, "\xff\xfe garbage", wire);
+    ASSERT_EQ(::write(fd, wire.data(), wire.size()), static_cast<ssize_t>(wire.size()));
+    std::string reply = read_some(fd);
+    proto::FrameDecoder d;
+    d.feed(reply);
+    proto::Frame f;
+    auto got = d.next(f);
+    ASSERT_TRUE(got.ok() && *got) << "no reply";
+    auto m = proto::decode_message(f);
+    ASSERT_TRUE(m.ok());
+    EXPECT_EQ(f.stream, 5u);
+    EXPECT_EQ(m->type, "error");
+    EXPECT_EQ(m->payload["code"], "bad_message");
+    ::close(fd);
+  }
+  {
+    // A frame announcing 2 GiB: an error, then the connection is closed.
+    int fd = connect_control(id);
+    std::string wire("\x80\x00\x00\x00\x00\x00\x00\x01\x00", 9);
+    ASSERT_EQ(::write(fd, wire.data(), wire.size()), 9);
+    std::string reply = read_some(fd);
+    EXPECT_NE(reply.find("exceeds the limit"), std::string::npos);
+    EXPECT_EQ(read_some(fd), "");  // closed
+    ::close(fd);
+  }
+  // The sandbox still works.
+  auto o = run_moat({"exec", id, "--", "echo", "alive"});
+  EXPECT_EQ(o.out, "alive\n");
+  EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
+  expect_nothing_left(id);
+}
+
+TEST(VmLifecycle, MissingRootfsIsAClearError) {
+  auto o = run_moat({"run", "--rootfs-dir", "/nonexistent/rootfs", "--", "true"});
+  EXPECT_EQ(o.exit_code, 125);
+  EXPECT_NE(o.err.find("/nonexistent/rootfs"), std::string::npos) << o.err;
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(VmLifecycle, MissingQemuIsAClearError) {
+  auto o = run_moat({"run", "--rootfs-dir", busybox_rootfs(), "--", "true"}, "", {"MOAT_QEMU=/nonexistent/qemu"});
+  EXPECT_EQ(o.exit_code, 125);
+  EXPECT_NE(o.err.find("/nonexistent/qemu"), std::string::npos) << o.err;
+}
+
+TEST(VmLifecycle, QemuFailingToStartShowsItsStderr) {
+  std::string fake = test_home() + "/fake-qemu";
+  std::ofstream(fake) << "#!/bin/sh\necho 'qemu: could not open kernel: simulated failure' >&2\nexit 1\n";
+  ::chmod(fake.c_str(), 0755);
+  auto o = run_moat({"run", "--rootfs-dir", busybox_rootfs(), "--", "true"}, "", {"MOAT_QEMU=" + fake});
+  EXPECT_EQ(o.exit_code, 125);
+  EXPECT_NE(o.err.find("simulated failure"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("exited with status 1"), std::string::npos) << o.err;
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(VmLifecycle, SilentGuestTimesOutWithConsoleTail) {
+  // An initramfs whose init never speaks the protocol.
+  std::string stage = test_home() + "/silent";
+  std::string initrd = test_home() + "/silent.cpio";
+  std::string cmd = "mkdir -p " + stage + "/bin && cp /bin/busybox " + stage + "/bin/busybox && "
+                    "printf '#!/bin/busybox sh\\n/bin/busybox echo silent-init-was-here > /dev/console\\n"
+                    "/bin/busybox sleep 1000\\n' > " + stage + "/init && chmod 755 " + stage + "/init && "
+                    "cd " + stage + " && find . | cpio --quiet -o -H newc > " + initrd;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto o = run_moat({"run", "--rootfs-dir", busybox_rootfs(), "--boot-timeout", "8", "--", "true"}, "",
+                    {"MOAT_INITRAMFS=" + initrd});
+  EXPECT_EQ(o.exit_code, 125);
+  EXPECT_NE(o.err.find("did not answer within 8 s"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("silent-init-was-here"), std::string::npos) << o.err;
+  EXPECT_TRUE(leftover_sandboxes().empty());
+  EXPECT_TRUE(processes_mentioning(test_home() + "/sandboxes/").empty());
+}
+
+TEST(VmLifecycle, BadFlagValuesAreRejectedBeforeBooting) {
+  auto cpus = run_moat({"run", "--cpus", "0", "--", "true"});
+  EXPECT_EQ(cpus.exit_code, 125);
+  EXPECT_NE(cpus.err.find("--cpus"), std::string::npos);
+  auto accel = run_moat({"run", "--accel", "warp", "--", "true"});
+  EXPECT_EQ(accel.exit_code, 125);
+  EXPECT_NE(accel.err.find("unknown accelerator"), std::string::npos);
+  auto nocmd = run_moat({"run"});
+  EXPECT_EQ(nocmd.exit_code, 125);
+  EXPECT_NE(nocmd.err.find("no command"), std::string::npos);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(VmDoctor, ReportsAccelChoiceAndPaths) {
+  auto o = run_moat({"doctor"});
+  EXPECT_EQ(o.exit_code, 0) << o.out << o.err;
+  EXPECT_NE(o.out.find("qemu"), std::string::npos);
+  EXPECT_NE(o.out.find("QEMU emulator version"), std::string::npos);
+  EXPECT_NE(o.out.find("kernel"), std::string::npos);
+  EXPECT_NE(o.out.find("accelerator"), std::string::npos);
+  EXPECT_NE(o.out.find("ready"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace moat::test
