@@ -244,7 +244,16 @@ void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
     send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
     return;
   }
-  auto guest = router_.to_guest(c.id, f.stream);
+  // Only an exec opens a stream. Anything else for a stream the router does
+  // not know is a late frame of one that already ended (a window grant
+  // racing the exit, say) and is dropped.
+  std::optional<std::uint32_t> guest;
+  if (m->type == proto::msg::kExec) {
+    guest = router_.to_guest(c.id, f.stream);
+  } else {
+    guest = router_.find_guest(c.id, f.stream);
+    if (!guest) return;
+  }
   if (!guest) {
     send_to_client(c, proto::make_error_message(f.stream, "too_many_streams",
                                                 "too many concurrent streams on one connection", true));
@@ -448,13 +457,18 @@ void Shim::cleanup() {
 }
 
 int Shim::run(int ready_fd) {
-  auto report = [&](const std::string& line) {
+  // The launcher reads the verdict until end-of-file. On success the pipe is
+  // closed at once; on failure it stays open until this process exits, so
+  // the caller sees the error only when nothing of the sandbox is left.
+  auto report = [&](const std::string& line, bool close_now) {
     if (ready_fd < 0) return;
     std::string text = line + "\n";
     ssize_t w = ::write(ready_fd, text.data(), text.size());
     (void)w;
-    ::close(ready_fd);
-    ready_fd = -1;
+    if (close_now) {
+      ::close(ready_fd);
+      ready_fd = -1;
+    }
   };
   {
     std::ofstream pid(cfg_.dir + "/shim.pid");
@@ -464,11 +478,11 @@ int Shim::run(int ready_fd) {
   if (st) st = boot();
   if (!st) {
     log(st.error().message);
-    report("error: " + st.error().message);
+    report("error: " + st.error().message, false);
     cleanup();
     return 1;
   }
-  report("ok");
+  report("ok", true);
   serve();
   cleanup();
   return 0;

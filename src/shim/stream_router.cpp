@@ -16,6 +16,12 @@ std::optional<std::uint32_t> StreamRouter::to_guest(ClientId client, std::uint32
   return id;
 }
 
+std::optional<std::uint32_t> StreamRouter::find_guest(ClientId client, std::uint32_t client_stream) const {
+  auto it = client_.find(std::make_pair(client, client_stream));
+  if (it == client_.end()) return std::nullopt;
+  return it->second;
+}
+
 std::optional<std::pair<ClientId, std::uint32_t>> StreamRouter::to_client(std::uint32_t guest_stream) const {
   auto it = guest_.find(guest_stream);
   if (it == guest_.end()) return std::nullopt;

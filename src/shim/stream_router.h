@@ -21,6 +21,9 @@ class StreamRouter {
   // when the client has too many open streams.
   std::optional<std::uint32_t> to_guest(ClientId client, std::uint32_t client_stream);
 
+  // The guest id of an open client stream, without creating one.
+  std::optional<std::uint32_t> find_guest(ClientId client, std::uint32_t client_stream) const;
+
   // Where a guest stream's frames go, if anywhere.
   std::optional<std::pair<ClientId, std::uint32_t>> to_client(std::uint32_t guest_stream) const;
 

@@ -49,3 +49,19 @@ TEST(ShimRouter, BoundsStreamsPerClient) {
 
 }  // namespace
 }  // namespace moat::shim
+
+namespace moat::shim {
+namespace {
+
+TEST(ShimRouter, FindGuestNeverCreates) {
+  StreamRouter r;
+  EXPECT_FALSE(r.find_guest(1, 1));
+  auto a = *r.to_guest(1, 1);
+  EXPECT_EQ(r.find_guest(1, 1), a);
+  r.end_guest_stream(a);
+  EXPECT_FALSE(r.find_guest(1, 1));
+  EXPECT_EQ(r.open_streams(), 0u);
+}
+
+}  // namespace
+}  // namespace moat::shim
