@@ -1,0 +1,91 @@
+#include "image/image_builder.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
+#include "image/spool.h"
+#include "image/tar_reader.h"
+#include "util/unique_fd.h"
+
+namespace moat::image {
+namespace {
+
+Result<std::string> apply_layer_file(LayerApplier& applier, const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return errno_error("open " + path);
+  MOAT_ASSIGN_OR_RETURN(auto reader, TarReader::open_fd(fd.get()));
+  return applier.apply(*reader);
+}
+
+// A temporary file in the output's directory, removed unless committed.
+class TempOutput {
+ public:
+  static Result<TempOutput> create(const std::string& output) {
+    TempOutput t;
+    t.final_ = output;
+    t.path_ = output + ".tmp-XXXXXX";
+    int fd = ::mkostemp(t.path_.data(), O_CLOEXEC);
+    if (fd < 0) return errno_error("creating temporary file for " + output);
+    t.fd_.reset(fd);
+    // Images are read-only and shared by every sandbox; mkostemp gives 0600.
+    if (::fchmod(fd, 0644) != 0) return errno_error("chmod " + t.path_);
+    return t;
+  }
+  TempOutput(TempOutput&&) = default;
+  ~TempOutput() {
+    if (!committed_ && fd_) ::unlink(path_.c_str());
+  }
+
+  int fd() const { return fd_.get(); }
+
+  Status commit() {
+    if (::fsync(fd_.get()) != 0) return errno_error("fsync " + path_);
+    if (::rename(path_.c_str(), final_.c_str()) != 0) return errno_error("rename to " + final_);
+    committed_ = true;
+    return ok_status();
+  }
+
+ private:
+  TempOutput() = default;
+  std::string final_;
+  std::string path_;
+  UniqueFd fd_;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+Result<BuildResult> build_erofs_image(const std::vector<std::string>& layer_files,
+                                      const std::string& output, const BuildOptions& options) {
+  if (!options.expected_diff_ids.empty() &&
+      options.expected_diff_ids.size() != layer_files.size()) {
+    return make_error("expected " + std::to_string(options.expected_diff_ids.size()) +
+                          " layers, got " + std::to_string(layer_files.size()),
+                      EINVAL);
+  }
+  MOAT_ASSIGN_OR_RETURN(Spool spool, Spool::create(options.tmp_dir));
+  FsTree tree;
+  LayerApplier applier(tree, spool, options.limits);
+  BuildResult result;
+  for (std::size_t i = 0; i < layer_files.size(); ++i) {
+    auto diff_id = apply_layer_file(applier, layer_files[i]);
+    if (!diff_id.ok()) return diff_id.error().wrap("layer " + std::to_string(i + 1));
+    if (!options.expected_diff_ids.empty() && *diff_id != options.expected_diff_ids[i]) {
+      return make_error("layer " + std::to_string(i + 1) + ": diff_id " + *diff_id +
+                            " does not match the config's " + options.expected_diff_ids[i],
+                        EBADMSG);
+    }
+    result.diff_ids.push_back(std::move(*diff_id));
+  }
+  result.layers = applier.stats();
+  MOAT_ASSIGN_OR_RETURN(TempOutput out, TempOutput::create(output));
+  MOAT_ASSIGN_OR_RETURN(result.erofs, write_erofs(tree, spool, out.fd()));
+  MOAT_TRY(out.commit());
+  return result;
+}
+
+}  // namespace moat::image
