@@ -9,6 +9,7 @@ busybox=/bin/busybox
 
 tmp=$(mktemp -d "${out%/}.tmp.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+chmod 0755 "$tmp"
 mkdir -p "$tmp"/{bin,sbin,usr/bin,usr/sbin,etc,root,tmp,proc,sys,dev,run,var/tmp,home}
 chmod 1777 "$tmp/tmp" "$tmp/var/tmp"
 chmod 0700 "$tmp/root"

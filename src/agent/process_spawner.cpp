@@ -52,10 +52,16 @@ struct ChildPlan {
   const Credentials* cred;
   char** argv;
   char** envp;
-  int stdin_fd, stdout_fd, stderr_fd;  // child ends
+  std::vector<std::string> candidates;  // where execve looks for argv[0], in order
+  std::vector<std::pair<int, struct rlimit>> rlimits;
+  int stdin_fd, stdout_fd, stderr_fd;   // child ends
   bool tty;
 };
 
+// Runs in a vfork()ed child: it shares the agent's memory until execve, so
+// it only makes system calls (raw ones where glibc would keep state) and
+// touches nothing the parent owns. Under TCG, vfork saves the page-table copy
+// and copy-on-write faults that dominate a fork of the agent.
 [[noreturn]] void run_child(const ChildPlan& plan) {
   sigset_t all;
   sigemptyset(&all);
@@ -67,23 +73,44 @@ struct ChildPlan {
   ::dup2(plan.stdout_fd, 1);
   ::dup2(plan.stderr_fd, 2);
   ::syscall(SYS_close_range, 3u, ~0u, 0u);
-  for (const auto& [name, lim] : plan.req->rlimits) {
-    auto it = rlimit_names().find(name);
-    struct rlimit rl {lim.soft, lim.hard};
-    if (it != rlimit_names().end() && ::setrlimit(it->second, &rl) != 0)
-      child_fail("setrlimit", name.c_str(), errno, 126);
+  for (const auto& [resource, rl] : plan.rlimits)
+    if (::setrlimit(resource, &rl) != 0) child_fail("setrlimit for", plan.argv[0], errno, 126);
+  const char* who = plan.req->user.c_str();
+  if (::syscall(SYS_setgroups, plan.cred->groups.size(), plan.cred->groups.data()) != 0)
+    child_fail("setgroups for", who, errno, 126);
+  if (::syscall(SYS_setresgid, plan.cred->gid, plan.cred->gid, plan.cred->gid) != 0)
+    child_fail("setgid for", who, errno, 126);
+  if (::syscall(SYS_setresuid, plan.cred->uid, plan.cred->uid, plan.cred->uid) != 0)
+    child_fail("setuid for", who, errno, 126);
+  const char* cwd = plan.req->cwd.empty() ? "/" : plan.req->cwd.c_str();
+  if (::chdir(cwd) != 0) child_fail("working directory", cwd, errno, 126);
+  // As execvp: the first candidate that runs wins; EACCES is remembered
+  // over ENOENT so "permission denied" is what gets reported.
+  int err = ENOENT;
+  for (const auto& path : plan.candidates) {
+    ::execve(path.c_str(), plan.argv, plan.envp);
+    if (errno == EACCES) err = EACCES;
+    else if (err != EACCES && errno != ENOENT && errno != ENOTDIR) err = errno;
   }
-  const char* cwd = plan.req->cwd.empty() ? nullptr : plan.req->cwd.c_str();
-  if (::setgroups(plan.cred->groups.size(), plan.cred->groups.data()) != 0)
-    child_fail("setgroups for", plan.req->user.c_str(), errno, 126);
-  if (::setgid(plan.cred->gid) != 0) child_fail("setgid for", plan.req->user.c_str(), errno, 126);
-  if (::setuid(plan.cred->uid) != 0) child_fail("setuid for", plan.req->user.c_str(), errno, 126);
-  if (cwd && ::chdir(cwd) != 0) child_fail("working directory", cwd, errno, 126);
-  if (!cwd && ::chdir("/") != 0) child_fail("working directory", "/", errno, 126);
-  environ = plan.envp;
-  ::execvp(plan.argv[0], plan.argv);
-  int err = errno;
   child_fail("exec", plan.argv[0], err, (err == ENOENT || err == ENOTDIR) ? 127 : 126);
+}
+
+// The paths execve tries for argv[0], searched in the command's own PATH.
+std::vector<std::string> exec_candidates(const std::string& file, const std::vector<std::string>& env) {
+  if (file.find('/') != std::string::npos) return {file};
+  std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (const auto& e : env)
+    if (e.rfind("PATH=", 0) == 0) path = e.substr(5);
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= path.size()) {
+    std::size_t colon = path.find(':', start);
+    std::string dir = path.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+    out.push_back((dir.empty() ? "." : dir) + "/" + file);
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  return out;
 }
 
 std::vector<char*> c_strings(std::vector<std::string>& v) {
@@ -174,10 +201,15 @@ Result<SpawnedProcess> spawn_process(const proto::ExecRequest& req, const Creden
   std::vector<std::string> env_store = build_environment(req, cred);
   auto argv = c_strings(argv_store);
   auto envp = c_strings(env_store);
-  ChildPlan plan{&req, &cred, argv.data(), envp.data(), child_in.get(), child_out.get(),
-                 child_err.get(), req.tty};
-  pid_t pid = ::fork();
-  if (pid < 0) return errno_error("fork");
+  ChildPlan plan{&req, &cred, argv.data(), envp.data(), exec_candidates(req.argv[0], env_store), {},
+                 child_in.get(), child_out.get(), child_err.get(), req.tty};
+  for (const auto& [name, lim] : req.rlimits) {
+    auto it = rlimit_names().find(name);
+    if (it == rlimit_names().end()) return make_error("unknown rlimit \"" + name + "\"");
+    plan.rlimits.push_back({it->second, rlimit{lim.soft, lim.hard}});
+  }
+  pid_t pid = ::vfork();
+  if (pid < 0) return errno_error("vfork");
   if (pid == 0) run_child(plan);
   proc.pid = pid;
   return proc;
