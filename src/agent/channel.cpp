@@ -7,17 +7,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <cstdio>
+
+#include "agent/small_file.h"
 
 namespace moat::agent {
 namespace {
 
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  std::getline(in, line);
-  return line;
-}
+std::string read_line(const std::string& path) { return read_first_line(path); }
 
 // The port's device node; devtmpfs normally creates it, but make one from
 // sysfs's dev attribute if not.

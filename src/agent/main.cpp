@@ -3,24 +3,20 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
+#include <string>
 
 #include "agent/agent_server.h"
 #include "agent/boot_config.h"
 #include "agent/channel.h"
+#include "agent/small_file.h"
 #include "agent/system_setup.h"
 
 namespace {
 
 using moat::agent::console_log;
+using moat::agent::trace;
 
-std::string read_cmdline() {
-  std::ifstream in("/proc/cmdline");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string read_cmdline() { return moat::agent::read_small_file("/proc/cmdline", 64 * 1024); }
 
 // A boot failure must reach the host: print it to the console (the shim shows
 // the console tail) and stop the VM.
@@ -46,14 +42,22 @@ int main() {
     return 1;
   }
   if (auto st = moat::agent::mount_early_filesystems(); !st) fail_boot(st.error().message);
+  moat::agent::enable_boot_trace(read_cmdline().find("moat.debug=1") != std::string::npos);
+  trace("agent started");
   attach_console();
-  auto cfg = moat::agent::parse_boot_config(read_cmdline());
+  std::string cmdline = read_cmdline();
+  trace("early filesystems mounted");
+  auto cfg = moat::agent::parse_boot_config(cmdline);
   if (auto st = moat::agent::enter_root_filesystem(cfg); !st) fail_boot(st.error().message);
+  trace("root filesystem entered");
   if (auto st = moat::agent::mount_guest_filesystems(); !st) fail_boot(st.error().message);
+  trace("guest filesystems mounted");
   if (auto st = moat::agent::configure_identity(cfg.hostname); !st)
     console_log("moat-agent: " + st.error().message);
+  trace("identity configured");
   auto channel = moat::agent::open_virtio_port(cfg.port_name, 5000);
   if (!channel) fail_boot(channel.error().message);
+  trace("channel open; serving");
 
   moat::agent::AgentServer server(std::move(*channel));
   server.run();

@@ -57,11 +57,13 @@ Status mount_overlay_root() {
   MOAT_TRY(make_dir("/upperfs/upper", 0755));
   MOAT_TRY(make_dir("/upperfs/work", 0755));
   g_upper_handle = ::open("/upperfs", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  trace("upper mounted");
   // index=off and xino=off: the lower is a fixed image, and hardlink-indexing
   // needs file handles the ext4/erofs pair would have to support identically.
   MOAT_TRY(do_mount("overlay", "/newroot", "overlay", 0,
                     "lowerdir=/lower,upperdir=/upperfs/upper,workdir=/upperfs/work,"
                     "index=off,xino=off,redirect_dir=on,metacopy=off"));
+  trace("overlay mounted");
   return ok_status();
 }
 
@@ -85,6 +87,22 @@ void make_link(const char* target, const char* path) {
 }
 
 }  // namespace
+
+namespace {
+bool g_trace = false;
+}  // namespace
+
+void enable_boot_trace(bool on) { g_trace = on; }
+
+void trace(const char* phase) {
+  if (!g_trace) return;
+  int fd = ::open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  std::string line = std::string("moat-agent: ") + phase + "\n";
+  ssize_t w = ::write(fd, line.data(), line.size());
+  (void)w;
+  ::close(fd);
+}
 
 void console_log(const std::string& line) {
   std::string text = line + "\n";

@@ -31,6 +31,11 @@ void kill_all_processes(int grace_ms);
 // then resets the VM (QEMU runs with -no-reboot, so the reset ends it).
 [[noreturn]] void power_off();
 
+// With moat.debug=1 on the kernel command line, boot phases go to the kernel
+// log, so `dmesg` in the guest shows where boot time goes.
+void enable_boot_trace(bool on);
+void trace(const char* phase);
+
 // Writes a line to the console (and so to the shim's console log).
 void console_log(const std::string& line);
 

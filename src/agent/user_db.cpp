@@ -1,7 +1,8 @@
 #include "agent/user_db.h"
 
+#include "agent/small_file.h"
+
 #include <charconv>
-#include <fstream>
 #include <optional>
 
 namespace moat::agent {
@@ -31,10 +32,12 @@ std::optional<std::uint32_t> parse_id(const std::string& s) {
 // agent read forever.
 std::vector<std::vector<std::string>> read_records(const std::string& path) {
   std::vector<std::vector<std::string>> records;
-  std::ifstream in(path);
-  std::string line;
-  std::size_t lines = 0;
-  while (std::getline(in, line) && ++lines < 100000) {
+  std::string text = read_small_file(path, 16u << 20);
+  std::size_t pos = 0, lines = 0;
+  while (pos < text.size() && ++lines < 100000) {
+    std::size_t nl = text.find('\n', pos);
+    std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+    pos = nl == std::string::npos ? text.size() : nl + 1;
     if (line.empty() || line[0] == '#' || line.size() > 4096) continue;
     records.push_back(split(line, ':'));
   }

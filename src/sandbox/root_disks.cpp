@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "store/directory_erofs.h"
 #include "store/ext4_image.h"
 #include "util/unique_fd.h"
 #include "vm/runtime_files.h"
@@ -43,7 +44,8 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
     if (o.writable_root) return make_error("a writable root needs a root filesystem image (--rootfs-image)");
     std::string dir = o.rootfs_dir;
     if (dir.empty()) { MOAT_ASSIGN_OR_RETURN(dir, vm::find_default_rootfs()); }
-    MOAT_ASSIGN_OR_RETURN(lower, store::ext4_from_directory(dir, cache_dir));
+    MOAT_ASSIGN_OR_RETURN(lower, store::erofs_from_directory(dir, cache_dir));
+    kind = ImageKind::kErofs;
   }
   if (o.writable_root) {
     if (kind != ImageKind::kExt4) return make_error("a writable root must be an ext4 image");

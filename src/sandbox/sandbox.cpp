@@ -97,6 +97,7 @@ Result<Sandbox> Sandbox::create(const SandboxOptions& o) {
   cfg.dir = impl->dir;
   cfg.boot_timeout_ms = o.boot_timeout_ms;
   cfg.stop_when_owner_leaves = o.ephemeral;
+  cfg.discard_on_stop = o.ephemeral && !o.writable_root;
   cfg.vm.qemu = qemu;
   cfg.vm.kernel = kernel;
   cfg.vm.initrd = initrd;

@@ -335,6 +335,13 @@ void Shim::begin_stop(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
   log("stopping: " + why);
+  if (cfg_.discard_on_stop) {
+    // Everything the guest could flush is about to be deleted.
+    qemu_->signal(SIGKILL);
+    killed_ = true;
+    stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
+    return;
+  }
   if (agent_fd_) send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kShutdown));
   stop_deadline_ = Clock::now() + std::chrono::milliseconds(cfg_.stop_timeout_ms);
 }

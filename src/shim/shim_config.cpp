@@ -25,6 +25,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"stop_timeout_ms", c.stop_timeout_ms},
       {"stop_when_owner_leaves", c.stop_when_owner_leaves},
       {"remove_dir_on_exit", c.remove_dir_on_exit},
+      {"discard_on_stop", c.discard_on_stop},
       {"vm",
        {{"qemu", c.vm.qemu},
         {"kernel", c.vm.kernel},
@@ -64,6 +65,7 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.stop_timeout_ms = j.at("stop_timeout_ms").get<int>();
     c.stop_when_owner_leaves = j.at("stop_when_owner_leaves").get<bool>();
     c.remove_dir_on_exit = j.at("remove_dir_on_exit").get<bool>();
+    c.discard_on_stop = j.value("discard_on_stop", false);
     const Json& v = j.at("vm");
     c.vm.qemu = v.at("qemu").get<std::string>();
     c.vm.kernel = v.at("kernel").get<std::string>();

@@ -17,6 +17,9 @@ struct ShimConfig {
   int stop_timeout_ms = 10000; // graceful shutdown before QEMU is killed
   bool stop_when_owner_leaves = false;  // `run`: the first client owns the sandbox
   bool remove_dir_on_exit = true;
+  // Nothing of the VM outlives it (a `run` on a fresh upper): stopping needs
+  // no clean power-off, so the VM is simply ended.
+  bool discard_on_stop = false;
 };
 
 std::string control_socket_path(const std::string& dir);

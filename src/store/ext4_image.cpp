@@ -60,13 +60,21 @@ Result<std::string> ext4_from_directory(const std::string& dir, const std::strin
 Status make_upper_disk(const std::string& path, std::uint64_t size_mib, const std::string& cache_dir) {
   std::string dir = cache_dir + "/upper";
   MOAT_TRY(make_dirs(dir, 0700));
-  std::string tmpl = dir + "/empty-" + std::to_string(size_mib) + "m-v1.ext4";
+  std::string tmpl = dir + "/empty-" + std::to_string(size_mib) + "m-v2.ext4";
   if (!exists(tmpl)) {
     std::string tmp = tmpl + ".tmp." + random_id(8);
+    // The overlay's upper and work directories are made here, once, rather
+    // than by every guest at boot (each is a journalled operation under TCG).
+    std::string skeleton = tmp + ".d";
+    MOAT_TRY(make_dirs(skeleton + "/upper", 0755));
+    MOAT_TRY(make_dirs(skeleton + "/work", 0755));
+    ::chmod(skeleton.c_str(), 0755);
     // lazy init keeps the file sparse; the guest mounts with noinit_itable so
     // it does not fill the tables in behind our back either.
     auto st = run_checked({"mkfs.ext4", "-q", "-F", "-t", "ext4", "-b", "4096", "-L", "moat-upper", "-E",
-                           "lazy_itable_init=1,lazy_journal_init=1", tmp, std::to_string(size_mib) + "M"});
+                           "lazy_itable_init=1,lazy_journal_init=1,root_owner=0:0", "-d", skeleton, tmp,
+                           std::to_string(size_mib) + "M"});
+    (void)remove_tree(skeleton);
     if (!st) {
       ::unlink(tmp.c_str());
       return st.error().wrap("making an empty upper disk");

@@ -24,7 +24,7 @@ struct VmSpec {
   int memory_mib = 256;
   // TCG translation cache; QEMU's default (1 GiB on 64-bit hosts) lets the
   // host RSS of an idle guest grow far past what it needs.
-  int tcg_tb_size_mib = 32;
+  int tcg_tb_size_mib = 16;
   // Guest disks in order: the first is /dev/vda, the second /dev/vdb.
   std::vector<DiskSpec> disks;
   std::string root_mode = "overlay";  // moat.root: overlay | rw

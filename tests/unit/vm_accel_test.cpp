@@ -67,7 +67,7 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   }();
   EXPECT_EQ(c[0], "qemu-system-x86_64");
   EXPECT_NE(joined.find("-M microvm,acpi=off"), std::string::npos);
-  EXPECT_NE(joined.find("tcg,thread=multi,tb-size=32"), std::string::npos);
+  EXPECT_NE(joined.find("tcg,thread=multi,tb-size=16"), std::string::npos);
   EXPECT_NE(joined.find("-smp 2 -m 512"), std::string::npos);
   EXPECT_NE(joined.find("-no-reboot"), std::string::npos);
   EXPECT_NE(joined.find("socket,id=agent,fd=3"), std::string::npos);
