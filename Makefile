@@ -28,7 +28,7 @@ rootfs: deps
 	@[ -x $(SHARE)/rootfs-busybox/bin/busybox ] || scripts/make-busybox-rootfs.sh $(SHARE)/rootfs-busybox
 
 demo: build kernel rootfs
-	$(BUILD)/bin/moat run -- sh -c 'echo "hello from a moat microVM: $$(uname -sr), $$(nproc) cpu(s)"; cat /proc/cmdline >/dev/null; ls /'
+	$(BUILD)/bin/moat run -- sh -c 'echo "hello from a moat microVM: $$(uname -sr), $$(nproc) vCPU, hostname $$(hostname)"; id; ls /'
 
 test: build kernel rootfs
 	cd $(BUILD) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)

@@ -37,18 +37,7 @@ class TreeReader {
 
   Status read_dir(int dirfd, const std::string& path, image::Inode& dir, int depth) {
     if (depth > kMaxDepth) return make_error("directory tree deeper than 256 levels at " + path);
-    int fd = ::dup(dirfd);
-    DIR* d = fd >= 0 ? ::fdopendir(fd) : nullptr;
-    if (!d) {
-      if (fd >= 0) ::close(fd);
-      return errno_error("open directory " + path);
-    }
-    std::vector<std::string> names;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(std::move(n));
-    }
-    ::closedir(d);
+    MOAT_ASSIGN_OR_RETURN(auto names, sorted_entries(dirfd, path));
     for (const auto& name : names) {
       MOAT_TRY(image::validate_entry_name(name).ok() ? ok_status()
                                                      : make_error("unsupported file name in " + path));

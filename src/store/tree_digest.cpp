@@ -19,23 +19,6 @@ constexpr int kMaxDepth = 256;
 
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
-Result<std::vector<std::string>> sorted_entries(int dirfd, const std::string& path) {
-  int fd = ::dup(dirfd);
-  DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
-  if (!dir) {
-    if (fd >= 0) ::close(fd);
-    return errno_error("open directory " + path);
-  }
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(dir)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 template <typename Visit>
 Status walk(int dirfd, const std::string& rel, int depth, Visit& visit) {
   if (depth > kMaxDepth) return make_error("directory tree deeper than " + std::to_string(kMaxDepth) + " at " + rel);
@@ -62,6 +45,23 @@ void put(EVP_MD_CTX* ctx, const std::string& s) {
 }
 
 }  // namespace
+
+Result<std::vector<std::string>> sorted_entries(int dirfd, const std::string& path) {
+  int fd = ::dup(dirfd);
+  DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
+  if (!dir) {
+    if (fd >= 0) ::close(fd);
+    return errno_error("open directory " + path);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(dir)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 Result<std::string> tree_digest(const std::string& root) {
   UniqueFd rootfd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

@@ -4,10 +4,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "util/result.h"
 
 namespace moat::store {
+
+// The names in an open directory (not "." or ".."), sorted, so walks are
+// deterministic. `path` is for error messages.
+Result<std::vector<std::string>> sorted_entries(int dirfd, const std::string& path);
 
 // Hex sha256. Never follows symlinks; fails on unreadable files.
 Result<std::string> tree_digest(const std::string& root);
