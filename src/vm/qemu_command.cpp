@@ -45,7 +45,9 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   // Entropy, so the guest's getrandom() never waits.
   add({"-device", "virtio-rng-device"});
   // The agent channel: a virtio-serial port on a socket QEMU inherits.
-  add({"-device", "virtio-serial-device", "-chardev",
+  // Few ports: the guest driver allocates buffers for every port the device
+  // advertises (31 by default, ~4 MiB of guest memory); agent and net need two.
+  add({"-device", "virtio-serial-device,max_ports=4", "-chardev",
        "socket,id=agent,fd=" + std::to_string(spec.agent_fd), "-device",
        "virtserialport,chardev=agent,name=agent"});
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
