@@ -7,6 +7,9 @@
 #include "cli/doctor.h"
 #include "cli/exec_runner.h"
 #include "moat/sandbox.h"
+#ifdef MOAT_HAVE_IMAGE_COMMANDS
+#include "cli/image_commands.h"
+#endif
 
 namespace {
 
@@ -150,12 +153,19 @@ int main(int argc, char** argv) {
 
   auto* doctor = app.add_subcommand("doctor", "Show what moat will use and whether sandboxes can start");
 
+#ifdef MOAT_HAVE_IMAGE_COMMANDS
+  moat::cli::register_image_commands(app);
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
+#ifdef MOAT_HAVE_IMAGE_COMMANDS
+  if (int rc = moat::cli::run_image_command(); rc >= 0) return rc;
+#endif
   if (*run) return cmd_run(vmf, ef);
   if (*create) return cmd_create(vmf);
   if (*exec) return cmd_exec(id, ef);

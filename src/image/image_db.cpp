@@ -1,0 +1,306 @@
+#include "image/image_db.h"
+
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <ctime>
+
+namespace moat::image {
+namespace {
+
+constexpr int kBusyTimeoutMs = 30000;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS refs (
+  name TEXT PRIMARY KEY,
+  digest TEXT NOT NULL,
+  manifest_digest TEXT NOT NULL,
+  updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS manifests (
+  digest TEXT PRIMARY KEY,
+  media_type TEXT NOT NULL,
+  config_digest TEXT NOT NULL,
+  platform TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  config_size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layers (
+  manifest_digest TEXT NOT NULL REFERENCES manifests(digest) ON DELETE CASCADE,
+  idx INTEGER NOT NULL,
+  blob_digest TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  diff_id TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  PRIMARY KEY (manifest_digest, idx)
+);
+CREATE INDEX IF NOT EXISTS layers_by_blob ON layers(blob_digest);
+)sql";
+
+// One prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) {
+    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
+  }
+  ~Stmt() { sqlite3_finalize(stmt_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Status prepared() const {
+    if (rc_ != SQLITE_OK) return make_error(std::string("sqlite: ") + sqlite3_errmsg(db_), EIO);
+    return ok_status();
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // true: a row is ready; false: done.
+  Result<bool> step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return make_error(std::string("sqlite: ") + sqlite3_errmsg(db_), EIO);
+  }
+  Status run() {
+    MOAT_ASSIGN_OR_RETURN(bool row, step());
+    (void)row;
+    return ok_status();
+  }
+  std::string text(int col) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, col);
+    return p ? std::string(reinterpret_cast<const char*>(p),
+                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
+             : std::string();
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+  int rc_;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
+// busy timeout instead of one failing with SQLITE_BUSY mid-transaction.
+class Transaction {
+ public:
+  explicit Transaction(sqlite3* db) : db_(db) {}
+  ~Transaction() {
+    if (open_ && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status begin() { return exec("BEGIN IMMEDIATE", open_); }
+  Status commit() { return exec("COMMIT", committed_); }
+
+ private:
+  Status exec(const char* sql, bool& flag) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      return make_error("sqlite " + std::string(sql) + ": " + msg, EIO);
+    }
+    flag = true;
+    return ok_status();
+  }
+  sqlite3* db_;
+  bool open_ = false;
+  bool committed_ = false;
+};
+
+}  // namespace
+
+std::uint64_t ImageRecord::total_size() const {
+  std::uint64_t total = manifest_size + config_size;
+  for (const auto& l : layers) total += l.size;
+  return total;
+}
+
+Result<std::unique_ptr<ImageDb>> ImageDb::open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  std::unique_ptr<ImageDb> db(new ImageDb(raw));
+  if (rc != SQLITE_OK) {
+    return make_error("open " + path + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory"), EIO);
+  }
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  MOAT_TRY(db->exec("PRAGMA journal_mode=WAL"));
+  MOAT_TRY(db->exec("PRAGMA foreign_keys=ON"));
+  MOAT_TRY(db->exec("PRAGMA synchronous=NORMAL"));
+  MOAT_TRY(db->migrate());
+  return db;
+}
+
+ImageDb::~ImageDb() { sqlite3_close_v2(db_); }
+
+Status ImageDb::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    return make_error("sqlite: " + msg, EIO);
+  }
+  return ok_status();
+}
+
+Status ImageDb::migrate() {
+  Transaction tx(db_);
+  MOAT_TRY(tx.begin());
+  MOAT_TRY(exec(kSchema));
+  return tx.commit();
+}
+
+Status ImageDb::put_image(const ImageRecord& image, const RefRecord& ref) {
+  Transaction tx(db_);
+  MOAT_TRY(tx.begin());
+  {
+    Stmt s(db_,
+           "INSERT OR REPLACE INTO manifests(digest, media_type, config_digest, platform, size, "
+           "config_size) VALUES(?,?,?,?,?,?)");
+    MOAT_TRY(s.prepared());
+    MOAT_TRY(s.bind(1, image.manifest_digest)
+                 .bind(2, image.media_type)
+                 .bind(3, image.config_digest)
+                 .bind(4, image.platform)
+                 .bind(5, static_cast<std::int64_t>(image.manifest_size))
+                 .bind(6, static_cast<std::int64_t>(image.config_size))
+                 .run());
+  }
+  {
+    Stmt del(db_, "DELETE FROM layers WHERE manifest_digest = ?");
+    MOAT_TRY(del.prepared());
+    MOAT_TRY(del.bind(1, image.manifest_digest).run());
+  }
+  for (std::size_t i = 0; i < image.layers.size(); ++i) {
+    const auto& l = image.layers[i];
+    Stmt s(db_,
+           "INSERT INTO layers(manifest_digest, idx, blob_digest, media_type, diff_id, size) "
+           "VALUES(?,?,?,?,?,?)");
+    MOAT_TRY(s.prepared());
+    MOAT_TRY(s.bind(1, image.manifest_digest)
+                 .bind(2, static_cast<std::int64_t>(i))
+                 .bind(3, l.blob_digest)
+                 .bind(4, l.media_type)
+                 .bind(5, l.diff_id)
+                 .bind(6, static_cast<std::int64_t>(l.size))
+                 .run());
+  }
+  {
+    Stmt s(db_,
+           "INSERT OR REPLACE INTO refs(name, digest, manifest_digest, updated) VALUES(?,?,?,?)");
+    MOAT_TRY(s.prepared());
+    std::int64_t now = ref.updated ? ref.updated : static_cast<std::int64_t>(std::time(nullptr));
+    MOAT_TRY(s.bind(1, ref.name).bind(2, ref.digest).bind(3, ref.manifest_digest).bind(4, now).run());
+  }
+  return tx.commit();
+}
+
+Result<std::optional<RefRecord>> ImageDb::get_ref(const std::string& name) {
+  Stmt s(db_, "SELECT name, digest, manifest_digest, updated FROM refs WHERE name = ?");
+  MOAT_TRY(s.prepared());
+  s.bind(1, name);
+  MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return std::optional<RefRecord>();
+  return std::optional<RefRecord>(RefRecord{s.text(0), s.text(1), s.text(2), s.integer(3)});
+}
+
+Result<std::vector<RefRecord>> ImageDb::list_refs() {
+  Stmt s(db_, "SELECT name, digest, manifest_digest, updated FROM refs ORDER BY name");
+  MOAT_TRY(s.prepared());
+  std::vector<RefRecord> out;
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(RefRecord{s.text(0), s.text(1), s.text(2), s.integer(3)});
+  }
+  return out;
+}
+
+Result<std::optional<ImageRecord>> ImageDb::get_image(const std::string& manifest_digest) {
+  ImageRecord img;
+  {
+    Stmt s(db_,
+           "SELECT digest, media_type, config_digest, platform, size, config_size FROM manifests "
+           "WHERE digest = ?");
+    MOAT_TRY(s.prepared());
+    s.bind(1, manifest_digest);
+    MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) return std::optional<ImageRecord>();
+    img.manifest_digest = s.text(0);
+    img.media_type = s.text(1);
+    img.config_digest = s.text(2);
+    img.platform = s.text(3);
+    img.manifest_size = static_cast<std::uint64_t>(s.integer(4));
+    img.config_size = static_cast<std::uint64_t>(s.integer(5));
+  }
+  Stmt s(db_,
+         "SELECT blob_digest, media_type, diff_id, size FROM layers WHERE manifest_digest = ? "
+         "ORDER BY idx");
+  MOAT_TRY(s.prepared());
+  s.bind(1, manifest_digest);
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    img.layers.push_back(
+        LayerRecord{s.text(0), s.text(1), s.text(2), static_cast<std::uint64_t>(s.integer(3))});
+  }
+  return std::optional<ImageRecord>(std::move(img));
+}
+
+Result<bool> ImageDb::blob_referenced(const std::string& digest) {
+  Stmt s(db_,
+         "SELECT 1 FROM refs WHERE digest = ?1 OR manifest_digest = ?1 "
+         "UNION ALL SELECT 1 FROM manifests WHERE digest = ?1 OR config_digest = ?1 "
+         "UNION ALL SELECT 1 FROM layers WHERE blob_digest = ?1 LIMIT 1");
+  MOAT_TRY(s.prepared());
+  s.bind(1, digest);
+  return s.step();
+}
+
+Result<std::vector<std::string>> ImageDb::remove_ref(const std::string& name, bool* image_removed) {
+  if (image_removed) *image_removed = false;
+  Transaction tx(db_);
+  MOAT_TRY(tx.begin());
+  MOAT_ASSIGN_OR_RETURN(auto ref, get_ref(name));
+  if (!ref) return make_error("no such image: " + name, ENOENT);
+  {
+    Stmt s(db_, "DELETE FROM refs WHERE name = ?");
+    MOAT_TRY(s.prepared());
+    MOAT_TRY(s.bind(1, name).run());
+  }
+  // Candidate blobs: everything the removed ref led to.
+  std::vector<std::string> candidates{ref->digest};
+  if (ref->manifest_digest != ref->digest) candidates.push_back(ref->manifest_digest);
+  Stmt users(db_, "SELECT 1 FROM refs WHERE manifest_digest = ? LIMIT 1");
+  MOAT_TRY(users.prepared());
+  users.bind(1, ref->manifest_digest);
+  MOAT_ASSIGN_OR_RETURN(bool still_used, users.step());
+  if (!still_used) {
+    MOAT_ASSIGN_OR_RETURN(auto img, get_image(ref->manifest_digest));
+    if (img) {
+      candidates.push_back(img->config_digest);
+      for (const auto& l : img->layers) candidates.push_back(l.blob_digest);
+    }
+    Stmt del(db_, "DELETE FROM manifests WHERE digest = ?");
+    MOAT_TRY(del.prepared());
+    MOAT_TRY(del.bind(1, ref->manifest_digest).run());
+    if (image_removed) *image_removed = true;
+  }
+  std::vector<std::string> unused;
+  for (const auto& d : candidates) {
+    MOAT_ASSIGN_OR_RETURN(bool used, blob_referenced(d));
+    bool seen = false;
+    for (const auto& u : unused) seen = seen || u == d;
+    if (!used && !seen) unused.push_back(d);
+  }
+  MOAT_TRY(tx.commit());
+  return unused;
+}
+
+}  // namespace moat::image

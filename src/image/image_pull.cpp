@@ -1,0 +1,179 @@
+#include "image/image_pull.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+
+#include "image/digest.h"
+
+namespace moat::image {
+namespace {
+
+// One status line on stderr, redrawn at most every 100 ms.
+class Progress {
+ public:
+  Progress(bool enabled, std::uint64_t total, std::size_t layers)
+      : enabled_(enabled), total_(total), layers_(layers) {}
+  ~Progress() {
+    if (enabled_ && drawn_) std::fputc('\n', stderr);
+  }
+  void add(std::uint64_t n) {
+    done_ += n;
+    draw(false);
+  }
+  void layer_done() {
+    ++layers_done_;
+    draw(true);
+  }
+
+ private:
+  void draw(bool force) {
+    if (!enabled_) return;
+    std::lock_guard lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    if (!force && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    drawn_ = true;
+    std::fprintf(stderr, "\r\033[Kpulling: %.1f/%.1f MB, %zu/%zu layers",
+                 static_cast<double>(done_.load()) / 1e6, static_cast<double>(total_) / 1e6,
+                 layers_done_.load(), layers_);
+    std::fflush(stderr);
+  }
+
+  bool enabled_;
+  std::uint64_t total_;
+  std::size_t layers_;
+  std::atomic<std::uint64_t> done_{0};
+  std::atomic<std::size_t> layers_done_{0};
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point last_;
+  bool drawn_ = false;
+};
+
+Status check_descriptor(const Descriptor& d, std::uint64_t max_size, const char* what) {
+  if (auto st = validate_digest(d.digest); !st) return st.error().wrap(what);
+  if (d.size > max_size) {
+    return make_error(std::string(what) + " " + d.digest + " declares " + std::to_string(d.size) +
+                          " bytes, more than the " + std::to_string(max_size) + " allowed",
+                      EFBIG);
+  }
+  return ok_status();
+}
+
+// Downloads the layers with a few worker threads; the first error stops the
+// others from starting new layers and is returned.
+Status download_layers(RegistryClient& client, const BlobStore& blobs,
+                       const std::vector<LayerDescriptor>& layers, int parallel, bool progress) {
+  std::uint64_t total = 0;
+  for (const auto& l : layers) {
+    if (!blobs.has(l.descriptor.digest, l.descriptor.size)) total += l.descriptor.size;
+  }
+  Progress bar(progress, total, layers.size());
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first_error;
+  auto worker = [&] {
+    while (!failed) {
+      std::size_t i = next++;
+      if (i >= layers.size()) return;
+      const auto& d = layers[i].descriptor;
+      Status st = client.fetch_blob(d, blobs, [&](std::uint64_t n) { bar.add(n); });
+      if (!st) {
+        std::lock_guard lock(mu);
+        if (!failed.exchange(true)) first_error = st.error().wrap("layer " + std::to_string(i + 1));
+        return;
+      }
+      bar.layer_done();
+    }
+  };
+  std::size_t n = std::min<std::size_t>(std::max(parallel, 1), layers.size());
+  std::vector<std::thread> threads;
+  for (std::size_t i = 1; i < n; ++i) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  return first_error;
+}
+
+}  // namespace
+
+Result<PullResult> pull_image(ImageStore& store, const Reference& ref, const PullOptions& options) {
+  const BlobStore& blobs = store.blobs();
+  MOAT_ASSIGN_OR_RETURN(auto client, RegistryClient::create(ref, options.registry));
+
+  // 1. The manifest the reference names, then the platform's manifest.
+  MOAT_ASSIGN_OR_RETURN(FetchedManifest top,
+                        client->get_manifest(ref.digest.empty() ? ref.tag : ref.digest));
+  MOAT_ASSIGN_OR_RETURN(ManifestKind kind, detect_manifest_kind(top.body, top.media_type));
+  FetchedManifest manifest = top;
+  if (kind == ManifestKind::kIndex) {
+    MOAT_ASSIGN_OR_RETURN(ImageIndex index, parse_index(top.body, top.media_type));
+    MOAT_ASSIGN_OR_RETURN(Descriptor chosen, select_platform(index, options.platform));
+    MOAT_TRY(check_descriptor(chosen, kMaxManifestSize, "manifest"));
+    MOAT_ASSIGN_OR_RETURN(manifest, client->get_manifest(chosen.digest));
+    if (manifest.body.size() != chosen.size) {
+      return make_error("manifest " + chosen.digest + " is " +
+                            std::to_string(manifest.body.size()) + " bytes, the index says " +
+                            std::to_string(chosen.size),
+                        EBADMSG);
+    }
+    MOAT_ASSIGN_OR_RETURN(ManifestKind inner, detect_manifest_kind(manifest.body, manifest.media_type));
+    if (inner != ManifestKind::kManifest) {
+      return make_error("index entry " + chosen.digest + " is not an image manifest", EPROTO);
+    }
+    MOAT_TRY(blobs.ingest_bytes(top.body, top.digest));
+  }
+  MOAT_ASSIGN_OR_RETURN(ImageManifest parsed, parse_manifest(manifest.body, manifest.media_type));
+
+  // 2. Config.
+  MOAT_TRY(check_descriptor(parsed.config, kMaxConfigSize, "config"));
+  for (const auto& l : parsed.layers) MOAT_TRY(check_descriptor(l.descriptor, kMaxLayerSize, "layer"));
+  MOAT_TRY(client->fetch_blob(parsed.config, blobs, nullptr));
+  MOAT_ASSIGN_OR_RETURN(std::string config_body,
+                        blobs.read_verified(parsed.config.digest, kMaxConfigSize));
+  MOAT_ASSIGN_OR_RETURN(ImageConfig config, parse_config(config_body));
+  MOAT_TRY(check_layer_count(parsed, config));
+  if (kind == ManifestKind::kManifest && options.require_platform &&
+      (config.platform.os != options.platform.os ||
+       config.platform.architecture != options.platform.architecture)) {
+    return make_error("the image is for " + config.platform.to_string() + ", not " +
+                          options.platform.to_string(),
+                      ENOENT);
+  }
+
+  // 3. Layers.
+  MOAT_TRY(download_layers(*client, blobs, parsed.layers, options.parallel_downloads,
+                           options.progress));
+  MOAT_TRY(blobs.ingest_bytes(manifest.body, manifest.digest));
+
+  ImageRecord image;
+  image.manifest_digest = manifest.digest;
+  image.media_type = parsed.media_type;
+  image.config_digest = parsed.config.digest;
+  image.platform = config.platform.to_string();
+  image.manifest_size = manifest.body.size();
+  image.config_size = parsed.config.size;
+  for (std::size_t i = 0; i < parsed.layers.size(); ++i) {
+    const auto& d = parsed.layers[i].descriptor;
+    image.layers.push_back(LayerRecord{d.digest, d.media_type, config.diff_ids[i], d.size});
+  }
+
+  // 4. Root filesystem, then 5. the records that make it findable.
+  PullResult result;
+  MOAT_ASSIGN_OR_RETURN(result.built_root, store.ensure_root(image));
+  RefRecord rec{ref_key(ref), top.digest, manifest.digest, 0};
+  MOAT_TRY(store.db().put_image(image, rec));
+  result.ref = rec.name;
+  result.digest = top.digest;
+  result.manifest_digest = manifest.digest;
+  result.erofs_path = store.erofs_path(manifest.digest);
+  result.bytes_downloaded = client->bytes_received();
+  return result;
+}
+
+}  // namespace moat::image

@@ -1,0 +1,73 @@
+// ImageStore: the local image store under $MOAT_HOME, tying together
+//
+//   blobs/sha256/<hex>          verified blobs (BlobStore)
+//   moat.db                     refs, manifests, layers (ImageDb)
+//   images/<manifest-hex>.erofs the read-only root built from a manifest
+//
+// and the operations the `moat image` commands need besides pulling
+// (image_pull.h): list, inspect, remove, and (re)building a root.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "image/blob_store.h"
+#include "image/image_db.h"
+#include "image/manifest.h"
+#include "image/reference.h"
+#include "util/result.h"
+
+namespace moat::image {
+
+struct ImageSummary {
+  std::string ref;
+  std::string digest;
+  std::string manifest_digest;
+  std::string platform;
+  std::uint64_t size = 0;  // compressed: what the pull downloaded
+};
+
+class ImageStore {
+ public:
+  // Opens (and creates) the store in `home` ($MOAT_HOME).
+  static Result<std::unique_ptr<ImageStore>> open(const std::string& home);
+
+  const BlobStore& blobs() const { return blobs_; }
+  ImageDb& db() { return *db_; }
+  const std::string& home() const { return home_; }
+  std::string images_dir() const { return home_ + "/images"; }
+  std::string erofs_path(const std::string& manifest_digest) const;
+
+  // Builds the EROFS root of `image` from its stored blobs unless it exists.
+  // Returns true if it built one. The bytes depend only on the layers, so a
+  // rebuild (or a concurrent build by another process) gives the same file.
+  Result<bool> ensure_root(const ImageRecord& image);
+
+  // Reads and parses the config blob of a recorded image.
+  Result<ImageConfig> config_of(const ImageRecord& image) const;
+
+  // Looks a reference up in the database ("busybox" means
+  // docker.io/library/busybox:latest).
+  Result<std::pair<RefRecord, ImageRecord>> resolve(const std::string& ref_text);
+
+  Result<std::vector<ImageSummary>> list();
+  Result<nlohmann::json> inspect(const std::string& ref_text);
+  // Removes the ref; an image no other ref uses loses its rows, its root
+  // and the blobs only it used.
+  Status remove(const std::string& ref_text);
+
+ private:
+  ImageStore(std::string home, BlobStore blobs, std::unique_ptr<ImageDb> db)
+      : home_(std::move(home)), blobs_(std::move(blobs)), db_(std::move(db)) {}
+
+  std::string home_;
+  BlobStore blobs_;
+  std::unique_ptr<ImageDb> db_;
+};
+
+// The key a reference is stored under: its canonical text.
+std::string ref_key(const Reference& ref);
+
+}  // namespace moat::image

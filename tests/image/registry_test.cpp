@@ -1,0 +1,292 @@
+// `moat image` against a real registry: Debian's docker-registry on
+// 127.0.0.1 (random port, own storage), fed by skopeo from OCI layouts that
+// make_busybox_oci.py writes from the host's static busybox.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "image/digest.h"
+#include "image/registry_harness.h"
+
+namespace moat::image::testing {
+namespace {
+
+const std::string kRepo = "test/busybox";
+
+class RegistryPull : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = new TempDir();
+    const std::string dir = scratch_->path();
+    std::string script = std::string(MOAT_IMAGE_TEST_DIR) + "/make_busybox_oci.py";
+    for (auto [layout, tag, multi] : {std::tuple{"one", "1", false}, {"multi", "multi", true}}) {
+      std::vector<std::string> argv{"python3", script};
+      if (multi) argv.push_back("--multi");
+      argv.insert(argv.end(), {dir + "/" + layout, tag});
+      auto r = run(argv, {}, dir);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    registry_ = new LocalRegistry();
+    std::string err = registry_->start(dir + "/registry");
+    ASSERT_EQ(err, "");
+    for (auto [layout, tag, all] : {std::tuple{"one", "1", false}, {"multi", "multi", true}}) {
+      std::vector<std::string> argv{"skopeo", "copy", "--quiet", "--dest-tls-verify=false"};
+      if (all) argv.push_back("--all");
+      argv.push_back("oci:" + dir + "/" + layout + ":" + tag);
+      argv.push_back("docker://" + registry_->host() + "/" + kRepo + ":" + tag);
+      auto r = run(argv, {}, dir);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    // The same image again as a Docker schema2 manifest (skopeo converts).
+    auto v2 = run({"skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--format", "v2s2",
+                   "oci:" + dir + "/one:1", "docker://" + registry_->host() + "/" + kRepo + ":v2s2"},
+                  {}, dir);
+    ASSERT_EQ(v2.exit_code, 0) << v2.err;
+    digest_one_ = skopeo_digest("1");
+    digest_multi_ = skopeo_digest("multi");
+    digest_v2s2_ = skopeo_digest("v2s2");
+  }
+
+  static void TearDownTestSuite() {
+    delete registry_;  // stops docker-registry
+    registry_ = nullptr;
+    delete scratch_;
+    scratch_ = nullptr;
+  }
+
+  // The digest the registry serves for a tag, as skopeo sees it.
+  static std::string skopeo_digest(const std::string& tag) {
+    auto r = run({"skopeo", "inspect", "--tls-verify=false", "--raw",
+                  "docker://" + registry_->host() + "/" + kRepo + ":" + tag},
+                 {}, scratch_->path());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return sha256_digest(r.out);
+  }
+
+  void SetUp() override {
+    ASSERT_NE(registry_, nullptr);
+    std::filesystem::create_directories(home_.path() + "/docker");
+    cli_ = image_cli(home_.path());
+  }
+
+  CmdResult moat(std::vector<std::string> args) {
+    args.insert(args.begin(), cli_);
+    // An empty Docker config: the host's credentials stay out of the test.
+    return run(args, {"MOAT_HOME=" + home_.path() + "/home", "DOCKER_CONFIG=" + home_.path() + "/docker"},
+               home_.path());
+  }
+
+  std::string ref(const std::string& tag) const { return registry_->host() + "/" + kRepo + ":" + tag; }
+  std::string erofs_for(const std::string& digest) const {
+    return home_.path() + "/home/images/" + digest.substr(7) + ".erofs";
+  }
+  std::vector<std::string> blobs() const { return list_dir(home_.path() + "/home/blobs/sha256"); }
+  std::vector<std::string> incoming() const {
+    return list_dir(home_.path() + "/home/blobs/incoming");
+  }
+  nlohmann::json inspect(const std::string& r) {
+    auto res = moat({"image", "inspect", r});
+    EXPECT_EQ(res.exit_code, 0) << res.err;
+    auto j = nlohmann::json::parse(res.out, nullptr, false);
+    EXPECT_FALSE(j.is_discarded()) << res.out;
+    return j;
+  }
+
+  static TempDir* scratch_;
+  static LocalRegistry* registry_;
+  static std::string digest_one_;
+  static std::string digest_multi_;
+  static std::string digest_v2s2_;
+
+  TempDir home_;
+  std::string cli_;
+};
+
+TempDir* RegistryPull::scratch_ = nullptr;
+LocalRegistry* RegistryPull::registry_ = nullptr;
+std::string RegistryPull::digest_one_;
+std::string RegistryPull::digest_multi_;
+std::string RegistryPull::digest_v2s2_;
+
+TEST_F(RegistryPull, PullPrintsSkopeosDigestAndBuildsAValidRoot) {
+  auto r = moat({"image", "pull", "--insecure", ref("1")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest_one_ + "\n");
+  std::string erofs = erofs_for(digest_one_);
+  ASSERT_TRUE(std::filesystem::exists(erofs)) << erofs;
+  EXPECT_EQ(fsck_erofs(erofs), "");
+  // Manifest, config and two layers; nothing half-written anywhere.
+  auto j = inspect(ref("1"));
+  ASSERT_EQ(j["layers"].size(), 2u);
+  std::vector<std::string> want{digest_one_.substr(7), j["config"]["digest"].get<std::string>().substr(7),
+                                j["layers"][0]["digest"].get<std::string>().substr(7),
+                                j["layers"][1]["digest"].get<std::string>().substr(7)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(blobs(), want);
+  EXPECT_EQ(incoming(), std::vector<std::string>{});
+}
+
+TEST_F(RegistryPull, MountedRootHasBusyboxAndAppliedWhiteouts) {
+  if (!can_mount_erofs()) GTEST_SKIP() << "needs root and the erofs module to mount";
+  auto r = moat({"image", "pull", "--insecure", ref("1")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string mnt = home_.path() + "/mnt";
+  Mount m(erofs_for(digest_one_), mnt);
+  ASSERT_TRUE(m.ok());
+  std::string host = read_file("/bin/busybox");
+  ASSERT_GT(host.size(), 100000u);
+  EXPECT_TRUE(read_file(mnt + "/bin/busybox") == host) << "/bin/busybox differs from the host's";
+  struct stat st {};
+  ASSERT_EQ(::lstat((mnt + "/bin/busybox").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  char target[64] = {};
+  ASSERT_EQ(::readlink((mnt + "/bin/sh").c_str(), target, sizeof target - 1), 7);
+  EXPECT_STREQ(target, "busybox");
+  EXPECT_EQ(list_dir(mnt + "/etc"), (std::vector<std::string>{"hello.txt", "new.txt"}));
+  EXPECT_EQ(list_dir(mnt + "/opt"), std::vector<std::string>{});
+  EXPECT_EQ(read_file(mnt + "/etc/hello.txt"), "hello from layer 1\n");
+  EXPECT_EQ(read_file(mnt + "/etc/new.txt"), "added by layer 2\n");
+}
+
+TEST_F(RegistryPull, SecondPullIsCachedAndARebuildIsByteIdentical) {
+  auto first = moat({"image", "pull", "--insecure", ref("1")});
+  ASSERT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_NE(first.err.find("(built)"), std::string::npos) << first.err;
+  std::string erofs = erofs_for(digest_one_);
+  std::string bytes = read_file(erofs);
+  auto again = moat({"image", "pull", "--insecure", ref("1")});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.err.find("(cached)"), std::string::npos) << again.err;
+  ASSERT_EQ(::unlink(erofs.c_str()), 0);
+  auto rebuilt = moat({"image", "pull", "--insecure", ref("1")});
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.err;
+  EXPECT_NE(rebuilt.err.find("(built)"), std::string::npos) << rebuilt.err;
+  EXPECT_TRUE(read_file(erofs) == bytes);
+}
+
+TEST_F(RegistryPull, LsInspectAndRm) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  auto ls = moat({"image", "ls"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_EQ(ls.out.substr(0, 3), "REF");
+  auto line = ls.out.substr(ls.out.find('\n') + 1);
+  EXPECT_EQ(line.substr(0, ref("1").size()), ref("1"));
+  EXPECT_NE(line.find(digest_one_.substr(7, 12)), std::string::npos) << line;
+  EXPECT_NE(line.find("linux/amd64"), std::string::npos) << line;
+
+  auto j = inspect(ref("1"));
+  EXPECT_EQ(j["digest"], digest_one_);
+  EXPECT_EQ(j["manifestDigest"], digest_one_);
+  EXPECT_EQ(j["platform"], "linux/amd64");
+  EXPECT_EQ(j["config"]["Entrypoint"], nlohmann::json({"/bin/sh", "-c"}));
+  EXPECT_EQ(j["config"]["Cmd"], nlohmann::json({"echo hello"}));
+  EXPECT_EQ(j["config"]["Env"], nlohmann::json({"PATH=/bin", "GREETING=hi there"}));
+  EXPECT_EQ(j["config"]["WorkingDir"], "/etc");
+  EXPECT_EQ(j["config"]["User"], "0:0");
+  EXPECT_EQ(j["erofs"], erofs_for(digest_one_));
+  EXPECT_EQ(j["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+
+  auto rm = moat({"image", "rm", ref("1")});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_EQ(rm.out, ref("1") + "\n");
+  EXPECT_FALSE(std::filesystem::exists(erofs_for(digest_one_)));
+  EXPECT_EQ(blobs(), std::vector<std::string>{});
+  ls = moat({"image", "ls"});
+  EXPECT_EQ(ls.out.find(ref("1")), std::string::npos) << ls.out;
+  auto again = moat({"image", "rm", ref("1")});
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.err, "moat: no such image: " + ref("1") + "\n");
+}
+
+TEST_F(RegistryPull, UnknownTagFailsClearlyAndLeavesNothing) {
+  auto r = moat({"image", "pull", "--insecure", ref("nope")});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "moat: pull " + ref("nope") +
+                       ": tag 'nope': not found (404) (MANIFEST_UNKNOWN: manifest unknown)\n");
+  EXPECT_EQ(blobs(), std::vector<std::string>{});
+  EXPECT_EQ(incoming(), std::vector<std::string>{});
+  EXPECT_EQ(list_dir(home_.path() + "/home/images"), std::vector<std::string>{});
+}
+
+TEST_F(RegistryPull, MalformedReferenceIsRejected) {
+  auto r = moat({"image", "pull", "--insecure", registry_->host() + "/Test//busybox"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("moat: invalid image reference '" + registry_->host() + "/Test//busybox': ", 0), 0u)
+      << r.err;
+}
+
+TEST_F(RegistryPull, PicksThePlatformFromAnIndex) {
+  auto r = moat({"image", "pull", "--insecure", ref("multi")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest_multi_ + "\n");
+  auto amd = inspect(ref("multi"));
+  EXPECT_EQ(amd["digest"], digest_multi_);
+  EXPECT_EQ(amd["manifestDigest"], digest_one_);  // the same amd64 image as tag 1
+  EXPECT_EQ(amd["platform"], "linux/amd64");
+
+  auto arm = moat({"image", "pull", "--insecure", "--platform", "linux/arm64", ref("multi")});
+  ASSERT_EQ(arm.exit_code, 0) << arm.err;
+  EXPECT_EQ(arm.out, digest_multi_ + "\n");
+  auto j = inspect(ref("multi"));
+  EXPECT_EQ(j["platform"], "linux/arm64");
+  EXPECT_NE(j["manifestDigest"], digest_one_);
+  ASSERT_EQ(j["layers"].size(), 1u);
+  EXPECT_EQ(fsck_erofs(j["erofs"].get<std::string>()), "");
+
+  auto none = moat({"image", "pull", "--insecure", "--platform", "linux/s390x", ref("multi")});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_NE(none.err.find("linux/s390x"), std::string::npos) << none.err;
+
+  // A single-platform image does not pass for another platform either.
+  auto other = moat({"image", "pull", "--insecure", "--platform", "linux/arm64", ref("1")});
+  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_EQ(other.err, "moat: pull " + ref("1") + ": the image is for linux/amd64, not linux/arm64\n");
+}
+
+TEST_F(RegistryPull, PullsDockerSchema2Manifests) {
+  ASSERT_NE(digest_v2s2_, digest_one_);
+  auto r = moat({"image", "pull", "--insecure", ref("v2s2")});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, digest_v2s2_ + "\n");
+  auto j = inspect(ref("v2s2"));
+  EXPECT_EQ(j["mediaType"], "application/vnd.docker.distribution.manifest.v2+json");
+  EXPECT_EQ(j["layers"][0]["mediaType"], "application/vnd.docker.image.rootfs.diff.tar.gzip");
+  EXPECT_EQ(j["config"]["Cmd"], nlohmann::json({"echo hello"}));
+  // Same layers, same root: identical bytes to the OCI flavour's.
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  EXPECT_TRUE(read_file(erofs_for(digest_v2s2_)) == read_file(erofs_for(digest_one_)));
+  EXPECT_EQ(fsck_erofs(erofs_for(digest_v2s2_)), "");
+}
+
+TEST_F(RegistryPull, ConcurrentPullsOfOneImageAllSucceed) {
+  constexpr int kPulls = 3;
+  std::vector<std::thread> threads;
+  std::vector<CmdResult> results(kPulls);
+  for (int i = 0; i < kPulls; ++i) {
+    std::string scratch = home_.path() + "/p" + std::to_string(i);
+    std::filesystem::create_directories(scratch);
+    threads.emplace_back([&, i, scratch] {
+      results[i] = run({cli_, "image", "pull", "-q", "--insecure", ref("1")},
+                       {"MOAT_HOME=" + home_.path() + "/home", "DOCKER_CONFIG=" + home_.path() + "/docker"},
+                       scratch);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& r : results) {
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, digest_one_ + "\n");
+  }
+  EXPECT_EQ(blobs().size(), 4u);
+  EXPECT_EQ(incoming(), std::vector<std::string>{});
+  EXPECT_EQ(list_dir(home_.path() + "/home/images"),
+            std::vector<std::string>{digest_one_.substr(7) + ".erofs"});
+  EXPECT_EQ(fsck_erofs(erofs_for(digest_one_)), "");
+}
+
+}  // namespace
+}  // namespace moat::image::testing
