@@ -129,6 +129,12 @@ void AgentServer::start_exec(const proto::Message& m) {
     send(proto::make_error_message(m.stream, "too_many_streams", "too many concurrent execs", true));
     return;
   }
+  if (pending_setup_ > 0) {
+    // Boot set-up (the loopback interface) finishes before anything runs.
+    while (::waitpid(pending_setup_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    pending_setup_ = -1;
+  }
   auto req = proto::parse_exec_request(m.payload);
   if (!req) {
     send(proto::make_error_message(m.stream, "bad_request", req.error().message, true));
@@ -166,6 +172,7 @@ void AgentServer::reap_children() {
   int status = 0;
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    if (pid == pending_setup_) pending_setup_ = -1;
     auto it = pid_streams_.find(pid);
     if (it == pid_streams_.end()) continue;  // an orphan re-parented to us
     auto s = sessions_.find(it->second);

@@ -23,6 +23,9 @@ class AgentServer {
  public:
   explicit AgentServer(UniqueFd channel);
 
+  // A boot-time helper process that must finish before the first command.
+  void set_pending_setup(pid_t pid) { pending_setup_ = pid; }
+
   // Runs until the host asks for shutdown; returns then (the caller powers off).
   void run();
 
@@ -44,6 +47,7 @@ class AgentServer {
   std::map<pid_t, std::uint32_t> pid_streams_;
   bool shutdown_requested_ = false;
   bool channel_eof_ = false;
+  pid_t pending_setup_ = -1;
 };
 
 }  // namespace moat::agent

@@ -52,14 +52,18 @@ int main() {
   trace("root filesystem entered");
   if (auto st = moat::agent::mount_guest_filesystems(); !st) fail_boot(st.error().message);
   trace("guest filesystems mounted");
+  pid_t setup_pid = -1;
   if (auto st = moat::agent::configure_identity(cfg.hostname); !st)
     console_log("moat-agent: " + st.error().message);
-  trace("identity configured");
+  else
+    setup_pid = *st;
+  trace("identity configuring");
   auto channel = moat::agent::open_virtio_port(cfg.port_name, 5000);
   if (!channel) fail_boot(channel.error().message);
   trace("channel open; serving");
 
   moat::agent::AgentServer server(std::move(*channel));
+  server.set_pending_setup(setup_pid);
   server.run();
   moat::agent::kill_all_processes(2000);
   moat::agent::power_off();

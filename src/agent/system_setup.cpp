@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -181,16 +182,35 @@ Status mount_guest_filesystems() {
   return ok_status();
 }
 
-Status configure_identity(const std::string& hostname) {
-  if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_error("sethostname");
-  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!sock) return errno_error("socket for loopback");
+namespace {
+
+int bring_up_loopback(void*) {
+  int sock = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return 1;
   struct ifreq ifr {};
   std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  if (::ioctl(sock.get(), SIOCGIFFLAGS, &ifr) != 0) return errno_error("get flags of lo");
+  if (::ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) return 2;
   ifr.ifr_flags |= IFF_UP;
-  if (::ioctl(sock.get(), SIOCSIFFLAGS, &ifr) != 0) return errno_error("bring up lo");
-  return ok_status();
+  if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) return 3;
+  return 0;
+}
+
+alignas(16) char g_loopback_stack[64 * 1024];
+
+}  // namespace
+
+Result<pid_t> configure_identity(const std::string& hostname) {
+  if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_error("sethostname");
+  // Bringing up lo (IPv6 address configuration included) takes ~45 ms of
+  // guest time under TCG, much of it waiting, so it runs beside the rest of
+  // boot in a child that shares our memory but only uses its own stack.
+  pid_t pid = ::clone(bring_up_loopback, g_loopback_stack + sizeof(g_loopback_stack), CLONE_VM | SIGCHLD,
+                      nullptr);
+  if (pid < 0) {
+    if (int rc = bring_up_loopback(nullptr); rc != 0) return make_error("bring up lo failed");
+    return pid_t{-1};
+  }
+  return pid;
 }
 
 void kill_all_processes(int grace_ms) {

@@ -3,6 +3,8 @@
 // the switch into it, and the orderly way down again.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "agent/boot_config.h"
@@ -21,8 +23,10 @@ Status enter_root_filesystem(const BootConfig& cfg);
 // current root, and creates the /dev/fd family of links.
 Status mount_guest_filesystems();
 
-// Brings up the loopback interface and sets the hostname.
-Status configure_identity(const std::string& hostname);
+// Sets the hostname and starts bringing up the loopback interface in a
+// child process, whose pid is returned (-1 if it was done inline). Commands
+// must not start before that child has exited.
+Result<pid_t> configure_identity(const std::string& hostname);
 
 // Sends every other process SIGTERM, then SIGKILL after `grace_ms`.
 void kill_all_processes(int grace_ms);
