@@ -76,8 +76,10 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);
   EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw "), std::string::npos);
   EXPECT_EQ(kernel_command_line(s),
-            "console=ttyS0 quiet reboot=t panic=-1 moat.root=overlay moat.lowerfs=ext4 moat.hostname=box");
+            "console=ttyS0 quiet reboot=t panic=-1 noapictimer moat.root=overlay moat.lowerfs=ext4 "
+            "moat.hostname=box");
   s.accel = Accel::kKvm;
+  EXPECT_EQ(kernel_command_line(s).find("noapictimer"), std::string::npos);
   auto k = build_qemu_command(s);
   bool has_kvm = false;
   for (auto& a : k) has_kvm |= a == "kvm";
