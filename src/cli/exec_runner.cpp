@@ -22,6 +22,31 @@ void write_all(int fd, std::string_view data) {
   }
 }
 
+// "nofile=1024" or "nofile=1024:2048"; "unlimited" is accepted for either.
+Result<std::pair<std::string, Rlimit>> parse_ulimit(const std::string& spec) {
+  static const char* kNames[] = {"as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue",
+                                 "nice", "nofile", "nproc", "rss", "rtprio", "sigpending", "stack"};
+  auto bad = [&] { return make_error("--ulimit " + spec + ": expected NAME=SOFT[:HARD]"); };
+  auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0) return bad();
+  std::string name = spec.substr(0, eq);
+  bool known = false;
+  for (const char* n : kNames) known |= name == n;
+  if (!known) return make_error("--ulimit " + spec + ": unknown limit \"" + name + "\"");
+  auto number = [](const std::string& s) -> std::optional<std::uint64_t> {
+    if (s == "unlimited") return ~0ull;
+    if (s.empty() || s.size() > 19 || s.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoull(s);
+  };
+  std::string values = spec.substr(eq + 1);
+  auto colon = values.find(':');
+  auto soft = number(values.substr(0, colon));
+  auto hard = colon == std::string::npos ? soft : number(values.substr(colon + 1));
+  if (!soft || !hard) return bad();
+  if (*soft > *hard) return make_error("--ulimit " + spec + ": soft limit above hard limit");
+  return std::make_pair(name, Rlimit{*soft, *hard});
+}
+
 }  // namespace
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
@@ -47,6 +72,10 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   o.stdin_open = f.interactive;
   if (f.timeout_s < 0 || !std::isfinite(f.timeout_s)) return make_error("--timeout must be a positive number of seconds");
   o.timeout_ms = static_cast<std::uint64_t>(f.timeout_s * 1000.0);
+  for (const auto& u : f.ulimits) {
+    MOAT_ASSIGN_OR_RETURN(auto lim, parse_ulimit(u));
+    o.rlimits[lim.first] = lim.second;
+  }
   if (f.tty) {
     auto [rows, cols] = window_size(::isatty(1) ? 1 : 0);
     o.rows = rows;

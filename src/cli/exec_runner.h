@@ -21,6 +21,7 @@ struct ExecFlags {
   bool tty = false;
   bool interactive = false;
   double timeout_s = 0;
+  std::vector<std::string> ulimits;  // NAME=SOFT[:HARD], as Docker's --ulimit
   std::vector<std::string> command;
 };
 

@@ -42,12 +42,17 @@ void add_vm_flags(CLI::App* cmd, VmFlags& f) {
 }
 
 void add_exec_flags(CLI::App* cmd, ExecFlags& f) {
-  cmd->add_option("-e,--env", f.env, "Set an environment variable (KEY=VALUE, or KEY to pass through)");
+  // One value per occurrence (-e A=1 -e B=2), so the option never swallows
+  // the command after it.
+  cmd->add_option("-e,--env", f.env, "Set an environment variable (KEY=VALUE, or KEY to pass through)")
+      ->allow_extra_args(false);
   cmd->add_option("-w,--workdir", f.workdir, "Working directory in the guest");
   cmd->add_option("-u,--user", f.user, "User: name, uid, name:group or uid:gid");
   cmd->add_flag("-t,--tty", f.tty, "Give the command a terminal");
   cmd->add_flag("-i,--interactive", f.interactive, "Forward stdin to the command");
   cmd->add_option("--timeout", f.timeout_s, "Kill the command after this many seconds");
+  cmd->add_option("--ulimit", f.ulimits, "Resource limit NAME=SOFT[:HARD] (nofile, nproc, as, ...)")
+      ->allow_extra_args(false);
 }
 
 moat::SandboxOptions sandbox_options(const VmFlags& f, bool ephemeral) {

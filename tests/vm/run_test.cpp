@@ -55,6 +55,19 @@ TEST(VmRun, EnvWorkdirAndUser) {
   EXPECT_NE(bad.err.find("unable to find user nosuchuser"), std::string::npos) << bad.err;
 }
 
+TEST(VmRun, UlimitsApplyToTheCommand) {
+  auto o = run_moat(run_args({"sh", "-c", "ulimit -n; ulimit -H -n; ulimit -c"},
+                             {"--ulimit", "nofile=256:512", "--ulimit", "core=0"}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "256\n512\n0\n");
+  auto bad = run_moat(run_args({"true"}, {"--ulimit", "nofile=9:3"}));
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_NE(bad.err.find("soft limit above hard limit"), std::string::npos) << bad.err;
+  auto unknown = run_moat(run_args({"true"}, {"--ulimit", "bogus=1"}));
+  EXPECT_EQ(unknown.exit_code, 125);
+  EXPECT_NE(unknown.err.find("unknown limit"), std::string::npos) << unknown.err;
+}
+
 TEST(VmRun, TenMiBOfStdoutArriveByteExact) {
   // The guest writes random bytes and prints their checksum on stderr.
   auto o = run_moat(run_args({"sh", "-c",
