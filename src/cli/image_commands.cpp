@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "image/image_fsck.h"
 #include "image/image_pull.h"
 #include "image/image_store.h"
 #include "store/moat_home.h"
@@ -22,7 +23,10 @@ struct ImageFlags {
   CLI::App* ls = nullptr;
   CLI::App* inspect = nullptr;
   CLI::App* rm = nullptr;
+  CLI::App* tag = nullptr;
+  CLI::App* fsck = nullptr;
   std::string ref;
+  std::string target;
   std::vector<std::string> refs;
   std::string platform;
   bool insecure = false;
@@ -124,11 +128,40 @@ int cmd_rm() {
   return code;
 }
 
+int cmd_tag() {
+  auto store = open_store();
+  if (!store) return fail(store.error());
+  auto& f = flags();
+  auto rec = (*store)->tag(f.ref, f.target);
+  if (!rec) return fail(rec.error().wrap("tag " + f.ref));
+  std::printf("%s %s\n", rec->name.c_str(), rec->digest.c_str());
+  return 0;
+}
+
+int cmd_fsck() {
+  auto store = open_store();
+  if (!store) return fail(store.error());
+  auto reports = image::fsck_images(**store, flags().refs);
+  if (!reports) return fail(reports.error());
+  int code = 0;
+  for (const auto& r : *reports) {
+    if (r.ok()) {
+      std::printf("OK %s %s\n", r.ref.c_str(), r.digest.c_str());
+      continue;
+    }
+    std::string reasons;
+    for (const auto& p : r.problems) reasons += (reasons.empty() ? "" : "; ") + p;
+    std::printf("BAD %s: %s\n", r.ref.c_str(), reasons.c_str());
+    code = kExitFailure;
+  }
+  return code;
+}
+
 }  // namespace
 
 void register_image_commands(CLI::App& app) {
   auto& f = flags();
-  f.image = app.add_subcommand("image", "Manage OCI images (pull, ls, inspect, rm)");
+  f.image = app.add_subcommand("image", "Manage OCI images (pull, ls, inspect, rm, tag, fsck)");
   f.image->require_subcommand(1);
 
   f.pull = f.image->add_subcommand("pull", "Pull an image and build its root filesystem; prints its digest");
@@ -144,6 +177,14 @@ void register_image_commands(CLI::App& app) {
 
   f.rm = f.image->add_subcommand("rm", "Remove image references (and data no other image uses)");
   f.rm->add_option("ref", f.refs, "Image references")->required();
+
+  f.tag = f.image->add_subcommand("tag", "Give a pulled image another name");
+  f.tag->add_option("source", f.ref, "A pulled reference or an image digest")->required();
+  f.tag->add_option("target", f.target, "The new name[:tag]")->required();
+
+  f.fsck = f.image->add_subcommand(
+      "fsck", "Re-verify blobs and root filesystems; exits 1 if any image is damaged");
+  f.fsck->add_option("ref", f.refs, "Image references (default: every image)");
 }
 
 int run_image_command() {
@@ -153,6 +194,8 @@ int run_image_command() {
   if (*f.ls) return cmd_ls();
   if (*f.inspect) return cmd_inspect();
   if (*f.rm) return cmd_rm();
+  if (*f.tag) return cmd_tag();
+  if (*f.fsck) return cmd_fsck();
   return 2;
 }
 

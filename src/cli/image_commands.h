@@ -1,4 +1,4 @@
-// `moat image pull | ls | inspect | rm`: the image store on the command line.
+// `moat image pull | ls | inspect | rm | tag | fsck`: the image store on the command line.
 //
 // Wiring (main.cpp), around CLI11's parse:
 //

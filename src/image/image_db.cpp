@@ -201,6 +201,26 @@ Status ImageDb::put_image(const ImageRecord& image, const RefRecord& ref) {
   return tx.commit();
 }
 
+Status ImageDb::add_ref(const RefRecord& ref) {
+  Transaction tx(db_);
+  MOAT_TRY(tx.begin());
+  {
+    Stmt s(db_, "SELECT 1 FROM manifests WHERE digest = ?");
+    MOAT_TRY(s.prepared());
+    s.bind(1, ref.manifest_digest);
+    MOAT_ASSIGN_OR_RETURN(bool known, s.step());
+    if (!known) return make_error("no image recorded for " + ref.manifest_digest, ENOENT);
+  }
+  {
+    Stmt s(db_,
+           "INSERT OR REPLACE INTO refs(name, digest, manifest_digest, updated) VALUES(?,?,?,?)");
+    MOAT_TRY(s.prepared());
+    std::int64_t now = ref.updated ? ref.updated : static_cast<std::int64_t>(std::time(nullptr));
+    MOAT_TRY(s.bind(1, ref.name).bind(2, ref.digest).bind(3, ref.manifest_digest).bind(4, now).run());
+  }
+  return tx.commit();
+}
+
 Result<std::optional<RefRecord>> ImageDb::get_ref(const std::string& name) {
   Stmt s(db_, "SELECT name, digest, manifest_digest, updated FROM refs WHERE name = ?");
   MOAT_TRY(s.prepared());

@@ -62,6 +62,10 @@ class ImageDb {
   // Records an image and points `ref` at it, atomically.
   Status put_image(const ImageRecord& image, const RefRecord& ref);
 
+  // Points `ref` at an image that is already recorded (`moat image tag`).
+  // Fails if the manifest has no rows: a ref must never name a missing image.
+  Status add_ref(const RefRecord& ref);
+
   Result<std::optional<RefRecord>> get_ref(const std::string& name);
   Result<std::vector<RefRecord>> list_refs();
   Result<std::optional<ImageRecord>> get_image(const std::string& manifest_digest);

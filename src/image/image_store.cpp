@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "image/digest.h"
 #include "image/image_builder.h"
 #include "store/moat_home.h"
 
@@ -54,6 +55,38 @@ Result<std::pair<RefRecord, ImageRecord>> ImageStore::resolve(const std::string&
   MOAT_ASSIGN_OR_RETURN(auto img, db_->get_image(rec->manifest_digest));
   if (!img) return make_error("image record missing for " + rec->manifest_digest, ENOENT);
   return std::make_pair(std::move(*rec), std::move(*img));
+}
+
+// A bare digest: the ref that resolved to it (an index keeps its platform
+// choice that way), else a manifest recorded under it.
+Result<RefRecord> ImageStore::resolve_digest(const std::string& digest) {
+  MOAT_ASSIGN_OR_RETURN(auto refs, db_->list_refs());
+  for (const auto& r : refs) {
+    if (r.digest == digest) return r;
+  }
+  MOAT_ASSIGN_OR_RETURN(auto img, db_->get_image(digest));
+  if (!img) return make_error("no such image: " + digest, ENOENT);
+  return RefRecord{"", digest, digest, 0};
+}
+
+Result<RefRecord> ImageStore::tag(const std::string& source, const std::string& target) {
+  auto target_ref = parse_reference(target);
+  if (!target_ref) return target_ref.error().wrap("tag target");
+  if (!target_ref->digest.empty()) {
+    return make_error("tag target '" + target + "' must be name[:tag], without a digest", EINVAL);
+  }
+  RefRecord rec;
+  if (source.rfind(kSha256Prefix, 0) == 0) {
+    MOAT_TRY(validate_digest(source));
+    MOAT_ASSIGN_OR_RETURN(rec, resolve_digest(source));
+  } else {
+    MOAT_ASSIGN_OR_RETURN(auto found, resolve(source));
+    rec = std::move(found.first);
+  }
+  rec.name = ref_key(*target_ref);
+  rec.updated = 0;
+  MOAT_TRY(db_->add_ref(rec));
+  return rec;
 }
 
 Result<std::vector<ImageSummary>> ImageStore::list() {

@@ -52,6 +52,11 @@ class ImageStore {
   // docker.io/library/busybox:latest).
   Result<std::pair<RefRecord, ImageRecord>> resolve(const std::string& ref_text);
 
+  // Records `target` (name[:tag]) as another name for the image `source`
+  // names. `source` is a ref or a digest the store knows (a ref's digest or
+  // a recorded manifest). Returns the ref written.
+  Result<RefRecord> tag(const std::string& source, const std::string& target);
+
   Result<std::vector<ImageSummary>> list();
   Result<nlohmann::json> inspect(const std::string& ref_text);
   // Removes the ref; an image no other ref uses loses its rows, its root
@@ -61,6 +66,7 @@ class ImageStore {
  private:
   ImageStore(std::string home, BlobStore blobs, std::unique_ptr<ImageDb> db)
       : home_(std::move(home)), blobs_(std::move(blobs)), db_(std::move(db)) {}
+  Result<RefRecord> resolve_digest(const std::string& digest);
 
   std::string home_;
   BlobStore blobs_;

@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "image/digest.h"
@@ -286,6 +289,112 @@ TEST_F(RegistryPull, ConcurrentPullsOfOneImageAllSucceed) {
   EXPECT_EQ(list_dir(home_.path() + "/home/images"),
             std::vector<std::string>{digest_one_.substr(7) + ".erofs"});
   EXPECT_EQ(fsck_erofs(erofs_for(digest_one_)), "");
+}
+
+TEST_F(RegistryPull, TagAddsARefToTheSameImageAndRmOfTheTagKeepsTheSource) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  const std::string target = registry_->host() + "/mine/box:v1";
+  auto tag = moat({"image", "tag", ref("1"), target});
+  ASSERT_EQ(tag.exit_code, 0) << tag.err;
+  EXPECT_EQ(tag.out, target + " " + digest_one_ + "\n");
+  EXPECT_EQ(tag.err, "");
+
+  auto ls = moat({"image", "ls"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  std::vector<std::string> lines;
+  std::istringstream in(ls.out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 3u) << ls.out;
+  // Sorted by name: 127.0.0.1:<port>/mine/box:v1 before .../test/busybox:1.
+  EXPECT_EQ(lines[1].substr(0, target.size() + 1), target + " ");
+  EXPECT_EQ(lines[2].substr(0, ref("1").size() + 1), ref("1") + " ");
+  for (int i : {1, 2}) {
+    EXPECT_NE(lines[i].find(" " + digest_one_.substr(7, 12) + " "), std::string::npos) << lines[i];
+  }
+  EXPECT_EQ(inspect(target)["manifestDigest"], digest_one_);
+
+  // A digest works as the source too.
+  auto by_digest = moat({"image", "tag", digest_one_, "other:2"});
+  ASSERT_EQ(by_digest.exit_code, 0) << by_digest.err;
+  EXPECT_EQ(by_digest.out, "docker.io/library/other:2 " + digest_one_ + "\n");
+
+  auto rm = moat({"image", "rm", target});
+  ASSERT_EQ(rm.exit_code, 0) << rm.err;
+  EXPECT_EQ(rm.out, target + "\n");
+  EXPECT_TRUE(std::filesystem::exists(erofs_for(digest_one_)));
+  EXPECT_EQ(blobs().size(), 4u);
+  EXPECT_EQ(inspect(ref("1"))["digest"], digest_one_);
+  auto fsck = moat({"image", "fsck", ref("1")});
+  EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
+  EXPECT_EQ(fsck.out, "OK " + ref("1") + " " + digest_one_ + "\n");
+}
+
+TEST_F(RegistryPull, TagRejectsUnknownSourceAndMalformedTarget) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  auto unknown = moat({"image", "tag", ref("nope"), "x:1"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.out, "");
+  EXPECT_EQ(unknown.err, "moat: tag " + ref("nope") + ": no such image: " + ref("nope") + "\n");
+
+  const std::string missing = "sha256:" + std::string(64, 'a');
+  auto unknown_digest = moat({"image", "tag", missing, "x:1"});
+  EXPECT_EQ(unknown_digest.exit_code, 1);
+  EXPECT_EQ(unknown_digest.err, "moat: tag " + missing + ": no such image: " + missing + "\n");
+
+  auto bad = moat({"image", "tag", ref("1"), "Bad//Name"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.out, "");
+  EXPECT_EQ(bad.err.rfind("moat: tag " + ref("1") + ": tag target: invalid image reference 'Bad//Name': ", 0),
+            0u)
+      << bad.err;
+
+  auto pinned = moat({"image", "tag", ref("1"), "x@" + digest_one_});
+  EXPECT_EQ(pinned.exit_code, 1);
+  EXPECT_EQ(pinned.err, "moat: tag " + ref("1") + ": tag target 'x@" + digest_one_ +
+                            "' must be name[:tag], without a digest\n");
+
+  auto ls = moat({"image", "ls"});
+  EXPECT_EQ(std::count(ls.out.begin(), ls.out.end(), '\n'), 2) << ls.out;
+}
+
+TEST_F(RegistryPull, FsckPassesAFreshPullAndNamesACorruptLayerBlob) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  auto fsck = moat({"image", "fsck"});
+  EXPECT_EQ(fsck.exit_code, 0) << fsck.out << fsck.err;
+  EXPECT_EQ(fsck.out, "OK " + ref("1") + " " + digest_one_ + "\n");
+  EXPECT_EQ(fsck.err, "");
+
+  std::string layer = inspect(ref("1"))["layers"][1]["digest"];
+  std::string path = home_.path() + "/home/blobs/sha256/" + layer.substr(7);
+  ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  std::string bytes = read_file(path);
+  ASSERT_GT(bytes.size(), 20u);
+  bytes[bytes.size() / 2] ^= 0x01;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  ASSERT_EQ(read_file(path).size(), bytes.size());
+
+  auto bad = moat({"image", "fsck"});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.out, "BAD " + ref("1") + ": blob " + layer + ": content hashes to " +
+                         sha256_digest(bytes) + "\n");
+  EXPECT_EQ(bad.err, "");
+}
+
+TEST_F(RegistryPull, FsckNamesATruncatedRoot) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  std::string root = erofs_for(digest_one_);
+  ASSERT_EQ(::chmod(root.c_str(), 0644), 0);
+  ASSERT_EQ(::truncate(root.c_str(), 4096), 0);
+  auto bad = moat({"image", "fsck", ref("1")});
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.out.rfind("BAD " + ref("1") + ": root " + root + ": fsck.erofs exited ", 0), 0u) << bad.out;
+  EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << bad.out;
+  // The rebuild's temp file is gone either way.
+  EXPECT_EQ(list_dir(home_.path() + "/home/images"), std::vector<std::string>{digest_one_.substr(7) + ".erofs"});
+
+  auto unknown = moat({"image", "fsck", ref("nope")});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.out, "BAD " + ref("nope") + ": no such image: " + ref("nope") + "\n");
 }
 
 }  // namespace

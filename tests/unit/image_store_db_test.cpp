@@ -114,6 +114,34 @@ TEST_F(ImageStoreDb, RemoveKeepsWhatOtherImagesUse) {
   EXPECT_EQ(none.error().message, "no such image: r.io/b:1");
 }
 
+TEST_F(ImageStoreDb, AddRefNamesARecordedImageOnly) {
+  ImageRecord a = sample('1', '2', {'3'});
+  ASSERT_TRUE(db_->put_image(a, RefRecord{"r.io/a:1", d('9'), d('1'), 0}).ok());
+  ASSERT_TRUE(db_->add_ref(RefRecord{"r.io/b:x", d('9'), d('1'), 77}).ok());
+  auto b = db_->get_ref("r.io/b:x");
+  ASSERT_TRUE(b.ok() && b->has_value());
+  EXPECT_EQ((*b)->digest, d('9'));
+  EXPECT_EQ((*b)->manifest_digest, d('1'));
+  EXPECT_EQ((*b)->updated, 77);
+
+  auto missing = db_->add_ref(RefRecord{"r.io/c:1", d('5'), d('5'), 0});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().message, "no image recorded for " + d('5'));
+  auto c = db_->get_ref("r.io/c:1");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->has_value());
+
+  // Removing the added name keeps the image for the original one.
+  bool removed = true;
+  auto unused = db_->remove_ref("r.io/b:x", &removed);
+  ASSERT_TRUE(unused.ok());
+  EXPECT_FALSE(removed);
+  EXPECT_EQ(*unused, std::vector<std::string>{});
+  auto img = db_->get_image(d('1'));
+  ASSERT_TRUE(img.ok());
+  EXPECT_TRUE(img->has_value());
+}
+
 TEST_F(ImageStoreDb, ConcurrentWritersFromSeparateConnections) {
   auto other = ImageDb::open(tmp_ / "moat.db");
   ASSERT_TRUE(other.ok());
