@@ -23,13 +23,7 @@ struct BlobWriter::Hasher {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, md, &len);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out(kSha256Prefix);
-    for (unsigned int i = 0; i < len; ++i) {
-      out.push_back(kHex[md[i] >> 4]);
-      out.push_back(kHex[md[i] & 0xf]);
-    }
-    return out;
+    return sha256_digest_of(md, len);
   }
 };
 

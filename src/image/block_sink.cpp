@@ -7,16 +7,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "image/zero_block.h"
+
 namespace moat::image {
 namespace {
 
 constexpr std::size_t kBlock = 4096;
-
-// n <= kBlock; memcmp against a zero block is vectorised.
-bool all_zero(const char* p, std::size_t n) {
-  static const char kZeros[kBlock] = {};
-  return std::memcmp(p, kZeros, n) == 0;
-}
 
 }  // namespace
 

@@ -37,9 +37,13 @@ std::string sha256_digest(std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  return sha256_digest_of(md, len);
+}
+
+std::string sha256_digest_of(const unsigned char* md, std::size_t len) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string out(kSha256Prefix);
-  for (unsigned int i = 0; i < len; ++i) {
+  for (std::size_t i = 0; i < len; ++i) {
     out.push_back(kHex[md[i] >> 4]);
     out.push_back(kHex[md[i] & 0xf]);
   }

@@ -5,6 +5,7 @@
 // cannot verify would let a blob in unchecked.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,8 @@ inline bool is_valid_digest(std::string_view digest) { return validate_digest(di
 
 // "sha256:<hex>" of `data`.
 std::string sha256_digest(std::string_view data);
+
+// "sha256:" followed by the lowercase hex of a finished SHA-256.
+std::string sha256_digest_of(const unsigned char* md, std::size_t len);
 
 }  // namespace moat::image

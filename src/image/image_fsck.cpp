@@ -19,16 +19,6 @@ namespace {
 
 constexpr std::size_t kReadChunk = 1 << 20;
 
-std::string hex(const unsigned char* p, unsigned len) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += digits[p[i] >> 4];
-    out += digits[p[i] & 15];
-  }
-  return out;
-}
-
 // Reads up to `len` bytes, retrying short reads; 0 only at end of file.
 Result<std::size_t> read_full(int fd, char* buf, std::size_t len) {
   std::size_t got = 0;
@@ -154,7 +144,7 @@ Result<FileDigest> hash_file(const std::string& path) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
-  out.digest = std::string(kSha256Prefix) + hex(md, len);
+  out.digest = sha256_digest_of(md, len);
   return out;
 }
 
