@@ -191,14 +191,16 @@ Status ImageDb::put_image(const ImageRecord& image, const RefRecord& ref) {
                  .bind(6, static_cast<std::int64_t>(l.size))
                  .run());
   }
-  {
-    Stmt s(db_,
-           "INSERT OR REPLACE INTO refs(name, digest, manifest_digest, updated) VALUES(?,?,?,?)");
-    MOAT_TRY(s.prepared());
-    std::int64_t now = ref.updated ? ref.updated : static_cast<std::int64_t>(std::time(nullptr));
-    MOAT_TRY(s.bind(1, ref.name).bind(2, ref.digest).bind(3, ref.manifest_digest).bind(4, now).run());
-  }
+  MOAT_TRY(write_ref(ref));
   return tx.commit();
+}
+
+// Inside the caller's transaction. An unset `updated` means now.
+Status ImageDb::write_ref(const RefRecord& ref) {
+  Stmt s(db_, "INSERT OR REPLACE INTO refs(name, digest, manifest_digest, updated) VALUES(?,?,?,?)");
+  MOAT_TRY(s.prepared());
+  std::int64_t now = ref.updated ? ref.updated : static_cast<std::int64_t>(std::time(nullptr));
+  return s.bind(1, ref.name).bind(2, ref.digest).bind(3, ref.manifest_digest).bind(4, now).run();
 }
 
 Status ImageDb::add_ref(const RefRecord& ref) {
@@ -211,13 +213,7 @@ Status ImageDb::add_ref(const RefRecord& ref) {
     MOAT_ASSIGN_OR_RETURN(bool known, s.step());
     if (!known) return make_error("no image recorded for " + ref.manifest_digest, ENOENT);
   }
-  {
-    Stmt s(db_,
-           "INSERT OR REPLACE INTO refs(name, digest, manifest_digest, updated) VALUES(?,?,?,?)");
-    MOAT_TRY(s.prepared());
-    std::int64_t now = ref.updated ? ref.updated : static_cast<std::int64_t>(std::time(nullptr));
-    MOAT_TRY(s.bind(1, ref.name).bind(2, ref.digest).bind(3, ref.manifest_digest).bind(4, now).run());
-  }
+  MOAT_TRY(write_ref(ref));
   return tx.commit();
 }
 

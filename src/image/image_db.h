@@ -80,6 +80,7 @@ class ImageDb {
   Status exec(const char* sql);
   Status migrate();
   Result<bool> blob_referenced(const std::string& digest);
+  Status write_ref(const RefRecord& ref);
 
   sqlite3* db_;
 };
