@@ -1,6 +1,5 @@
-#include "store/directory_erofs.h"
+#include "image/directory_image.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -12,34 +11,35 @@
 #include <vector>
 
 #include "image/erofs_writer.h"
+#include "image/temp_output.h"
 #include "store/moat_home.h"
 #include "store/tree_digest.h"
 #include "util/unique_fd.h"
 
-namespace moat::store {
+namespace moat::image {
 namespace {
 
 constexpr int kMaxDepth = 256;
 
-image::FileType type_of(mode_t mode) {
-  if (S_ISDIR(mode)) return image::FileType::kDirectory;
-  if (S_ISLNK(mode)) return image::FileType::kSymlink;
-  if (S_ISCHR(mode)) return image::FileType::kCharDevice;
-  if (S_ISBLK(mode)) return image::FileType::kBlockDevice;
-  if (S_ISFIFO(mode)) return image::FileType::kFifo;
-  if (S_ISSOCK(mode)) return image::FileType::kSocket;
-  return image::FileType::kRegular;
+FileType type_of(mode_t mode) {
+  if (S_ISDIR(mode)) return FileType::kDirectory;
+  if (S_ISLNK(mode)) return FileType::kSymlink;
+  if (S_ISCHR(mode)) return FileType::kCharDevice;
+  if (S_ISBLK(mode)) return FileType::kBlockDevice;
+  if (S_ISFIFO(mode)) return FileType::kFifo;
+  if (S_ISSOCK(mode)) return FileType::kSocket;
+  return FileType::kRegular;
 }
 
 class TreeReader {
  public:
-  explicit TreeReader(image::Spool& spool) : spool_(spool) {}
+  explicit TreeReader(Spool& spool) : spool_(spool) {}
 
-  Status read_dir(int dirfd, const std::string& path, image::Inode& dir, int depth) {
+  Status read_dir(int dirfd, const std::string& path, Inode& dir, int depth) {
     if (depth > kMaxDepth) return make_error("directory tree deeper than 256 levels at " + path);
-    MOAT_ASSIGN_OR_RETURN(auto names, sorted_entries(dirfd, path));
+    MOAT_ASSIGN_OR_RETURN(auto names, store::sorted_entries(dirfd, path));
     for (const auto& name : names) {
-      MOAT_TRY(image::validate_entry_name(name).ok() ? ok_status()
+      MOAT_TRY(validate_entry_name(name).ok() ? ok_status()
                                                      : make_error("unsupported file name in " + path));
       MOAT_ASSIGN_OR_RETURN(auto inode, read_entry(dirfd, name, path + "/" + name, depth));
       dir.children[name] = std::move(inode);
@@ -47,7 +47,7 @@ class TreeReader {
     return ok_status();
   }
 
-  Status fill_metadata(image::Inode& inode, const struct stat& st, const std::string& path) {
+  Status fill_metadata(Inode& inode, const struct stat& st, const std::string& path) {
     inode.mode = st.st_mode & 07777;
     inode.uid = st.st_uid;
     inode.gid = st.st_gid;
@@ -56,7 +56,7 @@ class TreeReader {
   }
 
  private:
-  Result<image::InodePtr> read_entry(int dirfd, const std::string& name, const std::string& path, int depth) {
+  Result<InodePtr> read_entry(int dirfd, const std::string& name, const std::string& path, int depth) {
     struct stat st {};
     if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno_error("stat " + path);
     // Hardlinks: one inode for every name of the same host file.
@@ -64,28 +64,28 @@ class TreeReader {
     if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) {
       if (auto it = links_.find(key); it != links_.end()) return it->second;
     }
-    auto inode = image::make_inode(type_of(st.st_mode));
+    auto inode = make_inode(type_of(st.st_mode));
     MOAT_TRY(fill_metadata(*inode, st, path));
     switch (inode->type) {
-      case image::FileType::kDirectory: {
+      case FileType::kDirectory: {
         UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (!sub) return errno_error("open " + path);
         MOAT_TRY(read_dir(sub.get(), path, *inode, depth + 1));
         break;
       }
-      case image::FileType::kSymlink: {
+      case FileType::kSymlink: {
         char target[4096];
         ssize_t n = ::readlinkat(dirfd, name.c_str(), target, sizeof(target));
         if (n < 0) return errno_error("readlink " + path);
         inode->symlink_target.assign(target, static_cast<std::size_t>(n));
         break;
       }
-      case image::FileType::kCharDevice:
-      case image::FileType::kBlockDevice:
+      case FileType::kCharDevice:
+      case FileType::kBlockDevice:
         inode->rdev_major = major(st.st_rdev);
         inode->rdev_minor = minor(st.st_rdev);
         break;
-      case image::FileType::kRegular: {
+      case FileType::kRegular: {
         UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
         if (!fd) return errno_error("open " + path);
         MOAT_ASSIGN_OR_RETURN(inode->content, copy_content(fd.get(), path));
@@ -94,12 +94,12 @@ class TreeReader {
       default:
         break;
     }
-    MOAT_TRY(image::validate_inode(*inode));
+    MOAT_TRY(validate_inode(*inode));
     if (!S_ISDIR(st.st_mode) && st.st_nlink > 1) links_[key] = inode;
     return inode;
   }
 
-  Result<image::ContentRef> copy_content(int fd, const std::string& path) {
+  Result<ContentRef> copy_content(int fd, const std::string& path) {
     spool_.begin();
     char buf[1 << 16];
     while (true) {
@@ -112,7 +112,7 @@ class TreeReader {
     return spool_.finish();
   }
 
-  Status read_xattrs(image::Inode& inode, const std::string& path) {
+  Status read_xattrs(Inode& inode, const std::string& path) {
     char names[65536];
     ssize_t len = ::llistxattr(path.c_str(), names, sizeof(names));
     if (len < 0) return (errno == ENOTSUP || errno == ENODATA) ? ok_status() : errno_error("list xattrs of " + path);
@@ -127,13 +127,13 @@ class TreeReader {
     return ok_status();
   }
 
-  image::Spool& spool_;
-  std::map<std::pair<dev_t, ino_t>, image::InodePtr> links_;
+  Spool& spool_;
+  std::map<std::pair<dev_t, ino_t>, InodePtr> links_;
 };
 
 }  // namespace
 
-Status read_directory_tree(const std::string& dir, image::FsTree& tree, image::Spool& spool) {
+Status read_directory_tree(const std::string& dir, FsTree& tree, Spool& spool) {
   UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root) return errno_error("root filesystem directory " + dir);
   struct stat st {};
@@ -147,30 +147,20 @@ Result<std::string> erofs_from_directory(const std::string& dir, const std::stri
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return errno_error("root filesystem directory " + dir);
   if (!S_ISDIR(st.st_mode)) return make_error("root filesystem " + dir + " is not a directory");
-  MOAT_ASSIGN_OR_RETURN(auto digest, tree_digest(dir));
+  MOAT_ASSIGN_OR_RETURN(auto digest, store::tree_digest(dir));
   std::string out_dir = cache_dir + "/rootfs";
-  MOAT_TRY(make_dirs(out_dir, 0700));
+  MOAT_TRY(store::make_dirs(out_dir, 0700));
   std::string image = out_dir + "/" + digest.substr(0, 32) + ".erofs";
   if (::access(image.c_str(), F_OK) == 0) return image;
 
-  MOAT_ASSIGN_OR_RETURN(auto spool, image::Spool::create(out_dir));
-  image::FsTree tree;
+  MOAT_ASSIGN_OR_RETURN(auto spool, Spool::create(out_dir));
+  FsTree tree;
   MOAT_TRY(read_directory_tree(dir, tree, spool));
-  std::string tmp = image + ".tmp." + random_id(8);
-  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!out) return errno_error("create " + tmp);
-  auto written = image::write_erofs(tree, spool, out.get());
-  if (written && ::fsync(out.get()) != 0) written = errno_error("fsync " + tmp);
-  if (!written) {
-    ::unlink(tmp.c_str());
-    return written.error().wrap("building an EROFS root from " + dir);
-  }
-  if (::rename(tmp.c_str(), image.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return errno_error("rename " + tmp, err);
-  }
+  MOAT_ASSIGN_OR_RETURN(auto out, TempOutput::create(image));
+  auto written = write_erofs(tree, spool, out.fd());
+  if (!written) return written.error().wrap("building an EROFS root from " + dir);
+  MOAT_TRY(out.commit());
   return image;
 }
 
-}  // namespace moat::store
+}  // namespace moat::image

@@ -9,13 +9,13 @@
 #include "image/spool.h"
 #include "util/result.h"
 
-namespace moat::store {
+namespace moat::image {
 
 // Reads `dir` into `tree`, file contents into `spool`. Ownership, modes,
 // times, xattrs, devices and hardlinks are kept as they are on the host.
-Status read_directory_tree(const std::string& dir, image::FsTree& tree, image::Spool& spool);
+Status read_directory_tree(const std::string& dir, FsTree& tree, Spool& spool);
 
 // Path of the EROFS image of `dir` under cache_dir/rootfs/, built if missing.
 Result<std::string> erofs_from_directory(const std::string& dir, const std::string& cache_dir);
 
-}  // namespace moat::store
+}  // namespace moat::image

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "image/spool.h"
+#include "image/temp_output.h"
 #include "image/tar_reader.h"
 #include "util/unique_fd.h"
 
@@ -20,42 +21,6 @@ Result<std::string> apply_layer_file(LayerApplier& applier, const std::string& p
   MOAT_ASSIGN_OR_RETURN(auto reader, TarReader::open_fd(fd.get()));
   return applier.apply(*reader);
 }
-
-// A temporary file in the output's directory, removed unless committed.
-class TempOutput {
- public:
-  static Result<TempOutput> create(const std::string& output) {
-    TempOutput t;
-    t.final_ = output;
-    t.path_ = output + ".tmp-XXXXXX";
-    int fd = ::mkostemp(t.path_.data(), O_CLOEXEC);
-    if (fd < 0) return errno_error("creating temporary file for " + output);
-    t.fd_.reset(fd);
-    // Images are read-only and shared by every sandbox; mkostemp gives 0600.
-    if (::fchmod(fd, 0644) != 0) return errno_error("chmod " + t.path_);
-    return t;
-  }
-  TempOutput(TempOutput&&) = default;
-  ~TempOutput() {
-    if (!committed_ && fd_) ::unlink(path_.c_str());
-  }
-
-  int fd() const { return fd_.get(); }
-
-  Status commit() {
-    if (::fsync(fd_.get()) != 0) return errno_error("fsync " + path_);
-    if (::rename(path_.c_str(), final_.c_str()) != 0) return errno_error("rename to " + final_);
-    committed_ = true;
-    return ok_status();
-  }
-
- private:
-  TempOutput() = default;
-  std::string final_;
-  std::string path_;
-  UniqueFd fd_;
-  bool committed_ = false;
-};
 
 }  // namespace
 

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "store/directory_erofs.h"
+#include "image/directory_image.h"
 #include "store/ext4_image.h"
 #include "util/unique_fd.h"
 #include "vm/runtime_files.h"
@@ -44,7 +44,7 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
     if (o.writable_root) return make_error("a writable root needs a root filesystem image (--rootfs-image)");
     std::string dir = o.rootfs_dir;
     if (dir.empty()) { MOAT_ASSIGN_OR_RETURN(dir, vm::find_default_rootfs()); }
-    MOAT_ASSIGN_OR_RETURN(lower, store::erofs_from_directory(dir, cache_dir));
+    MOAT_ASSIGN_OR_RETURN(lower, image::erofs_from_directory(dir, cache_dir));
     kind = ImageKind::kErofs;
   }
   if (o.writable_root) {

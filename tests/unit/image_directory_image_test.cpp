@@ -8,18 +8,18 @@
 
 #include <fstream>
 
-#include "store/directory_erofs.h"
+#include "image/directory_image.h"
 #include "../image/erofs_check.h"
 
-namespace moat::store {
+namespace moat::image {
 namespace {
 
-using image::testing::Mount;
-using image::testing::TempDir;
+using testing::Mount;
+using testing::TempDir;
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
-TEST(StoreDirectoryErofs, KeepsTypesOwnersModesTimesXattrsAndHardlinks) {
+TEST(ImageDirectoryImage, KeepsTypesOwnersModesTimesXattrsAndHardlinks) {
   TempDir tmp;
   std::string src = tmp / "src";
   ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
@@ -38,7 +38,7 @@ TEST(StoreDirectoryErofs, KeepsTypesOwnersModesTimesXattrsAndHardlinks) {
 
   auto image = erofs_from_directory(src, tmp / "cache");
   ASSERT_TRUE(image.ok()) << image.error().message;
-  EXPECT_EQ(image::testing::fsck_erofs(*image), "");
+  EXPECT_EQ(testing::fsck_erofs(*image), "");
   // Built once: the same tree gives the cached path back.
   auto again = erofs_from_directory(src, tmp / "cache");
   ASSERT_TRUE(again.ok());
@@ -59,7 +59,7 @@ TEST(StoreDirectoryErofs, KeepsTypesOwnersModesTimesXattrsAndHardlinks) {
   EXPECT_EQ(st.st_nlink, 2u);
   ASSERT_EQ(::lstat((mnt + "/hard").c_str(), &hard), 0);
   EXPECT_EQ(hard.st_ino, st.st_ino);
-  EXPECT_EQ(image::testing::read_file(mnt + "/hard"), "hello\n");
+  EXPECT_EQ(testing::read_file(mnt + "/hard"), "hello\n");
   char target[64] = {};
   ASSERT_EQ(::readlink((mnt + "/link").c_str(), target, sizeof(target)), 8);
   EXPECT_STREQ(target, "dir/file");
@@ -75,7 +75,7 @@ TEST(StoreDirectoryErofs, KeepsTypesOwnersModesTimesXattrsAndHardlinks) {
   EXPECT_STREQ(value, "v1");
 }
 
-TEST(StoreDirectoryErofs, MissingDirectoryIsAnError) {
+TEST(ImageDirectoryImage, MissingDirectoryIsAnError) {
   TempDir tmp;
   auto r = erofs_from_directory(tmp / "nope", tmp / "cache");
   ASSERT_FALSE(r.ok());
@@ -83,4 +83,4 @@ TEST(StoreDirectoryErofs, MissingDirectoryIsAnError) {
 }
 
 }  // namespace
-}  // namespace moat::store
+}  // namespace moat::image
