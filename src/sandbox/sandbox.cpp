@@ -14,6 +14,7 @@
 #include "sandbox/agent_connection.h"
 #include "sandbox/exec_client.h"
 #include "sandbox/root_disks.h"
+#include "sandbox/sandbox_impl.h"
 #include "sandbox/shim_launcher.h"
 #include "shim/shim_config.h"
 #include "store/moat_home.h"
@@ -22,14 +23,6 @@
 #include "vm/runtime_files.h"
 
 namespace moat {
-
-struct Sandbox::Impl {
-  std::string id;
-  std::string dir;
-  std::string accel_reason;
-  pid_t shim_pid = -1;
-  sandbox::AgentConnection conn;
-};
 
 namespace {
 

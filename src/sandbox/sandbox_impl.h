@@ -1,0 +1,22 @@
+// The state behind a moat::Sandbox handle, shared by the files that
+// implement the handle's methods (sandbox.cpp, sandbox_files.cpp, ...).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "moat/sandbox.h"
+#include "sandbox/agent_connection.h"
+
+namespace moat {
+
+struct Sandbox::Impl {
+  std::string id;
+  std::string dir;
+  std::string accel_reason;
+  pid_t shim_pid = -1;
+  sandbox::AgentConnection conn;
+};
+
+}  // namespace moat
