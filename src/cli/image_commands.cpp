@@ -1,13 +1,23 @@
 #include "cli/image_commands.h"
 
+#include <fcntl.h>
+#include <termios.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 
+#include "image/image_archive_load.h"
+#include "image/image_archive_save.h"
 #include "image/image_fsck.h"
 #include "image/image_pull.h"
 #include "image/image_store.h"
+#include "image/registry_auth.h"
+#include "image/registry_login.h"
+#include "image/store_lock.h"
+#include "image/temp_output.h"
 #include "store/moat_home.h"
 
 namespace moat::cli {
@@ -25,6 +35,17 @@ struct ImageFlags {
   CLI::App* rm = nullptr;
   CLI::App* tag = nullptr;
   CLI::App* fsck = nullptr;
+  CLI::App* load = nullptr;
+  CLI::App* save = nullptr;
+  CLI::App* prune = nullptr;
+  CLI::App* registry = nullptr;
+  CLI::App* login = nullptr;
+  CLI::App* logout = nullptr;
+  std::string input;
+  std::string output;
+  std::string format;
+  std::string username;
+  bool password_stdin = false;
   std::string ref;
   std::string target;
   std::vector<std::string> refs;
@@ -141,6 +162,9 @@ int cmd_tag() {
 int cmd_fsck() {
   auto store = open_store();
   if (!store) return fail(store.error());
+  // Shared: a concurrent prune or rm must not delete what is being checked.
+  auto lock = image::StoreLock::acquire((*store)->home(), image::StoreLock::Mode::kShared);
+  if (!lock) return fail(lock.error());
   auto reports = image::fsck_images(**store, flags().refs);
   if (!reports) return fail(reports.error());
   int code = 0;
@@ -157,11 +181,147 @@ int cmd_fsck() {
   return code;
 }
 
+int cmd_load() {
+  auto& f = flags();
+  UniqueFd file;
+  int fd = STDIN_FILENO;
+  if (!f.input.empty() && f.input != "-") {
+    file.reset(::open(f.input.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!file) return fail(make_error("open " + f.input + ": " + std::strerror(errno), errno));
+    fd = file.get();
+  } else if (::isatty(STDIN_FILENO)) {
+    return fail(make_error("load: no archive (give -i FILE or pipe one into stdin)", EINVAL));
+  }
+  auto store = open_store();
+  if (!store) return fail(store.error());
+  auto images = image::load_image_archive(**store, fd);
+  if (!images) return fail(images.error().wrap("load " + (f.input.empty() ? "-" : f.input)));
+  for (const auto& i : *images) {
+    for (const auto& n : i.names) {
+      std::printf("Loaded %s %s\n", n.c_str(), i.digest.c_str());
+    }
+  }
+  return 0;
+}
+
+int cmd_save() {
+  auto& f = flags();
+  auto format = image::parse_archive_format(f.format);
+  if (!format) return fail(format.error());
+  auto store = open_store();
+  if (!store) return fail(store.error());
+  if (f.output.empty() || f.output == "-") {
+    if (::isatty(STDOUT_FILENO)) {
+      return fail(make_error("save: refusing to write an archive to a terminal (use -o FILE)", EINVAL));
+    }
+    auto st = image::save_image_archive(**store, f.refs, *format, STDOUT_FILENO);
+    if (!st) return fail(st.error().wrap("save"));
+    return 0;
+  }
+  // A file appears only once the whole archive is in it.
+  auto out = image::TempOutput::create(f.output);
+  if (!out) return fail(out.error());
+  auto st = image::save_image_archive(**store, f.refs, *format, out->fd());
+  if (!st) return fail(st.error().wrap("save"));
+  if (auto c = out->commit(); !c) return fail(c.error());
+  return 0;
+}
+
+int cmd_prune() {
+  auto store = open_store();
+  if (!store) return fail(store.error());
+  auto r = (*store)->prune();
+  if (!r) return fail(r.error().wrap("prune"));
+  std::printf("removed %zu images, %zu blobs, %zu roots, %zu temporary files: %s freed (%llu bytes)\n",
+              r->images, r->blobs, r->roots, r->temp_files, human_size(r->bytes).c_str(),
+              static_cast<unsigned long long>(r->bytes));
+  return 0;
+}
+
+// One line from stdin; echo off when it is a terminal.
+Result<std::string> read_secret_line(bool prompt, const char* what) {
+  bool tty = ::isatty(STDIN_FILENO);
+  termios old {};
+  if (tty && prompt) {
+    std::fprintf(stderr, "%s: ", what);
+    std::fflush(stderr);
+    if (::tcgetattr(STDIN_FILENO, &old) == 0) {
+      termios quiet = old;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+  }
+  std::string line;
+  char c;
+  while (true) {
+    ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || c == '\n') break;
+    line.push_back(c);
+    if (line.size() > 4096) return make_error(std::string(what) + " longer than 4096 bytes", EINVAL);
+  }
+  if (tty && prompt) {
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::fputc('\n', stderr);
+  }
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+int cmd_login() {
+  auto& f = flags();
+  auto registry = image::normalize_registry_name(f.ref);
+  if (!registry) return fail(registry.error());
+  image::Credentials c;
+  c.username = f.username;
+  if (c.username.empty()) {
+    if (f.password_stdin || !::isatty(STDIN_FILENO)) {
+      return fail(make_error("login: --username is required with --password-stdin", EINVAL));
+    }
+    std::fprintf(stderr, "Username: ");
+    std::fflush(stderr);
+    std::getline(std::cin, c.username);
+  }
+  if (c.username.empty() || c.username.find(':') != std::string::npos) {
+    return fail(make_error("login: the username must be non-empty and without ':'", EINVAL));
+  }
+  if (!f.password_stdin && !::isatty(STDIN_FILENO)) {
+    return fail(make_error("login: stdin is not a terminal; use --password-stdin", EINVAL));
+  }
+  auto password = read_secret_line(!f.password_stdin, "Password");
+  if (!password) return fail(password.error());
+  if (password->empty()) return fail(make_error("login: empty password", EINVAL));
+  c.password = *password;
+  image::LoginOptions lo;
+  lo.insecure = f.insecure;
+  if (auto st = image::verify_registry_login(*registry, c, lo); !st) return fail(st.error());
+  auto home = store::moat_home();
+  if (!home) return fail(home.error());
+  if (auto st = store::make_dirs(*home, 0700); !st) return fail(st.error());
+  auto w = image::write_auth_entry(image::moat_auth_path(*home), *registry, c);
+  if (!w) return fail(w.error());
+  std::printf("Login Succeeded: %s\n", registry->c_str());
+  return 0;
+}
+
+int cmd_logout() {
+  auto registry = image::normalize_registry_name(flags().ref);
+  if (!registry) return fail(registry.error());
+  auto home = store::moat_home();
+  if (!home) return fail(home.error());
+  auto w = image::write_auth_entry(image::moat_auth_path(*home), *registry, std::nullopt);
+  if (!w) return fail(w.error());
+  if (!*w) return fail(make_error("not logged in to " + *registry, ENOENT));
+  std::printf("Removed login credentials for %s\n", registry->c_str());
+  return 0;
+}
+
 }  // namespace
 
 void register_image_commands(CLI::App& app) {
   auto& f = flags();
-  f.image = app.add_subcommand("image", "Manage OCI images (pull, ls, inspect, rm, tag, fsck)");
+  f.image = app.add_subcommand(
+      "image", "Manage OCI images (pull, ls, inspect, rm, tag, fsck, load, save, prune)");
   f.image->require_subcommand(1);
 
   f.pull = f.image->add_subcommand("pull", "Pull an image and build its root filesystem; prints its digest");
@@ -185,10 +345,38 @@ void register_image_commands(CLI::App& app) {
   f.fsck = f.image->add_subcommand(
       "fsck", "Re-verify blobs and root filesystems; exits 1 if any image is damaged");
   f.fsck->add_option("ref", f.refs, "Image references (default: every image)");
+
+  f.load = f.image->add_subcommand(
+      "load", "Load images from a docker-archive or OCI layout tar (file or stdin)");
+  f.load->add_option("-i,--input", f.input, "Archive to read (default: stdin, also '-')");
+
+  f.save = f.image->add_subcommand("save", "Write images to an OCI layout tar or a docker-archive");
+  f.save->add_option("-o,--output", f.output, "Archive to write (default: stdout)");
+  f.save->add_option("--format", f.format, "oci or docker")->required();
+  f.save->add_option("ref", f.refs, "Image references or digests")->required();
+
+  f.prune = f.image->add_subcommand(
+      "prune", "Remove unreferenced images, blobs and roots, and stale temporary files");
+
+  f.registry = app.add_subcommand("registry", "Registry credentials (login, logout)");
+  f.registry->require_subcommand(1);
+  f.login = f.registry->add_subcommand(
+      "login", "Check credentials against a registry and store them in $MOAT_HOME/auth.json");
+  f.login->add_option("-u,--username", f.username, "User name (prompted on a terminal)");
+  f.login->add_flag("--password-stdin", f.password_stdin, "Read the password from stdin");
+  f.login->add_flag("--insecure", f.insecure, "Talk plain HTTP to the registry");
+  f.login->add_option("registry", f.ref, "Registry host[:port], e.g. docker.io")->required();
+  f.logout = f.registry->add_subcommand("logout", "Remove stored credentials for a registry");
+  f.logout->add_option("registry", f.ref, "Registry host[:port]")->required();
 }
 
 int run_image_command() {
   auto& f = flags();
+  if (f.registry && *f.registry) {
+    if (*f.login) return cmd_login();
+    if (*f.logout) return cmd_logout();
+    return 2;
+  }
   if (!f.image || !*f.image) return -1;
   if (*f.pull) return cmd_pull();
   if (*f.ls) return cmd_ls();
@@ -196,6 +384,9 @@ int run_image_command() {
   if (*f.rm) return cmd_rm();
   if (*f.tag) return cmd_tag();
   if (*f.fsck) return cmd_fsck();
+  if (*f.load) return cmd_load();
+  if (*f.save) return cmd_save();
+  if (*f.prune) return cmd_prune();
   return 2;
 }
 

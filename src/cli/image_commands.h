@@ -1,4 +1,5 @@
-// `moat image pull | ls | inspect | rm | tag | fsck`: the image store on the command line.
+// `moat image pull | ls | inspect | rm | tag | fsck | load | save | prune` and
+// `moat registry login | logout`: the image store on the command line.
 //
 // Wiring (main.cpp), around CLI11's parse:
 //
@@ -6,9 +7,9 @@
 //   ...
 //   if (int rc = moat::cli::run_image_command(); rc >= 0) return rc;   // after
 //
-// register_image_commands adds the `image` subcommand and keeps the parsed
+// register_image_commands adds the `image` and `registry` subcommands and keeps the parsed
 // flags in this file's own state; run_image_command returns -1 when the
-// command line did not select `image`, and the exit code otherwise (0 on
+// command line selected neither, and the exit code otherwise (0 on
 // success, 1 on failure, with the error on stderr).
 #pragma once
 

@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS layers (
   PRIMARY KEY (manifest_digest, idx)
 );
 CREATE INDEX IF NOT EXISTS layers_by_blob ON layers(blob_digest);
+CREATE TABLE IF NOT EXISTS image_users (
+  manifest_digest TEXT NOT NULL,
+  user TEXT NOT NULL,
+  PRIMARY KEY (manifest_digest, user)
+);
 )sql";
 
 // One prepared statement, finalized on scope exit.
@@ -293,7 +298,10 @@ Result<std::vector<std::string>> ImageDb::remove_ref(const std::string& name, bo
   // Candidate blobs: everything the removed ref led to.
   std::vector<std::string> candidates{ref->digest};
   if (ref->manifest_digest != ref->digest) candidates.push_back(ref->manifest_digest);
-  Stmt users(db_, "SELECT 1 FROM refs WHERE manifest_digest = ? LIMIT 1");
+  // A sandbox made from the image keeps it (not its name) alive.
+  Stmt users(db_,
+             "SELECT 1 FROM refs WHERE manifest_digest = ?1 "
+             "UNION ALL SELECT 1 FROM image_users WHERE manifest_digest = ?1 LIMIT 1");
   MOAT_TRY(users.prepared());
   users.bind(1, ref->manifest_digest);
   MOAT_ASSIGN_OR_RETURN(bool still_used, users.step());
@@ -317,6 +325,59 @@ Result<std::vector<std::string>> ImageDb::remove_ref(const std::string& name, bo
   }
   MOAT_TRY(tx.commit());
   return unused;
+}
+
+namespace {
+
+Result<std::vector<std::string>> column(sqlite3* db, const char* sql) {
+  Stmt s(db, sql);
+  MOAT_TRY(s.prepared());
+  std::vector<std::string> out;
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    out.push_back(s.text(0));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> ImageDb::remove_unreferenced_manifests() {
+  Transaction tx(db_);
+  MOAT_TRY(tx.begin());
+  MOAT_ASSIGN_OR_RETURN(
+      auto gone, column(db_, "SELECT digest FROM manifests WHERE digest NOT IN "
+                             "(SELECT manifest_digest FROM refs UNION SELECT manifest_digest FROM image_users) "
+                             "ORDER BY digest"));
+  // Layer rows go with their manifest (ON DELETE CASCADE).
+  MOAT_TRY(exec("DELETE FROM manifests WHERE digest NOT IN "
+                "(SELECT manifest_digest FROM refs UNION SELECT manifest_digest FROM image_users)"));
+  MOAT_TRY(tx.commit());
+  return gone;
+}
+
+Result<std::vector<std::string>> ImageDb::blobs_in_use() {
+  return column(db_,
+                "SELECT digest FROM refs UNION SELECT manifest_digest FROM refs "
+                "UNION SELECT digest FROM manifests UNION SELECT config_digest FROM manifests "
+                "UNION SELECT blob_digest FROM layers");
+}
+
+Status ImageDb::add_user(const std::string& manifest_digest, const std::string& user) {
+  Stmt s(db_, "INSERT OR IGNORE INTO image_users (manifest_digest, user) VALUES (?, ?)");
+  MOAT_TRY(s.prepared());
+  return s.bind(1, manifest_digest).bind(2, user).run();
+}
+
+Status ImageDb::remove_user(const std::string& user) {
+  Stmt s(db_, "DELETE FROM image_users WHERE user = ?");
+  MOAT_TRY(s.prepared());
+  return s.bind(1, user).run();
+}
+
+Result<std::vector<std::string>> ImageDb::manifest_digests() {
+  return column(db_, "SELECT digest FROM manifests");
 }
 
 }  // namespace moat::image

@@ -5,6 +5,7 @@
 //              platform manifest chosen from it
 //   manifests  digest, media type, config digest, platform, manifest size
 //   layers     (manifest digest, index) -> blob digest, diff_id, size
+//   image_users  (manifest digest, user): sandboxes using an image
 //
 // The database runs in WAL mode with a busy timeout, so several moat
 // processes can read and write it at once; every multi-row change is one
@@ -74,6 +75,23 @@ class ImageDb {
   // too. Returns the blob digests no image references any more (for the
   // caller to delete), or an error if the ref does not exist.
   Result<std::vector<std::string>> remove_ref(const std::string& name, bool* image_removed);
+
+  // True if a ref, manifest or layer row names `digest` (as index, manifest,
+  // config or layer).
+  Result<bool> blob_in_use(const std::string& digest) { return blob_referenced(digest); }
+
+  // Garbage collection (`moat image prune`): deletes the manifests no ref
+  // leads to (a tag moved by a later pull or load, or a failed rm) with
+  // their layer rows, in one transaction; returns their digests.
+  Result<std::vector<std::string>> remove_unreferenced_manifests();
+
+  // Users (a sandbox: "sandbox:<id>") that keep an image whatever its refs:
+  // `image rm` only untags it and `prune` skips it while one remains.
+  Status add_user(const std::string& manifest_digest, const std::string& user);
+  Status remove_user(const std::string& user);
+  // Every digest some row needs as a blob, and every recorded manifest.
+  Result<std::vector<std::string>> blobs_in_use();
+  Result<std::vector<std::string>> manifest_digests();
 
  private:
   explicit ImageDb(sqlite3* db) : db_(db) {}

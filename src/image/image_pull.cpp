@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "image/digest.h"
+#include "image/registry_auth.h"
+#include "image/store_lock.h"
 
 namespace moat::image {
 namespace {
@@ -103,8 +105,18 @@ Status download_layers(RegistryClient& client, const BlobStore& blobs,
 }  // namespace
 
 Result<PullResult> pull_image(ImageStore& store, const Reference& ref, const PullOptions& options) {
+  // Shared with other pulls and loads, exclusive against rm and prune: the
+  // blobs published below are unreferenced until step 5 records them.
+  MOAT_ASSIGN_OR_RETURN(StoreLock lock, StoreLock::acquire(store.home(), StoreLock::Mode::kShared));
   const BlobStore& blobs = store.blobs();
-  MOAT_ASSIGN_OR_RETURN(auto client, RegistryClient::create(ref, options.registry));
+  // Credentials from `moat registry login` come before Docker's config.
+  RegistryOptions registry = options.registry;
+  if (!registry.credentials) {
+    auto creds = stored_credentials(ref.registry, store.home(), registry.docker_config_path);
+    if (!creds) return creds.error().wrap("reading registry credentials");
+    registry.credentials = *creds;
+  }
+  MOAT_ASSIGN_OR_RETURN(auto client, RegistryClient::create(ref, registry));
 
   // 1. The manifest the reference names, then the platform's manifest.
   MOAT_ASSIGN_OR_RETURN(FetchedManifest top,

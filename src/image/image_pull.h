@@ -10,6 +10,13 @@
 //      against the config (skipped when the image exists already).
 //   5. Record manifest, layers and the ref in the database, in one
 //      transaction, so the ref only ever points at a complete image.
+//
+// Credentials: PullOptions::registry.credentials if set, else
+// $MOAT_HOME/auth.json (`moat registry login`), else Docker's config file.
+//
+// The whole pull holds the store lock shared (store_lock.h). A pull that
+// moves a tag to a new digest leaves the old image without a ref; `moat
+// image prune` collects it.
 #pragma once
 
 #include <string>

@@ -8,6 +8,7 @@
 // (image_pull.h): list, inspect, remove, and (re)building a root.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -27,6 +28,14 @@ struct ImageSummary {
   std::string manifest_digest;
   std::string platform;
   std::uint64_t size = 0;  // compressed: what the pull downloaded
+};
+
+struct PruneReport {
+  std::size_t images = 0;       // manifests removed
+  std::size_t blobs = 0;        // blobs/sha256 files removed
+  std::size_t roots = 0;        // images/<hex>.erofs removed
+  std::size_t temp_files = 0;   // incoming and temp outputs removed
+  std::uint64_t bytes = 0;      // apparent size of everything removed
 };
 
 class ImageStore {
@@ -60,8 +69,15 @@ class ImageStore {
   Result<std::vector<ImageSummary>> list();
   Result<nlohmann::json> inspect(const std::string& ref_text);
   // Removes the ref; an image no other ref uses loses its rows, its root
-  // and the blobs only it used.
+  // and the blobs only it used. Holds the store lock exclusively
+  // (store_lock.h), so it never races a pull's unrecorded blobs.
   Status remove(const std::string& ref_text);
+
+  // Garbage collection under the exclusive store lock: manifests no ref
+  // leads to, blobs no row needs, roots without a manifest row, temp outputs
+  // of interrupted builds in images/, and files in blobs/incoming not
+  // modified for `stale_after` (partial downloads stay resumable that long).
+  Result<PruneReport> prune(std::chrono::seconds stale_after = std::chrono::hours(1));
 
  private:
   ImageStore(std::string home, BlobStore blobs, std::unique_ptr<ImageDb> db)
@@ -75,5 +91,10 @@ class ImageStore {
 
 // The key a reference is stored under: its canonical text.
 std::string ref_key(const Reference& ref);
+
+// The refs key for text a user typed: a bare "sha256:<hex>" (the name of an
+// image loaded from an archive that named none) as it is, anything else
+// parsed as a reference.
+Result<std::string> ref_key_for(const std::string& text);
 
 }  // namespace moat::image

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "image/reference.h"
 #include "util/unique_fd.h"
 
 namespace moat::image {
@@ -168,6 +169,73 @@ Result<std::optional<Credentials>> docker_config_credentials(const std::string& 
     }
   }
   return std::optional<Credentials>();
+}
+
+std::string moat_auth_path(const std::string& moat_home) { return moat_home + "/auth.json"; }
+
+Result<std::optional<Credentials>> stored_credentials(const std::string& registry,
+                                                      const std::string& moat_home,
+                                                      const std::string& docker_config_path) {
+  auto own = docker_config_credentials(registry, moat_auth_path(moat_home));
+  if (!own) return own.error();
+  if (*own) return own;
+  std::string docker = docker_config_path.empty() ? default_docker_config_path() : docker_config_path;
+  if (docker.empty()) return std::optional<Credentials>();
+  return docker_config_credentials(registry, docker);
+}
+
+Result<bool> write_auth_entry(const std::string& path, const std::string& registry,
+                              const std::optional<Credentials>& credentials) {
+  bool missing = false;
+  MOAT_ASSIGN_OR_RETURN(std::string text, read_file_bounded(path, &missing));
+  nlohmann::json doc = nlohmann::json::object();
+  if (!missing && !text.empty()) {
+    doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded() || !doc.is_object()) return make_error(path + ": not a JSON object", EINVAL);
+  }
+  if (!doc.contains("auths") || !doc["auths"].is_object()) doc["auths"] = nlohmann::json::object();
+  auto& auths = doc["auths"];
+  bool existed = false;
+  for (const auto& key : config_keys(registry)) existed = auths.erase(key) > 0 || existed;
+  if (credentials) {
+    auths[config_keys(registry).front()] = {
+        {"auth", base64_encode(credentials->username + ":" + credentials->password)}};
+  }
+  std::string body = doc.dump(1, '\t') + "\n";
+  std::string tmp = path + ".tmp-XXXXXX";
+  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));  // 0600
+  if (!fd) return errno_error("creating a temporary file next to " + path);
+  auto fail = [&](Error e) {
+    ::unlink(tmp.c_str());
+    return e;
+  };
+  std::size_t off = 0;
+  while (off < body.size()) {
+    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(errno_error("write " + tmp));
+    off += static_cast<std::size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) return fail(errno_error("fsync " + tmp));
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno_error("rename to " + path));
+  return existed;
+}
+
+Result<std::string> normalize_registry_name(std::string_view text) {
+  std::string s(text);
+  for (std::string_view scheme : {"https://", "http://"}) {
+    if (s.rfind(scheme, 0) == 0) s = s.substr(scheme.size());
+  }
+  if (auto slash = s.find('/'); slash != std::string::npos) s = s.substr(0, slash);
+  if (s == "index.docker.io" || s == "registry-1.docker.io") s = "docker.io";
+  if (s.empty()) return make_error("empty registry name", EINVAL);
+  // A registry is what a reference's first component would be.
+  auto ref = parse_reference(s + "/moat-login-check");
+  if (!ref || (ref->registry != s && !(s == "docker.io" && ref->registry == "docker.io"))) {
+    return make_error("'" + std::string(text.substr(0, 256)) + "' is not a registry host[:port]",
+                      EINVAL);
+  }
+  return ref->registry;
 }
 
 std::string base64_encode(std::string_view data) {

@@ -39,6 +39,28 @@ Result<std::optional<Credentials>> docker_config_credentials(const std::string& 
 
 std::string default_docker_config_path();
 
+// moat's own credential file, written by `moat registry login`: the same
+// {"auths": {"<registry>": {"auth": base64(user:password)}}} shape as
+// Docker's config.json, mode 0600.
+std::string moat_auth_path(const std::string& moat_home);
+
+// Credentials for a pull: $MOAT_HOME/auth.json first, then Docker's config
+// (`docker_config_path`, "" = default location).
+Result<std::optional<Credentials>> stored_credentials(const std::string& registry,
+                                                      const std::string& moat_home,
+                                                      const std::string& docker_config_path = "");
+
+// Sets (or, with no credentials, removes every key Docker would use for)
+// `registry`'s entry in the auth file at `path`, keeping the rest of the
+// file. The file is replaced atomically (temp file 0600, fsync, rename).
+// Returns whether an entry existed before.
+Result<bool> write_auth_entry(const std::string& path, const std::string& registry,
+                              const std::optional<Credentials>& credentials);
+
+// The registry part of what a user typed after `login`: "host:port",
+// "https://host/", "docker.io" and Docker Hub's legacy URL all work.
+Result<std::string> normalize_registry_name(std::string_view text);
+
 std::string base64_encode(std::string_view data);
 Result<std::string> base64_decode(std::string_view text);
 

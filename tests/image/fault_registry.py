@@ -8,6 +8,8 @@ the first path component of the repository picks the behaviour:
   drop/…      the first GET of each layer sends half the body and hangs up;
               later GETs honour Range (206), as all GETs do
   stall/…     the first GET of each layer sends half the body, then nothing
+  slow/…      layer bodies trickle in 64 KiB pieces, 10 ms apart (~6 MB/s),
+              honouring Range, so a client can be killed at any point
   corrupt/…   layer blobs arrive with one byte flipped (same size)
   forbidden/… blob GETs answer 403
   bearer/…    needs "Bearer good-token"; the token comes from /token with
@@ -96,6 +98,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, json.dumps({"token": TOKEN}).encode())
         if self.path.startswith("/storage/"):
             return self.serve_blob(self.path[len("/storage/"):], "storage")
+        if self.path == "/v2/":
+            # The API version check `moat registry login` starts with: a
+            # Bearer challenge, as token-auth registries answer.
+            if auth != "Bearer " + TOKEN:
+                realm = "http://127.0.0.1:%d/token" % st.port
+                return self.error(401, "UNAUTHORIZED", "token needed", headers=[
+                    ("WWW-Authenticate", 'Bearer realm="%s",service="fault"' % realm)])
+            return self.send(200, b"{}")
         if not self.path.startswith("/v2/"):
             return self.error(404, "NOT_FOUND", "no such path")
         parts = self.path[4:].split("/")
@@ -157,12 +167,29 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(120)  # the client is killed meanwhile
             return
+        status, body, headers = 200, data, []
         if rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[6:-1])
-            body = data[start:]
-            return self.send(206, body, ctype="application/octet-stream", headers=[
-                ("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))])
-        return self.send(200, data, ctype="application/octet-stream")
+            status, body = 206, data[start:]
+            headers = [("Content-Range", "bytes %d-%d/%d" % (start, len(data) - 1, len(data)))]
+        if mode == "slow" and is_layer:
+            return self.trickle(status, body, headers)
+        return self.send(status, body, ctype="application/octet-stream", headers=headers)
+
+    def trickle(self, status, body, headers):
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            for off in range(0, len(body), 64 << 10):
+                self.wfile.write(body[off:off + (64 << 10)])
+                self.wfile.flush()
+                time.sleep(0.01)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client was killed
 
 
 def main():
