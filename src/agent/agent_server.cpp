@@ -14,11 +14,15 @@
 #include "agent/system_setup.h"
 #include "agent/user_db.h"
 #include "proto/exec.h"
+#include "proto/file_ops.h"
 
 namespace moat::agent {
 namespace {
 
 constexpr const char* kAgentVersion = "moat-agent/0.1.0";
+// Bytes one file stream may queue per loop round, so exec output and other
+// streams keep their turn.
+constexpr std::size_t kFileProduceBudget = 256 * 1024;
 
 void set_clock_from(const proto::Json& p) {
   auto ns = proto::get_uint(p, "time_ns", ~0ull);
@@ -80,6 +84,7 @@ void AgentServer::read_channel() {
 }
 
 void AgentServer::handle_frame(const proto::Frame& frame) {
+  if (auto d = proto::data_fast_path(frame.body); d && files_.on_data(frame.stream, *d)) return;
   auto m = proto::decode_message(frame);
   if (!m) {
     send(proto::make_error_message(frame.stream, "bad_message", m.error().message,
@@ -94,13 +99,16 @@ void AgentServer::handle_frame(const proto::Frame& frame) {
   }
   if (m->stream == proto::kControlStream) return handle_control(*m);
   if (m->type == proto::msg::kExec) return start_exec(*m);
+  if (proto::is_file_request(m->type)) return files_.open(*m);
+  if (files_.on_message(*m)) return;
   auto it = sessions_.find(m->stream);
   if (it == sessions_.end()) {
     // Late messages for a stream that just ended are normal; only report
     // ones that could not belong to any stream.
     if (m->type != proto::msg::kWindow && m->type != proto::msg::kStdin &&
         m->type != proto::msg::kCancel && m->type != proto::msg::kStdinClose &&
-        m->type != proto::msg::kSignal && m->type != proto::msg::kResize)
+        m->type != proto::msg::kSignal && m->type != proto::msg::kResize &&
+        m->type != proto::msg::kData && m->type != proto::msg::kEnd)
       send(proto::make_error_message(m->stream, "no_stream", "no such stream", true));
     return;
   }
@@ -218,6 +226,9 @@ void AgentServer::run() {
       for (auto& [id, s] : sessions_) s->add_poll_fds(fds);
 
     int timeout_ms = channel_eof_ ? 100 : -1;
+    // File streams with window left produce without waiting for an fd.
+    bool file_work = out_buf_.size() < (8u << 20) && files_.wants_to_produce();
+    if (file_work) timeout_ms = 0;
     auto now = Clock::now();
     for (auto& [id, s] : sessions_) {
       if (auto d = s->next_deadline()) {
@@ -239,6 +250,7 @@ void AgentServer::run() {
       if (!fds[i].revents) continue;
       for (auto& [id, s] : sessions_) s->on_poll(fds[i].fd, fds[i].revents);
     }
+    if (out_buf_.size() < (8u << 20)) files_.produce(kFileProduceBudget);
     now = Clock::now();
     for (auto& [id, s] : sessions_) s->on_timer(now);
     drop_finished_sessions();

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agent/exec_session.h"
+#include "agent/file_server.h"
 #include "proto/frame.h"
 #include "proto/message.h"
 #include "util/unique_fd.h"
@@ -45,6 +46,7 @@ class AgentServer {
   std::string out_buf_;
   std::map<std::uint32_t, std::unique_ptr<ExecSession>> sessions_;
   std::map<pid_t, std::uint32_t> pid_streams_;
+  FileServer files_{[this](proto::Message m) { send(std::move(m)); }};
   bool shutdown_requested_ = false;
   bool channel_eof_ = false;
   pid_t pending_setup_ = -1;
