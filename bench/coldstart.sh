@@ -18,9 +18,9 @@ median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1
 
 # Warm the rootfs cache and capture moat's QEMU command line.
 "$moat" run --rootfs-dir "$rootfs" -- true
-id=$("$moat" create --rootfs-dir "$rootfs")
+id=$("$moat" run -d --rootfs-dir "$rootfs")
 cp "$MOAT_HOME/sandboxes/$id/qemu.cmdline" "$work/qemu.cmdline"
-"$moat" stop "$id" >/dev/null
+"$moat" rm -f "$id" >/dev/null
 
 # The floor's init: reset at once.
 mkdir -p "$work/floor"

@@ -7,7 +7,7 @@ idle=${2:-10}
 work=$(mktemp -d /tmp/moat-mem.XXXXXX)
 export MOAT_HOME=$work/home
 trap 'rm -rf "$work"' EXIT
-id=$("$build/bin/moat" create --memory 256 --rootfs-dir "$build/share/moat/rootfs-busybox")
+id=$("$build/bin/moat" run -d --memory 256 --rootfs-dir "$build/share/moat/rootfs-busybox")
 sleep "$idle"
 dir=$MOAT_HOME/sandboxes/$id
 total=0 totalpss=0
@@ -19,4 +19,4 @@ for pid in $(pgrep -f "$dir"); do
   total=$((total + rss)) totalpss=$((totalpss + pss))
 done
 echo "idle sandbox (shim + QEMU), 256 MiB guest: RSS $((total / 1024)) MiB, PSS $((totalpss / 1024)) MiB"
-"$build/bin/moat" stop "$id" >/dev/null
+"$build/bin/moat" rm -f "$id" >/dev/null

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every benchmark of the boot path and prints a report (copy it into bench/results/).
+# Runs every benchmark (boot path, exec, memory, image pull) and prints a report (copy it into
+# bench/results/; pull.sh writes its own file there).
 set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -8,3 +9,5 @@ echo "# moat benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, accel: $("$build/
 "$build/bin/moat_bench_exec" "${EXEC_RUNS:-200}" "$build/share/moat/rootfs-busybox"
 "$here/exec_cli.sh" "$build" "${EXEC_RUNS:-200}"
 "$here/memory.sh" "$build" 10
+"$here/pull.sh" "$build" "${PULL_RUNS:-5}"   # writes bench/results/pull-<date>.md
+"$here/sandbox.sh" "$build" "${COLD_RUNS:-10}" "${DENSITY:-20}"

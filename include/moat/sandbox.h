@@ -24,9 +24,46 @@
 
 namespace moat {
 
+// A change written into a sandbox's writable disk before its first boot
+// (no VM needed): `moat create --copy/--mkdir/--write/--rm`.
+struct RootPatch {
+  enum class Kind { kCopy, kMkdir, kWrite, kRemove };
+  Kind kind = Kind::kMkdir;
+  std::string guest_path;  // absolute
+  std::string host_path;   // kCopy: a file or directory on the host
+  std::string text;        // kWrite: the file's contents
+  std::optional<std::uint32_t> mode;  // permission bits; default per kind
+  std::optional<std::uint32_t> uid;   // default 0
+  std::optional<std::uint32_t> gid;   // default 0
+};
+
+enum class PullPolicy { kMissing, kAlways, kNever };
+
 struct SandboxOptions {
-  // The root filesystem: a host directory (packed into a cached ext4 image),
-  // or an image file (ext4 or EROFS). Neither: the bundled default image.
+  // An OCI image reference ("python:3.12", "registry:5000/app@sha256:…"):
+  // the root is the image's read-only EROFS under a fresh writable upper, and
+  // the image config gives the default command, environment, working
+  // directory and user.
+  std::string image;
+  PullPolicy pull = PullPolicy::kMissing;
+  bool insecure_registry = false;  // plain HTTP to the image's registry
+  std::string platform;            // default linux/amd64
+  // Unique among this $MOAT_HOME's sandboxes; default: the id.
+  std::string name;
+  std::map<std::string, std::string> labels;
+  // Replace the image's Cmd / Entrypoint for the sandbox's command.
+  std::vector<std::string> command;
+  std::optional<std::vector<std::string>> entrypoint;
+  std::vector<RootPatch> patches;
+  // The shim stops the sandbox after this long without any command or file
+  // transfer running / after this long in total. 0: never.
+  std::uint64_t idle_timeout_s = 0;
+  std::uint64_t max_duration_s = 0;
+  // Remove the sandbox (disk, logs, state) as soon as it stops.
+  bool auto_remove = false;
+
+  // Without an image: a host directory (packed into a cached EROFS image),
+  // or an image file (ext4 or EROFS). None: the bundled default root.
   std::string rootfs_dir;
   std::string rootfs_image;
   // Boot rootfs_image itself as the only, writable root (ext4 only) instead
@@ -41,6 +78,8 @@ struct SandboxOptions {
   // Stop the sandbox when the handle that created it is closed (or its
   // process dies). `moat run` uses this; `moat create` does not.
   bool ephemeral = false;
+  // How long a graceful stop may take before the VM is killed.
+  int stop_timeout_ms = 10000;
 };
 
 struct Rlimit {
@@ -81,6 +120,42 @@ struct ExecIo {
   std::function<void(int pid)> on_started;
 };
 
+// ---- Files in the guest: types (methods below in Sandbox) ----
+
+enum class FileType { kFile, kDir, kSymlink, kChar, kBlock, kFifo, kSocket };
+
+struct FileInfo {
+  FileType type = FileType::kFile;
+  std::uint32_t mode = 0;  // permission bits (07777)
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  std::uint64_t size = 0;
+  std::uint64_t nlink = 1;
+  std::int64_t mtime_ns = 0;
+  std::string target;  // symlinks: what they point to
+};
+
+struct DirEntry {
+  std::string name;
+  FileInfo info;  // of the entry itself (symlinks are not followed)
+};
+
+struct WriteFileOptions {
+  std::uint32_t mode = 0;  // 0: 0644 for a new file, an existing file keeps its mode
+  std::optional<std::uint32_t> uid;
+  std::optional<std::uint32_t> gid;
+  bool append = false;     // otherwise the file is truncated
+  bool exclusive = false;  // fail with EEXIST if the file exists
+};
+
+struct CopyOptions {
+  // Keep owners (and setuid/setgid bits) as they are in the source; by
+  // default files copied in belong to root and files copied out to the caller.
+  bool preserve_owner = false;
+};
+
+// ---- end of files in the guest: types ----
+
 class Sandbox {
  public:
   // Boots a new sandbox and returns once it runs commands.
@@ -101,6 +176,33 @@ class Sandbox {
   // Asks the guest to power off (filesystems synced), kills the VM if it has
   // not within timeout_ms, and waits until nothing of the sandbox remains.
   Status stop(int timeout_ms = 10000);
+
+  // ---- Files in the guest ----
+  // Guest paths are absolute and resolved as the guest itself sees them.
+  // Errors carry the guest's errno in Error::code (ENOENT, ENOSPC, ...).
+  // Transfers stream in bounded chunks: memory stays flat for any size.
+  Result<FileInfo> stat(const std::string& guest_path, bool follow_symlink = false);
+  Result<std::vector<DirEntry>> list_dir(const std::string& guest_path);
+  // The whole file, to a host fd (written at its current offset) or a callback.
+  Status read_file(const std::string& guest_path, int host_fd);
+  Status read_file(const std::string& guest_path, const std::function<Status(std::string_view)>& sink);
+  // Creates or replaces a guest file from a host fd (read to EOF) or bytes.
+  Status write_file(const std::string& guest_path, int host_fd, const WriteFileOptions& options = {});
+  Status write_file(const std::string& guest_path, std::string_view bytes,
+                    const WriteFileOptions& options = {});
+  Status mkdir(const std::string& guest_path, bool parents = false, std::uint32_t mode = 0755);
+  Status remove(const std::string& guest_path, bool recursive = false);
+  Status rename(const std::string& from, const std::string& to);
+  Status chmod(const std::string& guest_path, std::uint32_t mode);
+  Status chown(const std::string& guest_path, std::optional<std::uint32_t> uid,
+               std::optional<std::uint32_t> gid, bool follow_symlink = false);
+  // Files and directory trees with `docker cp` semantics: into an existing
+  // directory the source keeps its name; to a missing path it takes that name.
+  Status copy_in(const std::string& host_path, const std::string& guest_path,
+                 const CopyOptions& options = {});
+  Status copy_out(const std::string& guest_path, const std::string& host_path,
+                  const CopyOptions& options = {});
+  // ---- end of files in the guest ----
 
  private:
   struct Impl;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "agent/small_file.h"
 #include "util/unique_fd.h"
 
 namespace moat::agent {
@@ -199,8 +200,37 @@ alignas(16) char g_loopback_stack[64 * 1024];
 
 }  // namespace
 
+namespace {
+
+// Writes `content` to `path` unless it holds exactly that already, so a
+// restarted sandbox costs no writes. The path is the guest's own: following
+// a symlink the image planted there stays inside the guest.
+void write_if_changed(const char* path, const std::string& content) {
+  if (read_small_file(path, 64 * 1024) == content) return;
+  ::unlink(path);  // a read-only bind or a dangling symlink must not block us
+  int fd = ::open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) return;
+  ssize_t n = ::write(fd, content.data(), content.size());
+  (void)n;
+  ::close(fd);
+}
+
+}  // namespace
+
+// /etc/hostname, /etc/hosts and /etc/resolv.conf as programs expect them.
+// The guest has no network device yet: resolv.conf names no server, so a
+// lookup fails at once instead of timing out.
+void write_identity_files(const std::string& hostname) {
+  ::mkdir("/etc", 0755);
+  write_if_changed("/etc/hostname", hostname + "\n");
+  write_if_changed("/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" +
+                                     hostname + "\n");
+  write_if_changed("/etc/resolv.conf", "# written by moat: this sandbox has no network\n");
+}
+
 Result<pid_t> configure_identity(const std::string& hostname) {
   if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_error("sethostname");
+  write_identity_files(hostname);
   // Bringing up lo (IPv6 address configuration included) takes ~45 ms of
   // guest time under TCG, much of it waiting, so it runs beside the rest of
   // boot in a child that shares our memory but only uses its own stack.

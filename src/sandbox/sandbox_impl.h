@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "moat/sandbox.h"
 #include "sandbox/agent_connection.h"
@@ -17,6 +18,11 @@ struct Sandbox::Impl {
   std::string accel_reason;
   pid_t shim_pid = -1;
   sandbox::AgentConnection conn;
+  // Process defaults of every exec (from the image config): environment
+  // (overridden by the exec's own), working directory and user.
+  std::vector<std::string> default_env;
+  std::string default_workdir;
+  std::string default_user;
 };
 
 }  // namespace moat

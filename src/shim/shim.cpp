@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,12 +13,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 
+#include "proto/exec.h"
+#include "proto/file_ops.h"
 #include "store/moat_home.h"
 
 namespace moat::shim {
@@ -59,6 +64,45 @@ Shim::Shim(ShimConfig cfg) : cfg_(std::move(cfg)) {}
 
 void Shim::log(const std::string& line) const {
   std::fprintf(stderr, "moat-shim[%s]: %s\n", cfg_.sandbox_id.c_str(), line.c_str());
+}
+
+Status Shim::take_lock() {
+  std::string path = shim_lock_path(cfg_.dir);
+  lock_fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock_fd_) return errno_error("open " + path);
+  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return make_error("another shim already runs sandbox " + cfg_.sandbox_id);
+    return errno_error("lock " + path);
+  }
+  return ok_status();
+}
+
+void Shim::finish(bool clean, const std::string& reason) {
+  if (!exit_) exit_ = ShimExit{clean, reason};
+}
+
+// The exec history (`moat logs`): one JSON line when a command starts and one
+// when it ends. Best effort: a full disk must not stop the relay.
+void Shim::note_exec(std::uint32_t guest_stream, const proto::Message& exec) {
+  proto::Json line = {{"time", realtime_ns() / 1000000000ull}, {"stream", guest_stream}, {"event", "exec"}};
+  if (auto argv = exec.payload.find("argv"); argv != exec.payload.end() && argv->is_array()) line["argv"] = *argv;
+  std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << line.dump() << "\n";
+}
+
+void Shim::note_stream_end(const proto::Frame& f) {
+  auto m = proto::decode_message(f);
+  if (!m || (m->type != proto::msg::kExit && m->type != proto::msg::kError)) return;
+  proto::Json line = {{"time", realtime_ns() / 1000000000ull}, {"stream", f.stream}, {"event", m->type}};
+  if (m->type == proto::msg::kExit) {
+    if (auto st = proto::parse_exit_status(m->payload)) {
+      line["code"] = st->code;
+      line["signal"] = st->signal;
+      if (st->timed_out) line["timed_out"] = true;
+    }
+  } else {
+    line["message"] = m->payload.value("message", std::string());
+  }
+  std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << line.dump() << "\n";
 }
 
 std::string Shim::console_tail(std::size_t max_bytes) const {
@@ -244,11 +288,11 @@ void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
     send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
     return;
   }
-  // Only an exec opens a stream. Anything else for a stream the router does
-  // not know is a late frame of one that already ended (a window grant
-  // racing the exit, say) and is dropped.
+  // Only an exec or a file request opens a stream. Anything else for a
+  // stream the router does not know is a late frame of one that already
+  // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
-  if (m->type == proto::msg::kExec) {
+  if (m->type == proto::msg::kExec || proto::is_file_request(m->type)) {
     guest = router_.to_guest(c.id, f.stream);
   } else {
     guest = router_.find_guest(c.id, f.stream);
@@ -259,6 +303,7 @@ void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
                                                 "too many concurrent streams on one connection", true));
     return;
   }
+  if (m->type == proto::msg::kExec) note_exec(*guest, *m);
   proto::encode_frame(*guest, f.flags, f.body, agent_out_);
   if (m->type == proto::msg::kCancel) router_.end_guest_stream(*guest);
 }
@@ -328,12 +373,16 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
   auto it = clients_.find(dest->first);
   if (it == clients_.end()) return;
   proto::encode_frame(dest->second, f.flags, f.body, it->second->out);
-  if (f.flags & proto::kFlagEndStream) router_.end_guest_stream(f.stream);
+  if (f.flags & proto::kFlagEndStream) {
+    note_stream_end(f);
+    router_.end_guest_stream(f.stream);
+  }
 }
 
 void Shim::begin_stop(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
+  finish(true, why);
   log("stopping: " + why);
   if (cfg_.discard_on_stop) {
     // Everything the guest could flush is about to be deleted.
@@ -348,7 +397,14 @@ void Shim::begin_stop(const std::string& why) {
 
 void Shim::on_qemu_exit() {
   qemu_->reap();
-  if (!stopping_) log("QEMU " + qemu_->describe_exit() + " unexpectedly");
+  if (!stopping_) {
+    // The agent powers off by resetting, and -no-reboot makes that a clean
+    // exit of QEMU; anything else (a signal, an error) is a crash.
+    int st = qemu_->wait_status();
+    bool powered_off = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    finish(powered_off, powered_off ? "the guest powered off" : "QEMU " + qemu_->describe_exit() + " unexpectedly");
+    log("QEMU " + qemu_->describe_exit() + (powered_off ? "" : " unexpectedly"));
+  }
   // Every client with an open stream learns why it ends.
   std::string why = stopping_ ? "the sandbox was stopped" : "the sandbox VM stopped unexpectedly (QEMU " + qemu_->describe_exit() + ")";
   for (auto& [id, c] : clients_) {
@@ -359,9 +415,35 @@ void Shim::on_qemu_exit() {
   done_ = true;
 }
 
+void Shim::check_limits() {
+  if (stopping_) return;
+  auto now = Clock::now();
+  if (cfg_.max_duration_s && now - booted_at_ >= std::chrono::seconds(cfg_.max_duration_s))
+    begin_stop("max duration of " + std::to_string(cfg_.max_duration_s) + " s reached");
+  else if (cfg_.idle_timeout_s && router_.open_streams() == 0 &&
+           now - idle_since_ >= std::chrono::seconds(cfg_.idle_timeout_s))
+    begin_stop("idle for " + std::to_string(cfg_.idle_timeout_s) + " s");
+}
+
+// How long poll may sleep before a limit is due (-1: no limit pending).
+int Shim::next_limit_timeout_ms() const {
+  if (stopping_) return -1;
+  std::optional<Clock::time_point> due;
+  if (cfg_.max_duration_s) due = booted_at_ + std::chrono::seconds(cfg_.max_duration_s);
+  if (cfg_.idle_timeout_s && router_.open_streams() == 0) {
+    auto idle_due = idle_since_ + std::chrono::seconds(cfg_.idle_timeout_s);
+    if (!due || idle_due < *due) due = idle_due;
+  }
+  if (!due) return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*due - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
+}
+
 void Shim::serve() {
   std::vector<pollfd> fds;
   std::vector<ClientId> owners;
+  bool had_streams = false;
+  booted_at_ = idle_since_ = Clock::now();
   while (!done_) {
     flush_agent();
     for (auto& [id, c] : clients_) flush_client(*c);
@@ -394,7 +476,7 @@ void Shim::serve() {
       fds.push_back({c->fd.get(), ev, 0});
       owners.push_back(id);
     }
-    int timeout = -1;
+    int timeout = next_limit_timeout_ms();
     if (stop_deadline_) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline_ - Clock::now()).count();
       timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
@@ -424,6 +506,11 @@ void Shim::serve() {
       if (re & (POLLIN | POLLHUP | POLLERR)) read_client(*it->second);
       if (re & POLLOUT) flush_client(*it->second);
     }
+    // The idle clock restarts when the last stream ends (seen here, in the
+    // iteration that ended it) and runs while none is open.
+    if (router_.open_streams() > 0 || had_streams) idle_since_ = Clock::now();
+    had_streams = router_.open_streams() > 0;
+    check_limits();
     if (stop_deadline_ && Clock::now() >= *stop_deadline_) {
       if (!killed_) {
         log("guest did not power off in time; killing QEMU");
@@ -450,6 +537,9 @@ void Shim::cleanup() {
   ::unlink((cfg_.dir + "/shim.pid").c_str());
   if (cfg_.remove_dir_on_exit) {
     if (auto st = store::remove_tree(cfg_.dir); !st) log(st.error().message);
+  } else {
+    finish(false, "the shim ended without a reason");
+    if (auto st = write_shim_exit(*exit_, cfg_.dir); !st) log(st.error().message);
   }
   // Clients learn the sandbox is gone when their connection closes, which
   // happens last so that nothing of the sandbox is left when they see it.
@@ -477,6 +567,12 @@ int Shim::run(int ready_fd) {
       ready_fd = -1;
     }
   };
+  if (auto locked = take_lock(); !locked) {
+    // Another shim owns this directory: touch nothing of it.
+    log(locked.error().message);
+    report("error: " + locked.error().message, true);
+    return 1;
+  }
   {
     std::ofstream pid(cfg_.dir + "/shim.pid");
     pid << ::getpid() << "\n";
@@ -486,6 +582,7 @@ int Shim::run(int ready_fd) {
   if (!st) {
     log(st.error().message);
     report("error: " + st.error().message, false);
+    finish(false, "boot failed: " + st.error().message);
     cleanup();
     return 1;
   }

@@ -59,6 +59,12 @@ class Shim {
   std::string console_tail(std::size_t max_bytes) const;
   std::string qemu_log_tail(std::size_t max_bytes) const;
   void log(const std::string& line) const;
+  Status take_lock();
+  void note_exec(std::uint32_t guest_stream, const proto::Message& exec);
+  void note_stream_end(const proto::Frame& f);
+  void check_limits();
+  int next_limit_timeout_ms() const;
+  void finish(bool clean, const std::string& reason);
 
   ShimConfig cfg_;
   std::optional<QemuProcess> qemu_;
@@ -76,6 +82,11 @@ class Shim {
   bool done_ = false;
   std::optional<Clock::time_point> stop_deadline_;
   bool killed_ = false;
+  UniqueFd lock_fd_;
+  // How this run ends, for last_exit.json: the first reason wins.
+  std::optional<ShimExit> exit_;
+  Clock::time_point booted_at_{};
+  Clock::time_point idle_since_{};
 };
 
 }  // namespace moat::shim

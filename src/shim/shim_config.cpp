@@ -14,6 +14,36 @@ using Json = nlohmann::json;
 
 std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
+std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
+std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
+std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
+
+Status write_shim_exit(const ShimExit& e, const std::string& dir) {
+  std::string path = last_exit_path(dir);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << Json{{"clean", e.clean}, {"reason", e.reason}}.dump() << "\n";
+    out.flush();
+    if (!out) return make_error("write " + tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("rename " + tmp);
+  return ok_status();
+}
+
+Result<ShimExit> read_shim_exit(const std::string& dir) {
+  std::ifstream in(last_exit_path(dir));
+  if (!in) return errno_error("open " + last_exit_path(dir));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Json j = Json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("clean") || !j["clean"].is_boolean())
+    return make_error(last_exit_path(dir) + ": not a shim exit record");
+  ShimExit e;
+  e.clean = j["clean"].get<bool>();
+  if (j.contains("reason") && j["reason"].is_string()) e.reason = j["reason"].get<std::string>();
+  return e;
+}
 
 Status write_shim_config(const ShimConfig& c, const std::string& path) {
   Json disks = Json::array();
@@ -26,6 +56,8 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"stop_when_owner_leaves", c.stop_when_owner_leaves},
       {"remove_dir_on_exit", c.remove_dir_on_exit},
       {"discard_on_stop", c.discard_on_stop},
+      {"idle_timeout_s", c.idle_timeout_s},
+      {"max_duration_s", c.max_duration_s},
       {"vm",
        {{"qemu", c.vm.qemu},
         {"kernel", c.vm.kernel},
@@ -66,6 +98,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.stop_when_owner_leaves = j.at("stop_when_owner_leaves").get<bool>();
     c.remove_dir_on_exit = j.at("remove_dir_on_exit").get<bool>();
     c.discard_on_stop = j.value("discard_on_stop", false);
+    c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
+    c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
     const Json& v = j.at("vm");
     c.vm.qemu = v.at("qemu").get<std::string>();
     c.vm.kernel = v.at("kernel").get<std::string>();

@@ -2,6 +2,7 @@
 // sandbox directory. Written by the sandbox manager, read by moat-shim.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "util/result.h"
@@ -20,7 +21,30 @@ struct ShimConfig {
   // Nothing of the VM outlives it (a `run` on a fresh upper): stopping needs
   // no clean power-off, so the VM is simply ended.
   bool discard_on_stop = false;
+  // Stop after this long without an open stream (exec or file transfer) /
+  // this long after boot. 0: no limit.
+  std::uint64_t idle_timeout_s = 0;
+  std::uint64_t max_duration_s = 0;
 };
+
+// How the last run of a sandbox's shim ended, as last_exit.json in the
+// sandbox directory (written when the directory is kept). `clean` is true
+// when the stop was asked for (a client, a signal, a limit, the guest
+// powering off), false when QEMU died or the boot failed.
+struct ShimExit {
+  bool clean = false;
+  std::string reason;
+};
+
+std::string last_exit_path(const std::string& dir);
+// Where a shim holds an exclusive flock for as long as it lives: whoever can
+// take the lock knows no shim runs the sandbox (immune to pid reuse).
+std::string shim_lock_path(const std::string& dir);
+// One line per exec: start (argv) and end (exit code or signal).
+std::string exec_log_path(const std::string& dir);
+
+Status write_shim_exit(const ShimExit& e, const std::string& dir);
+Result<ShimExit> read_shim_exit(const std::string& dir);
 
 std::string control_socket_path(const std::string& dir);
 std::string console_log_path(const std::string& dir);

@@ -333,7 +333,7 @@ std::string describe(const UpperPatch& p) {
     case UpperPatch::Kind::kCopy: return "--copy " + p.host_path + ":" + p.guest_path;
     case UpperPatch::Kind::kMkdir: return "--mkdir " + p.guest_path;
     case UpperPatch::Kind::kWrite: return "--write " + p.guest_path;
-    case UpperPatch::Kind::kRemove: return "--rm " + p.guest_path;
+    case UpperPatch::Kind::kRemove: return "--delete " + p.guest_path;
   }
   return "patch";
 }

@@ -38,7 +38,7 @@ struct UpperPatch {
 inline constexpr std::size_t kMaxPatchText = 1 << 20;  // --write contents
 
 // Parses the argument of --copy ("HOST:GUEST"), --mkdir ("GUEST"), --write
-// ("GUEST=TEXT") or --rm ("GUEST"). The guest path must be absolute and may
+// ("GUEST=TEXT") or --delete ("GUEST"). The guest path must be absolute and may
 // not climb out of "/" with "..". In HOST:GUEST the split is at the last ":/"
 // (host paths may hold colons); in GUEST=TEXT at the first "=".
 Result<UpperPatch> parse_patch(UpperPatch::Kind kind, std::string_view cli_text);

@@ -13,7 +13,7 @@ const char* option_name(UpperPatch::Kind kind) {
     case UpperPatch::Kind::kCopy: return "--copy";
     case UpperPatch::Kind::kMkdir: return "--mkdir";
     case UpperPatch::Kind::kWrite: return "--write";
-    case UpperPatch::Kind::kRemove: return "--rm";
+    case UpperPatch::Kind::kRemove: return "--delete";
   }
   return "patch";
 }

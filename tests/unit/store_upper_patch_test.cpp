@@ -406,7 +406,7 @@ TEST_F(StoreUpperPatch, RemoveOfAMissingPathNamesIt) {
   for (const char* p : {"/etc/nothing", "/nowhere/deep", "/etc/passwd/child", "/bin/sh"}) {
     auto st = apply({patch(Kind::kRemove, p)});
     ASSERT_FALSE(st.ok()) << p;
-    EXPECT_NE(st.error().message.find(std::string("--rm ") + p), std::string::npos) << st.error().message;
+    EXPECT_NE(st.error().message.find(std::string("--delete ") + p), std::string::npos) << st.error().message;
     EXPECT_NE(st.error().code, 0) << p;
   }
   auto twice = apply({patch(Kind::kRemove, "/etc/old.conf"), patch(Kind::kRemove, "/etc/old.conf")});

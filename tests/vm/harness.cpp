@@ -259,6 +259,8 @@ std::string create_sandbox(const std::vector<std::string>& extra_args) {
   std::string id = o.out;
   while (!id.empty() && id.back() == '\n') id.pop_back();
   EXPECT_EQ(id.size(), 12u) << "id: " << id;
+  auto started = run_moat({"start", id});
+  EXPECT_EQ(started.exit_code, 0) << started.err;
   return id;
 }
 

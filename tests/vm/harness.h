@@ -48,7 +48,7 @@ std::vector<std::string> leftover_sandboxes();
 std::string sha256_hex(const std::string& data);
 std::string random_bytes(std::size_t n);
 
-// Creates a sandbox and returns its id (fails the test on error).
+// Creates and starts a sandbox and returns its id (fails the test on error).
 std::string create_sandbox(const std::vector<std::string>& extra_args = {});
 
 }  // namespace moat::test

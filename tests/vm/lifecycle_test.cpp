@@ -1,5 +1,5 @@
-// create / exec / stop, concurrency, cleanup, and failures that must give
-// clear errors instead of hangs.
+// create / start / exec / stop / rm, concurrency, cleanup, and failures that
+// must give clear errors instead of hangs.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -37,6 +37,17 @@ TEST(VmLifecycle, CreateExecStopLeavesNothingBehind) {
   auto s = run_moat({"stop", id});
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_EQ(s.out, id + "\n");
+  // Stopped: no process, no socket, but the disk and logs are kept.
+  EXPECT_TRUE(processes_mentioning(sandbox_dir(id)).empty());
+  struct stat st {};
+  EXPECT_NE(::stat((sandbox_dir(id) + "/control.sock").c_str(), &st), 0);
+  EXPECT_EQ(::stat((sandbox_dir(id) + "/upper.ext4").c_str(), &st), 0);
+  auto stopped = run_moat({"exec", id, "--", "true"});
+  EXPECT_EQ(stopped.exit_code, 125);
+  EXPECT_NE(stopped.err.find("is not running (stopped); start it with `moat start " + id + "`"), std::string::npos)
+      << stopped.err;
+  auto rm = run_moat({"rm", id});
+  EXPECT_EQ(rm.exit_code, 0) << rm.err;
   expect_nothing_left(id);
   auto again = run_moat({"exec", id, "--", "true"});
   EXPECT_EQ(again.exit_code, 125);
@@ -64,7 +75,7 @@ TEST(VmLifecycle, EightConcurrentExecsKeepTheirOutputApart) {
     EXPECT_EQ(o.out, want_out) << "exec " << i;
     EXPECT_EQ(o.err, want_err) << "exec " << i;
   }
-  EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
   expect_nothing_left(id);
 }
 
@@ -77,6 +88,12 @@ TEST(VmLifecycle, KilledVmGivesTheClientAnErrorAndTheShimCleansUp) {
   EXPECT_EQ(o.exit_code, 125);
   EXPECT_NE(o.err.find("stopped"), std::string::npos) << o.err;
   for (int i = 0; i < 100 && !processes_mentioning(sandbox_dir(id)).empty(); ++i) ::usleep(50000);
+  EXPECT_TRUE(processes_mentioning(sandbox_dir(id)).empty());
+  // The next call notices: crashed, with QEMU's fate as the reason.
+  auto ls = run_moat({"inspect", id});
+  EXPECT_NE(ls.out.find("\"state\": \"crashed\""), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("QEMU killed by signal Killed unexpectedly"), std::string::npos) << ls.out;
+  EXPECT_EQ(run_moat({"rm", id}).exit_code, 0);
   expect_nothing_left(id);
 }
 
@@ -145,7 +162,7 @@ TEST(VmLifecycle, GarbageAndOversizedFramesGetErrorsNotCrashes) {
   // The sandbox still works.
   auto o = run_moat({"exec", id, "--", "echo", "alive"});
   EXPECT_EQ(o.out, "alive\n");
-  EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
   expect_nothing_left(id);
 }
 

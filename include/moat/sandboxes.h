@@ -1,0 +1,81 @@
+// moat's sandbox manager: sandboxes that outlive the process that made them.
+//
+//   auto info = moat::create_sandbox({.image = "python:3.12", .name = "py"});
+//   moat::start_sandbox("py");
+//   auto sb = moat::Sandbox::open("py");       // exec, files (sandbox.h)
+//   moat::stop_sandbox("py");                  // disk kept; start again later
+//   moat::remove_sandbox("py");
+//
+// State lives in $MOAT_HOME/moat.db (SQLite, WAL) and sandboxes/<id>/. Every
+// call first reconciles the records with reality: a sandbox whose shim or VM
+// died is marked crashed and its processes and sockets are gone. Calls from
+// several processes at once are safe: each sandbox has a lock, and names are
+// unique in the database.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "moat/result.h"
+#include "moat/sandbox.h"
+
+namespace moat {
+
+// created: defined, never started. running: its VM runs commands.
+// stopped: powered off on request (or by its idle/max-duration limit).
+// crashed: its VM or shim died without being asked to.
+enum class SandboxState { kCreated, kRunning, kStopped, kCrashed };
+std::string to_string(SandboxState s);
+
+struct SandboxInfo {
+  std::string id;
+  std::string name;
+  std::string image;         // as given ("" for --rootfs-dir/--rootfs-image roots)
+  std::string image_digest;  // manifest digest
+  SandboxState state = SandboxState::kCreated;
+  std::string reason;        // why it stopped or crashed
+  std::int64_t created_at = 0;  // unix seconds
+  std::int64_t started_at = 0;
+  std::int64_t finished_at = 0;
+  std::map<std::string, std::string> labels;
+  int cpus = 1;
+  int memory_mib = 0;
+  std::uint64_t disk_size_mib = 0;
+  std::uint64_t idle_timeout_s = 0;
+  std::uint64_t max_duration_s = 0;
+  bool auto_remove = false;
+  // The command `moat run` executes and the defaults of every exec.
+  std::vector<std::string> command;
+  std::vector<std::string> env;
+  std::string workdir;
+  std::string user;
+  std::string dir;           // sandboxes/<id>
+  int shim_pid = 0;          // while running
+};
+
+// Defines a sandbox: resolves (and per the pull policy pulls) the image,
+// makes its writable disk and applies the patches. Does not boot it.
+Result<SandboxInfo> create_sandbox(const SandboxOptions& options);
+
+// Boots a created or stopped (or crashed) sandbox; returns once it runs
+// commands. Starting a running sandbox is an error.
+Status start_sandbox(const std::string& id_or_name);
+
+// Powers the guest off (filesystems synced), killing the VM after
+// timeout_ms. Stopping a sandbox that is not running does nothing.
+Status stop_sandbox(const std::string& id_or_name, int timeout_ms = 10000);
+
+Status restart_sandbox(const std::string& id_or_name, int timeout_ms = 10000);
+
+// Removes a sandbox and everything it has (disk, logs, sockets, record). A
+// running sandbox needs force, which kills it first.
+Status remove_sandbox(const std::string& id_or_name, bool force = false);
+
+Result<SandboxInfo> inspect_sandbox(const std::string& id_or_name);
+
+// All sandboxes (oldest first), or those carrying every label in `labels`.
+Result<std::vector<SandboxInfo>> list_sandboxes(const std::map<std::string, std::string>& labels = {});
+
+}  // namespace moat

@@ -1,0 +1,569 @@
+#include "cli/sandbox_commands.h"
+
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/exec_runner.h"
+#include "moat/sandbox.h"
+#include "moat/sandboxes.h"
+#include "store/upper_patch.h"
+
+namespace moat::cli {
+namespace {
+
+using Json = nlohmann::json;
+
+struct VmFlags {
+  std::string rootfs_dir;
+  std::string rootfs_image;
+  bool writable_root = false;
+  int cpus = 1;
+  int memory_mib = 256;
+  std::uint64_t disk_size_mib = 4096;
+  std::string accel = "auto";
+  std::string hostname;
+  double boot_timeout_s = 60;
+};
+
+struct SandboxFlags {
+  std::string name;
+  std::vector<std::string> labels;
+  bool rm = false;
+  bool detach = false;
+  std::string pull = "missing";
+  bool insecure = false;
+  std::string platform;
+  std::string entrypoint;
+  bool entrypoint_set = false;
+  std::vector<std::string> copies, mkdirs, writes, deletes;
+  std::string chown;
+  std::string chmod;
+  std::string idle_timeout;
+  std::string max_duration;
+};
+
+struct Flags {
+  VmFlags vm;
+  SandboxFlags sb;
+  ExecFlags exec;
+  std::vector<std::string> ids;
+  double stop_timeout_s = 10;
+  bool force = false;
+  bool quiet = false;
+  std::string format;
+  bool follow = false;
+  CLI::App* run = nullptr;
+  CLI::App* create = nullptr;
+  CLI::App* start = nullptr;
+  CLI::App* stop = nullptr;
+  CLI::App* restart = nullptr;
+  CLI::App* rm = nullptr;
+  CLI::App* ls = nullptr;
+  CLI::App* inspect = nullptr;
+  CLI::App* logs = nullptr;
+  CLI::App* exec_cmd = nullptr;
+};
+
+Flags& flags() {
+  static Flags f;
+  return f;
+}
+
+int fail(const Error& e) {
+  print_error(e.message);
+  return kExitMoatError;
+}
+
+void add_vm_flags(CLI::App* cmd, VmFlags& f) {
+  cmd->add_option("--rootfs-dir", f.rootfs_dir, "Boot from this directory instead of an image (packed into a cached EROFS image)");
+  cmd->add_option("--rootfs-image", f.rootfs_image, "Boot from this ext4 or EROFS image (read-only, under a fresh upper)");
+  cmd->add_flag("--writable-root", f.writable_root, "Boot --rootfs-image as the only, writable root");
+  cmd->add_option("--cpus", f.cpus, "Virtual CPUs")->capture_default_str();
+  cmd->add_option("--memory", f.memory_mib, "Guest memory in MiB")->capture_default_str();
+  cmd->add_option("--disk-size", f.disk_size_mib, "Writable disk size in MiB (sparse)")->capture_default_str();
+  cmd->add_option("--accel", f.accel, "auto, kvm or tcg")->capture_default_str();
+  cmd->add_option("--hostname", f.hostname, "Guest hostname (default moat-<id>)");
+  cmd->add_option("--boot-timeout", f.boot_timeout_s, "Seconds to wait for the guest")->capture_default_str();
+}
+
+void add_exec_flags(CLI::App* cmd, ExecFlags& f) {
+  // One value per occurrence (-e A=1 -e B=2), so the option never swallows
+  // the command after it.
+  cmd->add_option("-e,--env", f.env, "Set an environment variable (KEY=VALUE, or KEY to pass through)")
+      ->allow_extra_args(false);
+  cmd->add_option("-w,--workdir", f.workdir, "Working directory in the guest");
+  cmd->add_option("-u,--user", f.user, "User: name, uid, name:group or uid:gid");
+  cmd->add_flag("-t,--tty", f.tty, "Give the command a terminal");
+  cmd->add_flag("-i,--interactive", f.interactive, "Forward stdin to the command");
+  cmd->add_option("--timeout", f.timeout_s, "Kill the command after this many seconds");
+  cmd->add_option("--ulimit", f.ulimits, "Resource limit NAME=SOFT[:HARD] (nofile, nproc, as, ...)")
+      ->allow_extra_args(false);
+}
+
+void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
+  cmd->add_option("--name", f.name, "Name of the sandbox (unique; default: its id)");
+  cmd->add_option("--label", f.labels, "Label KEY=VALUE (repeatable)")->allow_extra_args(false);
+  cmd->add_flag("--rm", f.rm,
+                is_run ? "Remove the sandbox when it stops (the default for unnamed sandboxes)"
+                       : "Remove the sandbox when it stops");
+  cmd->add_option("--pull", f.pull, "Pull the image: always, missing or never")->capture_default_str();
+  cmd->add_flag("--insecure", f.insecure, "Talk plain HTTP to the image's registry");
+  cmd->add_option("--platform", f.platform, "Image platform os/arch[/variant] (default linux/amd64)");
+  cmd->add_option("--entrypoint", f.entrypoint, "Replace the image's entrypoint (\"\" clears it)")
+      ->each([&f](const std::string&) { f.entrypoint_set = true; });
+  cmd->add_option("--copy", f.copies, "Before the first boot, copy HOST:GUEST into the sandbox")->allow_extra_args(false);
+  cmd->add_option("--mkdir", f.mkdirs, "Before the first boot, create directory GUEST (with parents)")
+      ->allow_extra_args(false);
+  cmd->add_option("--write", f.writes, "Before the first boot, write GUEST=TEXT")->allow_extra_args(false);
+  cmd->add_option("--delete", f.deletes, "Before the first boot, delete GUEST (hides the image's file)")
+      ->allow_extra_args(false);
+  cmd->add_option("--chown", f.chown, "Owner UID:GID of what --copy, --mkdir and --write create (default 0:0)");
+  cmd->add_option("--chmod", f.chmod, "Octal mode of what --copy, --mkdir and --write create");
+  cmd->add_option("--idle-timeout", f.idle_timeout, "Stop after this long without a command running (30s, 5m, 2h)");
+  cmd->add_option("--max-duration", f.max_duration, "Stop this long after start (30s, 5m, 2h)");
+  if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
+}
+
+Result<std::uint64_t> parse_duration(const std::string& flag, const std::string& text) {
+  if (text.empty()) return std::uint64_t{0};
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  std::string unit = end ? std::string(end) : std::string();
+  double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
+  if (errno != 0 || end == text.c_str() || scale < 0 || !std::isfinite(v) || v < 0 || v * scale > 366.0 * 86400)
+    return make_error(flag + " " + text + ": expected a duration such as 90, 30s, 5m or 2h (at most a year)", EINVAL);
+  return static_cast<std::uint64_t>(std::ceil(v * scale));
+}
+
+Result<PullPolicy> parse_pull(const std::string& text) {
+  if (text == "missing") return PullPolicy::kMissing;
+  if (text == "always") return PullPolicy::kAlways;
+  if (text == "never") return PullPolicy::kNever;
+  return make_error("--pull " + text + ": expected always, missing or never", EINVAL);
+}
+
+RootPatch to_root_patch(const store::UpperPatch& u) {
+  RootPatch p;
+  switch (u.kind) {
+    case store::UpperPatch::Kind::kCopy: p.kind = RootPatch::Kind::kCopy; break;
+    case store::UpperPatch::Kind::kMkdir: p.kind = RootPatch::Kind::kMkdir; break;
+    case store::UpperPatch::Kind::kWrite: p.kind = RootPatch::Kind::kWrite; break;
+    case store::UpperPatch::Kind::kRemove: p.kind = RootPatch::Kind::kRemove; break;
+  }
+  p.guest_path = u.guest_path;
+  p.host_path = u.host_path;
+  p.text = u.text;
+  p.mode = u.mode;
+  p.uid = u.uid;
+  p.gid = u.gid;
+  return p;
+}
+
+// The patch options in command-line order (CLI11 keeps each option's values
+// apart, so the order comes from parse_order()), with --chown/--chmod as
+// defaults for what they create.
+Result<std::vector<RootPatch>> patches_from(CLI::App* cmd, const SandboxFlags& f) {
+  using Kind = store::UpperPatch::Kind;
+  struct Source {
+    const char* flag;
+    Kind kind;
+    const std::vector<std::string>* values;
+    std::size_t next = 0;
+  };
+  std::vector<Source> sources = {{"--copy", Kind::kCopy, &f.copies},
+                                 {"--mkdir", Kind::kMkdir, &f.mkdirs},
+                                 {"--write", Kind::kWrite, &f.writes},
+                                 {"--delete", Kind::kRemove, &f.deletes}};
+  std::vector<store::UpperPatch> patches;
+  for (const CLI::Option* opt : cmd->parse_order()) {
+    for (auto& src : sources) {
+      if (opt->get_name() != src.flag || src.next >= src.values->size()) continue;
+      const std::string& arg = (*src.values)[src.next++];
+      auto p = store::parse_patch(src.kind, arg);
+      if (!p) return p.error().wrap(std::string(src.flag) + " " + arg);
+      patches.push_back(std::move(*p));
+    }
+  }
+  store::PatchDefaults defaults;
+  if (!f.chown.empty()) {
+    auto c = store::parse_chown(f.chown);
+    if (!c) return c.error().wrap("--chown " + f.chown);
+    defaults = *c;
+  }
+  if (!f.chmod.empty()) {
+    auto m = store::parse_chmod(f.chmod);
+    if (!m) return m.error().wrap("--chmod " + f.chmod);
+    defaults.mode = *m;
+  }
+  store::apply_patch_defaults(patches, defaults);
+  std::vector<RootPatch> out;
+  for (const auto& p : patches) out.push_back(to_root_patch(p));
+  return out;
+}
+
+Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::string>& labels) {
+  std::map<std::string, std::string> out;
+  for (const auto& l : labels) {
+    auto eq = l.find('=');
+    if (eq == 0 || l.empty()) return make_error("--label " + l + ": expected KEY=VALUE", EINVAL);
+    out[l.substr(0, eq)] = eq == std::string::npos ? std::string() : l.substr(eq + 1);
+  }
+  return out;
+}
+
+// The positional words of run/create/exec: those before `--` (CLI11 leaves
+// them, from the first one on, in remaining(); an option there is one CLI11
+// did not know) and those after it.
+struct Words {
+  std::vector<std::string> before;
+  std::vector<std::string> after;
+};
+
+Result<Words> positional_words(CLI::App* cmd, const std::vector<std::string>& after) {
+  Words w{cmd->remaining(), after};
+  if (!w.before.empty() && w.before[0].size() > 1 && w.before[0][0] == '-')
+    return make_error("unknown option " + w.before[0] + " (see moat " + cmd->get_name() + " --help)", EINVAL);
+  return w;
+}
+
+// The positional words: [IMAGE] [COMMAND...], unless a root was given by
+// option, in which case they are all the command.
+Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Words& words) {
+  SandboxOptions o;
+  const VmFlags& v = f.vm;
+  o.rootfs_dir = v.rootfs_dir;
+  o.rootfs_image = v.rootfs_image;
+  o.writable_root = v.writable_root;
+  o.cpus = v.cpus;
+  o.memory_mib = v.memory_mib;
+  o.disk_size_mib = v.disk_size_mib;
+  o.accel = v.accel;
+  o.hostname = v.hostname;
+  if (!(v.boot_timeout_s >= 1 && v.boot_timeout_s <= 3600)) return make_error("--boot-timeout must be 1 to 3600 s", EINVAL);
+  o.boot_timeout_ms = static_cast<int>(v.boot_timeout_s * 1000);
+  // The image is the first word before `--`, unless an option gave the root.
+  std::size_t first_command = 0;
+  if (v.rootfs_dir.empty() && v.rootfs_image.empty() && !words.before.empty()) {
+    o.image = words.before[0];
+    first_command = 1;
+  }
+  o.command.assign(words.before.begin() + static_cast<std::ptrdiff_t>(first_command), words.before.end());
+  o.command.insert(o.command.end(), words.after.begin(), words.after.end());
+  const SandboxFlags& s = f.sb;
+  MOAT_ASSIGN_OR_RETURN(o.pull, parse_pull(s.pull));
+  o.insecure_registry = s.insecure;
+  o.platform = s.platform;
+  o.name = s.name;
+  MOAT_ASSIGN_OR_RETURN(o.labels, parse_labels(s.labels));
+  if (s.entrypoint_set)
+    o.entrypoint = s.entrypoint.empty() ? std::vector<std::string>{} : std::vector<std::string>{s.entrypoint};
+  MOAT_ASSIGN_OR_RETURN(o.patches, patches_from(cmd, s));
+  MOAT_ASSIGN_OR_RETURN(o.idle_timeout_s, parse_duration("--idle-timeout", s.idle_timeout));
+  MOAT_ASSIGN_OR_RETURN(o.max_duration_s, parse_duration("--max-duration", s.max_duration));
+  o.auto_remove = s.rm;
+  return o;
+}
+
+
+std::string time_text(std::int64_t t) {
+  if (t <= 0) return "-";
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm {};
+  ::gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Json to_json(const SandboxInfo& i) {
+  return Json{{"id", i.id},
+              {"name", i.name},
+              {"image", i.image},
+              {"image_digest", i.image_digest},
+              {"state", to_string(i.state)},
+              {"reason", i.reason},
+              {"created_at", time_text(i.created_at)},
+              {"started_at", time_text(i.started_at)},
+              {"finished_at", time_text(i.finished_at)},
+              {"labels", i.labels},
+              {"cpus", i.cpus},
+              {"memory_mib", i.memory_mib},
+              {"disk_size_mib", i.disk_size_mib},
+              {"idle_timeout_s", i.idle_timeout_s},
+              {"max_duration_s", i.max_duration_s},
+              {"auto_remove", i.auto_remove},
+              {"command", i.command},
+              {"env", i.env},
+              {"workdir", i.workdir},
+              {"user", i.user},
+              {"dir", i.dir},
+              {"shim_pid", i.shim_pid}};
+}
+
+int cmd_run(Flags& f, const std::vector<std::string>& after) {
+  auto positional = positional_words(f.run, after);
+  if (!positional) return fail(positional.error());
+  const auto& words = *positional;
+  auto o = sandbox_options(f, f.run, words);
+  if (!o) return fail(o.error());
+  if (o->image.empty() && o->command.empty() && !f.sb.detach)
+    return fail(Error{EINVAL, "no command given: moat run [OPTIONS] [IMAGE] [COMMAND...] (or the command after --)"});
+  // Docker's default: an unnamed sandbox leaves nothing behind.
+  if (f.sb.name.empty()) o->auto_remove = true;
+  if (f.sb.detach) {
+    o->auto_remove = f.sb.rm;
+    auto info = create_sandbox(*o);
+    if (!info) return fail(info.error());
+    if (auto st = start_sandbox(info->id); !st) return fail(st.error());
+    std::printf("%s\n", info->id.c_str());
+    return 0;
+  }
+  o->ephemeral = true;
+  auto sb = Sandbox::create(*o);
+  if (!sb) return fail(sb.error());
+  auto info = inspect_sandbox(sb->id());
+  if (!info) return fail(info.error());
+  ExecFlags ef = f.exec;
+  ef.command = info->command;
+  if (ef.command.empty()) {
+    (void)sb->stop(0);
+    print_error("no command to run: the image has none; give one after the image (or after --)");
+    return kExitMoatError;
+  }
+  int code = run_in_sandbox(*sb, ef);
+  if (auto st = sb->stop(static_cast<int>(f.stop_timeout_s * 1000)); !st) {
+    print_error(st.error().message);
+    if (code == 0) code = kExitMoatError;
+  }
+  return code;
+}
+
+int cmd_create(Flags& f, const std::vector<std::string>& after) {
+  auto positional = positional_words(f.create, after);
+  if (!positional) return fail(positional.error());
+  const auto& words = *positional;
+  auto o = sandbox_options(f, f.create, words);
+  if (!o) return fail(o.error());
+  auto info = create_sandbox(*o);
+  if (!info) return fail(info.error());
+  std::printf("%s\n", info->id.c_str());
+  return 0;
+}
+
+// Applies `op` to every id, reporting each failure; prints the ids that worked.
+template <class Op>
+int for_each_id(const std::vector<std::string>& ids, Op op) {
+  int code = 0;
+  for (const auto& id : ids) {
+    if (auto st = op(id); !st) {
+      print_error(st.error().message);
+      code = 1;
+      continue;
+    }
+    std::printf("%s\n", id.c_str());
+  }
+  return code;
+}
+
+int cmd_ls(const Flags& f) {
+  auto labels = parse_labels(f.sb.labels);
+  if (!labels) return fail(labels.error());
+  auto list = list_sandboxes(*labels);
+  if (!list) return fail(list.error());
+  if (f.format == "json") {
+    Json arr = Json::array();
+    for (const auto& i : *list) arr.push_back(to_json(i));
+    std::printf("%s\n", arr.dump(2).c_str());
+    return 0;
+  }
+  if (!f.format.empty() && f.format != "table") return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});
+  if (f.quiet) {
+    for (const auto& i : *list) std::printf("%s\n", i.name.c_str());
+    return 0;
+  }
+  std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATE", "CREATED");
+  for (const auto& i : *list)
+    std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", i.id.c_str(), i.name.c_str(),
+                i.image.empty() ? "-" : i.image.c_str(), to_string(i.state).c_str(), time_text(i.created_at).c_str());
+  return 0;
+}
+
+int cmd_inspect(const Flags& f) {
+  Json arr = Json::array();
+  int code = 0;
+  for (const auto& id : f.ids) {
+    auto info = inspect_sandbox(id);
+    if (!info) {
+      print_error(info.error().message);
+      code = 1;
+      continue;
+    }
+    arr.push_back(to_json(*info));
+  }
+  if (!arr.empty()) std::printf("%s\n", arr.dump(2).c_str());
+  return code;
+}
+
+// Copies what `in` has beyond `offset` to stdout.
+void drain(std::ifstream& in, std::streamoff& offset) {
+  in.clear();
+  in.seekg(offset);
+  char buf[65536];
+  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
+    std::fwrite(buf, 1, static_cast<std::size_t>(in.gcount()), stdout);
+    offset += in.gcount();
+  }
+  std::fflush(stdout);
+}
+
+// The exec history line by line, as people read it.
+std::string exec_line(const std::string& json_line) {
+  auto j = Json::parse(json_line, nullptr, false);
+  if (!j.is_object()) return json_line;
+  std::string out = time_text(j.value("time", std::int64_t{0})) + " [" + std::to_string(j.value("stream", 0)) + "] ";
+  std::string ev = j.value("event", "");
+  if (ev == "exec") {
+    out += "exec";
+    if (j.contains("argv") && j["argv"].is_array())
+      for (const auto& a : j["argv"]) out += " " + (a.is_string() ? a.get<std::string>() : a.dump());
+  } else if (ev == "exit") {
+    int sig = j.value("signal", 0);
+    out += sig ? "killed by signal " + std::to_string(sig) : "exit " + std::to_string(j.value("code", 0));
+    if (j.value("timed_out", false)) out += " (timed out)";
+  } else {
+    out += ev + ": " + j.value("message", "");
+  }
+  return out;
+}
+
+int cmd_logs(const Flags& f) {
+  auto info = inspect_sandbox(f.ids.at(0));
+  if (!info) return fail(info.error());
+  std::ifstream console(info->dir + "/console.log", std::ios::binary);
+  std::streamoff offset = 0;
+  drain(console, offset);
+  std::ifstream history(info->dir + "/exec.log");
+  std::string line;
+  std::vector<std::string> lines;
+  while (std::getline(history, line)) lines.push_back(line);
+  if (!lines.empty()) std::printf("--- commands ---\n");
+  for (const auto& l : lines) std::printf("%s\n", exec_line(l).c_str());
+  std::fflush(stdout);
+  if (!f.follow) return 0;
+  // Follows the console until the sandbox stops.
+  while (true) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    drain(console, offset);
+    auto now = inspect_sandbox(info->id);
+    if (!now || now->state != SandboxState::kRunning) break;
+  }
+  drain(console, offset);
+  return 0;
+}
+
+int cmd_exec(Flags& f, const std::vector<std::string>& after) {
+  auto positional = positional_words(f.exec_cmd, after);
+  if (!positional) return fail(positional.error());
+  const auto& words = *positional;
+  if (words.before.empty()) return fail(Error{EINVAL, "exec needs a sandbox (before --) and a command"});
+  auto sb = Sandbox::open(words.before[0]);
+  if (!sb) return fail(sb.error());
+  ExecFlags ef = f.exec;
+  ef.command.assign(words.before.begin() + 1, words.before.end());
+  ef.command.insert(ef.command.end(), words.after.begin(), words.after.end());
+  return run_in_sandbox(*sb, ef);
+}
+
+}  // namespace
+
+std::vector<std::string> split_command(int& argc, char** argv) {
+  std::vector<std::string> after;
+  if (argc < 2) return after;
+  std::string sub = argv[1];
+  if (sub != "run" && sub != "create" && sub != "exec") return after;
+  for (int i = 2; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") != 0) continue;
+    for (int j = i + 1; j < argc; ++j) after.emplace_back(argv[j]);
+    argc = i;
+    break;
+  }
+  return after;
+}
+
+void register_sandbox_commands(CLI::App& app) {
+  Flags& f = flags();
+  f.run = app.add_subcommand("run", "Run a command in a new sandbox: moat run [OPTIONS] [IMAGE] [COMMAND...]");
+  add_vm_flags(f.run, f.vm);
+  add_sandbox_flags(f.run, f.sb, /*is_run=*/true);
+  add_exec_flags(f.run, f.exec);
+  f.run->add_option("--stop-timeout", f.stop_timeout_s, "Seconds a named sandbox gets to power off after its command")
+      ->capture_default_str();
+  f.run->prefix_command();
+
+  f.create = app.add_subcommand("create", "Create a sandbox (not started); prints its id: moat create [OPTIONS] [IMAGE] [COMMAND...]");
+  add_vm_flags(f.create, f.vm);
+  add_sandbox_flags(f.create, f.sb, /*is_run=*/false);
+  f.create->prefix_command();
+
+  f.start = app.add_subcommand("start", "Start sandboxes");
+  f.start->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+
+  f.stop = app.add_subcommand("stop", "Stop sandboxes (the guest powers off cleanly; killed after --timeout)");
+  f.stop->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+  f.stop->add_option("--timeout", f.stop_timeout_s, "Seconds to wait for a clean power-off")->capture_default_str();
+
+  f.restart = app.add_subcommand("restart", "Stop and start sandboxes");
+  f.restart->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+  f.restart->add_option("--timeout", f.stop_timeout_s, "Seconds to wait for a clean power-off")->capture_default_str();
+
+  f.rm = app.add_subcommand("rm", "Remove sandboxes (disk, logs, state)");
+  f.rm->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+  f.rm->add_flag("-f,--force", f.force, "Kill and remove running sandboxes too");
+
+  f.ls = app.add_subcommand("ls", "List sandboxes");
+  f.ls->add_flag("-q,--quiet", f.quiet, "Print names only");
+  f.ls->add_option("--format", f.format, "table or json");
+  f.ls->add_option("--label", f.sb.labels, "Only sandboxes with label KEY=VALUE (repeatable)")->allow_extra_args(false);
+
+  f.inspect = app.add_subcommand("inspect", "Show sandboxes as JSON");
+  f.inspect->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+
+  f.logs = app.add_subcommand("logs", "Show a sandbox's console and command history");
+  f.logs->add_option("sandbox", f.ids, "Sandbox id or name")->required()->expected(1);
+  f.logs->add_flag("-f,--follow", f.follow, "Keep following the console until the sandbox stops");
+
+  f.exec_cmd = app.add_subcommand("exec", "Run a command in a running sandbox: moat exec [OPTIONS] SANDBOX COMMAND...");
+  add_exec_flags(f.exec_cmd, f.exec);
+  f.exec_cmd->prefix_command();
+}
+
+int run_sandbox_command(const std::vector<std::string>& after) {
+  Flags& f = flags();
+  int timeout_ms = static_cast<int>(f.stop_timeout_s * 1000);
+  if (*f.run) return cmd_run(f, after);
+  if (*f.create) return cmd_create(f, after);
+  if (*f.exec_cmd) return cmd_exec(f, after);
+  if (*f.start) return for_each_id(f.ids, [](const std::string& id) { return start_sandbox(id); });
+  if (*f.stop) return for_each_id(f.ids, [&](const std::string& id) { return stop_sandbox(id, timeout_ms); });
+  if (*f.restart) return for_each_id(f.ids, [&](const std::string& id) { return restart_sandbox(id, timeout_ms); });
+  if (*f.rm) return for_each_id(f.ids, [&](const std::string& id) { return remove_sandbox(id, f.force); });
+  if (*f.ls) return cmd_ls(f);
+  if (*f.inspect) return cmd_inspect(f);
+  if (*f.logs) return cmd_logs(f);
+  return -1;
+}
+
+}  // namespace moat::cli

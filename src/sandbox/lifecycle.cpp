@@ -1,0 +1,399 @@
+#include "sandbox/lifecycle.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <thread>
+
+#include "sandbox/agent_connection.h"
+#include "sandbox/file_lock.h"
+#include "sandbox/image_root.h"
+#include "sandbox/root_disks.h"
+#include "sandbox/root_patches.h"
+#include "sandbox/shim_launcher.h"
+#include "shim/shim_config.h"
+#include "store/guest_path.h"
+#include "store/moat_home.h"
+#include "vm/accel.h"
+#include "vm/runtime_files.h"
+
+namespace moat {
+namespace sandbox {
+namespace {
+
+constexpr std::size_t kMaxLabels = 64;
+constexpr std::size_t kMaxLabelBytes = 4096;
+
+Status validate(const SandboxOptions& o) {
+  if (o.cpus < 1 || o.cpus > 64) return make_error("--cpus must be between 1 and 64", EINVAL);
+  if (o.memory_mib < 64 || o.memory_mib > 256 * 1024)
+    return make_error("--memory must be between 64 and 262144 MiB", EINVAL);
+  if (o.disk_size_mib < 64 || o.disk_size_mib > (16ull << 20))
+    return make_error("--disk-size must be between 64 MiB and 16 TiB", EINVAL);
+  if (o.boot_timeout_ms < 1000) return make_error("boot timeout must be at least 1 s", EINVAL);
+  if (o.idle_timeout_s > 366ull * 24 * 3600 || o.max_duration_s > 366ull * 24 * 3600)
+    return make_error("--idle-timeout and --max-duration must be at most a year", EINVAL);
+  if (!o.image.empty() && (!o.rootfs_dir.empty() || !o.rootfs_image.empty()))
+    return make_error("give an image or a root filesystem (--rootfs-dir, --rootfs-image), not both", EINVAL);
+  if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
+  for (const auto& [k, v] : o.labels) {
+    if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
+      return make_error("bad label \"" + k + "\": keys are non-empty, without '=', under 4 KiB with the value",
+                        EINVAL);
+  }
+  return ok_status();
+}
+
+// Names follow Docker's rule, so they are safe in paths and shell lines.
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.size() > 64) return false;
+  auto word = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  if (!word(n[0])) return false;
+  for (char c : n)
+    if (!word(c) && c != '_' && c != '.' && c != '-') return false;
+  return true;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Polls until nobody holds `path` (a shim's lifetime lock), up to timeout_ms.
+bool wait_unlocked(const std::string& path, int timeout_ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    auto locked = is_locked(path);
+    if (locked && !*locked) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Status remove_everything(Manager& m, const SandboxRecord& r) {
+  MOAT_TRY(store::remove_tree(m.dir_of(r.info.id)));
+  MOAT_TRY(m.db->remove(r.info.id));
+  // Last: until the record is gone, the sandbox may still boot the image.
+  return release_image(m.home, image_user_of_sandbox(r.info.id));
+}
+
+// What the shim left: why it ended. No record means the shim itself died.
+std::pair<SandboxState, std::string> outcome_of(const std::string& dir) {
+  auto e = shim::read_shim_exit(dir);
+  if (!e) return {SandboxState::kCrashed, "the shim was killed"};
+  return {e->clean ? SandboxState::kStopped : SandboxState::kCrashed, e->reason};
+}
+
+Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
+  std::string dir = m.dir_of(r.info.id);
+  if (r.state == kStateCreating) {
+    MOAT_TRY(remove_everything(m, r));
+    return std::optional<SandboxRecord>{};
+  }
+  MOAT_ASSIGN_OR_RETURN(bool shim_alive, is_locked(shim::shim_lock_path(dir)));
+  if (shim_alive) return std::optional<SandboxRecord>(std::move(r));
+  if (r.info.auto_remove) {
+    MOAT_TRY(remove_everything(m, r));
+    return std::optional<SandboxRecord>{};
+  }
+  // A shim killed outright leaves its socket and pid file behind.
+  ::unlink(shim::control_socket_path(dir).c_str());
+  ::unlink((dir + "/shim.pid").c_str());
+  auto [state, reason] = outcome_of(dir);
+  MOAT_TRY(m.db->mark_finished(r.info.id, state, reason, unix_now()));
+  r.state = to_string(state);
+  r.info.state = state;
+  r.info.reason = reason;
+  r.info.shim_pid = 0;
+  return std::optional<SandboxRecord>(std::move(r));
+}
+
+std::string default_hostname(const std::string& id) { return "moat-" + id; }
+
+Result<shim::ShimConfig> shim_config_for(const SandboxOptions& o, const std::string& id, const std::string& dir) {
+  MOAT_ASSIGN_OR_RETURN(auto qemu, vm::find_qemu());
+  MOAT_ASSIGN_OR_RETURN(auto kernel, vm::find_kernel());
+  MOAT_ASSIGN_OR_RETURN(auto initrd, vm::find_initramfs());
+  MOAT_ASSIGN_OR_RETURN(auto accel, vm::choose_accel(o.accel, vm::probe_kvm()));
+  shim::ShimConfig cfg;
+  cfg.sandbox_id = id;
+  cfg.dir = dir;
+  cfg.boot_timeout_ms = o.boot_timeout_ms;
+  cfg.stop_timeout_ms = o.stop_timeout_ms;
+  cfg.idle_timeout_s = o.idle_timeout_s;
+  cfg.max_duration_s = o.max_duration_s;
+  cfg.vm.qemu = qemu;
+  cfg.vm.kernel = kernel;
+  cfg.vm.initrd = initrd;
+  cfg.vm.accel = accel.accel;
+  cfg.vm.cpus = o.cpus;
+  cfg.vm.memory_mib = o.memory_mib;
+  cfg.vm.hostname = o.hostname.empty() ? default_hostname(id) : o.hostname;
+  return cfg;
+}
+
+// Fills the record's root and process defaults from the image, or from the
+// options alone for a directory or image-file root.
+Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effective, SandboxInfo& info) {
+  if (o.image.empty()) {
+    info.command = o.entrypoint ? *o.entrypoint : std::vector<std::string>{};
+    info.command.insert(info.command.end(), o.command.begin(), o.command.end());
+    return ok_status();
+  }
+  MOAT_ASSIGN_OR_RETURN(auto root, resolve_image_root(m.home, o, image_user_of_sandbox(info.id), /*progress=*/false));
+  effective.rootfs_image = root.erofs_path;
+  // As Docker does, a WorkingDir the image lacks is created (root, 0755).
+  // The config is untrusted: a WorkingDir that is not a clean absolute path
+  // is an error here rather than a surprise in the guest.
+  if (!root.workdir.empty()) {
+    auto parts = store::split_guest_path(root.workdir);
+    if (!parts || root.workdir[0] != '/') return make_error("the image's WorkingDir \"" + root.workdir + "\" is not a usable absolute path", EINVAL);
+    root.workdir = store::join_guest_path(*parts);
+  }
+  if (!root.workdir.empty() && root.workdir != "/") {
+    MOAT_ASSIGN_OR_RETURN(bool has_workdir, lower_has_path(root.erofs_path, root.workdir));
+    if (!has_workdir) {
+      RootPatch mkdir;
+      mkdir.kind = RootPatch::Kind::kMkdir;
+      mkdir.guest_path = root.workdir;
+      effective.patches.insert(effective.patches.begin(), mkdir);
+    }
+  }
+  info.image = o.image;
+  info.image_digest = root.manifest_digest;
+  info.command = sandbox_command(root, o);
+  info.env = root.env;
+  info.workdir = root.workdir;
+  info.user = root.user;
+  return ok_status();
+}
+
+Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& info) {
+  SandboxOptions effective = o;
+  MOAT_TRY(resolve_root(m, o, effective, info));
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir));
+  MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
+  MOAT_TRY(apply_root_patches(effective, info.dir, cfg.vm));
+  return shim::write_shim_config(cfg, info.dir + "/config.json");
+}
+
+// Asks the shim to stop (it kills the VM after timeout_ms) and waits until
+// it is gone. A shim that does not answer is signalled.
+Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms) {
+  std::string lock = shim::shim_lock_path(dir);
+  auto conn = AgentConnection::connect(shim::control_socket_path(dir));
+  if (conn) {
+    proto::Json p = {{"timeout_ms", timeout_ms}};
+    if (conn->send(proto::make_message(proto::kControlStream, proto::msg::kStop, p))) {
+      // The shim closes the connection only after everything is torn down.
+      while (true) {
+        auto msg = conn->receive(timeout_ms + 10000);
+        if (!msg || !*msg) break;
+      }
+    }
+  }
+  if (wait_unlocked(lock, conn ? 5000 : 0)) return ok_status();
+  if (r.info.shim_pid > 1) ::kill(r.info.shim_pid, SIGTERM);
+  if (wait_unlocked(lock, timeout_ms + 5000)) return ok_status();
+  if (r.info.shim_pid > 1) ::kill(r.info.shim_pid, SIGKILL);
+  if (wait_unlocked(lock, 5000)) return ok_status();
+  return make_error("the shim of sandbox " + r.info.id + " does not stop");
+}
+
+Result<SandboxRecord> require(Result<std::optional<SandboxRecord>> r, const std::string& id_or_name) {
+  if (!r) return r.error();
+  if (!*r) return make_error("no such sandbox: " + id_or_name, ENOENT);
+  return std::move(**r);
+}
+
+}  // namespace
+
+Result<Manager> Manager::open() {
+  Manager m;
+  MOAT_ASSIGN_OR_RETURN(m.home, store::moat_home());
+  MOAT_TRY(store::make_dirs(store::sandboxes_dir(m.home), 0700));
+  MOAT_ASSIGN_OR_RETURN(m.db, SandboxDb::open(m.home));
+  return m;
+}
+
+std::string Manager::dir_of(const std::string& id) const { return store::sandboxes_dir(home) + "/" + id; }
+
+std::string op_lock_path(const std::string& dir) { return dir + "/op.lock"; }
+
+Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked) {
+  if (r.state != kStateCreating && r.info.state != SandboxState::kRunning)
+    return std::optional<SandboxRecord>(std::move(r));
+  if (op_locked) return settle(m, std::move(r));
+  std::string dir = m.dir_of(r.info.id);
+  if (!exists(dir)) {
+    // Nothing left to lock: the record is all that remains.
+    if (r.state == kStateCreating || r.info.auto_remove) {
+      MOAT_TRY(m.db->remove(r.info.id));
+      return std::optional<SandboxRecord>{};
+    }
+    MOAT_TRY(m.db->mark_finished(r.info.id, SandboxState::kCrashed, "its directory is gone", unix_now()));
+    r.info.state = SandboxState::kCrashed;
+    r.state = to_string(r.info.state);
+    return std::optional<SandboxRecord>(std::move(r));
+  }
+  MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(op_lock_path(dir)));
+  if (!lock) return std::optional<SandboxRecord>(std::move(r));  // an operation is under way
+  // Re-read under the lock: the operation that held it may have changed it.
+  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(r.info.id));
+  if (!fresh) return std::optional<SandboxRecord>{};
+  if (fresh->state != kStateCreating && fresh->info.state != SandboxState::kRunning) return fresh;
+  return settle(m, std::move(*fresh));
+}
+
+Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
+  MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
+  if (!found) return make_error("no such sandbox: " + id_or_name, ENOENT);
+  return require(reconcile(m, std::move(*found), false), id_or_name);
+}
+
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
+  MOAT_TRY(validate(o));
+  if (!o.name.empty() && !valid_name(o.name))
+    return make_error("invalid name \"" + o.name + "\": use letters, digits, '_', '.', '-' (at most 64, starting "
+                      "with a letter or digit)", EINVAL);
+  SandboxRecord r;
+  r.state = kStateCreating;
+  r.info.id = store::random_id(12);
+  r.info.name = o.name.empty() ? r.info.id : o.name;
+  r.info.dir = m.dir_of(r.info.id);
+  r.info.created_at = unix_now();
+  r.info.labels = o.labels;
+  r.info.cpus = o.cpus;
+  r.info.memory_mib = o.memory_mib;
+  r.info.disk_size_mib = o.disk_size_mib;
+  r.info.idle_timeout_s = o.idle_timeout_s;
+  r.info.max_duration_s = o.max_duration_s;
+  r.info.auto_remove = o.auto_remove;
+  if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);
+  auto lock = FileLock::acquire(op_lock_path(r.info.dir));
+  if (!lock) {
+    (void)store::remove_tree(r.info.dir);
+    return lock.error();
+  }
+  if (auto st = m.db->insert(r); !st) {
+    (void)store::remove_tree(r.info.dir);
+    return st.error();
+  }
+  auto prepared = prepare_sandbox_dir(m, o, r.info);
+  if (prepared) prepared = m.db->update_spec(r.info);
+  if (prepared) prepared = m.db->mark_created(r.info.id);
+  if (!prepared) {
+    (void)remove_everything(m, r);
+    return prepared.error();
+  }
+  r.info.state = SandboxState::kCreated;
+  return r.info;
+}
+
+Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
+  MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
+  if (!found) return make_error("no such sandbox: " + id_or_name, ENOENT);
+  std::string dir = m.dir_of(found->info.id);
+  MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(op_lock_path(dir)));
+  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found->info.id));
+  MOAT_ASSIGN_OR_RETURN(auto r, require(reconcile(m, std::move(*fresh), true), id_or_name));
+  if (r.state == kStateCreating) return make_error("sandbox " + id_or_name + " is still being created", EBUSY);
+  if (r.info.state == SandboxState::kRunning)
+    return make_error("sandbox " + id_or_name + " is already running", EBUSY);
+
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim::read_shim_config(dir + "/config.json"));
+  // Runtime files may have moved (a rebuilt kernel); the disks have not.
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.qemu, vm::find_qemu());
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.kernel, vm::find_kernel());
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.initrd, vm::find_initramfs());
+  MOAT_ASSIGN_OR_RETURN(auto shim_bin, vm::find_shim());
+  cfg.stop_when_owner_leaves = ephemeral;
+  cfg.remove_dir_on_exit = r.info.auto_remove;
+  cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
+  MOAT_TRY(shim::write_shim_config(cfg, dir + "/config.json"));
+  ::unlink(shim::last_exit_path(dir).c_str());
+
+  auto pid = launch_shim(shim_bin, dir, cfg.boot_timeout_ms + 15000);
+  if (!pid) {
+    if (r.info.auto_remove) {
+      (void)remove_everything(m, r);
+    } else {
+      (void)m.db->mark_finished(r.info.id, SandboxState::kCrashed, pid.error().message, unix_now());
+    }
+    return pid.error().wrap("starting sandbox " + r.info.name);
+  }
+  return m.db->mark_running(r.info.id, *pid, unix_now());
+}
+
+}  // namespace sandbox
+
+Result<SandboxInfo> create_sandbox(const SandboxOptions& o) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  return sandbox::create_record(m, o);
+}
+
+Status start_sandbox(const std::string& id_or_name) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  return sandbox::start_record(m, id_or_name, /*ephemeral=*/false);
+}
+
+Status stop_sandbox(const std::string& id_or_name, int timeout_ms) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  MOAT_ASSIGN_OR_RETURN(auto found, sandbox::find_sandbox(m, id_or_name));
+  std::string dir = m.dir_of(found.info.id);
+  MOAT_ASSIGN_OR_RETURN(auto lock, sandbox::FileLock::acquire(sandbox::op_lock_path(dir)));
+  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found.info.id));
+  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::require(sandbox::reconcile(m, std::move(*fresh), true), id_or_name));
+  if (r.info.state != SandboxState::kRunning) return ok_status();
+  MOAT_TRY(sandbox::stop_shim(r, dir, timeout_ms));
+  MOAT_TRY(sandbox::reconcile(m, std::move(r), true));
+  return ok_status();
+}
+
+Status restart_sandbox(const std::string& id_or_name, int timeout_ms) {
+  MOAT_TRY(stop_sandbox(id_or_name, timeout_ms));
+  return start_sandbox(id_or_name);
+}
+
+Status remove_sandbox(const std::string& id_or_name, bool force) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  MOAT_ASSIGN_OR_RETURN(auto found, sandbox::find_sandbox(m, id_or_name));
+  std::string dir = m.dir_of(found.info.id);
+  MOAT_ASSIGN_OR_RETURN(auto lock, sandbox::FileLock::acquire(sandbox::op_lock_path(dir)));
+  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found.info.id));
+  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::require(sandbox::reconcile(m, std::move(*fresh), true), id_or_name));
+  if (r.info.state == SandboxState::kRunning) {
+    if (!force)
+      return make_error("sandbox " + id_or_name + " is running; stop it first, or remove it with -f", EBUSY);
+    MOAT_TRY(sandbox::stop_shim(r, dir, 0));
+  }
+  return sandbox::remove_everything(m, r);
+}
+
+Result<SandboxInfo> inspect_sandbox(const std::string& id_or_name) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::find_sandbox(m, id_or_name));
+  return r.info;
+}
+
+Result<std::vector<SandboxInfo>> list_sandboxes(const std::map<std::string, std::string>& labels) {
+  MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  MOAT_ASSIGN_OR_RETURN(auto all, m.db->list());
+  std::vector<SandboxInfo> out;
+  for (auto& rec : all) {
+    MOAT_ASSIGN_OR_RETURN(auto r, sandbox::reconcile(m, std::move(rec), false));
+    if (!r || r->state == sandbox::kStateCreating) continue;
+    bool match = true;
+    for (const auto& [k, v] : labels) {
+      auto it = r->info.labels.find(k);
+      match = match && it != r->info.labels.end() && it->second == v;
+    }
+    if (match) out.push_back(std::move(r->info));
+  }
+  return out;
+}
+
+}  // namespace moat

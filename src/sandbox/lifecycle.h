@@ -1,0 +1,41 @@
+// The sandbox manager's internals (the public side is include/moat/sandboxes.h):
+// records and directories, reconciliation with the processes that really
+// run, and the start/stop steps moat::Sandbox reuses.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "moat/sandboxes.h"
+#include "sandbox/sandbox_db.h"
+
+namespace moat::sandbox {
+
+struct Manager {
+  std::string home;
+  std::unique_ptr<SandboxDb> db;
+
+  static Result<Manager> open();
+  std::string dir_of(const std::string& id) const;
+};
+
+std::string op_lock_path(const std::string& dir);
+
+// The record as it really is: a running sandbox whose shim is gone becomes
+// stopped or crashed (or disappears if it was auto-remove), a create that
+// died half-way disappears. `op_locked`: the caller holds the sandbox's
+// operation lock. Empty when the sandbox does not exist (any more).
+Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked);
+
+// Finds a sandbox by id or name and reconciles it; "no such sandbox" if none.
+Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name);
+
+// Creates the record, directory, disks and patches (state created).
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o);
+
+// Boots a sandbox. `ephemeral`: the first client to connect owns it, and the
+// sandbox stops when that client goes away (moat run, Sandbox::create).
+Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
+
+}  // namespace moat::sandbox

@@ -1,0 +1,59 @@
+// SandboxDb: the sandbox records in $MOAT_HOME/moat.db.
+//
+//   sandboxes  id, unique name, state, why it stopped, times, shim pid, and
+//              the spec (image, resources, limits, labels, process defaults)
+//              as JSON
+//
+// States in the table are those of moat::SandboxState plus "creating" (a
+// create in progress, or one that died half-way: the reconciler removes it).
+// Names are unique by constraint, so two processes creating the same name
+// race safely: one insert fails with EEXIST.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "moat/sandboxes.h"
+#include "store/sqlite.h"
+#include "util/result.h"
+
+namespace moat::sandbox {
+
+inline constexpr const char* kStateCreating = "creating";
+
+struct SandboxRecord {
+  SandboxInfo info;
+  std::string state;  // "creating" or to_string(info.state)
+};
+
+class SandboxDb {
+ public:
+  static Result<std::unique_ptr<SandboxDb>> open(const std::string& moat_home);
+
+  // Inserts a new record; EEXIST (code) when the name or id is taken.
+  Status insert(const SandboxRecord& r);
+  Result<std::optional<SandboxRecord>> find(const std::string& id_or_name);
+  Result<std::vector<SandboxRecord>> list();
+
+  // Rewrites the spec (image, command, ...) once create has resolved it.
+  Status update_spec(const SandboxInfo& info);
+  // Sets state, reason and the times/pid that go with it.
+  Status mark_created(const std::string& id);
+  Status mark_running(const std::string& id, int shim_pid, std::int64_t started_at);
+  Status mark_finished(const std::string& id, SandboxState state, const std::string& reason,
+                       std::int64_t finished_at);
+  Status remove(const std::string& id);
+
+ private:
+  explicit SandboxDb(std::unique_ptr<store::SqliteDb> db) : db_(std::move(db)) {}
+  Status set_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
+                   const char* time_column, std::int64_t time);
+  std::unique_ptr<store::SqliteDb> db_;
+};
+
+Result<SandboxState> parse_state(const std::string& s);
+std::int64_t unix_now();
+
+}  // namespace moat::sandbox

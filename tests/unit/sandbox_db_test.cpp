@@ -1,0 +1,124 @@
+// SandboxDb: the sandbox records in moat.db (no VM).
+#include "sandbox/sandbox_db.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <filesystem>
+
+namespace moat::sandbox {
+namespace {
+
+class SandboxDbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/moat-sandbox-db-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    home_ = tmpl;
+    auto db = SandboxDb::open(home_);
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    db_ = std::move(*db);
+  }
+  void TearDown() override { std::filesystem::remove_all(home_); }
+
+  static SandboxRecord record(const std::string& id, const std::string& name, std::int64_t created) {
+    SandboxRecord r;
+    r.state = kStateCreating;
+    r.info.id = id;
+    r.info.name = name;
+    r.info.created_at = created;
+    r.info.labels = {{"team", "red"}};
+    r.info.command = {"python3", "-c", "print(1)"};
+    r.info.env = {"A=1"};
+    r.info.workdir = "/srv";
+    r.info.user = "nobody";
+    r.info.memory_mib = 512;
+    r.info.disk_size_mib = 1024;
+    r.info.idle_timeout_s = 30;
+    return r;
+  }
+
+  std::string home_;
+  std::unique_ptr<SandboxDb> db_;
+};
+
+TEST_F(SandboxDbTest, InsertFindByIdOrNameRoundTripsTheSpec) {
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
+  for (const char* key : {"aaaaaaaaaaaa", "web"}) {
+    auto r = db_->find(key);
+    ASSERT_TRUE(r.ok() && r->has_value()) << key;
+    const auto& i = (*r)->info;
+    EXPECT_EQ((*r)->state, "creating");
+    EXPECT_EQ(i.id, "aaaaaaaaaaaa");
+    EXPECT_EQ(i.name, "web");
+    EXPECT_EQ(i.labels.at("team"), "red");
+    EXPECT_EQ(i.command, (std::vector<std::string>{"python3", "-c", "print(1)"}));
+    EXPECT_EQ(i.env, std::vector<std::string>{"A=1"});
+    EXPECT_EQ(i.workdir, "/srv");
+    EXPECT_EQ(i.user, "nobody");
+    EXPECT_EQ(i.memory_mib, 512);
+    EXPECT_EQ(i.disk_size_mib, 1024u);
+    EXPECT_EQ(i.idle_timeout_s, 30u);
+  }
+  auto none = db_->find("nothing");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(SandboxDbTest, NamesAreUniqueAndAnIdWinsOverAName) {
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
+  auto dup = db_->insert(record("bbbbbbbbbbbb", "web", 101));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code, EEXIST);
+  EXPECT_EQ(dup.error().message, "the name \"web\" is already in use");
+  // A sandbox named like another's id: the id is looked up first.
+  ASSERT_TRUE(db_->insert(record("cccccccccccc", "aaaaaaaaaaaa", 102)).ok());
+  auto r = db_->find("aaaaaaaaaaaa");
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->info.name, "web");
+}
+
+TEST_F(SandboxDbTest, StatesTimesAndListOrder) {
+  ASSERT_TRUE(db_->insert(record("bbbbbbbbbbbb", "second", 200)).ok());
+  ASSERT_TRUE(db_->insert(record("zzzzzzzzzzzz", "first", 100)).ok());
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "third", 200)).ok());
+  ASSERT_TRUE(db_->mark_created("zzzzzzzzzzzz").ok());
+  ASSERT_TRUE(db_->mark_running("zzzzzzzzzzzz", 4242, 300).ok());
+  auto running = db_->find("first");
+  ASSERT_TRUE(running.ok() && running->has_value());
+  EXPECT_EQ((*running)->info.state, SandboxState::kRunning);
+  EXPECT_EQ((*running)->info.shim_pid, 4242);
+  EXPECT_EQ((*running)->info.started_at, 300);
+  ASSERT_TRUE(db_->mark_finished("zzzzzzzzzzzz", SandboxState::kCrashed, "the shim was killed", 400).ok());
+  auto crashed = db_->find("first");
+  EXPECT_EQ((*crashed)->info.state, SandboxState::kCrashed);
+  EXPECT_EQ((*crashed)->info.reason, "the shim was killed");
+  EXPECT_EQ((*crashed)->info.shim_pid, 0);
+  EXPECT_EQ((*crashed)->info.finished_at, 400);
+
+  auto list = db_->list();
+  ASSERT_TRUE(list.ok());
+  std::vector<std::string> names;
+  for (const auto& r : *list) names.push_back(r.info.name);
+  // By creation time, then insertion order.
+  EXPECT_EQ(names, (std::vector<std::string>{"first", "second", "third"}));
+
+  ASSERT_TRUE(db_->remove("bbbbbbbbbbbb").ok());
+  EXPECT_EQ(db_->list()->size(), 2u);
+  auto gone = db_->mark_created("bbbbbbbbbbbb");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, ENOENT);
+}
+
+TEST_F(SandboxDbTest, StateNamesRoundTrip) {
+  for (auto s : {SandboxState::kCreated, SandboxState::kRunning, SandboxState::kStopped, SandboxState::kCrashed}) {
+    auto back = parse_state(to_string(s));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(*back, s);
+  }
+  EXPECT_FALSE(parse_state("paused").ok());
+}
+
+}  // namespace
+}  // namespace moat::sandbox
