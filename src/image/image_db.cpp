@@ -8,8 +8,6 @@
 namespace moat::image {
 namespace {
 
-constexpr int kBusyTimeoutMs = 30000;
-
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS refs (
   name TEXT PRIMARY KEY,
@@ -42,80 +40,8 @@ CREATE TABLE IF NOT EXISTS image_users (
 );
 )sql";
 
-// One prepared statement, finalized on scope exit.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) {
-    rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr);
-  }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-
-  Status prepared() const {
-    if (rc_ != SQLITE_OK) return make_error(std::string("sqlite: ") + sqlite3_errmsg(db_), EIO);
-    return ok_status();
-  }
-  Stmt& bind(int i, const std::string& v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Stmt& bind(int i, std::int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  // true: a row is ready; false: done.
-  Result<bool> step() {
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return make_error(std::string("sqlite: ") + sqlite3_errmsg(db_), EIO);
-  }
-  Status run() {
-    MOAT_ASSIGN_OR_RETURN(bool row, step());
-    (void)row;
-    return ok_status();
-  }
-  std::string text(int col) const {
-    const unsigned char* p = sqlite3_column_text(stmt_, col);
-    return p ? std::string(reinterpret_cast<const char*>(p),
-                           static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col)))
-             : std::string();
-  }
-  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
-};
-
-// BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the
-// busy timeout instead of one failing with SQLITE_BUSY mid-transaction.
-class Transaction {
- public:
-  explicit Transaction(sqlite3* db) : db_(db) {}
-  ~Transaction() {
-    if (open_ && !committed_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-  }
-  Status begin() { return exec("BEGIN IMMEDIATE", open_); }
-  Status commit() { return exec("COMMIT", committed_); }
-
- private:
-  Status exec(const char* sql, bool& flag) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      return make_error("sqlite " + std::string(sql) + ": " + msg, EIO);
-    }
-    flag = true;
-    return ok_status();
-  }
-  sqlite3* db_;
-  bool open_ = false;
-  bool committed_ = false;
-};
+using store::Stmt;
+using store::Transaction;
 
 }  // namespace
 
@@ -126,40 +52,14 @@ std::uint64_t ImageRecord::total_size() const {
 }
 
 Result<std::unique_ptr<ImageDb>> ImageDb::open(const std::string& path) {
-  sqlite3* raw = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  std::unique_ptr<ImageDb> db(new ImageDb(raw));
-  if (rc != SQLITE_OK) {
-    return make_error("open " + path + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory"), EIO);
-  }
-  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-  MOAT_TRY(db->exec("PRAGMA journal_mode=WAL"));
-  MOAT_TRY(db->exec("PRAGMA foreign_keys=ON"));
-  MOAT_TRY(db->exec("PRAGMA synchronous=NORMAL"));
-  MOAT_TRY(db->migrate());
-  return db;
+  MOAT_ASSIGN_OR_RETURN(auto db, store::SqliteDb::open(path, kSchema));
+  return std::unique_ptr<ImageDb>(new ImageDb(std::move(db)));
 }
 
-ImageDb::~ImageDb() { sqlite3_close_v2(db_); }
+ImageDb::ImageDb(std::unique_ptr<store::SqliteDb> db) : owner_(std::move(db)), db_(owner_->handle()) {}
+ImageDb::~ImageDb() = default;
 
-Status ImageDb::exec(const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : sqlite3_errmsg(db_);
-    sqlite3_free(err);
-    return make_error("sqlite: " + msg, EIO);
-  }
-  return ok_status();
-}
-
-Status ImageDb::migrate() {
-  Transaction tx(db_);
-  MOAT_TRY(tx.begin());
-  MOAT_TRY(exec(kSchema));
-  return tx.commit();
-}
+Status ImageDb::exec(const char* sql) { return owner_->exec(sql); }
 
 Status ImageDb::put_image(const ImageRecord& image, const RefRecord& ref) {
   Transaction tx(db_);

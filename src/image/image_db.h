@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "store/sqlite.h"
 #include "util/result.h"
 
 struct sqlite3;
@@ -94,13 +95,13 @@ class ImageDb {
   Result<std::vector<std::string>> manifest_digests();
 
  private:
-  explicit ImageDb(sqlite3* db) : db_(db) {}
+  explicit ImageDb(std::unique_ptr<store::SqliteDb> db);
   Status exec(const char* sql);
-  Status migrate();
   Result<bool> blob_referenced(const std::string& digest);
   Status write_ref(const RefRecord& ref);
 
-  sqlite3* db_;
+  std::unique_ptr<store::SqliteDb> owner_;
+  sqlite3* db_;  // owner_'s handle, for the statements
 };
 
 }  // namespace moat::image

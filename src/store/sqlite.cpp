@@ -2,7 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 namespace moat::store {
 namespace {
@@ -24,7 +27,7 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::open(const std::string& path, const 
   std::unique_ptr<SqliteDb> db(new SqliteDb(raw));
   if (rc != SQLITE_OK) return make_error("open " + path + ": " + (raw ? sqlite3_errmsg(raw) : "out of memory"), EIO);
   sqlite3_busy_timeout(raw, kBusyTimeoutMs);
-  MOAT_TRY(db->exec("PRAGMA journal_mode=WAL"));
+  MOAT_TRY(db->exec_when_free("PRAGMA journal_mode=WAL"));
   MOAT_TRY(db->exec("PRAGMA foreign_keys=ON"));
   MOAT_TRY(db->exec("PRAGMA synchronous=NORMAL"));
   Transaction tx(*db);
@@ -48,7 +51,24 @@ Status SqliteDb::exec(const char* sql) {
 
 int SqliteDb::changes() const { return sqlite3_changes(db_); }
 
-Stmt::Stmt(const SqliteDb& db, const char* sql) : db_(db.handle()) {
+// Switching a new database to WAL, or opening one while the last connection
+// of another process is checkpointing and removing the WAL, can report
+// SQLITE_BUSY without waiting on the busy handler. Several moat processes
+// opening moat.db at once hit exactly that, so this waits itself.
+Status SqliteDb::exec_when_free(const char* sql) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  auto pause = std::chrono::milliseconds(2);
+  while (true) {
+    int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return ok_status();
+    if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) return exec(sql);  // the error, with text
+    if (std::chrono::steady_clock::now() >= deadline) return make_error(std::string("sqlite: ") + sql + ": " + sqlite3_errmsg(db_), EBUSY);
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+Stmt::Stmt(sqlite3* db, const char* sql) : db_(db) {
   rc_ = sqlite3_prepare_v2(db_, sql, -1, &stmt_, nullptr);
 }
 

@@ -25,6 +25,8 @@ class SqliteDb {
   SqliteDb& operator=(const SqliteDb&) = delete;
 
   Status exec(const char* sql);
+  // exec, retried while the database is busy (up to the busy timeout).
+  Status exec_when_free(const char* sql);
   sqlite3* handle() const { return db_; }
   // Rows the last INSERT/UPDATE/DELETE changed.
   int changes() const;
@@ -37,7 +39,8 @@ class SqliteDb {
 // One prepared statement, finalized on scope exit.
 class Stmt {
  public:
-  Stmt(const SqliteDb& db, const char* sql);
+  Stmt(const SqliteDb& db, const char* sql) : Stmt(db.handle(), sql) {}
+  Stmt(sqlite3* db, const char* sql);
   ~Stmt();
   Stmt(const Stmt&) = delete;
   Stmt& operator=(const Stmt&) = delete;
@@ -63,6 +66,7 @@ class Stmt {
 class Transaction {
  public:
   explicit Transaction(const SqliteDb& db) : db_(db.handle()) {}
+  explicit Transaction(sqlite3* db) : db_(db) {}
   ~Transaction();
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
