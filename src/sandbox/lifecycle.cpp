@@ -209,6 +209,15 @@ Result<SandboxRecord> require(Result<std::optional<SandboxRecord>> r, const std:
   return std::move(**r);
 }
 
+// A sandbox with its operation lock held and its record re-read and settled
+// under that lock.
+struct Locked {
+  FileLock lock;
+  SandboxRecord record;
+};
+
+Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name);
+
 }  // namespace
 
 Result<Manager> Manager::open() {
@@ -247,6 +256,23 @@ Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool
   if (fresh->state != kStateCreating && fresh->info.state != SandboxState::kRunning) return fresh;
   return settle(m, std::move(*fresh));
 }
+
+namespace {
+
+Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name) {
+  auto gone = [&] { return make_error("no such sandbox: " + id_or_name, ENOENT); };
+  MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
+  if (!found) return gone();
+  auto lock = FileLock::acquire(op_lock_path(m.dir_of(found->info.id)));
+  if (!lock) return lock.error().code == ENOENT ? gone() : lock.error();  // removed meanwhile
+  // Another operation may have changed or removed it while we waited.
+  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found->info.id));
+  if (!fresh) return gone();
+  MOAT_ASSIGN_OR_RETURN(auto r, require(reconcile(m, std::move(*fresh), true), id_or_name));
+  return Locked{std::move(*lock), std::move(r)};
+}
+
+}  // namespace
 
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
@@ -294,12 +320,9 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
 }
 
 Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
-  MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
-  if (!found) return make_error("no such sandbox: " + id_or_name, ENOENT);
-  std::string dir = m.dir_of(found->info.id);
-  MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::acquire(op_lock_path(dir)));
-  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found->info.id));
-  MOAT_ASSIGN_OR_RETURN(auto r, require(reconcile(m, std::move(*fresh), true), id_or_name));
+  MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
+  SandboxRecord& r = locked.record;
+  std::string dir = m.dir_of(r.info.id);
   if (r.state == kStateCreating) return make_error("sandbox " + id_or_name + " is still being created", EBUSY);
   if (r.info.state == SandboxState::kRunning)
     return make_error("sandbox " + id_or_name + " is already running", EBUSY);
@@ -342,11 +365,9 @@ Status start_sandbox(const std::string& id_or_name) {
 
 Status stop_sandbox(const std::string& id_or_name, int timeout_ms) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  MOAT_ASSIGN_OR_RETURN(auto found, sandbox::find_sandbox(m, id_or_name));
-  std::string dir = m.dir_of(found.info.id);
-  MOAT_ASSIGN_OR_RETURN(auto lock, sandbox::FileLock::acquire(sandbox::op_lock_path(dir)));
-  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found.info.id));
-  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::require(sandbox::reconcile(m, std::move(*fresh), true), id_or_name));
+  MOAT_ASSIGN_OR_RETURN(auto locked, sandbox::lock_sandbox(m, id_or_name));
+  sandbox::SandboxRecord& r = locked.record;
+  std::string dir = m.dir_of(r.info.id);
   if (r.info.state != SandboxState::kRunning) return ok_status();
   MOAT_TRY(sandbox::stop_shim(r, dir, timeout_ms));
   MOAT_TRY(sandbox::reconcile(m, std::move(r), true));
@@ -360,11 +381,9 @@ Status restart_sandbox(const std::string& id_or_name, int timeout_ms) {
 
 Status remove_sandbox(const std::string& id_or_name, bool force) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  MOAT_ASSIGN_OR_RETURN(auto found, sandbox::find_sandbox(m, id_or_name));
-  std::string dir = m.dir_of(found.info.id);
-  MOAT_ASSIGN_OR_RETURN(auto lock, sandbox::FileLock::acquire(sandbox::op_lock_path(dir)));
-  MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found.info.id));
-  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::require(sandbox::reconcile(m, std::move(*fresh), true), id_or_name));
+  MOAT_ASSIGN_OR_RETURN(auto locked, sandbox::lock_sandbox(m, id_or_name));
+  sandbox::SandboxRecord& r = locked.record;
+  std::string dir = m.dir_of(r.info.id);
   if (r.info.state == SandboxState::kRunning) {
     if (!force)
       return make_error("sandbox " + id_or_name + " is running; stop it first, or remove it with -f", EBUSY);
