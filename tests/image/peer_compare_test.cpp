@@ -126,6 +126,26 @@ TEST_P(PeerCompare, MoatRootEqualsUmociUnpack) {
     EXPECT_EQ(entries, f.exact_entries) << cmp.out;
   }
 
+  // The same image loaded from archives (docker-archive as skopeo writes
+  // it, and an OCI archive) builds a byte-identical root.
+  for (const std::string format : {"docker-archive", "oci-archive"}) {
+    const std::string archive = dir + "/" + format + ".tar";
+    auto packed = run({"skopeo", "copy", "--quiet", "oci:" + layout + ":" + tag, format + ":" + archive +
+                       (format == "docker-archive" ? ":peer/" + f.name + ":" + tag : std::string())},
+                      {}, dir);
+    ASSERT_EQ(packed.exit_code, 0) << format << ": " << packed.err;
+    const std::string home = dir + "/load-" + format;
+    auto loaded = run({image_cli(dir), "image", "load", "-i", archive}, {"MOAT_HOME=" + home}, dir);
+    ASSERT_EQ(loaded.exit_code, 0) << format << ": " << loaded.err;
+    std::vector<std::string> roots;
+    for (const auto& e : std::filesystem::directory_iterator(home + "/images"))
+      if (e.path().extension() == ".erofs") roots.push_back(e.path().string());
+    ASSERT_EQ(roots.size(), 1u) << format;
+    EXPECT_EQ(fsck_erofs(roots[0]), "") << format;
+    EXPECT_EQ(sha256_digest(read_file(roots[0])), sha256_digest(read_file(erofs)))
+        << format << ": the loaded image's root differs from the pulled one";
+  }
+
   if (f.name == "debian-python3") {
     // The root is a working Debian: its own python3 runs from the mount.
     auto py = run({"chroot", dir + "/mnt", "/usr/bin/python3", "-c",

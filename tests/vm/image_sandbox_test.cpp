@@ -147,13 +147,16 @@ TEST_F(VmImageSandbox, PatchesLandBeforeTheFirstBoot) {
   std::string host = scratch_ + "/patch-src";
   std::filesystem::create_directories(host + "/tree/sub");
   std::ofstream(host + "/tree/sub/file") << "from the host\n";
+  std::string big = random_bytes(100u << 20);
+  std::ofstream(host + "/big.bin", std::ios::binary) << big;
   auto o = run_moat({"run", "--insecure", "--copy", host + "/tree:/opt/tree", "--write", "/etc/motd=patched",
-                     "--mkdir", "/data", "--chown", "1000:1000", "--delete", "/etc/debian_version", python_, "--",
-                     "sh", "-c",
+                     "--mkdir", "/data", "--copy", host + "/big.bin:/data/big.bin", "--chown", "1000:1000",
+                     "--delete", "/etc/debian_version", python_, "--", "sh", "-c",
                      "cat /opt/tree/sub/file /etc/motd; echo; stat -c '%u:%g %a' /data /etc/motd; "
-                     "test -e /etc/debian_version || echo gone; stat -c '%a' /tmp"});
+                     "test -e /etc/debian_version || echo gone; stat -c '%a' /tmp; sha256sum /data/big.bin"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(o.out, "from the host\npatched\n1000:1000 755\n1000:1000 644\ngone\n1777\n");
+  EXPECT_EQ(o.out, "from the host\npatched\n1000:1000 755\n1000:1000 644\ngone\n1777\n" + sha256_hex(big) +
+                       "  /data/big.bin\n");
 }
 
 TEST_F(VmImageSandbox, BadImagesAndPolicyAreClearErrors) {
