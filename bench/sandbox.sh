@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 
 now() { date +%s%N; }
-median() { sort -n | awk '{a[NR]=$1} END {m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "%.3f", m/1e9}'; }
+. "$root/bench/floor/same-cmdline.sh"
 
 layout=$("$root/tests/fixtures/make-debian-python.sh")
 "$root/tests/fixtures/local-registry.sh" start "$reg" >/dev/null
@@ -35,21 +35,7 @@ ref=$("$root/tests/fixtures/local-registry.sh" push "$reg" "$layout" python3 ben
 id=$("$moat" run -d --insecure "$ref")
 cp "$MOAT_HOME/sandboxes/$id/qemu.cmdline" "$work/qemu.cmdline"
 "$moat" rm -f "$id" >/dev/null
-mkdir -p "$work/floor"
-gcc -static -Os -s -o "$work/floor/init" "$root/bench/floor/init.c"
-(cd "$work/floor" && echo init | cpio --quiet -o -H newc) > "$work/floor.cpio"
-truncate -s 4G "$work/upper.img"
-mapfile -t cmd < "$work/qemu.cmdline"
-floor=()
-for a in "${cmd[@]}"; do
-  case $a in
-    *initramfs.cpio) a=$work/floor.cpio ;;
-    socket,id=agent,fd=3) a=null,id=agent ;;
-    file,id=console,path=*) a=file,id=console,path=$work/floor-console.log ;;
-    *upper.ext4,if=none*) a="file=$work/upper.img,if=none,id=disk1,format=raw" ;;
-  esac
-  floor+=("$a")
-done
+floor_command "$work" "$work/qemu.cmdline"
 
 moat_times=() floor_times=()
 for ((i = 1; i <= runs; i++)); do
