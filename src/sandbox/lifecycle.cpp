@@ -176,7 +176,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& inf
   MOAT_TRY(resolve_root(m, o, effective, info));
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir));
   MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
-  MOAT_TRY(apply_root_patches(effective, info.dir, cfg.vm));
+  MOAT_TRY(apply_root_patches(effective, cfg.vm));
   return shim::write_shim_config(cfg, info.dir + "/config.json");
 }
 

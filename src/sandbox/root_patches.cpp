@@ -51,8 +51,7 @@ Result<bool> lower_has_path(const std::string& erofs_path, const std::string& gu
   return entry.has_value();
 }
 
-Status apply_root_patches(const SandboxOptions& o, const std::string& sandbox_dir, const vm::VmSpec& spec) {
-  (void)sandbox_dir;
+Status apply_root_patches(const SandboxOptions& o, const vm::VmSpec& spec) {
   if (o.patches.empty()) return ok_status();
   if (spec.root_mode != "overlay" || spec.disks.size() < 2)
     return make_error("pre-boot patches need an overlay root; a --writable-root image is changed by booting it",

@@ -12,7 +12,7 @@
 namespace moat::sandbox {
 
 // `spec` is what prepare_root_disks made: disks[0] the lower, disks[1] the upper.
-Status apply_root_patches(const SandboxOptions& o, const std::string& sandbox_dir, const vm::VmSpec& spec);
+Status apply_root_patches(const SandboxOptions& o, const vm::VmSpec& spec);
 
 // Whether the EROFS image has something at the absolute guest path
 // (symlinks not followed).
