@@ -21,11 +21,15 @@ namespace {
 
 std::string g_home;
 
+// A shim of an auto-removed sandbox may still be deleting its own directory
+// when the test process exits, which makes one rm pass fail on a directory
+// that is not empty yet: try a few times.
 void remove_home() {
-  if (!g_home.empty()) {
-    std::string cmd = "rm -rf '" + g_home + "'";
-    int rc = std::system(cmd.c_str());
-    (void)rc;
+  if (g_home.empty()) return;
+  std::string cmd = "rm -rf '" + g_home + "' 2>/dev/null";
+  for (int i = 0; i < 20; ++i) {
+    if (std::system(cmd.c_str()) == 0 && ::access(g_home.c_str(), F_OK) != 0) return;
+    ::usleep(100000);
   }
 }
 
@@ -69,13 +73,18 @@ std::string moat_bin() { return std::string(MOAT_BIN_DIR) + "/moat"; }
 std::string share_dir() { return MOAT_SHARE_DIR; }
 std::string busybox_rootfs() { return share_dir() + "/rootfs-busybox"; }
 
+// Made once per test process, thread-safely: tests call this first from
+// several threads at once (parallel CLI runs), and two homes would split
+// those runs between two databases.
 std::string test_home() {
-  if (g_home.empty()) {
+  static const bool made = [] {
     char tmpl[] = "/tmp/moat-test-XXXXXX";
     if (!::mkdtemp(tmpl)) ADD_FAILURE() << "mkdtemp failed";
     g_home = tmpl;
     std::atexit(remove_home);
-  }
+    return true;
+  }();
+  (void)made;
   return g_home;
 }
 

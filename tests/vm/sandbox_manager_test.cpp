@@ -156,14 +156,18 @@ TEST(VmSandboxManager, TenParallelCreatesAllRun) {
     Outcome o = r.get();
     EXPECT_EQ(o.exit_code, 0) << o.err;
   }
-  auto js = Json::parse(run_moat({"ls", "--format", "json"}).out, nullptr, false);
-  ASSERT_TRUE(js.is_array());
-  EXPECT_EQ(js.size(), static_cast<std::size_t>(kCount));
+  auto ls = run_moat({"ls", "--format", "json"});
+  auto js = Json::parse(ls.out, nullptr, false);
+  ASSERT_TRUE(js.is_array()) << ls.out << ls.err;
+  EXPECT_EQ(js.size(), static_cast<std::size_t>(kCount)) << ls.out << ls.err;
   for (const auto& s : js) EXPECT_EQ(s["state"], "running") << s.dump();
   std::vector<std::future<Outcome>> rms;
   for (int i = 0; i < kCount; ++i)
     rms.push_back(std::async(std::launch::async, [i] { return run_moat({"rm", "-f", "par-" + std::to_string(i)}); }));
-  for (auto& r : rms) EXPECT_EQ(r.get().exit_code, 0);
+  for (auto& r : rms) {
+    Outcome o = r.get();
+    EXPECT_EQ(o.exit_code, 0) << o.err;
+  }
   EXPECT_TRUE(leftover_sandboxes().empty());
   EXPECT_TRUE(processes_mentioning(test_home() + "/sandboxes/").empty());
 }
