@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Round trip through moat's FUSE server: for the crafted OCI fixture and the
-# busybox image, three trees must be identical (tree_compare.py: types,
+# Round trip through moat's FUSE server: for every fixture image of the image
+# store (crafted, busybox, Debian + python3), three trees must be identical (tree_compare.py: types,
 # modes, ids, sizes, contents, mtimes, symlinks, rdev, xattrs, hardlink
 # groups and link counts):
 #
@@ -31,12 +31,13 @@ server_count() { pgrep -f -c "moat image mount .*$work/" || true; }
 roundtrip() {
   local name=$1 tag=$2
   local dir=$work/$name
+  local layout=${3:-$dir/layout}
   mkdir -p "$dir/fuse" "$dir/kernel"
-  mapfile -t layers < <(python3 "$here/oci_layers.py" "$dir/layout" "$tag")
+  mapfile -t layers < <(python3 "$here/oci_layers.py" "$layout" "$tag")
   local args=()
   for l in "${layers[@]}"; do args+=(--layer "$l"); done
   "$bin/moat-mkerofs" "${args[@]}" "$dir/image.erofs" >/dev/null
-  (cd "$dir" && umoci unpack --image "layout:$tag" bundle >/dev/null)
+  (cd "$dir" && umoci unpack --image "$layout:$tag" bundle >/dev/null)
   mount -t erofs -o loop,ro "$dir/image.erofs" "$dir/kernel"
   "$bin/moat" image mount "$dir/image.erofs" "$dir/fuse"
   # The command returned: the mount must already answer.
@@ -63,6 +64,9 @@ python3 "$images/make_oci_fixture.py" "$work/crafted/layout" fixture >/dev/null
 roundtrip crafted fixture
 python3 "$images/make_busybox_oci.py" "$work/busybox/layout" latest >/dev/null
 roundtrip busybox latest
+# Debian minbase + python3 (debootstrap, cached outside the checkout): 6,600
+# entries and a second layer full of whiteouts.
+roundtrip debian python3 "$("$here/../fixtures/make-debian-python.sh")"
 
 # Failures are reported, not hidden: a missing image, a file as mount point.
 mkdir -p "$work/err"
