@@ -1,17 +1,42 @@
-// Bytes -> FUSE request decoder -> dispatcher -> EROFS backend on a small
-// image built at start-up. Whatever the message, the server must produce a
-// well-formed reply (or none) without crashing or reading out of bounds.
+// Bytes -> FUSE request decoder -> dispatcher -> a backend. Whatever the
+// message, the server must produce a well-formed reply (or none) without
+// crashing or reading out of bounds.
+//
+// Bits 8-9 of the request's `unique` pick the backend:
+//   0, 3: the EROFS backend on a small image built at start-up
+//   1:    the directory backend, read-write
+//   2:    the directory backend, read-only
+// The directory backends serve a small tmpfs mounted in a private mount
+// namespace (so nothing the fuzzer writes reaches a real disk, and the mount
+// goes away with the process). In that namespace every other mount is made
+// read-only first, except libFuzzer's output corpus and artifact
+// directories: were the backend ever to escape its root, it could not
+// change anything on the machine. Without root they are left out. Their
+// state (files, nodes, open handles) carries over between inputs and is
+// rebuilt every kResetEvery inputs so descriptors and space do not run out.
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdio>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "fs/dir_backend.h"
 #include "fs/erofs_backend.h"
 #include "fs/fuse_server.h"
+#include "fs/stat_xattr.h"
 #include "image/erofs_writer.h"
 #include "image/fs_tree.h"
 #include "image/spool.h"
@@ -20,7 +45,38 @@ namespace {
 
 using namespace moat;
 
-std::unique_ptr<fs::ErofsBackend> make_backend() {
+constexpr int kResetEvery = 2000;
+
+// Directories libFuzzer writes to (LLVMFuzzerInitialize fills it).
+std::vector<std::string>& writable_dirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
+// mount_setattr(2); glibc's <sys/mount.h> and <linux/mount.h> clash, so by hand.
+struct MountAttr {
+  std::uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+constexpr unsigned kAtRecursive = 0x8000;
+constexpr std::uint64_t kMountAttrRdonly = 0x1;
+
+bool set_readonly(const char* path, bool recursive, bool ro) {
+  MountAttr a{ro ? kMountAttrRdonly : 0, ro ? 0 : kMountAttrRdonly, 0, 0};
+  return ::syscall(SYS_mount_setattr, AT_FDCWD, path, recursive ? kAtRecursive : 0, &a, sizeof a) == 0;
+}
+
+// Makes every mount of this (private) namespace read-only except the
+// directories libFuzzer writes to.
+bool lock_down() {
+  if (!set_readonly("/", true, true)) return false;
+  for (const auto& dir : writable_dirs()) {
+    if (::mount(dir.c_str(), dir.c_str(), nullptr, MS_BIND, nullptr) != 0) return false;
+    if (!set_readonly(dir.c_str(), false, false)) return false;
+  }
+  return true;
+}
+
+std::unique_ptr<fs::ErofsBackend> make_erofs_backend() {
   auto spool = image::Spool::create("/tmp");
   if (!spool.ok()) return nullptr;
   image::FsTree tree;
@@ -44,7 +100,7 @@ std::unique_ptr<fs::ErofsBackend> make_backend() {
 }
 
 // A server that has already negotiated INIT.
-std::unique_ptr<fs::FuseServer> make_server(fs::ErofsBackend& backend) {
+std::unique_ptr<fs::FuseServer> make_server(fs::FsBackend& backend) {
   auto s = std::make_unique<fs::FuseServer>(backend);
   fuse_in_header h{};
   fuse_init_in in{};
@@ -61,18 +117,126 @@ std::unique_ptr<fs::FuseServer> make_server(fs::ErofsBackend& backend) {
   return s;
 }
 
+void put_file(const std::string& path, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  if (::write(fd, data.data(), data.size()) < 0) {
+    // Best effort: a missing seed file only narrows the tree.
+  }
+  ::close(fd);
+}
+
+// The directory backends' tree on a fresh tmpfs.
+class DirServers {
+ public:
+  bool start() {
+    if (::geteuid() != 0) return false;
+    if (::unshare(CLONE_NEWNS) != 0) return false;
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return false;
+    char tmpl[] = "/tmp/moat-fuzz-dir-XXXXXX";
+    if (!::mkdtemp(tmpl)) return false;
+    dir_ = tmpl;
+    if (!lock_down()) return false;
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) == 0) {
+      r.rlim_cur = r.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &r);
+    }
+    return reset();
+  }
+
+  bool reset() {
+    rw_server_.reset();
+    ro_server_.reset();
+    rw_.reset();
+    ro_.reset();
+    ::umount2(dir_.c_str(), MNT_DETACH);
+    if (::mount("moat-fuzz", dir_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
+                "size=8m,nr_inodes=1024,mode=0755") != 0) {
+      return false;
+    }
+    std::string root = dir_;
+    put_file(root + "/file", std::string(5000, 'x'));
+    ::setxattr((root + "/file").c_str(), "user.a", "b", 1, 0);
+    ::mkdir((root + "/dir").c_str(), 0755);
+    ::link((root + "/file").c_str(), (root + "/dir/hard").c_str());
+    for (int i = 0; i < 20; ++i) put_file(root + "/dir/f" + std::to_string(i), "y");
+    ::symlink("/", (root + "/escape").c_str());
+    ::symlink("..", (root + "/dir/up").c_str());
+    put_file(root + "/null", "");
+    std::string v = fs::encode_guest_stat(fs::GuestStat{0, 0, S_IFCHR | 0666, fs::encode_rdev(1, 3)});
+    ::setxattr((root + "/null").c_str(), fs::kStatXattrName, v.data(), v.size(), 0);
+    put_file(root + "/bad", "");
+    ::setxattr((root + "/bad").c_str(), fs::kStatXattrName, "\x01junk", 5, 0);
+    auto rw = fs::open_dir_backend(root, fs::DirBackendOptions{false});
+    auto ro = fs::open_dir_backend(root, fs::DirBackendOptions{true});
+    if (!rw.ok() || !ro.ok()) return false;
+    rw_ = std::move(*rw);
+    ro_ = std::move(*ro);
+    rw_server_ = make_server(*rw_);
+    ro_server_ = make_server(*ro_);
+    return true;
+  }
+
+  fs::FuseServer* rw() { return rw_server_.get(); }
+  fs::FuseServer* ro() { return ro_server_.get(); }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<fs::FsBackend> rw_, ro_;
+  std::unique_ptr<fs::FuseServer> rw_server_, ro_server_;
+};
+
 }  // namespace
 
+extern "C" int LLVMFuzzerInitialize(int* argc, char*** argv) {
+  // The output corpus (the first directory argument) and the artifact prefix's directory.
+  bool corpus = false;
+  for (int i = 1; i < *argc; ++i) {
+    std::string a = (*argv)[i];
+    if (a.rfind("-artifact_prefix=", 0) == 0) {
+      std::string prefix = a.substr(17);
+      auto slash = prefix.rfind('/');
+      writable_dirs().push_back(slash == std::string::npos ? "." : prefix.substr(0, slash + 1));
+    } else if (!a.empty() && a[0] != '-' && !corpus) {
+      struct stat st {};
+      if (::stat(a.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        writable_dirs().push_back(a);
+        corpus = true;
+      }
+    }
+  }
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static std::unique_ptr<fs::ErofsBackend> backend = make_backend();
-  static std::unique_ptr<fs::FuseServer> server = backend ? make_server(*backend) : nullptr;
-  if (!server) return 0;
+  static std::unique_ptr<fs::ErofsBackend> erofs = make_erofs_backend();
+  static std::unique_ptr<fs::FuseServer> erofs_server = erofs ? make_server(*erofs) : nullptr;
+  static DirServers dirs;
+  static bool have_dirs = [] {
+    bool ok = dirs.start();
+    std::fprintf(stderr, "fuzz_fuse_request: directory backends %s\n",
+                 ok ? "on (private tmpfs)" : "off (they need root and mount_setattr)");
+    return ok;
+  }();
+  static int runs = 0;
+  if (!erofs_server) return 0;
+  if (have_dirs && ++runs % kResetEvery == 0) have_dirs = dirs.reset();
+
   // Most inputs get a correct length field, so the fuzzer spends its time in
   // the bodies; odd first bytes keep the length check itself covered.
   std::vector<std::uint8_t> msg(data, data + size);
   if (size >= sizeof(fuse_in_header) && (data[0] & 1) == 0) {
     auto len = static_cast<std::uint32_t>(size);
     std::memcpy(msg.data(), &len, sizeof len);
+  }
+  fs::FuseServer* server = erofs_server.get();
+  if (size >= sizeof(fuse_in_header) && have_dirs) {
+    fuse_in_header h;
+    std::memcpy(&h, data, sizeof h);
+    unsigned pick = (h.unique >> 8) & 3;
+    if (pick == 1) server = dirs.rw();
+    if (pick == 2) server = dirs.ro();
   }
   fs::FuseReply reply;
   server->handle(msg, reply);

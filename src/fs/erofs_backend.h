@@ -39,6 +39,7 @@ class ErofsBackend : public FsBackend {
   // Nothing to check or remember per open: the mount is read-only and the
   // kernel enforces modes (default_permissions).
   bool stateless_open() const override { return options_.stateless_open; }
+  bool read_only() const override { return true; }
   int lookup(std::uint64_t parent, std::string_view name, fuse_entry_out& out) override;
   int getattr(std::uint64_t nodeid, fuse_attr_out& out) override;
   int readlink(std::uint64_t nodeid, std::string& target) override;

@@ -36,6 +36,13 @@ class FuseReply {
     payload_.resize(sizeof(T));
     std::memcpy(payload_.data(), &value, sizeof(T));
   }
+  // Two structures back to back (CREATE: fuse_entry_out + fuse_open_out).
+  template <typename A, typename B>
+  void set_pair(const A& a, const B& b) {
+    payload_.resize(sizeof(A) + sizeof(B));
+    std::memcpy(payload_.data(), &a, sizeof(A));
+    std::memcpy(payload_.data() + sizeof(A), &b, sizeof(B));
+  }
   void set_bytes(std::string_view bytes) { payload_.assign(bytes.begin(), bytes.end()); }
   // The payload buffer, for readers that fill it in place (READ, READDIR).
   std::vector<std::uint8_t>& payload() { return payload_; }
@@ -67,6 +74,13 @@ class DirBuffer {
   }
 
   bool plus() const { return plus_; }
+
+  // Whether an entry named `name` would still fit: lets a backend skip the
+  // lookup a READDIRPLUS entry implies when it would be thrown away.
+  bool fits(std::string_view name) const {
+    std::size_t head = plus_ ? sizeof(fuse_direntplus) : sizeof(fuse_dirent);
+    return out_.size() + FUSE_DIRENT_ALIGN(head + name.size()) <= limit_;
+  }
 
   // Adds an entry; false (and nothing added) when it does not fit. `next`
   // is the offset the kernel passes back to continue after this entry.

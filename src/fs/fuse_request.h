@@ -42,15 +42,37 @@ struct FuseGetxattr {
   std::string_view name;  // GETXATTR only
 };
 
+// SETXATTR without FUSE_SETXATTR_EXT (never negotiated): the 8-byte form.
+struct FuseSetxattr {
+  std::uint32_t size = 0;
+  std::uint32_t flags = 0;
+};
+
+// Longest symlink target accepted (PATH_MAX without its NUL).
+inline constexpr std::size_t kFuseMaxSymlinkTarget = 4095;
+// Largest xattr value (XATTR_SIZE_MAX).
+inline constexpr std::uint32_t kFuseMaxXattrValue = 65536;
+
 // The opcode-specific part, for the opcodes the dispatcher interprets.
+// RENAME is decoded as a fuse_rename2_in with flags 0.
 using FuseArgs = std::variant<std::monostate, fuse_init_in, fuse_forget_in, FuseBatchForget,
                               fuse_getattr_in, fuse_open_in, fuse_read_in, fuse_release_in,
                               FuseGetxattr, fuse_access_in, fuse_lseek_in, fuse_interrupt_in,
-                              fuse_flush_in, fuse_fsync_in>;
+                              fuse_flush_in, fuse_fsync_in, fuse_setattr_in, fuse_write_in,
+                              fuse_create_in, fuse_mknod_in, fuse_mkdir_in, fuse_link_in,
+                              fuse_rename2_in, FuseSetxattr, fuse_fallocate_in,
+                              fuse_copy_file_range_in>;
 
 struct FuseRequest {
   fuse_in_header header{};
-  std::string_view name;            // LOOKUP
+  // A directory entry name (LOOKUP, CREATE, MKNOD, MKDIR, SYMLINK, LINK,
+  // UNLINK, RMDIR; the old name of RENAME) or an xattr name (SETXATTR,
+  // REMOVEXATTR). Entry names are 1..255 bytes, without '/', never "." or "..".
+  std::string_view name;
+  // RENAME's new name (same rules), or SYMLINK's target (1..4095 bytes).
+  std::string_view name2;
+  // WRITE's data or SETXATTR's value, exactly as long as the request says.
+  std::span<const std::uint8_t> data;
   FuseArgs args;
   std::span<const std::uint8_t> body;  // everything after the header
 

@@ -1,5 +1,7 @@
 #include "fs/fuse_server.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <string>
 
@@ -12,6 +14,25 @@ constexpr std::uint64_t kWantedFlags =
     FUSE_CACHE_SYMLINKS | FUSE_INIT_EXT;
 
 constexpr std::uint32_t kMaxXattrSize = 65536;  // XATTR_SIZE_MAX / XATTR_LIST_MAX
+
+bool is_change(std::uint32_t opcode) {
+  switch (opcode) {
+    case FUSE_SETATTR: case FUSE_SYMLINK: case FUSE_MKNOD: case FUSE_MKDIR:
+    case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_RENAME: case FUSE_LINK:
+    case FUSE_WRITE: case FUSE_SETXATTR: case FUSE_REMOVEXATTR: case FUSE_CREATE:
+    case FUSE_FALLOCATE: case FUSE_RENAME2: case FUSE_COPY_FILE_RANGE: case FUSE_TMPFILE:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Opening for anything but reading changes the file (O_TRUNC truncates).
+bool opens_for_writing(std::uint32_t flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+FuseCaller caller_of(const fuse_in_header& h) { return FuseCaller{h.uid, h.gid, h.pid}; }
 
 }  // namespace
 
@@ -58,6 +79,7 @@ void FuseServer::init(const FuseRequest& req, FuseReply& reply) {
   if (in.flags & FUSE_INIT_EXT) offered |= static_cast<std::uint64_t>(in.flags2) << 32;
   std::uint64_t wanted = kWantedFlags;
   if (options_.readdirplus) wanted |= FUSE_DO_READDIRPLUS;
+  if (options_.writeback_cache && !backend_.read_only()) wanted |= FUSE_WRITEBACK_CACHE;
   if (backend_.stateless_open()) wanted |= FUSE_NO_OPEN_SUPPORT | FUSE_NO_OPENDIR_SUPPORT;
   std::uint64_t flags = offered & wanted;
   out.minor = std::min(in.minor, kFuseMinor);
@@ -73,6 +95,7 @@ void FuseServer::init(const FuseRequest& req, FuseReply& reply) {
   session_.readdirplus = flags & FUSE_DO_READDIRPLUS;
   session_.no_open = flags & FUSE_NO_OPEN_SUPPORT;
   session_.no_opendir = flags & FUSE_NO_OPENDIR_SUPPORT;
+  session_.writeback_cache = flags & FUSE_WRITEBACK_CACHE;
   backend_.init(session_);
   initialized_.store(true, std::memory_order_release);
   reply.set(out);
@@ -123,6 +146,11 @@ void FuseServer::dispatch(const FuseRequest& req, FuseReply& reply) {
     }
     case FUSE_OPEN:
     case FUSE_OPENDIR: {
+      if (req.opcode() == FUSE_OPEN && backend_.read_only() &&
+          opens_for_writing(std::get<fuse_open_in>(req.args).flags)) {
+        err = EROFS;
+        break;
+      }
       // ENOSYS here, once negotiated, makes the kernel stop sending opens.
       bool skip = req.opcode() == FUSE_OPEN ? session_.no_open : session_.no_opendir;
       if (skip) {
@@ -188,31 +216,127 @@ void FuseServer::dispatch(const FuseRequest& req, FuseReply& reply) {
     case FUSE_NOTIFY_REPLY:
       // Requests finish quickly here; an interrupt is simply not answered.
       return reply.none();
-    case FUSE_FLUSH:
-      // ENOSYS tells the kernel never to send FLUSH again, which saves a
-      // synchronous round trip on every close(); nothing is ever dirty.
-      err = ENOSYS;
+    case FUSE_FLUSH: {
+      // A backend's ENOSYS tells the kernel never to send FLUSH again.
+      const auto& in = std::get<fuse_flush_in>(req.args);
+      err = backend_.flush(node, in.fh, in.lock_owner);
       break;
+    }
     case FUSE_FSYNC:
-    case FUSE_FSYNCDIR:
+    case FUSE_FSYNCDIR: {
+      const auto& in = std::get<fuse_fsync_in>(req.args);
+      err = backend_.fsync(node, in.fh, in.fsync_flags & FUSE_FSYNC_FDATASYNC,
+                           req.opcode() == FUSE_FSYNCDIR);
+      break;
+    }
     case FUSE_SYNCFS:
-      break;  // nothing is ever dirty
+      err = backend_.syncfs(node);
+      break;
     case FUSE_DESTROY:
       destroyed_.store(true, std::memory_order_release);
       break;
-    case FUSE_SETATTR: case FUSE_SYMLINK: case FUSE_MKNOD: case FUSE_MKDIR:
-    case FUSE_UNLINK: case FUSE_RMDIR: case FUSE_RENAME: case FUSE_LINK:
-    case FUSE_WRITE: case FUSE_SETXATTR: case FUSE_REMOVEXATTR: case FUSE_CREATE:
-    case FUSE_FALLOCATE: case FUSE_RENAME2: case FUSE_COPY_FILE_RANGE: case FUSE_TMPFILE:
-      err = backend_.modify(req.opcode(), node, req.body);
-      break;
     default:
+      if (is_change(req.opcode())) {
+        if (backend_.read_only()) {
+          err = EROFS;
+          break;
+        }
+        if (dispatch_change(req, reply)) return;
+      }
       // Locks (the kernel then keeps them locally), ioctl, poll, bmap, DAX
       // mappings: not offered.
       err = ENOSYS;
       break;
   }
   if (err) reply.error(err);
+}
+
+bool FuseServer::dispatch_change(const FuseRequest& req, FuseReply& reply) {
+  const std::uint64_t node = req.nodeid();
+  const FuseCaller who = caller_of(req.header);
+  int err = 0;
+  fuse_entry_out entry{};
+  switch (req.opcode()) {
+    case FUSE_SETATTR: {
+      fuse_attr_out out{};
+      err = backend_.setattr(who, node, std::get<fuse_setattr_in>(req.args), out);
+      if (!err) reply.set(out);
+      break;
+    }
+    case FUSE_WRITE: {
+      const auto& in = std::get<fuse_write_in>(req.args);
+      fuse_write_out out{};
+      err = backend_.write(node, in.fh, in.offset, req.data, in.write_flags, out.size);
+      if (!err) reply.set(out);
+      break;
+    }
+    case FUSE_CREATE: {
+      fuse_open_out open{};
+      err = backend_.create(who, node, req.name, std::get<fuse_create_in>(req.args), entry, open);
+      if (!err) reply.set_pair(entry, open);
+      break;
+    }
+    case FUSE_MKNOD: {
+      const auto& in = std::get<fuse_mknod_in>(req.args);
+      err = backend_.mknod(who, node, req.name, in.mode, in.rdev, entry);
+      if (!err) reply.set(entry);
+      break;
+    }
+    case FUSE_MKDIR:
+      err = backend_.mkdir(who, node, req.name, std::get<fuse_mkdir_in>(req.args).mode, entry);
+      if (!err) reply.set(entry);
+      break;
+    case FUSE_SYMLINK:
+      err = backend_.symlink(who, node, req.name, req.name2, entry);
+      if (!err) reply.set(entry);
+      break;
+    case FUSE_LINK:
+      err = backend_.link(std::get<fuse_link_in>(req.args).oldnodeid, node, req.name, entry);
+      if (!err) reply.set(entry);
+      break;
+    case FUSE_UNLINK:
+      err = backend_.unlink(node, req.name);
+      break;
+    case FUSE_RMDIR:
+      err = backend_.rmdir(node, req.name);
+      break;
+    case FUSE_RENAME:
+    case FUSE_RENAME2: {
+      const auto& in = std::get<fuse_rename2_in>(req.args);
+      err = backend_.rename(node, req.name, in.newdir, req.name2, in.flags);
+      break;
+    }
+    case FUSE_SETXATTR: {
+      const auto& in = std::get<FuseSetxattr>(req.args);
+      err = backend_.setxattr(node, req.name, req.data, in.flags);
+      break;
+    }
+    case FUSE_REMOVEXATTR:
+      err = backend_.removexattr(node, req.name);
+      break;
+    case FUSE_FALLOCATE: {
+      const auto& in = std::get<fuse_fallocate_in>(req.args);
+      err = backend_.fallocate(node, in.fh, in.offset, in.length, in.mode);
+      break;
+    }
+    case FUSE_COPY_FILE_RANGE: {
+      fuse_write_out out{};
+      std::uint64_t copied = 0;
+      err = backend_.copy_file_range(node, std::get<fuse_copy_file_range_in>(req.args), copied);
+      // The reply's size is 32 bits; backends copy less than 4 GiB per call.
+      out.size = static_cast<std::uint32_t>(std::min<std::uint64_t>(copied, UINT32_MAX));
+      if (!err) reply.set(out);
+      break;
+    }
+    case FUSE_TMPFILE:
+      // O_TMPFILE: ENOSYS makes the kernel answer EOPNOTSUPP from then on.
+      err = ENOSYS;
+      break;
+    default:
+      return false;
+  }
+  if (err) reply.error(err);
+  return true;
 }
 
 }  // namespace moat::fs

@@ -22,6 +22,10 @@ struct FuseServerOptions {
   // for `ls -l` and `find | stat`.
   bool readdirplus = true;
   std::uint32_t max_background = 64;
+  // FUSE_WRITEBACK_CACHE: the kernel buffers writes and sends them later.
+  // Off by default: a directory may be shared by two sandboxes (or the
+  // host), and buffered writes would be invisible to the others for a while.
+  bool writeback_cache = false;
 };
 
 // Largest READ / READDIR payload the server produces, whatever the request
@@ -46,6 +50,8 @@ class FuseServer {
   void dispatch(const FuseRequest& req, FuseReply& reply);
   void init(const FuseRequest& req, FuseReply& reply);
   void xattr_reply(const FuseGetxattr& in, int err, const std::string& value, FuseReply& reply);
+  // The tree-changing requests; false if `req` is not one of them.
+  bool dispatch_change(const FuseRequest& req, FuseReply& reply);
 
   FsBackend& backend_;
   FuseServerOptions options_;

@@ -1,0 +1,909 @@
+#include "fs/dir_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "fs/node_table.h"
+#include "fs/stat_xattr.h"
+
+namespace moat::fs {
+namespace {
+
+// Entries and attributes may change behind the guest's back (the host,
+// another sandbox), so the kernel caches them briefly.
+constexpr std::uint64_t kTtlSeconds = 1;
+// Bounds the time one COPY_FILE_RANGE holds a worker; the kernel reports the
+// short count and the caller continues.
+constexpr std::uint64_t kMaxCopyChunk = 64u << 20;
+constexpr std::size_t kMaxHandles = 1u << 20;
+constexpr std::size_t kXattrBuffer = 65536;
+
+int last_errno() { return errno ? errno : EIO; }
+
+std::string proc_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+// What a guest may put in an open's flags, plus what the server always adds.
+// O_DIRECT is dropped (host alignment rules would break arbitrary guest
+// writes), O_NOATIME too (only the owner may use it), O_CREAT/O_EXCL are the
+// server's business.
+int host_open_flags(std::uint32_t flags, bool writeback) {
+  int keep = O_ACCMODE | O_APPEND | O_TRUNC | O_NONBLOCK | O_SYNC | O_DSYNC;
+  int out = static_cast<int>(flags) & keep;
+  if (writeback) {
+    // The kernel reads pages back to merge partial writes, and computes
+    // appends itself from its cached size.
+    if ((out & O_ACCMODE) == O_WRONLY) out = (out & ~O_ACCMODE) | O_RDWR;
+    out &= ~O_APPEND;
+  }
+  return out | O_CLOEXEC | O_NOCTTY;
+}
+
+// The host permission bits of a file whose guest mode is `mode`: the guest's
+// rwx bits, never setuid/setgid/sticky (a guest must not plant a setuid file
+// on the host), and always usable by the server's own user.
+mode_t host_perm(std::uint32_t mode, bool dir) {
+  return static_cast<mode_t>((mode & 0777) | (dir ? 0700 : 0600));
+}
+
+bool opens_for_writing(std::uint32_t flags) {
+  return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
+}
+
+std::uint32_t dtype_of_mode(std::uint32_t mode) { return (mode & S_IFMT) >> 12; }
+
+// An open file or directory handle (FUSE fh).
+struct Handle {
+  UniqueFd fd;
+  std::uint64_t nodeid = 0;
+  std::mutex mu;  // directory streams: one READDIR at a time moves the offset
+};
+using HandleRef = std::shared_ptr<Handle>;
+
+class HandleTable {
+ public:
+  std::uint64_t add(UniqueFd fd, std::uint64_t nodeid) {
+    auto h = std::make_shared<Handle>();
+    h->fd = std::move(fd);
+    h->nodeid = nodeid;
+    std::lock_guard lock(mu_);
+    if (map_.size() >= kMaxHandles) return 0;
+    std::uint64_t id = next_++;
+    map_[id] = std::move(h);
+    return id;
+  }
+  // Null unless `fh` is open and belongs to `nodeid`.
+  HandleRef get(std::uint64_t fh, std::uint64_t nodeid) const {
+    std::lock_guard lock(mu_);
+    auto it = map_.find(fh);
+    if (it == map_.end() || it->second->nodeid != nodeid) return nullptr;
+    return it->second;
+  }
+  void remove(std::uint64_t fh, std::uint64_t nodeid) {
+    HandleRef last;  // closed after the lock is released
+    std::lock_guard lock(mu_);
+    auto it = map_.find(fh);
+    if (it == map_.end() || it->second->nodeid != nodeid) return;
+    last = std::move(it->second);
+    map_.erase(it);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, HandleRef> map_;
+  std::uint64_t next_ = 1;
+};
+
+// How a guest xattr name maps to the host.
+enum class XattrClass { kPassThrough, kMapped, kPrivate, kUnsupported };
+
+XattrClass classify_xattr(std::string_view name) {
+  if (name.substr(0, kPrivateXattrPrefix.size()) == kPrivateXattrPrefix) return XattrClass::kPrivate;
+  if (name.substr(0, 5) == "user.") return XattrClass::kPassThrough;
+  if (name.substr(0, 8) == "trusted." || name.substr(0, 9) == "security.") return XattrClass::kMapped;
+  return XattrClass::kUnsupported;
+}
+
+class DirBackend : public FsBackend {
+ public:
+  DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options)
+      : nodes_(std::move(root), st), xattrs_(xattrs), options_(options) {}
+
+  void init(const FuseSession& s) override { writeback_ = s.writeback_cache; }
+  bool read_only() const override { return options_.read_only; }
+
+  int lookup(std::uint64_t parent, std::string_view name, fuse_entry_out& out) override;
+  void forget(std::uint64_t nodeid, std::uint64_t nlookup) override { nodes_.forget(nodeid, nlookup); }
+  int getattr(std::uint64_t nodeid, fuse_attr_out& out) override;
+  int readlink(std::uint64_t nodeid, std::string& target) override;
+  int open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
+  int opendir(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
+  void release(std::uint64_t nodeid, std::uint64_t fh) override { handles_.remove(fh, nodeid); }
+  void releasedir(std::uint64_t nodeid, std::uint64_t fh) override { handles_.remove(fh, nodeid); }
+  int read(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+           std::vector<std::uint8_t>& out) override;
+  int readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset, DirBuffer& buf) override;
+  int statfs(std::uint64_t nodeid, fuse_kstatfs& out) override;
+  int getxattr(std::uint64_t nodeid, std::string_view name, std::string& value) override;
+  int listxattr(std::uint64_t nodeid, std::string& names) override;
+  int access(std::uint64_t nodeid, std::uint32_t) override { return nodes_.get(nodeid) ? 0 : ESTALE; }
+  int lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset, std::uint32_t whence,
+            std::uint64_t& result) override;
+
+  int flush(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t lock_owner) override;
+  int fsync(std::uint64_t nodeid, std::uint64_t fh, bool datasync, bool dir) override;
+  int syncfs(std::uint64_t nodeid) override;
+  int setattr(const FuseCaller& who, std::uint64_t nodeid, const fuse_setattr_in& in,
+              fuse_attr_out& out) override;
+  int write(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+            std::span<const std::uint8_t> data, std::uint32_t write_flags,
+            std::uint32_t& written) override;
+  int create(const FuseCaller& who, std::uint64_t parent, std::string_view name,
+             const fuse_create_in& in, fuse_entry_out& entry, fuse_open_out& open) override;
+  int mknod(const FuseCaller& who, std::uint64_t parent, std::string_view name, std::uint32_t mode,
+            std::uint32_t rdev, fuse_entry_out& out) override;
+  int mkdir(const FuseCaller& who, std::uint64_t parent, std::string_view name, std::uint32_t mode,
+            fuse_entry_out& out) override;
+  int symlink(const FuseCaller& who, std::uint64_t parent, std::string_view name,
+              std::string_view target, fuse_entry_out& out) override;
+  int link(std::uint64_t nodeid, std::uint64_t newparent, std::string_view name,
+           fuse_entry_out& out) override;
+  int unlink(std::uint64_t parent, std::string_view name) override;
+  int rmdir(std::uint64_t parent, std::string_view name) override;
+  int rename(std::uint64_t parent, std::string_view name, std::uint64_t newparent,
+             std::string_view newname, std::uint32_t flags) override;
+  int setxattr(std::uint64_t nodeid, std::string_view name, std::span<const std::uint8_t> value,
+               std::uint32_t flags) override;
+  int removexattr(std::uint64_t nodeid, std::string_view name) override;
+  int fallocate(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset, std::uint64_t length,
+                std::uint32_t mode) override;
+  int copy_file_range(std::uint64_t nodeid_in, const fuse_copy_file_range_in& in,
+                      std::uint64_t& copied) override;
+
+ private:
+  // The node of a directory (ENOTDIR otherwise); `err` set on failure.
+  DirNodeRef dir_node(std::uint64_t nodeid, int& err) const;
+  int host_stat(const DirNode& node, struct stat& st) const;
+  // The guest's view of a node's owner and mode, if recorded and valid.
+  std::optional<GuestStat> guest_stat(int fd, const struct stat& st) const;
+  // The guest stat the node shows now: recorded, or derived from the host.
+  GuestStat effective_stat(int fd, const struct stat& st) const;
+  int write_guest_stat(int fd, const GuestStat& g) const;
+  void fill_attr(const struct stat& st, const std::optional<GuestStat>& g, fuse_attr& a) const;
+  int attr_of(const DirNode& node, fuse_attr& a) const;
+  // Adds `fd` (an O_PATH descriptor) to the node table and fills `out`.
+  int enter(UniqueFd fd, fuse_entry_out& out);
+  int lookup_in(const DirNode& parent, std::string_view name, fuse_entry_out& out);
+  // The owner and mode a new entry gets: the caller's, with the group of a
+  // setgid parent (and, for directories, its setgid bit).
+  GuestStat new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const;
+  // A descriptor for I/O on a handle, or a fresh one for the node if `fh`
+  // names no handle of it (SETATTR/LSEEK/FSYNC without a handle).
+  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own) const;
+  int guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const;
+
+  NodeTable nodes_;
+  HandleTable handles_;
+  bool xattrs_;  // the host filesystem stores user.* xattrs
+  DirBackendOptions options_;
+  bool writeback_ = false;
+};
+
+DirNodeRef DirBackend::dir_node(std::uint64_t nodeid, int& err) const {
+  auto node = nodes_.get(nodeid);
+  if (!node) {
+    err = ESTALE;
+    return nullptr;
+  }
+  if (node->type != S_IFDIR) {
+    err = ENOTDIR;
+    return nullptr;
+  }
+  return node;
+}
+
+int DirBackend::host_stat(const DirNode& node, struct stat& st) const {
+  if (::fstatat(node.fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  return 0;
+}
+
+// `fd` is an O_PATH descriptor: xattr calls need a path, and the
+// /proc/self/fd link names exactly that inode. Only regular files and
+// directories carry a value (user xattrs are not allowed on symlinks).
+std::optional<GuestStat> DirBackend::guest_stat(int fd, const struct stat& st) const {
+  if (!xattrs_ || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return std::nullopt;
+  char buf[kStatXattrSize + 1];
+  ssize_t n = ::getxattr(proc_path(fd).c_str(), kStatXattrName, buf, sizeof buf);
+  if (n < 0) return std::nullopt;  // absent, or too long to be valid (ERANGE)
+  return decode_guest_stat(std::string_view(buf, static_cast<std::size_t>(n)), st.st_mode);
+}
+
+GuestStat DirBackend::effective_stat(int fd, const struct stat& st) const {
+  if (auto g = guest_stat(fd, st)) return *g;
+  return GuestStat{st.st_uid, st.st_gid, st.st_mode & (S_IFMT | 07777), 0};
+}
+
+int DirBackend::write_guest_stat(int fd, const GuestStat& g) const {
+  if (!xattrs_) return EPERM;
+  std::string v = encode_guest_stat(g);
+  if (::setxattr(proc_path(fd).c_str(), kStatXattrName, v.data(), v.size(), 0) != 0) return last_errno();
+  return 0;
+}
+
+void DirBackend::fill_attr(const struct stat& st, const std::optional<GuestStat>& g,
+                           fuse_attr& a) const {
+  a = {};
+  a.ino = st.st_ino;
+  a.size = static_cast<std::uint64_t>(st.st_size);
+  a.blocks = static_cast<std::uint64_t>(st.st_blocks);
+  a.atime = static_cast<std::uint64_t>(st.st_atim.tv_sec);
+  a.mtime = static_cast<std::uint64_t>(st.st_mtim.tv_sec);
+  a.ctime = static_cast<std::uint64_t>(st.st_ctim.tv_sec);
+  a.atimensec = static_cast<std::uint32_t>(st.st_atim.tv_nsec);
+  a.mtimensec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
+  a.ctimensec = static_cast<std::uint32_t>(st.st_ctim.tv_nsec);
+  a.mode = st.st_mode;
+  a.nlink = static_cast<std::uint32_t>(st.st_nlink);
+  a.uid = st.st_uid;
+  a.gid = st.st_gid;
+  a.rdev = encode_rdev(major(st.st_rdev), minor(st.st_rdev));
+  a.blksize = static_cast<std::uint32_t>(st.st_blksize);
+  if (g) {
+    a.mode = g->mode;
+    a.uid = g->uid;
+    a.gid = g->gid;
+    a.rdev = g->rdev;
+  }
+}
+
+int DirBackend::attr_of(const DirNode& node, fuse_attr& a) const {
+  struct stat st {};
+  if (int err = host_stat(node, st)) return err;
+  fill_attr(st, guest_stat(node.fd.get(), st), a);
+  return 0;
+}
+
+int DirBackend::enter(UniqueFd fd, fuse_entry_out& out) {
+  struct stat st {};
+  if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  auto g = guest_stat(fd.get(), st);
+  std::uint64_t id = nodes_.add(std::move(fd), st);
+  if (id == 0) return ENFILE;
+  out = {};
+  out.nodeid = id;
+  out.entry_valid = out.attr_valid = kTtlSeconds;
+  fill_attr(st, g, out.attr);
+  return 0;
+}
+
+int DirBackend::lookup_in(const DirNode& parent, std::string_view name, fuse_entry_out& out) {
+  std::string n(name);
+  // One component, never followed: a symlink is opened as itself.
+  UniqueFd fd(::openat(parent.fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) return last_errno();
+  return enter(std::move(fd), out);
+}
+
+int DirBackend::lookup(std::uint64_t parent, std::string_view name, fuse_entry_out& out) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  return lookup_in(*dir, name, out);
+}
+
+int DirBackend::getattr(std::uint64_t nodeid, fuse_attr_out& out) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  out = {};
+  out.attr_valid = kTtlSeconds;
+  return attr_of(*node, out.attr);
+}
+
+int DirBackend::readlink(std::uint64_t nodeid, std::string& target) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (node->type != S_IFLNK) return EINVAL;
+  char buf[4096];
+  ssize_t n = ::readlinkat(node->fd.get(), "", buf, sizeof buf);
+  if (n < 0) return last_errno();
+  if (static_cast<std::size_t>(n) >= sizeof buf) return ENAMETOOLONG;
+  target.assign(buf, static_cast<std::size_t>(n));
+  return 0;
+}
+
+int DirBackend::open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (node->type == S_IFDIR) return EISDIR;
+  // Only regular files are reopened through /proc (a symlink would be
+  // followed there; special files are the guest kernel's business).
+  if (node->type == S_IFLNK) return ELOOP;
+  if (node->type != S_IFREG) return EACCES;
+  if (options_.read_only && opens_for_writing(flags)) return EROFS;
+  UniqueFd fd(::open(proc_path(node->fd.get()).c_str(), host_open_flags(flags, writeback_)));
+  if (!fd) return last_errno();
+  std::uint64_t fh = handles_.add(std::move(fd), nodeid);
+  if (fh == 0) return ENFILE;
+  out = {};
+  out.fh = fh;
+  return 0;
+}
+
+int DirBackend::opendir(std::uint64_t nodeid, std::uint32_t, fuse_open_out& out) {
+  int err = 0;
+  auto dir = dir_node(nodeid, err);
+  if (!dir) return err;
+  UniqueFd fd(::openat(dir->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return last_errno();
+  std::uint64_t fh = handles_.add(std::move(fd), nodeid);
+  if (fh == 0) return ENFILE;
+  out = {};
+  out.fh = fh;
+  return 0;
+}
+
+int DirBackend::read(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+                     std::vector<std::uint8_t>& out) {
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return EBADF;
+  if (offset > static_cast<std::uint64_t>(INT64_MAX)) return EINVAL;
+  std::size_t got = 0;
+  while (got < out.size()) {
+    ssize_t n = ::pread(h->fd.get(), out.data() + got, out.size() - got,
+                        static_cast<off_t>(offset + got));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (got > 0) break;
+      return last_errno();
+    }
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  out.resize(got);
+  return 0;
+}
+
+int DirBackend::write(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+                      std::span<const std::uint8_t> data, std::uint32_t, std::uint32_t& written) {
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return EBADF;
+  if (offset > static_cast<std::uint64_t>(INT64_MAX)) return EFBIG;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(h->fd.get(), data.data() + done, data.size() - done,
+                         static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (done > 0) break;
+      return last_errno();
+    }
+    if (n == 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  written = static_cast<std::uint32_t>(done);
+  return 0;
+}
+
+// The guest's type of the entry `name` in `dirfd`, for plain READDIR: a
+// regular host file may stand for a device, FIFO or socket.
+int DirBackend::guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const {
+  if (host_type != DT_REG || !xattrs_) return host_type;
+  std::string path = proc_path(dirfd) + "/" + std::string(name);
+  char buf[kStatXattrSize + 1];
+  // lgetxattr: the last component is not followed even if it was swapped
+  // for a symlink since getdents; the directory part is our own descriptor.
+  ssize_t n = ::lgetxattr(path.c_str(), kStatXattrName, buf, sizeof buf);
+  if (n < 0) return host_type;
+  auto g = decode_guest_stat(std::string_view(buf, static_cast<std::size_t>(n)), S_IFREG);
+  return g ? static_cast<int>(dtype_of_mode(g->mode)) : host_type;
+}
+
+int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+                        DirBuffer& buf) {
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return EBADF;
+  auto dir = nodes_.get(nodeid);
+  if (!dir) return ESTALE;
+  if (offset > static_cast<std::uint64_t>(INT64_MAX)) return EINVAL;
+  std::lock_guard lock(h->mu);
+  // Offsets are the host filesystem's own d_off cookies, stable across
+  // calls (and across opens) for the same directory.
+  if (::lseek(h->fd.get(), static_cast<off_t>(offset), SEEK_SET) < 0) return last_errno();
+  alignas(8) char raw[32768];
+  for (;;) {
+    ssize_t n = ::getdents64(h->fd.get(), raw, sizeof raw);
+    if (n < 0) return buf.count() > 0 ? 0 : last_errno();
+    if (n == 0) return 0;
+    for (ssize_t pos = 0; pos < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(raw + pos);
+      pos += d->d_reclen;
+      std::string_view name(d->d_name);
+      if (!buf.fits(name)) return 0;
+      fuse_entry_out entry{};
+      std::uint32_t type = d->d_type;
+      bool dot = name == "." || name == "..";
+      if (buf.plus() && !dot) {
+        // An entry that vanished since getdents is listed without
+        // attributes (node id 0); the kernel then looks it up if needed.
+        if (lookup_in(*dir, name, entry) == 0) {
+          type = dtype_of_mode(entry.attr.mode);
+        } else {
+          entry = {};
+        }
+      } else if (!buf.plus()) {
+        type = static_cast<std::uint32_t>(guest_dtype_at(h->fd.get(), name, d->d_type));
+      }
+      if (!buf.add(name, d->d_ino, type, static_cast<std::uint64_t>(d->d_off), entry)) {
+        if (entry.nodeid) nodes_.forget(entry.nodeid, 1);
+        return 0;
+      }
+    }
+  }
+}
+
+int DirBackend::statfs(std::uint64_t nodeid, fuse_kstatfs& out) {
+  auto node = nodes_.get(nodeid);
+  if (!node) node = nodes_.get(FUSE_ROOT_ID);
+  struct statfs st {};
+  if (::fstatfs(node->fd.get(), &st) != 0) return last_errno();
+  out = {};
+  out.blocks = st.f_blocks;
+  out.bfree = st.f_bfree;
+  out.bavail = st.f_bavail;
+  out.files = st.f_files;
+  out.ffree = st.f_ffree;
+  out.bsize = static_cast<std::uint32_t>(st.f_bsize);
+  out.frsize = static_cast<std::uint32_t>(st.f_frsize ? st.f_frsize : st.f_bsize);
+  out.namelen = static_cast<std::uint32_t>(st.f_namelen);
+  return 0;
+}
+
+int DirBackend::getxattr(std::uint64_t nodeid, std::string_view name, std::string& value) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  std::string host;
+  switch (classify_xattr(name)) {
+    case XattrClass::kPrivate: return ENODATA;
+    case XattrClass::kUnsupported: return EOPNOTSUPP;
+    case XattrClass::kPassThrough: host = std::string(name); break;
+    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
+  }
+  if (!xattrs_ || node->type == S_IFLNK) return ENODATA;
+  value.resize(kXattrBuffer);
+  ssize_t n = ::getxattr(proc_path(node->fd.get()).c_str(), host.c_str(), value.data(), value.size());
+  if (n < 0) return errno == ERANGE ? E2BIG : last_errno();
+  value.resize(static_cast<std::size_t>(n));
+  return 0;
+}
+
+int DirBackend::listxattr(std::uint64_t nodeid, std::string& names) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  names.clear();
+  if (!xattrs_ || node->type == S_IFLNK) return 0;
+  std::string raw(kXattrBuffer, '\0');
+  ssize_t n = ::listxattr(proc_path(node->fd.get()).c_str(), raw.data(), raw.size());
+  if (n < 0) return errno == ERANGE ? E2BIG : last_errno();
+  for (std::size_t p = 0; p < static_cast<std::size_t>(n);) {
+    std::string_view one(raw.data() + p);
+    p += one.size() + 1;
+    if (one.substr(0, kMappedXattrPrefix.size()) == kMappedXattrPrefix) {
+      one.remove_prefix(kMappedXattrPrefix.size());
+      if (classify_xattr(one) != XattrClass::kMapped) continue;
+    } else if (classify_xattr(one) != XattrClass::kPassThrough) {
+      continue;  // the server's own, and the host's trusted./security./system.
+    }
+    names.append(one);
+    names.push_back('\0');
+  }
+  return 0;
+}
+
+int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle,
+                      UniqueFd& own) const {
+  handle = handles_.get(fh, nodeid);
+  if (handle) return 0;
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (node->type != S_IFREG && node->type != S_IFDIR) return EBADF;
+  own.reset(::open(proc_path(node->fd.get()).c_str(), flags | O_CLOEXEC | O_NOCTTY));
+  if (!own) return last_errno();
+  return 0;
+}
+
+int DirBackend::lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+                      std::uint32_t whence, std::uint64_t& result) {
+  if (whence != SEEK_DATA && whence != SEEK_HOLE) return EINVAL;
+  if (offset > static_cast<std::uint64_t>(INT64_MAX)) return ENXIO;
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (node->type != S_IFREG) return EINVAL;  // a directory handle's offset belongs to READDIR
+  HandleRef h;
+  UniqueFd own;
+  if (int err = io_fd(nodeid, fh, O_RDONLY, h, own)) return err;
+  // File handles are only used with explicit offsets (pread, pwrite, ...),
+  // so moving their offset here disturbs nothing.
+  off_t r = ::lseek(h ? h->fd.get() : own.get(), static_cast<off_t>(offset), static_cast<int>(whence));
+  if (r < 0) return last_errno();
+  result = static_cast<std::uint64_t>(r);
+  return 0;
+}
+
+int DirBackend::flush(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t) {
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return EBADF;
+  // close() of a duplicate reports write-back errors of network host
+  // filesystems (NFS) at the guest's close(), where programs look for them.
+  int dup = ::fcntl(h->fd.get(), F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return last_errno();
+  if (::close(dup) != 0 && errno != EINTR) return last_errno();
+  return 0;
+}
+
+int DirBackend::fsync(std::uint64_t nodeid, std::uint64_t fh, bool datasync, bool) {
+  HandleRef h;
+  UniqueFd own;
+  if (int err = io_fd(nodeid, fh, O_RDONLY, h, own)) return err;
+  int fd = h ? h->fd.get() : own.get();
+  if ((datasync ? ::fdatasync(fd) : ::fsync(fd)) != 0) return last_errno();
+  return 0;
+}
+
+int DirBackend::syncfs(std::uint64_t) {
+  auto root = nodes_.get(FUSE_ROOT_ID);
+  UniqueFd fd(::openat(root->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return last_errno();
+  if (::syncfs(fd.get()) != 0) return last_errno();
+  return 0;
+}
+
+int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_setattr_in& in,
+                        fuse_attr_out& out) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (options_.read_only) return EROFS;
+  const int pfd = node->fd.get();
+  if (in.valid & FATTR_SIZE) {
+    if (node->type == S_IFDIR) return EISDIR;
+    if (node->type != S_IFREG) return EINVAL;
+    if (in.size > static_cast<std::uint64_t>(INT64_MAX)) return EFBIG;
+    HandleRef h = (in.valid & FATTR_FH) ? handles_.get(in.fh, nodeid) : nullptr;
+    UniqueFd own;
+    if (!h) {
+      own.reset(::open(proc_path(pfd).c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
+      if (!own) return last_errno();
+    }
+    if (::ftruncate(h ? h->fd.get() : own.get(), static_cast<off_t>(in.size)) != 0) return last_errno();
+  }
+  if (in.valid & (FATTR_ATIME | FATTR_MTIME)) {
+    timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+    if (in.valid & FATTR_ATIME) {
+      ts[0] = (in.valid & FATTR_ATIME_NOW) ? timespec{0, UTIME_NOW}
+                                           : timespec{static_cast<time_t>(in.atime), in.atimensec};
+    }
+    if (in.valid & FATTR_MTIME) {
+      ts[1] = (in.valid & FATTR_MTIME_NOW) ? timespec{0, UTIME_NOW}
+                                           : timespec{static_cast<time_t>(in.mtime), in.mtimensec};
+    }
+    if ((ts[0].tv_nsec != UTIME_OMIT && ts[0].tv_nsec != UTIME_NOW && ts[0].tv_nsec >= 1000000000) ||
+        (ts[1].tv_nsec != UTIME_OMIT && ts[1].tv_nsec != UTIME_NOW && ts[1].tv_nsec >= 1000000000)) {
+      return EINVAL;
+    }
+    if (::utimensat(pfd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  }
+  if (in.valid & (FATTR_MODE | FATTR_UID | FATTR_GID)) {
+    // Symlinks carry no xattr; their owner and mode are the host's, and
+    // changing them succeeds without effect (so `cp -a` and `tar` as root work).
+    if (node->type == S_IFLNK) return getattr(nodeid, out);
+    if (((in.valid & FATTR_UID) && in.uid == UINT32_MAX) || ((in.valid & FATTR_GID) && in.gid == UINT32_MAX)) {
+      return EINVAL;  // (uid_t)-1 means "unchanged" to chown(2), never an owner
+    }
+    struct stat st {};
+    if (int err = host_stat(*node, st)) return err;
+    GuestStat g = effective_stat(pfd, st);
+    GuestStat before = g;
+    if (in.valid & FATTR_MODE) g.mode = (g.mode & S_IFMT) | (in.mode & 07777);
+    if (in.valid & FATTR_UID) g.uid = in.uid;
+    if (in.valid & FATTR_GID) g.gid = in.gid;
+    if (xattrs_) {
+      if (int err = write_guest_stat(pfd, g)) return err;
+    } else if (g.uid != before.uid || g.gid != before.gid) {
+      return EPERM;  // nowhere to keep an owner the host cannot give
+    }
+    if ((in.valid & FATTR_MODE) && (node->type == S_IFREG || node->type == S_IFDIR)) {
+      // The host mode follows the guest's rwx bits, kept usable by the server.
+      if (::chmod(proc_path(pfd).c_str(), host_perm(g.mode, node->type == S_IFDIR)) != 0) {
+        return last_errno();
+      }
+    }
+  }
+  return getattr(nodeid, out);
+}
+
+GuestStat DirBackend::new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const {
+  GuestStat g{who.uid, who.gid, mode, 0};
+  struct stat st {};
+  if (host_stat(parent, st) == 0) {
+    GuestStat p = effective_stat(parent.fd.get(), st);
+    if (p.mode & S_ISGID) {
+      g.gid = p.gid;
+      if (S_ISDIR(mode)) g.mode |= S_ISGID;
+    }
+  }
+  return g;
+}
+
+int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_view name,
+                       const fuse_create_in& in, fuse_entry_out& entry, fuse_open_out& open) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  std::string n(name);
+  std::uint32_t mode = S_IFREG | (in.mode & 07777);
+  int flags = host_open_flags(in.flags, writeback_) | O_NOFOLLOW;
+  bool created = true;
+  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, host_perm(mode, false)));
+  if (!fd && errno == EEXIST && !(in.flags & O_EXCL)) {
+    // An existing name is opened only if it is a regular file: a host FIFO
+    // opened for writing would block this worker until someone reads it.
+    created = false;
+    UniqueFd existing(::openat(dir->fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!existing) return last_errno();
+    struct stat st {};
+    if (::fstat(existing.get(), &st) != 0) return last_errno();
+    if (S_ISLNK(st.st_mode)) return ELOOP;
+    if (S_ISDIR(st.st_mode)) return EISDIR;
+    if (!S_ISREG(st.st_mode)) return EACCES;
+    fd.reset(::open(proc_path(existing.get()).c_str(), flags & ~O_NOFOLLOW));
+  }
+  if (!fd) return last_errno();
+  if (created && xattrs_) {
+    std::string v = encode_guest_stat(new_owner(who, *dir, mode));
+    if (::fsetxattr(fd.get(), kStatXattrName, v.data(), v.size(), 0) != 0) {
+      int e = last_errno();
+      ::unlinkat(dir->fd.get(), n.c_str(), 0);
+      return e;
+    }
+  }
+  UniqueFd path(::open(proc_path(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  if (!path) return last_errno();
+  if (int e = enter(std::move(path), entry)) return e;
+  std::uint64_t fh = handles_.add(std::move(fd), entry.nodeid);
+  if (fh == 0) {
+    nodes_.forget(entry.nodeid, 1);
+    return ENFILE;
+  }
+  open = {};
+  open.fh = fh;
+  return 0;
+}
+
+int DirBackend::mknod(const FuseCaller& who, std::uint64_t parent, std::string_view name,
+                      std::uint32_t mode, std::uint32_t rdev, fuse_entry_out& out) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  std::uint32_t type = mode & S_IFMT;
+  if (type == 0) type = S_IFREG;
+  bool special = type == S_IFCHR || type == S_IFBLK || type == S_IFIFO || type == S_IFSOCK;
+  if (type != S_IFREG && !special) return EINVAL;
+  // The host cannot hold device nodes for an unprivileged server, and must
+  // not get ones a guest chose: every kind is an empty regular host file,
+  // its guest type and device number in the xattr.
+  if (special && !xattrs_) return EPERM;
+  std::string n(name);
+  GuestStat g = new_owner(who, *dir, type | (mode & 07777));
+  if (type == S_IFCHR || type == S_IFBLK) g.rdev = rdev;
+  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                       host_perm(g.mode, false)));
+  if (!fd) return last_errno();
+  if (xattrs_) {
+    std::string v = encode_guest_stat(g);
+    if (::fsetxattr(fd.get(), kStatXattrName, v.data(), v.size(), 0) != 0) {
+      int e = last_errno();
+      ::unlinkat(dir->fd.get(), n.c_str(), 0);
+      return e;
+    }
+  }
+  UniqueFd path(::open(proc_path(fd.get()).c_str(), O_PATH | O_CLOEXEC));
+  if (!path) return last_errno();
+  return enter(std::move(path), out);
+}
+
+int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_view name,
+                      std::uint32_t mode, fuse_entry_out& out) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  std::string n(name);
+  GuestStat g = new_owner(who, *dir, S_IFDIR | (mode & 07777));
+  if (::mkdirat(dir->fd.get(), n.c_str(), host_perm(g.mode, true)) != 0) return last_errno();
+  // O_NOFOLLOW | O_DIRECTORY: if something swapped the new directory for a
+  // symlink meanwhile, this fails instead of following it.
+  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return last_errno();
+  if (xattrs_) {
+    if (int e = write_guest_stat(fd.get(), g)) {
+      ::unlinkat(dir->fd.get(), n.c_str(), AT_REMOVEDIR);
+      return e;
+    }
+  }
+  return enter(std::move(fd), out);
+}
+
+int DirBackend::symlink(const FuseCaller&, std::uint64_t parent, std::string_view name,
+                        std::string_view target, fuse_entry_out& out) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  std::string n(name), t(target);
+  if (::symlinkat(t.c_str(), dir->fd.get(), n.c_str()) != 0) return last_errno();
+  return lookup_in(*dir, name, out);
+}
+
+int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_view name,
+                     fuse_entry_out& out) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  int err = 0;
+  auto dir = dir_node(newparent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  if (node->type == S_IFDIR) return EPERM;
+  std::string n(name);
+  // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, link through the
+  // /proc name of the (non-symlink) inode.
+  if (::linkat(node->fd.get(), "", dir->fd.get(), n.c_str(), AT_EMPTY_PATH) != 0) {
+    if (errno != ENOENT || node->type == S_IFLNK) return last_errno();
+    if (::linkat(AT_FDCWD, proc_path(node->fd.get()).c_str(), dir->fd.get(), n.c_str(),
+                 AT_SYMLINK_FOLLOW) != 0) {
+      return last_errno();
+    }
+  }
+  UniqueFd fd(::fcntl(node->fd.get(), F_DUPFD_CLOEXEC, 0));
+  if (!fd) return last_errno();
+  return enter(std::move(fd), out);
+}
+
+int DirBackend::unlink(std::uint64_t parent, std::string_view name) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  if (::unlinkat(dir->fd.get(), std::string(name).c_str(), 0) != 0) return last_errno();
+  return 0;
+}
+
+int DirBackend::rmdir(std::uint64_t parent, std::string_view name) {
+  int err = 0;
+  auto dir = dir_node(parent, err);
+  if (!dir) return err;
+  if (options_.read_only) return EROFS;
+  if (::unlinkat(dir->fd.get(), std::string(name).c_str(), AT_REMOVEDIR) != 0) return last_errno();
+  return 0;
+}
+
+int DirBackend::rename(std::uint64_t parent, std::string_view name, std::uint64_t newparent,
+                       std::string_view newname, std::uint32_t flags) {
+  int err = 0;
+  auto from = dir_node(parent, err);
+  if (!from) return err;
+  auto to = dir_node(newparent, err);
+  if (!to) return err;
+  if (options_.read_only) return EROFS;
+  // RENAME_WHITEOUT would make a host device node (overlayfs' whiteout).
+  if (flags & ~static_cast<std::uint32_t>(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
+  if (::renameat2(from->fd.get(), std::string(name).c_str(), to->fd.get(),
+                  std::string(newname).c_str(), flags) != 0) {
+    return last_errno();
+  }
+  return 0;
+}
+
+int DirBackend::setxattr(std::uint64_t nodeid, std::string_view name,
+                         std::span<const std::uint8_t> value, std::uint32_t flags) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (options_.read_only) return EROFS;
+  std::string host;
+  switch (classify_xattr(name)) {
+    case XattrClass::kPrivate: return EPERM;
+    case XattrClass::kUnsupported: return EOPNOTSUPP;
+    case XattrClass::kPassThrough: host = std::string(name); break;
+    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
+  }
+  if (!xattrs_) return EOPNOTSUPP;
+  if (node->type == S_IFLNK) return EPERM;  // no user xattrs on symlinks
+  if (host.size() > 255) return ERANGE;
+  int f = static_cast<int>(flags & (XATTR_CREATE | XATTR_REPLACE));
+  if (::setxattr(proc_path(node->fd.get()).c_str(), host.c_str(), value.data(), value.size(), f) != 0) {
+    return last_errno();
+  }
+  return 0;
+}
+
+int DirBackend::removexattr(std::uint64_t nodeid, std::string_view name) {
+  auto node = nodes_.get(nodeid);
+  if (!node) return ESTALE;
+  if (options_.read_only) return EROFS;
+  std::string host;
+  switch (classify_xattr(name)) {
+    case XattrClass::kPrivate: return EPERM;
+    case XattrClass::kUnsupported: return EOPNOTSUPP;
+    case XattrClass::kPassThrough: host = std::string(name); break;
+    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
+  }
+  if (!xattrs_ || node->type == S_IFLNK) return ENODATA;
+  if (host.size() > 255) return ENODATA;
+  if (::removexattr(proc_path(node->fd.get()).c_str(), host.c_str()) != 0) return last_errno();
+  return 0;
+}
+
+int DirBackend::fallocate(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
+                          std::uint64_t length, std::uint32_t mode) {
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return EBADF;
+  if (offset > static_cast<std::uint64_t>(INT64_MAX) || length > static_cast<std::uint64_t>(INT64_MAX)) {
+    return EFBIG;
+  }
+  if (::fallocate(h->fd.get(), static_cast<int>(mode), static_cast<off_t>(offset),
+                  static_cast<off_t>(length)) != 0) {
+    return last_errno();
+  }
+  return 0;
+}
+
+int DirBackend::copy_file_range(std::uint64_t nodeid_in, const fuse_copy_file_range_in& in,
+                                std::uint64_t& copied) {
+  auto src = handles_.get(in.fh_in, nodeid_in);
+  auto dst = handles_.get(in.fh_out, in.nodeid_out);
+  if (!src || !dst) return EBADF;
+  if (in.flags != 0) return EINVAL;
+  if (in.off_in > static_cast<std::uint64_t>(INT64_MAX) || in.off_out > static_cast<std::uint64_t>(INT64_MAX)) {
+    return EINVAL;
+  }
+  loff_t off_in = static_cast<loff_t>(in.off_in);
+  loff_t off_out = static_cast<loff_t>(in.off_out);
+  std::size_t len = static_cast<std::size_t>(std::min(in.len, kMaxCopyChunk));
+  ssize_t n = ::copy_file_range(src->fd.get(), &off_in, dst->fd.get(), &off_out, len, 0);
+  if (n < 0) return last_errno();
+  copied = static_cast<std::uint64_t>(n);
+  return 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FsBackend>> open_dir_backend(const std::string& root, DirBackendOptions options) {
+  UniqueFd fd(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errno_error("open " + root);
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return errno_error("stat " + root);
+  if (!S_ISDIR(st.st_mode)) return make_error(root + ": not a directory", ENOTDIR);
+  // Regular files are reopened for I/O through /proc/self/fd.
+  struct stat proc {};
+  if (::stat(proc_path(fd.get()).c_str(), &proc) != 0 || proc.st_ino != st.st_ino) {
+    return make_error("/proc/self/fd is not usable (is /proc mounted?)", ENOSYS);
+  }
+  // Whether the host filesystem keeps user xattrs (where guest owners live).
+  errno = 0;
+  ssize_t probe = ::getxattr(proc_path(fd.get()).c_str(), kStatXattrName, nullptr, 0);
+  bool xattrs = probe >= 0 || (errno != ENOTSUP && errno != EOPNOTSUPP);
+  return std::unique_ptr<FsBackend>(new DirBackend(std::move(fd), st, xattrs, options));
+}
+
+}  // namespace moat::fs

@@ -1,0 +1,42 @@
+// An FsBackend serving a host directory read-write (or read-only): the
+// backing store of sandbox volumes.
+//
+// - Every name is resolved one component at a time from its parent's O_PATH
+//   descriptor with O_NOFOLLOW (node_table.h): a symlink in the tree is
+//   served as a symlink (READLINK gives its text) and never followed by the
+//   server, so nothing the guest plants can make it reach a host file
+//   outside `root`. Descriptors of regular files and directories are
+//   reopened for I/O through /proc/self/fd only after checking their type.
+// - Guest owners, modes (setuid/setgid/sticky included) and device numbers
+//   are virtualized in the xattr `user.moat.stat` (stat_xattr.h); host files
+//   stay owned by the server's user with owner read/write(/search) kept.
+//   Devices, FIFOs and sockets made by MKNOD are empty regular host files.
+//   Symlinks cannot carry user xattrs: they show the host's owner, and
+//   chown/chmod of a symlink succeeds without effect.
+// - Guest xattrs: `user.*` pass through; `trusted.*` and `security.*` are
+//   kept as `user.moat.x.<name>`; `user.moat.*` itself is invisible to the
+//   guest (ENODATA to read, EPERM to set or remove, absent from lists);
+//   other namespaces (system.*) are EOPNOTSUPP.
+// - On a host filesystem without user xattrs, the host's stat is reported,
+//   chown to another owner and MKNOD of special files are EPERM, and chmod
+//   changes the host mode (setuid/setgid bits dropped).
+// - Entry and attribute TTLs are 1 s and no file data is cached across
+//   opens: the host or another sandbox may change the tree at any time.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fs/fs_backend.h"
+#include "util/result.h"
+
+namespace moat::fs {
+
+struct DirBackendOptions {
+  bool read_only = false;   // every change refused with EROFS by the server itself
+};
+
+// Serves the host directory `root` (which must exist and be a directory).
+Result<std::unique_ptr<FsBackend>> open_dir_backend(const std::string& root, DirBackendOptions options);
+
+}  // namespace moat::fs
