@@ -39,6 +39,22 @@ struct RootPatch {
 
 enum class PullPolicy { kMissing, kAlways, kNever };
 
+// A host directory or a named volume (volumes.h) shared into the sandbox
+// over virtio-fs: `moat run -v SOURCE:GUEST[:ro]`. The shim serves it; the
+// guest sees ownership and modes kept in an xattr, so the host files stay
+// the host user's.
+struct VolumeMount {
+  std::string source;      // an absolute host directory, or a volume name (made if missing)
+  std::string guest_path;  // absolute
+  bool read_only = false;  // enforced by the host-side server
+};
+
+// A tmpfs in the guest: `--tmpfs GUEST[:SIZE]`.
+struct TmpfsMount {
+  std::string guest_path;
+  std::uint64_t size_bytes = 0;  // 0: the kernel's default, half the guest memory
+};
+
 struct SandboxOptions {
   // An OCI image reference ("python:3.12", "registry:5000/app@sha256:…"):
   // the root is the image's read-only EROFS under a fresh writable upper, and
@@ -55,6 +71,8 @@ struct SandboxOptions {
   std::vector<std::string> command;
   std::optional<std::vector<std::string>> entrypoint;
   std::vector<RootPatch> patches;
+  std::vector<VolumeMount> volumes;
+  std::vector<TmpfsMount> tmpfs;
   // The shim stops the sandbox after this long without any command or file
   // transfer running / after this long in total. 0: never.
   std::uint64_t idle_timeout_s = 0;

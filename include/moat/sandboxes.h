@@ -53,6 +53,9 @@ struct SandboxInfo {
   std::string user;
   std::string dir;           // sandboxes/<id>
   int shim_pid = 0;          // while running
+  // Host paths of directory volumes are absolute; named volumes by name.
+  std::vector<VolumeMount> volumes;
+  std::vector<TmpfsMount> tmpfs;
 };
 
 // Defines a sandbox: resolves (and per the pull policy pulls) the image,

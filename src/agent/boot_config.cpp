@@ -22,6 +22,15 @@ void apply_option(BootConfig& cfg, std::string_view key, std::string_view value)
     if (value == "erofs" || value == "ext4") cfg.lower_fs = std::string(value);
   } else if (key == "moat.hostname") {
     if (valid_hostname(value)) cfg.hostname = std::string(value);
+  } else if (key == "moat.mount") {
+    auto m = proto::decode_guest_mount(value);
+    if (!m) {
+      cfg.mount_error = m.error().message;
+    } else if (cfg.mounts.size() >= proto::kMaxGuestMounts) {
+      cfg.mount_error = "more than " + std::to_string(proto::kMaxGuestMounts) + " moat.mount options";
+    } else {
+      cfg.mounts.push_back(std::move(*m));
+    }
   } else if (key == "moat.port") {
     if (!value.empty() && value.size() < 64) cfg.port_name = std::string(value);
   }

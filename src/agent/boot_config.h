@@ -4,6 +4,9 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "proto/guest_mount.h"
 
 namespace moat::agent {
 
@@ -18,6 +21,10 @@ struct BootConfig {
   std::string lower_fs = "ext4";  // "ext4" or "erofs"
   std::string hostname = "moat";
   std::string port_name = "agent";  // virtio-serial port of the protocol
+  std::vector<proto::GuestMount> mounts;  // moat.mount=, in order
+  // A moat.mount= the agent could not read: the host wrote something wrong,
+  // and booting without the mount would hide it, so boot fails with this.
+  std::string mount_error;
 };
 
 // Parses a kernel command line; unknown words are ignored.

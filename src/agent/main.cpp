@@ -8,6 +8,7 @@
 #include "agent/agent_server.h"
 #include "agent/boot_config.h"
 #include "agent/channel.h"
+#include "agent/guest_mounts.h"
 #include "agent/small_file.h"
 #include "agent/system_setup.h"
 
@@ -52,6 +53,8 @@ int main() {
   trace("root filesystem entered");
   if (auto st = moat::agent::mount_guest_filesystems(); !st) fail_boot(st.error().message);
   trace("guest filesystems mounted");
+  if (!cfg.mount_error.empty()) fail_boot(cfg.mount_error);
+  if (auto st = moat::agent::mount_sandbox_filesystems(cfg.mounts); !st) fail_boot(st.error().message);
   pid_t setup_pid = -1;
   if (auto st = moat::agent::configure_identity(cfg.hostname); !st)
     console_log("moat-agent: " + st.error().message);

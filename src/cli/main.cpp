@@ -6,6 +6,7 @@
 #include "cli/cp_command.h"
 #include "cli/doctor.h"
 #include "cli/sandbox_commands.h"
+#include "cli/volume_commands.h"
 #ifdef MOAT_HAVE_IMAGE_COMMANDS
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   moat::cli::register_fs_commands(app);
 #endif
   moat::cli::register_cp_command(app);
+  moat::cli::register_volume_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -39,6 +41,7 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_image_command(); rc >= 0) return rc;
 #endif
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
+  if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();
   return 2;
 }

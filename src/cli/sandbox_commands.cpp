@@ -18,6 +18,8 @@
 #include "cli/exec_runner.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
+#include "moat/volumes.h"
+#include "cli/mount_flags.h"
 #include "store/upper_patch.h"
 
 namespace moat::cli {
@@ -52,6 +54,7 @@ struct SandboxFlags {
   std::string chmod;
   std::string idle_timeout;
   std::string max_duration;
+  std::vector<std::string> volumes, tmpfs;
 };
 
 struct Flags {
@@ -131,6 +134,10 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
       ->allow_extra_args(false);
   cmd->add_option("--chown", f.chown, "Owner UID:GID of what --copy, --mkdir and --write create (default 0:0)");
   cmd->add_option("--chmod", f.chmod, "Octal mode of what --copy, --mkdir and --write create");
+  cmd->add_option("-v,--volume", f.volumes, "Share HOST_DIR:GUEST or VOLUME:GUEST (append :ro for read-only)")
+      ->allow_extra_args(false);
+  cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs at GUEST[:SIZE] (64m, 1g; default half the memory)")
+      ->allow_extra_args(false);
   cmd->add_option("--idle-timeout", f.idle_timeout, "Stop after this long without a command running (30s, 5m, 2h)");
   cmd->add_option("--max-duration", f.max_duration, "Stop this long after start (30s, 5m, 2h)");
   if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
@@ -274,6 +281,14 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   MOAT_ASSIGN_OR_RETURN(o.idle_timeout_s, parse_duration("--idle-timeout", s.idle_timeout));
   MOAT_ASSIGN_OR_RETURN(o.max_duration_s, parse_duration("--max-duration", s.max_duration));
   o.auto_remove = s.rm;
+  for (const auto& v : s.volumes) {
+    MOAT_ASSIGN_OR_RETURN(auto m, parse_volume_flag(v));
+    o.volumes.push_back(std::move(m));
+  }
+  for (const auto& t : s.tmpfs) {
+    MOAT_ASSIGN_OR_RETURN(auto m, parse_tmpfs_flag(t));
+    o.tmpfs.push_back(std::move(m));
+  }
   return o;
 }
 
@@ -286,6 +301,23 @@ std::string time_text(std::int64_t t) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
+}
+
+Json volumes_json(const std::vector<VolumeMount>& volumes) {
+  Json out = Json::array();
+  for (const auto& v : volumes) {
+    out.push_back({{"source", v.source},
+                   {"type", is_volume_name(v.source) ? "volume" : "directory"},
+                   {"guest_path", v.guest_path},
+                   {"read_only", v.read_only}});
+  }
+  return out;
+}
+
+Json tmpfs_json(const std::vector<TmpfsMount>& tmpfs) {
+  Json out = Json::array();
+  for (const auto& t : tmpfs) out.push_back({{"guest_path", t.guest_path}, {"size_bytes", t.size_bytes}});
+  return out;
 }
 
 Json to_json(const SandboxInfo& i) {
@@ -310,7 +342,9 @@ Json to_json(const SandboxInfo& i) {
               {"workdir", i.workdir},
               {"user", i.user},
               {"dir", i.dir},
-              {"shim_pid", i.shim_pid}};
+              {"shim_pid", i.shim_pid},
+              {"volumes", volumes_json(i.volumes)},
+              {"tmpfs", tmpfs_json(i.tmpfs)}};
 }
 
 int cmd_run(Flags& f, const std::vector<std::string>& after) {

@@ -17,6 +17,8 @@ class FileLock {
   static Result<FileLock> acquire(const std::string& path);
   // Takes the lock only if nobody holds it; empty if somebody does.
   static Result<std::optional<FileLock>> try_acquire(const std::string& path);
+  // Gives the lock up before the object goes away.
+  void release() { fd_.reset(); }
 
  private:
   explicit FileLock(UniqueFd fd) : fd_(std::move(fd)) {}

@@ -10,10 +10,12 @@
 
 #include "sandbox/agent_connection.h"
 #include "sandbox/file_lock.h"
+#include "sandbox/object_name.h"
 #include "sandbox/image_root.h"
 #include "sandbox/root_disks.h"
 #include "sandbox/root_patches.h"
 #include "sandbox/shim_launcher.h"
+#include "sandbox/volumes.h"
 #include "shim/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
@@ -45,16 +47,6 @@ Status validate(const SandboxOptions& o) {
                         EINVAL);
   }
   return ok_status();
-}
-
-// Names follow Docker's rule, so they are safe in paths and shell lines.
-bool valid_name(const std::string& n) {
-  if (n.empty() || n.size() > 64) return false;
-  auto word = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
-  if (!word(n[0])) return false;
-  for (char c : n)
-    if (!word(c) && c != '_' && c != '.' && c != '-') return false;
-  return true;
 }
 
 bool exists(const std::string& path) {
@@ -175,6 +167,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& inf
   SandboxOptions effective = o;
   MOAT_TRY(resolve_root(m, o, effective, info));
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir));
+  MOAT_TRY(add_sandbox_mounts(m.home, info.volumes, info.tmpfs, cfg));
   MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
   return shim::write_shim_config(cfg, info.dir + "/config.json");
@@ -282,7 +275,7 @@ Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
 
 Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
   MOAT_TRY(validate(o));
-  if (!o.name.empty() && !valid_name(o.name))
+  if (!o.name.empty() && !valid_object_name(o.name))
     return make_error("invalid name \"" + o.name + "\": use letters, digits, '_', '.', '-' (at most 64, starting "
                       "with a letter or digit)", EINVAL);
   SandboxRecord r;
@@ -298,6 +291,11 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
   r.info.idle_timeout_s = o.idle_timeout_s;
   r.info.max_duration_s = o.max_duration_s;
   r.info.auto_remove = o.auto_remove;
+  MOAT_ASSIGN_OR_RETURN(r.info.tmpfs, resolve_tmpfs_mounts(o.tmpfs));
+  // The record names its volumes from the start, under the volumes lock:
+  // a volume removal either sees this sandbox or runs before it exists.
+  MOAT_ASSIGN_OR_RETURN(auto volumes_lock, FileLock::acquire(volumes_lock_path(m.home)));
+  MOAT_ASSIGN_OR_RETURN(r.info.volumes, resolve_volume_mounts(m.home, o.volumes, o.tmpfs));
   if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);
   auto lock = FileLock::acquire(op_lock_path(r.info.dir));
   if (!lock) {
@@ -308,6 +306,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
     (void)store::remove_tree(r.info.dir);
     return st.error();
   }
+  volumes_lock.release();
   auto prepared = prepare_sandbox_dir(m, o, r.info);
   if (prepared) prepared = m.db->update_spec(r.info);
   if (prepared) prepared = m.db->mark_created(r.info.id);

@@ -38,6 +38,18 @@ CREATE TABLE IF NOT EXISTS sandboxes (
 
 constexpr const char* kColumns = "id, name, state, reason, created_at, started_at, finished_at, shim_pid, spec";
 
+Json volumes_json(const SandboxInfo& i) {
+  Json v = Json::array();
+  for (const auto& m : i.volumes) v.push_back({{"source", m.source}, {"guest_path", m.guest_path}, {"read_only", m.read_only}});
+  return v;
+}
+
+Json tmpfs_json(const SandboxInfo& i) {
+  Json v = Json::array();
+  for (const auto& t : i.tmpfs) v.push_back({{"guest_path", t.guest_path}, {"size_bytes", t.size_bytes}});
+  return v;
+}
+
 std::string spec_json(const SandboxInfo& i) {
   Json j = {{"image", i.image},
             {"image_digest", i.image_digest},
@@ -52,7 +64,9 @@ std::string spec_json(const SandboxInfo& i) {
             {"env", i.env},
             {"workdir", i.workdir},
             {"user", i.user},
-            {"dir", i.dir}};
+            {"dir", i.dir},
+            {"volumes", volumes_json(i)},
+            {"tmpfs", tmpfs_json(i)}};
   return j.dump();
 }
 
@@ -75,6 +89,11 @@ Status read_spec(const std::string& text, SandboxInfo& i) {
     i.workdir = j.value("workdir", "");
     i.user = j.value("user", "");
     i.dir = j.value("dir", "");
+    for (const auto& v : j.value("volumes", Json::array()))
+      i.volumes.push_back({v.at("source").get<std::string>(), v.at("guest_path").get<std::string>(),
+                           v.at("read_only").get<bool>()});
+    for (const auto& t : j.value("tmpfs", Json::array()))
+      i.tmpfs.push_back({t.at("guest_path").get<std::string>(), t.at("size_bytes").get<std::uint64_t>()});
   } catch (const Json::exception& e) {
     return make_error("sandbox " + i.id + ": damaged spec in the database: " + e.what());
   }

@@ -147,6 +147,9 @@ Status Shim::boot() {
   UniqueFd qemu_end(pair[1]);
   cfg_.vm.agent_fd = 3;
   cfg_.vm.console_log = console_log_path(cfg_.dir);
+  cfg_.vm.fs_shares.clear();
+  MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, cfg_.dir, cfg_.vm.fs_shares,
+                                                       [this](const std::string& line) { log(line); }));
   auto argv = vm::build_qemu_command(cfg_.vm);
   {
     std::ofstream cmd(cfg_.dir + "/qemu.cmdline");
@@ -532,6 +535,7 @@ void Shim::cleanup() {
       ::nanosleep(&ts, nullptr);
     }
   }
+  volumes_.reset();  // QEMU is gone: no guest uses them any more
   listen_fd_.reset();
   ::unlink(control_socket_path(cfg_.dir).c_str());
   ::unlink((cfg_.dir + "/shim.pid").c_str());

@@ -14,6 +14,7 @@
 #include "shim/qemu_process.h"
 #include "shim/shim_config.h"
 #include "shim/stream_router.h"
+#include "shim/volume_servers.h"
 #include "util/unique_fd.h"
 
 namespace moat::shim {
@@ -67,6 +68,7 @@ class Shim {
   void finish(bool clean, const std::string& reason);
 
   ShimConfig cfg_;
+  std::unique_ptr<VolumeServers> volumes_;  // declared before qemu_: outlives it
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;

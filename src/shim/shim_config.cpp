@@ -17,6 +17,7 @@ std::string console_log_path(const std::string& dir) { return dir + "/console.lo
 std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
 std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
+std::string volume_socket_path(const std::string& dir, const std::string& tag) { return dir + "/fs-" + tag + ".sock"; }
 
 Status write_shim_exit(const ShimExit& e, const std::string& dir) {
   std::string path = last_exit_path(dir);
@@ -48,6 +49,11 @@ Result<ShimExit> read_shim_exit(const std::string& dir) {
 Status write_shim_config(const ShimConfig& c, const std::string& path) {
   Json disks = Json::array();
   for (const auto& d : c.vm.disks) disks.push_back({{"path", d.path}, {"read_only", d.read_only}});
+  Json volumes = Json::array();
+  for (const auto& v : c.volumes)
+    volumes.push_back({{"tag", v.tag}, {"host_path", v.host_path}, {"read_only", v.read_only}});
+  Json mounts = Json::array();
+  for (const auto& m : c.vm.mounts) mounts.push_back(proto::encode_guest_mount(m));
   Json j = {
       {"sandbox_id", c.sandbox_id},
       {"dir", c.dir},
@@ -58,6 +64,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"discard_on_stop", c.discard_on_stop},
       {"idle_timeout_s", c.idle_timeout_s},
       {"max_duration_s", c.max_duration_s},
+      {"volumes", volumes},
       {"vm",
        {{"qemu", c.vm.qemu},
         {"kernel", c.vm.kernel},
@@ -70,7 +77,9 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
         {"root_mode", c.vm.root_mode},
         {"lower_fs", c.vm.lower_fs},
         {"hostname", c.vm.hostname},
-        {"extra_kernel_args", c.vm.extra_kernel_args}}},
+        {"extra_kernel_args", c.vm.extra_kernel_args},
+        {"mounts", mounts},
+        {"extra_qemu_args", c.vm.extra_qemu_args}}},
   };
   std::string tmp = path + ".tmp";
   {
@@ -113,6 +122,14 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.vm.lower_fs = v.at("lower_fs").get<std::string>();
     c.vm.hostname = v.at("hostname").get<std::string>();
     c.vm.extra_kernel_args = v.at("extra_kernel_args").get<std::vector<std::string>>();
+    c.vm.extra_qemu_args = v.value("extra_qemu_args", std::vector<std::string>{});
+    for (const auto& text : v.value("mounts", Json::array())) {
+      MOAT_ASSIGN_OR_RETURN(auto m, proto::decode_guest_mount(text.get<std::string>()));
+      c.vm.mounts.push_back(std::move(m));
+    }
+    for (const auto& vol : j.value("volumes", Json::array()))
+      c.volumes.push_back({vol.at("tag").get<std::string>(), vol.at("host_path").get<std::string>(),
+                           vol.at("read_only").get<bool>()});
     return c;
   } catch (const std::exception& e) {
     return make_error(path + ": " + e.what());

@@ -4,11 +4,20 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "util/result.h"
 #include "vm/qemu_command.h"
 
 namespace moat::shim {
+
+// A host directory the shim serves to the guest over virtio-fs, as the
+// device with this tag (the guest side is a vm.mounts entry with the tag).
+struct VolumeShare {
+  std::string tag;
+  std::string host_path;
+  bool read_only = false;  // enforced by the shim's server, whatever the guest mounts
+};
 
 struct ShimConfig {
   std::string sandbox_id;
@@ -25,7 +34,11 @@ struct ShimConfig {
   // this long after boot. 0: no limit.
   std::uint64_t idle_timeout_s = 0;
   std::uint64_t max_duration_s = 0;
+  std::vector<VolumeShare> volumes;
 };
+
+// Where the shim listens for QEMU's vhost-user connection of a volume.
+std::string volume_socket_path(const std::string& dir, const std::string& tag);
 
 // How the last run of a sandbox's shim ended, as last_exit.json in the
 // sandbox directory (written when the directory is kept). `clean` is true

@@ -27,6 +27,7 @@ std::string kernel_command_line(const VmSpec& spec) {
   cmd += " moat.root=" + spec.root_mode;
   cmd += " moat.lowerfs=" + spec.lower_fs;
   cmd += " moat.hostname=" + spec.hostname;
+  for (const auto& m : spec.mounts) cmd += " moat.mount=" + proto::encode_guest_mount(m);
   for (const auto& a : spec.extra_kernel_args) cmd += " " + a;
   return cmd;
 }
@@ -36,13 +37,18 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   auto add = [&](std::initializer_list<std::string> args) {
     for (const auto& a : args) c.push_back(a);
   };
-  add({"-M", "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on"});
+  std::string machine = "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on";
+  if (!spec.fs_shares.empty()) machine += ",memory-backend=mem";
+  add({"-M", machine});
   if (spec.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
   } else {
     add({"-accel", "tcg,thread=multi,tb-size=" + std::to_string(spec.tcg_tb_size_mib), "-cpu", "max"});
   }
   add({"-smp", std::to_string(spec.cpus), "-m", std::to_string(spec.memory_mib)});
+  if (!spec.fs_shares.empty()) {
+    add({"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(spec.memory_mib) + "M,share=on"});
+  }
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
   add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", kernel_command_line(spec)});
   // Serial console to a file (quiet keeps it small).
@@ -62,6 +68,13 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
     if (d.read_only) drive += ",readonly=on";
     add({"-drive", drive, "-device", "virtio-blk-device,drive=" + id});
   }
+  for (std::size_t i = 0; i < spec.fs_shares.size(); ++i) {
+    const auto& s = spec.fs_shares[i];
+    std::string id = "fs" + std::to_string(i);
+    add({"-chardev", "socket,id=" + id + ",path=" + qemu_escape(s.socket_path), "-device",
+         "vhost-user-fs-device,chardev=" + id + ",tag=" + qemu_escape(s.tag)});
+  }
+  c.insert(c.end(), spec.extra_qemu_args.begin(), spec.extra_qemu_args.end());
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/guest_mount.h"
 #include "vm/accel.h"
 
 namespace moat::vm {
@@ -13,6 +14,13 @@ namespace moat::vm {
 struct DiskSpec {
   std::string path;
   bool read_only = false;
+};
+
+// A vhost-user-fs device: QEMU connects to the backend listening on
+// socket_path (the shim serves it), the guest mounts it by tag.
+struct FsShareSpec {
+  std::string tag;
+  std::string socket_path;
 };
 
 struct VmSpec {
@@ -33,7 +41,19 @@ struct VmSpec {
   int agent_fd = 3;                   // fd of a connected socket QEMU inherits
   std::string console_log;            // guest serial console goes here
   std::vector<std::string> extra_kernel_args;
+  // What the agent mounts besides the root (moat.mount= on the command line).
+  std::vector<proto::GuestMount> mounts;
+  // virtio-fs devices. Their backend reads guest memory directly, so with
+  // any share the guest RAM becomes a shared memfd instead of private memory.
+  std::vector<FsShareSpec> fs_shares;
+  // Appended to QEMU's command line as they are. Not set by moat itself:
+  // for experiments and benchmarks that edit a created sandbox's
+  // config.json (bench/volume.sh adds a virtio-9p device this way).
+  std::vector<std::string> extra_qemu_args;
 };
+
+// The most the x86 kernel keeps of its command line (COMMAND_LINE_SIZE).
+inline constexpr std::size_t kMaxKernelCommandLine = 2047;
 
 std::vector<std::string> build_qemu_command(const VmSpec& spec);
 

@@ -1,0 +1,52 @@
+#include "agent/guest_mounts.h"
+
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+
+namespace moat::agent {
+namespace {
+
+std::size_t depth(const std::string& path) { return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')); }
+
+Status make_mount_point(const std::string& path) {
+  std::string at;
+  std::size_t pos = 1;
+  while (pos <= path.size()) {
+    std::size_t slash = path.find('/', pos);
+    if (slash == std::string::npos) slash = path.size();
+    at = path.substr(0, slash);
+    if (!at.empty() && ::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("create mount point " + at);
+    pos = slash + 1;
+  }
+  return ok_status();
+}
+
+Status mount_one(const proto::GuestMount& m) {
+  MOAT_TRY(make_mount_point(m.path));
+  unsigned long flags = m.read_only ? MS_RDONLY : 0;
+  if (m.kind == proto::GuestMount::Kind::kVirtiofs) {
+    if (::mount(m.tag.c_str(), m.path.c_str(), "virtiofs", flags, nullptr) != 0)
+      return errno_error("mount volume " + m.tag + " on " + m.path);
+    return ok_status();
+  }
+  std::string data = "mode=1777";
+  if (m.size_bytes) data += ",size=" + std::to_string(m.size_bytes);
+  if (::mount("tmpfs", m.path.c_str(), "tmpfs", flags | MS_NOSUID | MS_NODEV, data.c_str()) != 0)
+    return errno_error("mount tmpfs on " + m.path);
+  return ok_status();
+}
+
+}  // namespace
+
+Status mount_sandbox_filesystems(const std::vector<proto::GuestMount>& mounts) {
+  std::vector<proto::GuestMount> ordered = mounts;
+  std::stable_sort(ordered.begin(), ordered.end(),
+                   [](const auto& a, const auto& b) { return depth(a.path) < depth(b.path); });
+  for (const auto& m : ordered) MOAT_TRY(mount_one(m));
+  return ok_status();
+}
+
+}  // namespace moat::agent

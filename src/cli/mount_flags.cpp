@@ -1,0 +1,76 @@
+#include "cli/mount_flags.h"
+
+#include <cerrno>
+#include <limits>
+#include <vector>
+
+namespace moat::cli {
+namespace {
+
+std::vector<std::string> split_colons(const std::string& s) {
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  while (true) {
+    auto at = s.find(':', start);
+    parts.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    if (at == std::string::npos) return parts;
+    start = at + 1;
+  }
+}
+
+}  // namespace
+
+Result<std::uint64_t> parse_byte_size(std::string_view text) {
+  auto bad = [&] {
+    return make_error("bad size \"" + std::string(text) + "\": give bytes, or a number with k, m or g (64m)", EINVAL);
+  };
+  if (text.empty()) return bad();
+  std::uint64_t shift = 0;
+  switch (text.back()) {
+    case 'k': case 'K': shift = 10; break;
+    case 'm': case 'M': shift = 20; break;
+    case 'g': case 'G': shift = 30; break;
+    default: break;
+  }
+  if (shift) text.remove_suffix(1);
+  if (text.empty() || text.size() > 19) return bad();
+  std::uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return bad();
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  if (v > (std::numeric_limits<std::uint64_t>::max() >> shift)) return bad();
+  return v << shift;
+}
+
+Result<VolumeMount> parse_volume_flag(const std::string& text) {
+  auto parts = split_colons(text);
+  if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
+    return make_error("-v " + text + ": expected SOURCE:GUEST_PATH[:ro|rw]", EINVAL);
+  VolumeMount m;
+  m.source = parts[0];
+  m.guest_path = parts[1];
+  if (parts.size() == 3) {
+    if (parts[2] == "ro") m.read_only = true;
+    else if (parts[2] != "rw") return make_error("-v " + text + ": the mode must be ro or rw, not \"" + parts[2] + "\"", EINVAL);
+  }
+  return m;
+}
+
+Result<TmpfsMount> parse_tmpfs_flag(const std::string& text) {
+  auto colon = text.find(':');
+  TmpfsMount t;
+  t.guest_path = text.substr(0, colon);
+  if (t.guest_path.empty()) return make_error("--tmpfs " + text + ": expected GUEST_PATH[:SIZE]", EINVAL);
+  if (colon != std::string::npos) {
+    std::string_view size = std::string_view(text).substr(colon + 1);
+    if (size.rfind("size=", 0) == 0) size.remove_prefix(5);
+    auto bytes = parse_byte_size(size);
+    if (!bytes) return bytes.error().wrap("--tmpfs " + text);
+    if (*bytes == 0) return make_error("--tmpfs " + text + ": the size must be above 0", EINVAL);
+    t.size_bytes = *bytes;
+  }
+  return t;
+}
+
+}  // namespace moat::cli

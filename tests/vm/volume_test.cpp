@@ -1,0 +1,235 @@
+// Volumes in sandboxes, end to end: host directories and named volumes
+// served by the shim over virtio-fs, tmpfs mounts, and what a guest must
+// not be able to do through them.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+using Json = nlohmann::json;
+
+class ScratchDir {
+ public:
+  ScratchDir() {
+    char tmpl[] = "/tmp/moat-vol-XXXXXX";
+    path_ = ::mkdtemp(tmpl);
+  }
+  ~ScratchDir() { std::system(("rm -rf '" + path_ + "'").c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+std::string read_host(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_host(const std::string& path, const std::string& data) {
+  std::ofstream(path, std::ios::binary) << data;
+}
+
+// A one-shot `moat run` on busybox with extra flags, running `script` in sh.
+Outcome run_sh(const std::vector<std::string>& flags, const std::string& script) {
+  std::vector<std::string> args = {"run", "--rootfs-dir", busybox_rootfs()};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--", "sh", "-c", script});
+  return run_moat(args);
+}
+
+Outcome exec_sh(const std::string& sandbox, const std::string& script) {
+  return run_moat({"exec", sandbox, "--", "sh", "-c", script});
+}
+
+std::vector<std::string> host_listing(const std::string& dir) {
+  auto o = std::system(("ls -A '" + dir + "' > '" + dir + ".ls' 2>&1").c_str());
+  (void)o;
+  std::vector<std::string> names;
+  std::istringstream in(read_host(dir + ".ls"));
+  for (std::string line; std::getline(in, line);) names.push_back(line);
+  ::unlink((dir + ".ls").c_str());
+  return names;
+}
+
+TEST(VmVolumes, HostDirectoryIsSharedBothWays) {
+  ScratchDir host;
+  std::string big = random_bytes(3 << 20);
+  write_host(host.path() + "/greeting", "hello from the host\n");
+  write_host(host.path() + "/big.bin", big);
+  std::string id = create_sandbox({"-v", host.path() + ":/data"});
+  auto first = exec_sh(id, "cat /data/greeting; sha256sum /data/big.bin | cut -d' ' -f1; "
+                           "printf 'written by the guest' > /data/out; mkdir -p /data/d1/d2; echo deep > /data/d1/d2/f");
+  EXPECT_EQ(first.exit_code, 0) << first.err;
+  EXPECT_EQ(first.out, "hello from the host\n" + sha256_hex(big) + "\n");
+  EXPECT_EQ(read_host(host.path() + "/out"), "written by the guest");
+  EXPECT_EQ(read_host(host.path() + "/d1/d2/f"), "deep\n");
+  // A host change while the sandbox runs shows in the guest.
+  write_host(host.path() + "/later", "after boot\n");
+  ::unlink((host.path() + "/greeting").c_str());
+  ::sleep(2);  // beyond the server's attribute and entry lifetimes
+  auto second = exec_sh(id, "cat /data/later; ls /data");
+  EXPECT_EQ(second.out, "after boot\nbig.bin\nd1\nlater\nout\n") << second.err;
+  // The volume survives a restart of the sandbox.
+  EXPECT_EQ(run_moat({"restart", id}).exit_code, 0);
+  EXPECT_EQ(exec_sh(id, "cat /data/out").out, "written by the guest");
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+  EXPECT_EQ(read_host(host.path() + "/out"), "written by the guest");  // removing the sandbox keeps the data
+}
+
+TEST(VmVolumes, OwnershipIsVirtualizedInAnXattr) {
+  ScratchDir host;
+  auto o = run_sh({"-v", host.path() + ":/data"},
+                  "cd /data && echo x > owned && chown 1000:1000 owned && chmod 4750 owned && "
+                  "stat -c '%u:%g %a' owned && mknod null c 1 3 && stat -c '%F %t:%T' null && "
+                  "mkdir dir && chown 123:456 dir && stat -c '%u:%g %F' dir");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "1000:1000 4750\ncharacter special file 1:3\n123:456 directory\n");
+  struct stat st {};
+  ASSERT_EQ(::stat((host.path() + "/owned").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, ::geteuid());  // the host file stays the host user's
+  EXPECT_EQ(st.st_mode & 06000, 0u);   // and gets no setuid bit on the host
+  char value[256];
+  EXPECT_GT(::getxattr((host.path() + "/owned").c_str(), "user.moat.stat", value, sizeof value), 0);
+  ASSERT_EQ(::stat((host.path() + "/null").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode)) << "a device node made by the guest is a plain file on the host";
+  // The guest can neither see nor forge the xattr that holds this.
+  auto peek = run_sh({"-v", host.path() + ":/data"},
+                     "stat -c '%u:%g' /data/owned; setfattr -n user.moat.stat -v 0 /data/owned 2>/dev/null "
+                     "&& echo forged; getfattr -d /data/owned 2>/dev/null | grep -c moat");
+  EXPECT_EQ(peek.out.substr(0, 10), "1000:1000\n") << peek.out << peek.err;
+  EXPECT_EQ(peek.out.find("forged"), std::string::npos);
+}
+
+TEST(VmVolumes, ReadOnlyIsRefusedByTheServer) {
+  ScratchDir host;
+  write_host(host.path() + "/keep", "original\n");
+  auto o = run_sh({"-v", host.path() + ":/ro:ro"},
+                  "echo x > /ro/new; echo rc=$?; "
+                  // Even a guest root that remounts read-write is refused by the server.
+                  "mount -o remount,rw /ro && echo remounted; "
+                  "echo x > /ro/new; echo rc=$?; echo y >> /ro/keep; echo rc=$?; rm /ro/keep; echo rc=$?; "
+                  "mkdir /ro/d; echo rc=$?; chmod 777 /ro/keep; echo rc=$?; cat /ro/keep");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "rc=1\nremounted\nrc=1\nrc=1\nrc=1\nrc=1\nrc=1\noriginal\n");
+  EXPECT_NE(o.err.find("Read-only file system"), std::string::npos) << o.err;
+  EXPECT_EQ(host_listing(host.path()), std::vector<std::string>{"keep"});
+  EXPECT_EQ(read_host(host.path() + "/keep"), "original\n");
+}
+
+TEST(VmVolumes, GuestSymlinksNeverReachHostFilesOutsideTheVolume) {
+  ScratchDir top;
+  std::string vol = top.path() + "/vol", outside = top.path() + "/outside";
+  ASSERT_EQ(::mkdir(vol.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0);
+  write_host(outside + "/secret", "host secret\n");
+  // A link the host put there resolves in the guest's namespace, not the host's.
+  ASSERT_EQ(::symlink("/etc", (vol + "/hostlink").c_str()), 0);
+  auto o = run_sh({"-v", vol + ":/data", "--hostname", "guestbox"},
+                  "cd /data && ln -s / root && ln -s .. up && ln -s " + outside + "/secret direct && "
+                  "cat up/outside/secret; cat root" + outside + "/secret; cat direct; "
+                  "echo pwned > direct; echo pwned > up/outside/secret; echo pwned > root" + outside + "/secret; "
+                  "cat hostlink/hostname; readlink direct");
+  EXPECT_EQ(o.out, "guestbox\n" + outside + "/secret\n") << o.err;
+  EXPECT_EQ(o.out.find("host secret"), std::string::npos);
+  EXPECT_EQ(read_host(outside + "/secret"), "host secret\n");
+  EXPECT_EQ(host_listing(outside), std::vector<std::string>{"secret"});
+  EXPECT_EQ(host_listing(top.path()), (std::vector<std::string>{"outside", "vol"}));
+  // The guest's links are links on the host too, never followed into.
+  struct stat st {};
+  ASSERT_EQ(::lstat((vol + "/up").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+  ASSERT_EQ(::lstat((vol + "/direct").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISLNK(st.st_mode));
+}
+
+TEST(VmVolumes, NamedVolumeIsSharedBetweenSandboxes) {
+  EXPECT_EQ(run_moat({"volume", "create", "--label", "team=a", "shared"}).out, "shared\n");
+  auto dup = run_moat({"volume", "create", "shared"});
+  EXPECT_EQ(dup.exit_code, 1);
+  EXPECT_EQ(dup.err, "moat: volume \"shared\" already exists\n");
+  std::string a = create_sandbox({"--name", "vol-a", "-v", "shared:/shared"});
+  std::string b = create_sandbox({"--name", "vol-b", "-v", "shared:/mnt/s:ro"});
+  EXPECT_EQ(exec_sh("vol-a", "echo from-a > /shared/note").exit_code, 0);
+  EXPECT_EQ(exec_sh("vol-b", "cat /mnt/s/note").out, "from-a\n");
+  auto b_write = exec_sh("vol-b", "echo from-b > /mnt/s/other");
+  EXPECT_NE(b_write.err.find("Read-only file system"), std::string::npos) << b_write.err;
+  EXPECT_EQ(exec_sh("vol-a", "echo again >> /shared/note; cat /shared/note").out, "from-a\nagain\n");
+  // vol-b looked the file up a moment ago: its attributes (the size) may be
+  // cached for up to the server's 1 s lifetime (docs/volumes.md).
+  ::sleep(2);
+  EXPECT_EQ(exec_sh("vol-b", "cat /mnt/s/note").out, "from-a\nagain\n");
+
+  auto ls = Json::parse(run_moat({"volume", "ls", "--format", "json"}).out, nullptr, false);
+  ASSERT_TRUE(ls.is_array());
+  ASSERT_EQ(ls.size(), 1u);
+  EXPECT_EQ(ls[0]["name"], "shared");
+  EXPECT_EQ(ls[0]["labels"]["team"], "a");
+  EXPECT_EQ(ls[0]["used_by"], Json::array({"vol-a", "vol-b"}));
+  std::string data = ls[0]["path"];
+  EXPECT_EQ(read_host(data + "/note"), "from-a\nagain\n");
+  auto in_use = run_moat({"volume", "rm", "shared"});
+  EXPECT_EQ(in_use.exit_code, 1);
+  EXPECT_EQ(in_use.err, "moat: volume shared is in use by vol-a, vol-b; remove those sandboxes first, or use -f\n");
+  EXPECT_EQ(run_moat({"rm", "-f", a, b}).exit_code, 0);
+  EXPECT_EQ(run_moat({"volume", "ls", "-q"}).out, "shared\n");
+  EXPECT_EQ(run_moat({"volume", "rm", "shared"}).out, "shared\n");
+  EXPECT_EQ(run_moat({"volume", "ls", "-q"}).out, "");
+  struct stat st {};
+  EXPECT_NE(::stat(data.c_str(), &st), 0);
+  auto gone = run_moat({"volume", "inspect", "shared"});
+  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_NE(gone.err.find("no such volume: shared"), std::string::npos);
+}
+
+TEST(VmVolumes, RunCreatesAMissingNamedVolume) {
+  auto o = run_sh({"-v", "autovol:/v"}, "echo kept > /v/f");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  auto again = run_sh({"-v", "autovol:/w"}, "cat /w/f");
+  EXPECT_EQ(again.out, "kept\n") << again.err;
+  // `run` removed its sandboxes, so the volume is free to go.
+  EXPECT_EQ(run_moat({"volume", "rm", "autovol"}).exit_code, 0);
+}
+
+TEST(VmVolumes, TmpfsHasItsSizeAndIsEmptyEachBoot) {
+  auto o = run_sh({"--tmpfs", "/scratch:16m", "--tmpfs", "/other"},
+                  "grep -E ' /(scratch|other) ' /proc/mounts | cut -d' ' -f1-3; "
+                  "df -k /scratch | tail -1 | awk '{print $2}'; "
+                  "dd if=/dev/zero of=/scratch/fill bs=1M count=20 2>&1 | grep -c 'No space left'");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "tmpfs /scratch tmpfs\ntmpfs /other tmpfs\n16384\n1\n");
+}
+
+TEST(VmVolumes, BadVolumeFlagsAreRefusedBeforeAnythingStarts) {
+  ScratchDir host;
+  write_host(host.path() + "/file", "x");
+  auto check = [&](std::vector<std::string> flags, const std::string& message) {
+    auto o = run_sh(flags, "true");
+    EXPECT_EQ(o.exit_code, 125) << o.err;
+    EXPECT_EQ(o.err, "moat: " + message + "\n");
+  };
+  check({"-v", host.path() + "/missing:/d"}, "volume source " + host.path() + "/missing: No such file or directory");
+  check({"-v", host.path() + "/file:/d"}, "volume source " + host.path() + "/file is not a directory");
+  check({"-v", host.path()}, "-v " + host.path() + ": expected SOURCE:GUEST_PATH[:ro|rw]");
+  check({"-v", host.path() + ":rel"}, "volume \"rel\": the guest path must be absolute");
+  check({"-v", host.path() + ":/d:rx"}, "-v " + host.path() + ":/d:rx: the mode must be ro or rw, not \"rx\"");
+  check({"-v", host.path() + ":/"}, "volume \"/\": cannot mount over the guest's /");
+  check({"--tmpfs", "/t:0"}, "--tmpfs /t:0: the size must be above 0");
+  check({"--tmpfs", "/t", "-v", host.path() + ":/t"}, "two mounts at /t");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+}  // namespace
+}  // namespace moat::test
