@@ -76,12 +76,20 @@ TEST(VmVolumes, HostDirectoryIsSharedBothWays) {
   EXPECT_EQ(first.out, "hello from the host\n" + sha256_hex(big) + "\n");
   EXPECT_EQ(read_host(host.path() + "/out"), "written by the guest");
   EXPECT_EQ(read_host(host.path() + "/d1/d2/f"), "deep\n");
+  // A file the guest writes (write-only opens bypass the guest's page cache)
+  // reads back the same in the guest and on the host, appended to as well.
+  auto random = exec_sh(id, "dd if=/dev/urandom of=/data/r bs=64k count=40 2>/dev/null && "
+                            "dd if=/dev/urandom bs=1000 count=3 2>/dev/null >> /data/r && "
+                            "sha256sum /data/r | cut -d' ' -f1; wc -c < /data/r");
+  std::string host_random = read_host(host.path() + "/r");
+  EXPECT_EQ(random.out, sha256_hex(host_random) + "\n2624440\n") << random.err;
+  EXPECT_EQ(host_random.size(), 2624440u);
   // A host change while the sandbox runs shows in the guest.
   write_host(host.path() + "/later", "after boot\n");
   ::unlink((host.path() + "/greeting").c_str());
   ::sleep(2);  // beyond the server's attribute and entry lifetimes
   auto second = exec_sh(id, "cat /data/later; ls /data");
-  EXPECT_EQ(second.out, "after boot\nbig.bin\nd1\nlater\nout\n") << second.err;
+  EXPECT_EQ(second.out, "after boot\nbig.bin\nd1\nlater\nout\nr\n") << second.err;
   // The volume survives a restart of the sandbox.
   EXPECT_EQ(run_moat({"restart", id}).exit_code, 0);
   EXPECT_EQ(exec_sh(id, "cat /data/out").out, "written by the guest");
