@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/exec_runner.h"
+#include "cli/json_output.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
@@ -293,16 +294,6 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
 }
 
 
-std::string time_text(std::int64_t t) {
-  if (t <= 0) return "-";
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm {};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 Json volumes_json(const std::vector<VolumeMount>& volumes) {
   Json out = Json::array();
   for (const auto& v : volumes) {
@@ -436,19 +427,8 @@ int cmd_ls(const Flags& f) {
 }
 
 int cmd_inspect(const Flags& f) {
-  Json arr = Json::array();
-  int code = 0;
-  for (const auto& id : f.ids) {
-    auto info = inspect_sandbox(id);
-    if (!info) {
-      print_error(info.error().message);
-      code = 1;
-      continue;
-    }
-    arr.push_back(to_json(*info));
-  }
-  if (!arr.empty()) std::printf("%s\n", arr.dump(2).c_str());
-  return code;
+  return print_inspected(f.ids, [](const std::string& id) { return inspect_sandbox(id); },
+                         [](const SandboxInfo& i) { return to_json(i); });
 }
 
 // Copies what `in` has beyond `offset` to stdout.

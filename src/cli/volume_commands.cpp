@@ -1,11 +1,11 @@
 #include "cli/volume_commands.h"
 
 #include <cstdio>
-#include <ctime>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/exec_runner.h"
+#include "cli/json_output.h"
 #include "moat/volumes.h"
 
 namespace moat::cli {
@@ -35,15 +35,6 @@ VolumeFlags& flags() {
 int fail(const std::string& message) {
   print_error(message);
   return 1;
-}
-
-std::string time_text(std::int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm {};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 Json to_json(const VolumeInfo& v) {
@@ -93,19 +84,8 @@ int ls() {
 }
 
 int inspect() {
-  Json arr = Json::array();
-  int code = 0;
-  for (const auto& name : flags().names) {
-    auto v = inspect_volume(name);
-    if (!v) {
-      print_error(v.error().message);
-      code = 1;
-      continue;
-    }
-    arr.push_back(to_json(*v));
-  }
-  std::printf("%s\n", arr.dump(2).c_str());
-  return code;
+  return print_inspected(flags().names, [](const std::string& name) { return inspect_volume(name); },
+                         [](const VolumeInfo& v) { return to_json(v); });
 }
 
 int rm() {

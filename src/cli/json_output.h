@@ -1,0 +1,39 @@
+// What several commands print the same way: times, and `inspect`-style JSON
+// arrays of one object per name given.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/exec_runner.h"
+#include "moat/result.h"
+
+namespace moat::cli {
+
+// UTC, ISO 8601 ("2026-11-22T10:04:42Z"); "-" for 0 (never).
+std::string time_text(std::int64_t unix_seconds);
+
+// Prints a JSON array of to_json(fetch(key)) for every key that works and an
+// error line for each that does not; returns 0, or 1 if any failed.
+template <class Fetch, class ToJson>
+int print_inspected(const std::vector<std::string>& keys, Fetch fetch, ToJson to_json) {
+  nlohmann::json arr = nlohmann::json::array();
+  int code = 0;
+  for (const auto& key : keys) {
+    auto found = fetch(key);
+    if (!found) {
+      print_error(found.error().message);
+      code = 1;
+      continue;
+    }
+    arr.push_back(to_json(*found));
+  }
+  if (!arr.empty()) std::printf("%s\n", arr.dump(2).c_str());
+  return code;
+}
+
+}  // namespace moat::cli
