@@ -528,6 +528,9 @@ struct Hostile {
   const char* message;
 };
 
+// Test listings show the case's name, not the parameter's bytes.
+void PrintTo(const Hostile& h, std::ostream* os) { *os << h.name; }
+
 class VhostUserFsHostileTest : public VhostUserFsTest,
                                public ::testing::WithParamInterface<Hostile> {};
 
