@@ -295,7 +295,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
   // The record names its volumes from the start, under the volumes lock:
   // a volume removal either sees this sandbox or runs before it exists.
   MOAT_ASSIGN_OR_RETURN(auto volumes_lock, FileLock::acquire(volumes_lock_path(m.home)));
-  MOAT_ASSIGN_OR_RETURN(r.info.volumes, resolve_volume_mounts(m.home, o.volumes, o.tmpfs));
+  MOAT_ASSIGN_OR_RETURN(r.info.volumes, resolve_volume_mounts(m.home, o.volumes, r.info.tmpfs));
   if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);
   auto lock = FileLock::acquire(op_lock_path(r.info.dir));
   if (!lock) {

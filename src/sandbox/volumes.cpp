@@ -65,7 +65,7 @@ std::vector<std::string> users_of(const std::vector<SandboxRecord>& records, con
   return out;
 }
 
-Result<VolumeInfo> info_of(const std::string& home, const VolumeRecord& r, const std::vector<SandboxRecord>& sandboxes) {
+VolumeInfo info_of(const std::string& home, const VolumeRecord& r, const std::vector<SandboxRecord>& sandboxes) {
   VolumeInfo i;
   i.name = r.name;
   i.path = volume_data_path(home, r.name);
@@ -108,8 +108,7 @@ Result<std::vector<VolumeMount>> resolve_volume_mounts(const std::string& home, 
     return make_error("too many volumes and tmpfs mounts (at most " + std::to_string(proto::kMaxGuestMounts) + ")", EINVAL);
   std::set<std::string> guest_paths;
   for (const auto& t : tmpfs) {
-    MOAT_ASSIGN_OR_RETURN(auto path, clean_guest_path(t.guest_path, "--tmpfs"));
-    if (!guest_paths.insert(path).second) return make_error("two mounts at " + path, EINVAL);
+    if (!guest_paths.insert(t.guest_path).second) return make_error("two mounts at " + t.guest_path, EINVAL);
   }
   std::unique_ptr<VolumeDb> db;
   std::vector<VolumeMount> out;
@@ -194,8 +193,7 @@ Result<std::vector<VolumeInfo>> list_volumes() {
   MOAT_ASSIGN_OR_RETURN(auto sandboxes, c.m.db->list());
   std::vector<VolumeInfo> out;
   for (const auto& r : records) {
-    MOAT_ASSIGN_OR_RETURN(auto i, sandbox::info_of(c.m.home, r, sandboxes));
-    out.push_back(std::move(i));
+    out.push_back(sandbox::info_of(c.m.home, r, sandboxes));
   }
   return out;
 }

@@ -20,7 +20,9 @@ std::string volumes_lock_path(const std::string& home);
 
 // Checks every mount and returns them resolved: guest paths clean and
 // distinct (never "/"), host directories absolute, real and existing,
-// named volumes created if missing. Call with the volumes lock held.
+// named volumes created if missing. `tmpfs` is what resolve_tmpfs_mounts
+// returned (clean paths); it only takes part in the check for two mounts
+// at one path. Call with the volumes lock held.
 Result<std::vector<VolumeMount>> resolve_volume_mounts(const std::string& home, const std::vector<VolumeMount>& mounts,
                                                        const std::vector<TmpfsMount>& tmpfs);
 Result<std::vector<TmpfsMount>> resolve_tmpfs_mounts(const std::vector<TmpfsMount>& tmpfs);
