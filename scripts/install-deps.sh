@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs every build and runtime dependency of moat that is missing, from
 # Debian's archive. Safe to run again: it does nothing when all are present.
+# With --list, prints the package names (one a line) and installs nothing;
+# scripts/check-tools.py checks the tests' commands against that list.
 set -euo pipefail
 
 packages=(
@@ -16,7 +18,7 @@ packages=(
   # guest kernel build
   linux-source-6.1 flex bison bc libelf-dev dwarves xz-utils
   # tests and benchmarks
-  python3 util-linux procps coreutils
+  python3 util-linux procps coreutils attr kmod
 )
 
 # Components add their own needs in scripts/packages-<component>.txt.
@@ -27,6 +29,11 @@ for list in "$here"/packages-*.txt; do
     [[ -z $p || $p == \#* ]] || packages+=("$p")
   done < "$list"
 done
+
+if [[ ${1:-} == --list ]]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do
