@@ -130,7 +130,7 @@ XattrClass classify_xattr(std::string_view name) {
 class DirBackend : public FsBackend {
  public:
   DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options)
-      : nodes_(std::move(root), st), xattrs_(xattrs), options_(options) {}
+      : nodes_(std::move(root), st, options.max_open_nodes), xattrs_(xattrs), options_(options) {}
 
   void init(const FuseSession& s) override { writeback_ = s.writeback_cache; }
   bool read_only() const override { return options_.read_only; }

@@ -24,6 +24,7 @@
 //   opens: the host or another sandbox may change the tree at any time.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -34,6 +35,10 @@ namespace moat::fs {
 
 struct DirBackendOptions {
   bool read_only = false;   // every change refused with EROFS by the server itself
+  // Host files held open at once (one O_PATH descriptor per node the guest's
+  // kernel remembers); past it lookups fail with ENFILE. Callers size it from
+  // their own descriptor limit so the guest cannot exhaust it.
+  std::size_t max_open_nodes = 1u << 20;
 };
 
 // Serves the host directory `root` (which must exist and be a directory).

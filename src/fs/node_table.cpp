@@ -4,7 +4,8 @@
 
 namespace moat::fs {
 
-NodeTable::NodeTable(UniqueFd root, const struct stat& st) {
+NodeTable::NodeTable(UniqueFd root, const struct stat& st, std::size_t max_nodes)
+    : max_nodes_(max_nodes < 1 ? 1 : max_nodes) {
   auto node = std::make_shared<DirNode>();
   node->fd = std::move(root);
   node->dev = st.st_dev;
@@ -28,7 +29,7 @@ std::uint64_t NodeTable::add(UniqueFd fd, const struct stat& st) {
     ++by_id_[it->second].refs;
     return it->second;  // `fd` closes: the existing node already pins the inode
   }
-  if (by_id_.size() >= kMaxNodes) return 0;
+  if (by_id_.size() >= max_nodes_) return 0;
   auto node = std::make_shared<DirNode>();
   node->fd = std::move(fd);
   node->dev = st.st_dev;

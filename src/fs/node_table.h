@@ -34,12 +34,14 @@ using DirNodeRef = std::shared_ptr<const DirNode>;
 
 class NodeTable {
  public:
-  // Most nodes kept at once; beyond it lookups fail with ENFILE (each node
-  // holds a descriptor).
+  // Most nodes kept at once by default; beyond the table's limit lookups
+  // fail with ENFILE (each node holds a descriptor, so the limit keeps a
+  // guest from using up the serving process's descriptors).
   static constexpr std::size_t kMaxNodes = 1u << 20;
 
-  // `root` becomes FUSE_ROOT_ID, which is never forgotten.
-  NodeTable(UniqueFd root, const struct stat& st);
+  // `root` becomes FUSE_ROOT_ID, which is never forgotten. `max_nodes`
+  // (at least 1: the root) bounds the nodes held at once.
+  NodeTable(UniqueFd root, const struct stat& st, std::size_t max_nodes = kMaxNodes);
 
   // Null if the kernel sent an id this table does not hold.
   DirNodeRef get(std::uint64_t nodeid) const;
@@ -62,6 +64,7 @@ class NodeTable {
   std::unordered_map<std::uint64_t, Entry> by_id_;
   std::map<std::pair<dev_t, ino_t>, std::uint64_t> by_inode_;
   std::uint64_t next_id_ = 2;  // 1 is the root
+  std::size_t max_nodes_;
 };
 
 }  // namespace moat::fs

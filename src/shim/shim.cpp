@@ -137,6 +137,7 @@ Status Shim::prepare() {
     return errno_error("bind " + sock_path);
   ::chmod(sock_path.c_str(), 0600);
   if (::listen(listen_fd_.get(), 64) != 0) return errno_error("listen " + sock_path);
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   return ok_status();
 }
 
@@ -235,6 +236,11 @@ void Shim::flush_client(Client& c) {
 void Shim::accept_clients() {
   while (true) {
     int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0 && errno == EINTR) continue;
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+      refuse_client();
+      return;
+    }
     if (fd < 0) return;
     auto c = std::make_unique<Client>();
     c->id = next_client_++;
@@ -244,6 +250,22 @@ void Shim::accept_clients() {
       owner_assigned_ = true;
     }
     clients_[c->id] = std::move(c);
+  }
+}
+
+// Out of descriptors, the pending connection would stay in the backlog and
+// poll() would report it again at once: a busy loop. The spare descriptor is
+// given up for a moment to take the connection and close it, so the client
+// sees the refusal and the loop sleeps again.
+void Shim::refuse_client() {
+  spare_fd_.reset();
+  int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd >= 0) ::close(fd);
+  spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  auto now = Clock::now();
+  if (now - last_refusal_log_ >= std::chrono::seconds(10)) {
+    log("out of file descriptors: refused a client");
+    last_refusal_log_ = now;
   }
 }
 

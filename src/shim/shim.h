@@ -44,6 +44,7 @@ class Shim {
   Status boot();
   void serve();
   void accept_clients();
+  void refuse_client();
   void read_client(Client& c);
   void handle_client_frame(Client& c, const proto::Frame& f);
   void handle_client_control(Client& c, const proto::Message& m);
@@ -72,6 +73,7 @@ class Shim {
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;
+  UniqueFd spare_fd_;  // given up to refuse a client when descriptors run out
   UniqueFd signal_fd_;
   proto::FrameDecoder agent_decoder_;
   std::string agent_out_;
@@ -89,6 +91,7 @@ class Shim {
   std::optional<ShimExit> exit_;
   Clock::time_point booted_at_{};
   Clock::time_point idle_since_{};
+  Clock::time_point last_refusal_log_{};
 };
 
 }  // namespace moat::shim

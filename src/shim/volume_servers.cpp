@@ -1,20 +1,47 @@
 #include "shim/volume_servers.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fs/dir_backend.h"
 
 namespace moat::shim {
 
+namespace {
+
+// Descriptors the shim keeps for itself (QEMU's pipes, clients, logs, the
+// devices' sockets and eventfds) beyond those the volumes' nodes hold.
+constexpr rlim_t kReservedFds = 512;
+
+// How many host files all volumes together may hold open: the descriptor
+// limit, raised to its hard maximum first, less the shim's own reserve. A
+// guest that looks up more files than that gets ENFILE for the new ones; the
+// shim keeps working.
+std::size_t open_node_budget() {
+  struct rlimit lim {};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;
+  if (lim.rlim_cur < lim.rlim_max) {
+    struct rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  rlim_t usable = lim.rlim_cur == RLIM_INFINITY ? (rlim_t{1} << 20) : lim.rlim_cur;
+  return usable > 2 * kReservedFds ? static_cast<std::size_t>(usable - kReservedFds)
+                                    : static_cast<std::size_t>(usable / 2);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<VolumeShare>& volumes,
                                                             const std::string& dir,
                                                             std::vector<vm::FsShareSpec>& shares, Logger log) {
   std::unique_ptr<VolumeServers> servers(new VolumeServers());
+  std::size_t nodes_per_volume = volumes.empty() ? 0 : open_node_budget() / volumes.size();
   for (const auto& share : volumes) {
     auto v = std::make_unique<Volume>();
     v->share = share;
     v->socket_path = volume_socket_path(dir, share.tag);
-    auto backend = fs::open_dir_backend(share.host_path, fs::DirBackendOptions{share.read_only});
+    auto backend = fs::open_dir_backend(share.host_path, fs::DirBackendOptions{share.read_only, nodes_per_volume});
     if (!backend) return backend.error().wrap("volume " + share.host_path);
     v->backend = std::move(*backend);
     v->server = std::make_unique<fs::FuseServer>(*v->backend);

@@ -79,9 +79,10 @@ class FsDirBackend : public ::testing::Test {
     std::filesystem::remove_all(base_);
   }
 
-  void open_server(bool read_only, FuseServerOptions options = {}) {
+  void open_server(bool read_only, FuseServerOptions options = {},
+                   std::size_t max_open_nodes = DirBackendOptions{}.max_open_nodes) {
     server_.reset();
-    auto b = open_dir_backend(root_, DirBackendOptions{read_only});
+    auto b = open_dir_backend(root_, DirBackendOptions{read_only, max_open_nodes});
     ASSERT_TRUE(b.ok()) << b.error().message;
     backend_ = std::move(*b);
     server_ = std::make_unique<FuseServer>(*backend_, options);
@@ -380,6 +381,21 @@ TEST_F(FsDirBackend, MkdirSymlinkLinkRmdirAndHardlinks) {
   EXPECT_FALSE(std::filesystem::exists(root_ + "/d"));
   (void)sub;
   (void)fh;
+}
+
+// Each node holds a host descriptor: a guest that looks up more files than
+// the budget gets ENFILE for the new ones instead of exhausting the serving
+// process's descriptors, and a forgotten node frees its slot.
+TEST_F(FsDirBackend, OpenNodesAreBoundedByTheBudget) {
+  for (const char* d : {"a", "b", "c", "d"}) ASSERT_EQ(::mkdir((root_ + "/" + d).c_str(), 0755), 0);
+  open_server(false, {}, 3);  // the root and two more
+  auto a = lookup(1, "a");
+  lookup(1, "b");
+  EXPECT_EQ(lookup(1, "a").nodeid, a.nodeid);  // a known node costs nothing
+  lookup(1, "c", ENFILE);
+  call_noreply(FUSE_FORGET, a.nodeid, bytes_of(fuse_forget_in{2}));
+  EXPECT_NE(lookup(1, "c").nodeid, 0u);
+  lookup(1, "d", ENFILE);
 }
 
 TEST_F(FsDirBackend, MknodDevicesAreRegularHostFiles) {
