@@ -229,6 +229,7 @@ Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::s
   for (const auto& l : labels) {
     auto eq = l.find('=');
     if (eq == 0 || l.empty()) return make_error("--label " + l + ": expected KEY=VALUE", EINVAL);
+    if (!proto::is_utf8(l)) return make_error("--label " + proto::lossy_utf8(l) + ": labels must be UTF-8 text", EINVAL);
     out[l.substr(0, eq)] = eq == std::string::npos ? std::string() : l.substr(eq + 1);
   }
   return out;
