@@ -1,11 +1,14 @@
 // Fuzzes what the host and the agent do with bytes from the other side:
 // frame decoding, the CBOR guard and message decoding, and the payload
-// parsers of exec requests and exit statuses.
+// parsers of exec requests, exit statuses, errors and file streams, and the
+// exec history written from them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "proto/exec.h"
+#include "proto/exec_log.h"
+#include "proto/file_ops.h"
 #include "proto/frame.h"
 #include "proto/message.h"
 
@@ -24,6 +27,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       (void)moat::proto::parse_exec_request(m->payload);
       (void)moat::proto::parse_exit_status(m->payload);
       (void)moat::proto::data_of(*m);
+      (void)moat::proto::parse_error(m->payload);
+      (void)moat::proto::parse_file_request(m->type, m->payload);
+      (void)moat::proto::parse_entries(m->payload);
+      (void)moat::proto::parse_file_result(m->payload);
+      (void)moat::proto::exec_log_start(0, m->stream, m->payload);
+      (void)moat::proto::exec_log_end(0, m->stream, *m);
       // Whatever decodes must encode again.
       std::string again = moat::proto::encode_message(*m);
       (void)again;

@@ -104,6 +104,9 @@ Result<std::uint64_t> parse_decimal(std::string_view s, std::uint64_t max) {
 
 void encode_tar_header(const TarHeader& h, std::string& out) {
   std::string records;
+  // Names are the file system's bytes, not necessarily UTF-8; readers such
+  // as libarchive would otherwise convert (and refuse) them.
+  if (h.name.size() > 100 || h.linkname.size() > 100) records += pax_record("hdrcharset", "BINARY");
   if (h.name.size() > 100) records += pax_record("path", h.name);
   if (h.linkname.size() > 100) records += pax_record("linkpath", h.linkname);
   if (h.size > kMaxOctal11) records += pax_record("size", std::to_string(h.size));

@@ -130,7 +130,8 @@ int cmd_inspect() {
   if (!store) return fail(store.error());
   auto j = (*store)->inspect(flags().ref);
   if (!j) return fail(j.error());
-  std::cout << j->dump(2) << "\n";
+  // Stored text is not trusted to be UTF-8: replace rather than throw.
+  std::cout << j->dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 

@@ -11,6 +11,7 @@
 
 #include "cli/exec_runner.h"
 #include "moat/result.h"
+#include "proto/text.h"
 
 namespace moat::cli {
 
@@ -32,7 +33,8 @@ int print_inspected(const std::vector<std::string>& keys, Fetch fetch, ToJson to
     }
     arr.push_back(to_json(*found));
   }
-  if (!arr.empty()) std::printf("%s\n", arr.dump(2).c_str());
+  // Argv and paths are bytes: what is not UTF-8 is shown replaced.
+  if (!arr.empty()) std::printf("%s\n", proto::dump_lossy(arr, 2).c_str());
   return code;
 }
 

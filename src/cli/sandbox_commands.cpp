@@ -21,6 +21,8 @@
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
+#include "proto/exec_log.h"
+#include "proto/text.h"
 #include "store/upper_patch.h"
 
 namespace moat::cli {
@@ -227,6 +229,7 @@ Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::s
   for (const auto& l : labels) {
     auto eq = l.find('=');
     if (eq == 0 || l.empty()) return make_error("--label " + l + ": expected KEY=VALUE", EINVAL);
+    if (!proto::is_utf8(l)) return make_error("--label " + proto::lossy_utf8(l) + ": labels must be UTF-8 text", EINVAL);
     out[l.substr(0, eq)] = eq == std::string::npos ? std::string() : l.substr(eq + 1);
   }
   return out;
@@ -411,7 +414,7 @@ int cmd_ls(const Flags& f) {
   if (f.format == "json") {
     Json arr = Json::array();
     for (const auto& i : *list) arr.push_back(to_json(i));
-    std::printf("%s\n", arr.dump(2).c_str());
+    std::printf("%s\n", proto::dump_lossy(arr, 2).c_str());  // argv and paths are bytes
     return 0;
   }
   if (!f.format.empty() && f.format != "table") return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});
@@ -443,22 +446,21 @@ void drain(std::ifstream& in, std::streamoff& offset) {
   std::fflush(stdout);
 }
 
-// The exec history line by line, as people read it.
+// The exec history line by line, as people read it. Argv and messages are
+// printed as the bytes they were.
 std::string exec_line(const std::string& json_line) {
-  auto j = Json::parse(json_line, nullptr, false);
-  if (!j.is_object()) return json_line;
-  std::string out = time_text(j.value("time", std::int64_t{0})) + " [" + std::to_string(j.value("stream", 0)) + "] ";
-  std::string ev = j.value("event", "");
-  if (ev == "exec") {
+  auto e = proto::parse_exec_log_line(json_line);
+  if (!e) return json_line;
+  std::string out = time_text(e->time) + " [" + std::to_string(e->stream) + "] ";
+  if (e->event == "exec") {
     out += "exec";
-    if (j.contains("argv") && j["argv"].is_array())
-      for (const auto& a : j["argv"]) out += " " + (a.is_string() ? a.get<std::string>() : a.dump());
-  } else if (ev == "exit") {
-    int sig = j.value("signal", 0);
-    out += sig ? "killed by signal " + std::to_string(sig) : "exit " + std::to_string(j.value("code", 0));
-    if (j.value("timed_out", false)) out += " (timed out)";
+    for (const auto& a : e->argv) out += " " + a;
+    if (e->argv_truncated) out += " ...";
+  } else if (e->event == "exit") {
+    out += e->signal ? "killed by signal " + std::to_string(e->signal) : "exit " + std::to_string(e->code);
+    if (e->timed_out) out += " (timed out)";
   } else {
-    out += ev + ": " + j.value("message", "");
+    out += e->event + ": " + e->message;
   }
   return out;
 }

@@ -1,5 +1,7 @@
 #include "proto/exec.h"
 
+#include "proto/text.h"
+
 namespace moat::proto {
 namespace {
 
@@ -11,24 +13,32 @@ Result<std::vector<std::string>> get_string_list(const Json& p, const char* key,
   if (!it->is_array()) return make_error(std::string("field \"") + key + "\" must be an array");
   if (it->size() > max_items) return make_error(std::string("field \"") + key + "\" has too many items");
   for (const auto& item : *it) {
-    if (!item.is_string()) return make_error(std::string("field \"") + key + "\" must hold strings");
-    const auto& s = item.get_ref<const std::string&>();
+    auto bytes = string_bytes(item);
+    if (!bytes) return make_error(std::string("field \"") + key + "\" must hold strings");
+    const std::string& s = *bytes;
     if (s.size() > max_len) return make_error(std::string("an item of \"") + key + "\" is too long");
     if (s.find('\0') != std::string::npos)
       return make_error(std::string("an item of \"") + key + "\" contains a NUL byte");
-    out.push_back(s);
+    out.push_back(std::move(*bytes));
   }
   return out;
+}
+
+Json bytes_list(const std::vector<std::string>& list) {
+  Json a = Json::array();
+  for (const auto& s : list) a.push_back(bytes_value(s));
+  return a;
 }
 
 }  // namespace
 
 Json to_payload(const ExecRequest& r) {
   Json p = Json::object();
-  p["argv"] = r.argv;
-  p["env"] = r.env;
-  p["cwd"] = r.cwd;
-  p["user"] = r.user;
+  // Byte strings: POSIX argv, environment, paths and user names are bytes.
+  p["argv"] = bytes_list(r.argv);
+  p["env"] = bytes_list(r.env);
+  p["cwd"] = bytes_value(r.cwd);
+  p["user"] = bytes_value(r.user);
   p["tty"] = r.tty;
   p["rows"] = r.rows;
   p["cols"] = r.cols;

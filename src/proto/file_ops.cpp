@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proto/text.h"
+
 namespace moat::proto {
 namespace {
 
@@ -65,7 +67,7 @@ Json to_payload(const FileStat& s) {
   p["size"] = s.size;
   p["nlink"] = s.nlink;
   p["mtime_ns"] = s.mtime_ns;
-  if (s.type == FileType::kSymlink) p["target"] = s.target;
+  if (s.type == FileType::kSymlink) p["target"] = bytes_value(s.target);
   return p;
 }
 
@@ -95,7 +97,7 @@ Json to_payload(const std::vector<DirEntry>& entries) {
   Json list = Json::array();
   for (const auto& e : entries) {
     Json item = to_payload(e.stat);
-    item["name"] = e.name;
+    item["name"] = bytes_value(e.name);
     list.push_back(std::move(item));
   }
   Json p = Json::object();
@@ -122,9 +124,10 @@ Result<std::vector<DirEntry>> parse_entries(const Json& p) {
 
 Json to_payload(const FileRequest& r) {
   Json p = Json::object();
-  p["path"] = r.path;
-  if (r.op == msg::kRename) p["to"] = r.to;
-  if (!r.name.empty()) p["name"] = r.name;
+  // Byte strings: paths and names are bytes.
+  p["path"] = bytes_value(r.path);
+  if (r.op == msg::kRename) p["to"] = bytes_value(r.to);
+  if (!r.name.empty()) p["name"] = bytes_value(r.name);
   if (r.mode) p["mode"] = r.mode;
   if (r.uid) p["uid"] = *r.uid;
   if (r.gid) p["gid"] = *r.gid;

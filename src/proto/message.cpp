@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "proto/cbor_guard.h"
+#include "proto/text.h"
 
 namespace moat::proto {
 
@@ -64,7 +65,7 @@ Message make_error_message(std::uint32_t stream, std::string_view code, std::str
                            bool end_stream) {
   Json p = Json::object();
   p["code"] = std::string(code);
-  p["message"] = std::string(text);
+  p["message"] = text_value(text);  // may name a path, which is bytes
   return make_message(stream, msg::kError, std::move(p), end_stream ? kFlagEndStream : 0);
 }
 
@@ -112,11 +113,11 @@ Result<std::int64_t> get_int(const Json& p, const char* key, std::int64_t min, s
 
 Result<std::string> get_string(const Json& p, const char* key, std::size_t max_len) {
   auto it = p.find(key);
-  if (it == p.end() || !it->is_string())
+  if (it == p.end() || !(it->is_string() || it->is_binary()))
     return make_error(std::string("field \"") + key + "\" must be a string");
-  const auto& s = it->get_ref<const std::string&>();
-  if (s.size() > max_len) return make_error(std::string("field \"") + key + "\" is too long");
-  return s;
+  std::size_t size = it->is_string() ? it->get_ref<const std::string&>().size() : it->get_binary().size();
+  if (size > max_len) return make_error(std::string("field \"") + key + "\" is too long");
+  return *string_bytes(*it);
 }
 
 Result<bool> get_bool(const Json& p, const char* key) {
@@ -124,6 +125,14 @@ Result<bool> get_bool(const Json& p, const char* key) {
   if (it == p.end() || !it->is_boolean())
     return make_error(std::string("field \"") + key + "\" must be a boolean");
   return it->get<bool>();
+}
+
+ErrorInfo parse_error(const Json& p, std::string_view code_fallback, std::string_view message_fallback) {
+  ErrorInfo e{std::string(code_fallback), std::string(message_fallback)};
+  if (!p.is_object()) return e;
+  if (auto code = get_string(p, "code", kMaxErrorCode)) e.code = std::move(*code);
+  if (auto text = get_string(p, "message", kMaxErrorText)) e.message = std::move(*text);
+  return e;
 }
 
 }  // namespace moat::proto

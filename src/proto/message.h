@@ -73,8 +73,22 @@ Result<std::string> data_of(const Message& m);
 // Typed payload field access with validation, for untrusted payloads.
 Result<std::uint64_t> get_uint(const Json& p, const char* key, std::uint64_t max);
 Result<std::int64_t> get_int(const Json& p, const char* key, std::int64_t min, std::int64_t max);
+// A text or byte string (argv, paths and names are bytes; older peers send
+// text), as bytes.
 Result<std::string> get_string(const Json& p, const char* key, std::size_t max_len);
 Result<bool> get_bool(const Json& p, const char* key);
 bool has(const Json& p, const char* key);
+
+// The `code` and `message` of an `error` payload. The payload comes from a
+// peer that is not trusted: a missing, wrongly typed or oversized field gives
+// the fallback, never an exception.
+inline constexpr std::size_t kMaxErrorCode = 64;
+inline constexpr std::size_t kMaxErrorText = 4096;
+struct ErrorInfo {
+  std::string code;
+  std::string message;
+};
+ErrorInfo parse_error(const Json& p, std::string_view code_fallback = "error",
+                      std::string_view message_fallback = "unknown error");
 
 }  // namespace moat::proto

@@ -26,9 +26,10 @@ Result<AgentConnection> AgentConnection::connect(const std::string& socket_path)
   MOAT_ASSIGN_OR_RETURN(auto reply, c.receive(30000));
   if (!reply) return make_error("the sandbox did not answer the handshake");
   if (reply->type == proto::msg::kError)
-    return make_error("handshake refused: " + reply->payload.value("message", std::string("?")));
+    return make_error("handshake refused: " + proto::parse_error(reply->payload, "error", "?").message);
   if (reply->type != proto::msg::kHello) return make_error("unexpected handshake reply \"" + reply->type + "\"");
-  c.agent_version_ = reply->payload.value("agent", std::string());
+  auto agent = proto::get_string(reply->payload, "agent", 256);  // informational only
+  c.agent_version_ = agent ? *agent : "";
   return c;
 }
 

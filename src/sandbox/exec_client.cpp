@@ -118,7 +118,8 @@ class ExecStream {
     }
     if (t == proto::msg::kStarted) {
       started_ = true;
-      if (io_.on_started) io_.on_started(static_cast<int>(m.payload.value("pid", 0)));
+      auto pid = proto::get_int(m.payload, "pid", 0, INT32_MAX);  // informational only
+      if (io_.on_started) io_.on_started(pid ? static_cast<int>(*pid) : 0);
       return ok_status();
     }
     if (t == proto::msg::kWindow) {
@@ -132,9 +133,9 @@ class ExecStream {
       return ok_status();
     }
     if (t == proto::msg::kError) {
-      std::string text = m.payload.value("message", std::string("unknown error"));
-      std::string code = m.payload.value("code", std::string("error"));
-      if (m.flags & proto::kFlagEndStream) return make_error(text);
+      // The guest is not trusted: a wrongly typed field gives the fallback.
+      auto e = proto::parse_error(m.payload);
+      if (m.flags & proto::kFlagEndStream) return make_error(e.message);
       return ok_status();  // a non-fatal notice
     }
     return ok_status();

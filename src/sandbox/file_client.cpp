@@ -30,10 +30,7 @@ Result<proto::Message> next_on(AgentConnection& conn, std::uint32_t stream) {
 
 Error error_from_message(const proto::Message& m) {
   // The guest is not trusted: fields of the wrong type must not throw.
-  auto code_field = proto::get_string(m.payload, "code", 64);
-  auto text_field = proto::get_string(m.payload, "message", 4096);
-  std::string code = code_field ? *code_field : "EIO";
-  std::string text = text_field ? *text_field : "unknown error";
+  auto [code, text] = proto::parse_error(m.payload, "EIO");
   int err = proto::errno_from_name(code);
   if (!err) {
     // Codes of the relay itself (sandbox_stopped, too_many_streams, ...).

@@ -166,6 +166,10 @@ Result<TarTotals> write_host_tar(const std::string& host_path, const std::string
   if (!a) return make_error("libarchive: out of memory", ENOMEM);
   WriteCtx ctx{&sink, std::nullopt};
   archive_write_set_format_pax_restricted(a.get());
+  // Names are bytes: without this, libarchive converts them from the
+  // locale's charset to UTF-8 and refuses a name that is not valid there.
+  if (archive_write_set_format_option(a.get(), "pax", "hdrcharset", "BINARY") != ARCHIVE_OK)
+    return make_error(std::string("libarchive: ") + archive_error_string(a.get()), EIO);
   archive_write_set_bytes_per_block(a.get(), static_cast<int>(kChunk));
   archive_write_set_bytes_in_last_block(a.get(), 1);
   TarBuilder builder(a.get(), ctx, options);

@@ -16,6 +16,7 @@
 #include "sandbox/root_patches.h"
 #include "sandbox/shim_launcher.h"
 #include "sandbox/volumes.h"
+#include "proto/text.h"
 #include "shim/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
@@ -45,6 +46,9 @@ Status validate(const SandboxOptions& o) {
     if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
       return make_error("bad label \"" + k + "\": keys are non-empty, without '=', under 4 KiB with the value",
                         EINVAL);
+    // Labels are metadata people read and filter on, printed as JSON text.
+    if (!proto::is_utf8(k) || !proto::is_utf8(v))
+      return make_error("bad label \"" + proto::lossy_utf8(k) + "\": keys and values must be UTF-8 text", EINVAL);
   }
   return ok_status();
 }

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proto/text.h"
+
 namespace moat {
 
 std::string to_string(SandboxState s) {
@@ -38,36 +40,119 @@ CREATE TABLE IF NOT EXISTS sandboxes (
 
 constexpr const char* kColumns = "id, name, state, reason, created_at, started_at, finished_at, shim_pid, spec";
 
+// Argv, environment, paths and user names are bytes, and JSON text is UTF-8:
+// every such field is kept in the reversible form of proto/text.h, so a
+// record gives back exactly the bytes it was given.
+using proto::bytes_from_json;
+using proto::bytes_list_from_json;
+using proto::bytes_list_to_json;
+using proto::bytes_to_json;
+
 Json volumes_json(const SandboxInfo& i) {
   Json v = Json::array();
-  for (const auto& m : i.volumes) v.push_back({{"source", m.source}, {"guest_path", m.guest_path}, {"read_only", m.read_only}});
+  for (const auto& m : i.volumes)
+    v.push_back({{"source", bytes_to_json(m.source)}, {"guest_path", bytes_to_json(m.guest_path)}, {"read_only", m.read_only}});
   return v;
 }
 
 Json tmpfs_json(const SandboxInfo& i) {
   Json v = Json::array();
-  for (const auto& t : i.tmpfs) v.push_back({{"guest_path", t.guest_path}, {"size_bytes", t.size_bytes}});
+  for (const auto& t : i.tmpfs) v.push_back({{"guest_path", bytes_to_json(t.guest_path)}, {"size_bytes", t.size_bytes}});
+  return v;
+}
+
+Json labels_json(const SandboxInfo& i) {
+  Json v = Json::object();
+  for (const auto& [k, val] : i.labels) v[k] = bytes_to_json(val);
   return v;
 }
 
 std::string spec_json(const SandboxInfo& i) {
-  Json j = {{"image", i.image},
-            {"image_digest", i.image_digest},
-            {"labels", i.labels},
+  Json j = {{"image", bytes_to_json(i.image)},
+            {"image_digest", bytes_to_json(i.image_digest)},
+            {"labels", labels_json(i)},
             {"cpus", i.cpus},
             {"memory_mib", i.memory_mib},
             {"disk_size_mib", i.disk_size_mib},
             {"idle_timeout_s", i.idle_timeout_s},
             {"max_duration_s", i.max_duration_s},
             {"auto_remove", i.auto_remove},
-            {"command", i.command},
-            {"env", i.env},
-            {"workdir", i.workdir},
-            {"user", i.user},
-            {"dir", i.dir},
+            {"command", bytes_list_to_json(i.command)},
+            {"env", bytes_list_to_json(i.env)},
+            {"workdir", bytes_to_json(i.workdir)},
+            {"user", bytes_to_json(i.user)},
+            {"dir", bytes_to_json(i.dir)},
             {"volumes", volumes_json(i)},
             {"tmpfs", tmpfs_json(i)}};
-  return j.dump();
+  // Label keys are checked to be UTF-8 before a record is made; should one
+  // slip through, a lossy key beats an exception.
+  return proto::dump_lossy(j);
+}
+
+// A missing field is its default; one of the wrong type damages the spec.
+Status read_bytes(const Json& j, const char* key, std::string& out) {
+  auto it = j.find(key);
+  if (it == j.end()) return ok_status();
+  auto v = bytes_from_json(*it);
+  if (!v) return make_error(std::string("field \"") + key + "\" is not a string");
+  out = std::move(*v);
+  return ok_status();
+}
+
+Status read_bytes_list(const Json& j, const char* key, std::vector<std::string>& out) {
+  auto it = j.find(key);
+  if (it == j.end()) return ok_status();
+  auto v = bytes_list_from_json(*it);
+  if (!v) return make_error(std::string("field \"") + key + "\" is not a list of strings");
+  out = std::move(*v);
+  return ok_status();
+}
+
+Status read_labels(const Json& j, std::map<std::string, std::string>& out) {
+  auto it = j.find("labels");
+  if (it == j.end()) return ok_status();
+  if (!it->is_object()) return make_error("field \"labels\" is not a map");
+  for (const auto& [k, v] : it->items()) {
+    auto value = bytes_from_json(v);
+    if (!value) return make_error("label \"" + k + "\" is not a string");
+    out[k] = std::move(*value);
+  }
+  return ok_status();
+}
+
+Status read_mounts(const Json& j, SandboxInfo& i) {
+  for (const auto& v : j.value("volumes", Json::array())) {
+    VolumeMount m;
+    MOAT_TRY(read_bytes(v, "source", m.source));
+    MOAT_TRY(read_bytes(v, "guest_path", m.guest_path));
+    m.read_only = v.at("read_only").get<bool>();
+    i.volumes.push_back(std::move(m));
+  }
+  for (const auto& t : j.value("tmpfs", Json::array())) {
+    TmpfsMount m;
+    MOAT_TRY(read_bytes(t, "guest_path", m.guest_path));
+    m.size_bytes = t.at("size_bytes").get<std::uint64_t>();
+    i.tmpfs.push_back(std::move(m));
+  }
+  return ok_status();
+}
+
+Status read_spec_fields(const Json& j, SandboxInfo& i) {
+  MOAT_TRY(read_bytes(j, "image", i.image));
+  MOAT_TRY(read_bytes(j, "image_digest", i.image_digest));
+  MOAT_TRY(read_labels(j, i.labels));
+  i.cpus = j.value("cpus", 1);
+  i.memory_mib = j.value("memory_mib", 0);
+  i.disk_size_mib = j.value("disk_size_mib", std::uint64_t{0});
+  i.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
+  i.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
+  i.auto_remove = j.value("auto_remove", false);
+  MOAT_TRY(read_bytes_list(j, "command", i.command));
+  MOAT_TRY(read_bytes_list(j, "env", i.env));
+  MOAT_TRY(read_bytes(j, "workdir", i.workdir));
+  MOAT_TRY(read_bytes(j, "user", i.user));
+  MOAT_TRY(read_bytes(j, "dir", i.dir));
+  return read_mounts(j, i);
 }
 
 // The spec is our own JSON, but a damaged database must not crash a CLI.
@@ -75,25 +160,8 @@ Status read_spec(const std::string& text, SandboxInfo& i) {
   auto j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return make_error("sandbox " + i.id + ": damaged spec in the database");
   try {
-    i.image = j.value("image", "");
-    i.image_digest = j.value("image_digest", "");
-    i.labels = j.value("labels", std::map<std::string, std::string>{});
-    i.cpus = j.value("cpus", 1);
-    i.memory_mib = j.value("memory_mib", 0);
-    i.disk_size_mib = j.value("disk_size_mib", std::uint64_t{0});
-    i.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
-    i.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
-    i.auto_remove = j.value("auto_remove", false);
-    i.command = j.value("command", std::vector<std::string>{});
-    i.env = j.value("env", std::vector<std::string>{});
-    i.workdir = j.value("workdir", "");
-    i.user = j.value("user", "");
-    i.dir = j.value("dir", "");
-    for (const auto& v : j.value("volumes", Json::array()))
-      i.volumes.push_back({v.at("source").get<std::string>(), v.at("guest_path").get<std::string>(),
-                           v.at("read_only").get<bool>()});
-    for (const auto& t : j.value("tmpfs", Json::array()))
-      i.tmpfs.push_back({t.at("guest_path").get<std::string>(), t.at("size_bytes").get<std::uint64_t>()});
+    auto st = read_spec_fields(j, i);
+    if (!st) return make_error("sandbox " + i.id + ": damaged spec in the database: " + st.error().message);
   } catch (const Json::exception& e) {
     return make_error("sandbox " + i.id + ": damaged spec in the database: " + e.what());
   }

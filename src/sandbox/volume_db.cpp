@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proto/text.h"
+
 namespace moat::sandbox {
 namespace {
 
@@ -40,7 +42,7 @@ Result<std::unique_ptr<VolumeDb>> VolumeDb::open(const std::string& moat_home) {
 Status VolumeDb::insert(const VolumeRecord& r) {
   store::Stmt s(*db_, "INSERT INTO volumes (name, created_at, labels) VALUES (?1, ?2, ?3)");
   MOAT_TRY(s.prepared());
-  s.bind(1, r.name).bind(2, r.created_at).bind(3, Json(r.labels).dump());
+  s.bind(1, r.name).bind(2, r.created_at).bind(3, proto::dump_lossy(Json(r.labels)));
   auto st = s.run();
   if (!st && st.error().code == EEXIST) return make_error("volume \"" + r.name + "\" already exists", EEXIST);
   return st;

@@ -13,6 +13,7 @@
 #include "sandbox/lifecycle.h"
 #include "sandbox/object_name.h"
 #include "sandbox/volume_db.h"
+#include "proto/text.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
 #include "vm/qemu_command.h"
@@ -172,6 +173,11 @@ Result<VolumeInfo> create_volume(const std::string& name, const std::map<std::st
   std::string n = name.empty() ? store::random_id(12) : name;
   if (!sandbox::valid_object_name(n))
     return make_error("invalid volume name \"" + n + "\": use letters, digits, '_', '.', '-' (at most 64, starting with a letter or digit)", EINVAL);
+  for (const auto& [k, v] : labels) {
+    // Labels are metadata people read and filter on, kept as JSON text.
+    if (!proto::is_utf8(k) || !proto::is_utf8(v))
+      return make_error("bad label \"" + proto::lossy_utf8(k) + "\": keys and values must be UTF-8 text", EINVAL);
+  }
   MOAT_ASSIGN_OR_RETURN(auto c, sandbox::open_volumes());
   MOAT_ASSIGN_OR_RETURN(auto lock, sandbox::FileLock::acquire(sandbox::volumes_lock_path(c.m.home)));
   sandbox::VolumeRecord r{n, sandbox::unix_now(), labels};

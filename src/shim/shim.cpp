@@ -21,7 +21,9 @@
 #include <sstream>
 
 #include "proto/exec.h"
+#include "proto/exec_log.h"
 #include "proto/file_ops.h"
+#include "proto/text.h"
 #include "store/moat_home.h"
 
 namespace moat::shim {
@@ -82,27 +84,18 @@ void Shim::finish(bool clean, const std::string& reason) {
 }
 
 // The exec history (`moat logs`): one JSON line when a command starts and one
-// when it ends. Best effort: a full disk must not stop the relay.
+// when it ends (proto/exec_log.h). Best effort: a full disk must not stop the
+// relay, and no client or guest text can make writing it fail.
 void Shim::note_exec(std::uint32_t guest_stream, const proto::Message& exec) {
-  proto::Json line = {{"time", realtime_ns() / 1000000000ull}, {"stream", guest_stream}, {"event", "exec"}};
-  if (auto argv = exec.payload.find("argv"); argv != exec.payload.end() && argv->is_array()) line["argv"] = *argv;
-  std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << line.dump() << "\n";
+  std::ofstream(exec_log_path(cfg_.dir), std::ios::app)
+      << proto::exec_log_start(realtime_ns() / 1000000000ull, guest_stream, exec.payload) << "\n";
 }
 
 void Shim::note_stream_end(const proto::Frame& f) {
   auto m = proto::decode_message(f);
-  if (!m || (m->type != proto::msg::kExit && m->type != proto::msg::kError)) return;
-  proto::Json line = {{"time", realtime_ns() / 1000000000ull}, {"stream", f.stream}, {"event", m->type}};
-  if (m->type == proto::msg::kExit) {
-    if (auto st = proto::parse_exit_status(m->payload)) {
-      line["code"] = st->code;
-      line["signal"] = st->signal;
-      if (st->timed_out) line["timed_out"] = true;
-    }
-  } else {
-    line["message"] = m->payload.value("message", std::string());
-  }
-  std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << line.dump() << "\n";
+  if (!m) return;
+  if (auto line = proto::exec_log_end(realtime_ns() / 1000000000ull, f.stream, *m))
+    std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << *line << "\n";
 }
 
 std::string Shim::console_tail(std::size_t max_bytes) const {
@@ -338,7 +331,8 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     proto::Json p = proto::Json::object();
     p["version"] = proto::kProtocolVersion;
     p["sandbox"] = cfg_.sandbox_id;
-    p["agent"] = agent_hello_.value("agent", "");
+    auto agent = proto::get_string(agent_hello_, "agent", 256);  // the guest's word
+    p["agent"] = proto::text_value(agent ? *agent : "");
     send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kHello, p));
   } else if (m.type == proto::msg::kPing) {
     send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
@@ -390,7 +384,7 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
   if (f.stream == proto::kControlStream) {
     auto m = proto::decode_message(f);
     if (m && m->type == proto::msg::kError)
-      log("agent error: " + m->payload.value("message", std::string("?")));
+      log("agent error: " + proto::lossy_utf8(proto::parse_error(m->payload, "error", "?").message));
     return;
   }
   auto dest = router_.to_client(f.stream);

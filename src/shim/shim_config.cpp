@@ -5,12 +5,36 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "proto/text.h"
 
 namespace moat::shim {
 
 using Json = nlohmann::json;
+using proto::bytes_list_to_json;
+using proto::bytes_to_json;
+
+namespace {
+
+// Paths (the state directory, -v sources) and the hostname are bytes: they
+// are kept in the reversible form of proto/text.h, and read back from it.
+std::string bytes_at(const Json& j, const char* key) {
+  auto v = proto::bytes_from_json(j.at(key));
+  if (!v) throw std::runtime_error(std::string("field \"") + key + "\" is not a string");
+  return *v;
+}
+
+std::vector<std::string> bytes_list_at(const Json& j, const char* key, bool required) {
+  if (!required && !j.contains(key)) return {};
+  auto v = proto::bytes_list_from_json(j.at(key));
+  if (!v) throw std::runtime_error(std::string("field \"") + key + "\" is not a list of strings");
+  return *v;
+}
+
+}  // namespace
 
 std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
@@ -24,7 +48,7 @@ Status write_shim_exit(const ShimExit& e, const std::string& dir) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << Json{{"clean", e.clean}, {"reason", e.reason}}.dump() << "\n";
+    out << proto::dump_lossy(Json{{"clean", e.clean}, {"reason", e.reason}}) << "\n";
     out.flush();
     if (!out) return make_error("write " + tmp);
   }
@@ -48,15 +72,15 @@ Result<ShimExit> read_shim_exit(const std::string& dir) {
 
 Status write_shim_config(const ShimConfig& c, const std::string& path) {
   Json disks = Json::array();
-  for (const auto& d : c.vm.disks) disks.push_back({{"path", d.path}, {"read_only", d.read_only}});
+  for (const auto& d : c.vm.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
   Json volumes = Json::array();
   for (const auto& v : c.volumes)
-    volumes.push_back({{"tag", v.tag}, {"host_path", v.host_path}, {"read_only", v.read_only}});
+    volumes.push_back({{"tag", bytes_to_json(v.tag)}, {"host_path", bytes_to_json(v.host_path)}, {"read_only", v.read_only}});
   Json mounts = Json::array();
   for (const auto& m : c.vm.mounts) mounts.push_back(proto::encode_guest_mount(m));
   Json j = {
-      {"sandbox_id", c.sandbox_id},
-      {"dir", c.dir},
+      {"sandbox_id", bytes_to_json(c.sandbox_id)},
+      {"dir", bytes_to_json(c.dir)},
       {"boot_timeout_ms", c.boot_timeout_ms},
       {"stop_timeout_ms", c.stop_timeout_ms},
       {"stop_when_owner_leaves", c.stop_when_owner_leaves},
@@ -66,25 +90,25 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"max_duration_s", c.max_duration_s},
       {"volumes", volumes},
       {"vm",
-       {{"qemu", c.vm.qemu},
-        {"kernel", c.vm.kernel},
-        {"initrd", c.vm.initrd},
+       {{"qemu", bytes_to_json(c.vm.qemu)},
+        {"kernel", bytes_to_json(c.vm.kernel)},
+        {"initrd", bytes_to_json(c.vm.initrd)},
         {"accel", vm::accel_name(c.vm.accel)},
         {"cpus", c.vm.cpus},
         {"memory_mib", c.vm.memory_mib},
         {"tcg_tb_size_mib", c.vm.tcg_tb_size_mib},
         {"disks", disks},
-        {"root_mode", c.vm.root_mode},
-        {"lower_fs", c.vm.lower_fs},
-        {"hostname", c.vm.hostname},
-        {"extra_kernel_args", c.vm.extra_kernel_args},
+        {"root_mode", bytes_to_json(c.vm.root_mode)},
+        {"lower_fs", bytes_to_json(c.vm.lower_fs)},
+        {"hostname", bytes_to_json(c.vm.hostname)},
+        {"extra_kernel_args", bytes_list_to_json(c.vm.extra_kernel_args)},
         {"mounts", mounts},
-        {"extra_qemu_args", c.vm.extra_qemu_args}}},
+        {"extra_qemu_args", bytes_list_to_json(c.vm.extra_qemu_args)}}},
   };
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
+    out << proto::dump_lossy(j, 2) << "\n";  // cannot be lossy: every string is UTF-8 here
     if (!out) return make_error("write " + tmp);
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) return errno_error("rename " + tmp);
@@ -100,8 +124,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
   if (j.is_discarded() || !j.is_object()) return make_error(path + " is not valid JSON");
   try {
     ShimConfig c;
-    c.sandbox_id = j.at("sandbox_id").get<std::string>();
-    c.dir = j.at("dir").get<std::string>();
+    c.sandbox_id = bytes_at(j, "sandbox_id");
+    c.dir = bytes_at(j, "dir");
     c.boot_timeout_ms = j.at("boot_timeout_ms").get<int>();
     c.stop_timeout_ms = j.at("stop_timeout_ms").get<int>();
     c.stop_when_owner_leaves = j.at("stop_when_owner_leaves").get<bool>();
@@ -110,25 +134,25 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
     c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
     const Json& v = j.at("vm");
-    c.vm.qemu = v.at("qemu").get<std::string>();
-    c.vm.kernel = v.at("kernel").get<std::string>();
-    c.vm.initrd = v.at("initrd").get<std::string>();
+    c.vm.qemu = bytes_at(v, "qemu");
+    c.vm.kernel = bytes_at(v, "kernel");
+    c.vm.initrd = bytes_at(v, "initrd");
     c.vm.accel = v.at("accel").get<std::string>() == "kvm" ? vm::Accel::kKvm : vm::Accel::kTcg;
     c.vm.cpus = v.at("cpus").get<int>();
     c.vm.memory_mib = v.at("memory_mib").get<int>();
     c.vm.tcg_tb_size_mib = v.at("tcg_tb_size_mib").get<int>();
-    for (const auto& d : v.at("disks")) c.vm.disks.push_back({d.at("path").get<std::string>(), d.at("read_only").get<bool>()});
-    c.vm.root_mode = v.at("root_mode").get<std::string>();
-    c.vm.lower_fs = v.at("lower_fs").get<std::string>();
-    c.vm.hostname = v.at("hostname").get<std::string>();
-    c.vm.extra_kernel_args = v.at("extra_kernel_args").get<std::vector<std::string>>();
-    c.vm.extra_qemu_args = v.value("extra_qemu_args", std::vector<std::string>{});
+    for (const auto& d : v.at("disks")) c.vm.disks.push_back({bytes_at(d, "path"), d.at("read_only").get<bool>()});
+    c.vm.root_mode = bytes_at(v, "root_mode");
+    c.vm.lower_fs = bytes_at(v, "lower_fs");
+    c.vm.hostname = bytes_at(v, "hostname");
+    c.vm.extra_kernel_args = bytes_list_at(v, "extra_kernel_args", true);
+    c.vm.extra_qemu_args = bytes_list_at(v, "extra_qemu_args", false);
     for (const auto& text : v.value("mounts", Json::array())) {
       MOAT_ASSIGN_OR_RETURN(auto m, proto::decode_guest_mount(text.get<std::string>()));
       c.vm.mounts.push_back(std::move(m));
     }
     for (const auto& vol : j.value("volumes", Json::array()))
-      c.volumes.push_back({vol.at("tag").get<std::string>(), vol.at("host_path").get<std::string>(),
+      c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"),
                            vol.at("read_only").get<bool>()});
     return c;
   } catch (const std::exception& e) {

@@ -217,6 +217,30 @@ TEST(GuestTar, GuestReaderReadsTheHostWriter) {
   EXPECT_EQ(snapshot(out.path()), snapshot(src.path()));
 }
 
+// File names are bytes: Latin-1 names, short (ustar) and long (pax), cross
+// both writers and both readers unchanged.
+TEST(GuestTar, NamesThatAreNotUtf8CrossBothWays) {
+  TempDir src, from_guest, from_host;
+  std::string top = src.path() + "/top";
+  ASSERT_EQ(::mkdir(top.c_str(), 0755), 0);
+  for (const std::string& name : {std::string("caf\xe9"), std::string(120, 'l') + "\xe9"})
+    std::ofstream(top + "/" + name) << name.size();
+  ASSERT_EQ(::symlink((std::string(150, 't') + "\xe9").c_str(), (top + "/link\xe9").c_str()), 0);
+  std::string tar = guest_tar_of(top, "top");
+  auto st = extract_host(tar, from_guest.path(), "top");
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(snapshot(from_guest.path()), snapshot(src.path()));
+  std::string host_tar;
+  auto made = sandbox::write_host_tar(top, "top", sandbox::HostTarOptions{}, [&](std::string_view d) {
+    host_tar.append(d);
+    return ok_status();
+  });
+  ASSERT_TRUE(made) << made.error().message;
+  auto back = extract_guest(host_tar, from_host.path());
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(snapshot(from_host.path()), snapshot(src.path()));
+}
+
 TEST(GuestTar, PaxRecordsCarryHugeIdsAndNames) {
   TarHeader h;
   h.name = "top/" + std::string(200, 'n') + "/" + std::string(200, 'm');

@@ -111,6 +111,33 @@ TEST_F(SandboxDbTest, StatesTimesAndListOrder) {
   EXPECT_EQ(gone.error().code, ENOENT);
 }
 
+TEST_F(SandboxDbTest, BytesThatAreNotUtf8RoundTripExactly) {
+  // POSIX argv, environment and paths are bytes; JSON text is UTF-8.
+  const std::string cafe = "caf\xe9";
+  SandboxRecord r = record("aaaaaaaaaaaa", "bytes", 100);
+  r.info.command = {"echo", cafe, "caf\xc3\xa9"};
+  r.info.env = {"K=" + cafe};
+  r.info.workdir = "/" + cafe;
+  r.info.user = cafe;
+  r.info.volumes = {{"/tmp/" + cafe, "/d" + cafe, true}};
+  r.info.tmpfs = {{"/t" + cafe, 4096}};
+  ASSERT_TRUE(db_->insert(r).ok());
+  auto back = db_->find("bytes");
+  ASSERT_TRUE(back.ok() && back->has_value()) << (back.ok() ? "missing" : back.error().message);
+  const auto& i = (*back)->info;
+  EXPECT_EQ(i.command, r.info.command);
+  EXPECT_EQ(i.env, r.info.env);
+  EXPECT_EQ(i.workdir, r.info.workdir);
+  EXPECT_EQ(i.user, r.info.user);
+  ASSERT_EQ(i.volumes.size(), 1u);
+  EXPECT_EQ(i.volumes[0].source, "/tmp/" + cafe);
+  EXPECT_EQ(i.volumes[0].guest_path, "/d" + cafe);
+  EXPECT_TRUE(i.volumes[0].read_only);
+  ASSERT_EQ(i.tmpfs.size(), 1u);
+  EXPECT_EQ(i.tmpfs[0].guest_path, "/t" + cafe);
+  EXPECT_EQ(i.labels.at("team"), "red");
+}
+
 TEST_F(SandboxDbTest, StateNamesRoundTrip) {
   for (auto s : {SandboxState::kCreated, SandboxState::kRunning, SandboxState::kStopped, SandboxState::kCrashed}) {
     auto back = parse_state(to_string(s));

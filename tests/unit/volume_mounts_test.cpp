@@ -195,5 +195,32 @@ TEST(VolumeResolution, SharesBecomeShimVolumesAndGuestMounts) {
   EXPECT_NE(st.error().message.find("too long together for the guest kernel's command line"), std::string::npos);
 }
 
+TEST(ShimConfig, PathsAndHostnameThatAreNotUtf8RoundTrip) {
+  // -v $'/tmp/caf\xe9:/d', --hostname $'\xe9', a $MOAT_HOME with such bytes.
+  ScratchDir home;
+  const std::string cafe = "caf\xe9";
+  shim::ShimConfig cfg;
+  cfg.sandbox_id = "aaaaaaaaaaaa";
+  cfg.dir = home.path() + "/" + cafe;
+  cfg.vm.hostname = "\xe9";
+  cfg.vm.disks = {{"/disk/" + cafe, true}};
+  cfg.vm.extra_kernel_args = {"a=" + cafe};
+  cfg.vm.mounts = {GuestMount{GuestMount::Kind::kVirtiofs, "v0", "/d" + cafe, false, 0}};
+  cfg.volumes = {{"v0", "/tmp/" + cafe, false}};
+  std::string path = home.path() + "/config.json";
+  ASSERT_TRUE(shim::write_shim_config(cfg, path).ok());
+  auto back = shim::read_shim_config(path);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->dir, cfg.dir);
+  EXPECT_EQ(back->vm.hostname, "\xe9");
+  ASSERT_EQ(back->vm.disks.size(), 1u);
+  EXPECT_EQ(back->vm.disks[0].path, "/disk/" + cafe);
+  EXPECT_EQ(back->vm.extra_kernel_args, cfg.vm.extra_kernel_args);
+  ASSERT_EQ(back->vm.mounts.size(), 1u);
+  EXPECT_EQ(back->vm.mounts[0].path, "/d" + cafe);
+  ASSERT_EQ(back->volumes.size(), 1u);
+  EXPECT_EQ(back->volumes[0].host_path, "/tmp/" + cafe);
+}
+
 }  // namespace
 }  // namespace moat

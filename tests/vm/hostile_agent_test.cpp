@@ -1,0 +1,58 @@
+// A guest that sends wrongly typed fields (tests/vm/fake_agent.py, run in
+// place of QEMU): the shim, the CLI and the exec history take them as
+// errors or fallbacks, and the sandbox keeps serving.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+std::vector<std::string> fake_env() {
+  std::string qemu = test_home() + "/fake-agent-qemu";
+  std::ofstream(qemu) << "#!/bin/sh\nexec python3 " MOAT_VM_TEST_DIR "/fake_agent.py\n";
+  ::chmod(qemu.c_str(), 0755);
+  return {"MOAT_QEMU=" + qemu};
+}
+
+TEST(VmHostileAgent, WronglyTypedFieldsNeitherKillTheShimNorAbortTheCli) {
+  auto env = fake_env();
+  auto created = run_moat({"create", "--name", "hostile", "--rootfs-dir", busybox_rootfs()}, "", env);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  // The agent's hello has an integer "agent", then control errors with an
+  // integer and a non-UTF-8 message arrive: the shim logs them and serves.
+  auto started = run_moat({"start", "hostile"}, "", env);
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+
+  auto int_end = run_moat({"exec", "hostile", "--", "int-end"}, "", env);
+  EXPECT_EQ(int_end.exit_code, 125);
+  EXPECT_EQ(int_end.err, "moat: unknown error\n");
+  auto bytes_end = run_moat({"exec", "hostile", "--", "bytes-end"}, "", env);
+  EXPECT_EQ(bytes_end.exit_code, 125);
+  EXPECT_EQ(bytes_end.err, "moat: caf\xe9\n");
+  auto notice = run_moat({"exec", "hostile", "--", "int-notice"}, "", env);
+  EXPECT_EQ(notice.exit_code, 0) << notice.err;
+  EXPECT_EQ(notice.out, "ok\n");
+  auto echo = run_moat({"exec", "hostile", "--", "echo", "caf\xe9"}, "", env);
+  EXPECT_EQ(echo.exit_code, 0) << echo.err;
+  EXPECT_EQ(echo.out, "echo caf\xe9\n");
+
+  auto logs = run_moat({"logs", "hostile"});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_NE(logs.out.find("] exec int-end\n"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("] error: \n"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("] error: caf\xe9\n"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("] exit 0\n"), std::string::npos) << logs.out;
+
+  auto inspect = run_moat({"inspect", "hostile"});
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("\"state\": \"running\""), std::string::npos) << inspect.out;
+  EXPECT_EQ(run_moat({"rm", "-f", "hostile"}, "", env).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+}  // namespace
+}  // namespace moat::test
