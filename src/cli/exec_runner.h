@@ -6,13 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "cli/exit_codes.h"
 #include "moat/sandbox.h"
 
 namespace moat::cli {
-
-// Exit codes of the CLI itself, as Docker uses them.
-inline constexpr int kExitMoatError = 125;
-inline constexpr int kExitTimedOut = 124;
 
 struct ExecFlags {
   std::vector<std::string> env;

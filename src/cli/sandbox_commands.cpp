@@ -395,7 +395,7 @@ int for_each_id(const std::vector<std::string>& ids, Op op) {
   for (const auto& id : ids) {
     if (auto st = op(id); !st) {
       print_error(st.error().message);
-      code = 1;
+      code = kExitMoatError;
       continue;
     }
     std::printf("%s\n", id.c_str());

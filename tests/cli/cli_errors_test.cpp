@@ -1,0 +1,63 @@
+// The moat binary's own errors, without a VM: every one exits 125 with one
+// line on stderr and leaves nothing behind; --help exits 0.
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+void expect_error(const std::vector<std::string>& args, const std::string& message) {
+  std::string shown;
+  for (const auto& a : args) shown += " " + a.substr(0, 40);
+  auto o = run_moat(args);
+  EXPECT_EQ(o.exit_code, 125) << "moat" << shown;
+  EXPECT_EQ(o.out, "") << "moat" << shown;
+  EXPECT_EQ(o.err, "moat: " + message + "\n") << "moat" << shown;
+}
+
+// A run that would otherwise create a sandbox: the root is a directory that
+// does not exist, so nothing could boot even if the check were missed.
+std::vector<std::string> run_with(std::vector<std::string> flags) {
+  std::vector<std::string> a = {"run", "--rootfs-dir", "/nonexistent/root"};
+  a.insert(a.end(), flags.begin(), flags.end());
+  a.insert(a.end(), {"--", "true"});
+  return a;
+}
+
+TEST(CliErrors, HelpExitsZeroAndParseErrorsExit125) {
+  auto help = run_moat({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("moat: run untrusted code in microVMs"), std::string::npos);
+  EXPECT_EQ(run_moat({"stop", "--help"}).exit_code, 0);
+  expect_error({}, "A subcommand is required (see moat --help)");
+  expect_error({"frobnicate"}, "unknown command \"frobnicate\" (see moat --help)");
+  expect_error({"stop"}, "sandbox is required (see moat stop --help)");
+  expect_error({"ls", "--bogus"}, "The following argument was not expected: --bogus (see moat ls --help)");
+  expect_error({"run", "--bogus", "--", "true"}, "unknown option --bogus (see moat run --help)");
+  expect_error({"run", "--cpus", "many", "--", "true"}, "Could not convert: --cpus = many (see moat run --help)");
+}
+
+TEST(CliErrors, UnknownObjectsExit125) {
+  expect_error({"stop", "nope"}, "no such sandbox: nope");
+  expect_error({"start", "nope"}, "no such sandbox: nope");
+  expect_error({"rm", "nope"}, "no such sandbox: nope");
+  expect_error({"restart", "nope"}, "no such sandbox: nope");
+  auto inspect = run_moat({"inspect", "nope"});
+  EXPECT_EQ(inspect.exit_code, 125);
+  EXPECT_EQ(inspect.err, "moat: no such sandbox: nope\n");
+  expect_error({"exec", "nope", "--", "true"}, "no such sandbox: nope");
+  expect_error({"logs", "nope"}, "no such sandbox: nope");
+  expect_error({"volume", "inspect", "nope"}, "no such volume: nope");
+  expect_error({"volume", "rm", "nope"}, "no such volume: nope");
+  expect_error({"image", "inspect", "nope:1"}, "no such image: docker.io/library/nope:1");
+  expect_error({"image", "rm", "nope:1"}, "no such image: docker.io/library/nope:1");
+  expect_error({"cp", "nope:/a", "/tmp/x"}, "no such sandbox: nope");
+}
+
+}  // namespace
+}  // namespace moat::test
