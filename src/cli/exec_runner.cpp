@@ -47,7 +47,25 @@ Result<std::pair<std::string, Rlimit>> parse_ulimit(const std::string& spec) {
   return std::make_pair(name, Rlimit{*soft, *hard});
 }
 
+// A double as the user would write it: "31536000", "-1", "0.5", "1e+300", "nan".
+std::string number_text(double v) {
+  char buf[64];
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+  else
+    std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
 }  // namespace
+
+Result<std::uint64_t> seconds_flag_ms(const std::string& flag, double seconds, double min_s, double max_s) {
+  if (!(seconds >= min_s && seconds <= max_s))  // also false for NaN
+    return make_error(flag + " " + number_text(seconds) + ": expected a number of seconds from " + number_text(min_s) +
+                          " to " + number_text(max_s),
+                      EINVAL);
+  return static_cast<std::uint64_t>(std::ceil(seconds * 1000.0));
+}
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
 
@@ -70,12 +88,12 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   o.user = f.user;
   o.tty = f.tty;
   o.stdin_open = f.interactive;
-  if (f.timeout_s < 0 || !std::isfinite(f.timeout_s)) return make_error("--timeout must be a positive number of seconds");
-  o.timeout_ms = static_cast<std::uint64_t>(f.timeout_s * 1000.0);
+  MOAT_ASSIGN_OR_RETURN(o.timeout_ms, seconds_flag_ms("--timeout", f.timeout_s, 0, kMaxCommandTimeoutS));
   for (const auto& u : f.ulimits) {
     MOAT_ASSIGN_OR_RETURN(auto lim, parse_ulimit(u));
     o.rlimits[lim.first] = lim.second;
   }
+  MOAT_TRY(check_exec_options(o));
   if (f.tty) {
     auto [rows, cols] = window_size(::isatty(1) ? 1 : 0);
     o.rows = rows;

@@ -59,5 +59,42 @@ TEST(CliErrors, UnknownObjectsExit125) {
   expect_error({"cp", "nope:/a", "/tmp/x"}, "no such sandbox: nope");
 }
 
+TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
+  // Nine values of 120 KiB: each fits one argument of the host's execve and
+  // of the protocol, together they pass the 1 MiB of one exec request.
+  std::vector<std::string> flags;
+  for (int i = 0; i < 9; ++i) {
+    flags.push_back("-e");
+    flags.push_back("V" + std::to_string(i) + "=" + std::string(120 * 1024, 'x'));
+  }
+  const std::string limit =
+      "the command and its environment take 1106080 bytes encoded; one exec request may be at most 1 MiB (1048576 bytes)";
+  expect_error(run_with(flags), limit);
+  std::vector<std::string> exec = {"exec"};
+  exec.insert(exec.end(), flags.begin(), flags.end());
+  exec.insert(exec.end(), {"nope", "--", "true"});
+  expect_error(exec, limit);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(CliErrors, AbsurdDurationsAreRefused) {
+  expect_error(run_with({"--timeout", "1e300"}), "--timeout 1e+300: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--timeout", "-1"}), "--timeout -1: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--timeout", "nan"}), "--timeout nan: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--stop-timeout", "-1"}), "--stop-timeout -1: expected a number of seconds from 0 to 86400");
+  expect_error(run_with({"--stop-timeout", "inf"}), "--stop-timeout inf: expected a number of seconds from 0 to 86400");
+  expect_error(run_with({"--boot-timeout", "1e300"}), "--boot-timeout 1e+300: expected a number of seconds from 1 to 3600");
+  expect_error(run_with({"--idle-timeout", "-1"}),
+               "--idle-timeout -1: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error(run_with({"--max-duration", "nan"}),
+               "--max-duration nan: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error(run_with({"--max-duration", "1e300h"}),
+               "--max-duration 1e300h: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error({"stop", "--timeout", "-1", "nope"}, "--timeout -1: expected a number of seconds from 0 to 86400");
+  expect_error({"restart", "--timeout", "1e300", "nope"}, "--timeout 1e+300: expected a number of seconds from 0 to 86400");
+  expect_error({"exec", "--timeout", "-5", "nope", "--", "true"}, "--timeout -5: expected a number of seconds from 0 to 31536000");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 }  // namespace
 }  // namespace moat::test
