@@ -59,6 +59,25 @@ TEST(CliErrors, UnknownObjectsExit125) {
   expect_error({"cp", "nope:/a", "/tmp/x"}, "no such sandbox: nope");
 }
 
+TEST(CliErrors, BadHostNamesAreRefusedBeforeAnythingIsCreated) {
+  const std::string rule = " (RFC 1123: letters, digits and '-' in labels of 1 to 63 characters joined by '.')";
+  expect_error(run_with({"--hostname", "h moat.port=nope"}),
+               "--hostname: invalid host name \"h moat.port=nope\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "a b"}),
+               "--hostname: invalid host name \"a b\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "x init=/bin/sh"}),
+               "--hostname: invalid host name \"x init=/bin/sh\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "-a"}), "--hostname: invalid host name \"-a\": a label starts or ends with '-'" + rule);
+  expect_error(run_with({"--hostname", "a..b"}),
+               "--hostname: invalid host name \"a..b\": it has an empty label (\"..\", or a '.' at an end)" + rule);
+  expect_error(run_with({"--hostname", std::string(65, 'a')}),
+               "--hostname: invalid host name \"" + std::string(65, 'a') +
+                   "\": it is longer than 64 characters (the Linux limit)" + rule);
+  expect_error({"create", "--rootfs-dir", "/nonexistent/root", "--hostname", "a b"},
+               "--hostname: invalid host name \"a b\": labels may hold only letters, digits and '-'" + rule);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
   // Nine values of 120 KiB: each fits one argument of the host's execve and
   // of the protocol, together they pass the 1 MiB of one exec request.
