@@ -78,6 +78,14 @@ TEST(CliErrors, BadHostNamesAreRefusedBeforeAnythingIsCreated) {
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
+TEST(CliErrors, MountPathsMustBeAbsoluteWithoutDotDot) {
+  expect_error(run_with({"-v", "/tmp:/data/../etc"}), "-v /tmp:/data/../etc: the guest path \"/data/../etc\" must not contain \"..\"");
+  expect_error(run_with({"-v", "/tmp:data"}), "-v /tmp:data: the guest path \"data\" must be absolute");
+  expect_error(run_with({"--tmpfs", "/x/..:1m"}), "--tmpfs /x/..:1m: the guest path \"/x/..\" must not contain \"..\"");
+  expect_error(run_with({"--tmpfs", "scratch"}), "--tmpfs scratch: the guest path \"scratch\" must be absolute");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
   // Nine values of 120 KiB: each fits one argument of the host's execve and
   // of the protocol, together they pass the 1 MiB of one exec request.

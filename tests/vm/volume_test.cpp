@@ -231,7 +231,8 @@ TEST(VmVolumes, BadVolumeFlagsAreRefusedBeforeAnythingStarts) {
   check({"-v", host.path() + "/missing:/d"}, "volume source " + host.path() + "/missing: No such file or directory");
   check({"-v", host.path() + "/file:/d"}, "volume source " + host.path() + "/file is not a directory");
   check({"-v", host.path()}, "-v " + host.path() + ": expected SOURCE:GUEST_PATH[:ro|rw]");
-  check({"-v", host.path() + ":rel"}, "volume \"rel\": the guest path must be absolute");
+  check({"-v", host.path() + ":rel"}, "-v " + host.path() + ":rel: the guest path \"rel\" must be absolute");
+  check({"-v", host.path() + ":/d/../etc"}, "-v " + host.path() + ":/d/../etc: the guest path \"/d/../etc\" must not contain \"..\"");
   check({"-v", host.path() + ":/d:rx"}, "-v " + host.path() + ":/d:rx: the mode must be ro or rw, not \"rx\"");
   check({"-v", host.path() + ":/"}, "volume \"/\": cannot mount over the guest's /");
   check({"--tmpfs", "/t:0"}, "--tmpfs /t:0: the size must be above 0");
