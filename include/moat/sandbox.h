@@ -126,6 +126,11 @@ struct ExitStatus {
   int shell_code() const { return signal ? 128 + signal : code; }
 };
 
+// Checks options against the protocol's limits without a sandbox (argument
+// and variable counts and lengths; the whole request at most 1 MiB), so a
+// caller can refuse them before booting anything. exec() checks them too.
+Status check_exec_options(const ExecOptions& options);
+
 // Where an exec's streams go. Callbacks run on the thread calling exec().
 struct ExecIo {
   int stdin_fd = -1;  // read to EOF as the command's stdin (with stdin_open)

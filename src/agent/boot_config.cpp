@@ -1,17 +1,9 @@
 #include "agent/boot_config.h"
 
+#include "proto/boot_args.h"
+
 namespace moat::agent {
 namespace {
-
-bool valid_hostname(std::string_view h) {
-  if (h.empty() || h.size() > 63) return false;
-  for (char c : h) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '.';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 void apply_option(BootConfig& cfg, std::string_view key, std::string_view value) {
   if (key == "moat.root") {
@@ -21,7 +13,7 @@ void apply_option(BootConfig& cfg, std::string_view key, std::string_view value)
   } else if (key == "moat.lowerfs") {
     if (value == "erofs" || value == "ext4") cfg.lower_fs = std::string(value);
   } else if (key == "moat.hostname") {
-    if (valid_hostname(value)) cfg.hostname = std::string(value);
+    if (proto::valid_hostname(value)) cfg.hostname = std::string(value);
   } else if (key == "moat.mount") {
     auto m = proto::decode_guest_mount(value);
     if (!m) {
@@ -47,7 +39,12 @@ BootConfig parse_boot_config(std::string_view cmdline) {
     while (end < cmdline.size() && cmdline[end] != ' ' && cmdline[end] != '\n') ++end;
     std::string_view word = cmdline.substr(pos, end - pos);
     auto eq = word.find('=');
-    if (eq != std::string_view::npos) apply_option(cfg, word.substr(0, eq), word.substr(eq + 1));
+    // The host percent-encodes every moat.* value (proto/boot_args.h); one
+    // that does not decode is ignored like any other malformed value.
+    if (eq != std::string_view::npos) {
+      auto value = proto::decode_boot_value(word.substr(eq + 1));
+      if (value) apply_option(cfg, word.substr(0, eq), *value);
+    }
     pos = end;
   }
   return cfg;

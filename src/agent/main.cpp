@@ -54,6 +54,13 @@ int main() {
   if (auto st = moat::agent::mount_guest_filesystems(); !st) fail_boot(st.error().message);
   trace("guest filesystems mounted");
   if (!cfg.mount_error.empty()) fail_boot(cfg.mount_error);
+  // The agent's own files go into the root filesystem before any volume or
+  // tmpfs is mounted, so they can never land in one, whatever the mount
+  // paths or symlinks in the image (a volume at /etc, /etc a symlink into a
+  // mount point): at this moment no sandbox mount exists to land in. A mount
+  // over /etc then hides them, as mounting over any directory would. Refusing
+  // risky mount targets instead would have to foresee every path and link.
+  moat::agent::write_identity_files(cfg.hostname);
   if (auto st = moat::agent::mount_sandbox_filesystems(cfg.mounts); !st) fail_boot(st.error().message);
   pid_t setup_pid = -1;
   if (auto st = moat::agent::configure_identity(cfg.hostname); !st)

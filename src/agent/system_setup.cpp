@@ -230,7 +230,6 @@ void write_identity_files(const std::string& hostname) {
 
 Result<pid_t> configure_identity(const std::string& hostname) {
   if (::sethostname(hostname.data(), hostname.size()) != 0) return errno_error("sethostname");
-  write_identity_files(hostname);
   // Bringing up lo (IPv6 address configuration included) takes ~45 ms of
   // guest time under TCG, much of it waiting, so it runs beside the rest of
   // boot in a child that shares our memory but only uses its own stack.

@@ -23,6 +23,10 @@ Status enter_root_filesystem(const BootConfig& cfg);
 // current root, and creates the /dev/fd family of links.
 Status mount_guest_filesystems();
 
+// Writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the root
+// filesystem. Called before any volume or tmpfs is mounted (see main.cpp).
+void write_identity_files(const std::string& hostname);
+
 // Sets the hostname and starts bringing up the loopback interface in a
 // child process, whose pid is returned (-1 if it was done inline). Commands
 // must not start before that child has exited.

@@ -4,12 +4,14 @@
 #include <optional>
 #include <string>
 
+#include "cli/exit_codes.h"
 #include "moat/sandbox.h"
 
 namespace moat::cli {
 namespace {
 
-constexpr int kExitFailure = 1;
+// moat's own failures exit 125, as everywhere in the CLI (README).
+constexpr int kExitFailure = kExitMoatError;
 
 struct CpFlags {
   CLI::App* cp = nullptr;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <optional>
@@ -13,14 +14,54 @@
 namespace moat::cli {
 namespace {
 
-void write_all(int fd, std::string_view data) {
+// Writes all of `data`; false if the reader is gone (EPIPE). Other errors
+// drop the rest, as there is nowhere to report them.
+bool write_all(int fd, std::string_view data) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the reader is gone; the rest is dropped
+    if (n < 0 && errno == EPIPE) return false;
+    if (n <= 0) return true;
     data.remove_prefix(static_cast<std::size_t>(n));
   }
+  return true;
 }
+
+// The command's stdout and stderr, as a shell pipeline treats them: when the
+// reader of either goes away (`moat exec s -- yes | head -1`), the command
+// gets SIGPIPE in the guest, what it still writes is dropped, and the CLI
+// exits 141 (128 + SIGPIPE) as if SIGPIPE had ended it too. A command that
+// ignores SIGPIPE and keeps writing is killed once it writes again after
+// kPipeGrace, so it cannot spin forever on output nobody reads.
+class OutputSink {
+ public:
+  explicit OutputSink(SignalForwarder& signals) : signals_(signals) {}
+
+  void write(int fd, std::string_view data) {
+    if (broken_) return escalate();
+    if (write_all(fd, data)) return;
+    broken_ = true;
+    broken_at_ = Clock::now();
+    signals_.inject(SIGPIPE);
+  }
+
+  bool broken() const { return broken_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  static constexpr std::chrono::seconds kPipeGrace{1};
+
+  void escalate() {
+    if (killed_ || Clock::now() - broken_at_ < kPipeGrace) return;
+    killed_ = true;
+    signals_.inject(SIGKILL);
+  }
+
+  SignalForwarder& signals_;
+  bool broken_ = false;
+  bool killed_ = false;
+  Clock::time_point broken_at_;
+};
 
 // "nofile=1024" or "nofile=1024:2048"; "unlimited" is accepted for either.
 Result<std::pair<std::string, Rlimit>> parse_ulimit(const std::string& spec) {
@@ -47,7 +88,25 @@ Result<std::pair<std::string, Rlimit>> parse_ulimit(const std::string& spec) {
   return std::make_pair(name, Rlimit{*soft, *hard});
 }
 
+// A double as the user would write it: "31536000", "-1", "0.5", "1e+300", "nan".
+std::string number_text(double v) {
+  char buf[64];
+  if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15)
+    std::snprintf(buf, sizeof(buf), "%.0f", v);
+  else
+    std::snprintf(buf, sizeof(buf), "%g", v);
+  return buf;
+}
+
 }  // namespace
+
+Result<std::uint64_t> seconds_flag_ms(const std::string& flag, double seconds, double min_s, double max_s) {
+  if (!(seconds >= min_s && seconds <= max_s))  // also false for NaN
+    return make_error(flag + " " + number_text(seconds) + ": expected a number of seconds from " + number_text(min_s) +
+                          " to " + number_text(max_s),
+                      EINVAL);
+  return static_cast<std::uint64_t>(std::ceil(seconds * 1000.0));
+}
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
 
@@ -70,12 +129,12 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   o.user = f.user;
   o.tty = f.tty;
   o.stdin_open = f.interactive;
-  if (f.timeout_s < 0 || !std::isfinite(f.timeout_s)) return make_error("--timeout must be a positive number of seconds");
-  o.timeout_ms = static_cast<std::uint64_t>(f.timeout_s * 1000.0);
+  MOAT_ASSIGN_OR_RETURN(o.timeout_ms, seconds_flag_ms("--timeout", f.timeout_s, 0, kMaxCommandTimeoutS));
   for (const auto& u : f.ulimits) {
     MOAT_ASSIGN_OR_RETURN(auto lim, parse_ulimit(u));
     o.rlimits[lim.first] = lim.second;
   }
+  MOAT_TRY(check_exec_options(o));
   if (f.tty) {
     auto [rows, cols] = window_size(::isatty(1) ? 1 : 0);
     o.rows = rows;
@@ -95,10 +154,11 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
   std::optional<RawTerminal> raw;
   if (flags.tty && flags.interactive && ::isatty(0)) raw.emplace(0);
 
+  OutputSink output(signals);
   ExecIo io;
   io.stdin_fd = flags.interactive ? 0 : -1;
-  io.on_stdout = [](std::string_view s) { write_all(1, s); };
-  io.on_stderr = [](std::string_view s) { write_all(2, s); };
+  io.on_stdout = [&output](std::string_view s) { output.write(1, s); };
+  io.on_stderr = [&output](std::string_view s) { output.write(2, s); };
   io.event_fd = signals.fd();
   io.on_resize = [] { return window_size(::isatty(1) ? 1 : 0); };
   auto st = sandbox.exec(*opts, io);
@@ -107,6 +167,7 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
     print_error(st.error().message);
     return kExitMoatError;
   }
+  if (output.broken()) return 128 + SIGPIPE;
   if (st->timed_out) {
     print_error("command timed out after " + std::to_string(opts->timeout_ms / 1000.0).substr(0, 6) + " s and was killed");
     return kExitTimedOut;

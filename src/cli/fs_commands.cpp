@@ -12,6 +12,7 @@
 #include <cstring>
 #include <thread>
 
+#include "cli/exit_codes.h"
 #include "fs/erofs_backend.h"
 #include "fs/fuse_mount.h"
 #include "fs/fuse_server.h"
@@ -23,7 +24,8 @@
 namespace moat::cli {
 namespace {
 
-constexpr int kExitFailure = 1;
+// moat's own failures exit 125, as everywhere in the CLI (README).
+constexpr int kExitFailure = kExitMoatError;
 
 struct FsFlags {
   CLI::App* mount = nullptr;

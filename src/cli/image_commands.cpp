@@ -9,6 +9,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "cli/exit_codes.h"
 #include "image/image_archive_load.h"
 #include "image/image_archive_save.h"
 #include "image/image_fsck.h"
@@ -23,7 +24,8 @@
 namespace moat::cli {
 namespace {
 
-constexpr int kExitFailure = 1;
+// moat's own failures exit 125, as everywhere in the CLI (README).
+constexpr int kExitFailure = kExitMoatError;
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
 
@@ -376,7 +378,7 @@ int run_image_command() {
   if (f.registry && *f.registry) {
     if (*f.login) return cmd_login();
     if (*f.logout) return cmd_logout();
-    return 2;
+    return kExitMoatError;
   }
   if (!f.image || !*f.image) return -1;
   if (*f.pull) return cmd_pull();
@@ -388,7 +390,7 @@ int run_image_command() {
   if (*f.load) return cmd_load();
   if (*f.save) return cmd_save();
   if (*f.prune) return cmd_prune();
-  return 2;
+  return kExitMoatError;
 }
 
 }  // namespace moat::cli

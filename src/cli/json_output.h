@@ -19,7 +19,7 @@ namespace moat::cli {
 std::string time_text(std::int64_t unix_seconds);
 
 // Prints a JSON array of to_json(fetch(key)) for every key that works and an
-// error line for each that does not; returns 0, or 1 if any failed.
+// error line for each that does not; returns 0, or 125 (kExitMoatError) if any failed.
 template <class Fetch, class ToJson>
 int print_inspected(const std::vector<std::string>& keys, Fetch fetch, ToJson to_json) {
   nlohmann::json arr = nlohmann::json::array();
@@ -28,7 +28,7 @@ int print_inspected(const std::vector<std::string>& keys, Fetch fetch, ToJson to
     auto found = fetch(key);
     if (!found) {
       print_error(found.error().message);
-      code = 1;
+      code = kExitMoatError;
       continue;
     }
     arr.push_back(to_json(*found));

@@ -5,12 +5,36 @@
 
 #include "cli/cp_command.h"
 #include "cli/doctor.h"
+#include "cli/exec_runner.h"
 #include "cli/sandbox_commands.h"
 #include "cli/volume_commands.h"
 #ifdef MOAT_HAVE_IMAGE_COMMANDS
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
 #endif
+
+namespace {
+
+// A bad command line is one of moat's own errors (exit 125, as Docker), told
+// in one line in the same form as the others, with where to find help.
+int parse_failure(const CLI::App& app, const CLI::ParseError& e) {
+  std::string command = "moat";
+  const CLI::App* at = &app;
+  while (at) {
+    auto subs = at->get_subcommands();
+    at = subs.empty() ? nullptr : subs.front();
+    if (at) command += " " + at->get_name();
+  }
+  std::string what = e.what();
+  // CLI11 reports `moat frobnicate` as a missing subcommand; say what it was.
+  auto rest = app.remaining();
+  if (app.get_subcommands().empty() && !rest.empty() && !rest[0].empty() && rest[0][0] != '-')
+    what = "unknown command \"" + rest[0] + "\"";
+  moat::cli::print_error(what + " (see " + command + " --help)");
+  return moat::cli::kExitMoatError;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   // The words after `--` of run/create/exec are the command, never options.
@@ -32,8 +56,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    // --help and --version are "errors" with code 0: CLI11 prints them.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    return parse_failure(app, e);
   }
   if (int rc = moat::cli::run_sandbox_command(after_dashes); rc >= 0) return rc;
 #ifdef MOAT_HAVE_IMAGE_COMMANDS
@@ -43,5 +68,5 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();
-  return 2;
+  return moat::cli::kExitMoatError;
 }

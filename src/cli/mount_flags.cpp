@@ -7,15 +7,29 @@
 namespace moat::cli {
 namespace {
 
-std::vector<std::string> split_colons(const std::string& s) {
+std::vector<std::string> split_on(const std::string& s, char sep) {
   std::vector<std::string> parts;
   std::size_t start = 0;
   while (true) {
-    auto at = s.find(':', start);
+    auto at = s.find(sep, start);
     parts.push_back(s.substr(start, at == std::string::npos ? std::string::npos : at - start));
     if (at == std::string::npos) return parts;
     start = at + 1;
   }
+}
+
+// A mount point in the guest is an absolute path without ".." components:
+// "/data/../etc" would mount the volume over /etc, which nobody reading the
+// flag expects. The library checks the same (sandbox/volumes.cpp); here the
+// error names the flag as the user wrote it.
+Status check_guest_mount_path(const std::string& flag, const std::string& text, const std::string& path) {
+  if (path.empty() || path[0] != '/')
+    return make_error(flag + " " + text + ": the guest path \"" + path + "\" must be absolute", EINVAL);
+  for (const auto& name : split_on(path, '/')) {
+    if (name == "..")
+      return make_error(flag + " " + text + ": the guest path \"" + path + "\" must not contain \"..\"", EINVAL);
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -44,12 +58,13 @@ Result<std::uint64_t> parse_byte_size(std::string_view text) {
 }
 
 Result<VolumeMount> parse_volume_flag(const std::string& text) {
-  auto parts = split_colons(text);
+  auto parts = split_on(text, ':');
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
     return make_error("-v " + text + ": expected SOURCE:GUEST_PATH[:ro|rw]", EINVAL);
   VolumeMount m;
   m.source = parts[0];
   m.guest_path = parts[1];
+  MOAT_TRY(check_guest_mount_path("-v", text, m.guest_path));
   if (parts.size() == 3) {
     if (parts[2] == "ro") m.read_only = true;
     else if (parts[2] != "rw") return make_error("-v " + text + ": the mode must be ro or rw, not \"" + parts[2] + "\"", EINVAL);
@@ -62,6 +77,7 @@ Result<TmpfsMount> parse_tmpfs_flag(const std::string& text) {
   TmpfsMount t;
   t.guest_path = text.substr(0, colon);
   if (t.guest_path.empty()) return make_error("--tmpfs " + text + ": expected GUEST_PATH[:SIZE]", EINVAL);
+  MOAT_TRY(check_guest_mount_path("--tmpfs", text, t.guest_path));
   if (colon != std::string::npos) {
     std::string_view size = std::string_view(text).substr(colon + 1);
     if (size.rfind("size=", 0) == 0) size.remove_prefix(5);

@@ -263,8 +263,8 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.disk_size_mib = v.disk_size_mib;
   o.accel = v.accel;
   o.hostname = v.hostname;
-  if (!(v.boot_timeout_s >= 1 && v.boot_timeout_s <= 3600)) return make_error("--boot-timeout must be 1 to 3600 s", EINVAL);
-  o.boot_timeout_ms = static_cast<int>(v.boot_timeout_s * 1000);
+  MOAT_ASSIGN_OR_RETURN(auto boot_ms, seconds_flag_ms("--boot-timeout", v.boot_timeout_s, 1, 3600));
+  o.boot_timeout_ms = static_cast<int>(boot_ms);
   // The image is the first word before `--`, unless an option gave the root.
   std::size_t first_command = 0;
   if (v.rootfs_dir.empty() && v.rootfs_image.empty() && !words.before.empty()) {
@@ -341,12 +341,17 @@ Json to_json(const SandboxInfo& i) {
               {"tmpfs", tmpfs_json(i.tmpfs)}};
 }
 
-int cmd_run(Flags& f, const std::vector<std::string>& after) {
+int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms) {
   auto positional = positional_words(f.run, after);
   if (!positional) return fail(positional.error());
   const auto& words = *positional;
   auto o = sandbox_options(f, f.run, words);
   if (!o) return fail(o.error());
+  // The command's own flags (-e, --timeout, ...) are checked before a
+  // sandbox is created or booted, so a mistake there leaves nothing behind.
+  ExecFlags check = f.exec;
+  check.command = o->command.empty() ? std::vector<std::string>{"sh"} : o->command;
+  if (auto e = exec_options_from(check); !e) return fail(e.error());
   if (o->image.empty() && o->command.empty() && !f.sb.detach)
     return fail(Error{EINVAL, "no command given: moat run [OPTIONS] [IMAGE] [COMMAND...] (or the command after --)"});
   // Docker's default: an unnamed sandbox leaves nothing behind.
@@ -372,7 +377,7 @@ int cmd_run(Flags& f, const std::vector<std::string>& after) {
     return kExitMoatError;
   }
   int code = run_in_sandbox(*sb, ef);
-  if (auto st = sb->stop(static_cast<int>(f.stop_timeout_s * 1000)); !st) {
+  if (auto st = sb->stop(stop_timeout_ms); !st) {
     print_error(st.error().message);
     if (code == 0) code = kExitMoatError;
   }
@@ -398,7 +403,7 @@ int for_each_id(const std::vector<std::string>& ids, Op op) {
   for (const auto& id : ids) {
     if (auto st = op(id); !st) {
       print_error(st.error().message);
-      code = 1;
+      code = kExitMoatError;
       continue;
     }
     std::printf("%s\n", id.c_str());
@@ -495,11 +500,13 @@ int cmd_exec(Flags& f, const std::vector<std::string>& after) {
   if (!positional) return fail(positional.error());
   const auto& words = *positional;
   if (words.before.empty()) return fail(Error{EINVAL, "exec needs a sandbox (before --) and a command"});
-  auto sb = Sandbox::open(words.before[0]);
-  if (!sb) return fail(sb.error());
   ExecFlags ef = f.exec;
   ef.command.assign(words.before.begin() + 1, words.before.end());
   ef.command.insert(ef.command.end(), words.after.begin(), words.after.end());
+  // Bad flags are reported as such, whether or not the sandbox exists.
+  if (auto e = exec_options_from(ef); !e) return fail(e.error());
+  auto sb = Sandbox::open(words.before[0]);
+  if (!sb) return fail(sb.error());
   return run_in_sandbox(*sb, ef);
 }
 
@@ -566,10 +573,29 @@ void register_sandbox_commands(CLI::App& app) {
   f.exec_cmd->prefix_command();
 }
 
+namespace {
+
+// The longest a stop may wait for a clean power-off (then QEMU is killed).
+constexpr double kMaxStopTimeoutS = 86400;
+
+// --stop-timeout of run, --timeout of stop and restart, in milliseconds.
+Result<int> stop_timeout_ms(const Flags& f) {
+  const char* flag = *f.run ? "--stop-timeout" : "--timeout";
+  MOAT_ASSIGN_OR_RETURN(auto ms, seconds_flag_ms(flag, f.stop_timeout_s, 0, kMaxStopTimeoutS));
+  return static_cast<int>(ms);
+}
+
+}  // namespace
+
 int run_sandbox_command(const std::vector<std::string>& after) {
   Flags& f = flags();
-  int timeout_ms = static_cast<int>(f.stop_timeout_s * 1000);
-  if (*f.run) return cmd_run(f, after);
+  int timeout_ms = 0;
+  if (*f.run || *f.stop || *f.restart) {
+    auto ms = stop_timeout_ms(f);
+    if (!ms) return fail(ms.error());
+    timeout_ms = *ms;
+  }
+  if (*f.run) return cmd_run(f, after, timeout_ms);
   if (*f.create) return cmd_create(f, after);
   if (*f.exec_cmd) return cmd_exec(f, after);
   if (*f.start) return for_each_id(f.ids, [](const std::string& id) { return start_sandbox(id); });

@@ -52,6 +52,8 @@ SignalForwarder::SignalForwarder() {
   for (int sig : kForwarded) ::sigaction(sig, &sa, nullptr);
 }
 
+void SignalForwarder::inject(int sig) { on_signal(sig); }
+
 SignalForwarder::~SignalForwarder() {
   for (int sig : kForwarded) ::signal(sig, SIG_DFL);
   if (g_signal_pipe >= 0) ::close(g_signal_pipe);

@@ -35,6 +35,8 @@ class SignalForwarder {
   SignalForwarder(const SignalForwarder&) = delete;
   SignalForwarder& operator=(const SignalForwarder&) = delete;
   int fd() const { return read_fd_; }
+  // Queues signal `sig` for the command as if the CLI had received it.
+  void inject(int sig);
 
  private:
   int read_fd_ = -1;

@@ -35,7 +35,7 @@ VolumeFlags& flags() {
 
 int fail(const std::string& message) {
   print_error(message);
-  return 1;
+  return kExitMoatError;
 }
 
 Json to_json(const VolumeInfo& v) {
@@ -94,7 +94,7 @@ int rm() {
   for (const auto& name : flags().names) {
     if (auto st = remove_volume(name, flags().force); !st) {
       print_error(st.error().message);
-      code = 1;
+      code = kExitMoatError;
       continue;
     }
     std::printf("%s\n", name.c_str());
@@ -128,7 +128,7 @@ int run_volume_command() {
   if (*f.ls) return ls();
   if (*f.inspect) return inspect();
   if (*f.rm) return rm();
-  return 2;
+  return kExitMoatError;
 }
 
 }  // namespace moat::cli

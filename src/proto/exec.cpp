@@ -1,5 +1,8 @@
 #include "proto/exec.h"
 
+#include <algorithm>
+#include <cerrno>
+
 #include "proto/text.h"
 
 namespace moat::proto {
@@ -30,7 +33,41 @@ Json bytes_list(const std::vector<std::string>& list) {
   return a;
 }
 
+// "128 KiB", "1 MiB": the limits as people read them.
+std::string size_text(std::size_t bytes) {
+  if (bytes % (1 << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes >> 10) + " KiB";
+}
+
+Status check_list(const std::vector<std::string>& items, const char* what, std::size_t max_items) {
+  if (items.size() > max_items)
+    return make_error(std::to_string(items.size()) + " " + what + " given; at most " + std::to_string(max_items),
+                      E2BIG);
+  for (const auto& s : items) {
+    // Shown up to '=' at most: an environment value may be a secret.
+    std::string shown = s.substr(0, std::min<std::size_t>(s.find('='), 32));
+    if (s.size() > kMaxArgLength)
+      return make_error(std::string("one of the ") + what + " (\"" + shown + "...\") is " +
+                            std::to_string(s.size()) + " bytes; each may be at most " + size_text(kMaxArgLength),
+                        E2BIG);
+  }
+  return ok_status();
+}
+
 }  // namespace
+
+Status check_exec_request(const ExecRequest& r) {
+  MOAT_TRY(check_list(r.argv, "command arguments", kMaxArgs));
+  MOAT_TRY(check_list(r.env, "environment variables", kMaxEnv));
+  // The stream number does not change the size much: take the largest.
+  std::size_t body = encode_message(make_message(0xffffffffu, msg::kExec, to_payload(r))).size() - kHeaderSize;
+  if (body > kMaxBodySize)
+    return make_error("the command and its environment take " + std::to_string(body) +
+                          " bytes encoded; one exec request may be at most " + size_text(kMaxBodySize) + " (" +
+                          std::to_string(kMaxBodySize) + " bytes)",
+                      E2BIG);
+  return ok_status();
+}
 
 Json to_payload(const ExecRequest& r) {
   Json p = Json::object();

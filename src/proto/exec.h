@@ -45,6 +45,13 @@ struct ExecRequest {
 Json to_payload(const ExecRequest& r);
 Result<ExecRequest> parse_exec_request(const Json& p);
 
+// Checks, before sending, that a request is one the agent takes: at most
+// kMaxArgs arguments and kMaxEnv variables of kMaxArgLength each, and the
+// whole request within one frame (kMaxBodySize). A request over a limit
+// would otherwise end the connection ("Broken pipe") or be refused by the
+// agent without saying which limit. The error names the limit (E2BIG).
+Status check_exec_request(const ExecRequest& r);
+
 struct ExitStatus {
   int code = 0;       // exit code when the process exited normally
   int signal = 0;     // terminating signal, 0 if none

@@ -171,8 +171,15 @@ proto::ExecRequest to_request(const ExecOptions& o) {
 
 Result<ExitStatus> run_exec(AgentConnection& conn, const ExecOptions& options, ExecIo& io) {
   if (options.argv.empty()) return make_error("exec: no command given");
+  MOAT_TRY(proto::check_exec_request(to_request(options)));
   ExecStream s(conn, options, io);
   return s.run();
 }
 
 }  // namespace moat::sandbox
+
+namespace moat {
+
+Status check_exec_options(const ExecOptions& options) { return proto::check_exec_request(sandbox::to_request(options)); }
+
+}  // namespace moat

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <thread>
 
+#include "proto/boot_args.h"
 #include "sandbox/agent_connection.h"
 #include "sandbox/file_lock.h"
 #include "sandbox/object_name.h"
@@ -41,6 +42,9 @@ Status validate(const SandboxOptions& o) {
     return make_error("--idle-timeout and --max-duration must be at most a year", EINVAL);
   if (!o.image.empty() && (!o.rootfs_dir.empty() || !o.rootfs_image.empty()))
     return make_error("give an image or a root filesystem (--rootfs-dir, --rootfs-image), not both", EINVAL);
+  if (!o.hostname.empty()) {
+    if (auto st = proto::check_hostname(o.hostname); !st) return st.error().wrap("--hostname");
+  }
   if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
   for (const auto& [k, v] : o.labels) {
     if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "util/unique_fd.h"
+#include "vm/child_env.h"
 
 namespace moat::sandbox {
 namespace {
@@ -25,7 +26,9 @@ std::string read_file(const std::string& path) {
   return s;
 }
 
-[[noreturn]] void exec_shim(const std::string& shim, const std::string& dir, int ready_fd) {
+// `envp` is built before fork: allocating in the child of a threaded
+// process is not safe.
+[[noreturn]] void exec_shim(const std::string& shim, const std::string& dir, int ready_fd, char* const* envp) {
   ::setsid();
   // Fork again so the shim is not a session leader and not our child: it
   // outlives the caller and is reaped by init (or the subreaper).
@@ -39,7 +42,8 @@ std::string read_file(const std::string& path) {
   ::dup2(ready_fd, 3);
   ::syscall(SYS_close_range, 4u, ~0u, 0u);
   std::string fd = "3";
-  ::execl(shim.c_str(), shim.c_str(), dir.c_str(), "--ready-fd", fd.c_str(), static_cast<char*>(nullptr));
+  const char* argv[] = {shim.c_str(), dir.c_str(), "--ready-fd", fd.c_str(), nullptr};
+  ::execve(shim.c_str(), const_cast<char* const*>(argv), envp);
   ::_exit(127);
 }
 
@@ -49,9 +53,12 @@ Result<pid_t> launch_shim(const std::string& shim_path, const std::string& sandb
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
   UniqueFd rd(fds[0]), wr(fds[1]);
+  // The shim (and QEMU after it) gets an allow-listed environment only.
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp = vm::child_envp(environ, env_storage);
   pid_t child = ::fork();
   if (child < 0) return errno_error("fork");
-  if (child == 0) exec_shim(shim_path, sandbox_dir, wr.get());
+  if (child == 0) exec_shim(shim_path, sandbox_dir, wr.get(), envp.data());
   wr.reset();
   int status = 0;
   while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {

@@ -24,6 +24,13 @@ namespace {
 
 Result<std::string> clean_guest_path(const std::string& path, const char* what) {
   if (path.empty() || path[0] != '/') return make_error(std::string(what) + " \"" + path + "\": the guest path must be absolute", EINVAL);
+  // ".." is refused, not resolved: "/data/../etc" would mount over /etc.
+  for (std::size_t at = 0; (at = path.find("..", at)) != std::string::npos; at += 2) {
+    bool starts = path[at - 1] == '/';
+    bool ends = at + 2 == path.size() || path[at + 2] == '/';
+    if (starts && ends)
+      return make_error(std::string(what) + " \"" + path + "\": the guest path must not contain \"..\"", EINVAL);
+  }
   auto parts = store::split_guest_path(path);
   if (!parts) return parts.error().wrap(std::string(what) + " \"" + path + "\"");
   if (parts->empty()) return make_error(std::string(what) + " \"" + path + "\": cannot mount over the guest's /", EINVAL);

@@ -9,6 +9,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
+#include <vector>
+
+#include "vm/child_env.h"
 
 namespace moat::shim {
 
@@ -19,6 +23,10 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, int
   args.push_back(nullptr);
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!log) return errno_error("create " + log_path);
+  // The shim's environment is allow-listed already (sandbox/shim_launcher);
+  // QEMU gets the same list, so a shim started another way leaks nothing.
+  std::vector<std::string> env_storage;
+  std::vector<char*> envp = vm::child_envp(environ, env_storage);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) return errno_error("fork for QEMU");
@@ -38,7 +46,7 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, int
     } else {
       ::dup2(inherit_fd, target_fd);  // dup2 clears FD_CLOEXEC on the copy
     }
-    ::execvp(args[0], args.data());
+    ::execvpe(args[0], args.data(), envp.data());
     std::string msg = std::string("exec ") + args[0] + ": " + std::strerror(errno) + "\n";
     ssize_t w = ::write(2, msg.data(), msg.size());
     (void)w;

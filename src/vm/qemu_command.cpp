@@ -1,5 +1,7 @@
 #include "vm/qemu_command.h"
 
+#include "proto/boot_args.h"
+
 namespace moat::vm {
 namespace {
 
@@ -13,6 +15,15 @@ std::string qemu_escape(const std::string& value) {
   return out;
 }
 
+// Printable ASCII without spaces or quotes: the kernel reads it as one word.
+bool plain_kernel_word(const std::string& word) {
+  if (word.empty()) return false;
+  for (char c : word) {
+    if (c <= ' ' || c > '~' || c == '"' || c == '\'') return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string kernel_command_line(const VmSpec& spec) {
@@ -24,11 +35,17 @@ std::string kernel_command_line(const VmSpec& spec) {
   // IO-APIC timer (broadcast), which is fine for an emulated guest. On KVM
   // the per-CPU timer is cheap and better, so it stays.
   if (spec.accel == Accel::kTcg) cmd += " noapictimer";
-  cmd += " moat.root=" + spec.root_mode;
-  cmd += " moat.lowerfs=" + spec.lower_fs;
-  cmd += " moat.hostname=" + spec.hostname;
-  for (const auto& m : spec.mounts) cmd += " moat.mount=" + proto::encode_guest_mount(m);
-  for (const auto& a : spec.extra_kernel_args) cmd += " " + a;
+  // Every value is encoded so that none can add words (proto/boot_args.h).
+  cmd += " " + proto::boot_word("moat.root", spec.root_mode);
+  cmd += " " + proto::boot_word("moat.lowerfs", spec.lower_fs);
+  cmd += " " + proto::boot_word("moat.hostname", spec.hostname);
+  for (const auto& m : spec.mounts) cmd += " " + proto::boot_word("moat.mount", proto::encode_guest_mount(m));
+  // Extra words are whole words by design (edited into config.json for
+  // experiments, e.g. moat.debug=1): one that is not a single plain word
+  // is left out rather than allowed to split into several.
+  for (const auto& a : spec.extra_kernel_args) {
+    if (plain_kernel_word(a)) cmd += " " + a;
+  }
   return cmd;
 }
 

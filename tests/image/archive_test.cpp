@@ -229,11 +229,11 @@ TEST_F(ArchiveLoad, SaveRoundTripsAndIsDeterministicInBothFormats) {
 
 TEST_F(ArchiveLoad, SaveFailsClearlyForUnknownImagesAndFormats) {
   auto r = moat({"image", "save", "--format", "oci", "-o", home_.path() + "/x.tar", "example.com/none:1"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.err, "moat: save: no such image: example.com/none:1\n");
   EXPECT_NE(::access((home_.path() + "/x.tar").c_str(), F_OK), 0);
   auto f = moat({"image", "save", "--format", "tgz", "example.com/none:1"});
-  EXPECT_EQ(f.exit_code, 1);
+  EXPECT_EQ(f.exit_code, 125);
   EXPECT_EQ(f.err, "moat: unknown archive format 'tgz' (oci or docker)\n");
 }
 
@@ -254,7 +254,7 @@ TEST_F(ArchiveLoad, HostileArchivesFailClearlyAndLeaveNothing) {
     std::string tar = fixture({"hostile", h.kind, "@OUT", "@LAYOUT"}, std::string("h-") + h.kind + ".tar");
     std::string home = std::string("h-") + h.kind;
     auto r = moat({"image", "load", "-i", tar}, home);
-    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.exit_code, 125);
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(r.err.rfind("moat: load " + tar + ": ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(h.message), std::string::npos) << r.err;
@@ -271,7 +271,7 @@ TEST_F(ArchiveLoad, TruncatedArchiveFailsAndLeavesNothing) {
     o << data.substr(0, data.size() / 2);
   }
   auto r = moat({"image", "load", "-i", cut});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("runcated"), std::string::npos) << r.err;
   expect_empty_store();
 }

@@ -148,7 +148,7 @@ TEST_F(FaultPull, ResumesADroppedBlobWithRange) {
 
 TEST_F(FaultPull, RejectsACorruptBlobAndKeepsNothingOfIt) {
   auto r = pull("corrupt");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find("digest mismatch: expected sha256:"), std::string::npos) << r.err;
   for (const auto& b : blobs()) EXPECT_NE("sha256:" + b, big_layer());
   EXPECT_EQ(incoming(), std::vector<std::string>{});
@@ -159,7 +159,7 @@ TEST_F(FaultPull, RejectsACorruptBlobAndKeepsNothingOfIt) {
 
 TEST_F(FaultPull, DoesNotRetryClientErrors) {
   auto r = pull("forbidden");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_NE(r.err.find(": access denied (403) (DENIED: no blobs for you)"), std::string::npos) << r.err;
   // The config is the first blob asked for; one GET, no retries.
   EXPECT_EQ(requests_to("/forbidden/busybox/blobs/").size(), 1u);
@@ -168,7 +168,7 @@ TEST_F(FaultPull, DoesNotRetryClientErrors) {
 
 TEST_F(FaultPull, BearerTokenNeedsCredentials) {
   auto r = pull("bearer");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.err, "moat: pull " + ref("bearer") + ": tag '1': " + host() +
                        ": token server refused anonymous access (401)\n");
   EXPECT_EQ(blobs(), std::vector<std::string>{});
@@ -188,7 +188,7 @@ TEST_F(FaultPull, BearerTokenFlowWithDockerConfigCredentials) {
 
 TEST_F(FaultPull, BasicAuthWithoutCredentialsIsAClearError) {
   auto r = pull("basic");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.err, "moat: pull " + ref("basic") +
                        ": tag '1': unauthorized (401) (UNAUTHORIZED: credentials needed): the "
                        "registry requires credentials and none are configured for " +

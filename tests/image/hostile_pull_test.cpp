@@ -102,7 +102,7 @@ class HostilePull : public ::testing::Test {
   void expect_rejected(const std::string& tag, const std::string& error,
                        const std::vector<std::string>& env = {}) {
     auto r = moat({"image", "pull", "--insecure", ref(tag)}, env);
-    EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+    EXPECT_EQ(r.exit_code, 125) << r.out << r.err;
     EXPECT_EQ(r.out, "");
     EXPECT_EQ(r.err, "moat: pull " + ref(tag) + ": " + error + "\n");
     expect_nothing_visible();

@@ -113,7 +113,7 @@ std::string RegistryLogin::digest_;
 
 TEST_F(RegistryLogin, WrongPasswordIsRejectedAndNothingIsStored) {
   auto r = moat("registry login --insecure --username alice --password-stdin " + host(), "wrong");
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "moat: login to " + host() + " failed: the registry rejected the credentials (401)\n");
   EXPECT_NE(::access(auth_file().c_str(), F_OK), 0);
@@ -122,7 +122,7 @@ TEST_F(RegistryLogin, WrongPasswordIsRejectedAndNothingIsStored) {
 TEST_F(RegistryLogin, LoginStoresCredentialsThatPullUsesAndLogoutRemovesThem) {
   const std::string ref = host() + "/private/busybox:1";
   auto anon = moat("image pull -q --insecure " + ref);
-  EXPECT_EQ(anon.exit_code, 1);
+  EXPECT_EQ(anon.exit_code, 125);
   EXPECT_NE(anon.err.find("401"), std::string::npos) << anon.err;
 
   auto r = moat("registry login --insecure --username alice --password-stdin " + host(), "s3cret pass");
@@ -148,16 +148,16 @@ TEST_F(RegistryLogin, LoginStoresCredentialsThatPullUsesAndLogoutRemovesThem) {
   EXPECT_EQ(out.out, "Removed login credentials for " + host() + "\n");
   EXPECT_EQ(nlohmann::json::parse(slurp(auth_file())), nlohmann::json({{"auths", nlohmann::json::object()}}));
   auto again = moat("registry logout " + host());
-  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.exit_code, 125);
   EXPECT_EQ(again.err, "moat: not logged in to " + host() + "\n");
   ASSERT_EQ(moat("image rm " + ref).exit_code, 0);
-  EXPECT_EQ(moat("image pull -q --insecure " + ref).exit_code, 1);
+  EXPECT_EQ(moat("image pull -q --insecure " + ref).exit_code, 125);
 }
 
 TEST_F(RegistryLogin, StoredCredentialsComeBeforeDockerConfig) {
   std::ofstream(home_.path() + "/docker/config.json")
       << R"({"auths":{")" << host() << R"(":{"auth":")" << base64_encode("alice:wrong") << R"("}}})";
-  EXPECT_EQ(moat("image pull -q --insecure " + host() + "/private/busybox:1").exit_code, 1);
+  EXPECT_EQ(moat("image pull -q --insecure " + host() + "/private/busybox:1").exit_code, 125);
   ASSERT_EQ(moat("registry login --insecure -u alice --password-stdin http://" + host() + "/", "s3cret pass").exit_code,
             0);
   auto p = moat("image pull -q --insecure " + host() + "/private/busybox:1");
@@ -167,24 +167,24 @@ TEST_F(RegistryLogin, StoredCredentialsComeBeforeDockerConfig) {
 TEST_F(RegistryLogin, TokenFlowChecksTheCredentialsAtTheRealm) {
   const std::string fault = "127.0.0.1:" + std::to_string(fault_port_);
   auto bad = moat("registry login --insecure -u user --password-stdin " + fault, "nope");
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.err, "moat: login to " + fault + " failed: the registry rejected the credentials (401)\n");
   auto good = moat("registry login --insecure -u user --password-stdin " + fault, "pass");
   ASSERT_EQ(good.exit_code, 0) << good.err;
   // Without --insecure the realm would be refused; https is not served here.
   auto https = moat("registry login -u user --password-stdin " + fault, "pass");
-  EXPECT_EQ(https.exit_code, 1);
+  EXPECT_EQ(https.exit_code, 125);
 }
 
 TEST_F(RegistryLogin, BadArgumentsFailClearly) {
   auto no_user = moat("registry login --password-stdin " + host(), "x");
-  EXPECT_EQ(no_user.exit_code, 1);
+  EXPECT_EQ(no_user.exit_code, 125);
   EXPECT_EQ(no_user.err, "moat: login: --username is required with --password-stdin\n");
   auto no_tty = moat("registry login -u alice " + host(), "x");
-  EXPECT_EQ(no_tty.exit_code, 1);
+  EXPECT_EQ(no_tty.exit_code, 125);
   EXPECT_EQ(no_tty.err, "moat: login: stdin is not a terminal; use --password-stdin\n");
   auto bad = moat("registry login -u alice --password-stdin not_a_registry", "x");
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.err, "moat: 'not_a_registry' is not a registry host[:port]\n");
 }
 

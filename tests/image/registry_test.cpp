@@ -201,13 +201,13 @@ TEST_F(RegistryPull, LsInspectAndRm) {
   ls = moat({"image", "ls"});
   EXPECT_EQ(ls.out.find(ref("1")), std::string::npos) << ls.out;
   auto again = moat({"image", "rm", ref("1")});
-  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_EQ(again.exit_code, 125);
   EXPECT_EQ(again.err, "moat: no such image: " + ref("1") + "\n");
 }
 
 TEST_F(RegistryPull, UnknownTagFailsClearlyAndLeavesNothing) {
   auto r = moat({"image", "pull", "--insecure", ref("nope")});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "moat: pull " + ref("nope") +
                        ": tag 'nope': not found (404) (MANIFEST_UNKNOWN: manifest unknown)\n");
@@ -218,7 +218,7 @@ TEST_F(RegistryPull, UnknownTagFailsClearlyAndLeavesNothing) {
 
 TEST_F(RegistryPull, MalformedReferenceIsRejected) {
   auto r = moat({"image", "pull", "--insecure", registry_->host() + "/Test//busybox"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 125);
   EXPECT_EQ(r.err.rfind("moat: invalid image reference '" + registry_->host() + "/Test//busybox': ", 0), 0u)
       << r.err;
 }
@@ -242,12 +242,12 @@ TEST_F(RegistryPull, PicksThePlatformFromAnIndex) {
   EXPECT_EQ(fsck_erofs(j["erofs"].get<std::string>()), "");
 
   auto none = moat({"image", "pull", "--insecure", "--platform", "linux/s390x", ref("multi")});
-  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.exit_code, 125);
   EXPECT_NE(none.err.find("linux/s390x"), std::string::npos) << none.err;
 
   // A single-platform image does not pass for another platform either.
   auto other = moat({"image", "pull", "--insecure", "--platform", "linux/arm64", ref("1")});
-  EXPECT_EQ(other.exit_code, 1);
+  EXPECT_EQ(other.exit_code, 125);
   EXPECT_EQ(other.err, "moat: pull " + ref("1") + ": the image is for linux/amd64, not linux/arm64\n");
 }
 
@@ -332,24 +332,24 @@ TEST_F(RegistryPull, TagAddsARefToTheSameImageAndRmOfTheTagKeepsTheSource) {
 TEST_F(RegistryPull, TagRejectsUnknownSourceAndMalformedTarget) {
   ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
   auto unknown = moat({"image", "tag", ref("nope"), "x:1"});
-  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.exit_code, 125);
   EXPECT_EQ(unknown.out, "");
   EXPECT_EQ(unknown.err, "moat: tag " + ref("nope") + ": no such image: " + ref("nope") + "\n");
 
   const std::string missing = "sha256:" + std::string(64, 'a');
   auto unknown_digest = moat({"image", "tag", missing, "x:1"});
-  EXPECT_EQ(unknown_digest.exit_code, 1);
+  EXPECT_EQ(unknown_digest.exit_code, 125);
   EXPECT_EQ(unknown_digest.err, "moat: tag " + missing + ": no such image: " + missing + "\n");
 
   auto bad = moat({"image", "tag", ref("1"), "Bad//Name"});
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.out, "");
   EXPECT_EQ(bad.err.rfind("moat: tag " + ref("1") + ": tag target: invalid image reference 'Bad//Name': ", 0),
             0u)
       << bad.err;
 
   auto pinned = moat({"image", "tag", ref("1"), "x@" + digest_one_});
-  EXPECT_EQ(pinned.exit_code, 1);
+  EXPECT_EQ(pinned.exit_code, 125);
   EXPECT_EQ(pinned.err, "moat: tag " + ref("1") + ": tag target 'x@" + digest_one_ +
                             "' must be name[:tag], without a digest\n");
 
@@ -374,7 +374,7 @@ TEST_F(RegistryPull, FsckPassesAFreshPullAndNamesACorruptLayerBlob) {
   ASSERT_EQ(read_file(path).size(), bytes.size());
 
   auto bad = moat({"image", "fsck"});
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.out, "BAD " + ref("1") + ": blob " + layer + ": content hashes to " +
                          sha256_digest(bytes) + "\n");
   EXPECT_EQ(bad.err, "");
@@ -386,14 +386,14 @@ TEST_F(RegistryPull, FsckNamesATruncatedRoot) {
   ASSERT_EQ(::chmod(root.c_str(), 0644), 0);
   ASSERT_EQ(::truncate(root.c_str(), 4096), 0);
   auto bad = moat({"image", "fsck", ref("1")});
-  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.exit_code, 125);
   EXPECT_EQ(bad.out.rfind("BAD " + ref("1") + ": root " + root + ": fsck.erofs exited ", 0), 0u) << bad.out;
   EXPECT_EQ(std::count(bad.out.begin(), bad.out.end(), '\n'), 1) << bad.out;
   // The rebuild's temp file is gone either way.
   EXPECT_EQ(list_dir(home_.path() + "/home/images"), std::vector<std::string>{digest_one_.substr(7) + ".erofs"});
 
   auto unknown = moat({"image", "fsck", ref("nope")});
-  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_EQ(unknown.exit_code, 125);
   EXPECT_EQ(unknown.out, "BAD " + ref("nope") + ": no such image: " + ref("nope") + "\n");
 }
 

@@ -113,6 +113,19 @@ TEST(VolumeFlags, ParsesVolumeAndTmpfsFlags) {
   EXPECT_EQ(cli::parse_volume_flag("/a").error().message, "-v /a: expected SOURCE:GUEST_PATH[:ro|rw]");
   EXPECT_FALSE(cli::parse_volume_flag(":/b").ok());
   EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro:x").ok());
+  // ".." would move the mount elsewhere (/data/../etc is /etc); relative
+  // paths have no meaning in the guest.
+  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:/data/../etc").error().message,
+            "-v /tmp/d:/data/../etc: the guest path \"/data/../etc\" must not contain \"..\"");
+  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:/..").error().message,
+            "-v /tmp/d:/..: the guest path \"/..\" must not contain \"..\"");
+  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:data").error().message,
+            "-v /tmp/d:data: the guest path \"data\" must be absolute");
+  EXPECT_TRUE(cli::parse_volume_flag("/tmp/d:/a..b/..c").ok());
+  EXPECT_EQ(cli::parse_tmpfs_flag("/x/../etc:1m").error().message,
+            "--tmpfs /x/../etc:1m: the guest path \"/x/../etc\" must not contain \"..\"");
+  EXPECT_EQ(cli::parse_tmpfs_flag("scratch").error().message,
+            "--tmpfs scratch: the guest path \"scratch\" must be absolute");
   auto t = cli::parse_tmpfs_flag("/scratch:64m");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->size_bytes, 64u << 20);
@@ -158,6 +171,12 @@ TEST(VolumeResolution, CleansChecksAndCreatesNamedVolumes) {
   EXPECT_EQ(err({{host.path() + "/file", "/d", false}}), "volume source " + host.path() + "/file is not a directory");
   EXPECT_EQ(err({{"cache", "/", false}}), "volume \"/\": cannot mount over the guest's /");
   EXPECT_EQ(err({{"cache", "data", false}}), "volume \"data\": the guest path must be absolute");
+  EXPECT_EQ(err({{"cache", "/data/../etc", false}}), "volume \"/data/../etc\": the guest path must not contain \"..\"");
+  EXPECT_EQ(err({{"cache", "/data/..", false}}), "volume \"/data/..\": the guest path must not contain \"..\"");
+  EXPECT_EQ(err({{"cache", "/a..b/c..", false}}), "ok");
+  auto tmpfs = sandbox::resolve_tmpfs_mounts({{"/x/../etc", 0}});
+  ASSERT_FALSE(tmpfs.ok());
+  EXPECT_EQ(tmpfs.error().message, "--tmpfs \"/x/../etc\": the guest path must not contain \"..\"");
   EXPECT_EQ(err({{"cache", "/d", false}, {"other", "/d/", false}}), "two mounts at /d");
   EXPECT_EQ(err({{"cache", "/d", false}}, {{"/d", 0}}), "two mounts at /d");
   EXPECT_EQ(err({{"-bad", "/d", false}}).substr(0, 28), "invalid volume name \"-bad\": ");

@@ -145,13 +145,13 @@ TEST(VmFiles, CopyInAndOutIsByteExactForALargeFileAndATree) {
 
   // Bad input: a missing source, a directory onto a file, no sandbox path.
   auto missing = run_moat({"cp", id + ":/data/nope", dir + "/x"});
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 125);
   EXPECT_NE(missing.err.find("No such file"), std::string::npos) << missing.err;
   auto onto_file = run_moat({"cp", dir + "/src/tree", id + ":/data/tree/file.txt"});
-  EXPECT_EQ(onto_file.exit_code, 1);
+  EXPECT_EQ(onto_file.exit_code, 125);
   EXPECT_NE(onto_file.err.find("onto file"), std::string::npos) << onto_file.err;
   auto two_host = run_moat({"cp", dir + "/a", dir + "/b"});
-  EXPECT_EQ(two_host.exit_code, 1);
+  EXPECT_EQ(two_host.exit_code, 125);
 
   EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
 }
@@ -295,7 +295,7 @@ TEST(VmFiles, AFullUpperDiskIsENOSPCAndTheSandboxKeepsWorking) {
   }
   ASSERT_EQ(exec_in(id, {"mkdir", "/data"}).exit_code, 0);
   auto cp = run_moat({"cp", dir + "/zeros", id + ":/data/zeros"});
-  EXPECT_EQ(cp.exit_code, 1);
+  EXPECT_EQ(cp.exit_code, 125);
   EXPECT_NE(cp.err.find("No space left on device"), std::string::npos) << cp.err;
 
   // The sandbox still works: commands run, and after freeing space a copy succeeds.

@@ -131,13 +131,13 @@ TEST(VmSandboxManager, NamesLabelsListAndInspect) {
   EXPECT_GT(js[0]["shim_pid"].get<int>(), 1);
 
   auto started_twice = run_moat({"start", "web-1"});
-  EXPECT_EQ(started_twice.exit_code, 1);
+  EXPECT_EQ(started_twice.exit_code, 125);
   EXPECT_NE(started_twice.err.find("sandbox web-1 is already running"), std::string::npos) << started_twice.err;
   auto rm_running = run_moat({"rm", "web-1"});
-  EXPECT_EQ(rm_running.exit_code, 1);
+  EXPECT_EQ(rm_running.exit_code, 125);
   EXPECT_NE(rm_running.err.find("is running; stop it first, or remove it with -f"), std::string::npos);
   auto missing = run_moat({"stop", "nope"});
-  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_EQ(missing.exit_code, 125);
   EXPECT_NE(missing.err.find("no such sandbox: nope"), std::string::npos);
 
   EXPECT_EQ(run_moat({"rm", "-f", "web-1", other}).exit_code, 0);

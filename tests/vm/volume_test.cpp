@@ -166,7 +166,7 @@ TEST(VmVolumes, GuestSymlinksNeverReachHostFilesOutsideTheVolume) {
 TEST(VmVolumes, NamedVolumeIsSharedBetweenSandboxes) {
   EXPECT_EQ(run_moat({"volume", "create", "--label", "team=a", "shared"}).out, "shared\n");
   auto dup = run_moat({"volume", "create", "shared"});
-  EXPECT_EQ(dup.exit_code, 1);
+  EXPECT_EQ(dup.exit_code, 125);
   EXPECT_EQ(dup.err, "moat: volume \"shared\" already exists\n");
   std::string a = create_sandbox({"--name", "vol-a", "-v", "shared:/shared"});
   std::string b = create_sandbox({"--name", "vol-b", "-v", "shared:/mnt/s:ro"});
@@ -189,7 +189,7 @@ TEST(VmVolumes, NamedVolumeIsSharedBetweenSandboxes) {
   std::string data = ls[0]["path"];
   EXPECT_EQ(read_host(data + "/note"), "from-a\nagain\n");
   auto in_use = run_moat({"volume", "rm", "shared"});
-  EXPECT_EQ(in_use.exit_code, 1);
+  EXPECT_EQ(in_use.exit_code, 125);
   EXPECT_EQ(in_use.err, "moat: volume shared is in use by vol-a, vol-b; remove those sandboxes first, or use -f\n");
   EXPECT_EQ(run_moat({"rm", "-f", a, b}).exit_code, 0);
   EXPECT_EQ(run_moat({"volume", "ls", "-q"}).out, "shared\n");
@@ -198,7 +198,7 @@ TEST(VmVolumes, NamedVolumeIsSharedBetweenSandboxes) {
   struct stat st {};
   EXPECT_NE(::stat(data.c_str(), &st), 0);
   auto gone = run_moat({"volume", "inspect", "shared"});
-  EXPECT_EQ(gone.exit_code, 1);
+  EXPECT_EQ(gone.exit_code, 125);
   EXPECT_NE(gone.err.find("no such volume: shared"), std::string::npos);
 }
 
@@ -231,7 +231,8 @@ TEST(VmVolumes, BadVolumeFlagsAreRefusedBeforeAnythingStarts) {
   check({"-v", host.path() + "/missing:/d"}, "volume source " + host.path() + "/missing: No such file or directory");
   check({"-v", host.path() + "/file:/d"}, "volume source " + host.path() + "/file is not a directory");
   check({"-v", host.path()}, "-v " + host.path() + ": expected SOURCE:GUEST_PATH[:ro|rw]");
-  check({"-v", host.path() + ":rel"}, "volume \"rel\": the guest path must be absolute");
+  check({"-v", host.path() + ":rel"}, "-v " + host.path() + ":rel: the guest path \"rel\" must be absolute");
+  check({"-v", host.path() + ":/d/../etc"}, "-v " + host.path() + ":/d/../etc: the guest path \"/d/../etc\" must not contain \"..\"");
   check({"-v", host.path() + ":/d:rx"}, "-v " + host.path() + ":/d:rx: the mode must be ro or rw, not \"rx\"");
   check({"-v", host.path() + ":/"}, "volume \"/\": cannot mount over the guest's /");
   check({"--tmpfs", "/t:0"}, "--tmpfs /t:0: the size must be above 0");

@@ -1,0 +1,127 @@
+// The moat binary's own errors, without a VM: every one exits 125 with one
+// line on stderr and leaves nothing behind; --help exits 0.
+#include <dirent.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+void expect_error(const std::vector<std::string>& args, const std::string& message) {
+  std::string shown;
+  for (const auto& a : args) shown += " " + a.substr(0, 40);
+  auto o = run_moat(args);
+  EXPECT_EQ(o.exit_code, 125) << "moat" << shown;
+  EXPECT_EQ(o.out, "") << "moat" << shown;
+  EXPECT_EQ(o.err, "moat: " + message + "\n") << "moat" << shown;
+}
+
+// A run that would otherwise create a sandbox: the root is a directory that
+// does not exist, so nothing could boot even if the check were missed.
+std::vector<std::string> run_with(std::vector<std::string> flags) {
+  std::vector<std::string> a = {"run", "--rootfs-dir", "/nonexistent/root"};
+  a.insert(a.end(), flags.begin(), flags.end());
+  a.insert(a.end(), {"--", "true"});
+  return a;
+}
+
+TEST(CliErrors, HelpExitsZeroAndParseErrorsExit125) {
+  auto help = run_moat({"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_NE(help.out.find("moat: run untrusted code in microVMs"), std::string::npos);
+  EXPECT_EQ(run_moat({"stop", "--help"}).exit_code, 0);
+  expect_error({}, "A subcommand is required (see moat --help)");
+  expect_error({"frobnicate"}, "unknown command \"frobnicate\" (see moat --help)");
+  expect_error({"stop"}, "sandbox is required (see moat stop --help)");
+  expect_error({"ls", "--bogus"}, "The following argument was not expected: --bogus (see moat ls --help)");
+  expect_error({"run", "--bogus", "--", "true"}, "unknown option --bogus (see moat run --help)");
+  expect_error({"run", "--cpus", "many", "--", "true"}, "Could not convert: --cpus = many (see moat run --help)");
+}
+
+TEST(CliErrors, UnknownObjectsExit125) {
+  expect_error({"stop", "nope"}, "no such sandbox: nope");
+  expect_error({"start", "nope"}, "no such sandbox: nope");
+  expect_error({"rm", "nope"}, "no such sandbox: nope");
+  expect_error({"restart", "nope"}, "no such sandbox: nope");
+  auto inspect = run_moat({"inspect", "nope"});
+  EXPECT_EQ(inspect.exit_code, 125);
+  EXPECT_EQ(inspect.err, "moat: no such sandbox: nope\n");
+  expect_error({"exec", "nope", "--", "true"}, "no such sandbox: nope");
+  expect_error({"logs", "nope"}, "no such sandbox: nope");
+  expect_error({"volume", "inspect", "nope"}, "no such volume: nope");
+  expect_error({"volume", "rm", "nope"}, "no such volume: nope");
+  expect_error({"image", "inspect", "nope:1"}, "no such image: docker.io/library/nope:1");
+  expect_error({"image", "rm", "nope:1"}, "no such image: docker.io/library/nope:1");
+  expect_error({"cp", "nope:/a", "/tmp/x"}, "no such sandbox: nope");
+}
+
+TEST(CliErrors, BadHostNamesAreRefusedBeforeAnythingIsCreated) {
+  const std::string rule = " (RFC 1123: letters, digits and '-' in labels of 1 to 63 characters joined by '.')";
+  expect_error(run_with({"--hostname", "h moat.port=nope"}),
+               "--hostname: invalid host name \"h moat.port=nope\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "a b"}),
+               "--hostname: invalid host name \"a b\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "x init=/bin/sh"}),
+               "--hostname: invalid host name \"x init=/bin/sh\": labels may hold only letters, digits and '-'" + rule);
+  expect_error(run_with({"--hostname", "-a"}), "--hostname: invalid host name \"-a\": a label starts or ends with '-'" + rule);
+  expect_error(run_with({"--hostname", "a..b"}),
+               "--hostname: invalid host name \"a..b\": it has an empty label (\"..\", or a '.' at an end)" + rule);
+  expect_error(run_with({"--hostname", std::string(65, 'a')}),
+               "--hostname: invalid host name \"" + std::string(65, 'a') +
+                   "\": it is longer than 64 characters (the Linux limit)" + rule);
+  expect_error({"create", "--rootfs-dir", "/nonexistent/root", "--hostname", "a b"},
+               "--hostname: invalid host name \"a b\": labels may hold only letters, digits and '-'" + rule);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(CliErrors, MountPathsMustBeAbsoluteWithoutDotDot) {
+  expect_error(run_with({"-v", "/tmp:/data/../etc"}), "-v /tmp:/data/../etc: the guest path \"/data/../etc\" must not contain \"..\"");
+  expect_error(run_with({"-v", "/tmp:data"}), "-v /tmp:data: the guest path \"data\" must be absolute");
+  expect_error(run_with({"--tmpfs", "/x/..:1m"}), "--tmpfs /x/..:1m: the guest path \"/x/..\" must not contain \"..\"");
+  expect_error(run_with({"--tmpfs", "scratch"}), "--tmpfs scratch: the guest path \"scratch\" must be absolute");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
+  // Nine values of 120 KiB: each fits one argument of the host's execve and
+  // of the protocol, together they pass the 1 MiB of one exec request.
+  std::vector<std::string> flags;
+  for (int i = 0; i < 9; ++i) {
+    flags.push_back("-e");
+    flags.push_back("V" + std::to_string(i) + "=" + std::string(120 * 1024, 'x'));
+  }
+  const std::string limit =
+      "the command and its environment take 1106080 bytes encoded; one exec request may be at most 1 MiB (1048576 bytes)";
+  expect_error(run_with(flags), limit);
+  std::vector<std::string> exec = {"exec"};
+  exec.insert(exec.end(), flags.begin(), flags.end());
+  exec.insert(exec.end(), {"nope", "--", "true"});
+  expect_error(exec, limit);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(CliErrors, AbsurdDurationsAreRefused) {
+  expect_error(run_with({"--timeout", "1e300"}), "--timeout 1e+300: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--timeout", "-1"}), "--timeout -1: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--timeout", "nan"}), "--timeout nan: expected a number of seconds from 0 to 31536000");
+  expect_error(run_with({"--stop-timeout", "-1"}), "--stop-timeout -1: expected a number of seconds from 0 to 86400");
+  expect_error(run_with({"--stop-timeout", "inf"}), "--stop-timeout inf: expected a number of seconds from 0 to 86400");
+  expect_error(run_with({"--boot-timeout", "1e300"}), "--boot-timeout 1e+300: expected a number of seconds from 1 to 3600");
+  expect_error(run_with({"--idle-timeout", "-1"}),
+               "--idle-timeout -1: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error(run_with({"--max-duration", "nan"}),
+               "--max-duration nan: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error(run_with({"--max-duration", "1e300h"}),
+               "--max-duration 1e300h: expected a duration such as 90, 30s, 5m or 2h (at most a year)");
+  expect_error({"stop", "--timeout", "-1", "nope"}, "--timeout -1: expected a number of seconds from 0 to 86400");
+  expect_error({"restart", "--timeout", "1e300", "nope"}, "--timeout 1e+300: expected a number of seconds from 0 to 86400");
+  expect_error({"exec", "--timeout", "-5", "nope", "--", "true"}, "--timeout -5: expected a number of seconds from 0 to 31536000");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+}  // namespace
+}  // namespace moat::test
