@@ -365,6 +365,39 @@ def cpp_statement(text, start):
     return text[start:]
 
 
+def cpp_first_argument(stmt):
+    """`stmt` up to its first comma outside parentheses and string literals
+    (popen's mode is not shell)."""
+    depth, i = 0, 0
+    while i < len(stmt):
+        c = stmt[i]
+        if c == '"':
+            m = CPP_STRING.match(stmt, i)
+            i = m.end() if m else i + 1
+            continue
+        if c in "({[":
+            depth += 1
+        elif c in ")}]":
+            depth -= 1
+        elif c == "," and depth <= 0:
+            return stmt[:i]
+        i += 1
+    return stmt
+
+
+def cpp_shell_text(expr):
+    """The shell text a C++ string expression builds: its literals in order,
+    adjacent ones joined, and "$EXPR" for each computed part between them
+    (a path or a quoted value: never a command of the system)."""
+    out, end = [], None
+    for m in CPP_STRING.finditer(expr):
+        if end is not None and expr[end:m.start()].strip():
+            out.append("$EXPR")
+        out.append(cpp_unescape(m.group(1)))
+        end = m.end()
+    return "".join(out)
+
+
 def cpp_commands(text, shell_text=True):
     found = []
     for m in CPP_ARGV_CALL.finditer(text):
@@ -372,12 +405,9 @@ def cpp_commands(text, shell_text=True):
     if not shell_text:
         return found
     for m in CPP_SHELL_CALL.finditer(text):
-        stmt = cpp_statement(text, m.end())
-        literals = [cpp_unescape(s) for s in CPP_STRING.findall(stmt)]
-        if not literals:
+        shell = cpp_shell_text(cpp_first_argument(cpp_statement(text, m.end())))
+        if not shell:
             continue
-        # Expressions between literals stand for one word each.
-        shell = " $EXPR ".join(literals)
         line = text.count("\n", 0, m.start()) + 1
         found += [(w, line) for w, _ in shell_commands(shell)]
     return found
