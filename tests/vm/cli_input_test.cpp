@@ -44,18 +44,6 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-std::vector<std::string> entries(const std::string& dir) {
-  std::vector<std::string> out;
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return out;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") out.push_back(n);
-  }
-  ::closedir(d);
-  return out;
-}
-
 // Guest processes named `name`, counted from /proc.
 std::string guest_count(const std::string& id, const std::string& name) {
   return run_moat({"exec", id, "--", "sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null | grep -cx " + name}).out;
@@ -112,7 +100,7 @@ TEST(VmCliInput, HostnameReachesTheGuestAndAgentFilesStayOutOfVolumes) {
                      "sh", "-c", "hostname; ls -A /etc; tr ' ' '\\n' < /proc/cmdline | grep -c '^moat.hostname=box-1.example$'"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "box-1.example\n1\n");
-  EXPECT_TRUE(entries(etc).empty());
+  EXPECT_TRUE(dir_entries(etc).empty());
   std::system(("rm -rf '" + etc + "'").c_str());
 }
 

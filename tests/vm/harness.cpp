@@ -225,9 +225,11 @@ std::vector<pid_t> processes_mentioning(const std::string& needle) {
   return found;
 }
 
-std::vector<std::string> leftover_sandboxes() {
+std::vector<std::string> leftover_sandboxes() { return dir_entries(test_home() + "/sandboxes"); }
+
+std::vector<std::string> dir_entries(const std::string& dir) {
   std::vector<std::string> out;
-  DIR* d = ::opendir((test_home() + "/sandboxes").c_str());
+  DIR* d = ::opendir(dir.c_str());
   if (!d) return out;
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;

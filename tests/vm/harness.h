@@ -44,6 +44,8 @@ Outcome finish(Running& r, int timeout_s = 120);
 std::vector<pid_t> processes_mentioning(const std::string& needle);
 // Entries left in the test home's sandboxes/ directory.
 std::vector<std::string> leftover_sandboxes();
+// Names in `dir` (not . and ..); empty if it cannot be read.
+std::vector<std::string> dir_entries(const std::string& dir);
 
 std::string sha256_hex(const std::string& data);
 std::string random_bytes(std::size_t n);
