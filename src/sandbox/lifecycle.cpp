@@ -1,5 +1,6 @@
 #include "sandbox/lifecycle.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -233,6 +234,46 @@ std::string Manager::dir_of(const std::string& id) const { return store::sandbox
 
 std::string op_lock_path(const std::string& dir) { return dir + "/op.lock"; }
 
+namespace {
+
+// A create makes the directory, then takes its op.lock, then inserts the
+// record; this long after, a directory with no record and a free op.lock
+// belongs to a create that died before its insert.
+constexpr std::chrono::seconds kOrphanAge{10};
+
+bool older_than(const struct stat& st, std::chrono::seconds age) {
+  return ::time(nullptr) - st.st_mtime >= age.count();
+}
+
+}  // namespace
+
+Status remove_orphan_dirs(Manager& m) {
+  std::string root = store::sandboxes_dir(m.home);
+  DIR* d = ::opendir(root.c_str());
+  if (!d) return errno_error("open " + root);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  for (const auto& id : names) {
+    std::string dir = root + "/" + id;
+    struct stat st {};
+    if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !older_than(st, kOrphanAge)) continue;
+    MOAT_ASSIGN_OR_RETURN(auto record, m.db->find(id));
+    if (record) continue;
+    MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(op_lock_path(dir)));
+    if (!lock) continue;  // its create is still under way
+    // A shim that still runs there is not ours to end blindly: leave it.
+    MOAT_ASSIGN_OR_RETURN(bool shim_runs, is_locked(shim::shim_lock_path(dir)));
+    MOAT_ASSIGN_OR_RETURN(auto again, m.db->find(id));
+    if (shim_runs || again) continue;
+    MOAT_TRY(store::remove_tree(dir));
+  }
+  return ok_status();
+}
+
 Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked) {
   if (r.state != kStateCreating && r.info.state != SandboxState::kRunning)
     return std::optional<SandboxRecord>(std::move(r));
@@ -407,6 +448,7 @@ Result<SandboxInfo> inspect_sandbox(const std::string& id_or_name) {
 
 Result<std::vector<SandboxInfo>> list_sandboxes(const std::map<std::string, std::string>& labels) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
+  MOAT_TRY(sandbox::remove_orphan_dirs(m));
   MOAT_ASSIGN_OR_RETURN(auto all, m.db->list());
   std::vector<SandboxInfo> out;
   for (auto& rec : all) {

@@ -22,6 +22,11 @@ struct Manager {
 
 std::string op_lock_path(const std::string& dir);
 
+// Removes directories under sandboxes/ that no record names, left by a
+// create killed between making the directory and inserting the record
+// (older than a few seconds, op.lock free, no shim running there).
+Status remove_orphan_dirs(Manager& m);
+
 // The record as it really is: a running sandbox whose shim is gone becomes
 // stopped or crashed (or disappears if it was auto-remove), a create that
 // died half-way disappears. `op_locked`: the caller holds the sandbox's
