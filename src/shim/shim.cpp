@@ -54,6 +54,51 @@ std::string file_tail(const std::string& path, std::size_t max_bytes) {
   return s;
 }
 
+// Console text from the guest, made safe to show in a terminal and to store:
+// control characters other than newline become '?', invalid UTF-8 U+FFFD.
+std::string printable(std::string_view s) {
+  std::string out;
+  for (char c : s) out += (static_cast<unsigned char>(c) < 0x20 && c != '\n') || c == 0x7f ? '?' : c;
+  return proto::lossy_utf8(out);
+}
+
+// The last `n` lines of `text`.
+std::string_view last_lines(std::string_view text, int n) {
+  std::size_t pos = text.size();
+  while (n-- > 0 && pos > 0) {
+    std::size_t nl = text.rfind('\n', pos - 1);
+    if (nl == std::string_view::npos) return text;
+    pos = nl;
+  }
+  return pos == 0 ? text : text.substr(pos + 1);
+}
+
+// How much of the console is searched for a panic, and how much of it the
+// reason keeps: the panic line and up to ten lines before it.
+constexpr std::size_t kPanicScanBytes = 16384;
+constexpr std::size_t kMaxPanicLine = 200;
+constexpr int kPanicContextLines = 10;
+constexpr std::size_t kMaxPanicContext = 1024;
+
+// "the guest kernel panicked: <its panic line>\nconsole:\n<the lines before
+// it>" if the console's tail holds a kernel panic, else empty. The guest can
+// print anything there, so at worst it makes its own power-off read as a
+// crash; the text is bounded and defused.
+std::string guest_panic_reason(const std::string& console) {
+  static constexpr std::string_view kMarker = "Kernel panic - not syncing:";
+  std::size_t at = console.find(kMarker);
+  if (at == std::string::npos) return "";
+  std::size_t line_end = console.find('\n', at);
+  std::string line = console.substr(at, std::min<std::size_t>(line_end == std::string::npos ? console.size() - at
+                                                                                              : line_end - at,
+                                                                 kMaxPanicLine));
+  std::size_t line_start = console.rfind('\n', at);
+  std::string_view before(console.data(), line_start == std::string::npos ? 0 : line_start);
+  std::string_view tail = last_lines(before, kPanicContextLines);
+  if (tail.size() > kMaxPanicContext) tail = tail.substr(tail.size() - kMaxPanicContext);
+  return "the guest kernel panicked: " + printable(line) + "\nconsole:\n" + printable(tail);
+}
+
 std::uint64_t realtime_ns() {
   struct timespec ts {};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -418,10 +463,15 @@ void Shim::on_qemu_exit() {
   qemu_->reap();
   if (!stopping_) {
     // The agent powers off by resetting, and -no-reboot makes that a clean
-    // exit of QEMU; anything else (a signal, an error) is a crash.
+    // exit of QEMU; anything else (a signal, an error) is a crash. A kernel
+    // panic (panic=-1) resets too: only the console tells it apart.
     int st = qemu_->wait_status();
     bool powered_off = WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    finish(powered_off, powered_off ? "the guest powered off" : "QEMU " + qemu_->describe_exit() + " unexpectedly");
+    std::string panic = powered_off ? guest_panic_reason(console_tail(kPanicScanBytes)) : "";
+    if (!panic.empty())
+      finish(false, panic);
+    else
+      finish(powered_off, powered_off ? "the guest powered off" : "QEMU " + qemu_->describe_exit() + " unexpectedly");
     log("QEMU " + qemu_->describe_exit() + (powered_off ? "" : " unexpectedly"));
   }
   // Every client with an open stream learns why it ends.

@@ -5,6 +5,8 @@ says what to answer:
   int-end     end-stream error whose message is an integer
   bytes-end   end-stream error whose message is a text string that is not UTF-8
   int-notice  non-fatal error with an integer message, then output and exit 0
+  panic       the console shows a kernel panic (with an escape sequence and a
+              byte that is not UTF-8) and "QEMU" exits 0, as -no-reboot does
   anything    `started` with a string pid, the argv echoed, exit 0
 """
 import os
@@ -109,6 +111,13 @@ def answer(stream, argv):
         send(stream, "error", {"code": 1, "message": 7}, end=True)
     elif what == b"bytes-end":
         send(stream, "error", {"code": "x", "message": BadText(b"caf\xe9")}, end=True)
+    elif what == b"panic":
+        console = next(a.split("path=", 1)[1] for a in sys.argv if a.startswith("file,id=console,"))
+        with open(console, "ab") as f:
+            f.write(b"[    1.0] moat-agent: bad things\n\x1b[31mred\xff\n"
+                    b"[    1.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n"
+                    b"[    1.2] ---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n")
+        os._exit(0)
     elif what == b"int-notice":
         send(stream, "error", {"message": 7})
         send(stream, "stdout", {"d": Bytes(b"ok\n")})

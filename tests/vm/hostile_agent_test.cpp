@@ -13,7 +13,7 @@ namespace {
 
 std::vector<std::string> fake_env() {
   std::string qemu = test_home() + "/fake-agent-qemu";
-  std::ofstream(qemu) << "#!/bin/sh\nexec python3 " MOAT_VM_TEST_DIR "/fake_agent.py\n";
+  std::ofstream(qemu) << "#!/bin/sh\nexec python3 " MOAT_VM_TEST_DIR "/fake_agent.py \"$@\"\n";
   ::chmod(qemu.c_str(), 0755);
   return {"MOAT_QEMU=" + qemu};
 }
@@ -51,6 +51,26 @@ TEST(VmHostileAgent, WronglyTypedFieldsNeitherKillTheShimNorAbortTheCli) {
   EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_NE(inspect.out.find("\"state\": \"running\""), std::string::npos) << inspect.out;
   EXPECT_EQ(run_moat({"rm", "-f", "hostile"}, "", env).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// A guest kernel that panics makes QEMU exit as cleanly as a power-off does
+// (-no-reboot); the console tells them apart. The sandbox reads crashed, with
+// the panic line and the console's tail, the guest's control bytes defused.
+TEST(VmHostileAgent, AKernelPanicIsACrashWithTheConsoleTail) {
+  auto env = fake_env();
+  auto created = run_moat({"run", "-d", "--name", "panics", "--rootfs-dir", busybox_rootfs()}, "", env);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  auto panic = run_moat({"exec", "panics", "--", "panic"}, "", env);
+  EXPECT_EQ(panic.exit_code, 125);
+  auto inspect = run_moat({"inspect", "panics"});
+  EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("\"state\": \"crashed\""), std::string::npos) << inspect.out;
+  EXPECT_NE(inspect.out.find("the guest kernel panicked: Kernel panic - not syncing: Attempted to kill init! "
+                             "exitcode=0x0000000b\\nconsole:\\n[    1.0] moat-agent: bad things\\n?[31mred\xef\xbf\xbd\""),
+            std::string::npos)
+      << inspect.out;
+  EXPECT_EQ(run_moat({"rm", "panics"}).exit_code, 0);
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
