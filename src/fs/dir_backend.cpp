@@ -52,9 +52,13 @@ int host_open_flags(std::uint32_t flags, bool writeback) {
 
 // The host permission bits of a file whose guest mode is `mode`: the guest's
 // rwx bits, never setuid/setgid/sticky (a guest must not plant a setuid file
-// on the host), and always usable by the server's own user.
-mode_t host_perm(std::uint32_t mode, bool dir) {
-  return static_cast<mode_t>((mode & 0777) | (dir ? 0700 : 0600));
+// on the host), and always usable by the server's own user. Where the guest's
+// mode lives in the ownership xattr (`mode_in_xattr`), the host file is never
+// made group- or other-writable either: a guest's `mkdir -m 1777` or
+// `chmod 666` must not open the host directory to the host's other users.
+mode_t host_perm(std::uint32_t mode, bool dir, bool mode_in_xattr) {
+  std::uint32_t bits = mode & (mode_in_xattr ? 0755 : 0777);
+  return static_cast<mode_t>(bits | (dir ? 0700 : 0600));
 }
 
 // What the guest kernel is told about an open file. A write-only open
@@ -636,7 +640,7 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
     }
     if ((in.valid & FATTR_MODE) && (node->type == S_IFREG || node->type == S_IFDIR)) {
       // The host mode follows the guest's rwx bits, kept usable by the server.
-      if (::chmod(proc_path(pfd).c_str(), host_perm(g.mode, node->type == S_IFDIR)) != 0) {
+      if (::chmod(proc_path(pfd).c_str(), host_perm(g.mode, node->type == S_IFDIR, xattrs_)) != 0) {
         return last_errno();
       }
     }
@@ -667,7 +671,7 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
   std::uint32_t mode = S_IFREG | (in.mode & 07777);
   int flags = host_open_flags(in.flags, writeback_) | O_NOFOLLOW;
   bool created = true;
-  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, host_perm(mode, false)));
+  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, host_perm(mode, false, xattrs_)));
   if (!fd && errno == EEXIST && !(in.flags & O_EXCL)) {
     // An existing name is opened only if it is a regular file: a host FIFO
     // opened for writing would block this worker until someone reads it.
@@ -722,7 +726,7 @@ int DirBackend::mknod(const FuseCaller& who, std::uint64_t parent, std::string_v
   GuestStat g = new_owner(who, *dir, type | (mode & 07777));
   if (type == S_IFCHR || type == S_IFBLK) g.rdev = rdev;
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       host_perm(g.mode, false)));
+                       host_perm(g.mode, false, xattrs_)));
   if (!fd) return last_errno();
   if (xattrs_) {
     std::string v = encode_guest_stat(g);
@@ -745,7 +749,7 @@ int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_v
   if (options_.read_only) return EROFS;
   std::string n(name);
   GuestStat g = new_owner(who, *dir, S_IFDIR | (mode & 07777));
-  if (::mkdirat(dir->fd.get(), n.c_str(), host_perm(g.mode, true)) != 0) return last_errno();
+  if (::mkdirat(dir->fd.get(), n.c_str(), host_perm(g.mode, true, xattrs_)) != 0) return last_errno();
   // O_NOFOLLOW | O_DIRECTORY: if something swapped the new directory for a
   // symlink meanwhile, this fails instead of following it.
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));

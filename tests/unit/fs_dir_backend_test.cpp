@@ -435,6 +435,31 @@ TEST_F(FsDirBackend, MknodDevicesAreRegularHostFiles) {
   EXPECT_EQ(plus["null"].entry.attr.rdev, 259u);
 }
 
+// The guest's modes live in the xattr; the host's never become group- or
+// other-writable because of the guest (nor setuid, setgid or sticky).
+TEST_F(FsDirBackend, GuestModesNeverOpenHostFilesToOthers) {
+  mode_t old_umask = ::umask(0);  // as a server started with umask 0 would create them
+  auto d = mkdir(1, "shared", 01777);
+  EXPECT_EQ(d.attr.mode, S_IFDIR | 01777u);
+  struct stat st {};
+  ASSERT_EQ(::stat((root_ + "/shared").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  auto [f, fh] = create(1, "f", 0666);
+  EXPECT_EQ(f.attr.mode, S_IFREG | 0666u);
+  ASSERT_EQ(::stat((root_ + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  fuse_setattr_in sa{};
+  sa.valid = FATTR_MODE;
+  sa.mode = 06777;
+  EXPECT_EQ(setattr(f.nodeid, sa).mode, S_IFREG | 06777u);
+  ASSERT_EQ(::stat((root_ + "/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(setattr(d.nodeid, sa).mode, S_IFDIR | 06777u);
+  ASSERT_EQ(::stat((root_ + "/shared").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  ::umask(old_umask);
+}
+
 TEST_F(FsDirBackend, ChownAndChmodLiveInTheXattr) {
   auto [f, fh] = create(1, "f", 0644);
   fuse_setattr_in sa{};
