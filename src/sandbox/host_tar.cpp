@@ -162,9 +162,12 @@ Error read_failure(archive* a, const ReadCtx& ctx) {
 
 Result<TarTotals> write_host_tar(const std::string& host_path, const std::string& top_name,
                                  const HostTarOptions& options, const ChunkSink& sink) {
+  // Declared before the archive so it outlives it: freeing an archive that
+  // was not closed (an early return) flushes its last block through
+  // write_cb, which still writes into `ctx`.
+  WriteCtx ctx{&sink, std::nullopt};
   WriteArchive a(archive_write_new(), archive_write_free);
   if (!a) return make_error("libarchive: out of memory", ENOMEM);
-  WriteCtx ctx{&sink, std::nullopt};
   archive_write_set_format_pax_restricted(a.get());
   // Names are bytes: without this, libarchive converts them from the
   // locale's charset to UTF-8 and refuses a name that is not valid there.
