@@ -42,22 +42,19 @@ if [[ ${1:-} == --inside ]]; then
   mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
   mount -t tmpfs -o mode=755 tmpfs "$root/run"
 
-  overlay() {  # overlay LOWER TARGET NAME: LOWER read-only, writes go to the work dir
-    local lower=$1 target=$2 name=$3
-    [[ -d $lower ]] || return 0
-    mkdir -p "$work/ovl/$name/upper" "$work/ovl/$name/work" "$target"
-    mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/ovl/$name/upper,workdir=$work/ovl/$name/work" "$target"
+  overlay() {  # overlay LOWER TARGET STATE: LOWER read-only, writes go to STATE/upper
+    local lower=$1 target=$2 state=$3
+    mkdir -p "$state/upper" "$state/work" "$target"
+    if [[ -d $lower ]]; then
+      mount -t overlay overlay -o "lowerdir=$lower,upperdir=$state/upper,workdir=$state/work" "$target"
+    else
+      mount --bind "$state/upper" "$target"
+    fi
   }
-  overlay "$cache/kernel" "$root/root/.cache/moat/kernel" kernel
-  overlay "$cache/fixtures" "$root/root/.cache/moat/fixtures" fixtures
-  debs=$cache/fresh/apt-archives
-  mkdir -p "$debs/upper" "$debs/work"
-  if [[ -d /var/cache/apt/archives ]]; then
-    mount -t overlay overlay -o "lowerdir=/var/cache/apt/archives,upperdir=$debs/upper,workdir=$debs/work" \
-      "$root/var/cache/apt/archives"
-  else
-    mount --bind "$debs/upper" "$root/var/cache/apt/archives"
-  fi
+  overlay "$cache/kernel" "$root/root/.cache/moat/kernel" "$work/ovl/kernel"
+  overlay "$cache/fixtures" "$root/root/.cache/moat/fixtures" "$work/ovl/fixtures"
+  # The download cache's upper layer outlives the run: .debs are fetched once.
+  overlay /var/cache/apt/archives "$root/var/cache/apt/archives" "$cache/fresh/apt-archives"
 
   cp /etc/resolv.conf "$root/etc/resolv.conf"
   printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
