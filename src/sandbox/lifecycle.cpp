@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "proto/boot_args.h"
@@ -88,6 +89,37 @@ std::pair<SandboxState, std::string> outcome_of(const std::string& dir) {
   return {e->clean ? SandboxState::kStopped : SandboxState::kCrashed, e->reason};
 }
 
+bool running(const SandboxRecord& r) { return r.state != kStateCreating && r.info.state == SandboxState::kRunning; }
+
+// The pid the shim wrote beside its lock (0 if unreadable). A shim writes it
+// just after taking the lock, so a missing file is waited for briefly.
+pid_t shim_pid_of(const std::string& dir) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (true) {
+    std::ifstream in(dir + "/shim.pid");
+    long pid = 0;
+    if (in >> pid && pid > 1 && pid < (1L << 22)) return static_cast<pid_t>(pid);
+    if (std::chrono::steady_clock::now() >= deadline) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+// A start killed after it launched the shim leaves a live shim behind a
+// record that still says created or stopped. The shim is the truth: the
+// record says running again, so stop, rm -f and start all see it. (A shim
+// still booting ends itself once it sees its starter gone.)
+Result<std::optional<SandboxRecord>> adopt_shim(Manager& m, SandboxRecord r, const std::string& dir) {
+  pid_t pid = shim_pid_of(dir);
+  std::int64_t now = unix_now();
+  MOAT_TRY(m.db->mark_running(r.info.id, pid, now));
+  r.state = to_string(SandboxState::kRunning);
+  r.info.state = SandboxState::kRunning;
+  r.info.shim_pid = pid;
+  r.info.started_at = now;
+  r.info.reason.clear();
+  return std::optional<SandboxRecord>(std::move(r));
+}
+
 Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
   std::string dir = m.dir_of(r.info.id);
   if (r.state == kStateCreating) {
@@ -95,7 +127,8 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
     return std::optional<SandboxRecord>{};
   }
   MOAT_ASSIGN_OR_RETURN(bool shim_alive, is_locked(shim::shim_lock_path(dir)));
-  if (shim_alive) return std::optional<SandboxRecord>(std::move(r));
+  if (shim_alive && !running(r)) return adopt_shim(m, std::move(r), dir);
+  if (shim_alive || !running(r)) return std::optional<SandboxRecord>(std::move(r));
   if (r.info.auto_remove) {
     MOAT_TRY(remove_everything(m, r));
     return std::optional<SandboxRecord>{};
@@ -198,9 +231,11 @@ Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms)
     }
   }
   if (wait_unlocked(lock, conn ? 5000 : 0)) return ok_status();
-  if (r.info.shim_pid > 1) ::kill(r.info.shim_pid, SIGTERM);
+  // The lock is still held, so shim.pid names the shim that holds it.
+  pid_t pid = r.info.shim_pid > 1 ? r.info.shim_pid : shim_pid_of(dir);
+  if (pid > 1) ::kill(pid, SIGTERM);
   if (wait_unlocked(lock, timeout_ms + 5000)) return ok_status();
-  if (r.info.shim_pid > 1) ::kill(r.info.shim_pid, SIGKILL);
+  if (pid > 1) ::kill(pid, SIGKILL);
   if (wait_unlocked(lock, 5000)) return ok_status();
   return make_error("the shim of sandbox " + r.info.id + " does not stop");
 }
@@ -274,9 +309,15 @@ Status remove_orphan_dirs(Manager& m) {
   return ok_status();
 }
 
+// Whether a record that says the sandbox is not running has a shim anyway.
+Result<bool> has_stray_shim(Manager& m, const SandboxRecord& r) {
+  if (r.state == kStateCreating || running(r)) return false;
+  return is_locked(shim::shim_lock_path(m.dir_of(r.info.id)));
+}
+
 Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked) {
-  if (r.state != kStateCreating && r.info.state != SandboxState::kRunning)
-    return std::optional<SandboxRecord>(std::move(r));
+  MOAT_ASSIGN_OR_RETURN(bool stray, has_stray_shim(m, r));
+  if (r.state != kStateCreating && !running(r) && !stray) return std::optional<SandboxRecord>(std::move(r));
   if (op_locked) return settle(m, std::move(r));
   std::string dir = m.dir_of(r.info.id);
   if (!exists(dir)) {
@@ -295,7 +336,6 @@ Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool
   // Re-read under the lock: the operation that held it may have changed it.
   MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(r.info.id));
   if (!fresh) return std::optional<SandboxRecord>{};
-  if (fresh->state != kStateCreating && fresh->info.state != SandboxState::kRunning) return fresh;
   return settle(m, std::move(*fresh));
 }
 
@@ -386,9 +426,16 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
   MOAT_TRY(shim::write_shim_config(cfg, dir + "/config.json"));
   ::unlink(shim::last_exit_path(dir).c_str());
+  ::unlink((dir + "/shim.pid").c_str());  // a killed shim's: the new one writes its own
 
+  // The record says running before the shim exists: from here on a shim may
+  // run, and a caller killed at any point leaves a record reconcile checks
+  // against the shim's lock (pid 0 until known: stop reads shim.pid).
+  MOAT_TRY(m.db->mark_running(r.info.id, 0, unix_now()));
   auto pid = launch_shim(shim_bin, dir, cfg.boot_timeout_ms + 15000);
   if (!pid) {
+    // A shim that did not answer in time may still run: end it first.
+    if (auto alive = is_locked(shim::shim_lock_path(dir)); alive && *alive) (void)stop_shim(r, dir, 0);
     if (r.info.auto_remove) {
       (void)remove_everything(m, r);
     } else {

@@ -35,6 +35,11 @@ namespace {
 constexpr std::size_t kMaxClientBacklog = 16u << 20;
 constexpr std::size_t kMaxAgentBacklog = 16u << 20;
 constexpr int kKillGraceMs = 2000;
+// Why a sandbox whose starter died before it was ready is stopped.
+constexpr const char* kStarterGone = "its start was abandoned: the command that started it went away";
+// A sandbox that stops when its owner leaves (`moat run`) also stops when no
+// owner ever comes: its starter died between the verdict and connecting.
+constexpr std::chrono::seconds kOwnerWait{30};
 
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -208,9 +213,15 @@ Status Shim::boot() {
       return make_error("the guest did not answer within " + std::to_string(cfg_.boot_timeout_ms / 1000) +
                         " s" + (tail.empty() ? std::string(" (console is empty)") : "; console tail:\n" + tail));
     }
-    pollfd fds[2] = {{agent_fd_.get(), POLLIN, 0}, {qemu_->pidfd(), POLLIN, 0}};
-    int n = ::poll(fds, 2, static_cast<int>(left));
+    // The verdict pipe is watched too (no events asked: POLLERR comes
+    // anyway): nobody would ever learn of a sandbox whose starter died.
+    pollfd fds[3] = {{agent_fd_.get(), POLLIN, 0}, {qemu_->pidfd(), POLLIN, 0}, {ready_fd_, 0, 0}};
+    int n = ::poll(fds, ready_fd_ >= 0 ? 3 : 2, static_cast<int>(left));
     if (n < 0 && errno != EINTR) return errno_error("poll during boot");
+    if (ready_fd_ >= 0 && (fds[2].revents & (POLLERR | POLLHUP))) {
+      qemu_->signal(SIGKILL);
+      return make_error(kStarterGone);
+    }
     if (fds[1].revents & POLLIN) {
       qemu_->reap();
       std::string err = qemu_log_tail(3000);
@@ -492,6 +503,8 @@ void Shim::check_limits() {
   else if (cfg_.idle_timeout_s && router_.open_streams() == 0 &&
            now - idle_since_ >= std::chrono::seconds(cfg_.idle_timeout_s))
     begin_stop("idle for " + std::to_string(cfg_.idle_timeout_s) + " s");
+  else if (cfg_.stop_when_owner_leaves && !owner_assigned_ && now - booted_at_ >= kOwnerWait)
+    begin_stop("no client took the sandbox within " + std::to_string(kOwnerWait.count()) + " s of its start");
 }
 
 // How long poll may sleep before a limit is due (-1: no limit pending).
@@ -502,6 +515,10 @@ int Shim::next_limit_timeout_ms() const {
   if (cfg_.idle_timeout_s && router_.open_streams() == 0) {
     auto idle_due = idle_since_ + std::chrono::seconds(cfg_.idle_timeout_s);
     if (!due || idle_due < *due) due = idle_due;
+  }
+  if (cfg_.stop_when_owner_leaves && !owner_assigned_) {
+    auto owner_due = booted_at_ + kOwnerWait;
+    if (!due || owner_due < *due) due = owner_due;
   }
   if (!due) return -1;
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*due - Clock::now()).count();
@@ -623,19 +640,27 @@ void Shim::cleanup() {
   clients_.clear();
 }
 
+bool Shim::starter_gone() const {
+  if (ready_fd_ < 0) return false;
+  pollfd p{ready_fd_, 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
+}
+
 int Shim::run(int ready_fd) {
+  ready_fd_ = ready_fd;
   // The launcher reads the verdict until end-of-file. On success the pipe is
   // closed at once; on failure it stays open until this process exits, so
   // the caller sees the error only when nothing of the sandbox is left.
+  // Returns false when nobody reads the verdict any more.
   auto report = [&](const std::string& line, bool close_now) {
-    if (ready_fd < 0) return;
+    if (ready_fd_ < 0) return true;
     std::string text = line + "\n";
-    ssize_t w = ::write(ready_fd, text.data(), text.size());
-    (void)w;
+    bool read = ::write(ready_fd_, text.data(), text.size()) == static_cast<ssize_t>(text.size());
     if (close_now) {
-      ::close(ready_fd);
-      ready_fd = -1;
+      ::close(ready_fd_);
+      ready_fd_ = -1;
     }
+    return read;
   };
   if (auto locked = take_lock(); !locked) {
     // Another shim owns this directory: touch nothing of it.
@@ -649,6 +674,14 @@ int Shim::run(int ready_fd) {
   }
   Status st = prepare();
   if (st) st = boot();
+  // A starter that died during the boot abandoned the start: the sandbox
+  // stops as if never started (no one else would ever stop it).
+  if (!st && st.error().message == kStarterGone) {
+    log(kStarterGone);
+    finish(true, kStarterGone);
+    cleanup();
+    return 1;
+  }
   if (!st) {
     log(st.error().message);
     report("error: " + st.error().message, false);
@@ -656,7 +689,12 @@ int Shim::run(int ready_fd) {
     cleanup();
     return 1;
   }
-  report("ok", true);
+  if (starter_gone() || !report("ok", true)) {
+    log(kStarterGone);
+    finish(true, kStarterGone);
+    cleanup();
+    return 1;
+  }
   serve();
   cleanup();
   return 0;

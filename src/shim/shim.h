@@ -66,6 +66,7 @@ class Shim {
   void note_stream_end(const proto::Frame& f);
   void check_limits();
   int next_limit_timeout_ms() const;
+  bool starter_gone() const;
   void finish(bool clean, const std::string& reason);
 
   ShimConfig cfg_;
@@ -92,6 +93,9 @@ class Shim {
   Clock::time_point booted_at_{};
   Clock::time_point idle_since_{};
   Clock::time_point last_refusal_log_{};
+  // The write end of the starter's verdict pipe until the verdict is sent.
+  // Its reader gone means the command that started the sandbox died.
+  int ready_fd_ = -1;
 };
 
 }  // namespace moat::shim

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "proto/message.h"
+#include "sandbox/sandbox_db.h"
 #include "tests/vm/harness.h"
 
 namespace moat::test {
@@ -219,6 +220,84 @@ TEST(VmLifecycle, BadFlagValuesAreRejectedBeforeBooting) {
   EXPECT_EQ(nocmd.exit_code, 125);
   EXPECT_NE(nocmd.err.find("no command"), std::string::npos);
   EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// Waits until a moat-shim runs for `id` (its command line names the dir).
+bool wait_for_shim(const std::string& id, int timeout_s) {
+  for (int i = 0; i < timeout_s * 50; ++i) {
+    for (pid_t pid : processes_mentioning(sandbox_dir(id))) {
+      std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+      std::string comm;
+      std::getline(in, comm);
+      if (comm == "moat-shim") return true;
+    }
+    ::usleep(20000);
+  }
+  return false;
+}
+
+bool wait_for_no_processes(const std::string& id, int timeout_s) {
+  for (int i = 0; i < timeout_s * 50; ++i) {
+    if (processes_mentioning(sandbox_dir(id)).empty()) return true;
+    ::usleep(20000);
+  }
+  return false;
+}
+
+// Whether `moat inspect id` shows "field": "value".
+bool inspect_shows(const std::string& id, const std::string& field, const std::string& value) {
+  auto o = run_moat({"inspect", id});
+  return o.out.find("\"" + field + "\": \"" + value + "\"") != std::string::npos;
+}
+
+// kill -9 of `moat start` while the guest boots: the shim sees that nobody
+// waits for its verdict and ends the VM; meanwhile the record says running,
+// so stop and rm -f can reach it.
+TEST(VmLifecycle, AStartKilledWhileBootingLeavesNoVmBehind) {
+  auto created = run_moat({"create", "--name", "ks", "--rootfs-dir", busybox_rootfs()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  auto start = spawn_moat({"start", "ks"});
+  ASSERT_TRUE(wait_for_shim(id, 30));
+  ::kill(start.pid, SIGKILL);
+  EXPECT_EQ(finish(start).exit_code, 128 + SIGKILL);
+  EXPECT_TRUE(wait_for_no_processes(id, 60)) << "the VM of an abandoned start still runs";
+  EXPECT_TRUE(inspect_shows(id, "state", "stopped")) << run_moat({"inspect", id}).out;
+  EXPECT_TRUE(inspect_shows(id, "reason", "its start was abandoned: the command that started it went away"))
+      << run_moat({"inspect", id}).out;
+  // The sandbox starts normally afterwards.
+  auto again = run_moat({"start", "ks"});
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(run_moat({"exec", "ks", "--", "echo", "up"}).out, "up\n");
+  EXPECT_EQ(run_moat({"rm", "-f", "ks"}).exit_code, 0);
+  expect_nothing_left(id);
+}
+
+// A start killed after the shim said ready but before the record said
+// running: the shim is the truth, and stop and rm -f reach it.
+TEST(VmLifecycle, ALiveShimBehindAStoppedRecordIsAdopted) {
+  std::string id = create_sandbox();
+  {
+    auto db = sandbox::SandboxDb::open(test_home());
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE((*db)->mark_finished(id, SandboxState::kStopped, "", 0));
+  }
+  auto ls = run_moat({"ls", "--format", "json"});
+  EXPECT_NE(ls.out.find("\"state\": \"running\""), std::string::npos) << ls.out;
+  auto stop = run_moat({"stop", id});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  EXPECT_TRUE(processes_mentioning(sandbox_dir(id)).empty()) << "stop left the VM running";
+  EXPECT_TRUE(inspect_shows(id, "state", "stopped")) << run_moat({"inspect", id}).out;
+
+  // Again through rm -f, which must end the VM before deleting anything.
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  {
+    auto db = sandbox::SandboxDb::open(test_home());
+    ASSERT_TRUE(db) << db.error().message;
+    ASSERT_TRUE((*db)->mark_finished(id, SandboxState::kStopped, "", 0));
+  }
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+  expect_nothing_left(id);
 }
 
 TEST(VmDoctor, ReportsAccelChoiceAndPaths) {
