@@ -194,6 +194,12 @@ class Sandbox {
   // Accelerator in use and why it was chosen (set by create()).
   const std::string& accel_reason() const;
 
+  // Runs a command and waits for it to end. The guest is not trusted to
+  // answer: with a timeout_ms the host stops waiting 5 s after it (error
+  // code ETIMEDOUT); after a SIGINT, SIGTERM, SIGHUP or SIGKILL sent through
+  // io.event_fd, a second one of the first three, or 10 s without a word from
+  // the guest, stops the wait (error code EINTR). Stopping the wait cancels
+  // the command in the guest.
   Result<ExitStatus> exec(const ExecOptions& options, ExecIo& io);
 
   // Asks the guest to power off (filesystems synced), kills the VM if it has

@@ -165,6 +165,10 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
   raw.reset();
   if (!st) {
     print_error(st.error().message);
+    // The host's own clocks: a guest that never reported the timeout or the
+    // signal still ends the CLI the way the command would have.
+    if (st.error().code == ETIMEDOUT && opts->timeout_ms > 0) return kExitTimedOut;
+    if (st.error().code == EINTR && SignalForwarder::last_interrupt()) return 128 + SignalForwarder::last_interrupt();
     return kExitMoatError;
   }
   if (output.broken()) return 128 + SIGPIPE;

@@ -11,7 +11,10 @@ namespace {
 int g_signal_pipe = -1;
 constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
 
+volatile sig_atomic_t g_last_interrupt = 0;
+
 void on_signal(int sig) {
+  if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) g_last_interrupt = sig;
   unsigned char b = sig == SIGWINCH ? 0 : static_cast<unsigned char>(sig);
   if (g_signal_pipe >= 0) {
     ssize_t w = ::write(g_signal_pipe, &b, 1);
@@ -53,6 +56,8 @@ SignalForwarder::SignalForwarder() {
 }
 
 void SignalForwarder::inject(int sig) { on_signal(sig); }
+
+int SignalForwarder::last_interrupt() { return g_last_interrupt; }
 
 SignalForwarder::~SignalForwarder() {
   for (int sig : kForwarded) ::signal(sig, SIG_DFL);

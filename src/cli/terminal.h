@@ -37,6 +37,9 @@ class SignalForwarder {
   int fd() const { return read_fd_; }
   // Queues signal `sig` for the command as if the CLI had received it.
   void inject(int sig);
+  // The last SIGINT, SIGTERM or SIGHUP received (0 if none): a CLI that stops
+  // waiting because of it exits as that signal would have ended it.
+  static int last_interrupt();
 
  private:
   int read_fd_ = -1;

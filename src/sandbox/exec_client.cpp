@@ -3,7 +3,11 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <string.h>
+
 #include <cerrno>
+#include <chrono>
 
 #include "proto/exec.h"
 
@@ -14,6 +18,31 @@ namespace {
 // so the agent never stalls waiting for a grant while data is in flight).
 constexpr std::uint64_t kGrantBatch = proto::kInitialWindow / 4;
 
+// The agent enforces a command's timeout; the host gives it this long on top
+// to report the kill before it stops waiting for a guest that does not answer.
+constexpr std::chrono::seconds kTimeoutGrace{5};
+// After a signal that ends a command (SIGINT, SIGTERM, SIGHUP, SIGKILL), a
+// guest that sends nothing for this long is not waited for any more. A
+// second SIGINT, SIGTERM or SIGHUP stops waiting at once.
+constexpr std::chrono::seconds kInterruptGrace{10};
+
+bool ends_command(int sig) { return sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGKILL; }
+bool is_repeatable_interrupt(int sig) { return sig == SIGINT || sig == SIGTERM || sig == SIGHUP; }
+
+// 2000 → "2", 1500 → "1.5", 1 → "0.001".
+std::string seconds_text(std::uint64_t ms) {
+  std::string s = std::to_string(ms / 1000);
+  if (ms % 1000 == 0) return s;
+  std::string frac = std::to_string(1000 + ms % 1000).substr(1);
+  while (frac.back() == '0') frac.pop_back();
+  return s + "." + frac;
+}
+
+std::string signal_name(int sig) {
+  const char* abbrev = ::sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
 class ExecStream {
  public:
   ExecStream(AgentConnection& conn, const ExecOptions& opts, ExecIo& io)
@@ -22,6 +51,8 @@ class ExecStream {
   }
 
   Result<ExitStatus> run() {
+    if (opts_.timeout_ms > 0)
+      timeout_at_ = Clock::now() + std::chrono::milliseconds(opts_.timeout_ms) + kTimeoutGrace;
     MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kExec, proto::to_payload(to_request(opts_)))));
     if (opts_.stdin_open && io_.stdin_fd < 0) {
       MOAT_TRY(close_stdin());
@@ -34,6 +65,7 @@ class ExecStream {
         MOAT_TRY(handle(*m));
         if (status_) return *status_;
       }
+      MOAT_TRY(give_up_if_due());
       MOAT_TRY(wait_and_pump());
     }
   }
@@ -42,6 +74,36 @@ class ExecStream {
   Status close_stdin() {
     stdin_done_ = true;
     return conn_.send(proto::make_message(stream_, proto::msg::kStdinClose));
+  }
+
+  using Clock = std::chrono::steady_clock;
+
+  // The guest may never answer (a wedged agent): the host keeps its own
+  // clocks. Returning ends the connection, which cancels the stream.
+  Status give_up_if_due() {
+    auto now = Clock::now();
+    if (timeout_at_ && now >= *timeout_at_)
+      return make_error(opts_.argv[0] + " did not end within its timeout of " +
+                            seconds_text(opts_.timeout_ms) +
+                            " s and the sandbox did not report it killed; it was cancelled",
+                        ETIMEDOUT);
+    if (interrupted_at_ && now >= *interrupted_at_ + kInterruptGrace) return interrupted();
+    return ok_status();
+  }
+
+  Error interrupted() const {
+    return make_error(opts_.argv[0] + " did not end after " + signal_name(interrupt_signal_) +
+                          "; it was cancelled and may still be ending in the sandbox",
+                      EINTR);
+  }
+
+  // Milliseconds poll may sleep before a clock of give_up_if_due() is due.
+  int poll_timeout_ms() const {
+    std::optional<Clock::time_point> due = timeout_at_;
+    if (interrupted_at_ && (!due || *interrupted_at_ + kInterruptGrace < *due)) due = *interrupted_at_ + kInterruptGrace;
+    if (!due) return -1;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*due - Clock::now()).count();
+    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
   }
 
   Status wait_and_pump() {
@@ -57,7 +119,7 @@ class ExecStream {
       event_slot = static_cast<int>(n);
       fds[n++] = {io_.event_fd, POLLIN, 0};
     }
-    int r = ::poll(fds, n, -1);
+    int r = ::poll(fds, n, poll_timeout_ms());
     if (r < 0) {
       if (errno == EINTR) return ok_status();
       return errno_error("poll");
@@ -81,7 +143,16 @@ class ExecStream {
         proto::Json p = {{"rows", rows}, {"cols", cols}};
         MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kResize, p)));
       } else {
-        proto::Json p = {{"sig", static_cast<int>(ev[i])}};
+        int sig = ev[i];
+        if (interrupted_at_ && is_repeatable_interrupt(sig)) {
+          interrupt_signal_ = sig;
+          return interrupted();
+        }
+        if (ends_command(sig) && !interrupted_at_) {
+          interrupted_at_ = Clock::now();
+          interrupt_signal_ = sig;
+        }
+        proto::Json p = {{"sig", sig}};
         MOAT_TRY(conn_.send(proto::make_message(stream_, proto::msg::kSignal, p)));
       }
     }
@@ -109,6 +180,9 @@ class ExecStream {
 
   Status handle(const proto::Message& m) {
     if (m.stream != stream_) return ok_status();  // not ours (e.g. a late frame)
+    // The guest answers: a command still talking after a signal is given
+    // its grace again (a second signal still ends the wait).
+    if (interrupted_at_) interrupted_at_ = Clock::now();
     const std::string& t = m.type;
     if (t == proto::msg::kStdout || t == proto::msg::kStderr) {
       MOAT_ASSIGN_OR_RETURN(auto data, proto::data_of(m));
@@ -150,6 +224,9 @@ class ExecStream {
   std::uint64_t stdin_credit_ = proto::kInitialWindow;
   std::uint64_t ungranted_ = 0;
   std::optional<ExitStatus> status_;
+  std::optional<Clock::time_point> timeout_at_;
+  std::optional<Clock::time_point> interrupted_at_;
+  int interrupt_signal_ = 0;
 };
 
 }  // namespace

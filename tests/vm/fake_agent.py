@@ -5,6 +5,7 @@ says what to answer:
   int-end     end-stream error whose message is an integer
   bytes-end   end-stream error whose message is a text string that is not UTF-8
   int-notice  non-fatal error with an integer message, then output and exit 0
+  wedge       nothing at all, ever (signals and cancels are ignored too)
   panic       the console shows a kernel panic (with an escape sequence and a
               byte that is not UTF-8) and "QEMU" exits 0, as -no-reboot does
   anything    `started` with a string pid, the argv echoed, exit 0
@@ -118,6 +119,8 @@ def answer(stream, argv):
                     b"[    1.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n"
                     b"[    1.2] ---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n")
         os._exit(0)
+    elif what == b"wedge":
+        pass
     elif what == b"int-notice":
         send(stream, "error", {"message": 7})
         send(stream, "stdout", {"d": Bytes(b"ok\n")})

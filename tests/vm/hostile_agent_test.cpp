@@ -2,7 +2,9 @@
 // place of QEMU): the shim, the CLI and the exec history take them as
 // errors or fallbacks, and the sandbox keeps serving.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 
@@ -51,6 +53,45 @@ TEST(VmHostileAgent, WronglyTypedFieldsNeitherKillTheShimNorAbortTheCli) {
   EXPECT_EQ(inspect.exit_code, 0) << inspect.err;
   EXPECT_NE(inspect.out.find("\"state\": \"running\""), std::string::npos) << inspect.out;
   EXPECT_EQ(run_moat({"rm", "-f", "hostile"}, "", env).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// A wedged agent never reports a timeout or a signal: the CLI keeps its own
+// clocks, cancels the command and exits as the command would have.
+TEST(VmHostileAgent, AWedgedAgentCannotHoldTheCli) {
+  auto env = fake_env();
+  auto created = run_moat({"run", "-d", "--name", "wedged", "--rootfs-dir", busybox_rootfs()}, "", env);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+
+  auto timed = run_moat({"exec", "--timeout", "2", "wedged", "--", "wedge"}, "", env, 60);
+  EXPECT_EQ(timed.exit_code, 124);
+  EXPECT_EQ(timed.err,
+            "moat: wedge did not end within its timeout of 2 s and the sandbox did not report it killed; "
+            "it was cancelled\n");
+
+  // A second SIGTERM ends the wait at once.
+  auto twice = spawn_moat({"exec", "wedged", "--", "wedge"}, env);
+  ::sleep(1);
+  ::kill(twice.pid, SIGTERM);
+  ::usleep(200 * 1000);
+  ::kill(twice.pid, SIGTERM);
+  auto ended = finish(twice, 30);
+  EXPECT_EQ(ended.exit_code, 128 + SIGTERM);
+  EXPECT_EQ(ended.err, "moat: wedge did not end after SIGTERM; it was cancelled and may still be ending in the sandbox\n");
+
+  // One SIGINT, then silence from the guest: the wait ends after the grace.
+  auto once = spawn_moat({"exec", "wedged", "--", "wedge"}, env);
+  ::sleep(1);
+  ::kill(once.pid, SIGINT);
+  auto ended_once = finish(once, 60);
+  EXPECT_EQ(ended_once.exit_code, 128 + SIGINT);
+  EXPECT_EQ(ended_once.err, "moat: wedge did not end after SIGINT; it was cancelled and may still be ending in the sandbox\n");
+
+  // The sandbox still serves.
+  auto echo = run_moat({"exec", "wedged", "--", "echo", "hi"}, "", env);
+  EXPECT_EQ(echo.exit_code, 0) << echo.err;
+  EXPECT_EQ(echo.out, "echo hi\n");
+  EXPECT_EQ(run_moat({"rm", "-f", "wedged"}, "", env).exit_code, 0);
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
