@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 CTEST_ARGS ?=
 SHARE := $(BUILD)/share/moat
 
-.PHONY: all deps build kernel rootfs demo test test-fresh unit-test vm-test asan fuzz bench clean
+.PHONY: all deps build kernel rootfs demo test test-slow test-fresh unit-test vm-test asan fuzz bench clean
 
 all: build
 
@@ -31,7 +31,11 @@ demo: build kernel rootfs
 	$(BUILD)/bin/moat run -- sh -c 'echo "hello from a moat microVM: $$(uname -sr), $$(nproc) vCPU, hostname $$(hostname)"; id; ls /'
 
 test: build kernel rootfs
-	cd $(BUILD) && ctest --output-on-failure --timeout 900 $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure --timeout 900 -LE slow $(CTEST_ARGS)
+
+# Soak and fault-injection runs (label slow), too long for `make test`.
+test-slow: build kernel rootfs
+	cd $(BUILD) && ctest --output-on-failure -L slow $(CTEST_ARGS)
 
 # The README's two commands, `make demo` and `make test`, run in a clean
 # Debian 12 root holding only a copy of this checkout (scripts/test-fresh.sh):
@@ -44,7 +48,7 @@ unit-test: build
 	cd $(BUILD) && ctest --output-on-failure -L unit $(CTEST_ARGS)
 
 vm-test: build kernel rootfs
-	cd $(BUILD) && ctest --output-on-failure -L vm $(CTEST_ARGS)
+	cd $(BUILD) && ctest --output-on-failure -L vm -LE slow $(CTEST_ARGS)
 
 # Host code under AddressSanitizer + UBSan, unit tests and VM tests.
 asan: deps kernel rootfs
@@ -53,7 +57,7 @@ asan: deps kernel rootfs
 	@mkdir -p $(ASAN_BUILD)/share/moat
 	@ln -sfn $$(readlink -f $(SHARE)/vmlinux) $(ASAN_BUILD)/share/moat/vmlinux
 	@ln -sfn $$(readlink -f $(SHARE)/rootfs-busybox) $(ASAN_BUILD)/share/moat/rootfs-busybox
-	cd $(ASAN_BUILD) && ctest --output-on-failure $(CTEST_ARGS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -LE slow $(CTEST_ARGS)
 
 # Runs every libFuzzer target for FUZZ_SECONDS each (not part of `make test`).
 fuzz: deps
