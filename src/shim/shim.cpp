@@ -122,9 +122,13 @@ Status Shim::take_lock() {
   std::string path = shim_lock_path(cfg_.dir);
   lock_fd_.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock_fd_) return errno_error("open " + path);
-  if (::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return make_error("another shim already runs sandbox " + cfg_.sandbox_id);
-    return errno_error("lock " + path);
+  // Checkers (reconcile, stop) take the lock shared for an instant; a
+  // holder that stays is another shim.
+  for (int attempt = 0; ::flock(lock_fd_.get(), LOCK_EX | LOCK_NB) != 0; ++attempt) {
+    if (errno != EWOULDBLOCK) return errno_error("lock " + path);
+    if (attempt == 50) return make_error("another shim already runs sandbox " + cfg_.sandbox_id);
+    struct timespec ts {0, 2 * 1000 * 1000};
+    ::nanosleep(&ts, nullptr);
   }
   return ok_status();
 }
