@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "moat/images.h"
 #include "moat/result.h"
 
 namespace moat {
@@ -64,6 +65,8 @@ struct SandboxOptions {
   PullPolicy pull = PullPolicy::kMissing;
   bool insecure_registry = false;  // plain HTTP to the image's registry
   std::string platform;            // default linux/amd64
+  // Called while a pull the create needs downloads (moat/images.h).
+  std::function<void(const PullProgress&)> on_pull_progress;
   // Unique among this $MOAT_HOME's sandboxes; default: the id.
   std::string name;
   std::map<std::string, std::string> labels;

@@ -18,8 +18,7 @@
 #include "fs/fuse_server.h"
 #include "fs/fuse_transport.h"
 #include "image/erofs_reader.h"
-#include "image/image_store.h"
-#include "store/moat_home.h"
+#include "moat/images.h"
 
 namespace moat::cli {
 namespace {
@@ -46,20 +45,6 @@ FsFlags& flags() {
 int fail(const std::string& message) {
   std::fprintf(stderr, "moat: %s\n", message.c_str());
   return kExitFailure;
-}
-
-// IMAGE is a path to an EROFS file, or a reference in the image store.
-Result<std::string> image_path(const std::string& image) {
-  struct stat st {};
-  if (image.find('/') != std::string::npos || ::stat(image.c_str(), &st) == 0) {
-    if (::stat(image.c_str(), &st) != 0) return errno_error(image);
-    return image;
-  }
-  MOAT_ASSIGN_OR_RETURN(std::string home, store::moat_home());
-  MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
-  MOAT_ASSIGN_OR_RETURN(auto resolved, store->resolve(image));
-  MOAT_TRY(store->ensure_root(resolved.second));
-  return store->erofs_path(resolved.second.manifest_digest);
 }
 
 unsigned worker_count() {
@@ -99,7 +84,7 @@ int cmd_mount() {
     // image's files are ranges inside one file, which it cannot express.
     return fail("--passthrough is not supported for EROFS images (files are not separate host files)");
   }
-  auto path = image_path(f.image);
+  auto path = image_root_file(f.image);
   if (!path.ok()) return fail(path.error().message);
   auto reader = image::ErofsReader::open(*path);
   if (!reader.ok()) return fail(reader.error().message);

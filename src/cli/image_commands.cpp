@@ -8,18 +8,11 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/exit_codes.h"
-#include "image/image_archive_load.h"
-#include "image/image_archive_save.h"
-#include "image/image_fsck.h"
-#include "image/image_pull.h"
-#include "image/image_store.h"
-#include "image/registry_auth.h"
-#include "image/registry_login.h"
-#include "image/store_lock.h"
-#include "image/temp_output.h"
-#include "store/moat_home.h"
+#include "cli/pull_progress.h"
+#include "moat/images.h"
 
 namespace moat::cli {
 namespace {
@@ -61,11 +54,6 @@ ImageFlags& flags() {
   return f;
 }
 
-Result<std::unique_ptr<image::ImageStore>> open_store() {
-  MOAT_ASSIGN_OR_RETURN(std::string home, store::moat_home());
-  return image::ImageStore::open(home);
-}
-
 std::string human_size(std::uint64_t bytes) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
   double v = static_cast<double>(bytes);
@@ -91,33 +79,23 @@ int fail(const Error& e) {
 
 int cmd_pull() {
   auto& f = flags();
-  auto ref = image::parse_reference(f.ref);
-  if (!ref) return fail(ref.error());
-  image::PullOptions opts;
-  if (!f.platform.empty()) {
-    auto p = image::parse_platform(f.platform);
-    if (!p) return fail(p.error().wrap("--platform"));
-    opts.platform = *p;
-    opts.require_platform = true;
-  }
-  opts.registry.insecure = f.insecure;
-  opts.progress = !f.quiet && ::isatty(STDERR_FILENO);
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  auto r = image::pull_image(**store, *ref, opts);
-  if (!r) return fail(r.error().wrap("pull " + ref->to_string()));
+  PullOptions opts;
+  opts.platform = f.platform;
+  opts.insecure_registry = f.insecure;
+  PullProgressLine line(!f.quiet && ::isatty(STDERR_FILENO));
+  opts.on_progress = line.callback();
+  auto r = pull_image(f.ref, opts);
+  if (!r) return fail(r.error());
   if (!f.quiet) {
     std::fprintf(stderr, "%s: %s, root %s (%s)\n", r->ref.c_str(), r->manifest_digest.c_str(),
-                 r->erofs_path.c_str(), r->built_root ? "built" : "cached");
+                 r->root_path.c_str(), r->built_root ? "built" : "cached");
   }
   std::printf("%s\n", r->digest.c_str());
   return 0;
 }
 
 int cmd_ls() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  auto images = (*store)->list();
+  auto images = list_images();
   if (!images) return fail(images.error());
   std::printf("%-60s %-14s %-14s %s\n", "REF", "DIGEST", "PLATFORM", "SIZE");
   for (const auto& i : *images) {
@@ -127,22 +105,43 @@ int cmd_ls() {
   return 0;
 }
 
+nlohmann::json inspect_json(const ImageDetails& d) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& l : d.layers) {
+    layers.push_back({{"digest", l.digest}, {"mediaType", l.media_type}, {"diffID", l.diff_id}, {"size", l.size}});
+  }
+  return nlohmann::json{
+      {"ref", d.ref},
+      {"digest", d.digest},
+      {"manifestDigest", d.manifest_digest},
+      {"mediaType", d.media_type},
+      {"platform", d.platform},
+      {"size", d.size},
+      {"config",
+       {{"digest", d.config_digest},
+        {"Entrypoint", d.entrypoint},
+        {"Cmd", d.cmd},
+        {"Env", d.env},
+        {"WorkingDir", d.working_dir},
+        {"User", d.user},
+        {"Labels", d.labels}}},
+      {"layers", layers},
+      {"erofs", d.root_path.empty() ? nlohmann::json() : nlohmann::json(d.root_path)},
+  };
+}
+
 int cmd_inspect() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  auto j = (*store)->inspect(flags().ref);
-  if (!j) return fail(j.error());
+  auto d = inspect_image(flags().ref);
+  if (!d) return fail(d.error());
   // Stored text is not trusted to be UTF-8: replace rather than throw.
-  std::cout << j->dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << inspect_json(*d).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 
 int cmd_rm() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
   int code = 0;
   for (const auto& r : flags().refs) {
-    if (auto st = (*store)->remove(r); !st) {
+    if (auto st = remove_image(r); !st) {
       print_error(st.error().message);
       code = kExitFailure;
       continue;
@@ -153,22 +152,15 @@ int cmd_rm() {
 }
 
 int cmd_tag() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
   auto& f = flags();
-  auto rec = (*store)->tag(f.ref, f.target);
+  auto rec = tag_image(f.ref, f.target);
   if (!rec) return fail(rec.error().wrap("tag " + f.ref));
-  std::printf("%s %s\n", rec->name.c_str(), rec->digest.c_str());
+  std::printf("%s %s\n", rec->ref.c_str(), rec->digest.c_str());
   return 0;
 }
 
 int cmd_fsck() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  // Shared: a concurrent prune or rm must not delete what is being checked.
-  auto lock = image::StoreLock::acquire((*store)->home(), image::StoreLock::Mode::kShared);
-  if (!lock) return fail(lock.error());
-  auto reports = image::fsck_images(**store, flags().refs);
+  auto reports = check_images(flags().refs);
   if (!reports) return fail(reports.error());
   int code = 0;
   for (const auto& r : *reports) {
@@ -186,18 +178,15 @@ int cmd_fsck() {
 
 int cmd_load() {
   auto& f = flags();
-  UniqueFd file;
   int fd = STDIN_FILENO;
   if (!f.input.empty() && f.input != "-") {
-    file.reset(::open(f.input.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!file) return fail(make_error("open " + f.input + ": " + std::strerror(errno), errno));
-    fd = file.get();
+    fd = ::open(f.input.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(make_error("open " + f.input + ": " + std::strerror(errno), errno));
   } else if (::isatty(STDIN_FILENO)) {
     return fail(make_error("load: no archive (give -i FILE or pipe one into stdin)", EINVAL));
   }
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  auto images = image::load_image_archive(**store, fd);
+  auto images = load_images(fd);
+  if (fd != STDIN_FILENO) ::close(fd);
   if (!images) return fail(images.error().wrap("load " + (f.input.empty() ? "-" : f.input)));
   for (const auto& i : *images) {
     for (const auto& n : i.names) {
@@ -209,32 +198,24 @@ int cmd_load() {
 
 int cmd_save() {
   auto& f = flags();
-  auto format = image::parse_archive_format(f.format);
+  auto format = parse_archive_format(f.format);
   if (!format) return fail(format.error());
-  auto store = open_store();
-  if (!store) return fail(store.error());
   if (f.output.empty() || f.output == "-") {
     if (::isatty(STDOUT_FILENO)) {
       return fail(make_error("save: refusing to write an archive to a terminal (use -o FILE)", EINVAL));
     }
-    auto st = image::save_image_archive(**store, f.refs, *format, STDOUT_FILENO);
+    auto st = save_images(f.refs, *format, STDOUT_FILENO);
     if (!st) return fail(st.error().wrap("save"));
     return 0;
   }
-  // A file appears only once the whole archive is in it.
-  auto out = image::TempOutput::create(f.output);
-  if (!out) return fail(out.error());
-  auto st = image::save_image_archive(**store, f.refs, *format, out->fd());
+  auto st = save_images_to_file(f.refs, *format, f.output);
   if (!st) return fail(st.error().wrap("save"));
-  if (auto c = out->commit(); !c) return fail(c.error());
   return 0;
 }
 
 int cmd_prune() {
-  auto store = open_store();
-  if (!store) return fail(store.error());
-  auto r = (*store)->prune();
-  if (!r) return fail(r.error().wrap("prune"));
+  auto r = prune_images();
+  if (!r) return fail(r.error());
   std::printf("removed %zu images, %zu blobs, %zu roots, %zu temporary files: %s freed (%llu bytes)\n",
               r->images, r->blobs, r->roots, r->temp_files, human_size(r->bytes).c_str(),
               static_cast<unsigned long long>(r->bytes));
@@ -273,19 +254,19 @@ Result<std::string> read_secret_line(bool prompt, const char* what) {
 
 int cmd_login() {
   auto& f = flags();
-  auto registry = image::normalize_registry_name(f.ref);
+  // The name is checked before anything is asked for.
+  auto registry = registry_name(f.ref);
   if (!registry) return fail(registry.error());
-  image::Credentials c;
-  c.username = f.username;
-  if (c.username.empty()) {
+  std::string username = f.username;
+  if (username.empty()) {
     if (f.password_stdin || !::isatty(STDIN_FILENO)) {
       return fail(make_error("login: --username is required with --password-stdin", EINVAL));
     }
     std::fprintf(stderr, "Username: ");
     std::fflush(stderr);
-    std::getline(std::cin, c.username);
+    std::getline(std::cin, username);
   }
-  if (c.username.empty() || c.username.find(':') != std::string::npos) {
+  if (username.empty() || username.find(':') != std::string::npos) {
     return fail(make_error("login: the username must be non-empty and without ':'", EINVAL));
   }
   if (!f.password_stdin && !::isatty(STDIN_FILENO)) {
@@ -293,29 +274,16 @@ int cmd_login() {
   }
   auto password = read_secret_line(!f.password_stdin, "Password");
   if (!password) return fail(password.error());
-  if (password->empty()) return fail(make_error("login: empty password", EINVAL));
-  c.password = *password;
-  image::LoginOptions lo;
-  lo.insecure = f.insecure;
-  if (auto st = image::verify_registry_login(*registry, c, lo); !st) return fail(st.error());
-  auto home = store::moat_home();
-  if (!home) return fail(home.error());
-  if (auto st = store::make_dirs(*home, 0700); !st) return fail(st.error());
-  auto w = image::write_auth_entry(image::moat_auth_path(*home), *registry, c);
-  if (!w) return fail(w.error());
-  std::printf("Login Succeeded: %s\n", registry->c_str());
+  auto done = registry_login(*registry, username, *password, f.insecure);
+  if (!done) return fail(done.error());
+  std::printf("Login Succeeded: %s\n", done->c_str());
   return 0;
 }
 
 int cmd_logout() {
-  auto registry = image::normalize_registry_name(flags().ref);
-  if (!registry) return fail(registry.error());
-  auto home = store::moat_home();
-  if (!home) return fail(home.error());
-  auto w = image::write_auth_entry(image::moat_auth_path(*home), *registry, std::nullopt);
-  if (!w) return fail(w.error());
-  if (!*w) return fail(make_error("not logged in to " + *registry, ENOENT));
-  std::printf("Removed login credentials for %s\n", registry->c_str());
+  auto done = registry_logout(flags().ref);
+  if (!done) return fail(done.error());
+  std::printf("Removed login credentials for %s\n", done->c_str());
   return 0;
 }
 

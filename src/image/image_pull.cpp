@@ -16,45 +16,50 @@
 namespace moat::image {
 namespace {
 
-// One status line on stderr, redrawn at most every 100 ms.
-class Progress {
+// Turns the download threads' byte counts into PullProgress reports, one
+// call at a time.
+class ProgressReporter {
  public:
-  Progress(bool enabled, std::uint64_t total, std::size_t layers)
-      : enabled_(enabled), total_(total), layers_(layers) {}
-  ~Progress() {
-    if (enabled_ && drawn_) std::fputc('\n', stderr);
-  }
-  void add(std::uint64_t n) {
+  ProgressReporter(const ProgressFn& fn, const std::vector<LayerDescriptor>& layers, std::uint64_t total)
+      : fn_(fn), layers_(layers), layer_done_(layers.size(), 0), total_(total) {}
+
+  void add(std::size_t i, std::uint64_t n) {
+    if (!fn_) return;
+    std::lock_guard lock(mu_);
+    layer_done_[i] += n;
     done_ += n;
-    draw(false);
+    report(i, false);
   }
-  void layer_done() {
+
+  void layer_complete(std::size_t i) {
+    if (!fn_) return;
+    std::lock_guard lock(mu_);
     ++layers_done_;
-    draw(true);
+    report(i, true);
   }
 
  private:
-  void draw(bool force) {
-    if (!enabled_) return;
-    std::lock_guard lock(mu_);
-    auto now = std::chrono::steady_clock::now();
-    if (!force && drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
-    drawn_ = true;
-    std::fprintf(stderr, "\r\033[Kpulling: %.1f/%.1f MB, %zu/%zu layers",
-                 static_cast<double>(done_.load()) / 1e6, static_cast<double>(total_) / 1e6,
-                 layers_done_.load(), layers_);
-    std::fflush(stderr);
+  void report(std::size_t i, bool complete) {
+    moat::PullProgress p;
+    p.layer = i + 1;
+    p.layers = layers_.size();
+    p.digest = layers_[i].descriptor.digest;
+    p.layer_done = layer_done_[i];
+    p.layer_total = layers_[i].descriptor.size;
+    p.layer_complete = complete;
+    p.done = done_;
+    p.total = total_;
+    p.layers_done = layers_done_;
+    fn_(p);
   }
 
-  bool enabled_;
+  const ProgressFn& fn_;
+  const std::vector<LayerDescriptor>& layers_;
+  std::vector<std::uint64_t> layer_done_;
   std::uint64_t total_;
-  std::size_t layers_;
-  std::atomic<std::uint64_t> done_{0};
-  std::atomic<std::size_t> layers_done_{0};
+  std::uint64_t done_ = 0;
+  std::size_t layers_done_ = 0;
   std::mutex mu_;
-  std::chrono::steady_clock::time_point last_;
-  bool drawn_ = false;
 };
 
 Status check_descriptor(const Descriptor& d, std::uint64_t max_size, const char* what) {
@@ -70,12 +75,12 @@ Status check_descriptor(const Descriptor& d, std::uint64_t max_size, const char*
 // Downloads the layers with a few worker threads; the first error stops the
 // others from starting new layers and is returned.
 Status download_layers(RegistryClient& client, const BlobStore& blobs,
-                       const std::vector<LayerDescriptor>& layers, int parallel, bool progress) {
+                       const std::vector<LayerDescriptor>& layers, int parallel, const ProgressFn& progress) {
   std::uint64_t total = 0;
   for (const auto& l : layers) {
     if (!blobs.has(l.descriptor.digest, l.descriptor.size)) total += l.descriptor.size;
   }
-  Progress bar(progress, total, layers.size());
+  ProgressReporter reporter(progress, layers, total);
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -85,13 +90,13 @@ Status download_layers(RegistryClient& client, const BlobStore& blobs,
       std::size_t i = next++;
       if (i >= layers.size()) return;
       const auto& d = layers[i].descriptor;
-      Status st = client.fetch_blob(d, blobs, [&](std::uint64_t n) { bar.add(n); });
+      Status st = client.fetch_blob(d, blobs, [&](std::uint64_t n) { reporter.add(i, n); });
       if (!st) {
         std::lock_guard lock(mu);
         if (!failed.exchange(true)) first_error = st.error().wrap("layer " + std::to_string(i + 1));
         return;
       }
-      bar.layer_done();
+      reporter.layer_complete(i);
     }
   };
   std::size_t n = std::min<std::size_t>(std::max(parallel, 1), layers.size());
@@ -160,7 +165,7 @@ Result<PullResult> pull_image(ImageStore& store, const Reference& ref, const Pul
 
   // 3. Layers.
   MOAT_TRY(download_layers(*client, blobs, parsed.layers, options.parallel_downloads,
-                           options.progress));
+                           options.on_progress));
   MOAT_TRY(blobs.ingest_bytes(manifest.body, manifest.digest));
 
   ImageRecord image;

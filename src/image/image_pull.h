@@ -19,7 +19,10 @@
 // image prune` collects it.
 #pragma once
 
+#include <functional>
 #include <string>
+
+#include "moat/images.h"
 
 #include "image/image_store.h"
 #include "image/manifest.h"
@@ -31,6 +34,8 @@ namespace moat::image {
 
 inline constexpr std::uint64_t kMaxLayerSize = 64ull << 30;
 
+using ProgressFn = std::function<void(const moat::PullProgress&)>;
+
 struct PullOptions {
   Platform platform = default_platform();
   // The user asked for `platform` explicitly: a single-platform image for
@@ -38,7 +43,7 @@ struct PullOptions {
   bool require_platform = false;
   RegistryOptions registry;
   int parallel_downloads = 3;
-  bool progress = false;  // a one-line progress display on stderr
+  ProgressFn on_progress;  // reports per layer; may be empty
 };
 
 struct PullResult {

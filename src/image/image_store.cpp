@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <cstdlib>
 #include <ctime>
 #include <set>
@@ -75,13 +76,58 @@ Result<ImageConfig> ImageStore::config_of(const ImageRecord& image) const {
   return parse_config(body);
 }
 
-Result<std::pair<RefRecord, ImageRecord>> ImageStore::resolve(const std::string& ref_text) {
-  MOAT_ASSIGN_OR_RETURN(std::string key, ref_key_for(ref_text));
-  MOAT_ASSIGN_OR_RETURN(auto rec, db_->get_ref(key));
-  if (!rec) return make_error("no such image: " + key, ENOENT);
-  MOAT_ASSIGN_OR_RETURN(auto img, db_->get_image(rec->manifest_digest));
-  if (!img) return make_error("image record missing for " + rec->manifest_digest, ENOENT);
-  return std::make_pair(std::move(*rec), std::move(*img));
+namespace {
+
+constexpr std::size_t kMinIdLength = 12;
+
+// 12 to 64 lowercase hex digits: what `moat image ls` shows of a digest.
+bool looks_like_image_id(const std::string& text) {
+  return text.size() >= kMinIdLength && text.size() <= 64 &&
+         text.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+bool digest_starts_with(const std::string& digest, const std::string& id) {
+  return digest.rfind(kSha256Prefix, 0) == 0 && digest.compare(kSha256Prefix.size(), id.size(), id) == 0;
+}
+
+}  // namespace
+
+Result<std::pair<RefRecord, ImageRecord>> ImageStore::resolve(const std::string& image) {
+  RefRecord rec;
+  if (image.rfind(kSha256Prefix, 0) == 0) {
+    MOAT_TRY(validate_digest(image));
+    MOAT_ASSIGN_OR_RETURN(rec, resolve_digest(image));
+  } else {
+    MOAT_ASSIGN_OR_RETURN(auto by_id, resolve_id(image));
+    if (by_id) {
+      rec = std::move(*by_id);
+    } else {
+      MOAT_ASSIGN_OR_RETURN(std::string key, ref_key_for(image));
+      MOAT_ASSIGN_OR_RETURN(auto found, db_->get_ref(key));
+      if (!found) return make_error("no such image: " + key, ENOENT);
+      rec = std::move(*found);
+    }
+  }
+  MOAT_ASSIGN_OR_RETURN(auto img, db_->get_image(rec.manifest_digest));
+  if (!img) return make_error("image record missing for " + rec.manifest_digest, ENOENT);
+  return std::make_pair(std::move(rec), std::move(*img));
+}
+
+// An image id names the one image whose digest (the ref's or the
+// manifest's) it starts. Hex text that starts none is left to be parsed as
+// a reference (a repository may be named "0123456789ab"); one that starts
+// two images' digests is an error rather than a guess.
+Result<std::optional<RefRecord>> ImageStore::resolve_id(const std::string& id) {
+  if (!looks_like_image_id(id)) return std::optional<RefRecord>{};
+  MOAT_ASSIGN_OR_RETURN(auto refs, db_->list_refs());
+  std::optional<RefRecord> match;
+  for (const auto& r : refs) {
+    if (!digest_starts_with(r.digest, id) && !digest_starts_with(r.manifest_digest, id)) continue;
+    if (match && match->manifest_digest != r.manifest_digest)
+      return make_error("image id " + id + " is ambiguous: give more of the digest", EINVAL);
+    if (!match) match = r;
+  }
+  return match;
 }
 
 // A bare digest: the ref that resolved to it (an index keeps its platform
@@ -102,14 +148,8 @@ Result<RefRecord> ImageStore::tag(const std::string& source, const std::string& 
   if (!target_ref->digest.empty()) {
     return make_error("tag target '" + target + "' must be name[:tag], without a digest", EINVAL);
   }
-  RefRecord rec;
-  if (source.rfind(kSha256Prefix, 0) == 0) {
-    MOAT_TRY(validate_digest(source));
-    MOAT_ASSIGN_OR_RETURN(rec, resolve_digest(source));
-  } else {
-    MOAT_ASSIGN_OR_RETURN(auto found, resolve(source));
-    rec = std::move(found.first);
-  }
+  MOAT_ASSIGN_OR_RETURN(auto found, resolve(source));
+  RefRecord rec = std::move(found.first);
   rec.name = ref_key(*target_ref);
   rec.updated = 0;
   MOAT_TRY(db_->add_ref(rec));
@@ -129,38 +169,6 @@ Result<std::vector<ImageSummary>> ImageStore::list() {
     out.push_back(std::move(s));
   }
   return out;
-}
-
-Result<nlohmann::json> ImageStore::inspect(const std::string& ref_text) {
-  MOAT_ASSIGN_OR_RETURN(auto found, resolve(ref_text));
-  auto& [ref, img] = found;
-  MOAT_ASSIGN_OR_RETURN(ImageConfig cfg, config_of(img));
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : img.layers) {
-    layers.push_back({{"digest", l.blob_digest},
-                      {"mediaType", l.media_type},
-                      {"diffID", l.diff_id},
-                      {"size", l.size}});
-  }
-  std::string erofs = erofs_path(img.manifest_digest);
-  return nlohmann::json{
-      {"ref", ref.name},
-      {"digest", ref.digest},
-      {"manifestDigest", img.manifest_digest},
-      {"mediaType", img.media_type},
-      {"platform", img.platform},
-      {"size", img.total_size()},
-      {"config",
-       {{"digest", img.config_digest},
-        {"Entrypoint", cfg.entrypoint},
-        {"Cmd", cfg.cmd},
-        {"Env", cfg.env},
-        {"WorkingDir", cfg.working_dir},
-        {"User", cfg.user},
-        {"Labels", cfg.labels}}},
-      {"layers", layers},
-      {"erofs", ::access(erofs.c_str(), F_OK) == 0 ? nlohmann::json(erofs) : nlohmann::json()},
-  };
 }
 
 Status ImageStore::remove(const std::string& ref_text) {

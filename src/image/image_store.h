@@ -4,13 +4,13 @@
 //   moat.db                     refs, manifests, layers (ImageDb)
 //   images/<manifest-hex>.erofs the read-only root built from a manifest
 //
-// and the operations the `moat image` commands need besides pulling
-// (image_pull.h): list, inspect, remove, and (re)building a root.
+// and the operations include/moat/images.h needs besides pulling
+// (image_pull.h): resolve, list, tag, remove, prune, and (re)building a root.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,9 +57,12 @@ class ImageStore {
   // Reads and parses the config blob of a recorded image.
   Result<ImageConfig> config_of(const ImageRecord& image) const;
 
-  // Looks a reference up in the database ("busybox" means
-  // docker.io/library/busybox:latest).
-  Result<std::pair<RefRecord, ImageRecord>> resolve(const std::string& ref_text);
+  // Finds the image `image` names: a digest ("sha256:<hex>": the ref that
+  // resolved to it, else the manifest), an image id (12 to 64 hex digits
+  // starting exactly one stored digest), or a reference ("busybox" means
+  // docker.io/library/busybox:latest). The one resolver every command and
+  // include/moat/images.h use.
+  Result<std::pair<RefRecord, ImageRecord>> resolve(const std::string& image);
 
   // Records `target` (name[:tag]) as another name for the image `source`
   // names. `source` is a ref or a digest the store knows (a ref's digest or
@@ -67,7 +70,6 @@ class ImageStore {
   Result<RefRecord> tag(const std::string& source, const std::string& target);
 
   Result<std::vector<ImageSummary>> list();
-  Result<nlohmann::json> inspect(const std::string& ref_text);
   // Removes the ref; an image no other ref uses loses its rows, its root
   // and the blobs only it used. Holds the store lock exclusively
   // (store_lock.h), so it never races a pull's unrecorded blobs.
@@ -83,6 +85,7 @@ class ImageStore {
   ImageStore(std::string home, BlobStore blobs, std::unique_ptr<ImageDb> db)
       : home_(std::move(home)), blobs_(std::move(blobs)), db_(std::move(db)) {}
   Result<RefRecord> resolve_digest(const std::string& digest);
+  Result<std::optional<RefRecord>> resolve_id(const std::string& id);
 
   std::string home_;
   BlobStore blobs_;

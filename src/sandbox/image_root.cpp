@@ -10,7 +10,7 @@
 namespace moat::sandbox {
 namespace {
 
-Result<image::PullResult> pull(image::ImageStore& store, const SandboxOptions& o, bool progress) {
+Result<image::PullResult> pull(image::ImageStore& store, const SandboxOptions& o) {
   MOAT_ASSIGN_OR_RETURN(auto ref, image::parse_reference(o.image));
   image::PullOptions opts;
   if (!o.platform.empty()) {
@@ -18,7 +18,7 @@ Result<image::PullResult> pull(image::ImageStore& store, const SandboxOptions& o
     opts.require_platform = true;
   }
   opts.registry.insecure = o.insecure_registry;
-  opts.progress = progress;
+  opts.on_progress = o.on_pull_progress;
   auto r = image::pull_image(store, ref, opts);
   if (!r) return r.error().wrap("pull " + ref.to_string());
   return r;
@@ -33,17 +33,16 @@ Status release_image(const std::string& home, const std::string& user) {
   return store->db().remove_user(user);
 }
 
-Result<ImageRoot> resolve_image_root(const std::string& home, const SandboxOptions& o, const std::string& user,
-                                     bool progress) {
+Result<ImageRoot> resolve_image_root(const std::string& home, const SandboxOptions& o, const std::string& user) {
   MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
-  if (o.pull == PullPolicy::kAlways) MOAT_TRY(pull(*store, o, progress));
+  if (o.pull == PullPolicy::kAlways) MOAT_TRY(pull(*store, o));
   // Shared: `rm` and `prune` (exclusive) cannot remove the image between
   // finding it and recording this sandbox as its user.
   MOAT_ASSIGN_OR_RETURN(auto lock, image::StoreLock::acquire(home, image::StoreLock::Mode::kShared));
   auto found = store->resolve(o.image);
   if (!found && found.error().code == ENOENT && o.pull == PullPolicy::kMissing) {
     lock.release();  // the pull takes the lock itself
-    MOAT_TRY(pull(*store, o, progress));
+    MOAT_TRY(pull(*store, o));
     MOAT_ASSIGN_OR_RETURN(lock, image::StoreLock::acquire(home, image::StoreLock::Mode::kShared));
     found = store->resolve(o.image);
   }

@@ -25,10 +25,9 @@ struct ImageRoot {
 // Looks the image up in the store under `home`, pulling it when the policy
 // asks for it (always) or it is missing (missing), makes sure its root is
 // built, and records `user` ("sandbox:<id>") as using it, so that neither
-// `image rm` nor `prune` deletes it while the sandbox exists. `progress`
-// shows a pull's progress on stderr.
-Result<ImageRoot> resolve_image_root(const std::string& home, const SandboxOptions& o, const std::string& user,
-                                     bool progress);
+// `image rm` nor `prune` deletes it while the sandbox exists. A pull
+// reports to o.on_pull_progress.
+Result<ImageRoot> resolve_image_root(const std::string& home, const SandboxOptions& o, const std::string& user);
 
 // Forgets `user`; the image may then be pruned.
 Status release_image(const std::string& home, const std::string& user);

@@ -177,7 +177,7 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
     info.command.insert(info.command.end(), o.command.begin(), o.command.end());
     return ok_status();
   }
-  MOAT_ASSIGN_OR_RETURN(auto root, resolve_image_root(m.home, o, image_user_of_sandbox(info.id), /*progress=*/false));
+  MOAT_ASSIGN_OR_RETURN(auto root, resolve_image_root(m.home, o, image_user_of_sandbox(info.id)));
   effective.rootfs_image = root.erofs_path;
   // As Docker does, a WorkingDir the image lacks is created (root, 0755).
   // The config is untrusted: a WorkingDir that is not a clean absolute path
