@@ -617,6 +617,26 @@ TEST_F(FsDirBackendBudget, OpenHandlesKeepTheirDescriptors) {
   for (int i = 1; i < 3; ++i) release(nodes[i], fhs[i]);
 }
 
+// Reopening by name walks the recorded parents, so a directory the kernel
+// forgot stays known while a node beneath it does: its file is still found,
+// and a new lookup of the directory gives the same node back. Once the child
+// goes too, so does the directory.
+TEST_F(FsDirBackendBudget, ParentsStayKnownForTheirChildren) {
+  serve("root3", 4, false);
+  ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+  host_write(root_ + "/d/f", "deep");
+  auto d = lookup(1, "d");
+  auto f = lookup(d.nodeid, "f");
+  call_noreply(FUSE_FORGET, d.nodeid, bytes_of(fuse_forget_in{1}));
+  churn();
+  EXPECT_EQ(read_node(f.nodeid), "deep");
+  EXPECT_EQ(lookup(1, "d").nodeid, d.nodeid);
+  call_noreply(FUSE_FORGET, d.nodeid, bytes_of(fuse_forget_in{1}));
+  call_noreply(FUSE_FORGET, f.nodeid, bytes_of(fuse_forget_in{1}));
+  call(FUSE_GETATTR, d.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+  EXPECT_NE(lookup(1, "d").nodeid, d.nodeid);
+}
+
 // Nodes themselves cost memory: past max_nodes new ones get ENFILE, and a
 // forgotten node frees its place.
 TEST_F(FsDirBackend, NodeCountIsCapped) {
