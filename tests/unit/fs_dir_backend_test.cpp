@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/dir_backend.h"
@@ -498,10 +500,14 @@ TEST_F(FsDirBackendBudget, ClosedNodesFollowRenamesInsideTheVolume) {
     serve(handles ? "by-handle" : "by-name", 8, handles);
     for (const char* d : {"a", "b", "c"}) ASSERT_EQ(::mkdir((root_ + "/" + d).c_str(), 0755), 0);
     host_write(root_ + "/a/f", "data");
+    ASSERT_EQ(::symlink("../f", (root_ + "/a/l").c_str()), 0);
     auto a = lookup(1, "a");
     auto b = lookup(1, "b");
     auto f = lookup(a.nodeid, "f");
+    auto l = lookup(a.nodeid, "l");
     churn();
+    EXPECT_EQ(call(FUSE_READLINK, l.nodeid, {}), "../f");  // a symlink reopens as itself
+    open(l.nodeid, O_RDONLY, ELOOP);
     rename(a.nodeid, "f", b.nodeid, "g");
     churn();
     EXPECT_EQ(getattr(f.nodeid).ino, host_ino(root_ + "/b/g"));
@@ -635,6 +641,46 @@ TEST_F(FsDirBackendBudget, ParentsStayKnownForTheirChildren) {
   call_noreply(FUSE_FORGET, f.nodeid, bytes_of(fuse_forget_in{1}));
   call(FUSE_GETATTR, d.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
   EXPECT_NE(lookup(1, "d").nodeid, d.nodeid);
+}
+
+// Several workers at once, as the server's threads are: nodes are closed
+// under some while others use them, and every answer is still the right
+// file's. The budget covers what can be in use at once (the root, each
+// worker's open handle and the node in its hands), so nothing is ENFILE.
+TEST_F(FsDirBackendBudget, ConcurrentWorkersSeeTheirOwnFiles) {
+  serve("root4", 16, true);
+  constexpr int kFiles = 200;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < kFiles; ++i) {
+    host_write(root_ + "/f" + std::to_string(i), "content " + std::to_string(i));
+    ids.push_back(lookup(1, "f" + std::to_string(i)).nodeid);
+  }
+  std::atomic<int> errors{0}, wrong{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t) {
+    workers.emplace_back([&, t] {
+      for (int k = 0; k < 1000; ++k) {
+        int i = (t * 7919 + k * 31) % kFiles;
+        std::string want = "content " + std::to_string(i);
+        fuse_attr_out a{};
+        if (backend_->getattr(ids[i], a) != 0) ++errors;
+        else if (a.attr.size != want.size()) ++wrong;
+        fuse_open_out o{};
+        if (backend_->open(ids[i], O_RDONLY, o) != 0) {
+          ++errors;
+          continue;
+        }
+        std::vector<std::uint8_t> buf(64);
+        if (backend_->read(ids[i], o.fh, 0, buf) != 0) ++errors;
+        else if (std::string(buf.begin(), buf.end()) != want) ++wrong;
+        backend_->release(ids[i], o.fh);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  for (int i = 0; i < kFiles; ++i) EXPECT_EQ(read_node(ids[i]), "content " + std::to_string(i));
 }
 
 // Nodes themselves cost memory: past max_nodes new ones get ENFILE, and a
