@@ -168,7 +168,9 @@ class DirServers {
     ::setxattr((root + "/null").c_str(), fs::kStatXattrName, v.data(), v.size(), 0);
     put_file(root + "/bad", "");
     ::setxattr((root + "/bad").c_str(), fs::kStatXattrName, "\x01junk", 5, 0);
-    auto rw = fs::open_dir_backend(root, fs::DirBackendOptions{false});
+    // Few descriptors for the read-write backend: its nodes are closed and
+    // reopened (by handle, or by name once the tree changed) all the time.
+    auto rw = fs::open_dir_backend(root, fs::DirBackendOptions{false, 4});
     auto ro = fs::open_dir_backend(root, fs::DirBackendOptions{true});
     if (!rw.ok() || !ro.ok()) return false;
     rw_ = std::move(*rw);

@@ -106,13 +106,15 @@ class HandleTable {
     if (it == map_.end() || it->second->nodeid != nodeid) return nullptr;
     return it->second;
   }
-  void remove(std::uint64_t fh, std::uint64_t nodeid) {
+  // Whether `fh` was a handle of `nodeid` (and is closed now).
+  bool remove(std::uint64_t fh, std::uint64_t nodeid) {
     HandleRef last;  // closed after the lock is released
     std::lock_guard lock(mu_);
     auto it = map_.find(fh);
-    if (it == map_.end() || it->second->nodeid != nodeid) return;
+    if (it == map_.end() || it->second->nodeid != nodeid) return false;
     last = std::move(it->second);
     map_.erase(it);
+    return true;
   }
 
  private:
@@ -134,7 +136,9 @@ XattrClass classify_xattr(std::string_view name) {
 class DirBackend : public FsBackend {
  public:
   DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options)
-      : nodes_(std::move(root), st, options.max_open_nodes), xattrs_(xattrs), options_(options) {}
+      : nodes_(std::move(root), st, NodeTableOptions{options.max_open_nodes, options.max_nodes, options.file_handles}),
+        xattrs_(xattrs),
+        options_(options) {}
 
   void init(const FuseSession& s) override { writeback_ = s.writeback_cache; }
   bool read_only() const override { return options_.read_only; }
@@ -145,15 +149,15 @@ class DirBackend : public FsBackend {
   int readlink(std::uint64_t nodeid, std::string& target) override;
   int open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
   int opendir(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
-  void release(std::uint64_t nodeid, std::uint64_t fh) override { handles_.remove(fh, nodeid); }
-  void releasedir(std::uint64_t nodeid, std::uint64_t fh) override { handles_.remove(fh, nodeid); }
+  void release(std::uint64_t nodeid, std::uint64_t fh) override { close_handle(nodeid, fh); }
+  void releasedir(std::uint64_t nodeid, std::uint64_t fh) override { close_handle(nodeid, fh); }
   int read(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
            std::vector<std::uint8_t>& out) override;
   int readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset, DirBuffer& buf) override;
   int statfs(std::uint64_t nodeid, fuse_kstatfs& out) override;
   int getxattr(std::uint64_t nodeid, std::string_view name, std::string& value) override;
   int listxattr(std::uint64_t nodeid, std::string& names) override;
-  int access(std::uint64_t nodeid, std::uint32_t) override { return nodes_.get(nodeid) ? 0 : ESTALE; }
+  int access(std::uint64_t nodeid, std::uint32_t) override { return nodes_.contains(nodeid) ? 0 : ESTALE; }
   int lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset, std::uint32_t whence,
             std::uint64_t& result) override;
 
@@ -189,7 +193,7 @@ class DirBackend : public FsBackend {
 
  private:
   // The node of a directory (ENOTDIR otherwise); `err` set on failure.
-  DirNodeRef dir_node(std::uint64_t nodeid, int& err) const;
+  DirNodeRef dir_node(std::uint64_t nodeid, int& err);
   int host_stat(const DirNode& node, struct stat& st) const;
   // The guest's view of a node's owner and mode, if recorded and valid.
   std::optional<GuestStat> guest_stat(int fd, const struct stat& st) const;
@@ -198,15 +202,21 @@ class DirBackend : public FsBackend {
   int write_guest_stat(int fd, const GuestStat& g) const;
   void fill_attr(const struct stat& st, const std::optional<GuestStat>& g, fuse_attr& a) const;
   int attr_of(const DirNode& node, fuse_attr& a) const;
-  // Adds `fd` (an O_PATH descriptor) to the node table and fills `out`.
-  int enter(UniqueFd fd, fuse_entry_out& out);
-  int lookup_in(const DirNode& parent, std::string_view name, fuse_entry_out& out);
+  // Adds `fd` (an O_PATH descriptor), found as `name` in the directory node
+  // `parent`, to the node table and fills `out`.
+  int enter(std::uint64_t parent, std::string_view name, UniqueFd fd, fuse_entry_out& out);
+  int lookup_in(std::uint64_t parent_id, const DirNode& parent, std::string_view name, fuse_entry_out& out);
+  // A new handle of `nodeid`; its node keeps its descriptor while it is open.
+  std::uint64_t open_handle(std::uint64_t nodeid, UniqueFd fd);
+  void close_handle(std::uint64_t nodeid, std::uint64_t fh);
+  // Tells the node table where a renamed file now is.
+  void record_move(const DirNode& dir, std::uint64_t dir_id, std::string_view name);
   // The owner and mode a new entry gets: the caller's, with the group of a
   // setgid parent (and, for directories, its setgid bit).
   GuestStat new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const;
   // A descriptor for I/O on a handle, or a fresh one for the node if `fh`
   // names no handle of it (SETATTR/LSEEK/FSYNC without a handle).
-  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own) const;
+  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own);
   int guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const;
 
   NodeTable nodes_;
@@ -216,12 +226,9 @@ class DirBackend : public FsBackend {
   bool writeback_ = false;
 };
 
-DirNodeRef DirBackend::dir_node(std::uint64_t nodeid, int& err) const {
-  auto node = nodes_.get(nodeid);
-  if (!node) {
-    err = ESTALE;
-    return nullptr;
-  }
+DirNodeRef DirBackend::dir_node(std::uint64_t nodeid, int& err) {
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return nullptr;
   if (node->type != S_IFDIR) {
     err = ENOTDIR;
     return nullptr;
@@ -290,12 +297,13 @@ int DirBackend::attr_of(const DirNode& node, fuse_attr& a) const {
   return 0;
 }
 
-int DirBackend::enter(UniqueFd fd, fuse_entry_out& out) {
+int DirBackend::enter(std::uint64_t parent, std::string_view name, UniqueFd fd, fuse_entry_out& out) {
   struct stat st {};
   if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
   auto g = guest_stat(fd.get(), st);
-  std::uint64_t id = nodes_.add(std::move(fd), st);
-  if (id == 0) return ENFILE;
+  int err = 0;
+  std::uint64_t id = nodes_.add(parent, name, std::move(fd), st, err);
+  if (id == 0) return err;
   out = {};
   out.nodeid = id;
   out.entry_valid = out.attr_valid = kTtlSeconds;
@@ -303,32 +311,50 @@ int DirBackend::enter(UniqueFd fd, fuse_entry_out& out) {
   return 0;
 }
 
-int DirBackend::lookup_in(const DirNode& parent, std::string_view name, fuse_entry_out& out) {
+int DirBackend::lookup_in(std::uint64_t parent_id, const DirNode& parent, std::string_view name,
+                          fuse_entry_out& out) {
   std::string n(name);
   // One component, never followed: a symlink is opened as itself.
   UniqueFd fd(::openat(parent.fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd) return last_errno();
-  return enter(std::move(fd), out);
+  return enter(parent_id, name, std::move(fd), out);
 }
 
 int DirBackend::lookup(std::uint64_t parent, std::string_view name, fuse_entry_out& out) {
   int err = 0;
   auto dir = dir_node(parent, err);
   if (!dir) return err;
-  return lookup_in(*dir, name, out);
+  return lookup_in(parent, *dir, name, out);
+}
+
+std::uint64_t DirBackend::open_handle(std::uint64_t nodeid, UniqueFd fd) {
+  std::uint64_t fh = handles_.add(std::move(fd), nodeid);
+  if (fh != 0) nodes_.pin(nodeid);
+  return fh;
+}
+
+void DirBackend::close_handle(std::uint64_t nodeid, std::uint64_t fh) {
+  if (handles_.remove(fh, nodeid)) nodes_.unpin(nodeid);
+}
+
+void DirBackend::record_move(const DirNode& dir, std::uint64_t dir_id, std::string_view name) {
+  UniqueFd fd(::openat(dir.fd.get(), std::string(name).c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (fd) nodes_.moved(dir_id, name, std::move(fd));
 }
 
 int DirBackend::getattr(std::uint64_t nodeid, fuse_attr_out& out) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   out = {};
   out.attr_valid = kTtlSeconds;
   return attr_of(*node, out.attr);
 }
 
 int DirBackend::readlink(std::uint64_t nodeid, std::string& target) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (node->type != S_IFLNK) return EINVAL;
   char buf[4096];
   ssize_t n = ::readlinkat(node->fd.get(), "", buf, sizeof buf);
@@ -339,8 +365,9 @@ int DirBackend::readlink(std::uint64_t nodeid, std::string& target) {
 }
 
 int DirBackend::open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (node->type == S_IFDIR) return EISDIR;
   // Only regular files are reopened through /proc (a symlink would be
   // followed there; special files are the guest kernel's business).
@@ -349,7 +376,7 @@ int DirBackend::open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& o
   if (options_.read_only && opens_for_writing(flags)) return EROFS;
   UniqueFd fd(::open(proc_path(node->fd.get()).c_str(), host_open_flags(flags, writeback_)));
   if (!fd) return last_errno();
-  std::uint64_t fh = handles_.add(std::move(fd), nodeid);
+  std::uint64_t fh = open_handle(nodeid, std::move(fd));
   if (fh == 0) return ENFILE;
   out = {};
   out.fh = fh;
@@ -363,7 +390,7 @@ int DirBackend::opendir(std::uint64_t nodeid, std::uint32_t, fuse_open_out& out)
   if (!dir) return err;
   UniqueFd fd(::openat(dir->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return last_errno();
-  std::uint64_t fh = handles_.add(std::move(fd), nodeid);
+  std::uint64_t fh = open_handle(nodeid, std::move(fd));
   if (fh == 0) return ENFILE;
   out = {};
   out.fh = fh;
@@ -430,8 +457,9 @@ int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t of
                         DirBuffer& buf) {
   auto h = handles_.get(fh, nodeid);
   if (!h) return EBADF;
-  auto dir = nodes_.get(nodeid);
-  if (!dir) return ESTALE;
+  int err = 0;
+  auto dir = nodes_.get(nodeid, err);
+  if (!dir) return err;
   if (offset > static_cast<std::uint64_t>(INT64_MAX)) return EINVAL;
   std::lock_guard lock(h->mu);
   // Offsets are the host filesystem's own d_off cookies, stable across
@@ -453,7 +481,7 @@ int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t of
       if (buf.plus() && !dot) {
         // An entry that vanished since getdents is listed without
         // attributes (node id 0); the kernel then looks it up if needed.
-        if (lookup_in(*dir, name, entry) == 0) {
+        if (lookup_in(nodeid, *dir, name, entry) == 0) {
           type = dtype_of_mode(entry.attr.mode);
         } else {
           entry = {};
@@ -470,8 +498,9 @@ int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t of
 }
 
 int DirBackend::statfs(std::uint64_t nodeid, fuse_kstatfs& out) {
-  auto node = nodes_.get(nodeid);
-  if (!node) node = nodes_.get(FUSE_ROOT_ID);
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) node = nodes_.get(FUSE_ROOT_ID, err);  // the root is always open
   struct statfs st {};
   if (::fstatfs(node->fd.get(), &st) != 0) return last_errno();
   out = {};
@@ -487,8 +516,9 @@ int DirBackend::statfs(std::uint64_t nodeid, fuse_kstatfs& out) {
 }
 
 int DirBackend::getxattr(std::uint64_t nodeid, std::string_view name, std::string& value) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   std::string host;
   switch (classify_xattr(name)) {
     case XattrClass::kPrivate: return ENODATA;
@@ -505,8 +535,9 @@ int DirBackend::getxattr(std::uint64_t nodeid, std::string_view name, std::strin
 }
 
 int DirBackend::listxattr(std::uint64_t nodeid, std::string& names) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   names.clear();
   if (!xattrs_ || node->type == S_IFLNK) return 0;
   std::string raw(kXattrBuffer, '\0');
@@ -528,11 +559,12 @@ int DirBackend::listxattr(std::uint64_t nodeid, std::string& names) {
 }
 
 int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle,
-                      UniqueFd& own) const {
+                      UniqueFd& own) {
   handle = handles_.get(fh, nodeid);
   if (handle) return 0;
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (node->type != S_IFREG && node->type != S_IFDIR) return EBADF;
   own.reset(::open(proc_path(node->fd.get()).c_str(), flags | O_CLOEXEC | O_NOCTTY));
   if (!own) return last_errno();
@@ -543,12 +575,13 @@ int DirBackend::lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
                       std::uint32_t whence, std::uint64_t& result) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return EINVAL;
   if (offset > static_cast<std::uint64_t>(INT64_MAX)) return ENXIO;
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (node->type != S_IFREG) return EINVAL;  // a directory handle's offset belongs to READDIR
   HandleRef h;
   UniqueFd own;
-  if (int err = io_fd(nodeid, fh, O_RDONLY, h, own)) return err;
+  if (int e = io_fd(nodeid, fh, O_RDONLY, h, own)) return e;
   // File handles are only used with explicit offsets (pread, pwrite, ...),
   // so moving their offset here disturbs nothing.
   off_t r = ::lseek(h ? h->fd.get() : own.get(), static_cast<off_t>(offset), static_cast<int>(whence));
@@ -578,7 +611,8 @@ int DirBackend::fsync(std::uint64_t nodeid, std::uint64_t fh, bool datasync, boo
 }
 
 int DirBackend::syncfs(std::uint64_t) {
-  auto root = nodes_.get(FUSE_ROOT_ID);
+  int err = 0;
+  auto root = nodes_.get(FUSE_ROOT_ID, err);  // the root is always open
   UniqueFd fd(::openat(root->fd.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return last_errno();
   if (::syncfs(fd.get()) != 0) return last_errno();
@@ -587,8 +621,9 @@ int DirBackend::syncfs(std::uint64_t) {
 
 int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_setattr_in& in,
                         fuse_attr_out& out) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (options_.read_only) return EROFS;
   const int pfd = node->fd.get();
   if (in.valid & FATTR_SIZE) {
@@ -627,14 +662,14 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
       return EINVAL;  // (uid_t)-1 means "unchanged" to chown(2), never an owner
     }
     struct stat st {};
-    if (int err = host_stat(*node, st)) return err;
+    if (int e = host_stat(*node, st)) return e;
     GuestStat g = effective_stat(pfd, st);
     GuestStat before = g;
     if (in.valid & FATTR_MODE) g.mode = (g.mode & S_IFMT) | (in.mode & 07777);
     if (in.valid & FATTR_UID) g.uid = in.uid;
     if (in.valid & FATTR_GID) g.gid = in.gid;
     if (xattrs_) {
-      if (int err = write_guest_stat(pfd, g)) return err;
+      if (int e = write_guest_stat(pfd, g)) return e;
     } else if (g.uid != before.uid || g.gid != before.gid) {
       return EPERM;  // nowhere to keep an owner the host cannot give
     }
@@ -696,8 +731,8 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
   }
   UniqueFd path(::open(proc_path(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return last_errno();
-  if (int e = enter(std::move(path), entry)) return e;
-  std::uint64_t fh = handles_.add(std::move(fd), entry.nodeid);
+  if (int e = enter(parent, name, std::move(path), entry)) return e;
+  std::uint64_t fh = open_handle(entry.nodeid, std::move(fd));
   if (fh == 0) {
     nodes_.forget(entry.nodeid, 1);
     return ENFILE;
@@ -738,7 +773,7 @@ int DirBackend::mknod(const FuseCaller& who, std::uint64_t parent, std::string_v
   }
   UniqueFd path(::open(proc_path(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return last_errno();
-  return enter(std::move(path), out);
+  return enter(parent, name, std::move(path), out);
 }
 
 int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_view name,
@@ -760,7 +795,7 @@ int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_v
       return e;
     }
   }
-  return enter(std::move(fd), out);
+  return enter(parent, name, std::move(fd), out);
 }
 
 int DirBackend::symlink(const FuseCaller&, std::uint64_t parent, std::string_view name,
@@ -771,14 +806,14 @@ int DirBackend::symlink(const FuseCaller&, std::uint64_t parent, std::string_vie
   if (options_.read_only) return EROFS;
   std::string n(name), t(target);
   if (::symlinkat(t.c_str(), dir->fd.get(), n.c_str()) != 0) return last_errno();
-  return lookup_in(*dir, name, out);
+  return lookup_in(parent, *dir, name, out);
 }
 
 int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_view name,
                      fuse_entry_out& out) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
   int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   auto dir = dir_node(newparent, err);
   if (!dir) return err;
   if (options_.read_only) return EROFS;
@@ -795,7 +830,7 @@ int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_
   }
   UniqueFd fd(::fcntl(node->fd.get(), F_DUPFD_CLOEXEC, 0));
   if (!fd) return last_errno();
-  return enter(std::move(fd), out);
+  return enter(newparent, name, std::move(fd), out);
 }
 
 int DirBackend::unlink(std::uint64_t parent, std::string_view name) {
@@ -830,13 +865,18 @@ int DirBackend::rename(std::uint64_t parent, std::string_view name, std::uint64_
                   std::string(newname).c_str(), flags) != 0) {
     return last_errno();
   }
+  // A node that gave up its descriptor is reopened by name when it cannot
+  // be by handle: it must be looked for where it now is.
+  record_move(*to, newparent, newname);
+  if (flags & RENAME_EXCHANGE) record_move(*from, parent, name);
   return 0;
 }
 
 int DirBackend::setxattr(std::uint64_t nodeid, std::string_view name,
                          std::span<const std::uint8_t> value, std::uint32_t flags) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (options_.read_only) return EROFS;
   std::string host;
   switch (classify_xattr(name)) {
@@ -856,8 +896,9 @@ int DirBackend::setxattr(std::uint64_t nodeid, std::string_view name,
 }
 
 int DirBackend::removexattr(std::uint64_t nodeid, std::string_view name) {
-  auto node = nodes_.get(nodeid);
-  if (!node) return ESTALE;
+  int err = 0;
+  auto node = nodes_.get(nodeid, err);
+  if (!node) return err;
   if (options_.read_only) return EROFS;
   std::string host;
   switch (classify_xattr(name)) {

@@ -35,10 +35,18 @@ namespace moat::fs {
 
 struct DirBackendOptions {
   bool read_only = false;   // every change refused with EROFS by the server itself
-  // Host files held open at once (one O_PATH descriptor per node the guest's
-  // kernel remembers); past it lookups fail with ENFILE. Callers size it from
-  // their own descriptor limit so the guest cannot exhaust it.
+  // Host files held open at once for the nodes the guest's kernel remembers
+  // (one O_PATH descriptor each). Past it the least recently used node not
+  // in use gives up its descriptor and is reopened on its next use
+  // (node_table.h). Callers size it from their own descriptor limit so the
+  // guest cannot exhaust it.
   std::size_t max_open_nodes = 1u << 20;
+  // Nodes known at once, open or not: what their records cost in memory
+  // (a few hundred bytes each). Past it lookups fail with ENFILE.
+  std::size_t max_nodes = 1u << 20;
+  // Reopen nodes by file handle where the host allows it (CAP_DAC_READ_SEARCH);
+  // off, only by name, as an unprivileged server does.
+  bool file_handles = true;
 };
 
 // Serves the host directory `root` (which must exist and be a directory).

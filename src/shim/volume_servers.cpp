@@ -13,10 +13,11 @@ namespace {
 // devices' sockets and eventfds) beyond those the volumes' nodes hold.
 constexpr rlim_t kReservedFds = 512;
 
-// How many host files all volumes together may hold open: the descriptor
-// limit, raised to its hard maximum first, less the shim's own reserve. A
-// guest that looks up more files than that gets ENFILE for the new ones; the
-// shim keeps working.
+// How many host files all volumes together may hold open for their nodes:
+// the descriptor limit, raised to its hard maximum first, less the shim's own
+// reserve. Past it a volume closes the descriptors of its least recently used
+// nodes and reopens them when the guest comes back to them (fs/node_table.h),
+// so a guest may remember many more files than that; the shim keeps working.
 std::size_t open_node_budget() {
   struct rlimit lim {};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 1024;

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/dir_backend.h"
@@ -79,10 +81,11 @@ class FsDirBackend : public ::testing::Test {
     std::filesystem::remove_all(base_);
   }
 
-  void open_server(bool read_only, FuseServerOptions options = {},
-                   std::size_t max_open_nodes = DirBackendOptions{}.max_open_nodes) {
+  void open_server(bool read_only, FuseServerOptions options = {}, DirBackendOptions dir = {}) {
     server_.reset();
-    auto b = open_dir_backend(root_, DirBackendOptions{read_only, max_open_nodes});
+    backend_.reset();
+    dir.read_only = read_only;
+    auto b = open_dir_backend(root_, dir);
     ASSERT_TRUE(b.ok()) << b.error().message;
     backend_ = std::move(*b);
     server_ = std::make_unique<FuseServer>(*backend_, options);
@@ -383,12 +386,310 @@ TEST_F(FsDirBackend, MkdirSymlinkLinkRmdirAndHardlinks) {
   (void)fh;
 }
 
-// Each node holds a host descriptor: a guest that looks up more files than
-// the budget gets ENFILE for the new ones instead of exhausting the serving
-// process's descriptors, and a forgotten node frees its slot.
-TEST_F(FsDirBackend, OpenNodesAreBoundedByTheBudget) {
+// Descriptors this process has open (the listing's own is counted every
+// time, so differences are exact).
+std::size_t open_fds() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// A fixture whose volume root can be made afresh, and a way to push every
+// node not in use out of a small descriptor budget.
+class FsDirBackendBudget : public FsDirBackend {
+ protected:
+  // A fresh root `name` served with `max_open` descriptors for nodes.
+  void serve(const std::string& name, std::size_t max_open, bool file_handles) {
+    root_ = base_ + "/" + name;
+    ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0);
+    for (int i = 0; i < kChurn; ++i) {
+      std::filesystem::create_directories(root_ + "/churn");
+      host_write(root_ + "/churn/" + std::to_string(i), "x");
+    }
+    DirBackendOptions o;
+    o.max_open_nodes = max_open;
+    o.file_handles = file_handles;
+    open_server(false, {}, o);
+  }
+  // Looks up more files than the budget holds: every other node not in use
+  // gives up its descriptor.
+  void churn() {
+    auto dir = lookup(1, "churn");
+    for (int i = 0; i < kChurn; ++i) lookup(dir.nodeid, std::to_string(i));
+  }
+  void release(std::uint64_t node, std::uint64_t fh) {
+    fuse_release_in in{};
+    in.fh = fh;
+    call(FUSE_RELEASE, node, bytes_of(in));
+  }
+  std::string read_node(std::uint64_t node) {
+    std::uint64_t fh = open(node, O_RDONLY);
+    std::string data = read(node, fh, 0, 4096);
+    release(node, fh);
+    return data;
+  }
+  void rename(std::uint64_t from, const std::string& name, std::uint64_t to, const std::string& newname) {
+    fuse_rename_in in{};
+    in.newdir = to;
+    call(FUSE_RENAME, from, cat(cat(bytes_of(in), cstr(name)), cstr(newname)));
+  }
+  ino_t host_ino(const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+    return st.st_ino;
+  }
+  static constexpr int kChurn = 40;
+};
+
+// A guest may remember far more inodes than the server holds descriptors:
+// with 16 descriptors, 1000 nodes are looked up, then stat'ed, read and
+// written again, 50 directories made in them, and the process never holds
+// more than the budget (the root is one of
+// the 16 and already open when counting starts). Reopening works by file
+// handle and, as for an unprivileged server, by name.
+TEST_F(FsDirBackendBudget, ThousandsOfNodesShareSixteenDescriptors) {
+  for (bool handles : {true, false}) {
+    SCOPED_TRACE(handles ? "reopened by file handle" : "reopened by name");
+    constexpr int kDirs = 500;
+    serve(handles ? "by-handle" : "by-name", 16, handles);
+    for (int i = 0; i < kDirs; ++i) {
+      std::string d = root_ + "/d" + std::to_string(i);
+      ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+      host_write(d + "/f", "file " + std::to_string(i));
+    }
+    const std::size_t bound = open_fds() + 15;
+    std::vector<std::uint64_t> dirs, files;
+    for (int i = 0; i < kDirs; ++i) {
+      auto d = lookup(1, "d" + std::to_string(i));
+      dirs.push_back(d.nodeid);
+      files.push_back(lookup(d.nodeid, "f").nodeid);
+    }
+    EXPECT_LE(open_fds(), bound);
+    for (int i = 0; i < kDirs; ++i) {
+      std::string content = "file " + std::to_string(i);
+      EXPECT_EQ(getattr(dirs[i]).mode & S_IFMT, static_cast<std::uint32_t>(S_IFDIR));
+      EXPECT_EQ(getattr(files[i]).size, content.size());
+      std::uint64_t fh = open(files[i], O_RDWR);
+      EXPECT_EQ(read(files[i], fh, 0, 100), content);
+      EXPECT_EQ(write(files[i], fh, content.size(), "!"), 1u);
+      release(files[i], fh);
+      if (i % 10 == 0) mkdir(dirs[i], "sub", 0755);  // in a directory closed long ago
+      EXPECT_LE(open_fds(), bound) << "node " << i;
+    }
+    EXPECT_LE(open_fds(), bound);
+    for (int i = 0; i < kDirs; ++i) {
+      std::string d = root_ + "/d" + std::to_string(i);
+      EXPECT_EQ(host_read(d + "/f"), "file " + std::to_string(i) + "!");
+      EXPECT_EQ(std::filesystem::is_directory(d + "/sub"), i % 10 == 0);
+      // Still the same nodes: a closed node is found again by its inode.
+      EXPECT_EQ(lookup(1, "d" + std::to_string(i)).nodeid, dirs[i]);
+      EXPECT_EQ(lookup(dirs[i], "f").nodeid, files[i]);
+    }
+    EXPECT_LE(open_fds(), bound);
+  }
+}
+
+// A node that gave up its descriptor still names its file after the guest
+// renames it (the server records where it went) and after the host renames
+// its directory or the file itself inside the volume (by file handle; by
+// name the old place is all the server knows, so the node is stale until the
+// guest looks the new name up).
+TEST_F(FsDirBackendBudget, ClosedNodesFollowRenamesInsideTheVolume) {
+  for (bool handles : {true, false}) {
+    SCOPED_TRACE(handles ? "reopened by file handle" : "reopened by name");
+    serve(handles ? "by-handle" : "by-name", 8, handles);
+    for (const char* d : {"a", "b", "c"}) ASSERT_EQ(::mkdir((root_ + "/" + d).c_str(), 0755), 0);
+    host_write(root_ + "/a/f", "data");
+    ASSERT_EQ(::symlink("../f", (root_ + "/a/l").c_str()), 0);
+    auto a = lookup(1, "a");
+    auto b = lookup(1, "b");
+    auto f = lookup(a.nodeid, "f");
+    auto l = lookup(a.nodeid, "l");
+    churn();
+    EXPECT_EQ(call(FUSE_READLINK, l.nodeid, {}), "../f");  // a symlink reopens as itself
+    open(l.nodeid, O_RDONLY, ELOOP);
+    rename(a.nodeid, "f", b.nodeid, "g");
+    churn();
+    EXPECT_EQ(getattr(f.nodeid).ino, host_ino(root_ + "/b/g"));
+    EXPECT_EQ(read_node(f.nodeid), "data");
+
+    ASSERT_EQ(::rename((root_ + "/b").c_str(), (root_ + "/b2").c_str()), 0);
+    churn();
+    if (handles) {
+      EXPECT_EQ(getattr(b.nodeid).ino, host_ino(root_ + "/b2"));
+      EXPECT_EQ(read_node(f.nodeid), "data");
+    } else {
+      call(FUSE_GETATTR, b.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+      call(FUSE_GETATTR, f.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+      // Looked up under its new name, the directory is the same node again,
+      // and the file beneath it reopens through it.
+      EXPECT_EQ(lookup(1, "b2").nodeid, b.nodeid);
+      churn();
+      EXPECT_EQ(read_node(f.nodeid), "data");
+    }
+
+    ASSERT_EQ(::rename((root_ + "/b2/g").c_str(), (root_ + "/c/h").c_str()), 0);
+    churn();
+    if (handles) {
+      EXPECT_EQ(getattr(f.nodeid).ino, host_ino(root_ + "/c/h"));
+      EXPECT_EQ(read_node(f.nodeid), "data");
+    } else {
+      call(FUSE_GETATTR, f.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    }
+  }
+}
+
+// A closed node whose file was deleted, or deleted and replaced by another
+// file of the same name (which on ext4 may even get the same inode number),
+// is ESTALE: never the other file. Looking the name up again gives a new node.
+TEST_F(FsDirBackendBudget, ReplacedFilesAreStaleNeverTheOtherFile) {
+  for (bool handles : {true, false}) {
+    SCOPED_TRACE(handles ? "reopened by file handle" : "reopened by name");
+    serve(handles ? "by-handle" : "by-name", 4, handles);
+    host_write(root_ + "/f", "old");
+    host_write(root_ + "/gone", "gone");
+    ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+    auto f = lookup(1, "f");
+    auto gone = lookup(1, "gone");
+    auto d = lookup(1, "d");
+    churn();
+    ASSERT_EQ(::unlink((root_ + "/f").c_str()), 0);
+    host_write(root_ + "/f", "new");
+    ASSERT_EQ(::unlink((root_ + "/gone").c_str()), 0);
+    ASSERT_EQ(::rmdir((root_ + "/d").c_str()), 0);
+    ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+    call(FUSE_GETATTR, f.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    open(f.nodeid, O_RDONLY, ESTALE);
+    call(FUSE_GETATTR, gone.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    call(FUSE_GETATTR, d.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    lookup(d.nodeid, "x", ESTALE);
+    auto again = lookup(1, "f");
+    EXPECT_NE(again.nodeid, f.nodeid);
+    EXPECT_EQ(read_node(again.nodeid), "new");
+    EXPECT_NE(lookup(1, "d").nodeid, d.nodeid);
+    call(FUSE_GETATTR, f.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+  }
+}
+
+// The host moving a closed node's file or directory out of the volume (to a
+// sibling of the root) does not let a reopen follow it there: by handle the
+// inode is found but is not beneath the root, by name it is not where it was.
+TEST_F(FsDirBackendBudget, ReopensNeverLeaveTheRoot) {
+  for (bool handles : {true, false}) {
+    SCOPED_TRACE(handles ? "reopened by file handle" : "reopened by name");
+    std::string name = handles ? "by-handle" : "by-name";
+    serve(name, 4, handles);
+    ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+    host_write(root_ + "/d/f", "inside");
+    host_write(root_ + "/g", "inside too");
+    auto d = lookup(1, "d");
+    auto f = lookup(d.nodeid, "f");
+    auto g = lookup(1, "g");
+    churn();
+    ASSERT_EQ(::rename((root_ + "/d").c_str(), (base_ + "/" + name + "-d").c_str()), 0);
+    ASSERT_EQ(::rename((root_ + "/g").c_str(), (base_ + "/" + name + "-g").c_str()), 0);
+    call(FUSE_GETATTR, d.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    lookup(d.nodeid, "f", ESTALE);
+    call(FUSE_GETATTR, f.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    open(f.nodeid, O_RDONLY, ESTALE);
+    call(FUSE_GETATTR, g.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+    open(g.nodeid, O_WRONLY, ESTALE);
+    call(FUSE_SETXATTR, g.nodeid, setxattr_body("user.x", "1"), ESTALE);
+    EXPECT_EQ(host_read(base_ + "/" + name + "-g"), "inside too");
+    EXPECT_EQ(host_xattr(base_ + "/" + name + "-g", "user.x"), "<No data available>");
+  }
+}
+
+// A node behind an open file or directory handle keeps its descriptor: with
+// every descriptor of the budget held that way, a new name can still be
+// looked up, but using it waits for a handle to close (ENFILE meanwhile).
+TEST_F(FsDirBackendBudget, OpenHandlesKeepTheirDescriptors) {
+  serve("root2", 4, true);  // the root and three more
+  std::vector<std::uint64_t> nodes, fhs;
+  for (const char* n : {"p0", "p1", "p2"}) {
+    host_write(root_ + "/" + n, n);
+    nodes.push_back(lookup(1, n).nodeid);
+    fhs.push_back(open(nodes.back(), O_RDONLY));
+  }
+  host_write(root_ + "/q", "q");
+  auto q = lookup(1, "q");
+  EXPECT_NE(q.nodeid, 0u);
+  call(FUSE_GETATTR, q.nodeid, bytes_of(fuse_getattr_in{}), ENFILE);
+  EXPECT_EQ(read(nodes[1], fhs[1], 0, 10), "p1");
+  EXPECT_EQ(getattr(nodes[2]).size, 2u);
+  release(nodes[0], fhs[0]);
+  EXPECT_EQ(getattr(q.nodeid).size, 1u);
+  EXPECT_EQ(read_node(q.nodeid), "q");
+  for (int i = 1; i < 3; ++i) release(nodes[i], fhs[i]);
+}
+
+// Reopening by name walks the recorded parents, so a directory the kernel
+// forgot stays known while a node beneath it does: its file is still found,
+// and a new lookup of the directory gives the same node back. Once the child
+// goes too, so does the directory.
+TEST_F(FsDirBackendBudget, ParentsStayKnownForTheirChildren) {
+  serve("root3", 4, false);
+  ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+  host_write(root_ + "/d/f", "deep");
+  auto d = lookup(1, "d");
+  auto f = lookup(d.nodeid, "f");
+  call_noreply(FUSE_FORGET, d.nodeid, bytes_of(fuse_forget_in{1}));
+  churn();
+  EXPECT_EQ(read_node(f.nodeid), "deep");
+  EXPECT_EQ(lookup(1, "d").nodeid, d.nodeid);
+  call_noreply(FUSE_FORGET, d.nodeid, bytes_of(fuse_forget_in{1}));
+  call_noreply(FUSE_FORGET, f.nodeid, bytes_of(fuse_forget_in{1}));
+  call(FUSE_GETATTR, d.nodeid, bytes_of(fuse_getattr_in{}), ESTALE);
+  EXPECT_NE(lookup(1, "d").nodeid, d.nodeid);
+}
+
+// Several workers at once, as the server's threads are: nodes are closed
+// under some while others use them, and every answer is still the right
+// file's. The budget covers what can be in use at once (the root, each
+// worker's open handle and the node in its hands), so nothing is ENFILE.
+TEST_F(FsDirBackendBudget, ConcurrentWorkersSeeTheirOwnFiles) {
+  serve("root4", 16, true);
+  constexpr int kFiles = 200;
+  std::vector<std::uint64_t> ids;
+  for (int i = 0; i < kFiles; ++i) {
+    host_write(root_ + "/f" + std::to_string(i), "content " + std::to_string(i));
+    ids.push_back(lookup(1, "f" + std::to_string(i)).nodeid);
+  }
+  std::atomic<int> errors{0}, wrong{0};
+  std::vector<std::thread> workers;
+  for (int t = 0; t < 4; ++t) {
+    workers.emplace_back([&, t] {
+      for (int k = 0; k < 1000; ++k) {
+        int i = (t * 7919 + k * 31) % kFiles;
+        std::string want = "content " + std::to_string(i);
+        fuse_attr_out a{};
+        if (backend_->getattr(ids[i], a) != 0) ++errors;
+        else if (a.attr.size != want.size()) ++wrong;
+        fuse_open_out o{};
+        if (backend_->open(ids[i], O_RDONLY, o) != 0) {
+          ++errors;
+          continue;
+        }
+        std::vector<std::uint8_t> buf(64);
+        if (backend_->read(ids[i], o.fh, 0, buf) != 0) ++errors;
+        else if (std::string(buf.begin(), buf.end()) != want) ++wrong;
+        backend_->release(ids[i], o.fh);
+      }
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  for (int i = 0; i < kFiles; ++i) EXPECT_EQ(read_node(ids[i]), "content " + std::to_string(i));
+}
+
+// Nodes themselves cost memory: past max_nodes new ones get ENFILE, and a
+// forgotten node frees its place.
+TEST_F(FsDirBackend, NodeCountIsCapped) {
   for (const char* d : {"a", "b", "c", "d"}) ASSERT_EQ(::mkdir((root_ + "/" + d).c_str(), 0755), 0);
-  open_server(false, {}, 3);  // the root and two more
+  DirBackendOptions o;
+  o.max_nodes = 3;  // the root and two more
+  open_server(false, {}, o);
   auto a = lookup(1, "a");
   lookup(1, "b");
   EXPECT_EQ(lookup(1, "a").nodeid, a.nodeid);  // a known node costs nothing

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,7 @@ namespace moat::test {
 namespace {
 
 std::string g_home;
+rlim_t g_child_nofile = 0;  // 0: the children inherit the test's limit
 
 // A shim of an auto-removed sandbox may still be deleting its own directory
 // when the test process exits, which makes one rm pass fail on a directory
@@ -56,8 +58,13 @@ pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>
   a.push_back(nullptr);
   for (auto& s : env) e.push_back(s.data());
   e.push_back(nullptr);
+  rlim_t nofile = g_child_nofile;
   pid_t pid = ::fork();
   if (pid == 0) {
+    if (nofile != 0) {
+      struct rlimit lim {nofile, nofile};
+      if (::setrlimit(RLIMIT_NOFILE, &lim) != 0) ::_exit(127);
+    }
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
@@ -68,6 +75,8 @@ pid_t spawn(const std::vector<std::string>& args, const std::vector<std::string>
 }
 
 }  // namespace
+
+void set_child_nofile_limit(unsigned long limit) { g_child_nofile = static_cast<rlim_t>(limit); }
 
 std::string moat_bin() { return std::string(MOAT_BIN_DIR) + "/moat"; }
 std::string share_dir() { return MOAT_SHARE_DIR; }

@@ -29,6 +29,11 @@ std::string test_home();
 Outcome run_moat(const std::vector<std::string>& args, const std::string& input = "",
                  const std::vector<std::string>& extra_env = {}, int timeout_s = 300);
 
+// RLIMIT_NOFILE (soft and hard) of the moat processes started from now on,
+// and so of the shims and QEMUs they start; 0 (the default) leaves the
+// test's own limit.
+void set_child_nofile_limit(unsigned long limit);
+
 // Starts moat in the background with stdout/stderr to pipes.
 struct Running {
   pid_t pid = -1;

@@ -163,6 +163,26 @@ TEST(VmVolumes, GuestSymlinksNeverReachHostFilesOutsideTheVolume) {
   EXPECT_TRUE(S_ISLNK(st.st_mode));
 }
 
+// A guest making thousands of directories in a volume, then a file in each
+// (which the server must create in directory nodes long closed), with the
+// shim limited to 256 descriptors: it gives 128 to the volume's nodes
+// (shim/volume_servers.cpp), closes the least recently used and reopens them
+// when the guest comes back to them, instead of answering ENFILE.
+TEST(VmVolumes, ThousandsOfDirectoriesWithFewDescriptors) {
+  ScratchDir host;
+  set_child_nofile_limit(256);
+  auto o = run_sh({"-v", host.path() + ":/data"},
+                  "cd /data || exit 1; i=0; while [ $i -lt 3000 ]; do set -- \"$@\" m$i; i=$((i+1)); done; "
+                  "mkdir \"$@\" || exit 1; ls /data | wc -l; "
+                  "for d in \"$@\"; do echo $d > /data/$d/f || exit 1; done; "
+                  "cat /data/m*/f | wc -l; cat /data/m0/f /data/m2999/f");
+  set_child_nofile_limit(0);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "3000\n3000\nm0\nm2999\n");
+  EXPECT_EQ(host_listing(host.path()).size(), 3000u);
+  EXPECT_EQ(read_host(host.path() + "/m1234/f"), "m1234\n");
+}
+
 TEST(VmVolumes, NamedVolumeIsSharedBetweenSandboxes) {
   EXPECT_EQ(run_moat({"volume", "create", "--label", "team=a", "shared"}).out, "shared\n");
   auto dup = run_moat({"volume", "create", "shared"});
