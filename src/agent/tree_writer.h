@@ -48,7 +48,8 @@ struct TreeWriterOptions {
   std::size_t max_depth = 0;
   std::size_t max_path_bytes = 0;
   // For an archive from a sender that is not trusted (the host's copy out):
-  // - a directory that existed before keeps its mode, owner and times;
+  // - a directory that existed before keeps its mode and owner, and gets no
+  //   times from the archive;
   // - a regular file is written under a temporary name in its directory and
   //   renamed into place only once complete, so no reader sees half a file;
   // - an existing entry the archive replaces is kept aside until finish();
@@ -63,8 +64,9 @@ Result<std::vector<std::string>> split_archive_path(std::string_view path);
 
 // Opens the directory `components[0..count)` beneath `root` without following
 // any symlink; creates missing directories (0755) when `create` is set. When
-// it creates one and `first_created` is given, the index of the first one it
-// created is stored there, even if a later step fails.
+// it creates one and `first_created` (set to SIZE_MAX by the caller) is
+// given, the index of the first one it created is stored there, even if a
+// later step fails.
 Result<UniqueFd> open_dir_beneath(int root, const std::vector<std::string>& components,
                                   std::size_t count, bool create, std::size_t* first_created = nullptr);
 
