@@ -238,6 +238,16 @@ Status copy_entry_data(archive* a, const ReadCtx& ctx, agent::TreeWriter& writer
   return ok_status();
 }
 
+// The archive's end marker may come before the stream's end, and the agent
+// reports a failure (a file it could not read) at the stream's end: the copy
+// is complete only once the stream has ended without an error.
+Status read_to_end(const ReadCtx& ctx) {
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(auto chunk, (*ctx.source)());
+    if (!chunk) return ok_status();
+  }
+}
+
 Status extract_entries(archive* a, const ReadCtx& ctx, agent::TreeWriter& writer) {
   while (true) {
     archive_entry* e = nullptr;
@@ -253,6 +263,7 @@ Status extract_entries(archive* a, const ReadCtx& ctx, agent::TreeWriter& writer
     if (!st) return on_host(st.error());
     if (!te->hardlink && te->type == proto::FileType::kFile) MOAT_TRY(copy_entry_data(a, ctx, writer, te->path));
   }
+  MOAT_TRY(read_to_end(ctx));
   auto st = writer.finish();
   if (!st) return on_host(st.error());
   return ok_status();

@@ -43,7 +43,8 @@ Result<TarTotals> write_host_tar(const std::string& host_path, const std::string
                                  const HostTarOptions& options, const ChunkSink& sink);
 
 // Extracts the tar read from `source` beneath the directory `dest_dir`;
-// every entry must lie under `top_name`.
+// every entry must lie under `top_name`. `source` is read to its end (past
+// the archive's end marker): an error there fails the extraction too.
 Result<TarTotals> extract_host_tar(const std::string& dest_dir, const std::string& top_name,
                                    const HostTarOptions& options, const ChunkSource& source);
 

@@ -341,6 +341,25 @@ TEST_F(HostTarExtract, AFailedCopyToANewNameRemovesAllItMade) {
   EXPECT_EQ(names_in(base_.path()), std::vector<std::string>{"dest"});
 }
 
+// The agent reports a file it could not read at the end of the stream,
+// after the archive's end marker.
+TEST_F(HostTarExtract, AnErrorAfterTheArchiveEndFailsTheCopyAndUndoesIt) {
+  std::string tar = CraftedTar().dir("top", 0755).file("top/f", 0644, "f").done();
+  bool sent = false;
+  sandbox::ChunkSource src = [&]() -> Result<std::optional<std::string>> {
+    if (!sent) {
+      sent = true;
+      return std::optional<std::string>(tar);
+    }
+    return make_error("/data/top/secret: Permission denied", EACCES);
+  };
+  auto got = sandbox::extract_host_tar(dest_, "top", sandbox::HostTarOptions{}, src);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code, EACCES);
+  EXPECT_EQ(got.error().message, "/data/top/secret: Permission denied");
+  EXPECT_EQ(names_in(dest_), std::vector<std::string>{});
+}
+
 TEST_F(HostTarExtract, AFailedReplacementOfAFilePutsTheOldOneBack) {
   write_file(dest_ + "/top", "old", 0600);
   auto before = snapshot(dest_);
