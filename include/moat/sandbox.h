@@ -175,8 +175,10 @@ struct WriteFileOptions {
 };
 
 struct CopyOptions {
-  // Keep owners (and setuid/setgid bits) as they are in the source; by
-  // default files copied in belong to root and files copied out to the caller.
+  // Keep owners as they are in the source (and, copying in, setuid/setgid
+  // bits); by default files copied in belong to root and files copied out to
+  // the caller. Copying out never sets setuid/setgid/sticky bits on the host
+  // nor makes anything group- or other-writable.
   bool preserve_owner = false;
 };
 
@@ -230,6 +232,7 @@ class Sandbox {
                std::optional<std::uint32_t> gid, bool follow_symlink = false);
   // Files and directory trees with `docker cp` semantics: into an existing
   // directory the source keeps its name; to a missing path it takes that name.
+  // copy_out is all or nothing: on an error the host is left as it was.
   Status copy_in(const std::string& host_path, const std::string& guest_path,
                  const CopyOptions& options = {});
   Status copy_out(const std::string& guest_path, const std::string& host_path,

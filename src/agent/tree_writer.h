@@ -4,7 +4,8 @@
 // a symlink created by an earlier entry of the same archive (`d -> /etc`
 // followed by `d/passwd`) can lead a write out of the root. Used by the
 // guest's tar_in extractor and by the host's copy_out extractor, where the
-// archive comes from a guest that may be hostile.
+// archive comes from a guest that may be hostile; there it also runs
+// `transactional` (see TreeWriterOptions).
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "proto/file_ops.h"
@@ -39,6 +41,21 @@ struct TreeWriterOptions {
   // under it: an archive cannot touch siblings of what it was asked for.
   std::string required_top;
   std::size_t max_dirs = 1 << 20;  // directories whose metadata is applied at finish()
+  // When non-zero, an entry may lie at most this many directories below its
+  // top-level name (the top is depth 0) and its name, once normalized, may
+  // have at most `max_path_bytes` bytes: a sender cannot build a tree that
+  // path-based tools on the receiving side cannot walk or remove.
+  std::size_t max_depth = 0;
+  std::size_t max_path_bytes = 0;
+  // For an archive from a sender that is not trusted (the host's copy out):
+  // - a directory that existed before keeps its mode and owner, and gets no
+  //   times from the archive;
+  // - a regular file is written under a temporary name in its directory and
+  //   renamed into place only once complete, so no reader sees half a file;
+  // - an existing entry the archive replaces is kept aside until finish();
+  // - abort() removes everything the writer created and puts back what it
+  //   replaced, so a failed extraction leaves the tree as it was.
+  bool transactional = false;
 };
 
 // Splits an archive name into components; rejects absolute names, "..",
@@ -46,9 +63,12 @@ struct TreeWriterOptions {
 Result<std::vector<std::string>> split_archive_path(std::string_view path);
 
 // Opens the directory `components[0..count)` beneath `root` without following
-// any symlink; creates missing directories (0755) when `create` is set.
+// any symlink; creates missing directories (0755) when `create` is set. When
+// it creates one and `first_created` (set to SIZE_MAX by the caller) is
+// given, the index of the first one it created is stored there, even if a
+// later step fails.
 Result<UniqueFd> open_dir_beneath(int root, const std::vector<std::string>& components,
-                                  std::size_t count, bool create);
+                                  std::size_t count, bool create, std::size_t* first_created = nullptr);
 
 class TreeWriter {
  public:
@@ -60,8 +80,14 @@ class TreeWriter {
   Status begin(const TreeEntry& e);
   Status write(std::string_view data);
   // Applies the deferred directory modes and times (so a read-only directory
-  // can still be filled first). Call once after the last entry.
+  // can still be filled first). Call once after the last entry. When
+  // transactional, also deletes the entries the archive replaced; if it
+  // fails before that, call abort().
   Status finish();
+  // Transactional only: removes what this writer created (a file being
+  // written, files, links and directories with everything in them) and
+  // renames back what it replaced. Best effort; returns the first failure.
+  Status abort();
 
   std::uint64_t entries() const { return entries_; }
   std::uint64_t bytes() const { return bytes_; }
@@ -73,15 +99,39 @@ class TreeWriter {
     std::uint32_t mode, uid, gid;
     std::int64_t mtime_sec;
   };
+  // Something created directly in a directory that existed before the
+  // writer: undoing it removes it (a directory with all it holds) and renames
+  // `backup`, the entry it replaced, back to its name.
+  struct Created {
+    std::vector<std::string> components;
+    std::string backup;  // a name in the same directory; empty if nothing was replaced
+  };
   Result<std::vector<std::string>> checked_components(std::string_view path) const;
+  Result<UniqueFd> open_parent(const std::vector<std::string>& comps);
   Status remove_non_dir(int parent, const std::string& leaf);
+  Status make_place(int parent, const std::vector<std::string>& comps);
+  bool created_by_me(const std::vector<std::string>& comps, std::size_t count) const;
+  Status note_created(const std::vector<std::string>& comps, std::size_t count, std::string backup = {});
+  std::string temp_name();
+  Status begin_dir(int parent, const std::vector<std::string>& comps, const TreeEntry& e);
+  Status begin_file(UniqueFd parent, const std::vector<std::string>& comps, const TreeEntry& e);
   Status finish_file();
   Status apply_meta(int fd, const char* leaf, const TreeEntry& e, bool nofollow);
+  Status undo(const Created& c);
+  Status drop_backups();
 
   int root_;
   TreeWriterOptions opt_;
   std::vector<PendingDir> dirs_;
   UniqueFd file_;
+  // Transactional: the directory of the file being written, its temporary
+  // name and its components.
+  UniqueFd file_dir_;
+  std::string file_tmp_;
+  std::vector<std::string> file_comps_;
+  std::vector<Created> created_;
+  std::unordered_set<std::string> created_paths_;  // the components of created_, joined
+  std::uint64_t tmp_counter_ = 0;
   TreeEntry current_;
   std::uint64_t remaining_ = 0;
   std::uint64_t entries_ = 0;

@@ -52,7 +52,7 @@ void register_cp_command(CLI::App& app) {
   f.cp = app.add_subcommand("cp", "Copy files or directories between the host and a sandbox");
   f.cp->add_option("source", f.src, "HOST_PATH or SANDBOX:PATH")->required();
   f.cp->add_option("destination", f.dst, "SANDBOX:PATH or HOST_PATH")->required();
-  f.cp->add_flag("-a,--archive", f.archive, "Keep owners (uid/gid) and setuid/setgid bits");
+  f.cp->add_flag("-a,--archive", f.archive, "Keep owners (uid/gid); copying in also keeps setuid/setgid bits");
 }
 
 int run_cp_command() {

@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,7 +21,14 @@ namespace moat::sandbox {
 namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
+// Both the archiver and the extractor stop at this depth below the top.
 constexpr int kMaxDepth = 1024;
+// An extracted entry's name, relative to the destination, fits in PATH_MAX.
+constexpr std::size_t kMaxExtractPath = PATH_MAX - 1;
+// What a guest's mode may set on the host: no setuid, setgid or sticky bit,
+// and no write permission for group or others (the guest is not trusted, and
+// its 0777 or 1777 must not open host files to the host's other users).
+constexpr std::uint32_t kHostModeMask = 0755;
 constexpr std::size_t kMaxTrackedLinks = 100000;
 
 using WriteArchive = std::unique_ptr<archive, decltype(&archive_write_free)>;
@@ -183,14 +191,97 @@ Result<TarTotals> write_host_tar(const std::string& host_path, const std::string
   return builder.totals();
 }
 
+namespace {
+
+// The writer's view of an archive entry; nullopt for devices and sockets,
+// which are not created on the host.
+std::optional<agent::TreeEntry> tree_entry_of(archive_entry* e, const char* path) {
+  agent::TreeEntry te;
+  te.path = path;
+  te.mode = archive_entry_perm(e);
+  te.uid = static_cast<std::uint32_t>(archive_entry_uid(e));
+  te.gid = static_cast<std::uint32_t>(archive_entry_gid(e));
+  te.mtime_sec = archive_entry_mtime(e);
+  if (const char* link = archive_entry_hardlink(e)) {
+    te.hardlink = true;
+    te.link = link;
+    return te;
+  }
+  switch (archive_entry_filetype(e)) {
+    case AE_IFREG:
+      te.type = proto::FileType::kFile;
+      te.size = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(e), 0));
+      return te;
+    case AE_IFDIR: te.type = proto::FileType::kDir; return te;
+    case AE_IFLNK:
+      te.type = proto::FileType::kSymlink;
+      te.link = archive_entry_symlink(e) ? archive_entry_symlink(e) : "";
+      return te;
+    case AE_IFIFO: te.type = proto::FileType::kFifo; return te;
+    default: return std::nullopt;
+  }
+}
+
+// The writer's errors name the entry; this says which side of the copy failed.
+Error on_host(const Error& e) { return e.wrap("copying from the sandbox"); }
+
+Status copy_entry_data(archive* a, const ReadCtx& ctx, agent::TreeWriter& writer, const std::string& path) {
+  std::string buf(kChunk, '\0');
+  while (true) {
+    la_ssize_t n = archive_read_data(a, buf.data(), buf.size());
+    if (n < 0) return read_failure(a, ctx);
+    if (n == 0) break;
+    auto st = writer.write(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    if (!st) return on_host(st.error());
+  }
+  if (writer.in_file()) return make_error("archive from the sandbox: " + path + " is truncated", EIO);
+  return ok_status();
+}
+
+// The archive's end marker may come before the stream's end, and the agent
+// reports a failure (a file it could not read) at the stream's end: the copy
+// is complete only once the stream has ended without an error.
+Status read_to_end(const ReadCtx& ctx) {
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(auto chunk, (*ctx.source)());
+    if (!chunk) return ok_status();
+  }
+}
+
+Status extract_entries(archive* a, const ReadCtx& ctx, agent::TreeWriter& writer) {
+  while (true) {
+    archive_entry* e = nullptr;
+    int rc = archive_read_next_header(a, &e);
+    if (rc == ARCHIVE_EOF) break;
+    // ARCHIVE_RETRY (a damaged header libarchive would skip) is an error too.
+    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return read_failure(a, ctx);
+    const char* path = archive_entry_pathname(e);
+    if (!path) return make_error("archive from the sandbox: an entry has no name", EINVAL);
+    auto te = tree_entry_of(e, path);
+    if (!te) continue;
+    auto st = writer.begin(*te);
+    if (!st) return on_host(st.error());
+    if (!te->hardlink && te->type == proto::FileType::kFile) MOAT_TRY(copy_entry_data(a, ctx, writer, te->path));
+  }
+  MOAT_TRY(read_to_end(ctx));
+  auto st = writer.finish();
+  if (!st) return on_host(st.error());
+  return ok_status();
+}
+
+}  // namespace
+
 Result<TarTotals> extract_host_tar(const std::string& dest_dir, const std::string& top_name,
                                    const HostTarOptions& options, const ChunkSource& source) {
   UniqueFd dir(::open(dest_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return errno_error(dest_dir);
   agent::TreeWriterOptions wopt;
   wopt.chown = options.preserve_owner;
-  wopt.mode_mask = options.preserve_owner ? 07777 : 01777;
+  wopt.mode_mask = kHostModeMask;
   wopt.required_top = top_name;
+  wopt.max_depth = kMaxDepth;
+  wopt.max_path_bytes = kMaxExtractPath;
+  wopt.transactional = true;
   agent::TreeWriter writer(dir.get(), wopt);
 
   ReadArchive a(archive_read_new(), archive_read_free);
@@ -198,56 +289,16 @@ Result<TarTotals> extract_host_tar(const std::string& dest_dir, const std::strin
   archive_read_support_format_tar(a.get());
   archive_read_support_filter_none(a.get());
   ReadCtx ctx{&source, {}, std::nullopt};
-  if (archive_read_open(a.get(), &ctx, nullptr, read_cb, nullptr) != ARCHIVE_OK)
-    return read_failure(a.get(), ctx);
-  std::string buf(kChunk, '\0');
-  while (true) {
-    archive_entry* e = nullptr;
-    int rc = archive_read_next_header(a.get(), &e);
-    if (rc == ARCHIVE_EOF) break;
-    // ARCHIVE_RETRY (a damaged header libarchive would skip) is an error too.
-    if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN) return read_failure(a.get(), ctx);
-    const char* path = archive_entry_pathname(e);
-    if (!path) return make_error("archive from the sandbox: an entry has no name", EINVAL);
-    agent::TreeEntry te;
-    te.path = path;
-    te.mode = archive_entry_perm(e);
-    te.uid = static_cast<std::uint32_t>(archive_entry_uid(e));
-    te.gid = static_cast<std::uint32_t>(archive_entry_gid(e));
-    te.mtime_sec = archive_entry_mtime(e);
-    bool has_data = false;
-    if (const char* link = archive_entry_hardlink(e)) {
-      te.hardlink = true;
-      te.link = link;
-    } else {
-      switch (archive_entry_filetype(e)) {
-        case AE_IFREG:
-          te.type = proto::FileType::kFile;
-          te.size = static_cast<std::uint64_t>(std::max<la_int64_t>(archive_entry_size(e), 0));
-          has_data = true;
-          break;
-        case AE_IFDIR: te.type = proto::FileType::kDir; break;
-        case AE_IFLNK:
-          te.type = proto::FileType::kSymlink;
-          te.link = archive_entry_symlink(e) ? archive_entry_symlink(e) : "";
-          break;
-        case AE_IFIFO: te.type = proto::FileType::kFifo; break;
-        default: continue;  // devices and sockets are not created on the host
-      }
-    }
-    auto st = writer.begin(te);
-    if (!st) return st.error().wrap("copying from the sandbox");
-    if (!has_data) continue;
-    while (true) {
-      la_ssize_t n = archive_read_data(a.get(), buf.data(), buf.size());
-      if (n < 0) return read_failure(a.get(), ctx);
-      if (n == 0) break;
-      auto w = writer.write(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-      if (!w) return w.error().wrap("copying from the sandbox");
-    }
-    if (writer.in_file()) return make_error("archive from the sandbox: " + te.path + " is truncated", EIO);
+  Status st = archive_read_open(a.get(), &ctx, nullptr, read_cb, nullptr) == ARCHIVE_OK
+                  ? extract_entries(a.get(), ctx, writer)
+                  : Status(read_failure(a.get(), ctx));
+  if (!st) {
+    // Whatever failed, the host is left as it was before the copy.
+    Error err = st.error();
+    auto undone = writer.abort();
+    if (!undone) err.message += "; undoing the partial copy failed too: " + undone.error().message;
+    return err;
   }
-  MOAT_TRY(writer.finish());
   return TarTotals{writer.entries(), writer.bytes()};
 }
 

@@ -89,7 +89,7 @@ std::string make_tree(const std::string& root) {
   std::string long_dir = t + "/" + std::string(120, 'a');
   ::mkdir(long_dir.c_str(), 0750);
   write_file(long_dir + "/" + std::string(150, 'b'), "long name\n");
-  ::mkfifo((t + "/fifo").c_str(), 0620);
+  ::mkfifo((t + "/fifo").c_str(), 0640);  // the host never makes a guest's file group-writable
   time_t when = 1600000000;
   for (const char* p : {"/file.txt", "/empty", "/exec.sh", "/big.bin", "/link", "/abs-link", "/long-target", "/fifo"})
     set_mtime(t + p, when++);

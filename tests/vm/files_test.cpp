@@ -197,6 +197,43 @@ TEST(VmFiles, GuestSymlinksDoNotLeadHostWritesOutOfTheTarget) {
   EXPECT_EQ(run_moat({"stop", id}).exit_code, 0);
 }
 
+// Copying out: an existing host directory keeps its mode, the guest's 777
+// and 666 open nothing to the host's other users, and a tree whose names
+// outgrow PATH_MAX is refused by name with nothing left behind.
+TEST(VmFiles, CopyOutKeepsHostModesAndRefusesOverlongNames) {
+  std::string id = create_sandbox();
+  std::string dir = scratch("cp-out");
+  auto made = exec_in(id, {"sh", "-c",
+                           "mkdir -p /data/open && chmod 777 /data/open && echo x > /data/open/f && "
+                           "chmod 666 /data/open/f && mkdir /data/long && cd /data/long && "
+                           "for c in a b c d e f g h i j k l m n o p; do "
+                           "n=$(head -c 250 /dev/zero | tr '\\0' $c) && mkdir $n && cd $n || exit 1; done && "
+                           "mkdir $(head -c 250 /dev/zero | tr '\\0' q)"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  fs::create_directories(dir + "/into/open");
+  ::chmod((dir + "/into/open").c_str(), 0700);
+  auto merged = run_moat({"cp", id + ":/data/open", dir + "/into"});
+  ASSERT_EQ(merged.exit_code, 0) << merged.err;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/into/open").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  ASSERT_EQ(::stat((dir + "/into/open/f").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u);
+  auto fresh = run_moat({"cp", id + ":/data/open", dir + "/fresh"});
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.err;
+  ASSERT_EQ(::stat((dir + "/fresh").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+
+  auto longer = run_moat({"cp", id + ":/data/long", dir + "/long"});
+  EXPECT_EQ(longer.exit_code, 125);
+  EXPECT_EQ(longer.err, "moat: copy /data/long to " + dir + "/long: copying from the sandbox: archive entry \"long/" +
+                            std::string(195, 'a') + "...\" has a name of 4271 bytes; the limit is 4095\n");
+  auto left = dir_entries(dir);
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"fresh", "into"}));
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+}
+
 TEST(VmFiles, TheApiReadsWritesListsAndChangesFiles) {
   std::string id = create_sandbox();
   ::setenv("MOAT_HOME", test_home().c_str(), 1);
