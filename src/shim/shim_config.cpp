@@ -38,6 +38,8 @@ std::vector<std::string> bytes_list_at(const Json& j, const char* key, bool requ
 
 std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
+std::string qemu_log_path(const std::string& dir) { return dir + "/qemu.log"; }
+std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
 std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
 std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
@@ -88,6 +90,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"discard_on_stop", c.discard_on_stop},
       {"idle_timeout_s", c.idle_timeout_s},
       {"max_duration_s", c.max_duration_s},
+      {"log_max_bytes", c.log_max_bytes},
       {"volumes", volumes},
       {"vm",
        {{"qemu", bytes_to_json(c.vm.qemu)},
@@ -133,6 +136,10 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.discard_on_stop = j.value("discard_on_stop", false);
     c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
     c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
+    c.log_max_bytes = j.value("log_max_bytes", kDefaultLogBytes);
+    if (c.log_max_bytes < kMinLogBytes || c.log_max_bytes > kMaxLogBytes)
+      return make_error(path + ": log_max_bytes must be between " + std::to_string(kMinLogBytes) + " and " +
+                        std::to_string(kMaxLogBytes));
     const Json& v = j.at("vm");
     c.vm.qemu = bytes_at(v, "qemu");
     c.vm.kernel = bytes_at(v, "kernel");
