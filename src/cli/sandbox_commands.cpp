@@ -141,7 +141,7 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
       ->allow_extra_args(false);
   cmd->add_option("--chown", f.chown, "Owner UID:GID of what --copy, --mkdir and --write create (default 0:0)");
   cmd->add_option("--chmod", f.chmod, "Octal mode of what --copy, --mkdir and --write create");
-  cmd->add_option("-v,--volume", f.volumes, "Share HOST_DIR:GUEST or VOLUME:GUEST (append :ro for read-only)")
+  cmd->add_option("-v,--volume", f.volumes, "Share HOST_DIR:GUEST or VOLUME:GUEST; append :ro for read-only, :size=1g to cap it (:ro,size=1g both)")
       ->allow_extra_args(false);
   cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs at GUEST[:SIZE] (64m, 1g; default half the memory)")
       ->allow_extra_args(false);
@@ -307,7 +307,8 @@ Json volumes_json(const std::vector<VolumeMount>& volumes) {
     out.push_back({{"source", v.source},
                    {"type", is_volume_name(v.source) ? "volume" : "directory"},
                    {"guest_path", v.guest_path},
-                   {"read_only", v.read_only}});
+                   {"read_only", v.read_only},
+                   {"size_bytes", v.size_bytes}});
   }
   return out;
 }

@@ -22,9 +22,13 @@
 //   changes the host mode (setuid/setgid bits dropped).
 // - Entry and attribute TTLs are 1 s and no file data is cached across
 //   opens: the host or another sandbox may change the tree at any time.
+// - With a size limit, changes that would take the volume's usage past it
+//   fail with ENOSPC (a write that partly fits is cut short), and STATFS
+//   reports the limit; volume_quota.h says what counts and when.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -39,6 +43,8 @@ struct DirBackendOptions {
   // kernel remembers); past it lookups fail with ENFILE. Callers size it from
   // their own descriptor limit so the guest cannot exhaust it.
   std::size_t max_open_nodes = 1u << 20;
+  // Bytes the guest may use in the volume (volume_quota.h); 0: no limit.
+  std::uint64_t size_limit = 0;
 };
 
 // Serves the host directory `root` (which must exist and be a directory).

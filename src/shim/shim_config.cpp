@@ -77,7 +77,10 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
   for (const auto& d : c.vm.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
   Json volumes = Json::array();
   for (const auto& v : c.volumes)
-    volumes.push_back({{"tag", bytes_to_json(v.tag)}, {"host_path", bytes_to_json(v.host_path)}, {"read_only", v.read_only}});
+    volumes.push_back({{"tag", bytes_to_json(v.tag)},
+                       {"host_path", bytes_to_json(v.host_path)},
+                       {"read_only", v.read_only},
+                       {"size_bytes", v.size_bytes}});
   Json mounts = Json::array();
   for (const auto& m : c.vm.mounts) mounts.push_back(proto::encode_guest_mount(m));
   Json j = {
@@ -159,8 +162,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
       c.vm.mounts.push_back(std::move(m));
     }
     for (const auto& vol : j.value("volumes", Json::array()))
-      c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"),
-                           vol.at("read_only").get<bool>()});
+      c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"), vol.at("read_only").get<bool>(),
+                           vol.value("size_bytes", std::uint64_t{0})});
     return c;
   } catch (const std::exception& e) {
     return make_error(path + ": " + e.what());

@@ -18,6 +18,7 @@ struct VolumeShare {
   std::string tag;
   std::string host_path;
   bool read_only = false;  // enforced by the shim's server, whatever the guest mounts
+  std::uint64_t size_bytes = 0;  // what the guest may store (fs/volume_quota.h); 0: no limit
 };
 
 struct ShimConfig {
