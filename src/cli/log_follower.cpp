@@ -17,6 +17,10 @@ LogFollower::LogFollower(std::string path) : path_(std::move(path)) {
 }
 
 void LogFollower::copy_rest() {
+  // A new boot empties the file in place: start again from its beginning.
+  struct stat st {};
+  if (fd_ && ::fstat(fd_.get(), &st) == 0 && st.st_size < ::lseek(fd_.get(), 0, SEEK_CUR))
+    ::lseek(fd_.get(), 0, SEEK_SET);
   char buf[65536];
   while (fd_) {
     ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
