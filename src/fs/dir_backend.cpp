@@ -259,9 +259,9 @@ void DirBackend::account_resize(int fd, std::uint64_t before) {
 }
 
 void DirBackend::account_unlinked(const struct stat& st) {
-  if (S_ISDIR(st.st_mode)) {
-    quota_->release(VolumeQuota::kBlock);
-  } else if (st.st_nlink <= 1) {
+  if (S_ISDIR(st.st_mode) || st.st_nlink > 1) {
+    quota_->release(VolumeQuota::kBlock);  // a directory, or one name of several
+  } else {
     quota_->last_link_removed(st);
   }
 }
@@ -922,6 +922,13 @@ int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_
   if (!dir) return err;
   if (options_.read_only) return EROFS;
   if (node->type == S_IFDIR) return EPERM;
+  // Every further name counts as an entry: links cost no data, but each is a
+  // directory entry on the host.
+  QuotaLock quota_lock;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (fit_entry()) return ENOSPC;
+  }
   std::string n(name);
   // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, link through the
   // /proc name of the (non-symlink) inode.
@@ -932,6 +939,7 @@ int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_
       return last_errno();
     }
   }
+  if (quota_) quota_->charge(VolumeQuota::kBlock);
   UniqueFd fd(::fcntl(node->fd.get(), F_DUPFD_CLOEXEC, 0));
   if (!fd) return last_errno();
   return enter(std::move(fd), out);

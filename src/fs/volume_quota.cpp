@@ -16,8 +16,9 @@ std::unordered_set<ino_t>* g_walk_linked = nullptr;
 int add_entry(const char*, const struct stat* st, int type, struct FTW* ftw) {
   if (ftw->level == 0) return FTW_CONTINUE;  // the volume's root
   if (type == FTW_NS || type == FTW_DNR) return FTW_CONTINUE;  // unreadable: nothing to count
-  if (S_ISREG(st->st_mode) && st->st_nlink > 1 && !g_walk_linked->insert(st->st_ino).second) return FTW_CONTINUE;
-  g_walk_total += VolumeQuota::cost(*st);
+  // A further name of a file seen already is one more entry.
+  bool seen = S_ISREG(st->st_mode) && st->st_nlink > 1 && !g_walk_linked->insert(st->st_ino).second;
+  g_walk_total += seen ? VolumeQuota::kBlock : VolumeQuota::cost(*st);
   return FTW_CONTINUE;
 }
 

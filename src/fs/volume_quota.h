@@ -3,7 +3,7 @@
 //
 // What counts: a regular file its size rounded up to 4 KiB (at least 4 KiB,
 // so a flood of empty files is bounded too); a directory, symlink or other
-// entry 4 KiB; each inode once, whatever its links. Sizes are apparent sizes,
+// entry 4 KiB; each further hard link of a file 4 KiB (its data once). Sizes are apparent sizes,
 // so a sparse file counts at its full length and a write into a hole needs no
 // room. The usage is measured once, when the server starts, by walking the
 // tree, and then follows every change the server makes. Changes made on the

@@ -873,18 +873,38 @@ TEST_F(FsDirBackend, RenameOverAFileFreesIt) {
   EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 8192u);
 }
 
-TEST(FsVolumeQuota, MeasuresEachInodeOnceAndNeverFollowsSymlinks) {
+TEST_F(FsDirBackend, HardLinksCountAsEntriesAndTheDataOnce) {
+  open_server(false, {}, DirBackendOptions{}.max_open_nodes, 16384);
+  auto [f, fh] = create(1, "f", 0644);
+  EXPECT_EQ(write(f.nodeid, fh, 0, std::string(8192, 'a')), 8192u);
+  fuse_link_in li{};
+  li.oldnodeid = f.nodeid;
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("g")));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 16384u - 8192u - 4096u);
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("h")));
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("i")), ENOSPC);
+  call(FUSE_UNLINK, 1, cstr("f"));  // one name of three: the data stays
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 4096u);
+  call(FUSE_UNLINK, 1, cstr("g"));
+  fuse_release_in rel{};
+  rel.fh = fh;
+  call(FUSE_RELEASE, f.nodeid, bytes_of(rel));
+  call(FUSE_UNLINK, 1, cstr("h"));  // the last name of a closed file
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 16384u);
+}
+
+TEST(FsVolumeQuota, MeasuresDataOnceNamesEachAndNeverFollowsSymlinks) {
   char tmpl[] = "/tmp/moat-quota-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   std::string root = tmpl;
   host_write(root + "/a", std::string(5000, 'a'));   // 8192
-  ASSERT_EQ(::link((root + "/a").c_str(), (root + "/a2").c_str()), 0);  // same inode: nothing more
+  ASSERT_EQ(::link((root + "/a").c_str(), (root + "/a2").c_str()), 0);  // a name more: 4096
   ASSERT_EQ(::mkdir((root + "/d").c_str(), 0755), 0);                 // 4096
   host_write(root + "/d/empty", "");                                  // 4096
   ASSERT_EQ(::symlink("/usr", (root + "/d/usr").c_str()), 0);         // 4096, not followed
   auto usage = VolumeQuota::measure(root);
   ASSERT_TRUE(usage.ok()) << usage.error().message;
-  EXPECT_EQ(*usage, 8192u + 4096u + 4096u + 4096u);
+  EXPECT_EQ(*usage, 8192u + 4096u + 4096u + 4096u + 4096u);
   EXPECT_EQ(VolumeQuota::file_cost(0), 4096u);
   EXPECT_EQ(VolumeQuota::file_cost(4097), 8192u);
   EXPECT_EQ(VolumeQuota::file_cost(UINT64_MAX), UINT64_MAX / 4096 * 4096);
