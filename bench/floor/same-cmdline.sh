@@ -20,7 +20,7 @@ floor_command() {
     case $a in
       *initramfs.cpio) a=$work/floor.cpio ;;
       socket,id=agent,fd=3) a=null,id=agent ;;
-      file,id=console,path=*) a=file,id=console,path=$work/floor-console.log ;;
+      socket,id=console,fd=4) a=file,id=console,path=$work/floor-console.log ;;
       *upper.ext4,if=none*) a="file=$work/upper.img,if=none,id=disk1,format=raw" ;;
     esac
     floor+=("$a")

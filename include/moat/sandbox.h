@@ -48,7 +48,14 @@ struct VolumeMount {
   std::string source;      // an absolute host directory, or a volume name (made if missing)
   std::string guest_path;  // absolute
   bool read_only = false;  // enforced by the host-side server
+  // What the guest may store in it (`:size=1g`), enforced by the server with
+  // ENOSPC (docs/volumes.md); 0: no limit.
+  std::uint64_t size_bytes = 0;
 };
+
+// The bounds of VolumeMount::size_bytes: one 4 KiB entry, and 1 PiB.
+inline constexpr std::uint64_t kMinVolumeSize = 4096;
+inline constexpr std::uint64_t kMaxVolumeSize = 1ull << 50;
 
 // A tmpfs in the guest: `--tmpfs GUEST[:SIZE]`.
 struct TmpfsMount {

@@ -36,7 +36,7 @@ Status check_guest_mount_path(const std::string& flag, const std::string& text, 
 
 Result<std::uint64_t> parse_byte_size(std::string_view text) {
   auto bad = [&] {
-    return make_error("bad size \"" + std::string(text) + "\": give bytes, or a number with k, m or g (64m)", EINVAL);
+    return make_error("bad size \"" + std::string(text) + "\": give bytes, or a number with k, m, g or t (64m)", EINVAL);
   };
   if (text.empty()) return bad();
   std::uint64_t shift = 0;
@@ -44,6 +44,7 @@ Result<std::uint64_t> parse_byte_size(std::string_view text) {
     case 'k': case 'K': shift = 10; break;
     case 'm': case 'M': shift = 20; break;
     case 'g': case 'G': shift = 30; break;
+    case 't': case 'T': shift = 40; break;
     default: break;
   }
   if (shift) text.remove_suffix(1);
@@ -57,17 +58,35 @@ Result<std::uint64_t> parse_byte_size(std::string_view text) {
   return v << shift;
 }
 
+// The size limit of a volume: "size=1g", at least 4k, at most 1024t.
+Result<std::uint64_t> parse_volume_size(const std::string& flag, std::string_view value) {
+  auto bytes = parse_byte_size(value);
+  if (!bytes) return bytes.error().wrap(flag);
+  if (*bytes < kMinVolumeSize || *bytes > kMaxVolumeSize)
+    return make_error(flag + ": the size must be between 4k and 1024t", EINVAL);
+  return *bytes;
+}
+
 Result<VolumeMount> parse_volume_flag(const std::string& text) {
   auto parts = split_on(text, ':');
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
-    return make_error("-v " + text + ": expected SOURCE:GUEST_PATH[:ro|rw]", EINVAL);
+    return make_error("-v " + text + ": expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)", EINVAL);
   VolumeMount m;
   m.source = parts[0];
   m.guest_path = parts[1];
   MOAT_TRY(check_guest_mount_path("-v", text, m.guest_path));
-  if (parts.size() == 3) {
-    if (parts[2] == "ro") m.read_only = true;
-    else if (parts[2] != "rw") return make_error("-v " + text + ": the mode must be ro or rw, not \"" + parts[2] + "\"", EINVAL);
+  if (parts.size() < 3) return m;
+  bool mode_given = false;
+  for (const auto& option : split_on(parts[2], ',')) {
+    if ((option == "ro" || option == "rw") && !mode_given) {
+      m.read_only = option == "ro";
+      mode_given = true;
+    } else if (option.rfind("size=", 0) == 0 && m.size_bytes == 0) {
+      MOAT_ASSIGN_OR_RETURN(m.size_bytes, parse_volume_size("-v " + text, std::string_view(option).substr(5)));
+    } else {
+      return make_error("-v " + text + ": unknown or repeated option \"" + option + "\" (use ro or rw, and size=SIZE)",
+                        EINVAL);
+    }
   }
   return m;
 }

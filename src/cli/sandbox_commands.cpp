@@ -11,18 +11,22 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
+#include "cli/log_follower.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
 #include "proto/exec_log.h"
 #include "proto/text.h"
+#include "shim/capped_log.h"
+#include "shim/shim_config.h"
 #include "store/upper_patch.h"
 
 namespace moat::cli {
@@ -137,7 +141,7 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
       ->allow_extra_args(false);
   cmd->add_option("--chown", f.chown, "Owner UID:GID of what --copy, --mkdir and --write create (default 0:0)");
   cmd->add_option("--chmod", f.chmod, "Octal mode of what --copy, --mkdir and --write create");
-  cmd->add_option("-v,--volume", f.volumes, "Share HOST_DIR:GUEST or VOLUME:GUEST (append :ro for read-only)")
+  cmd->add_option("-v,--volume", f.volumes, "Share HOST_DIR:GUEST or VOLUME:GUEST; append :ro for read-only, :size=1g to cap it (:ro,size=1g both)")
       ->allow_extra_args(false);
   cmd->add_option("--tmpfs", f.tmpfs, "Mount a tmpfs at GUEST[:SIZE] (64m, 1g; default half the memory)")
       ->allow_extra_args(false);
@@ -303,7 +307,8 @@ Json volumes_json(const std::vector<VolumeMount>& volumes) {
     out.push_back({{"source", v.source},
                    {"type", is_volume_name(v.source) ? "volume" : "directory"},
                    {"guest_path", v.guest_path},
-                   {"read_only", v.read_only}});
+                   {"read_only", v.read_only},
+                   {"size_bytes", v.size_bytes}});
   }
   return out;
 }
@@ -439,18 +444,6 @@ int cmd_inspect(const Flags& f) {
                          [](const SandboxInfo& i) { return to_json(i); });
 }
 
-// Copies what `in` has beyond `offset` to stdout.
-void drain(std::ifstream& in, std::streamoff& offset) {
-  in.clear();
-  in.seekg(offset);
-  char buf[65536];
-  while (in.read(buf, sizeof(buf)) || in.gcount() > 0) {
-    std::fwrite(buf, 1, static_cast<std::size_t>(in.gcount()), stdout);
-    offset += in.gcount();
-  }
-  std::fflush(stdout);
-}
-
 // The exec history line by line, as people read it. Argv and messages are
 // printed as the bytes they were.
 std::string exec_line(const std::string& json_line) {
@@ -473,10 +466,12 @@ std::string exec_line(const std::string& json_line) {
 int cmd_logs(const Flags& f) {
   auto info = inspect_sandbox(f.ids.at(0));
   if (!info) return fail(info.error());
-  std::ifstream console(info->dir + "/console.log", std::ios::binary);
-  std::streamoff offset = 0;
-  drain(console, offset);
-  std::ifstream history(info->dir + "/exec.log");
+  // Both are capped by the shim: the older generation (.1) comes first.
+  std::string console_path = shim::console_log_path(info->dir);
+  LogFollower console(console_path);
+  std::string text = shim::capped_log_read_all(console_path);
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::istringstream history(shim::capped_log_read_all(shim::exec_log_path(info->dir)));
   std::string line;
   std::vector<std::string> lines;
   while (std::getline(history, line)) lines.push_back(line);
@@ -487,11 +482,11 @@ int cmd_logs(const Flags& f) {
   // Follows the console until the sandbox stops.
   while (true) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    drain(console, offset);
+    console.drain();
     auto now = inspect_sandbox(info->id);
     if (!now || now->state != SandboxState::kRunning) break;
   }
-  drain(console, offset);
+  console.drain();
   return 0;
 }
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
@@ -17,6 +18,7 @@
 
 #include "fs/node_table.h"
 #include "fs/stat_xattr.h"
+#include "fs/volume_quota.h"
 
 namespace moat::fs {
 namespace {
@@ -135,10 +137,12 @@ XattrClass classify_xattr(std::string_view name) {
 
 class DirBackend : public FsBackend {
  public:
-  DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options)
+  DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options,
+             std::unique_ptr<VolumeQuota> quota)
       : nodes_(std::move(root), st, NodeTableOptions{options.max_open_nodes, options.max_nodes, options.file_handles}),
         xattrs_(xattrs),
-        options_(options) {}
+        options_(options),
+        quota_(std::move(quota)) {}
 
   void init(const FuseSession& s) override { writeback_ = s.writeback_cache; }
   bool read_only() const override { return options_.read_only; }
@@ -149,7 +153,7 @@ class DirBackend : public FsBackend {
   int readlink(std::uint64_t nodeid, std::string& target) override;
   int open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
   int opendir(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& out) override;
-  void release(std::uint64_t nodeid, std::uint64_t fh) override { close_handle(nodeid, fh); }
+  void release(std::uint64_t nodeid, std::uint64_t fh) override;
   void releasedir(std::uint64_t nodeid, std::uint64_t fh) override { close_handle(nodeid, fh); }
   int read(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
            std::vector<std::uint8_t>& out) override;
@@ -218,13 +222,59 @@ class DirBackend : public FsBackend {
   // names no handle of it (SETATTR/LSEEK/FSYNC without a handle).
   int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own);
   int guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const;
+  // With a size limit: cuts `length` so that a write of it at `offset` to
+  // `fd` fits (ENOSPC if nothing does), and sets `size` to the file's size
+  // before it. `append`: an O_APPEND descriptor writes at the end whatever
+  // the offset (writes; not truncation). Call with the quota locked.
+  int fit_write(int fd, std::uint64_t offset, std::uint64_t& length, std::uint64_t& size, bool append = true) const;
+  // The quota's view of a file whose size went from `before` to what `fd` says now.
+  void account_resize(int fd, std::uint64_t before);
+  // Counts one more new entry (ENOSPC if it does not fit). With the quota locked.
+  int fit_entry() const { return quota_->fits(VolumeQuota::kBlock) ? 0 : ENOSPC; }
+  // `name` in `dirfd` loses a link (unlink, rename over it); `st` as before.
+  void account_unlinked(const struct stat& st);
 
   NodeTable nodes_;
   HandleTable handles_;
   bool xattrs_;  // the host filesystem stores user.* xattrs
   DirBackendOptions options_;
   bool writeback_ = false;
+  std::unique_ptr<VolumeQuota> quota_;  // null: no size limit
 };
+
+using QuotaLock = std::unique_lock<std::mutex>;
+
+int DirBackend::fit_write(int fd, std::uint64_t offset, std::uint64_t& length, std::uint64_t& size,
+                          bool append) const {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return last_errno();
+  size = static_cast<std::uint64_t>(st.st_size);
+  int fl = append ? ::fcntl(fd, F_GETFL) : 0;
+  if (fl >= 0 && (fl & O_APPEND)) offset = size;
+  if (length == 0 || offset + length <= size) return 0;
+  std::uint64_t have = VolumeQuota::file_cost(size);
+  std::uint64_t need = VolumeQuota::file_cost(offset + length);
+  if (need - have <= quota_->room()) return 0;
+  // The file may grow to what it costs now plus the whole blocks left.
+  std::uint64_t max_end = have + quota_->room() / VolumeQuota::kBlock * VolumeQuota::kBlock;
+  if (max_end <= offset) return ENOSPC;
+  length = max_end - offset;
+  return 0;
+}
+
+void DirBackend::account_resize(int fd, std::uint64_t before) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return;
+  quota_->adjust(VolumeQuota::file_cost(before), VolumeQuota::file_cost(static_cast<std::uint64_t>(st.st_size)));
+}
+
+void DirBackend::account_unlinked(const struct stat& st) {
+  if (S_ISDIR(st.st_mode) || st.st_nlink > 1) {
+    quota_->release(VolumeQuota::kBlock);  // a directory, or one name of several
+  } else {
+    quota_->last_link_removed(st);
+  }
+}
 
 DirNodeRef DirBackend::dir_node(std::uint64_t nodeid, int& err) {
   auto node = nodes_.get(nodeid, err);
@@ -374,14 +424,40 @@ int DirBackend::open(std::uint64_t nodeid, std::uint32_t flags, fuse_open_out& o
   if (node->type == S_IFLNK) return ELOOP;
   if (node->type != S_IFREG) return EACCES;
   if (options_.read_only && opens_for_writing(flags)) return EROFS;
+  QuotaLock quota_lock;
+  struct stat before {};
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (int err = host_stat(*node, before)) return err;
+    if (!quota_->may_reopen(before)) return ESTALE;
+  }
   UniqueFd fd(::open(proc_path(node->fd.get()).c_str(), host_open_flags(flags, writeback_)));
   if (!fd) return last_errno();
+  if (quota_) {
+    account_resize(fd.get(), static_cast<std::uint64_t>(before.st_size));  // O_TRUNC
+    quota_->opened(before);
+  }
   std::uint64_t fh = open_handle(nodeid, std::move(fd));
-  if (fh == 0) return ENFILE;
+  if (fh == 0) {
+    if (quota_) quota_->closed(before);
+    return ENFILE;
+  }
   out = {};
   out.fh = fh;
   out.open_flags = open_reply_flags(flags, writeback_);
   return 0;
+}
+
+void DirBackend::release(std::uint64_t nodeid, std::uint64_t fh) {
+  if (!quota_) return close_handle(nodeid, fh);
+  auto h = handles_.get(fh, nodeid);
+  if (!h) return;
+  QuotaLock lock = quota_->lock();
+  struct stat st {};
+  bool known = ::fstat(h->fd.get(), &st) == 0;
+  close_handle(nodeid, fh);
+  h.reset();
+  if (known && quota_->closed(st) && st.st_nlink == 0) quota_->release(VolumeQuota::cost(st));
 }
 
 int DirBackend::opendir(std::uint64_t nodeid, std::uint32_t, fuse_open_out& out) {
@@ -423,6 +499,14 @@ int DirBackend::write(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
   auto h = handles_.get(fh, nodeid);
   if (!h) return EBADF;
   if (offset > static_cast<std::uint64_t>(INT64_MAX)) return EFBIG;
+  QuotaLock quota_lock;
+  std::uint64_t size_before = 0;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    std::uint64_t length = data.size();
+    if (int err = fit_write(h->fd.get(), offset, length, size_before)) return err;
+    data = data.first(static_cast<std::size_t>(length));
+  }
   std::size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(h->fd.get(), data.data() + done, data.size() - done,
@@ -435,6 +519,7 @@ int DirBackend::write(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
+  if (quota_) account_resize(h->fd.get(), size_before);
   written = static_cast<std::uint32_t>(done);
   return 0;
 }
@@ -512,6 +597,16 @@ int DirBackend::statfs(std::uint64_t nodeid, fuse_kstatfs& out) {
   out.bsize = static_cast<std::uint32_t>(st.f_bsize);
   out.frsize = static_cast<std::uint32_t>(st.f_frsize ? st.f_frsize : st.f_bsize);
   out.namelen = static_cast<std::uint32_t>(st.f_namelen);
+  if (quota_) {
+    // The guest's df shows the limit; free is what the limit leaves, or
+    // the host's own free space if that is less.
+    QuotaLock lock = quota_->lock();
+    std::uint64_t frsize = out.frsize ? out.frsize : VolumeQuota::kBlock;
+    std::uint64_t left = quota_->room() / frsize;
+    out.blocks = quota_->limit() / frsize;
+    out.bfree = std::min<std::uint64_t>(out.bfree, left);
+    out.bavail = std::min<std::uint64_t>(out.bavail, left);
+  }
   return 0;
 }
 
@@ -636,7 +731,17 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
       own.reset(::open(proc_path(pfd).c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
       if (!own) return last_errno();
     }
-    if (::ftruncate(h ? h->fd.get() : own.get(), static_cast<off_t>(in.size)) != 0) return last_errno();
+    int fd = h ? h->fd.get() : own.get();
+    QuotaLock quota_lock;
+    std::uint64_t size_before = 0;
+    if (quota_) {
+      quota_lock = quota_->lock();
+      std::uint64_t length = in.size;
+      if (int err = fit_write(fd, 0, length, size_before, /*append=*/false)) return err;
+      if (length < in.size) return ENOSPC;  // a truncate is all or nothing
+    }
+    if (::ftruncate(fd, static_cast<off_t>(in.size)) != 0) return last_errno();
+    if (quota_) account_resize(fd, size_before);
   }
   if (in.valid & (FATTR_ATIME | FATTR_MTIME)) {
     timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
@@ -706,6 +811,13 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
   std::uint32_t mode = S_IFREG | (in.mode & 07777);
   int flags = host_open_flags(in.flags, writeback_) | O_NOFOLLOW;
   bool created = true;
+  QuotaLock quota_lock;
+  struct stat existing_before {};
+  if (quota_) {
+    quota_lock = quota_->lock();
+    bool exists = ::fstatat(dir->fd.get(), n.c_str(), &existing_before, AT_SYMLINK_NOFOLLOW) == 0;
+    if (!exists && fit_entry()) return ENOSPC;
+  }
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, host_perm(mode, false, xattrs_)));
   if (!fd && errno == EEXIST && !(in.flags & O_EXCL)) {
     // An existing name is opened only if it is a regular file: a host FIFO
@@ -729,6 +841,14 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
       return e;
     }
   }
+  struct stat st {};
+  if (quota_) {
+    // Charged as soon as it exists: the lines below may still fail, but the
+    // file stays on the host.
+    if (created) quota_->charge(VolumeQuota::kBlock);
+    else account_resize(fd.get(), static_cast<std::uint64_t>(existing_before.st_size));  // O_TRUNC
+    if (::fstat(fd.get(), &st) != 0) return last_errno();
+  }
   UniqueFd path(::open(proc_path(fd.get()).c_str(), O_PATH | O_CLOEXEC));
   if (!path) return last_errno();
   if (int e = enter(parent, name, std::move(path), entry)) return e;
@@ -737,6 +857,7 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
     nodes_.forget(entry.nodeid, 1);
     return ENFILE;
   }
+  if (quota_) quota_->opened(st);
   open = {};
   open.fh = fh;
   open.open_flags = open_reply_flags(in.flags, writeback_);
@@ -757,12 +878,18 @@ int DirBackend::mknod(const FuseCaller& who, std::uint64_t parent, std::string_v
   // not get ones a guest chose: every kind is an empty regular host file,
   // its guest type and device number in the xattr.
   if (special && !xattrs_) return EPERM;
+  QuotaLock quota_lock;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (fit_entry()) return ENOSPC;
+  }
   std::string n(name);
   GuestStat g = new_owner(who, *dir, type | (mode & 07777));
   if (type == S_IFCHR || type == S_IFBLK) g.rdev = rdev;
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                        host_perm(g.mode, false, xattrs_)));
   if (!fd) return last_errno();
+  if (quota_) quota_->charge(VolumeQuota::kBlock);
   if (xattrs_) {
     std::string v = encode_guest_stat(g);
     if (::fsetxattr(fd.get(), kStatXattrName, v.data(), v.size(), 0) != 0) {
@@ -782,9 +909,15 @@ int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_v
   auto dir = dir_node(parent, err);
   if (!dir) return err;
   if (options_.read_only) return EROFS;
+  QuotaLock quota_lock;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (fit_entry()) return ENOSPC;
+  }
   std::string n(name);
   GuestStat g = new_owner(who, *dir, S_IFDIR | (mode & 07777));
   if (::mkdirat(dir->fd.get(), n.c_str(), host_perm(g.mode, true, xattrs_)) != 0) return last_errno();
+  if (quota_) quota_->charge(VolumeQuota::kBlock);
   // O_NOFOLLOW | O_DIRECTORY: if something swapped the new directory for a
   // symlink meanwhile, this fails instead of following it.
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
@@ -804,8 +937,14 @@ int DirBackend::symlink(const FuseCaller&, std::uint64_t parent, std::string_vie
   auto dir = dir_node(parent, err);
   if (!dir) return err;
   if (options_.read_only) return EROFS;
+  QuotaLock quota_lock;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (fit_entry()) return ENOSPC;
+  }
   std::string n(name), t(target);
   if (::symlinkat(t.c_str(), dir->fd.get(), n.c_str()) != 0) return last_errno();
+  if (quota_) quota_->charge(VolumeQuota::kBlock);
   return lookup_in(parent, *dir, name, out);
 }
 
@@ -818,6 +957,13 @@ int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_
   if (!dir) return err;
   if (options_.read_only) return EROFS;
   if (node->type == S_IFDIR) return EPERM;
+  // Every further name counts as an entry: links cost no data, but each is a
+  // directory entry on the host.
+  QuotaLock quota_lock;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (fit_entry()) return ENOSPC;
+  }
   std::string n(name);
   // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; without it, link through the
   // /proc name of the (non-symlink) inode.
@@ -828,6 +974,7 @@ int DirBackend::link(std::uint64_t nodeid, std::uint64_t newparent, std::string_
       return last_errno();
     }
   }
+  if (quota_) quota_->charge(VolumeQuota::kBlock);
   UniqueFd fd(::fcntl(node->fd.get(), F_DUPFD_CLOEXEC, 0));
   if (!fd) return last_errno();
   return enter(newparent, name, std::move(fd), out);
@@ -838,7 +985,15 @@ int DirBackend::unlink(std::uint64_t parent, std::string_view name) {
   auto dir = dir_node(parent, err);
   if (!dir) return err;
   if (options_.read_only) return EROFS;
-  if (::unlinkat(dir->fd.get(), std::string(name).c_str(), 0) != 0) return last_errno();
+  std::string n(name);
+  QuotaLock quota_lock;
+  struct stat st {};
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (::fstatat(dir->fd.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
+  }
+  if (::unlinkat(dir->fd.get(), n.c_str(), 0) != 0) return last_errno();
+  if (quota_) account_unlinked(st);
   return 0;
 }
 
@@ -847,7 +1002,10 @@ int DirBackend::rmdir(std::uint64_t parent, std::string_view name) {
   auto dir = dir_node(parent, err);
   if (!dir) return err;
   if (options_.read_only) return EROFS;
+  QuotaLock quota_lock;
+  if (quota_) quota_lock = quota_->lock();
   if (::unlinkat(dir->fd.get(), std::string(name).c_str(), AT_REMOVEDIR) != 0) return last_errno();
+  if (quota_) quota_->release(VolumeQuota::kBlock);
   return 0;
 }
 
@@ -861,6 +1019,16 @@ int DirBackend::rename(std::uint64_t parent, std::string_view name, std::uint64_
   if (options_.read_only) return EROFS;
   // RENAME_WHITEOUT would make a host device node (overlayfs' whiteout).
   if (flags & ~static_cast<std::uint32_t>(RENAME_NOREPLACE | RENAME_EXCHANGE)) return EINVAL;
+  // A rename over an existing entry removes that entry's name.
+  QuotaLock quota_lock;
+  struct stat source {}, target {};
+  bool replaces = false;
+  if (quota_ && !(flags & RENAME_EXCHANGE)) {
+    quota_lock = quota_->lock();
+    replaces = ::fstatat(to->fd.get(), std::string(newname).c_str(), &target, AT_SYMLINK_NOFOLLOW) == 0 &&
+               ::fstatat(from->fd.get(), std::string(name).c_str(), &source, AT_SYMLINK_NOFOLLOW) == 0 &&
+               (source.st_dev != target.st_dev || source.st_ino != target.st_ino);
+  }
   if (::renameat2(from->fd.get(), std::string(name).c_str(), to->fd.get(),
                   std::string(newname).c_str(), flags) != 0) {
     return last_errno();
@@ -869,6 +1037,7 @@ int DirBackend::rename(std::uint64_t parent, std::string_view name, std::uint64_
   // be by handle: it must be looked for where it now is.
   record_move(*to, newparent, newname);
   if (flags & RENAME_EXCHANGE) record_move(*from, parent, name);
+  if (replaces) account_unlinked(target);
   return 0;
 }
 
@@ -920,10 +1089,30 @@ int DirBackend::fallocate(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t 
   if (offset > static_cast<std::uint64_t>(INT64_MAX) || length > static_cast<std::uint64_t>(INT64_MAX)) {
     return EFBIG;
   }
+  QuotaLock quota_lock;
+  std::uint64_t size_before = 0;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    std::uint64_t grow_to = offset + length;  // the end the file may reach
+    std::uint64_t fitted = length;
+    struct stat st {};
+    if (::fstat(h->fd.get(), &st) != 0) return last_errno();
+    size_before = static_cast<std::uint64_t>(st.st_size);
+    if (mode & FALLOC_FL_INSERT_RANGE) grow_to = size_before + length;
+    bool keeps_size = mode & (FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE);
+    // Blocks reserved past the end would use the disk without a size to count.
+    if ((mode & FALLOC_FL_KEEP_SIZE) && !(mode & FALLOC_FL_PUNCH_HOLE) && grow_to > size_before) return EOPNOTSUPP;
+    if (!keeps_size) {
+      fitted = grow_to;
+      if (int err = fit_write(h->fd.get(), 0, fitted, size_before, /*append=*/false)) return err;
+      if (fitted < grow_to) return ENOSPC;
+    }
+  }
   if (::fallocate(h->fd.get(), static_cast<int>(mode), static_cast<off_t>(offset),
                   static_cast<off_t>(length)) != 0) {
     return last_errno();
   }
+  if (quota_) account_resize(h->fd.get(), size_before);
   return 0;
 }
 
@@ -938,8 +1127,15 @@ int DirBackend::copy_file_range(std::uint64_t nodeid_in, const fuse_copy_file_ra
   }
   loff_t off_in = static_cast<loff_t>(in.off_in);
   loff_t off_out = static_cast<loff_t>(in.off_out);
-  std::size_t len = static_cast<std::size_t>(std::min(in.len, kMaxCopyChunk));
-  ssize_t n = ::copy_file_range(src->fd.get(), &off_in, dst->fd.get(), &off_out, len, 0);
+  std::uint64_t len = std::min(in.len, kMaxCopyChunk);
+  QuotaLock quota_lock;
+  std::uint64_t size_before = 0;
+  if (quota_) {
+    quota_lock = quota_->lock();
+    if (int err = fit_write(dst->fd.get(), in.off_out, len, size_before)) return err;
+  }
+  ssize_t n = ::copy_file_range(src->fd.get(), &off_in, dst->fd.get(), &off_out, static_cast<std::size_t>(len), 0);
+  if (quota_) account_resize(dst->fd.get(), size_before);
   if (n < 0) return last_errno();
   copied = static_cast<std::uint64_t>(n);
   return 0;
@@ -962,7 +1158,12 @@ Result<std::unique_ptr<FsBackend>> open_dir_backend(const std::string& root, Dir
   errno = 0;
   ssize_t probe = ::getxattr(proc_path(fd.get()).c_str(), kStatXattrName, nullptr, 0);
   bool xattrs = probe >= 0 || (errno != ENOTSUP && errno != EOPNOTSUPP);
-  return std::unique_ptr<FsBackend>(new DirBackend(std::move(fd), st, xattrs, options));
+  std::unique_ptr<VolumeQuota> quota;
+  if (options.size_limit) {
+    MOAT_ASSIGN_OR_RETURN(auto usage, VolumeQuota::measure(root));
+    quota = std::make_unique<VolumeQuota>(options.size_limit, usage);
+  }
+  return std::unique_ptr<FsBackend>(new DirBackend(std::move(fd), st, xattrs, options, std::move(quota)));
 }
 
 }  // namespace moat::fs

@@ -22,9 +22,13 @@
 //   changes the host mode (setuid/setgid bits dropped).
 // - Entry and attribute TTLs are 1 s and no file data is cached across
 //   opens: the host or another sandbox may change the tree at any time.
+// - With a size limit, changes that would take the volume's usage past it
+//   fail with ENOSPC (a write that partly fits is cut short), and STATFS
+//   reports the limit; volume_quota.h says what counts and when.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -47,6 +51,8 @@ struct DirBackendOptions {
   // Reopen nodes by file handle where the host allows it (CAP_DAC_READ_SEARCH);
   // off, only by name, as an unprivileged server does.
   bool file_handles = true;
+  // Bytes the guest may use in the volume (volume_quota.h); 0: no limit.
+  std::uint64_t size_limit = 0;
 };
 
 // Serves the host directory `root` (which must exist and be a directory).

@@ -50,8 +50,11 @@ using proto::bytes_to_json;
 
 Json volumes_json(const SandboxInfo& i) {
   Json v = Json::array();
-  for (const auto& m : i.volumes)
-    v.push_back({{"source", bytes_to_json(m.source)}, {"guest_path", bytes_to_json(m.guest_path)}, {"read_only", m.read_only}});
+  for (const auto& m : i.volumes) {
+    Json one = {{"source", bytes_to_json(m.source)}, {"guest_path", bytes_to_json(m.guest_path)}, {"read_only", m.read_only}};
+    if (m.size_bytes) one["size_bytes"] = m.size_bytes;
+    v.push_back(std::move(one));
+  }
   return v;
 }
 
@@ -126,6 +129,7 @@ Status read_mounts(const Json& j, SandboxInfo& i) {
     MOAT_TRY(read_bytes(v, "source", m.source));
     MOAT_TRY(read_bytes(v, "guest_path", m.guest_path));
     m.read_only = v.at("read_only").get<bool>();
+    m.size_bytes = v.value("size_bytes", std::uint64_t{0});
     i.volumes.push_back(std::move(m));
   }
   for (const auto& t : j.value("tmpfs", Json::array())) {

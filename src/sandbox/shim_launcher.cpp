@@ -11,11 +11,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "shim/capped_log.h"
+#include "shim/shim_config.h"
 #include "util/unique_fd.h"
 #include "vm/child_env.h"
 
 namespace moat::sandbox {
 namespace {
+
+// How much of shim.log an error quotes when the shim gave no verdict.
+constexpr std::size_t kShimLogTail = 4096;
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -35,7 +40,9 @@ std::string read_file(const std::string& path) {
   pid_t pid = ::fork();
   if (pid != 0) ::_exit(pid < 0 ? 1 : 0);
   int devnull = ::open("/dev/null", O_RDWR);
-  int log = ::open((dir + "/shim.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  // The shim takes the file over at once, capped (shim/shim_log.h); until
+  // then only its own first lines land here.
+  int log = ::open(shim::shim_log_path(dir).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   ::dup2(devnull, 0);
   ::dup2(log >= 0 ? log : devnull, 1);
   ::dup2(log >= 0 ? log : devnull, 2);
@@ -87,7 +94,7 @@ Result<pid_t> launch_shim(const std::string& shim_path, const std::string& sandb
     return static_cast<pid_t>(std::atoi(pid.c_str()));
   }
   if (verdict.rfind("error: ", 0) == 0) return make_error(verdict.substr(7));
-  std::string log = read_file(sandbox_dir + "/shim.log");
+  std::string log = shim::capped_log_tail(shim::shim_log_path(sandbox_dir), kShimLogTail);
   return make_error("moat-shim ended without a verdict" + (log.empty() ? std::string() : ": " + log));
 }
 

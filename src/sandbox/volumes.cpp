@@ -123,7 +123,9 @@ Result<std::vector<VolumeMount>> resolve_volume_mounts(const std::string& home, 
   for (const auto& v : mounts) {
     MOAT_ASSIGN_OR_RETURN(auto path, clean_guest_path(v.guest_path, "volume"));
     if (!guest_paths.insert(path).second) return make_error("two mounts at " + path, EINVAL);
-    VolumeMount r{v.source, path, v.read_only};
+    VolumeMount r{v.source, path, v.read_only, v.size_bytes};
+    if (v.size_bytes != 0 && (v.size_bytes < kMinVolumeSize || v.size_bytes > kMaxVolumeSize))
+      return make_error("volume for " + path + ": the size limit must be between 4 KiB and 1 PiB", EINVAL);
     if (v.source.empty()) return make_error("volume for " + path + ": no source given", EINVAL);
     if (is_volume_name(v.source)) {
       if (!valid_object_name(v.source))
@@ -149,7 +151,7 @@ Status add_sandbox_mounts(const std::string& home, const std::vector<VolumeMount
     const auto& v = volumes[i];
     std::string tag = "vol" + std::to_string(i);
     std::string host = is_volume_name(v.source) ? volume_data_path(home, v.source) : v.source;
-    cfg.volumes.push_back({tag, host, v.read_only});
+    cfg.volumes.push_back({tag, host, v.read_only, v.size_bytes});
     proto::GuestMount m;
     m.kind = proto::GuestMount::Kind::kVirtiofs;
     m.tag = tag;

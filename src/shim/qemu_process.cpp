@@ -16,13 +16,20 @@
 
 namespace moat::shim {
 
-Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, int inherit_fd,
-                                       int target_fd, const std::string& log_path) {
+namespace {
+
+// Above any descriptor a target may name: the sources are moved here first so
+// that placing one never overwrites another that is still to be placed.
+constexpr int kStagingFd = 100;
+
+}  // namespace
+
+Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, const std::vector<InheritedFd>& inherit,
+                                       int output_fd) {
+  if (inherit.size() > 8) return make_error("too many descriptors for QEMU");
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!log) return errno_error("create " + log_path);
   // The shim's environment is allow-listed already (sandbox/shim_launcher);
   // QEMU gets the same list, so a shim started another way leaks nothing.
   std::vector<std::string> env_storage;
@@ -38,14 +45,12 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, int
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     int devnull = ::open("/dev/null", O_RDWR);
     ::dup2(devnull, 0);
-    ::dup2(log.get(), 1);
-    ::dup2(log.get(), 2);
-    if (inherit_fd == target_fd) {
-      int flags = ::fcntl(target_fd, F_GETFD);
-      ::fcntl(target_fd, F_SETFD, flags & ~FD_CLOEXEC);
-    } else {
-      ::dup2(inherit_fd, target_fd);  // dup2 clears FD_CLOEXEC on the copy
-    }
+    ::dup2(output_fd, 1);
+    ::dup2(output_fd, 2);
+    int staged[8];
+    std::size_t count = inherit.size() < 8 ? inherit.size() : 8;
+    for (std::size_t i = 0; i < count; ++i) staged[i] = ::fcntl(inherit[i].fd, F_DUPFD_CLOEXEC, kStagingFd);
+    for (std::size_t i = 0; i < count; ++i) ::dup2(staged[i], inherit[i].target);  // the copy is not CLOEXEC
     ::execvpe(args[0], args.data(), envp.data());
     std::string msg = std::string("exec ") + args[0] + ": " + std::strerror(errno) + "\n";
     ssize_t w = ::write(2, msg.data(), msg.size());

@@ -1,6 +1,7 @@
 // The QEMU child of a shim: started so that it dies with the shim
-// (PR_SET_PDEATHSIG), with the agent socket as an inherited fd, its stderr in
-// a log file, and a pidfd so its exit is an ordinary poll event.
+// (PR_SET_PDEATHSIG), with the agent and console sockets as inherited fds,
+// its stdout and stderr on a pipe the shim copies into a capped log, and a
+// pidfd so its exit is an ordinary poll event.
 #pragma once
 
 #include <sys/types.h>
@@ -13,11 +14,18 @@
 
 namespace moat::shim {
 
+// A descriptor of the shim that the child gets as `target`.
+struct InheritedFd {
+  int fd = -1;
+  int target = -1;
+};
+
 class QemuProcess {
  public:
-  // argv[0] is the binary; `inherit_fd` is placed at `target_fd` in the child.
-  static Result<QemuProcess> start(const std::vector<std::string>& argv, int inherit_fd, int target_fd,
-                                   const std::string& log_path);
+  // argv[0] is the binary; each of `inherit` is placed at its target in the
+  // child (targets above 2); `output_fd` becomes its stdout and stderr.
+  static Result<QemuProcess> start(const std::vector<std::string>& argv, const std::vector<InheritedFd>& inherit,
+                                   int output_fd);
 
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }

@@ -46,19 +46,6 @@ void set_nonblocking(int fd) {
   ::fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-std::string file_tail(const std::string& path, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return "";
-  in.seekg(0, std::ios::end);
-  auto size = static_cast<std::size_t>(in.tellg());
-  std::size_t start = size > max_bytes ? size - max_bytes : 0;
-  in.seekg(static_cast<std::streamoff>(start));
-  std::string s(size - start, '\0');
-  in.read(s.data(), static_cast<std::streamsize>(s.size()));
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
 // Console text from the guest, made safe to show in a terminal and to store:
 // control characters other than newline become '?', invalid UTF-8 U+FFFD.
 std::string printable(std::string_view s) {
@@ -112,11 +99,9 @@ std::uint64_t realtime_ns() {
 
 }  // namespace
 
-Shim::Shim(ShimConfig cfg) : cfg_(std::move(cfg)) {}
+Shim::Shim(ShimConfig cfg) : cfg_(std::move(cfg)), log_("moat-shim[" + cfg_.sandbox_id + "]: ") {}
 
-void Shim::log(const std::string& line) const {
-  std::fprintf(stderr, "moat-shim[%s]: %s\n", cfg_.sandbox_id.c_str(), line.c_str());
-}
+void Shim::log(const std::string& line) { log_.line(line); }
 
 Status Shim::take_lock() {
   std::string path = shim_lock_path(cfg_.dir);
@@ -141,23 +126,34 @@ void Shim::finish(bool clean, const std::string& reason) {
 // when it ends (proto/exec_log.h). Best effort: a full disk must not stop the
 // relay, and no client or guest text can make writing it fail.
 void Shim::note_exec(std::uint32_t guest_stream, const proto::Message& exec) {
-  std::ofstream(exec_log_path(cfg_.dir), std::ios::app)
-      << proto::exec_log_start(realtime_ns() / 1000000000ull, guest_stream, exec.payload) << "\n";
+  exec_log_.write(proto::exec_log_start(realtime_ns() / 1000000000ull, guest_stream, exec.payload) + "\n");
 }
 
 void Shim::note_stream_end(const proto::Frame& f) {
   auto m = proto::decode_message(f);
   if (!m) return;
-  if (auto line = proto::exec_log_end(realtime_ns() / 1000000000ull, f.stream, *m))
-    std::ofstream(exec_log_path(cfg_.dir), std::ios::app) << *line << "\n";
+  if (auto line = proto::exec_log_end(realtime_ns() / 1000000000ull, f.stream, *m)) exec_log_.write(*line + "\n");
 }
 
 std::string Shim::console_tail(std::size_t max_bytes) const {
-  return file_tail(console_log_path(cfg_.dir), max_bytes);
+  return capped_log_tail(console_log_path(cfg_.dir), max_bytes);
 }
 
 std::string Shim::qemu_log_tail(std::size_t max_bytes) const {
-  return file_tail(cfg_.dir + "/qemu.log", max_bytes);
+  return capped_log_tail(qemu_log_path(cfg_.dir), max_bytes);
+}
+
+void Shim::pump_outputs(const pollfd* console, const pollfd* qemu_output) {
+  constexpr short kReady = POLLIN | POLLHUP | POLLERR;
+  if (console && (console->revents & kReady)) console_.pump();
+  if (qemu_output && (qemu_output->revents & kReady)) qemu_output_.pump();
+}
+
+// QEMU has exited or is about to be judged: what it and the guest wrote last
+// must be in the files before their tails are read.
+void Shim::drain_outputs() {
+  console_.drain();
+  qemu_output_.drain();
 }
 
 Status Shim::prepare() {
@@ -188,13 +184,37 @@ Status Shim::prepare() {
   return ok_status();
 }
 
+// The console and QEMU's output reach the host's disk only through the shim,
+// capped (output_pump.h). Both files hold the current boot only.
+Status Shim::open_outputs(UniqueFd& console_qemu_end, UniqueFd& output_qemu_end) {
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno_error("socketpair");
+  UniqueFd console_shim_end(pair[0]);
+  console_qemu_end.reset(pair[1]);
+  // The shim never writes to the console, but keeps the direction open: QEMU
+  // would take an end-of-file as a disconnect and drop later output.
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return errno_error("pipe");
+  UniqueFd output_shim_end(pipe_fds[0]);
+  output_qemu_end.reset(pipe_fds[1]);
+  MOAT_ASSIGN_OR_RETURN(auto console_log, CappedLog::open(console_log_path(cfg_.dir), cfg_.log_max_bytes,
+                                                          CappedLog::Start::kFresh));
+  MOAT_ASSIGN_OR_RETURN(auto qemu_log, CappedLog::open(qemu_log_path(cfg_.dir), cfg_.log_max_bytes,
+                                                       CappedLog::Start::kFresh));
+  console_ = OutputPump(std::move(console_shim_end), std::move(console_log));
+  qemu_output_ = OutputPump(std::move(output_shim_end), std::move(qemu_log));
+  return ok_status();
+}
+
 Status Shim::boot() {
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno_error("socketpair");
   agent_fd_.reset(pair[0]);
   UniqueFd qemu_end(pair[1]);
+  UniqueFd console_qemu_end, output_qemu_end;
+  MOAT_TRY(open_outputs(console_qemu_end, output_qemu_end));
   cfg_.vm.agent_fd = 3;
-  cfg_.vm.console_log = console_log_path(cfg_.dir);
+  cfg_.vm.console_fd = 4;
   cfg_.vm.fs_shares.clear();
   MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, cfg_.dir, cfg_.vm.fs_shares,
                                                        [this](const std::string& line) { log(line); }));
@@ -203,9 +223,13 @@ Status Shim::boot() {
     std::ofstream cmd(cfg_.dir + "/qemu.cmdline");
     for (const auto& a : argv) cmd << a << "\n";
   }
-  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, qemu_end.get(), 3, cfg_.dir + "/qemu.log"));
+  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, {{qemu_end.get(), cfg_.vm.agent_fd},
+                                                         {console_qemu_end.get(), cfg_.vm.console_fd}},
+                                                   output_qemu_end.get()));
   qemu_ = std::move(q);
   qemu_end.reset();
+  console_qemu_end.reset();
+  output_qemu_end.reset();
   set_nonblocking(agent_fd_.get());
 
   auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.boot_timeout_ms);
@@ -213,21 +237,28 @@ Status Shim::boot() {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       qemu_->signal(SIGKILL);
+      console_.pump();
       std::string tail = console_tail(3000);
       return make_error("the guest did not answer within " + std::to_string(cfg_.boot_timeout_ms / 1000) +
                         " s" + (tail.empty() ? std::string(" (console is empty)") : "; console tail:\n" + tail));
     }
     // The verdict pipe is watched too (no events asked: POLLERR comes
     // anyway): nobody would ever learn of a sandbox whose starter died.
-    pollfd fds[3] = {{agent_fd_.get(), POLLIN, 0}, {qemu_->pidfd(), POLLIN, 0}, {ready_fd_, 0, 0}};
-    int n = ::poll(fds, ready_fd_ >= 0 ? 3 : 2, static_cast<int>(left));
+    pollfd fds[5] = {{agent_fd_.get(), POLLIN, 0},
+                     {qemu_->pidfd(), POLLIN, 0},
+                     {console_.fd(), POLLIN, 0},
+                     {qemu_output_.fd(), POLLIN, 0},
+                     {ready_fd_, 0, 0}};
+    int n = ::poll(fds, ready_fd_ >= 0 ? 5 : 4, static_cast<int>(left));
     if (n < 0 && errno != EINTR) return errno_error("poll during boot");
-    if (ready_fd_ >= 0 && (fds[2].revents & (POLLERR | POLLHUP))) {
+    pump_outputs(&fds[2], &fds[3]);
+    if (ready_fd_ >= 0 && (fds[4].revents & (POLLERR | POLLHUP))) {
       qemu_->signal(SIGKILL);
       return make_error(kStarterGone);
     }
     if (fds[1].revents & POLLIN) {
       qemu_->reap();
+      drain_outputs();
       std::string err = qemu_log_tail(3000);
       std::string con = console_tail(3000);
       std::string msg = "QEMU " + qemu_->describe_exit() + " before the guest was ready";
@@ -476,6 +507,7 @@ void Shim::begin_stop(const std::string& why) {
 
 void Shim::on_qemu_exit() {
   qemu_->reap();
+  drain_outputs();
   if (!stopping_) {
     // The agent powers off by resetting, and -no-reboot makes that a clean
     // exit of QEMU; anything else (a signal, an error) is a crash. A kernel
@@ -559,6 +591,9 @@ void Shim::serve() {
       if (!agent_out_.empty()) agent_events |= POLLOUT;
     }
     fds.push_back({agent_fd_ ? agent_fd_.get() : -1, agent_events, 0});
+    fds.push_back({console_.fd(), POLLIN, 0});
+    fds.push_back({qemu_output_.fd(), POLLIN, 0});
+    constexpr std::size_t kFirstClient = 6;
     for (auto& [id, c] : clients_) {
       short ev = 0;
       if (!backlog && !c->closing) ev |= POLLIN;
@@ -571,11 +606,15 @@ void Shim::serve() {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline_ - Clock::now()).count();
       timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
     }
+    // A count of suppressed log lines is written when its second is over.
+    if (int summary = log_.flush_due_ms(); summary >= 0 && (timeout < 0 || summary < timeout)) timeout = summary;
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0 && errno != EINTR) {
       log(std::string("poll: ") + std::strerror(errno));
       break;
     }
+    pump_outputs(&fds[4], &fds[5]);
+    log_.flush();
     if (fds[0].revents & POLLIN) {
       on_qemu_exit();
       break;
@@ -592,7 +631,7 @@ void Shim::serve() {
     for (std::size_t i = 0; i < owners.size(); ++i) {
       auto it = clients_.find(owners[i]);
       if (it == clients_.end()) continue;
-      short re = fds[4 + i].revents;
+      short re = fds[kFirstClient + i].revents;
       if (re & (POLLIN | POLLHUP | POLLERR)) read_client(*it->second);
       if (re & POLLOUT) flush_client(*it->second);
     }
@@ -672,6 +711,14 @@ int Shim::run(int ready_fd) {
     report("error: " + locked.error().message, true);
     return 1;
   }
+  // shim.log and exec.log keep their history across boots, under the cap. If
+  // they cannot be opened the sandbox still runs, without them.
+  if (auto opened = log_.open(shim_log_path(cfg_.dir), cfg_.log_max_bytes); !opened)
+    log("shim.log: " + opened.error().message);
+  if (auto history = CappedLog::open(exec_log_path(cfg_.dir), cfg_.log_max_bytes, CappedLog::Start::kAppend))
+    exec_log_ = std::move(*history);
+  else
+    log(history.error().message);
   {
     std::ofstream pid(cfg_.dir + "/shim.pid");
     pid << ::getpid() << "\n";
@@ -691,6 +738,7 @@ int Shim::run(int ready_fd) {
     report("error: " + st.error().message, false);
     finish(false, "boot failed: " + st.error().message);
     cleanup();
+    log_.flush(/*force=*/true);
     return 1;
   }
   if (starter_gone() || !report("ok", true)) {
@@ -701,6 +749,7 @@ int Shim::run(int ready_fd) {
   }
   serve();
   cleanup();
+  log_.flush(/*force=*/true);
   return 0;
 }
 

@@ -3,6 +3,8 @@
 // socket, stops the VM gracefully then forcefully, and leaves nothing behind.
 #pragma once
 
+#include <poll.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -11,8 +13,11 @@
 
 #include "proto/frame.h"
 #include "proto/message.h"
+#include "shim/capped_log.h"
+#include "shim/output_pump.h"
 #include "shim/qemu_process.h"
 #include "shim/shim_config.h"
+#include "shim/shim_log.h"
 #include "shim/stream_router.h"
 #include "shim/volume_servers.h"
 #include "util/unique_fd.h"
@@ -41,6 +46,7 @@ class Shim {
   };
 
   Status prepare();
+  Status open_outputs(UniqueFd& console_qemu_end, UniqueFd& output_qemu_end);
   Status boot();
   void serve();
   void accept_clients();
@@ -60,7 +66,9 @@ class Shim {
   void cleanup();
   std::string console_tail(std::size_t max_bytes) const;
   std::string qemu_log_tail(std::size_t max_bytes) const;
-  void log(const std::string& line) const;
+  void log(const std::string& line);
+  void pump_outputs(const pollfd* console, const pollfd* qemu_output);
+  void drain_outputs();
   Status take_lock();
   void note_exec(std::uint32_t guest_stream, const proto::Message& exec);
   void note_stream_end(const proto::Frame& f);
@@ -70,6 +78,10 @@ class Shim {
   void finish(bool clean, const std::string& reason);
 
   ShimConfig cfg_;
+  ShimLog log_;
+  CappedLog exec_log_;
+  OutputPump console_;      // the guest's serial console into console.log
+  OutputPump qemu_output_;  // QEMU's stdout and stderr into qemu.log
   std::unique_ptr<VolumeServers> volumes_;  // declared before qemu_: outlives it
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;

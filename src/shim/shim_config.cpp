@@ -38,6 +38,8 @@ std::vector<std::string> bytes_list_at(const Json& j, const char* key, bool requ
 
 std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
+std::string qemu_log_path(const std::string& dir) { return dir + "/qemu.log"; }
+std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
 std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
 std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
@@ -75,7 +77,10 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
   for (const auto& d : c.vm.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
   Json volumes = Json::array();
   for (const auto& v : c.volumes)
-    volumes.push_back({{"tag", bytes_to_json(v.tag)}, {"host_path", bytes_to_json(v.host_path)}, {"read_only", v.read_only}});
+    volumes.push_back({{"tag", bytes_to_json(v.tag)},
+                       {"host_path", bytes_to_json(v.host_path)},
+                       {"read_only", v.read_only},
+                       {"size_bytes", v.size_bytes}});
   Json mounts = Json::array();
   for (const auto& m : c.vm.mounts) mounts.push_back(proto::encode_guest_mount(m));
   Json j = {
@@ -88,6 +93,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"discard_on_stop", c.discard_on_stop},
       {"idle_timeout_s", c.idle_timeout_s},
       {"max_duration_s", c.max_duration_s},
+      {"log_max_bytes", c.log_max_bytes},
       {"volumes", volumes},
       {"vm",
        {{"qemu", bytes_to_json(c.vm.qemu)},
@@ -133,6 +139,10 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.discard_on_stop = j.value("discard_on_stop", false);
     c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
     c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
+    c.log_max_bytes = j.value("log_max_bytes", kDefaultLogBytes);
+    if (c.log_max_bytes < kMinLogBytes || c.log_max_bytes > kMaxLogBytes)
+      return make_error(path + ": log_max_bytes must be between " + std::to_string(kMinLogBytes) + " and " +
+                        std::to_string(kMaxLogBytes));
     const Json& v = j.at("vm");
     c.vm.qemu = bytes_at(v, "qemu");
     c.vm.kernel = bytes_at(v, "kernel");
@@ -152,8 +162,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
       c.vm.mounts.push_back(std::move(m));
     }
     for (const auto& vol : j.value("volumes", Json::array()))
-      c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"),
-                           vol.at("read_only").get<bool>()});
+      c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"), vol.at("read_only").get<bool>(),
+                           vol.value("size_bytes", std::uint64_t{0})});
     return c;
   } catch (const std::exception& e) {
     return make_error(path + ": " + e.what());

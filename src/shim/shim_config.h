@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "shim/capped_log.h"
 #include "util/result.h"
 #include "vm/qemu_command.h"
 
@@ -17,12 +18,13 @@ struct VolumeShare {
   std::string tag;
   std::string host_path;
   bool read_only = false;  // enforced by the shim's server, whatever the guest mounts
+  std::uint64_t size_bytes = 0;  // what the guest may store (fs/volume_quota.h); 0: no limit
 };
 
 struct ShimConfig {
   std::string sandbox_id;
   std::string dir;             // the sandbox directory; every file of the shim lives here
-  vm::VmSpec vm;               // agent_fd and console_log are filled in by the shim
+  vm::VmSpec vm;               // agent_fd and console_fd are filled in by the shim
   int boot_timeout_ms = 60000; // until the agent says hello
   int stop_timeout_ms = 10000; // graceful shutdown before QEMU is killed
   bool stop_when_owner_leaves = false;  // `run`: the first client owns the sandbox
@@ -35,6 +37,10 @@ struct ShimConfig {
   std::uint64_t idle_timeout_s = 0;
   std::uint64_t max_duration_s = 0;
   std::vector<VolumeShare> volumes;
+  // The cap of each log the guest can fill (console.log, qemu.log, shim.log,
+  // exec.log): past it the file becomes <name>.1 and a new one starts
+  // (capped_log.h). Between kMinLogBytes and kMaxLogBytes.
+  std::uint64_t log_max_bytes = kDefaultLogBytes;
 };
 
 // Where the shim listens for QEMU's vhost-user connection of a volume.
@@ -61,6 +67,8 @@ Result<ShimExit> read_shim_exit(const std::string& dir);
 
 std::string control_socket_path(const std::string& dir);
 std::string console_log_path(const std::string& dir);
+std::string qemu_log_path(const std::string& dir);
+std::string shim_log_path(const std::string& dir);
 
 Status write_shim_config(const ShimConfig& cfg, const std::string& path);
 Result<ShimConfig> read_shim_config(const std::string& path);

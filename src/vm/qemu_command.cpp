@@ -68,8 +68,9 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   }
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
   add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", kernel_command_line(spec)});
-  // Serial console to a file (quiet keeps it small).
-  add({"-chardev", "file,id=console,path=" + qemu_escape(spec.console_log), "-serial", "chardev:console"});
+  // Serial console to the shim (quiet keeps it small). Not a file chardev:
+  // the guest could fill the host's disk through it.
+  add({"-chardev", "socket,id=console,fd=" + std::to_string(spec.console_fd), "-serial", "chardev:console"});
   // Entropy, so the guest's getrandom() never waits.
   add({"-device", "virtio-rng-device"});
   // The agent channel: a virtio-serial port on a socket QEMU inherits.

@@ -39,7 +39,9 @@ struct VmSpec {
   std::string lower_fs = "ext4";      // moat.lowerfs
   std::string hostname = "moat";
   int agent_fd = 3;                   // fd of a connected socket QEMU inherits
-  std::string console_log;            // guest serial console goes here
+  // The guest's serial console: a connected socket QEMU inherits, whose other
+  // end the shim copies into a capped console.log.
+  int console_fd = 4;
   std::vector<std::string> extra_kernel_args;
   // What the agent mounts besides the root (moat.mount= on the command line).
   std::vector<proto::GuestMount> mounts;

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "agent/boot_config.h"
@@ -27,7 +28,10 @@ TEST(AgentBootConfig, IgnoresBadValues) {
 class AgentUserDb : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir();
+    // A directory of its own: tests run in parallel (ctest -j) rewrite these files.
+    std::string tmpl = ::testing::TempDir() + "agent-user-db-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
     passwd_ = dir_ + "/passwd";
     group_ = dir_ + "/group";
     std::ofstream(passwd_) << "root:x:0:0:root:/root:/bin/sh\n"
@@ -35,6 +39,7 @@ class AgentUserDb : public ::testing::Test {
                               "broken line\n";
     std::ofstream(group_) << "root:x:0:\nstaff:x:50:app,other\napp:x:1001:\nwheel:x:10:app\n";
   }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string dir_, passwd_, group_;
 };
 

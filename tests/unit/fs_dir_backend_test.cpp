@@ -25,6 +25,7 @@
 #include "fs/fuse_request.h"
 #include "fs/fuse_server.h"
 #include "fs/stat_xattr.h"
+#include "fs/volume_quota.h"
 
 namespace moat::fs {
 namespace {
@@ -63,6 +64,13 @@ std::string host_xattr(const std::string& path, const std::string& name) {
   char buf[256];
   ssize_t n = ::lgetxattr(path.c_str(), name.c_str(), buf, sizeof buf);
   return n < 0 ? std::string("<") + std::strerror(errno) + ">" : std::string(buf, n);
+}
+
+// Backend options with a size limit of `bytes`.
+DirBackendOptions limited(std::uint64_t bytes) {
+  DirBackendOptions o;
+  o.size_limit = bytes;
+  return o;
 }
 
 class FsDirBackend : public ::testing::Test {
@@ -1082,6 +1090,133 @@ TEST_F(FsDirBackend, FallocateLseekCopyFileRangeStatfs) {
   fuse_access_in ai{};
   call(FUSE_ACCESS, f.nodeid, bytes_of(ai));
   call(FUSE_ACCESS, 424242, bytes_of(ai), ESTALE);
+}
+
+// Free space as STATFS reports it, in bytes.
+std::uint64_t free_bytes(const fuse_statfs_out& st) { return st.st.bavail * st.st.frsize; }
+
+TEST_F(FsDirBackend, ASizeLimitGivesEnospcAndStatfsShowsIt) {
+  host_write(root_ + "/old", std::string(10000, 'o'));  // counts 12288
+  open_server(false, {}, limited(65536));
+  auto st = as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}));
+  EXPECT_EQ(st.st.blocks * st.st.frsize, 65536u);
+  EXPECT_EQ(free_bytes(st), 65536u - 12288u);
+
+  auto [f, fh] = create(1, "f", 0644);  // 4096
+  EXPECT_EQ(write(f.nodeid, fh, 0, std::string(40000, 'a')), 40000u);  // now 40960: 53248 used
+  // 12288 left: the write is cut where the limit is, the next one refused.
+  EXPECT_EQ(write(f.nodeid, fh, 40000, std::string(20000, 'b')), 13248u);
+  EXPECT_EQ(getattr(f.nodeid).size, 53248u);
+  fuse_write_in wi{};
+  wi.fh = fh;
+  wi.offset = 53248;
+  wi.size = 1;
+  call(FUSE_WRITE, f.nodeid, cat(bytes_of(wi), raw("c")), ENOSPC);
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 0u);
+  // Overwriting what is there needs no room.
+  EXPECT_EQ(write(f.nodeid, fh, 0, std::string(4096, 'z')), 4096u);
+  // Nothing new fits: no entry, no growth by truncate or fallocate.
+  fuse_mkdir_in mi{};
+  mi.mode = 0755;
+  call(FUSE_MKDIR, 1, cat(bytes_of(mi), cstr("d")), ENOSPC);
+  fuse_create_in ci{};
+  ci.flags = O_RDWR;
+  ci.mode = S_IFREG | 0644;
+  call(FUSE_CREATE, 1, cat(bytes_of(ci), cstr("g")), ENOSPC);
+  call(FUSE_SYMLINK, 1, cat(cstr("l"), cstr("target")), ENOSPC);
+  fuse_setattr_in grow{};
+  grow.valid = FATTR_SIZE;
+  grow.size = 1 << 20;
+  call(FUSE_SETATTR, f.nodeid, bytes_of(grow), ENOSPC);
+  fuse_fallocate_in fa{};
+  fa.fh = fh;
+  fa.length = 1 << 20;
+  call(FUSE_FALLOCATE, f.nodeid, bytes_of(fa), ENOSPC);
+  fa.mode = FALLOC_FL_KEEP_SIZE;  // blocks past the end, no size to count
+  call(FUSE_FALLOCATE, f.nodeid, bytes_of(fa), EOPNOTSUPP);
+  EXPECT_EQ(host_read(root_ + "/f").size(), 53248u);
+
+  // Removing and shrinking give the room back.
+  call(FUSE_UNLINK, 1, cstr("old"));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 12288u);
+  fuse_setattr_in shrink{};
+  shrink.valid = FATTR_SIZE;
+  shrink.size = 8192;
+  setattr(f.nodeid, shrink);
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 8192u);
+  mkdir(1, "d", 0755);
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 12288u);
+  call(FUSE_RMDIR, 1, cstr("d"));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 8192u);
+}
+
+TEST_F(FsDirBackend, AnUnlinkedFileCountsUntilItsLastClose) {
+  open_server(false, {}, limited(65536));
+  auto [f, fh] = create(1, "f", 0644);
+  EXPECT_EQ(write(f.nodeid, fh, 0, std::string(32768, 'a')), 32768u);
+  call(FUSE_UNLINK, 1, cstr("f"));
+  // Still open: the host still holds its data.
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 32768u);
+  EXPECT_EQ(write(f.nodeid, fh, 32768, std::string(40000, 'b')), 32768u);  // cut at the limit
+  std::uint64_t again = open(f.nodeid, O_RDWR);  // open by node id while it still counts
+  fuse_release_in rel{};
+  rel.fh = fh;
+  call(FUSE_RELEASE, f.nodeid, bytes_of(rel));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 0u);
+  rel.fh = again;
+  call(FUSE_RELEASE, f.nodeid, bytes_of(rel));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u);
+  // Its cost is gone, so it may not be opened again to hold data uncounted.
+  open(f.nodeid, O_RDWR, ESTALE);
+}
+
+TEST_F(FsDirBackend, RenameOverAFileFreesIt) {
+  host_write(root_ + "/a", std::string(8192, 'a'));
+  host_write(root_ + "/b", std::string(20000, 'b'));
+  open_server(false, {}, limited(65536));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 8192u - 20480u);
+  fuse_rename_in rn{};
+  rn.newdir = 1;
+  call(FUSE_RENAME, 1, cat(cat(bytes_of(rn), cstr("a")), cstr("b")));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 65536u - 8192u);
+}
+
+TEST_F(FsDirBackend, HardLinksCountAsEntriesAndTheDataOnce) {
+  open_server(false, {}, limited(16384));
+  auto [f, fh] = create(1, "f", 0644);
+  EXPECT_EQ(write(f.nodeid, fh, 0, std::string(8192, 'a')), 8192u);
+  fuse_link_in li{};
+  li.oldnodeid = f.nodeid;
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("g")));
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 16384u - 8192u - 4096u);
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("h")));
+  call(FUSE_LINK, 1, cat(bytes_of(li), cstr("i")), ENOSPC);
+  call(FUSE_UNLINK, 1, cstr("f"));  // one name of three: the data stays
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 4096u);
+  call(FUSE_UNLINK, 1, cstr("g"));
+  fuse_release_in rel{};
+  rel.fh = fh;
+  call(FUSE_RELEASE, f.nodeid, bytes_of(rel));
+  call(FUSE_UNLINK, 1, cstr("h"));  // the last name of a closed file
+  EXPECT_EQ(free_bytes(as<fuse_statfs_out>(call(FUSE_STATFS, 1, {}))), 16384u);
+}
+
+TEST(FsVolumeQuota, MeasuresDataOnceNamesEachAndNeverFollowsSymlinks) {
+  char tmpl[] = "/tmp/moat-quota-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string root = tmpl;
+  host_write(root + "/a", std::string(5000, 'a'));   // 8192
+  ASSERT_EQ(::link((root + "/a").c_str(), (root + "/a2").c_str()), 0);  // a name more: 4096
+  ASSERT_EQ(::mkdir((root + "/d").c_str(), 0755), 0);                 // 4096
+  host_write(root + "/d/empty", "");                                  // 4096
+  ASSERT_EQ(::symlink("/usr", (root + "/d/usr").c_str()), 0);         // 4096, not followed
+  auto usage = VolumeQuota::measure(root);
+  ASSERT_TRUE(usage.ok()) << usage.error().message;
+  EXPECT_EQ(*usage, 8192u + 4096u + 4096u + 4096u + 4096u);
+  EXPECT_EQ(VolumeQuota::file_cost(0), 4096u);
+  EXPECT_EQ(VolumeQuota::file_cost(4097), 8192u);
+  EXPECT_EQ(VolumeQuota::file_cost(UINT64_MAX), UINT64_MAX / 4096 * 4096);
+  std::filesystem::remove_all(root);
 }
 
 TEST_F(FsDirBackend, WriteSideDecoderChecksLengths) {

@@ -119,7 +119,7 @@ TEST_F(SandboxDbTest, BytesThatAreNotUtf8RoundTripExactly) {
   r.info.env = {"K=" + cafe};
   r.info.workdir = "/" + cafe;
   r.info.user = cafe;
-  r.info.volumes = {{"/tmp/" + cafe, "/d" + cafe, true}};
+  r.info.volumes = {{"/tmp/" + cafe, "/d" + cafe, true, 5ull << 30}};
   r.info.tmpfs = {{"/t" + cafe, 4096}};
   ASSERT_TRUE(db_->insert(r).ok());
   auto back = db_->find("bytes");
@@ -133,6 +133,7 @@ TEST_F(SandboxDbTest, BytesThatAreNotUtf8RoundTripExactly) {
   EXPECT_EQ(i.volumes[0].source, "/tmp/" + cafe);
   EXPECT_EQ(i.volumes[0].guest_path, "/d" + cafe);
   EXPECT_TRUE(i.volumes[0].read_only);
+  EXPECT_EQ(i.volumes[0].size_bytes, 5ull << 30);
   ASSERT_EQ(i.tmpfs.size(), 1u);
   EXPECT_EQ(i.tmpfs[0].guest_path, "/t" + cafe);
   EXPECT_EQ(i.labels.at("team"), "red");

@@ -57,7 +57,7 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   s.cpus = 2;
   s.memory_mib = 512;
   s.disks = {{"/a,b/lower.img", true}, {"/u.img", false}};
-  s.console_log = "/d/console.log";
+  s.console_fd = 4;
   s.hostname = "box";
   auto c = build_qemu_command(s);
   auto joined = [&] {
@@ -71,6 +71,9 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_NE(joined.find("-smp 2 -m 512"), std::string::npos);
   EXPECT_NE(joined.find("-no-reboot"), std::string::npos);
   EXPECT_NE(joined.find("socket,id=agent,fd=3"), std::string::npos);
+  // The console goes to the shim, which caps it; never to a file QEMU grows.
+  EXPECT_NE(joined.find("-chardev socket,id=console,fd=4 -serial chardev:console"), std::string::npos);
+  EXPECT_EQ(joined.find("file,"), std::string::npos);
   EXPECT_NE(joined.find("name=agent"), std::string::npos);
   // Commas in paths are doubled so QEMU does not split the option there.
   EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);

@@ -109,8 +109,9 @@ TEST(VolumeFlags, ParsesVolumeAndTmpfsFlags) {
   auto n = cli::parse_volume_flag("cache:/cache");
   ASSERT_TRUE(n.ok());
   EXPECT_FALSE(n->read_only);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:rx").error().message, "-v /a:/b:rx: the mode must be ro or rw, not \"rx\"");
-  EXPECT_EQ(cli::parse_volume_flag("/a").error().message, "-v /a: expected SOURCE:GUEST_PATH[:ro|rw]");
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:rx").error().message,
+            "-v /a:/b:rx: unknown or repeated option \"rx\" (use ro or rw, and size=SIZE)");
+  EXPECT_EQ(cli::parse_volume_flag("/a").error().message, "-v /a: expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)");
   EXPECT_FALSE(cli::parse_volume_flag(":/b").ok());
   EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro:x").ok());
   // ".." would move the mount elsewhere (/data/../etc is /etc); relative
@@ -136,6 +137,35 @@ TEST(VolumeFlags, ParsesVolumeAndTmpfsFlags) {
   EXPECT_FALSE(cli::parse_byte_size("99999999999999999g").ok());
   EXPECT_EQ(*cli::parse_byte_size("4096"), 4096u);
   EXPECT_EQ(*cli::parse_byte_size("2K"), 2048u);
+}
+
+TEST(VolumeFlags, SizeLimitsAreBoundedSizes) {
+  auto v = cli::parse_volume_flag("/srv/out:/out:size=1g");
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(v->size_bytes, 1ull << 30);
+  EXPECT_FALSE(v->read_only);
+  auto ro = cli::parse_volume_flag("cache:/c:ro,size=64M");
+  ASSERT_TRUE(ro.ok());
+  EXPECT_TRUE(ro->read_only);
+  EXPECT_EQ(ro->size_bytes, 64ull << 20);
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=4k,rw")->size_bytes, 4096u);
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1024t")->size_bytes, 1ull << 50);
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b")->size_bytes, 0u);
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=0").error().message,
+            "-v /a:/b:size=0: the size must be between 4k and 1024t");
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=4095").error().message,
+            "-v /a:/b:size=4095: the size must be between 4k and 1024t");
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1025t").error().message,
+            "-v /a:/b:size=1025t: the size must be between 4k and 1024t");
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1gb").error().message,
+            "-v /a:/b:size=1gb: bad size \"1gb\": give bytes, or a number with k, m, g or t (64m)");
+  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=").ok());
+  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=-1").ok());
+  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=99999999999999999999").ok());
+  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1m,size=2m").error().message,
+            "-v /a:/b:size=1m,size=2m: unknown or repeated option \"size=2m\" (use ro or rw, and size=SIZE)");
+  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro,rw").ok());
+  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro,").ok());
 }
 
 TEST(VolumeNames, TellNamesFromPaths) {
@@ -180,13 +210,19 @@ TEST(VolumeResolution, CleansChecksAndCreatesNamedVolumes) {
   EXPECT_EQ(err({{"cache", "/d", false}, {"other", "/d/", false}}), "two mounts at /d");
   EXPECT_EQ(err({{"cache", "/d", false}}, {{"/d", 0}}), "two mounts at /d");
   EXPECT_EQ(err({{"-bad", "/d", false}}).substr(0, 28), "invalid volume name \"-bad\": ");
+  // The library bounds a size limit as the flag does.
+  EXPECT_EQ(err({{"cache", "/d", false, 100}}), "volume for /d: the size limit must be between 4 KiB and 1 PiB");
+  EXPECT_EQ(err({{"cache", "/d", false, (1ull << 50) + 1}}), "volume for /d: the size limit must be between 4 KiB and 1 PiB");
+  auto sized = sandbox::resolve_volume_mounts(home.path(), {{"cache", "/d", false, 1 << 20}}, {});
+  ASSERT_TRUE(sized.ok());
+  EXPECT_EQ((*sized)[0].size_bytes, 1u << 20);
 }
 
 TEST(VolumeResolution, SharesBecomeShimVolumesAndGuestMounts) {
   ScratchDir home;
   shim::ShimConfig cfg;
   cfg.vm.kernel = "/k";
-  std::vector<VolumeMount> v = {{"/srv/x", "/x", true}, {"cache", "/cache", false}};
+  std::vector<VolumeMount> v = {{"/srv/x", "/x", true}, {"cache", "/cache", false, 1 << 30}};
   ASSERT_TRUE(sandbox::add_sandbox_mounts(home.path(), v, {{"/scratch", 1 << 20}}, cfg).ok());
   ASSERT_EQ(cfg.volumes.size(), 2u);
   EXPECT_EQ(cfg.volumes[0].tag, "vol0");
@@ -202,6 +238,8 @@ TEST(VolumeResolution, SharesBecomeShimVolumesAndGuestMounts) {
   ASSERT_TRUE(back.ok()) << back.error().message;
   ASSERT_EQ(back->volumes.size(), 2u);
   EXPECT_EQ(back->volumes[1].host_path, cfg.volumes[1].host_path);
+  EXPECT_EQ(back->volumes[0].size_bytes, 0u);
+  EXPECT_EQ(back->volumes[1].size_bytes, 1u << 30);
   ASSERT_EQ(back->vm.mounts.size(), 3u);
   EXPECT_EQ(back->vm.mounts[0].path, "/x");
   EXPECT_TRUE(back->vm.mounts[0].read_only);

@@ -8,6 +8,10 @@ says what to answer:
   wedge       nothing at all, ever (signals and cancels are ignored too)
   panic       the console shows a kernel panic (with an escape sequence and a
               byte that is not UTF-8) and "QEMU" exits 0, as -no-reboot does
+  flood-console N   N bytes of text on the serial console, then exit 0
+  flood-stderr N    N bytes on "QEMU"'s stderr, then exit 0
+  flood-errors N    N control-stream errors ("flood 1", "flood 2", ...), then exit 0
+  big-error N       end-stream error whose message is N bytes
   anything    `started` with a string pid, the argv echoed, exit 0
 """
 import os
@@ -93,7 +97,9 @@ def dec(b, i):
 
 def send(stream, type_, payload, end=False):
     body = enc({"v": 1, "t": type_, "p": payload})
-    os.write(FD, struct.pack(">IIB", len(body), stream, 1 if end else 0) + body)
+    data = struct.pack(">IIB", len(body), stream, 1 if end else 0) + body
+    while data:
+        data = data[os.write(FD, data):]
 
 
 def read_exact(n):
@@ -106,21 +112,54 @@ def read_exact(n):
     return buf
 
 
+def console_fd():
+    """The serial console: the socket QEMU would have been given."""
+    arg = next(a for a in sys.argv if a.startswith("socket,id=console,fd="))
+    return int(arg.split("fd=", 1)[1])
+
+
+def write_all(fd, data):
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def flood(fd, n):
+    line = b"x" * 79 + b"\n"
+    text = line * (n // len(line)) + line[:n % len(line)]
+    write_all(fd, text)
+
+
+def exit_ok(stream):
+    send(stream, "exit", {"code": 0, "signal": 0, "timed_out": False}, end=True)
+
+
 def answer(stream, argv):
     what = argv[0] if argv else b""
+    count = int(argv[1]) if len(argv) > 1 and argv[1].isdigit() else 0
     if what == b"int-end":
         send(stream, "error", {"code": 1, "message": 7}, end=True)
     elif what == b"bytes-end":
         send(stream, "error", {"code": "x", "message": BadText(b"caf\xe9")}, end=True)
     elif what == b"panic":
-        console = next(a.split("path=", 1)[1] for a in sys.argv if a.startswith("file,id=console,"))
-        with open(console, "ab") as f:
-            f.write(b"[    1.0] moat-agent: bad things\n\x1b[31mred\xff\n"
-                    b"[    1.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n"
-                    b"[    1.2] ---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n")
+        write_all(console_fd(),
+                  b"[    1.0] moat-agent: bad things\n\x1b[31mred\xff\n"
+                  b"[    1.1] Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b\n"
+                  b"[    1.2] ---[ end Kernel panic - not syncing: Attempted to kill init! ]---\n")
         os._exit(0)
     elif what == b"wedge":
         pass
+    elif what == b"flood-console":
+        flood(console_fd(), count)
+        exit_ok(stream)
+    elif what == b"flood-stderr":
+        flood(2, count)
+        exit_ok(stream)
+    elif what == b"flood-errors":
+        for i in range(count):
+            send(0, "error", {"code": "x", "message": "flood %d" % (i + 1)})
+        exit_ok(stream)
+    elif what == b"big-error":
+        send(stream, "error", {"code": 1, "message": "e" * count}, end=True)
     elif what == b"int-notice":
         send(stream, "error", {"message": 7})
         send(stream, "stdout", {"d": Bytes(b"ok\n")})

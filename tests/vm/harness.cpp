@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 namespace moat::test {
 namespace {
@@ -282,6 +285,20 @@ std::string create_sandbox(const std::vector<std::string>& extra_args) {
   auto started = run_moat({"start", id});
   EXPECT_EQ(started.exit_code, 0) << started.err;
   return id;
+}
+
+void set_log_cap(const std::string& id, std::uint64_t bytes) {
+  std::string path = test_home() + "/sandboxes/" + id + "/config.json";
+  std::ifstream in(path);
+  auto cfg = nlohmann::json::parse(in, nullptr, false);
+  ASSERT_TRUE(cfg.is_object()) << path;
+  cfg["log_max_bytes"] = bytes;
+  std::ofstream(path, std::ios::trunc) << cfg.dump(2) << "\n";
+}
+
+long long file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<long long>(st.st_size) : -1;
 }
 
 }  // namespace moat::test

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
+#include <sstream>
 
 #include "tests/vm/harness.h"
 
@@ -112,6 +114,65 @@ TEST(VmHostileAgent, AKernelPanicIsACrashWithTheConsoleTail) {
             std::string::npos)
       << inspect.out;
   EXPECT_EQ(run_moat({"rm", "panics"}).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A guest floods the serial console, QEMU's stderr, the shim's log (control
+// errors, as fast as it can send them) and the exec history (huge error
+// messages). Every log stays under the cap, with one older generation, and
+// the shim's log says how many lines it left out instead of writing them.
+TEST(VmHostileAgent, EveryLogTheGuestFloodsStaysUnderItsCap) {
+  constexpr long long kCap = 16384;
+  auto env = fake_env();
+  auto created = run_moat({"create", "--name", "flood", "--rootfs-dir", busybox_rootfs()}, "", env);
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  std::string dir = test_home() + "/sandboxes/" + id;
+  set_log_cap(id, kCap);
+  auto started = run_moat({"start", "flood"}, "", env);
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+
+  EXPECT_EQ(run_moat({"exec", "flood", "--", "flood-console", "300000"}, "", env).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", "flood", "--", "flood-stderr", "300000"}, "", env).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", "flood", "--", "flood-errors", "20000"}, "", env).exit_code, 0);
+  // Error messages of the longest kind the shim takes (4096 bytes).
+  for (int i = 0; i < 6; ++i)
+    EXPECT_EQ(run_moat({"exec", "flood", "--", "big-error", "4000"}, "", env).exit_code, 125);
+  auto stopped = run_moat({"stop", "flood"}, "", env);
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+
+  for (std::string name : {"console.log", "qemu.log", "shim.log", "exec.log"}) {
+    EXPECT_LE(file_size(dir + "/" + name), kCap) << name;
+    EXPECT_LE(file_size(dir + "/" + name + ".1"), kCap) << name << ".1";
+  }
+  for (std::string name : {"console.log", "qemu.log", "exec.log"}) {
+    EXPECT_GT(file_size(dir + "/" + name + ".1"), 0) << name << " was never rotated";
+    EXPECT_GT(file_size(dir + "/" + name), 0) << name;
+  }
+  // The newest output is what is kept, whole: the flood's last line ends
+  // the console.
+  std::string console = read_text(dir + "/console.log");
+  EXPECT_EQ(console.find_first_not_of("x\n"), std::string::npos);
+  EXPECT_EQ(console.substr(console.size() - 81), "\n" + std::string(79, 'x') + "\n");
+
+  // Each flood line is either in the log or counted in a summary.
+  std::string shim = read_text(dir + "/shim.log.1") + read_text(dir + "/shim.log");
+  std::size_t logged = 0, suppressed = 0;
+  for (std::size_t at = 0; (at = shim.find("agent error: flood ", at)) != std::string::npos; ++at) ++logged;
+  std::regex summary("([0-9]+) similar lines? suppressed");
+  for (std::sregex_iterator it(shim.begin(), shim.end(), summary), end; it != end; ++it)
+    suppressed += std::stoul((*it)[1].str());
+  EXPECT_GT(suppressed, 0u) << shim;
+  EXPECT_EQ(logged + suppressed, 20000u) << shim;
+
+  EXPECT_EQ(run_moat({"rm", "-f", "flood"}, "", env).exit_code, 0);
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 

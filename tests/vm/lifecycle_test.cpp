@@ -84,7 +84,8 @@ TEST(VmLifecycle, KilledVmGivesTheClientAnErrorAndTheShimCleansUp) {
   std::string id = create_sandbox();
   auto r = spawn_moat({"exec", id, "--", "sh", "-c", "echo ready; sleep 60"});
   ASSERT_NE(read_until(r.out_fd, "ready\n", 120).find("ready"), std::string::npos);
-  for (pid_t pid : processes_mentioning(sandbox_dir(id) + "/console.log")) ::kill(pid, SIGKILL);
+  // QEMU is the one process whose command line names the upper disk.
+  for (pid_t pid : processes_mentioning(sandbox_dir(id) + "/upper.ext4")) ::kill(pid, SIGKILL);
   auto o = finish(r, 60);
   EXPECT_EQ(o.exit_code, 125);
   EXPECT_NE(o.err.find("stopped"), std::string::npos) << o.err;

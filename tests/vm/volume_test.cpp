@@ -64,6 +64,21 @@ std::vector<std::string> host_listing(const std::string& dir) {
   return names;
 }
 
+// A volume with size=1m holds 1 MiB: df in the guest shows the limit, a
+// write past it fails with ENOSPC, and removing a file gives the room back.
+TEST(VmVolumes, ASizeLimitIsEnforcedWithEnospcAndShownByDf) {
+  ScratchDir host;
+  auto o = run_sh({"-v", host.path() + ":/data:size=1m"},
+                  "df -k /data | tail -1 | awk '{print $2}'; "
+                  "dd if=/dev/zero of=/data/big bs=64k count=32 2>&1 | grep -o 'No space left on device'; "
+                  "wc -c < /data/big; rm /data/big; "
+                  "dd if=/dev/zero of=/data/small bs=64k count=8 2>/dev/null && echo fits");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "1024\nNo space left on device\n1048576\nfits\n");
+  EXPECT_EQ(read_host(host.path() + "/small").size(), 512u << 10);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(VmVolumes, HostDirectoryIsSharedBothWays) {
   ScratchDir host;
   std::string big = random_bytes(3 << 20);
@@ -250,10 +265,14 @@ TEST(VmVolumes, BadVolumeFlagsAreRefusedBeforeAnythingStarts) {
   };
   check({"-v", host.path() + "/missing:/d"}, "volume source " + host.path() + "/missing: No such file or directory");
   check({"-v", host.path() + "/file:/d"}, "volume source " + host.path() + "/file is not a directory");
-  check({"-v", host.path()}, "-v " + host.path() + ": expected SOURCE:GUEST_PATH[:ro|rw]");
+  check({"-v", host.path()}, "-v " + host.path() + ": expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)");
   check({"-v", host.path() + ":rel"}, "-v " + host.path() + ":rel: the guest path \"rel\" must be absolute");
   check({"-v", host.path() + ":/d/../etc"}, "-v " + host.path() + ":/d/../etc: the guest path \"/d/../etc\" must not contain \"..\"");
-  check({"-v", host.path() + ":/d:rx"}, "-v " + host.path() + ":/d:rx: the mode must be ro or rw, not \"rx\"");
+  check({"-v", host.path() + ":/d:rx"},
+        "-v " + host.path() + ":/d:rx: unknown or repeated option \"rx\" (use ro or rw, and size=SIZE)");
+  check({"-v", host.path() + ":/d:size=0"}, "-v " + host.path() + ":/d:size=0: the size must be between 4k and 1024t");
+  check({"-v", host.path() + ":/d:size=1x"},
+        "-v " + host.path() + ":/d:size=1x: bad size \"1x\": give bytes, or a number with k, m, g or t (64m)");
   check({"-v", host.path() + ":/"}, "volume \"/\": cannot mount over the guest's /");
   check({"--tmpfs", "/t:0"}, "--tmpfs /t:0: the size must be above 0");
   check({"--tmpfs", "/t", "-v", host.path() + ":/t"}, "two mounts at /t");

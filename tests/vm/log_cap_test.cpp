@@ -1,0 +1,55 @@
+// A real guest that writes to its serial console as fast as it can: the
+// shim, not QEMU, writes console.log, and keeps it and its one older
+// generation under the sandbox's cap; the guest keeps working meanwhile.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(VmLogCap, AGuestFloodingItsConsoleCannotGrowConsoleLogPastTheCap) {
+  constexpr long long kCap = 16384;
+  auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  std::string dir = test_home() + "/sandboxes/" + id;
+  set_log_cap(id, kCap);
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+
+  // 2000 lines of 100 bytes: twelve caps' worth.
+  std::string line(99, 'y');
+  auto flood = run_moat({"exec", id, "--", "sh", "-c",
+                         "i=0; while [ $i -lt 2000 ]; do echo " + line + "; i=$((i+1)); done > /dev/console; echo done"});
+  EXPECT_EQ(flood.exit_code, 0) << flood.err;
+  EXPECT_EQ(flood.out, "done\n");
+  auto after = run_moat({"exec", id, "--", "echo", "still here"});
+  EXPECT_EQ(after.out, "still here\n");
+  ASSERT_EQ(run_moat({"stop", id}).exit_code, 0);
+
+  EXPECT_LE(file_size(dir + "/console.log"), kCap);
+  EXPECT_LE(file_size(dir + "/console.log.1"), kCap);
+  EXPECT_GT(file_size(dir + "/console.log.1"), 0);
+  // The newest text is kept: the last line of the flood is in the console
+  // (the guest's terminal ends lines with CR LF).
+  EXPECT_NE(read_text(dir + "/console.log").find(line + "\r\n"), std::string::npos);
+  // `moat logs` shows both generations and nothing more.
+  auto logs = run_moat({"logs", id});
+  EXPECT_EQ(logs.exit_code, 0) << logs.err;
+  EXPECT_LE(static_cast<long long>(logs.out.size()), 2 * kCap + 4096);
+  EXPECT_NE(logs.out.find(line), std::string::npos);
+  EXPECT_EQ(run_moat({"rm", id}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace moat::test
