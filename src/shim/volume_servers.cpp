@@ -42,8 +42,11 @@ Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<Vo
     auto v = std::make_unique<Volume>();
     v->share = share;
     v->socket_path = volume_socket_path(dir, share.tag);
-    auto backend = fs::open_dir_backend(share.host_path,
-                                        fs::DirBackendOptions{share.read_only, nodes_per_volume, share.size_bytes});
+    fs::DirBackendOptions options;
+    options.read_only = share.read_only;
+    options.max_open_nodes = nodes_per_volume;
+    options.size_limit = share.size_bytes;
+    auto backend = fs::open_dir_backend(share.host_path, options);
     if (!backend) return backend.error().wrap("volume " + share.host_path);
     v->backend = std::move(*backend);
     v->server = std::make_unique<fs::FuseServer>(*v->backend);
