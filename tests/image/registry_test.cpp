@@ -9,11 +9,13 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "image/digest.h"
 #include "image/registry_harness.h"
+#include "moat/images.h"
 
 namespace moat::image::testing {
 namespace {
@@ -395,6 +397,141 @@ TEST_F(RegistryPull, FsckNamesATruncatedRoot) {
   auto unknown = moat({"image", "fsck", ref("nope")});
   EXPECT_EQ(unknown.exit_code, 125);
   EXPECT_EQ(unknown.out, "BAD " + ref("nope") + ": no such image: " + ref("nope") + "\n");
+}
+
+// Sets environment variables for one test, restoring them after.
+class ScopedEnv {
+ public:
+  ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
+    for (auto& [k, v] : vars) {
+      const char* old = std::getenv(k.c_str());
+      saved_.push_back({k, old ? std::optional<std::string>(old) : std::nullopt});
+      ::setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (auto& [k, v] : saved_) {
+      if (v) ::setenv(k.c_str(), v->c_str(), 1);
+      else ::unsetenv(k.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+// include/moat/images.h in-process: a pull reports every layer's bytes and
+// its completion, and what it returns agrees with inspect and ls.
+TEST_F(RegistryPull, ImagesApiPullReportsEveryLayer) {
+  ScopedEnv env({{"MOAT_HOME", home_.path() + "/home"}, {"DOCKER_CONFIG", home_.path() + "/docker"}});
+  std::vector<moat::PullProgress> reports;
+  moat::PullOptions opts;
+  opts.insecure_registry = true;
+  opts.on_progress = [&](const moat::PullProgress& p) { reports.push_back(p); };
+  auto pulled = moat::pull_image(ref("1"), opts);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message;
+  EXPECT_EQ(pulled->digest, digest_one_);
+  EXPECT_EQ(pulled->ref, ref("1"));
+  EXPECT_TRUE(pulled->built_root);
+  EXPECT_EQ(pulled->root_path, erofs_for(pulled->manifest_digest));
+
+  auto details = moat::inspect_image(ref("1"));
+  ASSERT_TRUE(details.ok()) << details.error().message;
+  ASSERT_EQ(details->layers.size(), 2u);
+  EXPECT_EQ(details->manifest_digest, pulled->manifest_digest);
+  EXPECT_EQ(details->root_path, pulled->root_path);
+  std::uint64_t layer_bytes = details->layers[0].size + details->layers[1].size;
+  ASSERT_FALSE(reports.empty());
+  std::uint64_t last_done = 0;
+  for (const auto& r : reports) {
+    EXPECT_EQ(r.layers, 2u);
+    EXPECT_EQ(r.total, layer_bytes);
+    EXPECT_GE(r.done, last_done) << "progress went backwards";
+    last_done = r.done;
+    ASSERT_TRUE(r.layer == 1 || r.layer == 2) << r.layer;
+    EXPECT_EQ(r.digest, details->layers[r.layer - 1].digest);
+    EXPECT_LE(r.layer_done, r.layer_total);
+  }
+  for (std::size_t i = 1; i <= 2; ++i) {
+    auto done = std::find_if(reports.begin(), reports.end(),
+                             [&](const moat::PullProgress& r) { return r.layer == i && r.layer_complete; });
+    ASSERT_NE(done, reports.end()) << "no completion report for layer " << i;
+    EXPECT_EQ(done->layer_done, details->layers[i - 1].size);
+  }
+  EXPECT_EQ(reports.back().done, layer_bytes);
+  EXPECT_EQ(reports.back().layers_done, 2u);
+
+  auto listed = moat::list_images();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].ref, ref("1"));
+  EXPECT_EQ((*listed)[0].size, details->size);
+
+  auto missing = moat::inspect_image(ref("nope"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ENOENT);
+  EXPECT_EQ(missing.error().message, "no such image: " + ref("nope"));
+}
+
+// One resolver: a reference, the digest it resolved to, the platform
+// manifest's digest and an image id (a digest's first 12+ hex digits) name
+// the same image in every command that takes one.
+TEST_F(RegistryPull, EveryImageCommandTakesEveryFormOfName) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("multi")}).exit_code, 0);
+  auto j = inspect(ref("multi"));
+  const std::string manifest = j["manifestDigest"].get<std::string>();
+  ASSERT_NE(manifest, digest_multi_);  // an index: two digests
+  const std::vector<std::string> forms = {ref("multi"), digest_multi_, manifest, digest_multi_.substr(7, 12),
+                                          manifest.substr(7, 20)};
+  for (std::size_t i = 0; i < forms.size(); ++i) {
+    const std::string& form = forms[i];
+    auto in = moat({"image", "inspect", form});
+    ASSERT_EQ(in.exit_code, 0) << form << ": " << in.err;
+    auto got = nlohmann::json::parse(in.out, nullptr, false);
+    EXPECT_EQ(got["manifestDigest"], manifest) << form;
+
+    std::string target = "copy:" + std::to_string(i);
+    auto tag = moat({"image", "tag", form, target});
+    EXPECT_EQ(tag.exit_code, 0) << form << ": " << tag.err;
+    EXPECT_EQ(tag.out.rfind("docker.io/library/" + target + " sha256:", 0), 0u) << tag.out;
+
+    auto fsck = moat({"image", "fsck", form});
+    EXPECT_EQ(fsck.exit_code, 0) << form << ": " << fsck.out << fsck.err;
+    EXPECT_EQ(fsck.out.rfind("OK ", 0), 0u) << fsck.out;
+
+    std::string archive = home_.path() + "/saved-" + std::to_string(i) + ".tar";
+    auto save = moat({"image", "save", "--format", "oci", "-o", archive, form});
+    EXPECT_EQ(save.exit_code, 0) << form << ": " << save.err;
+    EXPECT_GT(std::filesystem::file_size(archive), 1000u);
+  }
+  // Hex that starts no stored digest is a repository name like any other.
+  auto unknown = moat({"image", "inspect", "0123456789ab"});
+  EXPECT_EQ(unknown.exit_code, 125);
+  EXPECT_EQ(unknown.err, "moat: no such image: docker.io/library/0123456789ab:latest\n");
+}
+
+// `moat image mount` took every name with a '/' for a file path, so no
+// registry reference could be mounted.
+TEST_F(RegistryPull, ImageMountTakesAReferenceAnIdOrAFile) {
+  ASSERT_EQ(moat({"image", "pull", "--insecure", ref("1")}).exit_code, 0);
+  const std::string moat_bin = std::string(MOAT_BIN_DIR) + "/moat";
+  const std::vector<std::string> env = {"MOAT_HOME=" + home_.path() + "/home"};
+  const std::vector<std::string> forms = {ref("1"), digest_one_.substr(7, 12), erofs_for(digest_one_)};
+  for (std::size_t i = 0; i < forms.size(); ++i) {
+    std::string mnt = home_.path() + "/mnt" + std::to_string(i);
+    std::filesystem::create_directories(mnt);
+    auto mount = run({moat_bin, "image", "mount", forms[i], mnt}, env, home_.path());
+    ASSERT_EQ(mount.exit_code, 0) << forms[i] << ": " << mount.err;
+    EXPECT_EQ(read_file(mnt + "/etc/hello.txt"), "hello from layer 1\n") << forms[i];
+    auto umount = run({moat_bin, "image", "umount", mnt}, env, home_.path());
+    EXPECT_EQ(umount.exit_code, 0) << umount.err;
+  }
+  auto missing = run({moat_bin, "image", "mount", home_.path() + "/no.erofs", home_.path()}, env, home_.path());
+  EXPECT_EQ(missing.exit_code, 125);
+  EXPECT_EQ(missing.err, "moat: " + home_.path() + "/no.erofs: No such file or directory\n");
+  auto neither = run({moat_bin, "image", "mount", "some/dir", home_.path()}, env, home_.path());
+  EXPECT_EQ(neither.exit_code, 125);
+  EXPECT_EQ(neither.err, "moat: some/dir: no such file, and no such image: docker.io/some/dir:latest\n");
 }
 
 }  // namespace
