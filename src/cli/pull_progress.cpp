@@ -4,8 +4,11 @@
 
 namespace moat::cli {
 
-PullProgressLine::~PullProgressLine() {
+PullProgressLine::~PullProgressLine() { finish(); }
+
+void PullProgressLine::finish() {
   if (drawn_) std::fputc('\n', stderr);
+  drawn_ = false;
 }
 
 std::function<void(const PullProgress&)> PullProgressLine::callback() {

@@ -19,6 +19,8 @@ class PullProgressLine {
 
   // A callback for PullOptions::on_progress; valid while this object lives.
   std::function<void(const PullProgress&)> callback();
+  // Ends the line (once) so that what follows starts on a line of its own.
+  void finish();
 
  private:
   void draw(const PullProgress& p);

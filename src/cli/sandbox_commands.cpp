@@ -23,6 +23,7 @@
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
+#include "cli/pull_progress.h"
 #include "proto/exec_log.h"
 #include "proto/text.h"
 #include "shim/capped_log.h"
@@ -361,9 +362,13 @@ int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms
     return fail(Error{EINVAL, "no command given: moat run [OPTIONS] [IMAGE] [COMMAND...] (or the command after --)"});
   // Docker's default: an unnamed sandbox leaves nothing behind.
   if (f.sb.name.empty()) o->auto_remove = true;
+  // A pull the create needs shows its progress, as `moat image pull` does.
+  PullProgressLine pull_line(::isatty(STDERR_FILENO));
+  o->on_pull_progress = pull_line.callback();
   if (f.sb.detach) {
     o->auto_remove = f.sb.rm;
     auto info = create_sandbox(*o);
+    pull_line.finish();
     if (!info) return fail(info.error());
     if (auto st = start_sandbox(info->id); !st) return fail(st.error());
     std::printf("%s\n", info->id.c_str());
@@ -371,6 +376,7 @@ int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms
   }
   o->ephemeral = true;
   auto sb = Sandbox::create(*o);
+  pull_line.finish();
   if (!sb) return fail(sb.error());
   auto info = inspect_sandbox(sb->id());
   if (!info) return fail(info.error());
@@ -395,7 +401,10 @@ int cmd_create(Flags& f, const std::vector<std::string>& after) {
   const auto& words = *positional;
   auto o = sandbox_options(f, f.create, words);
   if (!o) return fail(o.error());
+  PullProgressLine pull_line(::isatty(STDERR_FILENO));
+  o->on_pull_progress = pull_line.callback();
   auto info = create_sandbox(*o);
+  pull_line.finish();
   if (!info) return fail(info.error());
   std::printf("%s\n", info->id.c_str());
   return 0;
