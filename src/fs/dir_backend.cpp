@@ -91,12 +91,16 @@ using HandleRef = std::shared_ptr<Handle>;
 
 class HandleTable {
  public:
+  explicit HandleTable(std::size_t max) : max_(std::min(max, kMaxHandles)) {}
+
+  // 0 when `max` handles are open: the guest gets ENFILE, not the server's
+  // last descriptors.
   std::uint64_t add(UniqueFd fd, std::uint64_t nodeid) {
     auto h = std::make_shared<Handle>();
     h->fd = std::move(fd);
     h->nodeid = nodeid;
     std::lock_guard lock(mu_);
-    if (map_.size() >= kMaxHandles) return 0;
+    if (map_.size() >= max_) return 0;
     std::uint64_t id = next_++;
     map_[id] = std::move(h);
     return id;
@@ -120,6 +124,7 @@ class HandleTable {
   }
 
  private:
+  std::size_t max_;
   mutable std::mutex mu_;
   std::unordered_map<std::uint64_t, HandleRef> map_;
   std::uint64_t next_ = 1;
@@ -140,6 +145,7 @@ class DirBackend : public FsBackend {
   DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options,
              std::unique_ptr<VolumeQuota> quota)
       : nodes_(std::move(root), st, NodeTableOptions{options.max_open_nodes, options.max_nodes, options.file_handles}),
+        handles_(options.max_open_handles),
         xattrs_(xattrs),
         options_(options),
         quota_(std::move(quota)) {}

@@ -45,6 +45,10 @@ struct DirBackendOptions {
   // (node_table.h). Callers size it from their own descriptor limit so the
   // guest cannot exhaust it.
   std::size_t max_open_nodes = 1u << 20;
+  // Files and directories the guest holds open at once (one host descriptor
+  // each, and their nodes stay open). Past it opens fail with ENFILE, so a
+  // guest cannot take the server's last descriptors either.
+  std::size_t max_open_handles = 1u << 20;
   // Nodes known at once, open or not: what their records cost in memory
   // (a few hundred bytes each). Past it lookups fail with ENFILE.
   std::size_t max_nodes = 1u << 20;

@@ -3,6 +3,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "fs/dir_backend.h"
 
 namespace moat::shim {
@@ -37,14 +39,17 @@ Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<Vo
                                                             const std::string& dir,
                                                             std::vector<vm::FsShareSpec>& shares, Logger log) {
   std::unique_ptr<VolumeServers> servers(new VolumeServers());
-  std::size_t nodes_per_volume = volumes.empty() ? 0 : open_node_budget() / volumes.size();
+  // Each volume's share of the descriptors, half for the nodes the guest's
+  // kernel remembers and half for the files it holds open.
+  std::size_t per_volume = volumes.empty() ? 0 : open_node_budget() / volumes.size();
   for (const auto& share : volumes) {
     auto v = std::make_unique<Volume>();
     v->share = share;
     v->socket_path = volume_socket_path(dir, share.tag);
     fs::DirBackendOptions options;
     options.read_only = share.read_only;
-    options.max_open_nodes = nodes_per_volume;
+    options.max_open_nodes = std::max<std::size_t>(per_volume / 2, 16);
+    options.max_open_handles = std::max<std::size_t>(per_volume / 2, 16);
     options.size_limit = share.size_bytes;
     auto backend = fs::open_dir_backend(share.host_path, options);
     if (!backend) return backend.error().wrap("volume " + share.host_path);

@@ -707,6 +707,30 @@ TEST_F(FsDirBackend, NodeCountIsCapped) {
   lookup(1, "d", ENFILE);
 }
 
+// Open files and directories are capped too: past max_open_handles an open
+// gets ENFILE, so a guest holding files open cannot take the server's last
+// descriptors; a release makes room again.
+TEST_F(FsDirBackendBudget, OpenHandleCountIsCapped) {
+  root_ = base_ + "/handles";
+  ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0);
+  for (const char* n : {"a", "b", "c"}) host_write(root_ + "/" + n, n);
+  ASSERT_EQ(::mkdir((root_ + "/d").c_str(), 0755), 0);
+  DirBackendOptions o;
+  o.max_open_handles = 2;
+  open_server(false, {}, o);
+  auto a = lookup(1, "a").nodeid, b = lookup(1, "b").nodeid, c = lookup(1, "c").nodeid;
+  auto d = lookup(1, "d").nodeid;
+  auto fa = open(a, O_RDONLY);
+  auto fb = open(b, O_RDWR);
+  open(c, O_RDONLY, ENFILE);
+  call(FUSE_OPENDIR, d, bytes_of(fuse_open_in{}), ENFILE);
+  release(a, fa);
+  auto fc = open(c, O_RDONLY);
+  EXPECT_EQ(read(c, fc, 0, 10), "c");
+  release(b, fb);
+  release(c, fc);
+}
+
 TEST_F(FsDirBackend, MknodDevicesAreRegularHostFiles) {
   uid_ = 0;
   fuse_mknod_in in{};
