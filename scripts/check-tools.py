@@ -57,7 +57,7 @@ WRAPPER_VALUE_OPTS = {"-n", "-c", "-s", "-k", "-u", "-E", "-I", "-P", "-L", "-d"
 ELSEWHERE = {"chroot", "ssh", "nsenter", "systemd-nspawn"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 # Commands the project builds itself.
-PROJECT_COMMANDS = {"moat", "moat-shim", "moat-agent", "moat-mkerofs", "moat-image-cli"}
+PROJECT_COMMANDS = {"moat", "moat-shim", "moat-agent", "moat-mkerofs"}
 
 
 class ShellScanner:

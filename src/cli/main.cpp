@@ -7,11 +7,9 @@
 #include "cli/doctor.h"
 #include "cli/exec_runner.h"
 #include "cli/sandbox_commands.h"
-#include "cli/volume_commands.h"
-#ifdef MOAT_HAVE_IMAGE_COMMANDS
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
-#endif
+#include "cli/volume_commands.h"
 
 namespace {
 
@@ -46,10 +44,8 @@ int main(int argc, char** argv) {
 
   moat::cli::register_sandbox_commands(app);
   auto* doctor = app.add_subcommand("doctor", "Show what moat will use and whether sandboxes can start");
-#ifdef MOAT_HAVE_IMAGE_COMMANDS
   moat::cli::register_image_commands(app);
   moat::cli::register_fs_commands(app);
-#endif
   moat::cli::register_cp_command(app);
   moat::cli::register_volume_commands(app);
 
@@ -61,10 +57,8 @@ int main(int argc, char** argv) {
     return parse_failure(app, e);
   }
   if (int rc = moat::cli::run_sandbox_command(after_dashes); rc >= 0) return rc;
-#ifdef MOAT_HAVE_IMAGE_COMMANDS
   if (int rc = moat::cli::run_fs_command(); rc >= 0) return rc;  // before image: it claims all of `image`
   if (int rc = moat::cli::run_image_command(); rc >= 0) return rc;
-#endif
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();

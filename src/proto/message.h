@@ -1,6 +1,6 @@
 // Messages of the host <-> guest protocol: the CBOR body of a frame is a map
 //   { "v": protocol version, "t": message type, "p": payload map }.
-// Payload schemas live with the code that uses them (exec.h, control.h).
+// Payload schemas live with the code that uses them (exec.h, file_ops.h, guest_mount.h).
 #pragma once
 
 #include <cstdint>

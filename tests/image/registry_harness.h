@@ -183,15 +183,8 @@ class LocalRegistry {
   std::string log_;
 };
 
-// The CLI under test: `moat` once it carries the image commands, else the
-// stand-alone driver built from the same source (cli/image_commands.cpp).
-inline std::string image_cli(const std::string& scratch) {
-  std::string moat = std::string(MOAT_BIN_DIR) + "/moat";
-  if (::access(moat.c_str(), X_OK) == 0 && run({moat, "image", "--help"}, {}, scratch).exit_code == 0) {
-    return moat;
-  }
-  return std::string(MOAT_BIN_DIR) + "/moat-image-cli";
-}
+// The CLI under test.
+inline std::string image_cli(const std::string&) { return std::string(MOAT_BIN_DIR) + "/moat"; }
 
 inline std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> out;
