@@ -147,11 +147,13 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
 
 std::string default_hostname(const std::string& id) { return "moat-" + id; }
 
-Result<shim::ShimConfig> shim_config_for(const SandboxOptions& o, const std::string& id, const std::string& dir) {
+Result<shim::ShimConfig> shim_config_for(const SandboxOptions& o, const std::string& id, const std::string& dir,
+                                         std::string* accel_reason) {
   MOAT_ASSIGN_OR_RETURN(auto qemu, vm::find_qemu());
   MOAT_ASSIGN_OR_RETURN(auto kernel, vm::find_kernel());
   MOAT_ASSIGN_OR_RETURN(auto initrd, vm::find_initramfs());
   MOAT_ASSIGN_OR_RETURN(auto accel, vm::choose_accel(o.accel, vm::probe_kvm()));
+  if (accel_reason) *accel_reason = accel.reason;
   shim::ShimConfig cfg;
   cfg.sandbox_id = id;
   cfg.dir = dir;
@@ -205,10 +207,10 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
   return ok_status();
 }
 
-Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& info) {
+Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& info, std::string* accel_reason) {
   SandboxOptions effective = o;
   MOAT_TRY(resolve_root(m, o, effective, info));
-  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir));
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir, accel_reason));
   MOAT_TRY(add_sandbox_mounts(m.home, info.volumes, info.tmpfs, cfg));
   MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
@@ -362,7 +364,7 @@ Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   return require(reconcile(m, std::move(*found), false), id_or_name);
 }
 
-Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason) {
   MOAT_TRY(validate(o));
   if (!o.name.empty() && !valid_object_name(o.name))
     return make_error("invalid name \"" + o.name + "\": use letters, digits, '_', '.', '-' (at most 64, starting "
@@ -396,7 +398,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o) {
     return st.error();
   }
   volumes_lock.release();
-  auto prepared = prepare_sandbox_dir(m, o, r.info);
+  auto prepared = prepare_sandbox_dir(m, o, r.info, accel_reason);
   if (prepared) prepared = m.db->update_spec(r.info);
   if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {

@@ -29,7 +29,8 @@ Status remove_orphan_dirs(Manager& m);
 
 // The record as it really is: a running sandbox whose shim is gone becomes
 // stopped or crashed (or disappears if it was auto-remove), a create that
-// died half-way disappears. `op_locked`: the caller holds the sandbox's
+// died half-way disappears, and a live shim behind a record that says it is
+// not running makes it running again. `op_locked`: the caller holds the sandbox's
 // operation lock. Empty when the sandbox does not exist (any more).
 Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked);
 
@@ -37,7 +38,8 @@ Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name);
 
 // Creates the record, directory, disks and patches (state created).
-Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o);
+// `accel_reason`, if given, receives why the accelerator was chosen.
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason = nullptr);
 
 // Boots a sandbox. `ephemeral`: the first client to connect owns it, and the
 // sandbox stops when that client goes away (moat run, Sandbox::create).

@@ -1,10 +1,6 @@
 // moat::Sandbox: the library's entry point (see include/moat/sandbox.h).
 #include "moat/sandbox.h"
 
-#include <poll.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <cerrno>
 
 #include "moat/sandboxes.h"
@@ -12,29 +8,16 @@
 #include "sandbox/lifecycle.h"
 #include "sandbox/sandbox_impl.h"
 #include "shim/shim_config.h"
-#include "vm/accel.h"
 
 namespace moat {
 
 namespace {
-
-// Waits until the process is gone (it is not our child, so poll a pidfd).
-bool wait_gone(pid_t pid, int timeout_ms) {
-  if (pid <= 0) return true;
-  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-  if (fd < 0) return errno == ESRCH;
-  pollfd p{fd, POLLIN, 0};
-  int n = ::poll(&p, 1, timeout_ms);
-  ::close(fd);
-  return n > 0;
-}
 
 // A template so it can fill Sandbox::Impl (private) for the members below.
 template <class Impl>
 Status attach(sandbox::Manager& m, const sandbox::SandboxRecord& r, Impl* impl) {
   impl->id = r.info.id;
   impl->dir = m.dir_of(r.info.id);
-  impl->shim_pid = r.info.shim_pid;
   impl->default_env = r.info.env;
   impl->default_workdir = r.info.workdir;
   impl->default_user = r.info.user;
@@ -56,12 +39,12 @@ const std::string& Sandbox::accel_reason() const { return impl_->accel_reason; }
 
 Result<Sandbox> Sandbox::create(const SandboxOptions& o) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  MOAT_ASSIGN_OR_RETURN(auto accel, vm::choose_accel(o.accel, vm::probe_kvm()));
-  MOAT_ASSIGN_OR_RETURN(auto info, sandbox::create_record(m, o));
+  std::string accel_reason;
+  MOAT_ASSIGN_OR_RETURN(auto info, sandbox::create_record(m, o, &accel_reason));
   MOAT_TRY(sandbox::start_record(m, info.id, o.ephemeral));
   MOAT_ASSIGN_OR_RETURN(auto r, sandbox::find_sandbox(m, info.id));
   auto impl = std::make_unique<Impl>();
-  impl->accel_reason = accel.reason;
+  impl->accel_reason = accel_reason;
   // The first connection owns an ephemeral sandbox: this one.
   MOAT_TRY(attach(m, r, impl.get()));
   return Sandbox(std::move(impl));
@@ -93,22 +76,16 @@ Result<ExitStatus> Sandbox::exec(const ExecOptions& options, ExecIo& io) {
 }
 
 Status Sandbox::stop(int timeout_ms) {
+  // Asked over this connection first: closing it first would make a shim
+  // this handle owns start its own stop, with the sandbox's stop timeout.
   proto::Json p = {{"timeout_ms", timeout_ms}};
-  auto sent = impl_->conn.send(proto::make_message(proto::kControlStream, proto::msg::kStop, p));
-  if (sent) {
-    // The shim closes the connection only after everything is torn down.
-    while (true) {
-      auto m = impl_->conn.receive(timeout_ms + 10000);
-      if (!m) break;      // closed: the shim is done
-      if (!*m) return make_error("sandbox " + impl_->id + " did not stop in time");
-    }
-  }
+  (void)impl_->conn.send(proto::make_message(proto::kControlStream, proto::msg::kStop, p));
   impl_->conn.close();
-  if (!wait_gone(impl_->shim_pid, 5000)) return make_error("the shim of sandbox " + impl_->id + " is still running");
-  // Record the outcome now rather than at the next call.
-  auto settled = inspect_sandbox(impl_->id);
-  if (!settled && settled.error().code != ENOENT) return settled.error();  // ENOENT: auto-removed
-  return ok_status();
+  // Then the one stop path: it waits for the shim, signals one that does
+  // not end, and records the outcome.
+  auto st = stop_sandbox(impl_->id, timeout_ms);
+  if (!st && st.error().code == ENOENT) return ok_status();  // auto-removed when it ended
+  return st;
 }
 
 }  // namespace moat

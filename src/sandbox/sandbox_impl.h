@@ -16,7 +16,6 @@ struct Sandbox::Impl {
   std::string id;
   std::string dir;
   std::string accel_reason;
-  pid_t shim_pid = -1;
   sandbox::AgentConnection conn;
   // Process defaults of every exec (from the image config): environment
   // (overridden by the exec's own), working directory and user.
