@@ -35,16 +35,17 @@ namespace {
 
 using Json = nlohmann::json;
 
+// Defaults come from SandboxOptions: the library owns them.
 struct VmFlags {
   std::string rootfs_dir;
   std::string rootfs_image;
-  bool writable_root = false;
-  int cpus = 1;
-  int memory_mib = 256;
-  std::uint64_t disk_size_mib = 4096;
-  std::string accel = "auto";
+  bool writable_root = SandboxOptions{}.writable_root;
+  int cpus = SandboxOptions{}.cpus;
+  int memory_mib = SandboxOptions{}.memory_mib;
+  std::uint64_t disk_size_mib = SandboxOptions{}.disk_size_mib;
+  std::string accel = SandboxOptions{}.accel;
   std::string hostname;
-  double boot_timeout_s = 60;
+  double boot_timeout_s = SandboxOptions{}.boot_timeout_ms / 1000.0;
 };
 
 struct SandboxFlags {
