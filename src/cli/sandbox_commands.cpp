@@ -26,8 +26,8 @@
 #include "cli/pull_progress.h"
 #include "proto/exec_log.h"
 #include "proto/text.h"
-#include "shim/capped_log.h"
-#include "shim/shim_config.h"
+#include "shim_contract/capped_log.h"
+#include "shim_contract/shim_config.h"
 #include "store/upper_patch.h"
 
 namespace moat::cli {

@@ -20,11 +20,12 @@
 #include "sandbox/shim_launcher.h"
 #include "sandbox/volumes.h"
 #include "proto/text.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
 #include "vm/accel.h"
 #include "vm/runtime_files.h"
+#include "shim_contract/sandbox_layout.h"
 
 namespace moat {
 namespace sandbox {
@@ -96,7 +97,7 @@ bool running(const SandboxRecord& r) { return r.state != kStateCreating && r.inf
 pid_t shim_pid_of(const std::string& dir) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (true) {
-    std::ifstream in(dir + "/shim.pid");
+    std::ifstream in(shim::shim_pid_path(dir));
     long pid = 0;
     if (in >> pid && pid > 1 && pid < (1L << 22)) return static_cast<pid_t>(pid);
     if (std::chrono::steady_clock::now() >= deadline) return 0;
@@ -135,7 +136,7 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
   }
   // A shim killed outright leaves its socket and pid file behind.
   ::unlink(shim::control_socket_path(dir).c_str());
-  ::unlink((dir + "/shim.pid").c_str());
+  ::unlink(shim::shim_pid_path(dir).c_str());
   auto [state, reason] = outcome_of(dir);
   MOAT_TRY(m.db->mark_finished(r.info.id, state, reason, unix_now()));
   r.state = to_string(state);
@@ -214,7 +215,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& inf
   MOAT_TRY(add_sandbox_mounts(m.home, info.volumes, info.tmpfs, cfg));
   MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
-  return shim::write_shim_config(cfg, info.dir + "/config.json");
+  return shim::write_shim_config(cfg, shim::config_path(info.dir));
 }
 
 // Asks the shim to stop (it kills the VM after timeout_ms) and waits until
@@ -269,7 +270,6 @@ Result<Manager> Manager::open() {
 
 std::string Manager::dir_of(const std::string& id) const { return store::sandboxes_dir(home) + "/" + id; }
 
-std::string op_lock_path(const std::string& dir) { return dir + "/op.lock"; }
 
 namespace {
 
@@ -300,7 +300,7 @@ Status remove_orphan_dirs(Manager& m) {
     if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || !older_than(st, kOrphanAge)) continue;
     MOAT_ASSIGN_OR_RETURN(auto record, m.db->find(id));
     if (record) continue;
-    MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(op_lock_path(dir)));
+    MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(shim::op_lock_path(dir)));
     if (!lock) continue;  // its create is still under way
     // A shim that still runs there is not ours to end blindly: leave it.
     MOAT_ASSIGN_OR_RETURN(bool shim_runs, is_locked(shim::shim_lock_path(dir)));
@@ -333,7 +333,7 @@ Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool
     r.state = to_string(r.info.state);
     return std::optional<SandboxRecord>(std::move(r));
   }
-  MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(op_lock_path(dir)));
+  MOAT_ASSIGN_OR_RETURN(auto lock, FileLock::try_acquire(shim::op_lock_path(dir)));
   if (!lock) return std::optional<SandboxRecord>(std::move(r));  // an operation is under way
   // Re-read under the lock: the operation that held it may have changed it.
   MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(r.info.id));
@@ -347,7 +347,7 @@ Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name) {
   auto gone = [&] { return make_error("no such sandbox: " + id_or_name, ENOENT); };
   MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
   if (!found) return gone();
-  auto lock = FileLock::acquire(op_lock_path(m.dir_of(found->info.id)));
+  auto lock = FileLock::acquire(shim::op_lock_path(m.dir_of(found->info.id)));
   if (!lock) return lock.error().code == ENOENT ? gone() : lock.error();  // removed meanwhile
   // Another operation may have changed or removed it while we waited.
   MOAT_ASSIGN_OR_RETURN(auto fresh, m.db->find(found->info.id));
@@ -388,7 +388,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   MOAT_ASSIGN_OR_RETURN(auto volumes_lock, FileLock::acquire(volumes_lock_path(m.home)));
   MOAT_ASSIGN_OR_RETURN(r.info.volumes, resolve_volume_mounts(m.home, o.volumes, r.info.tmpfs));
   if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);
-  auto lock = FileLock::acquire(op_lock_path(r.info.dir));
+  auto lock = FileLock::acquire(shim::op_lock_path(r.info.dir));
   if (!lock) {
     (void)store::remove_tree(r.info.dir);
     return lock.error();
@@ -417,7 +417,7 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   if (r.info.state == SandboxState::kRunning)
     return make_error("sandbox " + id_or_name + " is already running", EBUSY);
 
-  MOAT_ASSIGN_OR_RETURN(auto cfg, shim::read_shim_config(dir + "/config.json"));
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim::read_shim_config(shim::config_path(dir)));
   // Runtime files may have moved (a rebuilt kernel); the disks have not.
   MOAT_ASSIGN_OR_RETURN(cfg.vm.qemu, vm::find_qemu());
   MOAT_ASSIGN_OR_RETURN(cfg.vm.kernel, vm::find_kernel());
@@ -426,9 +426,9 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   cfg.stop_when_owner_leaves = ephemeral;
   cfg.remove_dir_on_exit = r.info.auto_remove;
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
-  MOAT_TRY(shim::write_shim_config(cfg, dir + "/config.json"));
+  MOAT_TRY(shim::write_shim_config(cfg, shim::config_path(dir)));
   ::unlink(shim::last_exit_path(dir).c_str());
-  ::unlink((dir + "/shim.pid").c_str());  // a killed shim's: the new one writes its own
+  ::unlink(shim::shim_pid_path(dir).c_str());  // a killed shim's: the new one writes its own
 
   // The record says running before the shim exists: from here on a shim may
   // run, and a caller killed at any point leaves a record reconcile checks

@@ -20,8 +20,6 @@ struct Manager {
   std::string dir_of(const std::string& id) const;
 };
 
-std::string op_lock_path(const std::string& dir);
-
 // Removes directories under sandboxes/ that no record names, left by a
 // create killed between making the directory and inserting the record
 // (older than a few seconds, op.lock free, no shim running there).

@@ -11,6 +11,7 @@
 #include "store/ext4_image.h"
 #include "util/unique_fd.h"
 #include "vm/runtime_files.h"
+#include "shim_contract/sandbox_layout.h"
 
 namespace moat::sandbox {
 
@@ -55,7 +56,7 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
     spec.lower_fs = "ext4";
     return ok_status();
   }
-  std::string upper = sandbox_dir + "/upper.ext4";
+  std::string upper = shim::upper_disk_path(sandbox_dir);
   MOAT_TRY(store::make_upper_disk(upper, o.disk_size_mib, cache_dir));
   spec.disks = {{lower, true}, {upper, false}};
   spec.root_mode = "overlay";

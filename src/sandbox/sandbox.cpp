@@ -7,7 +7,7 @@
 #include "sandbox/exec_client.h"
 #include "sandbox/lifecycle.h"
 #include "sandbox/sandbox_impl.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 
 namespace moat {
 

@@ -11,10 +11,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "shim/capped_log.h"
-#include "shim/shim_config.h"
+#include "shim_contract/capped_log.h"
+#include "shim_contract/shim_config.h"
 #include "util/unique_fd.h"
 #include "vm/child_env.h"
+#include "shim_contract/sandbox_layout.h"
 
 namespace moat::sandbox {
 namespace {
@@ -90,7 +91,7 @@ Result<pid_t> launch_shim(const std::string& shim_path, const std::string& sandb
   }
   while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();
   if (verdict == "ok") {
-    std::string pid = read_file(sandbox_dir + "/shim.pid");
+    std::string pid = read_file(shim::shim_pid_path(sandbox_dir));
     return static_cast<pid_t>(std::atoi(pid.c_str()));
   }
   if (verdict.rfind("error: ", 0) == 0) return make_error(verdict.substr(7));

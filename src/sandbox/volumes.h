@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "moat/sandbox.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 #include "util/result.h"
 
 namespace moat::sandbox {

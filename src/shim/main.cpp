@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   int ready_fd = -1;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--ready-fd") == 0) ready_fd = std::atoi(argv[i + 1]);
-  auto cfg = moat::shim::read_shim_config(dir + "/config.json");
+  auto cfg = moat::shim::read_shim_config(moat::shim::config_path(dir));
   if (!cfg) {
     std::fprintf(stderr, "moat-shim: %s\n", cfg.error().message.c_str());
     if (ready_fd >= 0) {

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <string>
 
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
 #include "util/unique_fd.h"
 
 namespace moat::shim {

@@ -220,7 +220,7 @@ Status Shim::boot() {
                                                        [this](const std::string& line) { log(line); }));
   auto argv = vm::build_qemu_command(cfg_.vm);
   {
-    std::ofstream cmd(cfg_.dir + "/qemu.cmdline");
+    std::ofstream cmd(qemu_cmdline_path(cfg_.dir));
     for (const auto& a : argv) cmd << a << "\n";
   }
   MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, {{qemu_end.get(), cfg_.vm.agent_fd},
@@ -664,7 +664,7 @@ void Shim::cleanup() {
   volumes_.reset();  // QEMU is gone: no guest uses them any more
   listen_fd_.reset();
   ::unlink(control_socket_path(cfg_.dir).c_str());
-  ::unlink((cfg_.dir + "/shim.pid").c_str());
+  ::unlink(shim_pid_path(cfg_.dir).c_str());
   if (cfg_.remove_dir_on_exit) {
     if (auto st = store::remove_tree(cfg_.dir); !st) log(st.error().message);
   } else {
@@ -720,7 +720,7 @@ int Shim::run(int ready_fd) {
   else
     log(history.error().message);
   {
-    std::ofstream pid(cfg_.dir + "/shim.pid");
+    std::ofstream pid(shim_pid_path(cfg_.dir));
     pid << ::getpid() << "\n";
   }
   Status st = prepare();

@@ -13,10 +13,10 @@
 
 #include "proto/frame.h"
 #include "proto/message.h"
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
 #include "shim/output_pump.h"
 #include "shim/qemu_process.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 #include "shim/shim_log.h"
 #include "shim/stream_router.h"
 #include "shim/volume_servers.h"

@@ -8,7 +8,7 @@
 #include <mutex>
 #include <string>
 
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
 #include "shim/log_limiter.h"
 
 namespace moat::shim {

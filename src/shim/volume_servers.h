@@ -12,7 +12,7 @@
 #include "fs/fs_backend.h"
 #include "fs/fuse_server.h"
 #include "fs/vhost_user_fs.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 #include "util/result.h"
 #include "vm/qemu_command.h"
 

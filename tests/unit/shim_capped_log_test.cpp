@@ -7,7 +7,7 @@
 #include <sstream>
 #include <string>
 
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
 
 namespace moat::shim {
 namespace {

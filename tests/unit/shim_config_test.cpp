@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 
 namespace moat::shim {
 namespace {

@@ -13,7 +13,7 @@
 #include "moat/volumes.h"
 #include "proto/guest_mount.h"
 #include "sandbox/volumes.h"
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 #include "store/moat_home.h"
 #include "vm/qemu_command.h"
 

@@ -1,4 +1,4 @@
-#include "shim/shim_config.h"
+#include "shim_contract/shim_config.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -35,15 +35,6 @@ std::vector<std::string> bytes_list_at(const Json& j, const char* key, bool requ
 }
 
 }  // namespace
-
-std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
-std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
-std::string qemu_log_path(const std::string& dir) { return dir + "/qemu.log"; }
-std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
-std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
-std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
-std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
-std::string volume_socket_path(const std::string& dir, const std::string& tag) { return dir + "/fs-" + tag + ".sock"; }
 
 Status write_shim_exit(const ShimExit& e, const std::string& dir) {
   std::string path = last_exit_path(dir);

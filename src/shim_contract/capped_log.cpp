@@ -1,4 +1,4 @@
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "shim/capped_log.h"
+#include "shim_contract/capped_log.h"
+#include "shim_contract/sandbox_layout.h"
 #include "util/result.h"
 #include "vm/qemu_command.h"
 
@@ -43,9 +44,6 @@ struct ShimConfig {
   std::uint64_t log_max_bytes = kDefaultLogBytes;
 };
 
-// Where the shim listens for QEMU's vhost-user connection of a volume.
-std::string volume_socket_path(const std::string& dir, const std::string& tag);
-
 // How the last run of a sandbox's shim ended, as last_exit.json in the
 // sandbox directory (written when the directory is kept). `clean` is true
 // when the stop was asked for (a client, a signal, a limit, the guest
@@ -55,20 +53,8 @@ struct ShimExit {
   std::string reason;
 };
 
-std::string last_exit_path(const std::string& dir);
-// Where a shim holds an exclusive flock for as long as it lives: whoever can
-// take the lock knows no shim runs the sandbox (immune to pid reuse).
-std::string shim_lock_path(const std::string& dir);
-// One line per exec: start (argv) and end (exit code or signal).
-std::string exec_log_path(const std::string& dir);
-
 Status write_shim_exit(const ShimExit& e, const std::string& dir);
 Result<ShimExit> read_shim_exit(const std::string& dir);
-
-std::string control_socket_path(const std::string& dir);
-std::string console_log_path(const std::string& dir);
-std::string qemu_log_path(const std::string& dir);
-std::string shim_log_path(const std::string& dir);
 
 Status write_shim_config(const ShimConfig& cfg, const std::string& path);
 Result<ShimConfig> read_shim_config(const std::string& path);

@@ -1,0 +1,19 @@
+#include "shim_contract/sandbox_layout.h"
+
+namespace moat::shim {
+
+std::string config_path(const std::string& dir) { return dir + "/config.json"; }
+std::string upper_disk_path(const std::string& dir) { return dir + "/upper.ext4"; }
+std::string op_lock_path(const std::string& dir) { return dir + "/op.lock"; }
+std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; }
+std::string shim_pid_path(const std::string& dir) { return dir + "/shim.pid"; }
+std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
+std::string volume_socket_path(const std::string& dir, const std::string& tag) { return dir + "/fs-" + tag + ".sock"; }
+std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
+std::string qemu_cmdline_path(const std::string& dir) { return dir + "/qemu.cmdline"; }
+std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
+std::string qemu_log_path(const std::string& dir) { return dir + "/qemu.log"; }
+std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
+std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
+
+}  // namespace moat::shim

@@ -1,0 +1,36 @@
+// The one place a sandbox directory's layout is spelled out
+// ($MOAT_HOME/sandboxes/<id>/): the library writes some of these files, the
+// shim others, and both read them. docs/sandboxes.md describes each file.
+#pragma once
+
+#include <string>
+
+namespace moat::shim {
+
+// What the shim boots (ShimConfig as JSON), written by the library.
+std::string config_path(const std::string& dir);
+// The writable upper disk of an overlay root.
+std::string upper_disk_path(const std::string& dir);
+// flock held by create/start/stop/rm: one operation at a time.
+std::string op_lock_path(const std::string& dir);
+// flock held by the shim for its whole life: whoever can take it knows no
+// shim runs the sandbox (immune to pid reuse).
+std::string shim_lock_path(const std::string& dir);
+// The shim's pid, written just after it takes shim_lock.
+std::string shim_pid_path(const std::string& dir);
+// Clients connect here while the sandbox runs.
+std::string control_socket_path(const std::string& dir);
+// Where the shim listens for QEMU's vhost-user connection of a volume.
+std::string volume_socket_path(const std::string& dir, const std::string& tag);
+// How the last run ended (ShimExit as JSON).
+std::string last_exit_path(const std::string& dir);
+// QEMU's command line, one word a line, for people debugging a boot.
+std::string qemu_cmdline_path(const std::string& dir);
+// Logs a guest can fill, capped and rotated once (capped_log.h).
+std::string console_log_path(const std::string& dir);
+std::string qemu_log_path(const std::string& dir);
+std::string shim_log_path(const std::string& dir);
+// One line per exec: start (argv) and end (exit code or signal).
+std::string exec_log_path(const std::string& dir);
+
+}  // namespace moat::shim
