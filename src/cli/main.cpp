@@ -10,6 +10,7 @@
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
 #include "cli/volume_commands.h"
+#include "moat/version.h"
 
 namespace {
 
@@ -40,7 +41,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"moat: run untrusted code in microVMs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "moat 0.1.0");
+  app.set_version_flag("--version", std::string("moat ") + moat::version());
 
   moat::cli::register_sandbox_commands(app);
   auto* doctor = app.add_subcommand("doctor", "Show what moat will use and whether sandboxes can start");
