@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <utility>
 
+#include "util/write_all.h"
+
 namespace moat::agent {
 namespace {
 
@@ -111,17 +113,6 @@ std::string join(const std::vector<std::string>& c, std::size_t count) {
     out += c[i];
   }
   return out;
-}
-
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("write");
-    if (n == 0) return make_error("write: no progress", EIO);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
 }
 
 }  // namespace
