@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/digest.h"
+#include "image/json_guard.h"
 #include "image/reference.h"
 
 namespace moat::image {
@@ -11,36 +12,10 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kMaxJsonDepth = 32;
 constexpr std::size_t kMaxPathBytes = 1024;
 constexpr std::size_t kMaxPathComponents = 8;
 
 Error invalid(const std::string& what) { return make_error(what, EINVAL); }
-
-// Same rule as the manifest parsers: the recursive JSON parser never sees
-// more than kMaxJsonDepth levels.
-Status check_nesting(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return invalid("JSON nested too deeply");
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return ok_status();
-}
 
 Result<json> parse_json(std::string_view text, const char* what) {
   if (text.size() > kMaxArchiveMetadataSize) {
@@ -48,7 +23,7 @@ Result<json> parse_json(std::string_view text, const char* what) {
                           std::to_string(kMaxArchiveMetadataSize) + " bytes",
                       EFBIG);
   }
-  MOAT_TRY(check_nesting(text));
+  MOAT_TRY(check_json_nesting(text));
   json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return invalid(std::string(what) + " is not valid JSON");
   return doc;
