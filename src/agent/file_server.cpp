@@ -11,6 +11,7 @@
 #include "agent/tree_writer.h"
 #include "proto/exec.h"
 #include "util/unique_fd.h"
+#include "util/write_all.h"
 
 namespace moat::agent {
 namespace {
@@ -347,16 +348,6 @@ class InStream : public FileStream {
   std::uint64_t ungranted_ = 0;
   std::uint64_t bytes_ = 0;
 };
-
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("write");
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
-}
 
 Result<std::unique_ptr<FileStream>> open_write(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC;

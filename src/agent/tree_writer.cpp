@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <utility>
 
+#include "util/path_names.h"
+#include "util/write_all.h"
+
 namespace moat::agent {
 namespace {
 
@@ -113,17 +116,6 @@ std::string join(const std::vector<std::string>& c, std::size_t count) {
   return out;
 }
 
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("write");
-    if (n == 0) return make_error("write: no progress", EIO);
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
-}
-
 }  // namespace
 
 Result<std::vector<std::string>> split_archive_path(std::string_view path) {
@@ -131,18 +123,16 @@ Result<std::vector<std::string>> split_archive_path(std::string_view path) {
     return make_error("archive name contains a NUL byte", EINVAL);
   if (!path.empty() && path[0] == '/')
     return make_error("archive name \"" + std::string(path.substr(0, 200)) + "\" is absolute", EINVAL);
+  // Unlike a guest path, an archive name may not use ".." at all: an entry
+  // that climbs, even back into the tree, is refused rather than resolved.
   std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    std::size_t slash = path.find('/', pos);
-    if (slash == std::string_view::npos) slash = path.size();
-    std::string_view c = path.substr(pos, slash - pos);
+  MOAT_TRY(for_each_path_name(path, [&](std::string_view c) -> Status {
     if (c == "..")
       return make_error("archive name \"" + std::string(path.substr(0, 200)) + "\" contains \"..\"", EINVAL);
     if (c.size() > 255) return make_error("archive name has a component longer than 255 bytes", ENAMETOOLONG);
-    if (!c.empty() && c != ".") out.emplace_back(c);
-    pos = slash + 1;
-  }
+    out.emplace_back(c);
+    return ok_status();
+  }));
   return out;
 }
 

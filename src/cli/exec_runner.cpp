@@ -10,22 +10,14 @@
 #include <optional>
 
 #include "cli/terminal.h"
+#include "util/write_all.h"
 
 namespace moat::cli {
 namespace {
 
 // Writes all of `data`; false if the reader is gone (EPIPE). Other errors
 // drop the rest, as there is nowhere to report them.
-bool write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EPIPE) return false;
-    if (n <= 0) return true;
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return true;
-}
+bool write_unless_broken(int fd, std::string_view data) { return write_fully(fd, data) != EPIPE; }
 
 // The command's stdout and stderr, as a shell pipeline treats them: when the
 // reader of either goes away (`moat exec s -- yes | head -1`), the command
@@ -39,7 +31,7 @@ class OutputSink {
 
   void write(int fd, std::string_view data) {
     if (broken_) return escalate();
-    if (write_all(fd, data)) return;
+    if (write_unless_broken(fd, data)) return;
     broken_ = true;
     broken_at_ = Clock::now();
     signals_.inject(SIGPIPE);

@@ -321,6 +321,11 @@ Json tmpfs_json(const std::vector<TmpfsMount>& tmpfs) {
   return out;
 }
 
+// What `moat inspect` and `moat ls --json` show: text for people and
+// scripts, dumped lossily. The database keeps the same fields in another
+// form (sandbox_db.cpp spec_json: reversible bytes, no id, state or times),
+// and the two must be free to change apart: one is a display, the other a
+// stored format that older records have to keep reading.
 Json to_json(const SandboxInfo& i) {
   return Json{{"id", i.id},
               {"name", i.name},

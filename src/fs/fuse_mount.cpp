@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/fd_passing.h"
 #include "util/subprocess.h"
 
 namespace moat::fs {
@@ -33,29 +34,14 @@ Result<UniqueFd> mount_as_root(const std::string& dir, const FuseMountOptions& o
   return fd;
 }
 
-// Receives one descriptor sent with SCM_RIGHTS.
+// Receives the one descriptor fusermount3 sends with SCM_RIGHTS.
 Result<UniqueFd> receive_fd(int sock) {
   char byte;
-  iovec iov{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_error("receive /dev/fuse descriptor");
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (n == 0 || !c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-      c->cmsg_len != CMSG_LEN(sizeof(int))) {
-    return make_error("fusermount3 sent no descriptor", EIO);
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return UniqueFd(fd);
+  std::vector<UniqueFd> fds;
+  Received r = receive_with_fds(sock, &byte, 1, 1, fds);
+  if (r.bytes < 0) return errno_error("receive /dev/fuse descriptor", r.error);
+  if (r.bytes == 0 || fds.size() != 1) return make_error("fusermount3 sent no descriptor", EIO);
+  return std::move(fds.front());
 }
 
 Result<UniqueFd> mount_with_fusermount(const std::string& dir, const FuseMountOptions& o) {

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 
+#include "fs/fd_passing.h"
+
 namespace moat::fs::vhost_user {
 
 std::string request_name(std::uint32_t request) {
@@ -58,19 +60,9 @@ Result<bool> read_full(int fd, std::uint8_t* buf, std::size_t len, bool eof_ok) 
   return true;
 }
 
-// Takes ownership of every fd in the control messages, so none leaks
-// whatever happens next.
-Status collect_fds(msghdr& mh, std::vector<UniqueFd>& fds) {
-  for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    std::size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < n; ++i) {
-      int f;
-      std::memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-      fds.emplace_back(f);
-    }
-  }
-  if (mh.msg_flags & MSG_CTRUNC)
+// The fds came with the message and are already owned; too many is an error.
+Status check_fd_count(const Received& r, const std::vector<UniqueFd>& fds) {
+  if (r.truncated)
     return make_error("vhost-user receive: more than " + std::to_string(kMaxFds) + " fds", EPROTO);
   if (fds.size() > kMaxFds)
     return make_error("vhost-user receive: too many fds", EPROTO);
@@ -82,24 +74,15 @@ Status collect_fds(msghdr& mh, std::vector<UniqueFd>& fds) {
 Result<bool> receive(int fd, Message& msg) {
   msg.fds.clear();
   msg.header = {};
-  alignas(cmsghdr) std::uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-  iovec iov{&msg.header, sizeof msg.header};
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = ::recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
+  Received r = receive_with_fds(fd, &msg.header, sizeof msg.header, kMaxFds, msg.fds);
+  ssize_t n = r.bytes;
   if (n < 0) {
     // The frontend going away mid-stream ends the connection; not our error.
-    if (errno == ECONNRESET) return false;
-    return errno_error("vhost-user receive");
+    if (r.error == ECONNRESET) return false;
+    return errno_error("vhost-user receive", r.error);
   }
   if (n == 0) return false;
-  MOAT_TRY(collect_fds(mh, msg.fds));
+  MOAT_TRY(check_fd_count(r, msg.fds));
   auto* hdr = reinterpret_cast<std::uint8_t*>(&msg.header);
   if (static_cast<std::size_t>(n) < sizeof msg.header) {
     MOAT_ASSIGN_OR_RETURN(bool more, read_full(fd, hdr + n, sizeof msg.header - n, false));

@@ -11,6 +11,7 @@
 
 #include "image/digest.h"
 #include "store/moat_home.h"
+#include "util/write_all.h"
 
 namespace moat::image {
 
@@ -30,19 +31,6 @@ struct BlobWriter::Hasher {
 namespace {
 
 std::string_view hex_of(std::string_view digest) { return digest.substr(kSha256Prefix.size()); }
-
-Status write_all(int fd, const char* p, std::size_t n, const std::string& what) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("write " + what);
-    }
-    p += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return ok_status();
-}
 
 // Makes the rename itself durable, not only the file's contents.
 void fsync_dir(const std::string& dir) {
@@ -208,7 +196,7 @@ Status BlobWriter::write(const void* data, std::size_t len) {
                           " bytes its descriptor declares",
                       EFBIG);
   }
-  MOAT_TRY(write_all(fd_.get(), static_cast<const char*>(data), len, temp_path_));
+  MOAT_TRY(write_all(fd_.get(), std::string_view(static_cast<const char*>(data), len), "write " + temp_path_));
   hasher_->update(data, len);
   offset_ += len;
   return ok_status();

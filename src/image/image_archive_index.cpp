@@ -4,43 +4,19 @@
 #include <nlohmann/json.hpp>
 
 #include "image/digest.h"
+#include "image/json_guard.h"
 #include "image/reference.h"
+#include "util/path_names.h"
 
 namespace moat::image {
 namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kMaxJsonDepth = 32;
 constexpr std::size_t kMaxPathBytes = 1024;
 constexpr std::size_t kMaxPathComponents = 8;
 
 Error invalid(const std::string& what) { return make_error(what, EINVAL); }
-
-// Same rule as the manifest parsers: the recursive JSON parser never sees
-// more than kMaxJsonDepth levels.
-Status check_nesting(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return invalid("JSON nested too deeply");
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return ok_status();
-}
 
 Result<json> parse_json(std::string_view text, const char* what) {
   if (text.size() > kMaxArchiveMetadataSize) {
@@ -48,7 +24,7 @@ Result<json> parse_json(std::string_view text, const char* what) {
                           std::to_string(kMaxArchiveMetadataSize) + " bytes",
                       EFBIG);
   }
-  MOAT_TRY(check_nesting(text));
+  MOAT_TRY(check_json_nesting(text));
   json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded()) return invalid(std::string(what) + " is not valid JSON");
   return doc;
@@ -152,22 +128,18 @@ Result<std::string> clean_archive_path(std::string_view path) {
   if (!path.empty() && path.front() == '/') {
     return invalid("absolute archive entry name '" + std::string(path) + "'");
   }
+  // An entry name refuses ".."; a symlink target (below) resolves it.
   std::string out;
   std::size_t components = 0;
-  std::size_t i = 0;
-  while (i <= path.size()) {
-    std::size_t slash = path.find('/', i);
-    if (slash == std::string_view::npos) slash = path.size();
-    std::string_view c = path.substr(i, slash - i);
-    i = slash + 1;
-    if (c.empty() || c == ".") continue;
+  MOAT_TRY(for_each_path_name(path, [&](std::string_view c) -> Status {
     if (c == "..") return invalid("archive entry name '" + std::string(path) + "' contains '..'");
     if (++components > kMaxPathComponents) {
       return invalid("archive entry name '" + std::string(path) + "' is nested too deeply");
     }
     if (!out.empty()) out += '/';
     out += c;
-  }
+    return ok_status();
+  }));
   return out;
 }
 
@@ -180,28 +152,20 @@ Result<std::string> resolve_archive_link(std::string_view link_path, std::string
   std::string_view dir = link_path;
   auto slash = dir.rfind('/');
   dir = slash == std::string_view::npos ? std::string_view() : dir.substr(0, slash);
-  auto push = [&](std::string_view text) -> Status {
-    std::size_t i = 0;
-    while (i <= text.size()) {
-      std::size_t s = text.find('/', i);
-      if (s == std::string_view::npos) s = text.size();
-      std::string_view c = text.substr(i, s - i);
-      i = s + 1;
-      if (c.empty() || c == ".") continue;
-      if (c == "..") {
-        if (parts.empty()) {
-          return invalid("symlink '" + std::string(link_path) + "' points outside the archive");
-        }
-        parts.pop_back();
-        continue;
+  auto push = [&](std::string_view c) -> Status {
+    if (c == "..") {
+      if (parts.empty()) {
+        return invalid("symlink '" + std::string(link_path) + "' points outside the archive");
       }
-      parts.emplace_back(c);
-      if (parts.size() > kMaxPathComponents) return invalid("symlink target nested too deeply");
+      parts.pop_back();
+      return ok_status();
     }
+    parts.emplace_back(c);
+    if (parts.size() > kMaxPathComponents) return invalid("symlink target nested too deeply");
     return ok_status();
   };
-  MOAT_TRY(push(dir));
-  MOAT_TRY(push(target));
+  MOAT_TRY(for_each_path_name(dir, push));
+  MOAT_TRY(for_each_path_name(target, push));
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
   if (out.size() > kMaxPathBytes) return invalid("symlink target longer than 1024 bytes");

@@ -16,6 +16,7 @@
 #include "image/image_archive_index.h"
 #include "image/store_lock.h"
 #include "image/tar_reader.h"
+#include "util/write_all.h"
 
 namespace moat::image {
 namespace {
@@ -208,13 +209,7 @@ class ArchiveScan {
       total += r;
       if (total > e.size) return make_error("archive entry '" + path + "' is longer than its header", EIO);
       hash.update(buf.data(), r);
-      std::size_t off = 0;
-      while (off < r) {
-        ssize_t w = ::write(fd.get(), buf.data() + off, r - off);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return errno_error("writing the spool file for " + path);
-        off += static_cast<std::size_t>(w);
-      }
+      MOAT_TRY(write_all(fd.get(), std::string_view(buf.data(), r), "writing the spool file for " + path));
     }
     if (total != e.size) return make_error("archive entry '" + path + "' is truncated", EIO);
     std::string digest = hash.finish();

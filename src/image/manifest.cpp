@@ -6,45 +6,17 @@
 #include <cerrno>
 
 #include "image/digest.h"
+#include "image/json_guard.h"
 
 namespace moat::image {
 namespace {
 
 using json = nlohmann::json;
 
-constexpr std::size_t kMaxJsonDepth = 32;
 constexpr std::string_view kAttestationAnnotation = "vnd.docker.reference.type";
 constexpr std::string_view kAttestationValue = "attestation-manifest";
 
 Error invalid(const std::string& what) { return make_error(what, EINVAL); }
-
-// nlohmann parses recursively; reject deep nesting before it gets the chance
-// to exhaust the stack.
-Status check_json_nesting(std::string_view text) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) return invalid("JSON nested too deeply");
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return ok_status();
-}
 
 Result<json> parse_object(std::string_view text, std::size_t max_size, const char* what) {
   if (text.size() > max_size) {

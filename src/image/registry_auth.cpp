@@ -12,6 +12,7 @@
 
 #include "image/reference.h"
 #include "util/unique_fd.h"
+#include "util/write_all.h"
 
 namespace moat::image {
 namespace {
@@ -209,13 +210,7 @@ Result<bool> write_auth_entry(const std::string& path, const std::string& regist
     ::unlink(tmp.c_str());
     return e;
   };
-  std::size_t off = 0;
-  while (off < body.size()) {
-    ssize_t n = ::write(fd.get(), body.data() + off, body.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail(errno_error("write " + tmp));
-    off += static_cast<std::size_t>(n);
-  }
+  if (auto st = write_all(fd.get(), body, "write " + tmp); !st) return fail(st.error());
   if (::fsync(fd.get()) != 0) return fail(errno_error("fsync " + tmp));
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno_error("rename to " + path));
   return existed;

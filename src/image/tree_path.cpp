@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "image/fs_tree.h"
+#include "util/path_names.h"
 
 namespace moat::image {
 
@@ -10,22 +11,19 @@ Result<std::vector<std::string_view>> split_entry_path(std::string_view path,
                                                        std::size_t max_length) {
   if (path.size() > max_length) return make_error("path longer than the limit", ENAMETOOLONG);
   if (path.find('\0') != std::string_view::npos) return make_error("path contains NUL", EINVAL);
+  // Resolves ".." like store::split_guest_path, but takes relative names
+  // (tar entries) and checks each name as an image entry.
   std::vector<std::string_view> out;
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    std::size_t slash = path.find('/', pos);
-    if (slash == std::string_view::npos) slash = path.size();
-    std::string_view comp = path.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (comp.empty() || comp == ".") continue;
+  MOAT_TRY(for_each_path_name(path, [&](std::string_view comp) -> Status {
     if (comp == "..") {
       if (out.empty()) return make_error("path escapes the root with '..'", EPERM);
       out.pop_back();
-      continue;
+      return ok_status();
     }
     MOAT_TRY(validate_entry_name(comp));
     out.push_back(comp);
-  }
+    return ok_status();
+  }));
   return out;
 }
 

@@ -70,6 +70,8 @@ Json labels_json(const SandboxInfo& i) {
   return v;
 }
 
+// The stored spec. Not the JSON `moat inspect` prints (cli/sandbox_commands.cpp
+// to_json): that one is a lossy display, this one must give back every byte.
 std::string spec_json(const SandboxInfo& i) {
   Json j = {{"image", bytes_to_json(i.image)},
             {"image_digest", bytes_to_json(i.image_digest)},

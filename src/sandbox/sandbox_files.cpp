@@ -9,6 +9,7 @@
 #include "sandbox/file_client.h"
 #include "sandbox/host_tar.h"
 #include "sandbox/sandbox_impl.h"
+#include "util/write_all.h"
 
 namespace moat {
 namespace {
@@ -58,16 +59,6 @@ std::string dir_name(const std::string& p) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return p.substr(0, slash);
-}
-
-Status write_all(int fd, std::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("write");
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
-  return ok_status();
 }
 
 Status check_name(const std::string& name, const std::string& path) {

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "util/path_names.h"
+
 namespace moat::store {
 
 Result<std::vector<std::string>> split_guest_path(std::string_view path) {
@@ -15,24 +17,22 @@ Result<std::vector<std::string>> split_guest_path(std::string_view path) {
   if (path.find('\0') != std::string_view::npos) {
     return make_error("guest path '" + shown + "' contains NUL", EINVAL);
   }
+  // ".." is resolved lexically, as the guest's kernel would, but never
+  // above the root; image::split_entry_path has the same rule for layer
+  // entries, with its own limits and messages.
   std::vector<std::string> out;
-  std::size_t pos = 0;
-  while (pos <= path.size()) {
-    std::size_t slash = path.find('/', pos);
-    if (slash == std::string_view::npos) slash = path.size();
-    std::string_view name = path.substr(pos, slash - pos);
-    pos = slash + 1;
-    if (name.empty() || name == ".") continue;
+  MOAT_TRY(for_each_path_name(path, [&](std::string_view name) -> Status {
     if (name == "..") {
       if (out.empty()) return make_error("guest path '" + shown + "' escapes the root with '..'", EPERM);
       out.pop_back();
-      continue;
+      return ok_status();
     }
     if (name.size() > kMaxGuestNameLength) {
       return make_error("guest path '" + shown + "' has a name longer than 255 bytes", ENAMETOOLONG);
     }
     out.emplace_back(name);
-  }
+    return ok_status();
+  }));
   return out;
 }
 
