@@ -108,6 +108,10 @@ struct SandboxOptions {
   bool ephemeral = false;
   // How long a graceful stop may take before the VM is killed.
   int stop_timeout_ms = 10000;
+  // The cap of each log the guest can fill (console, QEMU's output, the
+  // shim's log, the exec history): past it the file becomes <name>.1 and a
+  // new one starts. 4 KiB to 1 GiB; 0: the default, 1 MiB.
+  std::uint64_t log_max_bytes = 0;
 };
 
 struct Rlimit {

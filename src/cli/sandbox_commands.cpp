@@ -63,6 +63,7 @@ struct SandboxFlags {
   std::string chmod;
   std::string idle_timeout;
   std::string max_duration;
+  std::string log_size;
   std::vector<std::string> volumes, tmpfs;
 };
 
@@ -149,6 +150,7 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
       ->allow_extra_args(false);
   cmd->add_option("--idle-timeout", f.idle_timeout, "Stop after this long without a command running (30s, 5m, 2h)");
   cmd->add_option("--max-duration", f.max_duration, "Stop this long after start (30s, 5m, 2h)");
+  cmd->add_option("--log-size", f.log_size, "Cap of each log the guest can fill, rotated once (4k to 1g; default 1m)");
   if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
 }
 
@@ -290,6 +292,12 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   MOAT_ASSIGN_OR_RETURN(o.patches, patches_from(cmd, s));
   MOAT_ASSIGN_OR_RETURN(o.idle_timeout_s, parse_duration("--idle-timeout", s.idle_timeout));
   MOAT_ASSIGN_OR_RETURN(o.max_duration_s, parse_duration("--max-duration", s.max_duration));
+  if (!s.log_size.empty()) {
+    auto size = parse_byte_size(s.log_size);
+    if (!size) return size.error().wrap("--log-size");
+    if (*size == 0) return make_error("--log-size must be between 4k and 1g", EINVAL);
+    o.log_max_bytes = *size;
+  }
   o.auto_remove = s.rm;
   for (const auto& v : s.volumes) {
     MOAT_ASSIGN_OR_RETURN(auto m, parse_volume_flag(v));

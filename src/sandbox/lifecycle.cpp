@@ -48,6 +48,8 @@ Status validate(const SandboxOptions& o) {
   if (!o.hostname.empty()) {
     if (auto st = proto::check_hostname(o.hostname); !st) return st.error().wrap("--hostname");
   }
+  if (o.log_max_bytes != 0 && (o.log_max_bytes < shim::kMinLogBytes || o.log_max_bytes > shim::kMaxLogBytes))
+    return make_error("--log-size must be between 4k and 1g", EINVAL);
   if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
   for (const auto& [k, v] : o.labels) {
     if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
@@ -169,6 +171,7 @@ Result<shim::ShimConfig> shim_config_for(const SandboxOptions& o, const std::str
   cfg.vm.cpus = o.cpus;
   cfg.vm.memory_mib = o.memory_mib;
   cfg.vm.hostname = o.hostname.empty() ? default_hostname(id) : o.hostname;
+  if (o.log_max_bytes != 0) cfg.log_max_bytes = o.log_max_bytes;
   return cfg;
 }
 

@@ -104,6 +104,15 @@ TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
+TEST(CliErrors, LogSizesOutsideTheirRangeAreRefused) {
+  expect_error(run_with({"--log-size", "1"}), "--log-size must be between 4k and 1g");
+  expect_error(run_with({"--log-size", "0"}), "--log-size must be between 4k and 1g");
+  expect_error(run_with({"--log-size", "2g"}), "--log-size must be between 4k and 1g");
+  expect_error(run_with({"--log-size", "lots"}),
+               "--log-size: bad size \"lots\": give bytes, or a number with k, m, g or t (64m)");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(CliErrors, AbsurdDurationsAreRefused) {
   expect_error(run_with({"--timeout", "1e300"}), "--timeout 1e+300: expected a number of seconds from 0 to 31536000");
   expect_error(run_with({"--timeout", "-1"}), "--timeout -1: expected a number of seconds from 0 to 31536000");

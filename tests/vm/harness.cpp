@@ -18,7 +18,6 @@
 #include <random>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
 
 namespace moat::test {
 namespace {
@@ -285,15 +284,6 @@ std::string create_sandbox(const std::vector<std::string>& extra_args) {
   auto started = run_moat({"start", id});
   EXPECT_EQ(started.exit_code, 0) << started.err;
   return id;
-}
-
-void set_log_cap(const std::string& id, std::uint64_t bytes) {
-  std::string path = test_home() + "/sandboxes/" + id + "/config.json";
-  std::ifstream in(path);
-  auto cfg = nlohmann::json::parse(in, nullptr, false);
-  ASSERT_TRUE(cfg.is_object()) << path;
-  cfg["log_max_bytes"] = bytes;
-  std::ofstream(path, std::ios::trunc) << cfg.dump(2) << "\n";
 }
 
 long long file_size(const std::string& path) {

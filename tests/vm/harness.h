@@ -59,9 +59,6 @@ std::string random_bytes(std::size_t n);
 // Creates and starts a sandbox and returns its id (fails the test on error).
 std::string create_sandbox(const std::vector<std::string>& extra_args = {});
 
-// Sets the cap of a created sandbox's logs (log_max_bytes in its
-// config.json); takes effect at its next start.
-void set_log_cap(const std::string& id, std::uint64_t bytes);
 // The size of a file, -1 if it does not exist.
 long long file_size(const std::string& path);
 

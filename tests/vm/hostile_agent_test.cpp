@@ -131,11 +131,10 @@ std::string read_text(const std::string& path) {
 TEST(VmHostileAgent, EveryLogTheGuestFloodsStaysUnderItsCap) {
   constexpr long long kCap = 16384;
   auto env = fake_env();
-  auto created = run_moat({"create", "--name", "flood", "--rootfs-dir", busybox_rootfs()}, "", env);
+  auto created = run_moat({"create", "--name", "flood", "--log-size", "16k", "--rootfs-dir", busybox_rootfs()}, "", env);
   ASSERT_EQ(created.exit_code, 0) << created.err;
   std::string id = created.out.substr(0, created.out.find('\n'));
   std::string dir = test_home() + "/sandboxes/" + id;
-  set_log_cap(id, kCap);
   auto started = run_moat({"start", "flood"}, "", env);
   ASSERT_EQ(started.exit_code, 0) << started.err;
 

@@ -20,11 +20,10 @@ std::string read_text(const std::string& path) {
 
 TEST(VmLogCap, AGuestFloodingItsConsoleCannotGrowConsoleLogPastTheCap) {
   constexpr long long kCap = 16384;
-  auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
+  auto created = run_moat({"create", "--log-size", "16k", "--rootfs-dir", busybox_rootfs()});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   std::string id = created.out.substr(0, created.out.find('\n'));
   std::string dir = test_home() + "/sandboxes/" + id;
-  set_log_cap(id, kCap);
   ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
 
   // 2000 lines of 100 bytes: twelve caps' worth.
