@@ -18,16 +18,13 @@
 
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
-#include "cli/log_follower.h"
+#include "moat/logs.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
 #include "cli/pull_progress.h"
-#include "proto/exec_log.h"
 #include "proto/text.h"
-#include "shim_contract/capped_log.h"
-#include "shim_contract/shim_config.h"
 #include "store/upper_patch.h"
 
 namespace moat::cli {
@@ -469,47 +466,38 @@ int cmd_inspect(const Flags& f) {
 
 // The exec history line by line, as people read it. Argv and messages are
 // printed as the bytes they were.
-std::string exec_line(const std::string& json_line) {
-  auto e = proto::parse_exec_log_line(json_line);
-  if (!e) return json_line;
-  std::string out = time_text(e->time) + " [" + std::to_string(e->stream) + "] ";
-  if (e->event == "exec") {
+std::string exec_line(const ExecEvent& e) {
+  if (e.event.empty()) return e.message;  // a line that could not be read, as stored
+  std::string out = time_text(e.time) + " [" + std::to_string(e.stream) + "] ";
+  if (e.event == "exec") {
     out += "exec";
-    for (const auto& a : e->argv) out += " " + a;
-    if (e->argv_truncated) out += " ...";
-  } else if (e->event == "exit") {
-    out += e->signal ? "killed by signal " + std::to_string(e->signal) : "exit " + std::to_string(e->code);
-    if (e->timed_out) out += " (timed out)";
+    for (const auto& a : e.argv) out += " " + a;
+    if (e.argv_truncated) out += " ...";
+  } else if (e.event == "exit") {
+    out += e.signal ? "killed by signal " + std::to_string(e.signal) : "exit " + std::to_string(e.code);
+    if (e.timed_out) out += " (timed out)";
   } else {
-    out += e->event + ": " + e->message;
+    out += e.event + ": " + e.message;
   }
   return out;
 }
 
 int cmd_logs(const Flags& f) {
-  auto info = inspect_sandbox(f.ids.at(0));
-  if (!info) return fail(info.error());
-  // Both are capped by the shim: the older generation (.1) comes first.
-  std::string console_path = shim::console_log_path(info->dir);
-  LogFollower console(console_path);
-  std::string text = shim::capped_log_read_all(console_path);
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::istringstream history(shim::capped_log_read_all(shim::exec_log_path(info->dir)));
-  std::string line;
-  std::vector<std::string> lines;
-  while (std::getline(history, line)) lines.push_back(line);
-  if (!lines.empty()) std::printf("--- commands ---\n");
-  for (const auto& l : lines) std::printf("%s\n", exec_line(l).c_str());
-  std::fflush(stdout);
-  if (!f.follow) return 0;
-  // Follows the console until the sandbox stops.
-  while (true) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    console.drain();
-    auto now = inspect_sandbox(info->id);
-    if (!now || now->state != SandboxState::kRunning) break;
-  }
-  console.drain();
+  LogCallbacks cb;
+  bool commands = false;
+  cb.on_console = [&](std::string_view s) {
+    // The history comes after the console; what the console gains while
+    // following comes after it.
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+  };
+  cb.on_exec_event = [&](const ExecEvent& e) {
+    if (!commands) std::printf("--- commands ---\n");
+    commands = true;
+    std::printf("%s\n", exec_line(e).c_str());
+    std::fflush(stdout);
+  };
+  if (auto st = read_sandbox_logs(f.ids.at(0), cb, f.follow); !st) return fail(st.error());
   return 0;
 }
 

@@ -2,6 +2,7 @@
 // shim, not QEMU, writes console.log, and keeps it and its one older
 // generation under the sandbox's cap; the guest keeps working meanwhile.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -50,5 +51,26 @@ TEST(VmLogCap, AGuestFloodingItsConsoleCannotGrowConsoleLogPastTheCap) {
   EXPECT_EQ(run_moat({"rm", id}).exit_code, 0);
 }
 
+
+// `moat logs -f` (read_sandbox_logs with follow): what the console gains
+// arrives while it runs, and it ends when the sandbox stops.
+TEST(VmLogCap, LogsFollowTheConsoleUntilTheSandboxStops) {
+  std::string id = create_sandbox();
+  auto follow = spawn_moat({"logs", "-f", id});
+  ::sleep(1);
+  auto mark = run_moat({"exec", id, "--", "sh", "-c", "echo follow-marker-1 > /dev/console"});
+  EXPECT_EQ(mark.exit_code, 0) << mark.err;
+  std::string seen = read_until(follow.out_fd, "follow-marker-1", 30);
+  EXPECT_NE(seen.find("follow-marker-1"), std::string::npos) << seen;
+  ASSERT_EQ(run_moat({"stop", id}).exit_code, 0);
+  auto ended = finish(follow, 30);
+  EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  // The history was printed before following began: the exec comes later.
+  EXPECT_EQ(seen.find("--- commands ---"), std::string::npos) << seen;
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find("--- commands ---\n"), std::string::npos) << logs.out;
+  EXPECT_NE(logs.out.find("] exec sh -c echo follow-marker-1 > /dev/console\n"), std::string::npos) << logs.out;
+  EXPECT_EQ(run_moat({"rm", id}).exit_code, 0);
+}
 }  // namespace
 }  // namespace moat::test

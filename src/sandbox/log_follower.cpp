@@ -1,15 +1,14 @@
-#include "cli/log_follower.h"
+#include "sandbox/log_follower.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 
-namespace moat::cli {
+namespace moat::sandbox {
 
-LogFollower::LogFollower(std::string path) : path_(std::move(path)) {
+LogFollower::LogFollower(std::string path, Sink sink) : path_(std::move(path)), sink_(std::move(sink)) {
   fd_.reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (fd_ && ::fstat(fd_.get(), &st) == 0) inode_ = st.st_ino;
@@ -26,9 +25,8 @@ void LogFollower::copy_rest() {
     ssize_t n = ::read(fd_.get(), buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
-    std::fwrite(buf, 1, static_cast<std::size_t>(n), stdout);
+    sink_(std::string_view(buf, static_cast<std::size_t>(n)));
   }
-  std::fflush(stdout);
 }
 
 // True if `path` now names another file (a rotation, or a new boot's log).
@@ -45,4 +43,4 @@ void LogFollower::drain() {
   if (reopen_if_rotated()) copy_rest();
 }
 
-}  // namespace moat::cli
+}  // namespace moat::sandbox

@@ -1,32 +1,32 @@
-// `moat logs -f` follows a capped log across the shim's rotations and a new
-// boot's fresh file.
+// Following a capped log (`moat logs -f`) across the shim's rotations and a
+// new boot's fresh file.
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include "cli/log_follower.h"
+#include "sandbox/log_follower.h"
 
-namespace moat::cli {
+namespace moat::sandbox {
 namespace {
 
+std::string got;
+
 std::string drained(LogFollower& f) {
-  ::testing::internal::CaptureStdout();
+  got.clear();
   f.drain();
-  std::fflush(stdout);
-  return ::testing::internal::GetCapturedStdout();
+  return got;
 }
 
-TEST(CliLogFollower, FollowsAcrossRotationsAndANewBoot) {
+TEST(SandboxLogFollower, FollowsAcrossRotationsAndANewBoot) {
   char tmpl[] = "/tmp/moat-follow-XXXXXX";
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   std::string path = std::string(tmpl) + "/console.log";
   std::ofstream(path) << "printed already\n";
-  LogFollower f(path);
+  LogFollower f(path, [](std::string_view s) { got.append(s); });
   EXPECT_EQ(drained(f), "");
   std::ofstream(path, std::ios::app) << "one\n";
   EXPECT_EQ(drained(f), "one\n");
@@ -42,4 +42,4 @@ TEST(CliLogFollower, FollowsAcrossRotationsAndANewBoot) {
 }
 
 }  // namespace
-}  // namespace moat::cli
+}  // namespace moat::sandbox
