@@ -130,6 +130,46 @@ std::string read_some(int fd) {
   return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
 }
 
+// Clients past the shim's descriptors: accept() fails with EMFILE, and the
+// connection would stay in the backlog with poll() reporting it at once, a
+// busy loop that never answers. The shim takes such a connection with a
+// spare descriptor and closes it, so the client sees the refusal (EOF), and
+// once the crowd leaves, commands run again.
+TEST(VmLifecycle, ClientsPastTheShimsDescriptorsAreRefusedNotLeftPending) {
+  set_child_nofile_limit(256);
+  std::string id = create_sandbox();
+  set_child_nofile_limit(0);
+  constexpr int kClients = 400;
+  std::vector<int> fds;
+  for (int i = 0; i < kClients; ++i) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_un addr {};
+    addr.sun_family = AF_UNIX;
+    std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", (sandbox_dir(id) + "/control.sock").c_str());
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      fds.push_back(fd);
+    } else {
+      ::close(fd);  // the backlog is full for now (EAGAIN)
+      ::usleep(10000);
+    }
+  }
+  // Refused connections read as EOF; accepted ones stay open and silent.
+  int refused = 0;
+  for (int round = 0; round < 100 && refused == 0; ++round) {
+    ::usleep(100000);
+    for (int fd : fds) {
+      char c;
+      if (::read(fd, &c, 1) == 0) ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0) << "no client past the descriptor limit was refused";
+  for (int fd : fds) ::close(fd);
+  auto after = run_moat({"exec", id, "--", "echo", "serving"});
+  EXPECT_EQ(after.exit_code, 0) << after.err;
+  EXPECT_EQ(after.out, "serving\n");
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+}
+
 TEST(VmLifecycle, GarbageAndOversizedFramesGetErrorsNotCrashes) {
   std::string id = create_sandbox();
   {
