@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <thread>
 
 #include "proto/boot_args.h"
@@ -20,12 +19,12 @@
 #include "sandbox/shim_launcher.h"
 #include "sandbox/volumes.h"
 #include "proto/text.h"
+#include "shim_contract/sandbox_layout.h"
 #include "shim_contract/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
 #include "vm/accel.h"
 #include "vm/runtime_files.h"
-#include "shim_contract/sandbox_layout.h"
 
 namespace moat {
 namespace sandbox {
@@ -99,9 +98,7 @@ bool running(const SandboxRecord& r) { return r.state != kStateCreating && r.inf
 pid_t shim_pid_of(const std::string& dir) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
   while (true) {
-    std::ifstream in(shim::shim_pid_path(dir));
-    long pid = 0;
-    if (in >> pid && pid > 1 && pid < (1L << 22)) return static_cast<pid_t>(pid);
+    if (pid_t pid = shim::read_shim_pid(dir)) return pid;
     if (std::chrono::steady_clock::now() >= deadline) return 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -273,7 +270,6 @@ Result<Manager> Manager::open() {
 
 std::string Manager::dir_of(const std::string& id) const { return store::sandboxes_dir(home) + "/" + id; }
 
-
 namespace {
 
 // A create makes the directory, then takes its op.lock, then inserts the
@@ -314,15 +310,13 @@ Status remove_orphan_dirs(Manager& m) {
   return ok_status();
 }
 
-// Whether a record that says the sandbox is not running has a shim anyway.
-Result<bool> has_stray_shim(Manager& m, const SandboxRecord& r) {
-  if (r.state == kStateCreating || running(r)) return false;
-  return is_locked(shim::shim_lock_path(m.dir_of(r.info.id)));
-}
-
 Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked) {
-  MOAT_ASSIGN_OR_RETURN(bool stray, has_stray_shim(m, r));
-  if (r.state != kStateCreating && !running(r) && !stray) return std::optional<SandboxRecord>(std::move(r));
+  // A record that says created, stopped or crashed is true unless a shim
+  // holds its lock anyway (settle adopts it).
+  if (r.state != kStateCreating && !running(r)) {
+    MOAT_ASSIGN_OR_RETURN(bool shim_alive, is_locked(shim::shim_lock_path(m.dir_of(r.info.id))));
+    if (!shim_alive) return std::optional<SandboxRecord>(std::move(r));
+  }
   if (op_locked) return settle(m, std::move(r));
   std::string dir = m.dir_of(r.info.id);
   if (!exists(dir)) {
@@ -439,8 +433,9 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   MOAT_TRY(m.db->mark_running(r.info.id, 0, unix_now()));
   auto pid = launch_shim(shim_bin, dir, cfg.boot_timeout_ms + 15000);
   if (!pid) {
-    // A shim that did not answer in time may still run: end it first.
-    if (auto alive = is_locked(shim::shim_lock_path(dir)); alive && *alive) (void)stop_shim(r, dir, 0);
+    // A shim that did not answer in time may still run: end it first
+    // (stop_shim returns at once when none holds the lock).
+    (void)stop_shim(r, dir, 0);
     if (r.info.auto_remove) {
       (void)remove_everything(m, r);
     } else {

@@ -8,10 +8,10 @@
 #include <cstdint>
 
 #include "image/directory_image.h"
+#include "shim_contract/sandbox_layout.h"
 #include "store/ext4_image.h"
 #include "util/unique_fd.h"
 #include "vm/runtime_files.h"
-#include "shim_contract/sandbox_layout.h"
 
 namespace moat::sandbox {
 

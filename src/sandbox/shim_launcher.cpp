@@ -8,29 +8,18 @@
 
 #include <cerrno>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "shim_contract/capped_log.h"
+#include "shim_contract/sandbox_layout.h"
 #include "shim_contract/shim_config.h"
 #include "util/unique_fd.h"
 #include "vm/child_env.h"
-#include "shim_contract/sandbox_layout.h"
 
 namespace moat::sandbox {
 namespace {
 
 // How much of shim.log an error quotes when the shim gave no verdict.
 constexpr std::size_t kShimLogTail = 4096;
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
 
 // `envp` is built before fork: allocating in the child of a threaded
 // process is not safe.
@@ -90,10 +79,7 @@ Result<pid_t> launch_shim(const std::string& shim_path, const std::string& sandb
     if (verdict.size() > 65536) break;
   }
   while (!verdict.empty() && verdict.back() == '\n') verdict.pop_back();
-  if (verdict == "ok") {
-    std::string pid = read_file(shim::shim_pid_path(sandbox_dir));
-    return static_cast<pid_t>(std::atoi(pid.c_str()));
-  }
+  if (verdict == "ok") return shim::read_shim_pid(sandbox_dir);
   if (verdict.rfind("error: ", 0) == 0) return make_error(verdict.substr(7));
   std::string log = shim::capped_log_tail(shim::shim_log_path(sandbox_dir), kShimLogTail);
   return make_error("moat-shim ended without a verdict" + (log.empty() ? std::string() : ": " + log));

@@ -254,7 +254,7 @@ Status Shim::boot() {
     pump_outputs(&fds[2], &fds[3]);
     if (ready_fd_ >= 0 && (fds[4].revents & (POLLERR | POLLHUP))) {
       qemu_->signal(SIGKILL);
-      return make_error(kStarterGone);
+      return make_error(kStarterGone, ECANCELED);
     }
     if (fds[1].revents & POLLIN) {
       qemu_->reap();
@@ -683,18 +683,12 @@ void Shim::cleanup() {
   clients_.clear();
 }
 
-bool Shim::starter_gone() const {
-  if (ready_fd_ < 0) return false;
-  pollfd p{ready_fd_, 0, 0};
-  return ::poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP));
-}
-
 int Shim::run(int ready_fd) {
   ready_fd_ = ready_fd;
   // The launcher reads the verdict until end-of-file. On success the pipe is
   // closed at once; on failure it stays open until this process exits, so
   // the caller sees the error only when nothing of the sandbox is left.
-  // Returns false when nobody reads the verdict any more.
+  // Returns false when nobody reads the verdict any more (EPIPE).
   auto report = [&](const std::string& line, bool close_now) {
     if (ready_fd_ < 0) return true;
     std::string text = line + "\n";
@@ -725,12 +719,15 @@ int Shim::run(int ready_fd) {
   }
   Status st = prepare();
   if (st) st = boot();
-  // A starter that died during the boot abandoned the start: the sandbox
-  // stops as if never started (no one else would ever stop it).
-  if (!st && st.error().message == kStarterGone) {
+  // A starter that died during the boot, or before the verdict reached it,
+  // abandoned the start: the sandbox stops as if never started (no one else
+  // would ever stop it).
+  bool abandoned = st ? !report("ok", true) : st.error().code == ECANCELED;
+  if (abandoned) {
     log(kStarterGone);
     finish(true, kStarterGone);
     cleanup();
+    log_.flush(/*force=*/true);
     return 1;
   }
   if (!st) {
@@ -739,12 +736,6 @@ int Shim::run(int ready_fd) {
     finish(false, "boot failed: " + st.error().message);
     cleanup();
     log_.flush(/*force=*/true);
-    return 1;
-  }
-  if (starter_gone() || !report("ok", true)) {
-    log(kStarterGone);
-    finish(true, kStarterGone);
-    cleanup();
     return 1;
   }
   serve();

@@ -74,7 +74,6 @@ class Shim {
   void note_stream_end(const proto::Frame& f);
   void check_limits();
   int next_limit_timeout_ms() const;
-  bool starter_gone() const;
   void finish(bool clean, const std::string& reason);
 
   ShimConfig cfg_;

@@ -49,6 +49,13 @@ Status write_shim_exit(const ShimExit& e, const std::string& dir) {
   return ok_status();
 }
 
+pid_t read_shim_pid(const std::string& dir) {
+  std::ifstream in(shim_pid_path(dir));
+  long pid = 0;
+  if (in >> pid && pid > 1 && pid < (1L << 22)) return static_cast<pid_t>(pid);
+  return 0;
+}
+
 Result<ShimExit> read_shim_exit(const std::string& dir) {
   std::ifstream in(last_exit_path(dir));
   if (!in) return errno_error("open " + last_exit_path(dir));

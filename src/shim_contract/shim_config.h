@@ -2,6 +2,8 @@
 // sandbox directory. Written by the sandbox manager, read by moat-shim.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,6 +57,10 @@ struct ShimExit {
 
 Status write_shim_exit(const ShimExit& e, const std::string& dir);
 Result<ShimExit> read_shim_exit(const std::string& dir);
+
+// The pid in shim.pid (written by the shim just after it takes shim.lock),
+// or 0 when the file is missing or holds no plausible pid.
+pid_t read_shim_pid(const std::string& dir);
 
 Status write_shim_config(const ShimConfig& cfg, const std::string& path);
 Result<ShimConfig> read_shim_config(const std::string& path);
