@@ -6,8 +6,8 @@
 //   auto st = sb->exec({.argv = {"echo", "hi"}}, io);
 //   sb->stop();
 //
-// A Sandbox handle runs one exec at a time; open more handles to the same
-// sandbox (Sandbox::open) to run several at once.
+// A Sandbox handle runs one exec() at a time; start_exec() gives handles on
+// commands that run at once (exec.h).
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "moat/exec.h"
 #include "moat/images.h"
 #include "moat/result.h"
 
@@ -114,46 +115,13 @@ struct SandboxOptions {
   std::uint64_t log_max_bytes = 0;
 };
 
-struct Rlimit {
-  std::uint64_t soft = 0;
-  std::uint64_t hard = 0;
-};
-
-struct ExecOptions {
-  std::vector<std::string> argv;
-  std::vector<std::string> env;  // KEY=VALUE, on top of PATH/HOME/TERM defaults
-  std::string cwd;               // default "/"
-  std::string user;              // "", "name", "uid", "uid:gid", "name:group"
-  bool tty = false;
-  std::uint16_t rows = 24;
-  std::uint16_t cols = 80;
-  bool stdin_open = false;       // otherwise the command reads /dev/null
-  std::uint64_t timeout_ms = 0;  // 0: no limit
-  std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", "as", ...
-};
-
-struct ExitStatus {
-  int code = 0;
-  int signal = 0;  // the signal that ended the command, 0 if it exited
-  bool timed_out = false;
-  // As a shell reports it: the code, or 128 + signal.
-  int shell_code() const { return signal ? 128 + signal : code; }
-};
-
-// Checks options against the protocol's limits without a sandbox (argument
-// and variable counts and lengths; the whole request at most 1 MiB), so a
-// caller can refuse them before booting anything. exec() checks them too.
-Status check_exec_options(const ExecOptions& options);
-
-// Where an exec's streams go. Callbacks run on the thread calling exec().
+// Where Sandbox::exec()'s streams go. Callbacks run on the thread calling
+// exec(). For signals, resizes, stdin written piecewise or several commands
+// at once, use a handle (Sandbox::start_exec, exec.h).
 struct ExecIo {
   int stdin_fd = -1;  // read to EOF as the command's stdin (with stdin_open)
   std::function<void(std::string_view)> on_stdout;
   std::function<void(std::string_view)> on_stderr;
-  // Optional pipe of single-byte events: a byte N > 0 forwards signal N to
-  // the command; 0 means "terminal resized", answered by on_resize.
-  int event_fd = -1;
-  std::function<std::pair<std::uint16_t, std::uint16_t>()> on_resize;  // rows, cols
   std::function<void(int pid)> on_started;
 };
 
@@ -210,12 +178,14 @@ class Sandbox {
   // Accelerator in use and why it was chosen (set by create()).
   const std::string& accel_reason() const;
 
-  // Runs a command and waits for it to end. The guest is not trusted to
-  // answer: with a timeout_ms the host stops waiting 5 s after it (error
-  // code ETIMEDOUT); after a SIGINT, SIGTERM, SIGHUP or SIGKILL sent through
-  // io.event_fd, a second one of the first three, or 10 s without a word from
-  // the guest, stops the wait (error code EINTR). Stopping the wait cancels
-  // the command in the guest.
+  // Starts a command and returns a handle on it (exec.h), on a connection of
+  // its own: any number may run at once, also beside exec().
+  Result<Exec> start_exec(const ExecOptions& options, const ExecCallbacks& callbacks = {});
+
+  // Runs a command and waits for it to end: the blocking helper over an Exec
+  // handle, on this handle's connection (one at a time). The guest is not
+  // trusted to answer: with a timeout_ms the host stops waiting 5 s after it
+  // (error code ETIMEDOUT) and cancels the command.
   Result<ExitStatus> exec(const ExecOptions& options, ExecIo& io);
 
   // Asks the guest to power off (filesystems synced), kills the VM if it has

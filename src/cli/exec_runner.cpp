@@ -1,5 +1,7 @@
 #include "cli/exec_runner.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -8,8 +10,10 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include "cli/terminal.h"
+#include "util/unique_fd.h"
 #include "util/write_all.h"
 
 namespace moat::cli {
@@ -135,6 +139,80 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   return o;
 }
 
+namespace {
+
+// The CLI's input to a running command, each on its own thread so a command
+// that does not read its stdin never delays a Ctrl-C: forwarded signals and
+// resizes (from the SignalForwarder's pipe) and, with -i, our stdin. Both
+// stop when destroyed.
+class InputThreads {
+ public:
+  InputThreads(Exec& exec, int signal_fd, bool forward_stdin) : exec_(exec) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) {
+      stop_read_.reset(fds[0]);
+      stop_write_.reset(fds[1]);
+    }
+    signals_ = std::thread([this, signal_fd] { forward_signals(signal_fd); });
+    if (forward_stdin) stdin_ = std::thread([this] { forward_stdin_fd(0); });
+  }
+  ~InputThreads() {
+    stop_write_.reset();  // POLLHUP on the read end wakes both threads
+    if (signals_.joinable()) signals_.join();
+    if (stdin_.joinable()) stdin_.join();
+  }
+
+ private:
+  // Waits for `fd` or the stop pipe; false once stopping.
+  bool wait_readable(int fd) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
+    while (::poll(p, 2, -1) < 0) {
+      if (errno != EINTR) return false;
+    }
+    return p[1].revents == 0;
+  }
+
+  void forward_signals(int fd) {
+    bool interrupted = false;
+    while (wait_readable(fd)) {
+      unsigned char ev[64];
+      ssize_t n = ::read(fd, ev, sizeof(ev));
+      for (ssize_t i = 0; i < n; ++i) {
+        int sig = ev[i];
+        if (sig == 0) {
+          auto [rows, cols] = window_size(::isatty(1) ? 1 : 0);
+          (void)exec_.resize(rows, cols);
+        } else if (interrupted && (sig == SIGINT || sig == SIGTERM || sig == SIGHUP)) {
+          // A second interrupt: stop waiting for a command that does not end.
+          exec_.cancel();
+        } else {
+          interrupted |= sig == SIGINT || sig == SIGTERM || sig == SIGHUP || sig == SIGKILL;
+          (void)exec_.signal(sig);
+        }
+      }
+    }
+  }
+
+  void forward_stdin_fd(int fd) {
+    std::string buf(64 * 1024, '\0');
+    while (wait_readable(fd)) {
+      ssize_t n = ::read(fd, buf.data(), buf.size());
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) {
+        (void)exec_.close_stdin();
+        return;
+      }
+      if (!exec_.write_stdin(std::string_view(buf.data(), static_cast<std::size_t>(n)))) return;
+    }
+  }
+
+  Exec& exec_;
+  UniqueFd stop_read_, stop_write_;
+  std::thread signals_, stdin_;
+};
+
+}  // namespace
+
 int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
   auto opts = exec_options_from(flags);
   if (!opts) {
@@ -147,14 +225,21 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
   if (flags.tty && flags.interactive && ::isatty(0)) raw.emplace(0);
 
   OutputSink output(signals);
-  ExecIo io;
-  io.stdin_fd = flags.interactive ? 0 : -1;
-  io.on_stdout = [&output](std::string_view s) { output.write(1, s); };
-  io.on_stderr = [&output](std::string_view s) { output.write(2, s); };
-  io.event_fd = signals.fd();
-  io.on_resize = [] { return window_size(::isatty(1) ? 1 : 0); };
-  auto st = sandbox.exec(*opts, io);
+  ExecCallbacks cb;
+  cb.on_stdout = [&output](std::string_view s) { output.write(1, s); };
+  cb.on_stderr = [&output](std::string_view s) { output.write(2, s); };
+  auto exec = sandbox.start_exec(*opts, cb);
+  if (!exec) {
+    print_error(exec.error().message);
+    return kExitMoatError;
+  }
+  Result<std::optional<ExitStatus>> waited = std::optional<ExitStatus>();
+  {
+    InputThreads input(*exec, signals.fd(), flags.interactive);
+    waited = exec->wait();
+  }
   raw.reset();
+  Result<ExitStatus> st = waited ? Result<ExitStatus>(**waited) : Result<ExitStatus>(waited.error());
   if (!st) {
     print_error(st.error().message);
     // The host's own clocks: a guest that never reported the timeout or the

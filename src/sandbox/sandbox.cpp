@@ -4,7 +4,7 @@
 #include <cerrno>
 
 #include "moat/sandboxes.h"
-#include "sandbox/exec_client.h"
+#include "sandbox/exec_handle.h"
 #include "sandbox/lifecycle.h"
 #include "sandbox/sandbox_impl.h"
 #include "shim_contract/shim_config.h"
@@ -63,16 +63,31 @@ Result<Sandbox> Sandbox::open(const std::string& id_or_name) {
   return Sandbox(std::move(impl));
 }
 
-Result<ExitStatus> Sandbox::exec(const ExecOptions& options, ExecIo& io) {
-  if (impl_->default_env.empty() && impl_->default_workdir.empty() && impl_->default_user.empty())
-    return sandbox::run_exec(impl_->conn, options, io);
+namespace {
+
+// The image's process defaults under the exec's own: its environment first,
+// so the exec's own entries win; its working directory and user unless set.
+template <class Impl>
+ExecOptions with_defaults(const Impl& impl, const ExecOptions& options) {
   ExecOptions o = options;
-  // The image's environment first, so the exec's own entries win.
-  o.env = impl_->default_env;
+  o.env = impl.default_env;
   o.env.insert(o.env.end(), options.env.begin(), options.env.end());
-  if (o.cwd.empty()) o.cwd = impl_->default_workdir;
-  if (o.user.empty()) o.user = impl_->default_user;
-  return sandbox::run_exec(impl_->conn, o, io);
+  if (o.cwd.empty()) o.cwd = impl.default_workdir;
+  if (o.user.empty()) o.user = impl.default_user;
+  return o;
+}
+
+}  // namespace
+
+Result<ExitStatus> Sandbox::exec(const ExecOptions& options, ExecIo& io) {
+  return sandbox::run_exec(impl_->conn, with_defaults(*impl_, options), io);
+}
+
+Result<Exec> Sandbox::start_exec(const ExecOptions& options, const ExecCallbacks& callbacks) {
+  MOAT_TRY(check_exec_options(options));
+  auto conn = sandbox::AgentConnection::connect(shim::control_socket_path(impl_->dir));
+  if (!conn) return conn.error().wrap("sandbox " + impl_->id + " is not reachable");
+  return sandbox::start_exec(std::move(*conn), with_defaults(*impl_, options), callbacks);
 }
 
 Status Sandbox::stop(int timeout_ms) {

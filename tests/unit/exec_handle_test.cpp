@@ -1,7 +1,7 @@
 // The exec client against a scripted peer that sends wrongly typed fields
 // (no VM): whatever the guest puts in a payload, run_exec returns a value
 // and never throws.
-#include "sandbox/exec_client.h"
+#include "sandbox/exec_handle.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -133,6 +133,8 @@ TEST(ExecClient, FatalErrorKeepsTheBytesOfItsMessage) {
   Outcome o = run_against(peer);
   ASSERT_FALSE(o.status.ok());
   EXPECT_EQ(o.status.error().message, "working directory /caf\xe9 does not exist");
+  // The agent's error code is kept as a kind callers can branch on.
+  EXPECT_EQ(o.status.error().kind(), ErrorKind::kNotFound);
 }
 
 TEST(ExecClient, HandshakeRefusalWithAWronglyTypedMessage) {
