@@ -41,6 +41,15 @@ struct RootPatch {
 
 enum class PullPolicy { kMissing, kAlways, kNever };
 
+// How the VM runs: kvm (hardware virtualization), tcg (QEMU's software
+// emulation, slow but available everywhere), or auto: kvm where it can run
+// the guest, else tcg. Asking for kvm where it cannot work is an error, not a
+// silent fallback.
+enum class Accel { kAuto, kKvm, kTcg };
+const char* to_string(Accel accel);
+// "auto", "kvm" or "tcg"; EINVAL for anything else.
+Result<Accel> parse_accel(std::string_view text);
+
 // A host directory or a named volume (volumes.h) shared into the sandbox
 // over virtio-fs: `moat run -v SOURCE:GUEST[:ro]`. The shim serves it; the
 // guest sees ownership and modes kept in an xattr, so the host files stay
@@ -101,7 +110,7 @@ struct SandboxOptions {
   int cpus = 1;
   int memory_mib = 256;
   std::uint64_t disk_size_mib = 4096;  // the writable upper disk (sparse)
-  std::string accel = "auto";          // auto | kvm | tcg
+  Accel accel = Accel::kAuto;
   std::string hostname;                // default: "moat-" + id
   int boot_timeout_ms = 60000;
   // Stop the sandbox when the handle that created it is closed (or its

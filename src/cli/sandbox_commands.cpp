@@ -40,7 +40,7 @@ struct VmFlags {
   int cpus = SandboxOptions{}.cpus;
   int memory_mib = SandboxOptions{}.memory_mib;
   std::uint64_t disk_size_mib = SandboxOptions{}.disk_size_mib;
-  std::string accel = SandboxOptions{}.accel;
+  std::string accel = to_string(SandboxOptions{}.accel);
   std::string hostname;
   double boot_timeout_s = SandboxOptions{}.boot_timeout_ms / 1000.0;
 };
@@ -266,7 +266,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.cpus = v.cpus;
   o.memory_mib = v.memory_mib;
   o.disk_size_mib = v.disk_size_mib;
-  o.accel = v.accel;
+  MOAT_ASSIGN_OR_RETURN(o.accel, parse_accel(v.accel));
   o.hostname = v.hostname;
   MOAT_ASSIGN_OR_RETURN(auto boot_ms, seconds_flag_ms("--boot-timeout", v.boot_timeout_s, 1, 3600));
   o.boot_timeout_ms = static_cast<int>(boot_ms);

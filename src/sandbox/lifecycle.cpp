@@ -24,6 +24,7 @@
 #include "store/guest_path.h"
 #include "store/moat_home.h"
 #include "vm/accel.h"
+#include "util/runtime_settings.h"
 #include "vm/runtime_files.h"
 
 namespace moat {
@@ -138,6 +139,8 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
   ::unlink(shim::shim_pid_path(dir).c_str());
   auto [state, reason] = outcome_of(dir);
   MOAT_TRY(m.db->mark_finished(r.info.id, state, reason, unix_now()));
+  if (state == SandboxState::kCrashed)
+    util::runtime_log(LogLevel::kWarning, "sandbox " + r.info.name + " crashed: " + reason);
   r.state = to_string(state);
   r.info.state = state;
   r.info.reason = reason;
@@ -306,6 +309,7 @@ Status remove_orphan_dirs(Manager& m) {
     MOAT_ASSIGN_OR_RETURN(auto again, m.db->find(id));
     if (shim_runs || again) continue;
     MOAT_TRY(store::remove_tree(dir));
+    util::runtime_log(LogLevel::kInfo, "removed " + dir + ": no sandbox record names it");
   }
   return ok_status();
 }

@@ -9,11 +9,14 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "util/runtime_settings.h"
+
 namespace moat::store {
 
 Result<std::string> moat_home() {
-  std::string home;
-  if (const char* v = std::getenv("MOAT_HOME"); v && *v) {
+  std::string home = util::configured_home();
+  if (!home.empty()) {
+  } else if (const char* v = std::getenv("MOAT_HOME"); v && *v) {
     home = v;
   } else if (const char* x = std::getenv("XDG_DATA_HOME"); x && *x) {
     home = std::string(x) + "/moat";
@@ -30,6 +33,7 @@ std::string sandboxes_dir(const std::string& home) { return home + "/sandboxes";
 std::string cache_dir(const std::string& home) {
   // Caches hold only derived, content-addressed data, so several state
   // directories (tests, users) may share one.
+  if (std::string c = util::configured_cache_dir(); !c.empty()) return c;
   if (const char* v = std::getenv("MOAT_CACHE_DIR"); v && *v) return v;
   return home + "/cache";
 }

@@ -59,18 +59,35 @@ bool kvm_usable(const KvmProbe& p, std::string* why) {
   return true;
 }
 
-Result<AccelChoice> choose_accel(const std::string& requested, const KvmProbe& probe) {
+Result<AccelChoice> choose_accel(moat::Accel requested, const KvmProbe& probe) {
   std::string why;
   bool kvm = kvm_usable(probe, &why);
-  if (requested == "tcg") return AccelChoice{Accel::kTcg, "tcg requested (--accel tcg)"};
-  if (requested == "kvm") {
+  if (requested == moat::Accel::kTcg) return AccelChoice{Accel::kTcg, "tcg requested (--accel tcg)"};
+  if (requested == moat::Accel::kKvm) {
     if (!kvm) return make_error("--accel kvm: KVM cannot run the guest here: " + why);
     return AccelChoice{Accel::kKvm, "kvm requested; " + why};
   }
-  if (requested != "auto" && !requested.empty())
-    return make_error("unknown accelerator \"" + requested + "\" (use auto, kvm or tcg)");
   if (kvm) return AccelChoice{Accel::kKvm, "auto: " + why};
   return AccelChoice{Accel::kTcg, "auto: TCG (software emulation) because " + why};
 }
 
 }  // namespace moat::vm
+
+namespace moat {
+
+const char* to_string(Accel accel) {
+  switch (accel) {
+    case Accel::kAuto: return "auto";
+    case Accel::kKvm: return "kvm";
+    case Accel::kTcg: return "tcg";
+  }
+  return "auto";
+}
+
+Result<Accel> parse_accel(std::string_view text) {
+  for (Accel a : {Accel::kAuto, Accel::kKvm, Accel::kTcg})
+    if (text == to_string(a)) return a;
+  return make_error("unknown accelerator \"" + std::string(text) + "\" (use auto, kvm or tcg)", EINVAL);
+}
+
+}  // namespace moat

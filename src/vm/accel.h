@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "moat/sandbox.h"
 #include "util/result.h"
 
 namespace moat::vm {
@@ -36,8 +37,7 @@ struct AccelChoice {
 // Whether KVM can run our (standard) guest kernel, and why or why not.
 bool kvm_usable(const KvmProbe& probe, std::string* why);
 
-// `requested` is "auto", "kvm" or "tcg". Asking for kvm where it cannot work
-// is an error, not a silent fallback.
-Result<AccelChoice> choose_accel(const std::string& requested, const KvmProbe& probe);
+// Asking for kvm where it cannot work is an error, not a silent fallback.
+Result<AccelChoice> choose_accel(moat::Accel requested, const KvmProbe& probe);
 
 }  // namespace moat::vm

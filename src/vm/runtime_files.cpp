@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "util/runtime_settings.h"
+
 namespace moat::vm {
 namespace {
 
@@ -31,8 +33,12 @@ std::string canonical(const std::string& p) {
   return p;
 }
 
-Result<std::string> find_file(const char* env, const std::string& fallback, const std::string& what,
-                              const std::string& hint) {
+Result<std::string> find_file(const std::string& configured, const char* env, const std::string& fallback,
+                              const std::string& what, const std::string& hint) {
+  if (!configured.empty()) {
+    if (!is_file(configured)) return make_error(what + " " + configured + " (from the runtime options) does not exist");
+    return canonical(configured);
+  }
   if (const char* v = std::getenv(env); v && *v) {
     if (!is_file(v)) return make_error(what + " " + v + " (from $" + env + ") does not exist");
     return canonical(v);
@@ -52,6 +58,10 @@ std::string executable_dir() {
 }
 
 Result<std::string> find_qemu() {
+  if (std::string q = util::configured_qemu(); !q.empty()) {
+    if (::access(q.c_str(), X_OK) != 0) return make_error("QEMU " + q + " (from the runtime options) is not executable");
+    return q;
+  }
   if (const char* v = std::getenv("MOAT_QEMU"); v && *v) {
     if (::access(v, X_OK) != 0) return make_error(std::string("QEMU ") + v + " (from $MOAT_QEMU) is not executable");
     return std::string(v);
@@ -67,20 +77,21 @@ Result<std::string> find_qemu() {
 }
 
 Result<std::string> find_kernel() {
-  return find_file("MOAT_KERNEL", share_path("vmlinux"), "guest kernel", "run `make kernel`");
+  return find_file(util::configured_kernel(), "MOAT_KERNEL", share_path("vmlinux"), "guest kernel", "run `make kernel`");
 }
 
 Result<std::string> find_initramfs() {
-  return find_file("MOAT_INITRAMFS", share_path("initramfs.cpio"), "initramfs", "run `make build`");
+  return find_file(util::configured_initramfs(), "MOAT_INITRAMFS", share_path("initramfs.cpio"), "initramfs", "run `make build`");
 }
 
 Result<std::string> find_shim() {
-  return find_file("MOAT_SHIM", executable_dir() + "/moat-shim", "moat-shim", "run `make build`");
+  return find_file(util::configured_shim(), "MOAT_SHIM", executable_dir() + "/moat-shim", "moat-shim", "run `make build`");
 }
 
 Result<std::string> find_default_rootfs() {
   std::string fallback = share_path("rootfs-busybox");
-  if (const char* v = std::getenv("MOAT_DEFAULT_ROOTFS"); v && *v) fallback = v;
+  if (std::string c = util::configured_default_rootfs(); !c.empty()) fallback = c;
+  else if (const char* v = std::getenv("MOAT_DEFAULT_ROOTFS"); v && *v) fallback = v;
   if (!is_dir(fallback)) return make_error("default root filesystem " + fallback + " not found (run `make rootfs`)");
   return canonical(fallback);
 }

@@ -15,7 +15,7 @@ KvmProbe working_intel() {
 }
 
 TEST(VmAccel, AutoPicksKvmWhenUsable) {
-  auto c = choose_accel("auto", working_intel());
+  auto c = choose_accel(moat::Accel::kAuto, working_intel());
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->accel, Accel::kKvm);
   EXPECT_NE(c->reason.find("kvm_intel"), std::string::npos);
@@ -25,18 +25,18 @@ TEST(VmAccel, PvmOnlyHostFallsBackToTcgAndSaysWhy) {
   KvmProbe p = working_intel();
   p.module_intel = false;
   p.module_pvm = true;
-  auto c = choose_accel("auto", p);
+  auto c = choose_accel(moat::Accel::kAuto, p);
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->accel, Accel::kTcg);
   EXPECT_NE(c->reason.find("PVM"), std::string::npos);
-  auto forced = choose_accel("kvm", p);
+  auto forced = choose_accel(moat::Accel::kKvm, p);
   ASSERT_FALSE(forced.ok());
   EXPECT_NE(forced.error().message.find("PVM"), std::string::npos);
 }
 
 TEST(VmAccel, MissingOrClosedDevice) {
   KvmProbe none;
-  EXPECT_EQ(choose_accel("auto", none)->accel, Accel::kTcg);
+  EXPECT_EQ(choose_accel(moat::Accel::kAuto, none)->accel, Accel::kTcg);
   KvmProbe closed;
   closed.device_exists = true;
   closed.open_error = "Permission denied";
@@ -46,8 +46,8 @@ TEST(VmAccel, MissingOrClosedDevice) {
 }
 
 TEST(VmAccel, ExplicitTcgAndBadNames) {
-  EXPECT_EQ(choose_accel("tcg", working_intel())->accel, Accel::kTcg);
-  EXPECT_FALSE(choose_accel("hvf", working_intel()).ok());
+  EXPECT_EQ(choose_accel(moat::Accel::kTcg, working_intel())->accel, Accel::kTcg);
+  EXPECT_FALSE(moat::parse_accel("hvf").ok());
 }
 
 TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "moat/runtime.h"
 #include "moat/sandbox.h"
 #include "tests/vm/harness.h"
 
@@ -59,7 +60,8 @@ class VmExecHandle : public ::testing::Test {
  protected:
   void SetUp() override {
     id_ = create_sandbox({"--cpus", "2", "--memory", "512"});
-    ::setenv("MOAT_HOME", test_home().c_str(), 1);
+    // The API in this process uses the home the CLI runs with.
+    ASSERT_TRUE(configure_runtime({.home = test_home()}).ok());
     auto sb = Sandbox::open(id_);
     ASSERT_TRUE(sb.ok()) << sb.error().message;
     sb_.emplace(std::move(*sb));

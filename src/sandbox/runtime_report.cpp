@@ -1,0 +1,62 @@
+// moat::check_runtime (include/moat/runtime.h): what `moat doctor` shows.
+#include <sys/stat.h>
+
+#include "moat/runtime.h"
+#include "store/moat_home.h"
+#include "vm/accel.h"
+#include "vm/runtime_files.h"
+
+namespace moat {
+namespace {
+
+std::string size_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_size / 1024) + " KiB";
+}
+
+RuntimeCheck check(const char* what, const Result<std::string>& found, bool required = true) {
+  RuntimeCheck c;
+  c.what = what;
+  c.required = required;
+  c.ok = found.ok();
+  c.value = found ? *found : found.error().message;
+  return c;
+}
+
+}  // namespace
+
+bool RuntimeReport::ready() const {
+  for (const auto& c : checks)
+    if (c.required && !c.ok) return false;
+  return accel_ok;
+}
+
+RuntimeReport check_runtime() {
+  RuntimeReport r;
+  auto qemu = vm::find_qemu();
+  r.checks.push_back(check("qemu", qemu));
+  if (qemu) r.checks.back().detail = vm::qemu_version(*qemu);
+  for (auto [what, found] : {std::pair{"kernel", vm::find_kernel()}, std::pair{"initramfs", vm::find_initramfs()}}) {
+    r.checks.push_back(check(what, found));
+    if (found) r.checks.back().detail = size_of(*found);
+  }
+  r.checks.push_back(check("shim", vm::find_shim()));
+  r.checks.push_back(check("default rootfs", vm::find_default_rootfs(), /*required=*/false));
+  r.checks.push_back(check("state dir", store::moat_home()));
+
+  auto probe = vm::probe_kvm();
+  r.kvm = {probe.device_exists, probe.device_openable, probe.api_version,
+           probe.module_intel,  probe.module_amd,      probe.module_pvm};
+  auto accel = vm::choose_accel(Accel::kAuto, probe);
+  r.accel_ok = accel.ok();
+  if (accel) {
+    r.accel = vm::accel_name(accel->accel);
+    r.accel_reason = accel->reason;
+  } else {
+    r.accel_reason = accel.error().message;
+  }
+  return r;
+}
+
+}  // namespace moat
