@@ -39,6 +39,24 @@ struct RootPatch {
   std::optional<std::uint32_t> gid;   // default 0
 };
 
+// The command-line forms of patches (docs/sandbox-patches.md): kCopy
+// "HOST:GUEST" (split at the last ":/"), kMkdir and kRemove "GUEST", kWrite
+// "GUEST=TEXT" (split at the first "="). Guest paths must be absolute and
+// may not climb out of "/".
+Result<RootPatch> parse_root_patch(RootPatch::Kind kind, std::string_view text);
+
+// An owner and mode given once for all patches (`--chown`, `--chmod`).
+struct PatchDefaults {
+  std::optional<std::uint32_t> mode;
+  std::optional<std::uint32_t> uid, gid;
+};
+// "UID" or "UID:GID", numeric (a lone UID also sets the GID).
+Result<PatchDefaults> parse_patch_owner(std::string_view text);
+// Octal permission bits, at most 07777.
+Result<std::uint32_t> parse_patch_mode(std::string_view text);
+// Fills each patch's unset mode, uid and gid from `defaults`.
+void apply_patch_defaults(std::vector<RootPatch>& patches, const PatchDefaults& defaults);
+
 enum class PullPolicy { kMissing, kAlways, kNever };
 
 // How the VM runs: kvm (hardware virtualization), tcg (QEMU's software

@@ -13,15 +13,18 @@
 #include <thread>
 
 #include "cli/terminal.h"
-#include "util/unique_fd.h"
-#include "util/write_all.h"
 
 namespace moat::cli {
 namespace {
 
-// Writes all of `data`; false if the reader is gone (EPIPE). Other errors
-// drop the rest, as there is nowhere to report them.
-bool write_unless_broken(int fd, std::string_view data) { return write_fully(fd, data) != EPIPE; }
+// Writes all of `data` and flushes it, so the command's output is never held
+// back; false if the reader is gone (EPIPE). Other errors drop the rest, as
+// there is nowhere to report them.
+bool write_unless_broken(std::FILE* f, std::string_view data) {
+  errno = 0;
+  bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size() && std::fflush(f) == 0;
+  return ok || errno != EPIPE;
+}
 
 // The command's stdout and stderr, as a shell pipeline treats them: when the
 // reader of either goes away (`moat exec s -- yes | head -1`), the command
@@ -33,9 +36,9 @@ class OutputSink {
  public:
   explicit OutputSink(SignalForwarder& signals) : signals_(signals) {}
 
-  void write(int fd, std::string_view data) {
+  void write(std::FILE* f, std::string_view data) {
     if (broken_) return escalate();
-    if (write_unless_broken(fd, data)) return;
+    if (write_unless_broken(f, data)) return;
     broken_ = true;
     broken_at_ = Clock::now();
     signals_.inject(SIGPIPE);
@@ -150,22 +153,23 @@ class InputThreads {
   InputThreads(Exec& exec, int signal_fd, bool forward_stdin) : exec_(exec) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) == 0) {
-      stop_read_.reset(fds[0]);
-      stop_write_.reset(fds[1]);
+      stop_read_ = fds[0];
+      stop_write_ = fds[1];
     }
     signals_ = std::thread([this, signal_fd] { forward_signals(signal_fd); });
     if (forward_stdin) stdin_ = std::thread([this] { forward_stdin_fd(0); });
   }
   ~InputThreads() {
-    stop_write_.reset();  // POLLHUP on the read end wakes both threads
+    ::close(stop_write_);  // POLLHUP on the read end wakes both threads
     if (signals_.joinable()) signals_.join();
     if (stdin_.joinable()) stdin_.join();
+    ::close(stop_read_);
   }
 
  private:
   // Waits for `fd` or the stop pipe; false once stopping.
   bool wait_readable(int fd) {
-    pollfd p[2] = {{fd, POLLIN, 0}, {stop_read_.get(), POLLIN, 0}};
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_read_, POLLIN, 0}};
     while (::poll(p, 2, -1) < 0) {
       if (errno != EINTR) return false;
     }
@@ -207,7 +211,7 @@ class InputThreads {
   }
 
   Exec& exec_;
-  UniqueFd stop_read_, stop_write_;
+  int stop_read_ = -1, stop_write_ = -1;
   std::thread signals_, stdin_;
 };
 
@@ -226,8 +230,8 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
 
   OutputSink output(signals);
   ExecCallbacks cb;
-  cb.on_stdout = [&output](std::string_view s) { output.write(1, s); };
-  cb.on_stderr = [&output](std::string_view s) { output.write(2, s); };
+  cb.on_stdout = [&output](std::string_view s) { output.write(stdout, s); };
+  cb.on_stderr = [&output](std::string_view s) { output.write(stderr, s); };
   auto exec = sandbox.start_exec(*opts, cb);
   if (!exec) {
     print_error(exec.error().message);

@@ -6,19 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <thread>
 
 #include "cli/exit_codes.h"
-#include "fs/erofs_backend.h"
-#include "fs/fuse_mount.h"
-#include "fs/fuse_server.h"
-#include "fs/fuse_transport.h"
-#include "image/erofs_reader.h"
-#include "moat/images.h"
+#include "moat/mount.h"
 
 namespace moat::cli {
 namespace {
@@ -47,16 +40,9 @@ int fail(const std::string& message) {
   return kExitFailure;
 }
 
-unsigned worker_count() {
-  if (flags().threads) return flags().threads;
-  return std::clamp(std::thread::hardware_concurrency(), 2u, 8u);
-}
-
 // Serves until the filesystem is unmounted.
-int serve_mount(fs::ErofsBackend& backend, UniqueFd fuse) {
-  fs::FuseServer server(backend);
-  fs::DevFuseTransport transport(fuse.get());
-  Status st = fs::serve(server, transport, worker_count());
+int serve_mount(ImageMount& mount) {
+  Status st = mount.serve();
   if (!st.ok()) return fail(st.error().message);
   return 0;
 }
@@ -84,35 +70,28 @@ int cmd_mount() {
     // image's files are ranges inside one file, which it cannot express.
     return fail("--passthrough is not supported for EROFS images (files are not separate host files)");
   }
-  auto path = image_root_file(f.image);
-  if (!path.ok()) return fail(path.error().message);
-  auto reader = image::ErofsReader::open(*path);
-  if (!reader.ok()) return fail(reader.error().message);
-  fs::ErofsBackend backend(std::move(*reader));
-
-  fs::FuseMountOptions options;
-  options.source = *path;
-  auto fuse = fs::fuse_mount(f.dir, options);
-  if (!fuse.ok()) return fail(fuse.error().message);
-  if (f.foreground) return serve_mount(backend, std::move(*fuse));
+  auto mount = mount_image(f.image, f.dir, {.threads = f.threads});
+  if (!mount.ok()) return fail(mount.error().message);
+  if (f.foreground) return serve_mount(*mount);
 
   pid_t pid = ::fork();
   if (pid < 0) {
-    (void)fs::fuse_unmount(f.dir, true);
+    (void)unmount_image(f.dir, true);
     return fail("fork: " + std::string(std::strerror(errno)));
   }
   if (pid == 0) {
     become_daemon();
-    ::_exit(serve_mount(backend, std::move(*fuse)));
+    ::_exit(serve_mount(*mount));
   }
-  fuse->reset();
+  // The child serves; this process's copy of the session goes.
+  { ImageMount gone = std::move(*mount); }
   // The first stat of the mount point waits for INIT and GETATTR from the
   // server, so when it succeeds the mount works; if the server died, it
   // fails with ENOTCONN.
   struct stat st {};
   if (::stat(f.dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     int err = errno;
-    (void)fs::fuse_unmount(f.dir, true);
+    (void)unmount_image(f.dir, true);
     ::kill(pid, SIGTERM);
     return fail("mount at " + f.dir + " does not answer: " + std::strerror(err));
   }
@@ -120,7 +99,7 @@ int cmd_mount() {
 }
 
 int cmd_umount() {
-  auto st = fs::fuse_unmount(flags().dir, flags().lazy);
+  auto st = unmount_image(flags().dir, flags().lazy);
   if (!st.ok()) return fail(st.error().message);
   return 0;
 }

@@ -11,9 +11,14 @@
 
 #include "cli/exec_runner.h"
 #include "moat/result.h"
-#include "proto/text.h"
 
 namespace moat::cli {
+
+// JSON for people to read: argv and paths are bytes, and what is not UTF-8
+// is shown replaced (U+FFFD) instead of failing the dump.
+inline std::string dump_lossy(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 // UTC, ISO 8601 ("2026-11-22T10:04:42Z"); "-" for 0 (never).
 std::string time_text(std::int64_t unix_seconds);
@@ -33,8 +38,7 @@ int print_inspected(const std::vector<std::string>& keys, Fetch fetch, ToJson to
     }
     arr.push_back(to_json(*found));
   }
-  // Argv and paths are bytes: what is not UTF-8 is shown replaced.
-  if (!arr.empty()) std::printf("%s\n", proto::dump_lossy(arr, 2).c_str());
+  if (!arr.empty()) std::printf("%s\n", dump_lossy(arr, 2).c_str());
   return code;
 }
 

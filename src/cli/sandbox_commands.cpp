@@ -24,8 +24,7 @@
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
 #include "cli/pull_progress.h"
-#include "proto/text.h"
-#include "store/upper_patch.h"
+#include "moat/text.h"
 
 namespace moat::cli {
 namespace {
@@ -170,28 +169,11 @@ Result<PullPolicy> parse_pull(const std::string& text) {
   return make_error("--pull " + text + ": expected always, missing or never", EINVAL);
 }
 
-RootPatch to_root_patch(const store::UpperPatch& u) {
-  RootPatch p;
-  switch (u.kind) {
-    case store::UpperPatch::Kind::kCopy: p.kind = RootPatch::Kind::kCopy; break;
-    case store::UpperPatch::Kind::kMkdir: p.kind = RootPatch::Kind::kMkdir; break;
-    case store::UpperPatch::Kind::kWrite: p.kind = RootPatch::Kind::kWrite; break;
-    case store::UpperPatch::Kind::kRemove: p.kind = RootPatch::Kind::kRemove; break;
-  }
-  p.guest_path = u.guest_path;
-  p.host_path = u.host_path;
-  p.text = u.text;
-  p.mode = u.mode;
-  p.uid = u.uid;
-  p.gid = u.gid;
-  return p;
-}
-
 // The patch options in command-line order (CLI11 keeps each option's values
 // apart, so the order comes from parse_order()), with --chown/--chmod as
 // defaults for what they create.
 Result<std::vector<RootPatch>> patches_from(CLI::App* cmd, const SandboxFlags& f) {
-  using Kind = store::UpperPatch::Kind;
+  using Kind = RootPatch::Kind;
   struct Source {
     const char* flag;
     Kind kind;
@@ -202,31 +184,29 @@ Result<std::vector<RootPatch>> patches_from(CLI::App* cmd, const SandboxFlags& f
                                  {"--mkdir", Kind::kMkdir, &f.mkdirs},
                                  {"--write", Kind::kWrite, &f.writes},
                                  {"--delete", Kind::kRemove, &f.deletes}};
-  std::vector<store::UpperPatch> patches;
+  std::vector<RootPatch> patches;
   for (const CLI::Option* opt : cmd->parse_order()) {
     for (auto& src : sources) {
       if (opt->get_name() != src.flag || src.next >= src.values->size()) continue;
       const std::string& arg = (*src.values)[src.next++];
-      auto p = store::parse_patch(src.kind, arg);
+      auto p = parse_root_patch(src.kind, arg);
       if (!p) return p.error().wrap(std::string(src.flag) + " " + arg);
       patches.push_back(std::move(*p));
     }
   }
-  store::PatchDefaults defaults;
+  PatchDefaults defaults;
   if (!f.chown.empty()) {
-    auto c = store::parse_chown(f.chown);
+    auto c = parse_patch_owner(f.chown);
     if (!c) return c.error().wrap("--chown " + f.chown);
     defaults = *c;
   }
   if (!f.chmod.empty()) {
-    auto m = store::parse_chmod(f.chmod);
+    auto m = parse_patch_mode(f.chmod);
     if (!m) return m.error().wrap("--chmod " + f.chmod);
     defaults.mode = *m;
   }
-  store::apply_patch_defaults(patches, defaults);
-  std::vector<RootPatch> out;
-  for (const auto& p : patches) out.push_back(to_root_patch(p));
-  return out;
+  apply_patch_defaults(patches, defaults);
+  return patches;
 }
 
 Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::string>& labels) {
@@ -234,7 +214,7 @@ Result<std::map<std::string, std::string>> parse_labels(const std::vector<std::s
   for (const auto& l : labels) {
     auto eq = l.find('=');
     if (eq == 0 || l.empty()) return make_error("--label " + l + ": expected KEY=VALUE", EINVAL);
-    if (!proto::is_utf8(l)) return make_error("--label " + proto::lossy_utf8(l) + ": labels must be UTF-8 text", EINVAL);
+    if (!is_utf8(l)) return make_error("--label " + lossy_utf8(l) + ": labels must be UTF-8 text", EINVAL);
     out[l.substr(0, eq)] = eq == std::string::npos ? std::string() : l.substr(eq + 1);
   }
   return out;
@@ -444,7 +424,7 @@ int cmd_ls(const Flags& f) {
   if (f.format == "json") {
     Json arr = Json::array();
     for (const auto& i : *list) arr.push_back(to_json(i));
-    std::printf("%s\n", proto::dump_lossy(arr, 2).c_str());  // argv and paths are bytes
+    std::printf("%s\n", dump_lossy(arr, 2).c_str());  // argv and paths are bytes
     return 0;
   }
   if (!f.format.empty() && f.format != "table") return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});

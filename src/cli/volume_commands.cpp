@@ -7,7 +7,6 @@
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
 #include "moat/volumes.h"
-#include "proto/text.h"
 
 namespace moat::cli {
 namespace {
@@ -67,7 +66,7 @@ int ls() {
   if (f.format == "json") {
     Json arr = Json::array();
     for (const auto& v : *list) arr.push_back(to_json(v));
-    std::printf("%s\n", proto::dump_lossy(arr, 2).c_str());
+    std::printf("%s\n", dump_lossy(arr, 2).c_str());
     return 0;
   }
   if (!f.format.empty() && f.format != "table") return fail("--format " + f.format + ": expected table or json");

@@ -1,6 +1,7 @@
 #include "proto/text.h"
 
-namespace moat::proto {
+namespace moat {
+namespace proto {
 namespace {
 
 using Json = nlohmann::json;
@@ -35,9 +36,13 @@ int hex_digit(char c) {
 
 }  // namespace
 
+}  // namespace proto
+
+// The public text helpers (include/moat/text.h) live with the wire forms
+// that need them.
 bool is_utf8(std::string_view s) {
   for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_sequence(s, i);
+    std::size_t n = proto::utf8_sequence(s, i);
     if (n == 0) return false;
     i += n;
   }
@@ -48,7 +53,7 @@ std::string lossy_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
-    std::size_t n = utf8_sequence(s, i);
+    std::size_t n = proto::utf8_sequence(s, i);
     if (n == 0) {
       out += "\xef\xbf\xbd";
       ++i;
@@ -59,6 +64,8 @@ std::string lossy_utf8(std::string_view s) {
   }
   return out;
 }
+
+namespace proto {
 
 std::string dump_lossy(const Json& j, int indent) {
   return j.dump(indent, ' ', false, Json::error_handler_t::replace);
@@ -121,4 +128,5 @@ std::optional<std::vector<std::string>> bytes_list_from_json(const Json& v) {
   return out;
 }
 
-}  // namespace moat::proto
+}  // namespace proto
+}  // namespace moat

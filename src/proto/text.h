@@ -16,18 +16,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "moat/text.h"
+
 namespace moat::proto {
 
-// True if `s` is well-formed UTF-8 (no overlongs, surrogates or values past
-// U+10FFFF), i.e. what a JSON or CBOR text string may hold.
-bool is_utf8(std::string_view s);
+using moat::is_utf8;  // include/moat/text.h
 
 // JSON text that cannot throw: invalid UTF-8 becomes U+FFFD. For what people
 // read; nothing parses the replaced bytes back.
 std::string dump_lossy(const nlohmann::json& j, int indent = -1);
 
-// `s` with invalid UTF-8 replaced by U+FFFD.
-std::string lossy_utf8(std::string_view s);
+using moat::lossy_utf8;
 
 // A wire value for bytes: a CBOR byte string.
 nlohmann::json bytes_value(std::string_view s);

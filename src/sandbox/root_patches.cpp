@@ -26,23 +26,6 @@ Result<store::LowerLookup> erofs_lower_lookup(const std::string& image_path) {
   });
 }
 
-store::UpperPatch to_upper_patch(const RootPatch& p) {
-  store::UpperPatch u;
-  switch (p.kind) {
-    case RootPatch::Kind::kCopy: u.kind = store::UpperPatch::Kind::kCopy; break;
-    case RootPatch::Kind::kMkdir: u.kind = store::UpperPatch::Kind::kMkdir; break;
-    case RootPatch::Kind::kWrite: u.kind = store::UpperPatch::Kind::kWrite; break;
-    case RootPatch::Kind::kRemove: u.kind = store::UpperPatch::Kind::kRemove; break;
-  }
-  u.guest_path = p.guest_path;
-  u.host_path = p.host_path;
-  u.text = p.text;
-  u.mode = p.mode;
-  u.uid = p.uid;
-  u.gid = p.gid;
-  return u;
-}
-
 }  // namespace
 
 Result<bool> lower_has_path(const std::string& erofs_path, const std::string& guest_path) {
@@ -60,11 +43,10 @@ Status apply_root_patches(const SandboxOptions& o, const vm::VmSpec& spec) {
     return make_error("pre-boot patches need an image or --rootfs-dir root (an EROFS lower), not an ext4 image",
                       EINVAL);
   MOAT_ASSIGN_OR_RETURN(auto lower, erofs_lower_lookup(spec.disks[0].path));
-  std::vector<store::UpperPatch> patches;
-  for (const auto& p : o.patches) patches.push_back(to_upper_patch(p));
-  auto st = store::apply_upper_patches(spec.disks[1].path, patches, lower);
+  auto st = store::apply_upper_patches(spec.disks[1].path, o.patches, lower);
   if (!st) return st.error().wrap("applying pre-boot patches");
   return ok_status();
 }
 
 }  // namespace moat::sandbox
+

@@ -39,12 +39,19 @@ Result<std::uint32_t> parse_id(std::string_view text, const char* what) {
 }
 
 }  // namespace
+}  // namespace moat::store
 
-Result<UpperPatch> parse_patch(UpperPatch::Kind kind, std::string_view cli_text) {
+// The public parsers (include/moat/sandbox.h): one grammar for the CLI, SDKs
+// and tests.
+namespace moat {
+
+using store::UpperPatch;
+
+Result<RootPatch> parse_root_patch(RootPatch::Kind kind, std::string_view cli_text) {
   UpperPatch p;
   p.kind = kind;
   std::string_view guest = cli_text;
-  const std::string opt = option_name(kind);
+  const std::string opt = store::option_name(kind);
   if (kind == UpperPatch::Kind::kCopy) {
     std::size_t split = cli_text.rfind(":/");
     if (split == std::string_view::npos || split == 0) {
@@ -58,12 +65,12 @@ Result<UpperPatch> parse_patch(UpperPatch::Kind kind, std::string_view cli_text)
     if (eq == std::string_view::npos) return make_error(opt + " wants GUEST=TEXT", EINVAL);
     guest = cli_text.substr(0, eq);
     std::string_view text = cli_text.substr(eq + 1);
-    if (text.size() > kMaxPatchText) {
+    if (text.size() > store::kMaxPatchText) {
       return make_error(opt + ": TEXT is longer than 1 MiB (use --copy for files)", E2BIG);
     }
     p.text = std::string(text);
   }
-  auto clean = clean_guest_path(guest);
+  auto clean = store::clean_guest_path(guest);
   if (!clean) return clean.error().wrap(opt);
   p.guest_path = std::move(*clean);
   if (p.guest_path == "/" && kind != UpperPatch::Kind::kCopy) {
@@ -75,20 +82,20 @@ Result<UpperPatch> parse_patch(UpperPatch::Kind kind, std::string_view cli_text)
   return p;
 }
 
-Result<PatchDefaults> parse_chown(std::string_view text) {
+Result<PatchDefaults> parse_patch_owner(std::string_view text) {
   PatchDefaults d;
   std::size_t colon = text.find(':');
-  MOAT_ASSIGN_OR_RETURN(std::uint32_t uid, parse_id(text.substr(0, colon), "UID"));
+  MOAT_ASSIGN_OR_RETURN(std::uint32_t uid, store::parse_id(text.substr(0, colon), "UID"));
   std::uint32_t gid = uid;
   if (colon != std::string_view::npos) {
-    MOAT_ASSIGN_OR_RETURN(gid, parse_id(text.substr(colon + 1), "GID"));
+    MOAT_ASSIGN_OR_RETURN(gid, store::parse_id(text.substr(colon + 1), "GID"));
   }
   d.uid = uid;
   d.gid = gid;
   return d;
 }
 
-Result<std::uint32_t> parse_chmod(std::string_view text) {
+Result<std::uint32_t> parse_patch_mode(std::string_view text) {
   std::uint32_t v = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v, 8);
   if (text.empty() || text.size() > 6 || ec != std::errc() || end != text.data() + text.size() || v > 07777) {
@@ -106,4 +113,4 @@ void apply_patch_defaults(std::vector<UpperPatch>& patches, const PatchDefaults&
   }
 }
 
-}  // namespace moat::store
+}  // namespace moat

@@ -134,7 +134,7 @@ void set_mtime(const std::string& path, std::int64_t sec, long nsec = 0) {
 }
 
 UpperPatch patch(Kind kind, const std::string& text) {
-  auto p = parse_patch(kind, text);
+  auto p = parse_root_patch(kind, text);
   EXPECT_TRUE(p.ok()) << text << ": " << p.error().message;
   return p.ok() ? *p : UpperPatch{};
 }
@@ -160,7 +160,7 @@ TEST(StoreUpperPatchParse, SplitsAndCleansEachForm) {
 
 TEST(StoreUpperPatchParse, RejectsBadSpecs) {
   auto expect_error = [](Kind kind, const std::string& text, int code, const std::string& part) {
-    auto p = parse_patch(kind, text);
+    auto p = parse_root_patch(kind, text);
     ASSERT_FALSE(p.ok()) << text;
     EXPECT_EQ(p.error().code, code) << text;
     EXPECT_NE(p.error().message.find(part), std::string::npos) << p.error().message;
@@ -186,28 +186,28 @@ TEST(StoreUpperPatchParse, RejectsBadSpecs) {
 }
 
 TEST(StoreUpperPatchParse, ChownChmodAndDefaults) {
-  auto both = parse_chown("1000:1001");
+  auto both = parse_patch_owner("1000:1001");
   ASSERT_TRUE(both.ok());
   EXPECT_EQ(*both->uid, 1000u);
   EXPECT_EQ(*both->gid, 1001u);
-  auto one = parse_chown("42");
+  auto one = parse_patch_owner("42");
   ASSERT_TRUE(one.ok());
   EXPECT_EQ(*one->uid, 42u);
   EXPECT_EQ(*one->gid, 42u);
-  EXPECT_EQ(*parse_chown("4294967294:0")->uid, 4294967294u);
+  EXPECT_EQ(*parse_patch_owner("4294967294:0")->uid, 4294967294u);
   for (const char* bad : {"", ":", "root", "1000:", ":5", "-1", "+1", "4294967295", "99999999999", "1:2:3", "1 "}) {
-    auto r = parse_chown(bad);
+    auto r = parse_patch_owner(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) {
       EXPECT_EQ(r.error().code, EINVAL);
     }
   }
-  EXPECT_EQ(*parse_chmod("644"), 0644u);
-  EXPECT_EQ(*parse_chmod("0755"), 0755u);
-  EXPECT_EQ(*parse_chmod("4755"), 04755u);
-  EXPECT_EQ(*parse_chmod("0"), 0u);
+  EXPECT_EQ(*parse_patch_mode("644"), 0644u);
+  EXPECT_EQ(*parse_patch_mode("0755"), 0755u);
+  EXPECT_EQ(*parse_patch_mode("4755"), 04755u);
+  EXPECT_EQ(*parse_patch_mode("0"), 0u);
   for (const char* bad : {"", "8", "10000", "0o755", "u+x", "-755", "0000755"}) {
-    EXPECT_FALSE(parse_chmod(bad).ok()) << bad;
+    EXPECT_FALSE(parse_patch_mode(bad).ok()) << bad;
   }
 
   std::vector<UpperPatch> ps{patch(Kind::kWrite, "/a=x"), patch(Kind::kMkdir, "/b")};
