@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 
 namespace {
 

@@ -37,9 +37,9 @@
 #include "fs/erofs_backend.h"
 #include "fs/fuse_server.h"
 #include "fs/stat_xattr.h"
-#include "image/erofs_writer.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/erofs_writer.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "image/image_archive_index.h"
+#include "image/oci/image_archive_index.h"
 
 using namespace moat::image;
 

@@ -6,10 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "image/erofs_writer.h"
-#include "image/layer_applier.h"
-#include "image/spool.h"
-#include "image/tar_reader.h"
+#include "image/erofs/erofs_writer.h"
+#include "image/layers/layer_applier.h"
+#include "image/erofs/spool.h"
+#include "image/layers/tar_reader.h"
 
 namespace {
 

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "image/manifest.h"
-#include "image/reference.h"
+#include "image/oci/manifest.h"
+#include "image/oci/reference.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace moat::image;

@@ -22,9 +22,9 @@
 #include "fs/fuse_server.h"
 #include "fs/guest_memory.h"
 #include "fs/virtqueue.h"
-#include "image/erofs_writer.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/erofs_writer.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace {
 

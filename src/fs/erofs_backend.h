@@ -15,7 +15,7 @@
 #include <cstdint>
 
 #include "fs/fs_backend.h"
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 
 namespace moat::fs {
 

@@ -10,7 +10,7 @@
 #include "fs/fuse_mount.h"
 #include "fs/fuse_server.h"
 #include "fs/fuse_transport.h"
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 #include "moat/images.h"
 #include "util/unique_fd.h"
 

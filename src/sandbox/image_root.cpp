@@ -2,10 +2,10 @@
 
 #include <cerrno>
 
-#include "image/image_pull.h"
-#include "image/image_store.h"
-#include "image/reference.h"
-#include "image/store_lock.h"
+#include "image/store/image_pull.h"
+#include "image/store/image_store.h"
+#include "image/oci/reference.h"
+#include "image/store/store_lock.h"
 
 namespace moat::sandbox {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "image/directory_image.h"
+#include "image/store/directory_image.h"
 #include "shim_contract/sandbox_layout.h"
 #include "store/ext4_image.h"
 #include "util/unique_fd.h"

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <memory>
 
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 #include "store/upper_patch.h"
 
 namespace moat::sandbox {

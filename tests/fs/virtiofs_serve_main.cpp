@@ -9,7 +9,7 @@
 #include "fs/erofs_backend.h"
 #include "fs/fuse_server.h"
 #include "fs/vhost_user_fs.h"
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 
 int main(int argc, char** argv) {
   using namespace moat;

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "image/digest.h"
+#include "image/oci/digest.h"
 #include "image/registry_harness.h"
 
 namespace moat::image::testing {

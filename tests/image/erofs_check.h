@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "image/erofs_writer.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/erofs_writer.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 #include "util/unique_fd.h"
 
 namespace moat::image::testing {

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "image/digest.h"
-#include "image/registry_auth.h"
+#include "image/oci/digest.h"
+#include "image/registry/registry_auth.h"
 #include "image/registry_harness.h"
 
 namespace moat::image::testing {

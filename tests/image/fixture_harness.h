@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "image/digest.h"
+#include "image/oci/digest.h"
 #include "image/registry_harness.h"
 
 namespace moat::image::testing {

@@ -10,7 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "image/registry_auth.h"
+#include "image/registry/registry_auth.h"
 #include "image/registry_harness.h"
 
 namespace moat::image::testing {

@@ -15,7 +15,7 @@
 #include <thread>
 #include <nlohmann/json.hpp>
 
-#include "image/digest.h"
+#include "image/oci/digest.h"
 #include "image/registry_harness.h"
 
 namespace moat::image::testing {

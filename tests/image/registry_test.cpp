@@ -13,7 +13,7 @@
 #include <sstream>
 #include <nlohmann/json.hpp>
 
-#include "image/digest.h"
+#include "image/oci/digest.h"
 #include "image/registry_harness.h"
 #include "moat/images.h"
 

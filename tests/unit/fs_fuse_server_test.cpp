@@ -16,8 +16,8 @@
 #include "fs/erofs_backend.h"
 #include "fs/fuse_request.h"
 #include "fs/fuse_server.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace moat::fs {
 namespace {

@@ -25,9 +25,9 @@
 #include "fs/vhost_user_fs.h"
 #include "fs/vhost_user_protocol.h"
 #include "fs/virtqueue.h"
-#include "image/erofs_writer.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/erofs_writer.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace moat::fs {
 namespace {

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "image/digest.h"
-#include "image/image_archive_index.h"
-#include "image/registry_auth.h"
+#include "image/oci/digest.h"
+#include "image/oci/image_archive_index.h"
+#include "image/registry/registry_auth.h"
 
 namespace moat::image {
 namespace {

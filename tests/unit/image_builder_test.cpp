@@ -1,4 +1,4 @@
-#include "image/image_builder.h"
+#include "image/layers/image_builder.h"
 
 #include <gtest/gtest.h>
 
@@ -7,7 +7,7 @@
 
 #include "../image/erofs_check.h"
 #include "../image/tar_builder.h"
-#include "image/digest.h"
+#include "image/oci/digest.h"
 
 namespace moat::image {
 namespace {

@@ -8,7 +8,7 @@
 
 #include <fstream>
 
-#include "image/directory_image.h"
+#include "image/store/directory_image.h"
 #include "../image/erofs_check.h"
 
 namespace moat::image {

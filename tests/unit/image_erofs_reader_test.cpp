@@ -1,4 +1,4 @@
-#include "image/erofs_reader.h"
+#include "image/erofs/erofs_reader.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -12,8 +12,8 @@
 #include <string>
 
 #include "../image/erofs_check.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace moat::image {
 namespace {

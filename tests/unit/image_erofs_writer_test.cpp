@@ -1,13 +1,13 @@
-#include "image/erofs_writer.h"
+#include "image/erofs/erofs_writer.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "../image/erofs_check.h"
-#include "image/erofs_dir.h"
-#include "image/fs_tree.h"
-#include "image/spool.h"
+#include "image/erofs/erofs_dir.h"
+#include "image/erofs/fs_tree.h"
+#include "image/erofs/spool.h"
 
 namespace moat::image {
 namespace {

@@ -1,4 +1,4 @@
-#include "image/layer_applier.h"
+#include "image/layers/layer_applier.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 
 #include "../image/erofs_check.h"
 #include "../image/tar_builder.h"
-#include "image/digest.h"
-#include "image/tree_path.h"
+#include "image/oci/digest.h"
+#include "image/erofs/tree_path.h"
 
 namespace moat::image {
 namespace {

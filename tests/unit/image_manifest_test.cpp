@@ -1,4 +1,4 @@
-#include "image/manifest.h"
+#include "image/oci/manifest.h"
 
 #include <gtest/gtest.h>
 

@@ -1,10 +1,10 @@
-#include "image/reference.h"
+#include "image/oci/reference.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "image/digest.h"
+#include "image/oci/digest.h"
 
 namespace moat::image {
 namespace {

@@ -3,8 +3,8 @@
 #include <fstream>
 
 #include "../image/erofs_check.h"
-#include "image/http_client.h"
-#include "image/registry_auth.h"
+#include "image/registry/http_client.h"
+#include "image/registry/registry_auth.h"
 
 namespace moat::image {
 namespace {

@@ -1,4 +1,4 @@
-#include "image/blob_store.h"
+#include "image/oci/blob_store.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "../image/erofs_check.h"
-#include "image/digest.h"
+#include "image/oci/digest.h"
 
 namespace moat::image {
 namespace {

@@ -1,4 +1,4 @@
-#include "image/image_db.h"
+#include "image/store/image_db.h"
 
 #include <gtest/gtest.h>
 

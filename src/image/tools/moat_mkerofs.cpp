@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "image/image_builder.h"
+#include "image/layers/image_builder.h"
 
 namespace {
 

@@ -1,0 +1,240 @@
+#include "image/registry/http_client.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <mutex>
+#include <optional>
+
+namespace moat::image {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return std::string(s);
+}
+
+// Signed blob URLs carry temporary credentials in the query; keep them out of
+// error messages.
+std::string redact(const std::string& url) { return url.substr(0, url.find('?')); }
+
+struct Transfer {
+  const HttpRequest* req = nullptr;
+  HttpResponse* resp = nullptr;
+  CURL* curl = nullptr;
+  bool headers_done = false;
+  bool to_sink = false;
+  std::size_t header_bytes = 0;
+  bool error_body_full = false;  // stopped reading an error body on purpose
+  std::optional<Error> failure;  // from the sink or a bound
+};
+
+void end_of_headers(Transfer& t) {
+  long status = 0;
+  curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+  t.resp->status = status;
+  t.headers_done = true;
+  t.to_sink = t.req->want_body && t.req->want_body(status, t.resp->headers);
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  size_t len = size * n;
+  t.header_bytes += len;
+  if (t.header_bytes > kMaxHeaderBytes) {
+    t.failure = make_error("response headers larger than " + std::to_string(kMaxHeaderBytes) +
+                               " bytes",
+                           EFBIG);
+    return 0;
+  }
+  std::string_view line(data, len);
+  if (line.rfind("HTTP/", 0) == 0) {
+    // A new response (after 100 Continue): forget the previous headers.
+    t.resp->headers.fields.clear();
+    t.headers_done = false;
+    return len;
+  }
+  if (line == "\r\n" || line == "\n") {
+    long status = 0;
+    curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200) end_of_headers(t);
+    return len;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    t.resp->headers.fields.emplace_back(lower(trim(line.substr(0, colon))),
+                                        trim(line.substr(colon + 1)));
+  }
+  return len;
+}
+
+size_t on_write(char* data, size_t size, size_t n, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  size_t len = size * n;
+  if (!t.headers_done) end_of_headers(t);
+  if (t.to_sink) {
+    if (auto st = t.req->on_body(data, len); !st) {
+      t.failure = st.error();
+      return 0;
+    }
+    return len;
+  }
+  std::string& body = t.resp->body;
+  if (!t.req->want_body) {
+    if (body.size() + len > t.req->max_body) {
+      t.failure = make_error("response body larger than " + std::to_string(t.req->max_body) +
+                                 " bytes",
+                             EFBIG);
+      return 0;
+    }
+    body.append(data, len);
+    return len;
+  }
+  // An error body: keep the start for the message, stop reading the rest.
+  size_t keep = std::min(len, kMaxErrorBody - std::min(kMaxErrorBody, body.size()));
+  body.append(data, keep);
+  if (body.size() >= kMaxErrorBody) {
+    t.error_body_full = true;
+    return 0;
+  }
+  return len;
+}
+
+}  // namespace
+
+std::string HttpHeaders::get(std::string_view name) const {
+  for (const auto& [k, v] : fields) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+std::vector<std::string> HttpHeaders::get_all(std::string_view name) const {
+  std::vector<std::string> out;
+  for (const auto& [k, v] : fields) {
+    if (k == name) out.push_back(v);
+  }
+  return out;
+}
+
+HttpClient::HttpClient() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl_ = curl_easy_init();
+}
+
+HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+
+Result<HttpResponse> HttpClient::perform(const HttpRequest& req) {
+  CURL* c = static_cast<CURL*>(curl_);
+  if (!c) return make_error("curl_easy_init failed", ENOMEM);
+  curl_easy_reset(c);
+  HttpResponse resp;
+  Transfer t;
+  t.req = &req;
+  t.resp = &resp;
+  t.curl = c;
+
+  curl_slist* headers = nullptr;
+  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  std::string range;
+  if (req.range_start > 0) range = std::to_string(req.range_start) + "-";
+
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // safe with threads
+  curl_easy_setopt(c, CURLOPT_USERAGENT, "moat/0.1");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.stall_timeout_s);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (!range.empty()) curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+  if (req.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req.method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
+
+  CURLcode rc = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  if (t.failure) return *t.failure;
+  if (rc == CURLE_WRITE_ERROR && t.error_body_full) rc = CURLE_OK;
+  if (rc != CURLE_OK) {
+    return make_error(req.method + " " + redact(req.url) + ": " + curl_easy_strerror(rc), EAGAIN);
+  }
+  if (!t.headers_done) end_of_headers(t);
+  return resp;
+}
+
+Result<std::string> resolve_url(const std::string& base, const std::string& location) {
+  CURLU* u = curl_url();
+  if (!u) return make_error("out of memory", ENOMEM);
+  std::string out;
+  char* s = nullptr;
+  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      curl_url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
+    out = s;
+  }
+  curl_free(s);
+  curl_url_cleanup(u);
+  if (out.empty()) return make_error("invalid redirect location '" + redact(location) + "'", EPROTO);
+  return out;
+}
+
+namespace {
+std::string url_part(const std::string& url, CURLUPart part, unsigned flags = 0) {
+  CURLU* u = curl_url();
+  std::string out;
+  char* s = nullptr;
+  if (u && curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      curl_url_get(u, part, &s, flags) == CURLUE_OK) {
+    out = s;
+  }
+  curl_free(s);
+  curl_url_cleanup(u);
+  return out;
+}
+}  // namespace
+
+std::string url_scheme(const std::string& url) { return lower(url_part(url, CURLUPART_SCHEME)); }
+
+std::string url_origin(const std::string& url) {
+  std::string scheme = url_scheme(url);
+  std::string host = lower(url_part(url, CURLUPART_HOST));
+  std::string port = url_part(url, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+  if (scheme.empty() || host.empty()) return "";
+  return scheme + "://" + host + ":" + port;
+}
+
+std::string url_escape(std::string_view value) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace moat::image
