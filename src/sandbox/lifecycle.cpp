@@ -150,28 +150,75 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
 
 std::string default_hostname(const std::string& id) { return "moat-" + id; }
 
-Result<shim::ShimConfig> shim_config_for(const SandboxOptions& o, const std::string& id, const std::string& dir,
-                                         std::string* accel_reason) {
-  MOAT_ASSIGN_OR_RETURN(auto qemu, vm::find_qemu());
-  MOAT_ASSIGN_OR_RETURN(auto kernel, vm::find_kernel());
-  MOAT_ASSIGN_OR_RETURN(auto initrd, vm::find_initramfs());
+// The VM half of a new record: what the options say that SandboxInfo does
+// not keep, the accelerator resolved once so that every start boots alike.
+Result<VmRecord> vm_record_for(const SandboxOptions& o, const std::string& id, std::string* accel_reason) {
   MOAT_ASSIGN_OR_RETURN(auto accel, vm::choose_accel(o.accel, vm::probe_kvm()));
   if (accel_reason) *accel_reason = accel.reason;
+  VmRecord v;
+  v.stored = true;
+  v.hostname = o.hostname.empty() ? default_hostname(id) : o.hostname;
+  v.accel = accel.accel;
+  v.boot_timeout_ms = o.boot_timeout_ms;
+  v.stop_timeout_ms = o.stop_timeout_ms;
+  v.log_max_bytes = o.log_max_bytes;
+  return v;
+}
+
+// The shim's config.json, derived from the record alone plus where the
+// runtime files are now (a rebuilt kernel may have moved; the disks have not).
+Result<shim::ShimConfig> shim_config_for(const Manager& m, const SandboxRecord& r) {
   shim::ShimConfig cfg;
-  cfg.sandbox_id = id;
-  cfg.dir = dir;
-  cfg.boot_timeout_ms = o.boot_timeout_ms;
-  cfg.stop_timeout_ms = o.stop_timeout_ms;
-  cfg.idle_timeout_s = o.idle_timeout_s;
-  cfg.max_duration_s = o.max_duration_s;
-  cfg.vm.qemu = qemu;
-  cfg.vm.kernel = kernel;
-  cfg.vm.initrd = initrd;
-  cfg.vm.accel = accel.accel;
-  cfg.vm.cpus = o.cpus;
-  cfg.vm.memory_mib = o.memory_mib;
-  cfg.vm.hostname = o.hostname.empty() ? default_hostname(id) : o.hostname;
-  if (o.log_max_bytes != 0) cfg.log_max_bytes = o.log_max_bytes;
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.qemu, vm::find_qemu());
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.kernel, vm::find_kernel());
+  MOAT_ASSIGN_OR_RETURN(cfg.vm.initrd, vm::find_initramfs());
+  cfg.sandbox_id = r.info.id;
+  cfg.dir = m.dir_of(r.info.id);
+  cfg.boot_timeout_ms = r.vm.boot_timeout_ms;
+  cfg.stop_timeout_ms = r.vm.stop_timeout_ms;
+  cfg.idle_timeout_s = r.info.idle_timeout_s;
+  cfg.max_duration_s = r.info.max_duration_s;
+  cfg.vm.accel = r.vm.accel;
+  cfg.vm.cpus = r.info.cpus;
+  cfg.vm.memory_mib = r.info.memory_mib;
+  cfg.vm.hostname = r.vm.hostname;
+  cfg.vm.disks = r.vm.disks;
+  if (!r.vm.root_mode.empty()) cfg.vm.root_mode = r.vm.root_mode;
+  if (!r.vm.lower_fs.empty()) cfg.vm.lower_fs = r.vm.lower_fs;
+  if (r.vm.log_max_bytes != 0) cfg.log_max_bytes = r.vm.log_max_bytes;
+  MOAT_TRY(add_sandbox_mounts(m.home, r.info.volumes, r.info.tmpfs, cfg));
+  return cfg;
+}
+
+// A record from before the VM settings were kept in moat.db has them only
+// in the config.json its create wrote: adopt them into the record, once.
+Status adopt_stored_vm_settings(Manager& m, SandboxRecord& r, const shim::ShimConfig& old) {
+  r.vm.stored = true;
+  r.vm.hostname = old.vm.hostname;
+  r.vm.accel = old.vm.accel;
+  r.vm.boot_timeout_ms = old.boot_timeout_ms;
+  r.vm.stop_timeout_ms = old.stop_timeout_ms;
+  r.vm.log_max_bytes = old.log_max_bytes;
+  r.vm.disks = old.vm.disks;
+  r.vm.root_mode = old.vm.root_mode;
+  r.vm.lower_fs = old.vm.lower_fs;
+  return m.db->update_spec(r);
+}
+
+// What start hands the shim. extra_qemu_args is the one field not derived:
+// an experimenters' knob edited into config.json by hand (bench/volume.sh),
+// so it is carried over from the file as it stands.
+Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemeral) {
+  auto old = shim::read_shim_config(shim::config_path(m.dir_of(r.info.id)));
+  if (!r.vm.stored) {
+    if (!old) return old.error().wrap("sandbox " + r.info.name + " (made by an older moat)");
+    MOAT_TRY(adopt_stored_vm_settings(m, r, *old));
+  }
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
+  if (old) cfg.vm.extra_qemu_args = old->vm.extra_qemu_args;
+  cfg.stop_when_owner_leaves = ephemeral;
+  cfg.remove_dir_on_exit = r.info.auto_remove;
+  cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
   return cfg;
 }
 
@@ -211,14 +258,21 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
   return ok_status();
 }
 
-Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxInfo& info, std::string* accel_reason) {
+// Resolves the root, makes the disks and records how the VM is made. The
+// config.json written here is derived from the record like every start's
+// (it is there for inspection before the first start).
+Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, std::string* accel_reason) {
   SandboxOptions effective = o;
-  MOAT_TRY(resolve_root(m, o, effective, info));
-  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(o, info.id, info.dir, accel_reason));
-  MOAT_TRY(add_sandbox_mounts(m.home, info.volumes, info.tmpfs, cfg));
-  MOAT_TRY(prepare_root_disks(effective, info.dir, store::cache_dir(m.home), cfg.vm));
+  MOAT_TRY(resolve_root(m, o, effective, r.info));
+  MOAT_ASSIGN_OR_RETURN(r.vm, vm_record_for(o, r.info.id, accel_reason));
+  // Before the disks: bad mounts and missing runtime files fail cheaply.
+  MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
+  MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm));
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
-  return shim::write_shim_config(cfg, shim::config_path(info.dir));
+  r.vm.disks = cfg.vm.disks;
+  r.vm.root_mode = cfg.vm.root_mode;
+  r.vm.lower_fs = cfg.vm.lower_fs;
+  return shim::write_shim_config(cfg, shim::config_path(r.info.dir));
 }
 
 // Asks the shim to stop (it kills the VM after timeout_ms) and waits until
@@ -399,8 +453,8 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
     return st.error();
   }
   volumes_lock.release();
-  auto prepared = prepare_sandbox_dir(m, o, r.info, accel_reason);
-  if (prepared) prepared = m.db->update_spec(r.info);
+  auto prepared = prepare_sandbox_dir(m, o, r, accel_reason);
+  if (prepared) prepared = m.db->update_spec(r);
   if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {
     (void)remove_everything(m, r);
@@ -418,15 +472,8 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   if (r.info.state == SandboxState::kRunning)
     return make_error("sandbox " + id_or_name + " is already running", EBUSY);
 
-  MOAT_ASSIGN_OR_RETURN(auto cfg, shim::read_shim_config(shim::config_path(dir)));
-  // Runtime files may have moved (a rebuilt kernel); the disks have not.
-  MOAT_ASSIGN_OR_RETURN(cfg.vm.qemu, vm::find_qemu());
-  MOAT_ASSIGN_OR_RETURN(cfg.vm.kernel, vm::find_kernel());
-  MOAT_ASSIGN_OR_RETURN(cfg.vm.initrd, vm::find_initramfs());
+  MOAT_ASSIGN_OR_RETURN(auto cfg, start_config(m, r, ephemeral));
   MOAT_ASSIGN_OR_RETURN(auto shim_bin, vm::find_shim());
-  cfg.stop_when_owner_leaves = ephemeral;
-  cfg.remove_dir_on_exit = r.info.auto_remove;
-  cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
   MOAT_TRY(shim::write_shim_config(cfg, shim::config_path(dir)));
   ::unlink(shim::last_exit_path(dir).c_str());
   ::unlink(shim::shim_pid_path(dir).c_str());  // a killed shim's: the new one writes its own

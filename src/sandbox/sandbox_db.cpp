@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proto/text.h"
+#include "vm/accel.h"
 
 namespace moat {
 
@@ -70,9 +71,23 @@ Json labels_json(const SandboxInfo& i) {
   return v;
 }
 
+Json vm_json(const VmRecord& v) {
+  Json disks = Json::array();
+  for (const auto& d : v.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
+  return {{"hostname", v.hostname},
+          {"accel", vm::accel_name(v.accel)},
+          {"boot_timeout_ms", v.boot_timeout_ms},
+          {"stop_timeout_ms", v.stop_timeout_ms},
+          {"log_max_bytes", v.log_max_bytes},
+          {"disks", std::move(disks)},
+          {"root_mode", v.root_mode},
+          {"lower_fs", v.lower_fs}};
+}
+
 // The stored spec. Not the JSON `moat inspect` prints (cli/sandbox_commands.cpp
 // to_json): that one is a lossy display, this one must give back every byte.
-std::string spec_json(const SandboxInfo& i) {
+std::string spec_json(const SandboxRecord& r) {
+  const SandboxInfo& i = r.info;
   Json j = {{"image", bytes_to_json(i.image)},
             {"image_digest", bytes_to_json(i.image_digest)},
             {"labels", labels_json(i)},
@@ -89,6 +104,7 @@ std::string spec_json(const SandboxInfo& i) {
             {"dir", bytes_to_json(i.dir)},
             {"volumes", volumes_json(i)},
             {"tmpfs", tmpfs_json(i)}};
+  if (r.vm.stored) j["vm"] = vm_json(r.vm);
   // Label keys are checked to be UTF-8 before a record is made; should one
   // slip through, a lossy key beats an exception.
   return proto::dump_lossy(j);
@@ -143,6 +159,28 @@ Status read_mounts(const Json& j, SandboxInfo& i) {
   return ok_status();
 }
 
+Status read_vm(const Json& j, VmRecord& v) {
+  auto it = j.find("vm");
+  if (it == j.end()) return ok_status();
+  if (!it->is_object()) return make_error("field \"vm\" is not an object");
+  const Json& o = *it;
+  v.stored = true;
+  v.hostname = o.at("hostname").get<std::string>();
+  v.accel = o.at("accel").get<std::string>() == "kvm" ? vm::Accel::kKvm : vm::Accel::kTcg;
+  v.boot_timeout_ms = o.at("boot_timeout_ms").get<int>();
+  v.stop_timeout_ms = o.at("stop_timeout_ms").get<int>();
+  v.log_max_bytes = o.at("log_max_bytes").get<std::uint64_t>();
+  for (const auto& d : o.at("disks")) {
+    vm::DiskSpec disk;
+    MOAT_TRY(read_bytes(d, "path", disk.path));
+    disk.read_only = d.at("read_only").get<bool>();
+    v.disks.push_back(std::move(disk));
+  }
+  v.root_mode = o.at("root_mode").get<std::string>();
+  v.lower_fs = o.at("lower_fs").get<std::string>();
+  return ok_status();
+}
+
 Status read_spec_fields(const Json& j, SandboxInfo& i) {
   MOAT_TRY(read_bytes(j, "image", i.image));
   MOAT_TRY(read_bytes(j, "image_digest", i.image_digest));
@@ -162,11 +200,13 @@ Status read_spec_fields(const Json& j, SandboxInfo& i) {
 }
 
 // The spec is our own JSON, but a damaged database must not crash a CLI.
-Status read_spec(const std::string& text, SandboxInfo& i) {
+Status read_spec(const std::string& text, SandboxRecord& r) {
+  SandboxInfo& i = r.info;
   auto j = Json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return make_error("sandbox " + i.id + ": damaged spec in the database");
   try {
     auto st = read_spec_fields(j, i);
+    if (st) st = read_vm(j, r.vm);
     if (!st) return make_error("sandbox " + i.id + ": damaged spec in the database: " + st.error().message);
   } catch (const Json::exception& e) {
     return make_error("sandbox " + i.id + ": damaged spec in the database: " + e.what());
@@ -184,7 +224,7 @@ Result<SandboxRecord> read_row(const store::Stmt& s) {
   r.info.started_at = s.integer(5);
   r.info.finished_at = s.integer(6);
   r.info.shim_pid = static_cast<int>(s.integer(7));
-  MOAT_TRY(read_spec(s.text(8), r.info));
+  MOAT_TRY(read_spec(s.text(8), r));
   if (r.state != kStateCreating) {
     MOAT_ASSIGN_OR_RETURN(r.info.state, parse_state(r.state));
   }
@@ -213,7 +253,7 @@ Status SandboxDb::insert(const SandboxRecord& r) {
   MOAT_TRY(s.prepared());
   s.bind(1, r.info.id).bind(2, r.info.name).bind(3, r.state).bind(4, r.info.reason);
   s.bind(5, r.info.created_at).bind(6, r.info.started_at).bind(7, r.info.finished_at);
-  s.bind(8, static_cast<std::int64_t>(r.info.shim_pid)).bind(9, spec_json(r.info));
+  s.bind(8, static_cast<std::int64_t>(r.info.shim_pid)).bind(9, spec_json(r));
   auto st = s.run();
   if (!st && st.error().code == EEXIST) return make_error("the name \"" + r.info.name + "\" is already in use", EEXIST);
   return st;
@@ -260,12 +300,12 @@ Status SandboxDb::set_state(const std::string& id, const std::string& state, con
   return ok_status();
 }
 
-Status SandboxDb::update_spec(const SandboxInfo& info) {
+Status SandboxDb::update_spec(const SandboxRecord& r) {
   store::Stmt s(*db_, "UPDATE sandboxes SET spec = ?2 WHERE id = ?1");
   MOAT_TRY(s.prepared());
-  s.bind(1, info.id).bind(2, spec_json(info));
+  s.bind(1, r.info.id).bind(2, spec_json(r));
   MOAT_TRY(s.run());
-  if (db_->changes() == 0) return make_error("no such sandbox: " + info.id, ENOENT);
+  if (db_->changes() == 0) return make_error("no such sandbox: " + r.info.id, ENOENT);
   return ok_status();
 }
 

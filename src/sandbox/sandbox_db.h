@@ -18,14 +18,34 @@
 #include "moat/sandboxes.h"
 #include "store/sqlite.h"
 #include "util/result.h"
+#include "vm/qemu_command.h"
 
 namespace moat::sandbox {
 
 inline constexpr const char* kStateCreating = "creating";
 
+// How the sandbox's VM is made, fixed by create: the options SandboxInfo
+// does not show and the root disks create prepared. The record is the one
+// source of a sandbox's settings: every start derives the shim's
+// config.json from it (lifecycle.cpp), nothing reads them back from there.
+struct VmRecord {
+  // False for a record written before these were kept: its config.json,
+  // written by create, still holds them (read once by start).
+  bool stored = false;
+  std::string hostname;
+  vm::Accel accel = vm::Accel::kTcg;
+  int boot_timeout_ms = 0;
+  int stop_timeout_ms = 0;
+  std::uint64_t log_max_bytes = 0;
+  std::vector<vm::DiskSpec> disks;  // /dev/vda, /dev/vdb, ...
+  std::string root_mode;            // overlay | rw
+  std::string lower_fs;             // erofs | ext4
+};
+
 struct SandboxRecord {
   SandboxInfo info;
   std::string state;  // "creating" or to_string(info.state)
+  VmRecord vm;
 };
 
 class SandboxDb {
@@ -37,8 +57,8 @@ class SandboxDb {
   Result<std::optional<SandboxRecord>> find(const std::string& id_or_name);
   Result<std::vector<SandboxRecord>> list();
 
-  // Rewrites the spec (image, command, ...) once create has resolved it.
-  Status update_spec(const SandboxInfo& info);
+  // Rewrites the spec (image, command, VM, ...) once create has resolved it.
+  Status update_spec(const SandboxRecord& r);
   // Sets state, reason and the times/pid that go with it.
   Status mark_created(const std::string& id);
   Status mark_running(const std::string& id, int shim_pid, std::int64_t started_at);

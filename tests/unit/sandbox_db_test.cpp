@@ -66,6 +66,45 @@ TEST_F(SandboxDbTest, InsertFindByIdOrNameRoundTripsTheSpec) {
   EXPECT_FALSE(none->has_value());
 }
 
+// The record is the one source of how the VM is made: start derives the
+// shim's config.json from it, so every field must come back exactly.
+TEST_F(SandboxDbTest, VmSettingsRoundTripThroughUpdateSpec) {
+  SandboxRecord r = record("aaaaaaaaaaaa", "web", 100);
+  ASSERT_TRUE(db_->insert(r).ok());
+  auto before = db_->find("web");
+  ASSERT_TRUE(before.ok() && before->has_value());
+  EXPECT_FALSE((*before)->vm.stored);
+
+  r.vm.stored = true;
+  r.vm.hostname = "box-1";
+  r.vm.accel = vm::Accel::kKvm;
+  r.vm.boot_timeout_ms = 45000;
+  r.vm.stop_timeout_ms = 2500;
+  r.vm.log_max_bytes = 65536;
+  r.vm.disks = {{"/cache/images/a\xff.erofs", true}, {"/home/sandboxes/aaaaaaaaaaaa/upper.ext4", false}};
+  r.vm.root_mode = "overlay";
+  r.vm.lower_fs = "erofs";
+  ASSERT_TRUE(db_->update_spec(r).ok());
+
+  auto after = db_->find("aaaaaaaaaaaa");
+  ASSERT_TRUE(after.ok() && after->has_value()) << after.error().message;
+  const VmRecord& v = (*after)->vm;
+  EXPECT_TRUE(v.stored);
+  EXPECT_EQ(v.hostname, "box-1");
+  EXPECT_EQ(v.accel, vm::Accel::kKvm);
+  EXPECT_EQ(v.boot_timeout_ms, 45000);
+  EXPECT_EQ(v.stop_timeout_ms, 2500);
+  EXPECT_EQ(v.log_max_bytes, 65536u);
+  ASSERT_EQ(v.disks.size(), 2u);
+  EXPECT_EQ(v.disks[0].path, "/cache/images/a\xff.erofs");
+  EXPECT_TRUE(v.disks[0].read_only);
+  EXPECT_EQ(v.disks[1].path, "/home/sandboxes/aaaaaaaaaaaa/upper.ext4");
+  EXPECT_FALSE(v.disks[1].read_only);
+  EXPECT_EQ(v.root_mode, "overlay");
+  EXPECT_EQ(v.lower_fs, "erofs");
+  EXPECT_EQ((*after)->info.memory_mib, 512);
+}
+
 TEST_F(SandboxDbTest, NamesAreUniqueAndAnIdWinsOverAName) {
   ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
   auto dup = db_->insert(record("bbbbbbbbbbbb", "web", 101));

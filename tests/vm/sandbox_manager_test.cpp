@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sandbox/sandbox_db.h"
 #include "tests/vm/harness.h"
 
 namespace moat::test {
@@ -100,6 +101,51 @@ TEST(VmSandboxManager, FilesSurviveStopStartAndSandboxesAreIsolated) {
   EXPECT_EQ(file_sha256(lower_path), lower_before) << "the shared lower changed";
   EXPECT_EQ(run_moat({"rm", "-f", a, b}).exit_code, 0);
   EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// moat.db is the one source of a sandbox's settings: start derives
+// config.json from the record, so a stale or missing file changes nothing,
+// and a record from before the VM settings were kept adopts them once.
+TEST(VmSandboxManager, SettingsComeFromTheRecordNotConfigJson) {
+  std::string id = create_sandbox({"--name", "cfg-src", "--hostname", "from-record"});
+  std::string config = sandbox_dir(id) + "/config.json";
+  ASSERT_EQ(run_moat({"stop", id}).exit_code, 0);
+  {
+    std::ifstream in(config);
+    Json cfg = Json::parse(in, nullptr, false);
+    ASSERT_TRUE(cfg.is_object());
+    cfg["vm"]["hostname"] = "stale";
+    std::ofstream(config, std::ios::trunc) << cfg.dump();
+  }
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", id, "--", "hostname"}).out, "from-record\n");
+
+  ASSERT_EQ(run_moat({"stop", id}).exit_code, 0);
+  ASSERT_EQ(::unlink(config.c_str()), 0);
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", id, "--", "hostname"}).out, "from-record\n");
+
+  ASSERT_EQ(run_moat({"stop", id}).exit_code, 0);
+  {
+    auto db = sandbox::SandboxDb::open(test_home());
+    ASSERT_TRUE(db.ok()) << db.error().message;
+    auto r = (*db)->find(id);
+    ASSERT_TRUE(r.ok() && r->has_value());
+    EXPECT_TRUE((*r)->vm.stored);
+    (*r)->vm = sandbox::VmRecord{};  // as an older moat wrote it
+    ASSERT_TRUE((*db)->update_spec(**r).ok());
+  }
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", id, "--", "hostname"}).out, "from-record\n");
+  {
+    auto db = sandbox::SandboxDb::open(test_home());
+    ASSERT_TRUE(db.ok());
+    auto r = (*db)->find(id);
+    ASSERT_TRUE(r.ok() && r->has_value());
+    EXPECT_TRUE((*r)->vm.stored);
+    EXPECT_EQ((*r)->vm.hostname, "from-record");
+  }
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
 }
 
 TEST(VmSandboxManager, NamesLabelsListAndInspect) {
