@@ -190,6 +190,8 @@ struct CopyOptions {
 
 // ---- end of files in the guest: types ----
 
+struct SandboxInfo;
+
 class Sandbox {
  public:
   // Boots a new sandbox and returns once it runs commands.
@@ -204,6 +206,11 @@ class Sandbox {
   const std::string& id() const;
   // Accelerator in use and why it was chosen (set by create()).
   const std::string& accel_reason() const;
+
+  // The sandbox's record as it is now (state reconciled with its shim),
+  // read through this handle's own connection to the records. SandboxInfo
+  // is defined in moat/sandboxes.h.
+  Result<SandboxInfo> info();
 
   // Starts a command and returns a handle on it (exec.h), on a connection of
   // its own: any number may run at once, also beside exec().

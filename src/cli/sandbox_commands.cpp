@@ -369,7 +369,7 @@ int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms
   auto sb = Sandbox::create(*o);
   pull_line.finish();
   if (!sb) return fail(sb.error());
-  auto info = inspect_sandbox(sb->id());
+  auto info = sb->info();
   if (!info) return fail(info.error());
   ExecFlags ef = f.exec;
   ef.command = info->command;

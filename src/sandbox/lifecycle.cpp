@@ -497,6 +497,16 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   return m.db->mark_running(r.info.id, *pid, unix_now());
 }
 
+Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms) {
+  MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
+  SandboxRecord& r = locked.record;
+  std::string dir = m.dir_of(r.info.id);
+  if (r.info.state != SandboxState::kRunning) return ok_status();
+  MOAT_TRY(stop_shim(r, dir, timeout_ms));
+  MOAT_TRY(reconcile(m, std::move(r), true));
+  return ok_status();
+}
+
 }  // namespace sandbox
 
 Result<SandboxInfo> create_sandbox(const SandboxOptions& o) {
@@ -511,13 +521,7 @@ Status start_sandbox(const std::string& id_or_name) {
 
 Status stop_sandbox(const std::string& id_or_name, int timeout_ms) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  MOAT_ASSIGN_OR_RETURN(auto locked, sandbox::lock_sandbox(m, id_or_name));
-  sandbox::SandboxRecord& r = locked.record;
-  std::string dir = m.dir_of(r.info.id);
-  if (r.info.state != SandboxState::kRunning) return ok_status();
-  MOAT_TRY(sandbox::stop_shim(r, dir, timeout_ms));
-  MOAT_TRY(sandbox::reconcile(m, std::move(r), true));
-  return ok_status();
+  return sandbox::stop_record(m, id_or_name, timeout_ms);
 }
 
 Status restart_sandbox(const std::string& id_or_name, int timeout_ms) {

@@ -42,5 +42,8 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
 // Boots a sandbox. `ephemeral`: the first client to connect owns it, and the
 // sandbox stops when that client goes away (moat run, Sandbox::create).
 Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
+// Asks a running sandbox's shim to stop (killing the VM after timeout_ms),
+// waits for it and records the outcome; a sandbox not running is left alone.
+Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms);
 
 }  // namespace moat::sandbox

@@ -37,6 +37,12 @@ Sandbox::~Sandbox() = default;
 const std::string& Sandbox::id() const { return impl_->id; }
 const std::string& Sandbox::accel_reason() const { return impl_->accel_reason; }
 
+Result<SandboxInfo> Sandbox::info() {
+  std::lock_guard<std::mutex> lock(impl_->manager_mu);
+  MOAT_ASSIGN_OR_RETURN(auto r, sandbox::find_sandbox(*impl_->manager, impl_->id));
+  return r.info;
+}
+
 Result<Sandbox> Sandbox::create(const SandboxOptions& o) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
   std::string accel_reason;
@@ -47,6 +53,7 @@ Result<Sandbox> Sandbox::create(const SandboxOptions& o) {
   impl->accel_reason = accel_reason;
   // The first connection owns an ephemeral sandbox: this one.
   MOAT_TRY(attach(m, r, impl.get()));
+  impl->manager = std::move(m);
   return Sandbox(std::move(impl));
 }
 
@@ -60,6 +67,7 @@ Result<Sandbox> Sandbox::open(const std::string& id_or_name) {
                       ENOTCONN);
   auto impl = std::make_unique<Impl>();
   MOAT_TRY(attach(m, r, impl.get()));
+  impl->manager = std::move(m);
   return Sandbox(std::move(impl));
 }
 
@@ -98,7 +106,8 @@ Status Sandbox::stop(int timeout_ms) {
   impl_->conn.close();
   // Then the one stop path: it waits for the shim, signals one that does
   // not end, and records the outcome.
-  auto st = stop_sandbox(impl_->id, timeout_ms);
+  std::lock_guard<std::mutex> lock(impl_->manager_mu);
+  auto st = sandbox::stop_record(*impl_->manager, impl_->id, timeout_ms);
   if (!st && st.error().code == ENOENT) return ok_status();  // auto-removed when it ended
   return st;
 }
