@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "image/erofs/erofs_format.h"
+#include "util/path_names.h"
 
 namespace moat::image {
 namespace {
@@ -346,18 +347,15 @@ Result<std::optional<ErofsNid>> ErofsReader::lookup(const ErofsInode& dir,
 Result<ErofsNid> ErofsReader::lookup_path(std::string_view path) const {
   ErofsNid cur = sb_.root_nid;
   std::size_t components = 0;
-  while (!path.empty()) {
-    std::size_t slash = path.find('/');
-    std::string_view part = path.substr(0, slash);
-    path = slash == std::string_view::npos ? std::string_view{} : path.substr(slash + 1);
-    if (part.empty() || part == ".") continue;
+  MOAT_TRY(for_each_path_name(path, [&](std::string_view part) -> Status {
     if (++components > kErofsMaxPathComponents) return make_error("path too long", ENAMETOOLONG);
     MOAT_ASSIGN_OR_RETURN(ErofsInode ino, inode(cur));
     if (!ino.is_dir()) return make_error("not a directory", ENOTDIR);
     MOAT_ASSIGN_OR_RETURN(std::optional<ErofsNid> next, lookup(ino, part));
     if (!next) return make_error(std::string(part) + ": no such file or directory", ENOENT);
     cur = *next;
-  }
+    return ok_status();
+  }));
   return cur;
 }
 
