@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "moat/duration.h"
 #include "moat/result.h"
 
 namespace moat {
@@ -39,7 +40,7 @@ struct ExecOptions {
   std::uint16_t rows = 24;
   std::uint16_t cols = 80;
   bool stdin_open = false;       // otherwise the command reads /dev/null
-  std::uint64_t timeout_ms = 0;  // 0: no limit
+  Duration timeout{0};           // zero: no limit
   std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", "as", ...
 };
 
@@ -84,7 +85,7 @@ struct ExecOutput {
 // resize, kill, cancel) may be called from any thread, also while another
 // thread waits. wait() and read() are for one thread at a time.
 //
-// The guest is not trusted to answer: with ExecOptions::timeout_ms the host
+// The guest is not trusted to answer: with ExecOptions::timeout the host
 // stops waiting 5 s after the timeout (wait() fails with ETIMEDOUT); after a
 // signal that ends commands (SIGINT, SIGTERM, SIGHUP, SIGKILL), 10 s without
 // a word from the guest stops the wait (EINTR). Either cancels the command.
@@ -115,13 +116,13 @@ class Exec {
   void cancel();
 
   // Reads the command's output into the callbacks until it ends (its status)
-  // or timeout_ms passes (an empty optional; -1: no limit). Without
-  // callbacks, output no one read() is dropped.
-  Result<std::optional<ExitStatus>> wait(int timeout_ms = -1);
+  // or `timeout` passes (an empty optional; none: as long as it takes).
+  // Without callbacks, output no one read() is dropped.
+  Result<std::optional<ExitStatus>> wait(std::optional<Duration> timeout = std::nullopt);
   // The pull interface, for a handle started without callbacks: the next
-  // piece of output, ending with kExit; an empty optional when timeout_ms
+  // piece of output, ending with kExit; an empty optional when `timeout`
   // passed first. The guest sends more only as pieces are read.
-  Result<std::optional<ExecOutput>> read(int timeout_ms = -1);
+  Result<std::optional<ExecOutput>> read(std::optional<Duration> timeout = std::nullopt);
 
   // Handles come from Sandbox::start_exec; Impl is the library's.
   struct Impl;

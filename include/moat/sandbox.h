@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "moat/duration.h"
 #include "moat/exec.h"
 #include "moat/images.h"
 #include "moat/result.h"
@@ -112,9 +113,10 @@ struct SandboxOptions {
   std::vector<VolumeMount> volumes;
   std::vector<TmpfsMount> tmpfs;
   // The shim stops the sandbox after this long without any command or file
-  // transfer running / after this long in total. 0: never.
-  std::uint64_t idle_timeout_s = 0;
-  std::uint64_t max_duration_s = 0;
+  // transfer running / after this long in total (whole seconds; zero:
+  // never).
+  Duration idle_timeout{0};
+  Duration max_duration{0};
   // Remove the sandbox (disk, logs, state) as soon as it stops.
   bool auto_remove = false;
 
@@ -130,12 +132,13 @@ struct SandboxOptions {
   std::uint64_t disk_size_mib = 4096;  // the writable upper disk (sparse)
   Accel accel = Accel::kAuto;
   std::string hostname;                // default: "moat-" + id
-  int boot_timeout_ms = 60000;
+  Duration boot_timeout = std::chrono::seconds(60);  // 1 s to 1 day
   // Stop the sandbox when the handle that created it is closed (or its
   // process dies). `moat run` uses this; `moat create` does not.
   bool ephemeral = false;
-  // How long a graceful stop may take before the VM is killed.
-  int stop_timeout_ms = 10000;
+  // How long a graceful stop may take before the VM is killed (at most a
+  // day).
+  Duration stop_timeout = std::chrono::seconds(10);
   // The cap of each log the guest can fill (console, QEMU's output, the
   // shim's log, the exec history): past it the file becomes <name>.1 and a
   // new one starts. 4 KiB to 1 GiB; 0: the default, 1 MiB.
@@ -218,13 +221,13 @@ class Sandbox {
 
   // Runs a command and waits for it to end: the blocking helper over an Exec
   // handle, on this handle's connection (one at a time). The guest is not
-  // trusted to answer: with a timeout_ms the host stops waiting 5 s after it
+  // trusted to answer: with a timeout the host stops waiting 5 s after it
   // (error code ETIMEDOUT) and cancels the command.
   Result<ExitStatus> exec(const ExecOptions& options, ExecIo& io);
 
   // Asks the guest to power off (filesystems synced), kills the VM if it has
-  // not within timeout_ms, and waits until nothing of the sandbox remains.
-  Status stop(int timeout_ms = 10000);
+  // not within `timeout`, and waits until nothing of the sandbox remains.
+  Status stop(Duration timeout = std::chrono::seconds(10));
 
   // ---- Files in the guest ----
   // Guest paths are absolute and resolved as the guest itself sees them.

@@ -43,8 +43,8 @@ struct SandboxInfo {
   int cpus = 1;
   int memory_mib = 0;
   std::uint64_t disk_size_mib = 0;
-  std::uint64_t idle_timeout_s = 0;
-  std::uint64_t max_duration_s = 0;
+  Duration idle_timeout{0};  // zero: no limit
+  Duration max_duration{0};
   bool auto_remove = false;
   // The command `moat run` executes and the defaults of every exec.
   std::vector<std::string> command;
@@ -67,10 +67,10 @@ Result<SandboxInfo> create_sandbox(const SandboxOptions& options);
 Status start_sandbox(const std::string& id_or_name);
 
 // Powers the guest off (filesystems synced), killing the VM after
-// timeout_ms. Stopping a sandbox that is not running does nothing.
-Status stop_sandbox(const std::string& id_or_name, int timeout_ms = 10000);
+// `timeout`. Stopping a sandbox that is not running does nothing.
+Status stop_sandbox(const std::string& id_or_name, Duration timeout = std::chrono::seconds(10));
 
-Status restart_sandbox(const std::string& id_or_name, int timeout_ms = 10000);
+Status restart_sandbox(const std::string& id_or_name, Duration timeout = std::chrono::seconds(10));
 
 // Removes a sandbox and everything it has (disk, logs, sockets, record). A
 // running sandbox needs force, which kills it first.

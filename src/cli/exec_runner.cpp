@@ -99,12 +99,12 @@ std::string number_text(double v) {
 
 }  // namespace
 
-Result<std::uint64_t> seconds_flag_ms(const std::string& flag, double seconds, double min_s, double max_s) {
+Result<Duration> seconds_flag(const std::string& flag, double seconds, double min_s, double max_s) {
   if (!(seconds >= min_s && seconds <= max_s))  // also false for NaN
     return make_error(flag + " " + number_text(seconds) + ": expected a number of seconds from " + number_text(min_s) +
                           " to " + number_text(max_s),
                       EINVAL);
-  return static_cast<std::uint64_t>(std::ceil(seconds * 1000.0));
+  return Duration(static_cast<Duration::rep>(std::ceil(seconds * 1000.0)));
 }
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
@@ -128,7 +128,7 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   o.user = f.user;
   o.tty = f.tty;
   o.stdin_open = f.interactive;
-  MOAT_ASSIGN_OR_RETURN(o.timeout_ms, seconds_flag_ms("--timeout", f.timeout_s, 0, kMaxCommandTimeoutS));
+  MOAT_ASSIGN_OR_RETURN(o.timeout, seconds_flag("--timeout", f.timeout_s, 0, kMaxCommandTimeoutS));
   for (const auto& u : f.ulimits) {
     MOAT_ASSIGN_OR_RETURN(auto lim, parse_ulimit(u));
     o.rlimits[lim.first] = lim.second;
@@ -248,13 +248,13 @@ int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags) {
     print_error(st.error().message);
     // The host's own clocks: a guest that never reported the timeout or the
     // signal still ends the CLI the way the command would have.
-    if (st.error().code == ETIMEDOUT && opts->timeout_ms > 0) return kExitTimedOut;
+    if (st.error().code == ETIMEDOUT && opts->timeout > Duration::zero()) return kExitTimedOut;
     if (st.error().code == EINTR && SignalForwarder::last_interrupt()) return 128 + SignalForwarder::last_interrupt();
     return kExitMoatError;
   }
   if (output.broken()) return 128 + SIGPIPE;
   if (st->timed_out) {
-    print_error("command timed out after " + std::to_string(opts->timeout_ms / 1000.0).substr(0, 6) + " s and was killed");
+    print_error("command timed out after " + std::to_string(static_cast<double>(opts->timeout.count()) / 1000.0).substr(0, 6) + " s and was killed");
     return kExitTimedOut;
   }
   return st->shell_code();

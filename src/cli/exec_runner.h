@@ -25,10 +25,10 @@ struct ExecFlags {
 // The most seconds --timeout takes (the agent's limit: a year).
 inline constexpr double kMaxCommandTimeoutS = 365.0 * 86400;
 
-// A duration flag given in seconds, in milliseconds. CLI11 reads "nan",
+// A duration flag given in seconds (to the millisecond). CLI11 reads "nan",
 // "inf", "-1" and "1e300" as doubles; none is a usable duration, so anything
 // outside [min_s, max_s] is an error naming the flag and the range.
-Result<std::uint64_t> seconds_flag_ms(const std::string& flag, double seconds, double min_s, double max_s);
+Result<Duration> seconds_flag(const std::string& flag, double seconds, double min_s, double max_s);
 
 // Validates flags and builds the exec options (an error names the flag).
 Result<ExecOptions> exec_options_from(const ExecFlags& f);

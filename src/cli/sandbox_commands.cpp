@@ -41,7 +41,7 @@ struct VmFlags {
   std::uint64_t disk_size_mib = SandboxOptions{}.disk_size_mib;
   std::string accel = to_string(SandboxOptions{}.accel);
   std::string hostname;
-  double boot_timeout_s = SandboxOptions{}.boot_timeout_ms / 1000.0;
+  double boot_timeout_s = std::chrono::duration<double>(SandboxOptions{}.boot_timeout).count();
 };
 
 struct SandboxFlags {
@@ -150,8 +150,9 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
   if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
 }
 
-Result<std::uint64_t> parse_duration(const std::string& flag, const std::string& text) {
-  if (text.empty()) return std::uint64_t{0};
+// Whole seconds, as the sandbox's limits are.
+Result<Duration> parse_duration(const std::string& flag, const std::string& text) {
+  if (text.empty()) return Duration::zero();
   char* end = nullptr;
   errno = 0;
   double v = std::strtod(text.c_str(), &end);
@@ -159,7 +160,7 @@ Result<std::uint64_t> parse_duration(const std::string& flag, const std::string&
   double scale = unit.empty() || unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
   if (errno != 0 || end == text.c_str() || scale < 0 || !std::isfinite(v) || v < 0 || v * scale > 366.0 * 86400)
     return make_error(flag + " " + text + ": expected a duration such as 90, 30s, 5m or 2h (at most a year)", EINVAL);
-  return static_cast<std::uint64_t>(std::ceil(v * scale));
+  return Duration(std::chrono::seconds(static_cast<std::int64_t>(std::ceil(v * scale))));
 }
 
 Result<PullPolicy> parse_pull(const std::string& text) {
@@ -248,8 +249,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.disk_size_mib = v.disk_size_mib;
   MOAT_ASSIGN_OR_RETURN(o.accel, parse_accel(v.accel));
   o.hostname = v.hostname;
-  MOAT_ASSIGN_OR_RETURN(auto boot_ms, seconds_flag_ms("--boot-timeout", v.boot_timeout_s, 1, 3600));
-  o.boot_timeout_ms = static_cast<int>(boot_ms);
+  MOAT_ASSIGN_OR_RETURN(o.boot_timeout, seconds_flag("--boot-timeout", v.boot_timeout_s, 1, 3600));
   // The image is the first word before `--`, unless an option gave the root.
   std::size_t first_command = 0;
   if (v.rootfs_dir.empty() && v.rootfs_image.empty() && !words.before.empty()) {
@@ -267,8 +267,8 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   if (s.entrypoint_set)
     o.entrypoint = s.entrypoint.empty() ? std::vector<std::string>{} : std::vector<std::string>{s.entrypoint};
   MOAT_ASSIGN_OR_RETURN(o.patches, patches_from(cmd, s));
-  MOAT_ASSIGN_OR_RETURN(o.idle_timeout_s, parse_duration("--idle-timeout", s.idle_timeout));
-  MOAT_ASSIGN_OR_RETURN(o.max_duration_s, parse_duration("--max-duration", s.max_duration));
+  MOAT_ASSIGN_OR_RETURN(o.idle_timeout, parse_duration("--idle-timeout", s.idle_timeout));
+  MOAT_ASSIGN_OR_RETURN(o.max_duration, parse_duration("--max-duration", s.max_duration));
   if (!s.log_size.empty()) {
     auto size = parse_byte_size(s.log_size);
     if (!size) return size.error().wrap("--log-size");
@@ -325,8 +325,8 @@ Json to_json(const SandboxInfo& i) {
               {"cpus", i.cpus},
               {"memory_mib", i.memory_mib},
               {"disk_size_mib", i.disk_size_mib},
-              {"idle_timeout_s", i.idle_timeout_s},
-              {"max_duration_s", i.max_duration_s},
+              {"idle_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(i.idle_timeout).count()},
+              {"max_duration_s", std::chrono::duration_cast<std::chrono::seconds>(i.max_duration).count()},
               {"auto_remove", i.auto_remove},
               {"command", i.command},
               {"env", i.env},
@@ -338,7 +338,7 @@ Json to_json(const SandboxInfo& i) {
               {"tmpfs", tmpfs_json(i.tmpfs)}};
 }
 
-int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms) {
+int cmd_run(Flags& f, const std::vector<std::string>& after, Duration stop_timeout) {
   auto positional = positional_words(f.run, after);
   if (!positional) return fail(positional.error());
   const auto& words = *positional;
@@ -374,12 +374,12 @@ int cmd_run(Flags& f, const std::vector<std::string>& after, int stop_timeout_ms
   ExecFlags ef = f.exec;
   ef.command = info->command;
   if (ef.command.empty()) {
-    (void)sb->stop(0);
+    (void)sb->stop(Duration::zero());
     print_error("no command to run: the image has none; give one after the image (or after --)");
     return kExitMoatError;
   }
   int code = run_in_sandbox(*sb, ef);
-  if (auto st = sb->stop(stop_timeout_ms); !st) {
+  if (auto st = sb->stop(stop_timeout); !st) {
     print_error(st.error().message);
     if (code == 0) code = kExitMoatError;
   }
@@ -564,29 +564,28 @@ namespace {
 // The longest a stop may wait for a clean power-off (then QEMU is killed).
 constexpr double kMaxStopTimeoutS = 86400;
 
-// --stop-timeout of run, --timeout of stop and restart, in milliseconds.
-Result<int> stop_timeout_ms(const Flags& f) {
+// --stop-timeout of run, --timeout of stop and restart.
+Result<Duration> stop_timeout(const Flags& f) {
   const char* flag = *f.run ? "--stop-timeout" : "--timeout";
-  MOAT_ASSIGN_OR_RETURN(auto ms, seconds_flag_ms(flag, f.stop_timeout_s, 0, kMaxStopTimeoutS));
-  return static_cast<int>(ms);
+  return seconds_flag(flag, f.stop_timeout_s, 0, kMaxStopTimeoutS);
 }
 
 }  // namespace
 
 int run_sandbox_command(const std::vector<std::string>& after) {
   Flags& f = flags();
-  int timeout_ms = 0;
+  Duration timeout{0};
   if (*f.run || *f.stop || *f.restart) {
-    auto ms = stop_timeout_ms(f);
-    if (!ms) return fail(ms.error());
-    timeout_ms = *ms;
+    auto given = stop_timeout(f);
+    if (!given) return fail(given.error());
+    timeout = *given;
   }
-  if (*f.run) return cmd_run(f, after, timeout_ms);
+  if (*f.run) return cmd_run(f, after, timeout);
   if (*f.create) return cmd_create(f, after);
   if (*f.exec_cmd) return cmd_exec(f, after);
   if (*f.start) return for_each_id(f.ids, [](const std::string& id) { return start_sandbox(id); });
-  if (*f.stop) return for_each_id(f.ids, [&](const std::string& id) { return stop_sandbox(id, timeout_ms); });
-  if (*f.restart) return for_each_id(f.ids, [&](const std::string& id) { return restart_sandbox(id, timeout_ms); });
+  if (*f.stop) return for_each_id(f.ids, [&](const std::string& id) { return stop_sandbox(id, timeout); });
+  if (*f.restart) return for_each_id(f.ids, [&](const std::string& id) { return restart_sandbox(id, timeout); });
   if (*f.rm) return for_each_id(f.ids, [&](const std::string& id) { return remove_sandbox(id, f.force); });
   if (*f.ls) return cmd_ls(f);
   if (*f.inspect) return cmd_inspect(f);

@@ -136,7 +136,7 @@ struct Exec::Impl {
     if (ended_locked()) return false;
     auto now = Clock::now();
     if (timeout_at && now >= *timeout_at) {
-      failure = make_error(name() + " did not end within its timeout of " + seconds_text(opts.timeout_ms) +
+      failure = make_error(name() + " did not end within its timeout of " + seconds_text(static_cast<std::uint64_t>(opts.timeout.count())) +
                                " s and the sandbox did not report it killed; it was cancelled",
                            ETIMEDOUT);
       return true;
@@ -431,10 +431,19 @@ void Exec::cancel() {
   (void)s.send(proto::make_message(s.stream, proto::msg::kCancel));
 }
 
-Result<std::optional<ExitStatus>> Exec::wait(int timeout_ms) {
+namespace {
+
+// No timeout: no deadline. A negative one is taken as zero (only look).
+std::optional<std::chrono::steady_clock::time_point> deadline_after(std::optional<Duration> timeout) {
+  if (!timeout) return std::nullopt;
+  return std::chrono::steady_clock::now() + std::max(*timeout, Duration::zero());
+}
+
+}  // namespace
+
+Result<std::optional<ExitStatus>> Exec::wait(std::optional<Duration> timeout) {
   auto& s = *impl_;
-  std::optional<Clock::time_point> deadline;
-  if (timeout_ms >= 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::optional<Clock::time_point> deadline = deadline_after(timeout);
   while (true) {
     // Without callbacks, what nobody read() is dropped and granted, so the
     // command is never stalled by a full window while we wait.
@@ -459,11 +468,10 @@ Result<std::optional<ExitStatus>> Exec::wait(int timeout_ms) {
   }
 }
 
-Result<std::optional<ExecOutput>> Exec::read(int timeout_ms) {
+Result<std::optional<ExecOutput>> Exec::read(std::optional<Duration> timeout) {
   auto& s = *impl_;
   if (!s.pull) return make_error("read(): this command's output goes to its callbacks", EINVAL);
-  std::optional<Clock::time_point> deadline;
-  if (timeout_ms >= 0) deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+  std::optional<Clock::time_point> deadline = deadline_after(timeout);
   MOAT_ASSIGN_OR_RETURN(bool got, s.drive(deadline, [&] { return !s.queue.empty(); }));
   ExecOutput out;
   {
@@ -493,7 +501,8 @@ proto::ExecRequest to_request(const ExecOptions& o) {
   r.rows = o.rows;
   r.cols = o.cols;
   r.stdin_open = o.stdin_open;
-  r.timeout_ms = o.timeout_ms;
+  // A negative timeout becomes one past the request's bound: rejected.
+  r.timeout_ms = static_cast<std::uint64_t>(o.timeout.count());
   for (const auto& [k, v] : o.rlimits) r.rlimits[k] = proto::Rlimit{v.soft, v.hard};
   return r;
 }
@@ -511,8 +520,7 @@ Result<std::unique_ptr<Exec::Impl>> begin(AgentConnection* conn, const ExecOptio
   s->cb = callbacks;
   s->pull = !callbacks.on_stdout && !callbacks.on_stderr;
   s->stdin_closed = !options.stdin_open;
-  if (options.timeout_ms > 0)
-    s->timeout_at = Clock::now() + std::chrono::milliseconds(options.timeout_ms) + kTimeoutGrace;
+  if (options.timeout > Duration::zero()) s->timeout_at = Clock::now() + options.timeout + kTimeoutGrace;
   s->conn = conn;
   s->stream = conn->next_stream();
   auto st = s->send(proto::make_message(s->stream, proto::msg::kExec, proto::to_payload(to_request(options))));

@@ -32,6 +32,8 @@ namespace sandbox {
 namespace {
 
 constexpr std::size_t kMaxLabels = 64;
+constexpr Duration kMaxWait = std::chrono::hours(24);
+constexpr Duration kMaxLimit = std::chrono::hours(366 * 24);
 constexpr std::size_t kMaxLabelBytes = 4096;
 
 Status validate(const SandboxOptions& o) {
@@ -40,9 +42,16 @@ Status validate(const SandboxOptions& o) {
     return make_error("--memory must be between 64 and 262144 MiB", EINVAL);
   if (o.disk_size_mib < 64 || o.disk_size_mib > (16ull << 20))
     return make_error("--disk-size must be between 64 MiB and 16 TiB", EINVAL);
-  if (o.boot_timeout_ms < 1000) return make_error("boot timeout must be at least 1 s", EINVAL);
-  if (o.idle_timeout_s > 366ull * 24 * 3600 || o.max_duration_s > 366ull * 24 * 3600)
-    return make_error("--idle-timeout and --max-duration must be at most a year", EINVAL);
+  if (o.boot_timeout < std::chrono::seconds(1) || o.boot_timeout > kMaxWait)
+    return make_error("boot timeout must be between 1 s and a day", EINVAL);
+  MOAT_TRY(stop_timeout_ms(o.stop_timeout));
+  for (Duration limit : {o.idle_timeout, o.max_duration}) {
+    if (limit < Duration::zero() || limit > kMaxLimit)
+      return make_error("--idle-timeout and --max-duration must be at most a year", EINVAL);
+    // The shim checks its limits once a second.
+    if (limit % std::chrono::seconds(1) != Duration::zero())
+      return make_error("--idle-timeout and --max-duration are whole seconds", EINVAL);
+  }
   if (!o.image.empty() && (!o.rootfs_dir.empty() || !o.rootfs_image.empty()))
     return make_error("give an image or a root filesystem (--rootfs-dir, --rootfs-image), not both", EINVAL);
   if (!o.hostname.empty()) {
@@ -150,6 +159,10 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
 
 std::string default_hostname(const std::string& id) { return "moat-" + id; }
 
+std::uint64_t whole_seconds(Duration d) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
+}
+
 // The VM half of a new record: what the options say that SandboxInfo does
 // not keep, the accelerator resolved once so that every start boots alike.
 Result<VmRecord> vm_record_for(const SandboxOptions& o, const std::string& id, std::string* accel_reason) {
@@ -159,8 +172,8 @@ Result<VmRecord> vm_record_for(const SandboxOptions& o, const std::string& id, s
   v.stored = true;
   v.hostname = o.hostname.empty() ? default_hostname(id) : o.hostname;
   v.accel = accel.accel;
-  v.boot_timeout_ms = o.boot_timeout_ms;
-  v.stop_timeout_ms = o.stop_timeout_ms;
+  v.boot_timeout_ms = static_cast<int>(o.boot_timeout.count());
+  v.stop_timeout_ms = static_cast<int>(o.stop_timeout.count());
   v.log_max_bytes = o.log_max_bytes;
   return v;
 }
@@ -176,8 +189,8 @@ Result<shim::ShimConfig> shim_config_for(const Manager& m, const SandboxRecord& 
   cfg.dir = m.dir_of(r.info.id);
   cfg.boot_timeout_ms = r.vm.boot_timeout_ms;
   cfg.stop_timeout_ms = r.vm.stop_timeout_ms;
-  cfg.idle_timeout_s = r.info.idle_timeout_s;
-  cfg.max_duration_s = r.info.max_duration_s;
+  cfg.idle_timeout_s = whole_seconds(r.info.idle_timeout);
+  cfg.max_duration_s = whole_seconds(r.info.max_duration);
   cfg.vm.accel = r.vm.accel;
   cfg.vm.cpus = r.info.cpus;
   cfg.vm.memory_mib = r.info.memory_mib;
@@ -434,8 +447,8 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.cpus = o.cpus;
   r.info.memory_mib = o.memory_mib;
   r.info.disk_size_mib = o.disk_size_mib;
-  r.info.idle_timeout_s = o.idle_timeout_s;
-  r.info.max_duration_s = o.max_duration_s;
+  r.info.idle_timeout = o.idle_timeout;
+  r.info.max_duration = o.max_duration;
   r.info.auto_remove = o.auto_remove;
   MOAT_ASSIGN_OR_RETURN(r.info.tmpfs, resolve_tmpfs_mounts(o.tmpfs));
   // The record names its volumes from the start, under the volumes lock:
@@ -497,6 +510,12 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   return m.db->mark_running(r.info.id, *pid, unix_now());
 }
 
+Result<int> stop_timeout_ms(Duration timeout) {
+  if (timeout < Duration::zero() || timeout > kMaxWait)
+    return make_error("stop timeout must be between 0 and a day", EINVAL);
+  return static_cast<int>(timeout.count());
+}
+
 Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms) {
   MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
   SandboxRecord& r = locked.record;
@@ -519,13 +538,14 @@ Status start_sandbox(const std::string& id_or_name) {
   return sandbox::start_record(m, id_or_name, /*ephemeral=*/false);
 }
 
-Status stop_sandbox(const std::string& id_or_name, int timeout_ms) {
+Status stop_sandbox(const std::string& id_or_name, Duration timeout) {
+  MOAT_ASSIGN_OR_RETURN(int timeout_ms, sandbox::stop_timeout_ms(timeout));
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
   return sandbox::stop_record(m, id_or_name, timeout_ms);
 }
 
-Status restart_sandbox(const std::string& id_or_name, int timeout_ms) {
-  MOAT_TRY(stop_sandbox(id_or_name, timeout_ms));
+Status restart_sandbox(const std::string& id_or_name, Duration timeout) {
+  MOAT_TRY(stop_sandbox(id_or_name, timeout));
   return start_sandbox(id_or_name);
 }
 

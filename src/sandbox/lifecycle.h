@@ -45,5 +45,7 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
 // Asks a running sandbox's shim to stop (killing the VM after timeout_ms),
 // waits for it and records the outcome; a sandbox not running is left alone.
 Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms);
+// A stop timeout as the shim takes it; EINVAL unless 0 to a day.
+Result<int> stop_timeout_ms(Duration timeout);
 
 }  // namespace moat::sandbox

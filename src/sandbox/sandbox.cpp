@@ -98,7 +98,8 @@ Result<Exec> Sandbox::start_exec(const ExecOptions& options, const ExecCallbacks
   return sandbox::start_exec(std::move(*conn), with_defaults(*impl_, options), callbacks);
 }
 
-Status Sandbox::stop(int timeout_ms) {
+Status Sandbox::stop(Duration timeout) {
+  MOAT_ASSIGN_OR_RETURN(int timeout_ms, sandbox::stop_timeout_ms(timeout));
   // Asked over this connection first: closing it first would make a shim
   // this handle owns start its own stop, with the sandbox's stop timeout.
   proto::Json p = {{"timeout_ms", timeout_ms}};

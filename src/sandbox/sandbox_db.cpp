@@ -71,6 +71,9 @@ Json labels_json(const SandboxInfo& i) {
   return v;
 }
 
+// Limits are whole seconds (lifecycle.cpp validates), kept as seconds.
+std::int64_t seconds_of(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
+
 Json vm_json(const VmRecord& v) {
   Json disks = Json::array();
   for (const auto& d : v.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
@@ -94,8 +97,8 @@ std::string spec_json(const SandboxRecord& r) {
             {"cpus", i.cpus},
             {"memory_mib", i.memory_mib},
             {"disk_size_mib", i.disk_size_mib},
-            {"idle_timeout_s", i.idle_timeout_s},
-            {"max_duration_s", i.max_duration_s},
+            {"idle_timeout_s", seconds_of(i.idle_timeout)},
+            {"max_duration_s", seconds_of(i.max_duration)},
             {"auto_remove", i.auto_remove},
             {"command", bytes_list_to_json(i.command)},
             {"env", bytes_list_to_json(i.env)},
@@ -188,8 +191,8 @@ Status read_spec_fields(const Json& j, SandboxInfo& i) {
   i.cpus = j.value("cpus", 1);
   i.memory_mib = j.value("memory_mib", 0);
   i.disk_size_mib = j.value("disk_size_mib", std::uint64_t{0});
-  i.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
-  i.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
+  i.idle_timeout = std::chrono::seconds(j.value("idle_timeout_s", std::int64_t{0}));
+  i.max_duration = std::chrono::seconds(j.value("max_duration_s", std::int64_t{0}));
   i.auto_remove = j.value("auto_remove", false);
   MOAT_TRY(read_bytes_list(j, "command", i.command));
   MOAT_TRY(read_bytes_list(j, "env", i.env));

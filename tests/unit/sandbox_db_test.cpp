@@ -35,7 +35,7 @@ class SandboxDbTest : public ::testing::Test {
     r.info.user = "nobody";
     r.info.memory_mib = 512;
     r.info.disk_size_mib = 1024;
-    r.info.idle_timeout_s = 30;
+    r.info.idle_timeout = std::chrono::seconds(30);
     return r;
   }
 
@@ -59,7 +59,7 @@ TEST_F(SandboxDbTest, InsertFindByIdOrNameRoundTripsTheSpec) {
     EXPECT_EQ(i.user, "nobody");
     EXPECT_EQ(i.memory_mib, 512);
     EXPECT_EQ(i.disk_size_mib, 1024u);
-    EXPECT_EQ(i.idle_timeout_s, 30u);
+    EXPECT_EQ(i.idle_timeout, std::chrono::seconds(30));
   }
   auto none = db_->find("nothing");
   ASSERT_TRUE(none.ok());

@@ -25,7 +25,7 @@ namespace {
 std::string read_stdout_until(Exec& ex, const std::string& needle) {
   std::string out;
   while (out.find(needle) == std::string::npos) {
-    auto piece = ex.read(60000);
+    auto piece = ex.read(std::chrono::milliseconds(60000));
     if (!piece.ok()) {
       ADD_FAILURE() << piece.error().message;
       return out;
@@ -44,7 +44,7 @@ std::string read_stdout_until(Exec& ex, const std::string& needle) {
 }
 
 ExitStatus exit_of(Exec& ex) {
-  auto st = ex.wait(60000);
+  auto st = ex.wait(std::chrono::milliseconds(60000));
   if (!st.ok()) {
     ADD_FAILURE() << st.error().message;
     return {};
@@ -87,7 +87,7 @@ TEST_F(VmExecHandle, SignalsReachTheCommandAndEndIt) {
   // The pull interface ends with the exit, and keeps reporting it.
   ExitStatus st;
   while (true) {
-    auto piece = ex->read(60000);
+    auto piece = ex->read(std::chrono::milliseconds(60000));
     ASSERT_TRUE(piece.ok()) << piece.error().message;
     ASSERT_TRUE(piece->has_value()) << "no exit within 60 s";
     if ((*piece)->kind == ExecOutput::Kind::kExit) {
@@ -97,7 +97,7 @@ TEST_F(VmExecHandle, SignalsReachTheCommandAndEndIt) {
   }
   EXPECT_EQ(st.signal, SIGTERM);
   EXPECT_EQ(st.shell_code(), 128 + SIGTERM);
-  auto again = ex->read(0);
+  auto again = ex->read(std::chrono::milliseconds(0));
   ASSERT_TRUE(again.ok() && again->has_value());
   EXPECT_EQ((*again)->kind, ExecOutput::Kind::kExit);
   // Signalling an ended command says so.
@@ -147,7 +147,7 @@ TEST_F(VmExecHandle, WaitTimesOutThenKillEndsTheCommand) {
   auto ex = sb().start_exec({.argv = {"sleep", "600"}}, ExecCallbacks{.on_stdout = [](std::string_view) {}});
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   auto t0 = std::chrono::steady_clock::now();
-  auto st = ex->wait(300);
+  auto st = ex->wait(std::chrono::milliseconds(300));
   ASSERT_TRUE(st.ok()) << st.error().message;
   EXPECT_FALSE(st->has_value());
   EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
@@ -163,7 +163,7 @@ TEST_F(VmExecHandle, CancelStopsAWaitOnAnotherThread) {
     (void)ex->signal(SIGTERM);  // ignored by the command
     ex->cancel();
   });
-  auto st = ex->wait(60000);
+  auto st = ex->wait(std::chrono::milliseconds(60000));
   canceller.join();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().kind(), ErrorKind::kInterrupted);
