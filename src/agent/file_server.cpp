@@ -8,7 +8,7 @@
 #include <cerrno>
 
 #include "agent/guest_tar.h"
-#include "agent/tree_writer.h"
+#include "tree/tree_writer.h"
 #include "proto/exec.h"
 #include "util/unique_fd.h"
 #include "util/write_all.h"

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-#include "agent/tree_writer.h"
+#include "tree/tree_writer.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 

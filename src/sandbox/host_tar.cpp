@@ -14,7 +14,7 @@
 #include <memory>
 #include <vector>
 
-#include "agent/tree_writer.h"
+#include "tree/tree_writer.h"
 #include "util/unique_fd.h"
 
 namespace moat::sandbox {

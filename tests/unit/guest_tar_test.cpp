@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "agent/guest_tar.h"
-#include "agent/tree_writer.h"
+#include "tree/tree_writer.h"
 #include "sandbox/host_tar.h"
 
 namespace moat {

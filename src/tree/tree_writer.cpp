@@ -1,4 +1,4 @@
-#include "agent/tree_writer.h"
+#include "tree/tree_writer.h"
 
 #include <dirent.h>
 #include <fcntl.h>
