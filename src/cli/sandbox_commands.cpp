@@ -18,6 +18,7 @@
 
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
+#include "moat/events.h"
 #include "moat/logs.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
@@ -73,6 +74,7 @@ struct Flags {
   bool quiet = false;
   std::string format;
   bool follow = false;
+  std::uint64_t since_seq = 0;
   CLI::App* run = nullptr;
   CLI::App* create = nullptr;
   CLI::App* start = nullptr;
@@ -82,6 +84,7 @@ struct Flags {
   CLI::App* ls = nullptr;
   CLI::App* inspect = nullptr;
   CLI::App* logs = nullptr;
+  CLI::App* events = nullptr;
   CLI::App* exec_cmd = nullptr;
 };
 
@@ -481,6 +484,32 @@ int cmd_logs(const Flags& f) {
   return 0;
 }
 
+// One line per event, or one JSON object per line (--format json).
+int cmd_events(const Flags& f) {
+  if (!f.format.empty() && f.format != "json" && f.format != "table")
+    return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});
+  bool json = f.format == "json";
+  SandboxEventOptions o;
+  o.after = f.since_seq;
+  o.follow = f.follow;
+  auto st = watch_sandbox_events(o, [&](const SandboxEvent& e) {
+    if (json) {
+      Json j = {{"seq", e.seq}, {"time", time_text(e.time)}, {"event", to_string(e.kind)},
+                {"id", e.id},   {"name", e.name},            {"reason", e.reason}};
+      std::printf("%s\n", dump_lossy(j, -1).c_str());
+    } else {
+      std::string line = time_text(e.time) + "  " + std::to_string(e.seq) + "  " + to_string(e.kind) + "  " + e.name +
+                         " (" + e.id + ")";
+      if (!e.reason.empty()) line += ": " + e.reason;
+      std::printf("%s\n", line.c_str());
+    }
+    // A reader that went away (a closed pipe) ends a follow.
+    return std::fflush(stdout) == 0;
+  });
+  if (!st) return fail(st.error());
+  return 0;
+}
+
 int cmd_exec(Flags& f, const std::vector<std::string>& after) {
   auto positional = positional_words(f.exec_cmd, after);
   if (!positional) return fail(positional.error());
@@ -554,6 +583,11 @@ void register_sandbox_commands(CLI::App& app) {
   f.logs->add_option("sandbox", f.ids, "Sandbox id or name")->required()->expected(1);
   f.logs->add_flag("-f,--follow", f.follow, "Keep following the console until the sandbox stops");
 
+  f.events = app.add_subcommand("events", "Show what happened to sandboxes: created, started, stopped, crashed, removed");
+  f.events->add_flag("-f,--follow", f.follow, "Keep showing new events as they happen");
+  f.events->add_option("--since", f.since_seq, "Only events after this sequence number");
+  f.events->add_option("--format", f.format, "table or json (one object per line)");
+
   f.exec_cmd = app.add_subcommand("exec", "Run a command in a running sandbox: moat exec [OPTIONS] SANDBOX COMMAND...");
   add_exec_flags(f.exec_cmd, f.exec);
   f.exec_cmd->prefix_command();
@@ -590,6 +624,7 @@ int run_sandbox_command(const std::vector<std::string>& after) {
   if (*f.ls) return cmd_ls(f);
   if (*f.inspect) return cmd_inspect(f);
   if (*f.logs) return cmd_logs(f);
+  if (*f.events) return cmd_events(f);
   return -1;
 }
 

@@ -37,7 +37,35 @@ CREATE TABLE IF NOT EXISTS sandboxes (
   shim_pid INTEGER NOT NULL DEFAULT 0,
   spec TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  time INTEGER NOT NULL,
+  sandbox_id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  reason TEXT NOT NULL DEFAULT ''
+);
 )sql";
+
+// The event a change of state tells of, if any: a start is told once the
+// shim runs (its pid known), not when the record first says running.
+std::optional<SandboxEventKind> event_of(const std::string& state, int shim_pid) {
+  if (state == to_string(SandboxState::kCreated)) return SandboxEventKind::kCreated;
+  if (state == to_string(SandboxState::kRunning)) {
+    if (shim_pid == 0) return std::nullopt;
+    return SandboxEventKind::kStarted;
+  }
+  if (state == to_string(SandboxState::kStopped)) return SandboxEventKind::kStopped;
+  if (state == to_string(SandboxState::kCrashed)) return SandboxEventKind::kCrashed;
+  return std::nullopt;
+}
+
+std::optional<SandboxEventKind> parse_event_kind(const std::string& s) {
+  for (auto k : {SandboxEventKind::kCreated, SandboxEventKind::kStarted, SandboxEventKind::kStopped,
+                 SandboxEventKind::kCrashed, SandboxEventKind::kRemoved})
+    if (s == to_string(k)) return k;
+  return std::nullopt;
+}
 
 constexpr const char* kColumns = "id, name, state, reason, created_at, started_at, finished_at, shim_pid, spec";
 
@@ -289,8 +317,47 @@ Result<std::vector<SandboxRecord>> SandboxDb::list() {
   return out;
 }
 
+// Records `kind` for sandbox `id`, in the caller's transaction, and drops
+// the oldest past kMaxEvents.
+Status SandboxDb::add_event(const std::string& id, SandboxEventKind kind, const std::string& reason) {
+  store::Stmt s(*db_,
+                "INSERT INTO events (time, sandbox_id, name, kind, reason) SELECT ?2, id, name, ?3, ?4 "
+                "FROM sandboxes WHERE id = ?1");
+  MOAT_TRY(s.prepared());
+  s.bind(1, id).bind(2, unix_now()).bind(3, std::string(to_string(kind))).bind(4, reason);
+  MOAT_TRY(s.run());
+  store::Stmt prune(*db_, "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1");
+  MOAT_TRY(prune.prepared());
+  prune.bind(1, kMaxEvents);
+  return prune.run();
+}
+
+Result<SandboxDb::RowState> SandboxDb::row_state(const std::string& id) {
+  store::Stmt s(*db_, "SELECT state, shim_pid FROM sandboxes WHERE id = ?1");
+  MOAT_TRY(s.prepared());
+  s.bind(1, id);
+  MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+  if (!row) return make_error("no such sandbox: " + id, ENOENT);
+  return RowState{s.text(0), static_cast<int>(s.integer(1))};
+}
+
 Status SandboxDb::set_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
                             const char* time_column, std::int64_t time) {
+  store::Transaction tx(*db_);
+  MOAT_TRY(tx.begin());
+  MOAT_ASSIGN_OR_RETURN(auto now, row_state(id));
+  // Told once: a start when the shim's pid first becomes known, the others
+  // when the state really changes.
+  if (auto kind = event_of(state, shim_pid)) {
+    bool news = *kind == SandboxEventKind::kStarted ? now.state != state || now.shim_pid == 0 : now.state != state;
+    if (news) MOAT_TRY(add_event(id, *kind, reason));
+  }
+  MOAT_TRY(update_state(id, state, reason, shim_pid, time_column, time));
+  return tx.commit();
+}
+
+Status SandboxDb::update_state(const std::string& id, const std::string& state, const std::string& reason,
+                               int shim_pid, const char* time_column, std::int64_t time) {
   std::string sql = "UPDATE sandboxes SET state = ?2, reason = ?3, shim_pid = ?4";
   if (time_column) sql += std::string(", ") + time_column + " = ?5";
   sql += " WHERE id = ?1";
@@ -326,10 +393,41 @@ Status SandboxDb::mark_finished(const std::string& id, SandboxState state, const
 }
 
 Status SandboxDb::remove(const std::string& id) {
+  store::Transaction tx(*db_);
+  MOAT_TRY(tx.begin());
+  auto now = row_state(id);
+  if (!now && now.error().code == ENOENT) return ok_status();
+  if (!now) return now.error();
+  // A create that never finished was never told: its removal is not either.
+  if (now->state != kStateCreating) MOAT_TRY(add_event(id, SandboxEventKind::kRemoved, ""));
   store::Stmt s(*db_, "DELETE FROM sandboxes WHERE id = ?1");
   MOAT_TRY(s.prepared());
   s.bind(1, id);
-  return s.run();
+  MOAT_TRY(s.run());
+  return tx.commit();
+}
+
+Result<std::vector<SandboxEvent>> SandboxDb::events_after(std::uint64_t after, int limit) {
+  store::Stmt s(*db_,
+                "SELECT seq, time, sandbox_id, name, kind, reason FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2");
+  MOAT_TRY(s.prepared());
+  s.bind(1, static_cast<std::int64_t>(after)).bind(2, static_cast<std::int64_t>(limit));
+  std::vector<SandboxEvent> out;
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(bool row, s.step());
+    if (!row) break;
+    SandboxEvent e;
+    e.seq = static_cast<std::uint64_t>(s.integer(0));
+    e.time = s.integer(1);
+    e.id = s.text(2);
+    e.name = s.text(3);
+    auto kind = parse_event_kind(s.text(4));
+    if (!kind) return make_error("damaged event " + std::to_string(e.seq) + " in the database", EIO);
+    e.kind = *kind;
+    e.reason = s.text(5);
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 }  // namespace sandbox

@@ -3,6 +3,8 @@
 //   sandboxes  id, unique name, state, why it stopped, times, shim pid, and
 //              the spec (image, resources, limits, labels, process defaults)
 //              as JSON
+//   events     what happened to them (moat/events.h): written in the same
+//              transaction as the change, the newest kMaxEvents kept
 //
 // States in the table are those of moat::SandboxState plus "creating" (a
 // create in progress, or one that died half-way: the reconciler removes it).
@@ -15,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "moat/events.h"
 #include "moat/sandboxes.h"
 #include "store/sqlite.h"
 #include "util/result.h"
@@ -23,6 +26,7 @@
 namespace moat::sandbox {
 
 inline constexpr const char* kStateCreating = "creating";
+inline constexpr std::int64_t kMaxEvents = 10000;
 
 // How the sandbox's VM is made, fixed by create: the options SandboxInfo
 // does not show and the root disks create prepared. The record is the one
@@ -66,8 +70,19 @@ class SandboxDb {
                        std::int64_t finished_at);
   Status remove(const std::string& id);
 
+  // Events with seq > after, oldest first, at most `limit`.
+  Result<std::vector<SandboxEvent>> events_after(std::uint64_t after, int limit);
+
  private:
   explicit SandboxDb(std::unique_ptr<store::SqliteDb> db) : db_(std::move(db)) {}
+  struct RowState {
+    std::string state;
+    int shim_pid = 0;
+  };
+  Result<RowState> row_state(const std::string& id);
+  Status add_event(const std::string& id, SandboxEventKind kind, const std::string& reason);
+  Status update_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
+                      const char* time_column, std::int64_t time);
   Status set_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
                    const char* time_column, std::int64_t time);
   std::unique_ptr<store::SqliteDb> db_;

@@ -105,6 +105,56 @@ TEST_F(SandboxDbTest, VmSettingsRoundTripThroughUpdateSpec) {
   EXPECT_EQ((*after)->info.memory_mib, 512);
 }
 
+std::vector<std::string> event_lines(SandboxDb& db, std::uint64_t after = 0) {
+  auto events = db.events_after(after, 100);
+  EXPECT_TRUE(events.ok()) << events.error().message;
+  std::vector<std::string> out;
+  if (!events.ok()) return out;
+  for (const auto& e : *events) out.push_back(std::string(to_string(e.kind)) + " " + e.name + " " + e.reason);
+  return out;
+}
+
+// Each change of state is told once, in order, with the name it had; a
+// create that never finished is not told at all.
+TEST_F(SandboxDbTest, StateChangesAreToldOnceInOrder) {
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
+  ASSERT_TRUE(db_->insert(record("bbbbbbbbbbbb", "half", 100)).ok());
+  ASSERT_TRUE(db_->mark_created("aaaaaaaaaaaa").ok());
+  ASSERT_TRUE(db_->mark_running("aaaaaaaaaaaa", 0, 110).ok());    // the record says running first
+  ASSERT_TRUE(db_->mark_running("aaaaaaaaaaaa", 4242, 110).ok()); // then the shim runs
+  ASSERT_TRUE(db_->mark_finished("aaaaaaaaaaaa", SandboxState::kCrashed, "qemu died", 120).ok());
+  ASSERT_TRUE(db_->mark_finished("aaaaaaaaaaaa", SandboxState::kCrashed, "qemu died", 121).ok());
+  ASSERT_TRUE(db_->mark_running("aaaaaaaaaaaa", 0, 130).ok());
+  ASSERT_TRUE(db_->mark_running("aaaaaaaaaaaa", 4343, 130).ok());
+  ASSERT_TRUE(db_->mark_finished("aaaaaaaaaaaa", SandboxState::kStopped, "stop requested by a client", 140).ok());
+  ASSERT_TRUE(db_->remove("aaaaaaaaaaaa").ok());
+  ASSERT_TRUE(db_->remove("bbbbbbbbbbbb").ok());
+  ASSERT_TRUE(db_->remove("bbbbbbbbbbbb").ok());  // gone already: nothing to tell
+  EXPECT_EQ(event_lines(*db_), (std::vector<std::string>{"created web ", "started web ", "crashed web qemu died",
+                                                         "started web ", "stopped web stop requested by a client",
+                                                         "removed web "}));
+  auto all = db_->events_after(0, 100);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 6u);
+  EXPECT_EQ((*all)[0].id, "aaaaaaaaaaaa");
+  for (std::size_t i = 1; i < all->size(); ++i) EXPECT_GT((*all)[i].seq, (*all)[i - 1].seq);
+  EXPECT_EQ(event_lines(*db_, (*all)[3].seq), (std::vector<std::string>{"stopped web stop requested by a client",
+                                                                        "removed web "}));
+}
+
+TEST_F(SandboxDbTest, OnlyTheNewestEventsAreKept) {
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
+  for (int i = 0; i < kMaxEvents / 2 + 5; ++i) {
+    ASSERT_TRUE(db_->mark_created("aaaaaaaaaaaa").ok());
+    ASSERT_TRUE(db_->mark_finished("aaaaaaaaaaaa", SandboxState::kStopped, "", 1).ok());
+  }
+  auto all = db_->events_after(0, 2 * kMaxEvents);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), static_cast<std::size_t>(kMaxEvents));
+  EXPECT_EQ(all->back().seq - all->front().seq, static_cast<std::uint64_t>(kMaxEvents - 1));
+  EXPECT_EQ(all->back().kind, SandboxEventKind::kStopped);
+}
+
 TEST_F(SandboxDbTest, NamesAreUniqueAndAnIdWinsOverAName) {
   ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
   auto dup = db_->insert(record("bbbbbbbbbbbb", "web", 101));

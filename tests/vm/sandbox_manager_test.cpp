@@ -7,12 +7,16 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <atomic>
 #include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "moat/events.h"
+#include "moat/runtime.h"
 #include "sandbox/sandbox_db.h"
 #include "tests/vm/harness.h"
 
@@ -242,6 +246,67 @@ TEST(VmSandboxManager, KilledShimIsCrashedAndRmLeavesNothing) {
   EXPECT_EQ(run_moat({"rm", "-f", "victim"}).exit_code, 0);
   EXPECT_NE(::stat(sandbox_dir(id).c_str(), &st), 0);
   EXPECT_TRUE(processes_mentioning(sandbox_dir(id)).empty());
+}
+
+// moat/events.h: a following watcher is told of a VM that died even when no
+// other moat call looks at the sandbox, and `moat events` lists each change
+// once, in order.
+TEST(VmSandboxManager, EventsTellEveryChangeAndACrashToAFollowingWatcher) {
+  ASSERT_TRUE(configure_runtime({.home = test_home()}).ok());
+  std::uint64_t before = 0;
+  ASSERT_TRUE(watch_sandbox_events({}, [&](const SandboxEvent& e) {
+                before = e.seq;
+                return true;
+              }).ok());
+  std::string id = create_sandbox({"--name", "watched"});
+
+  std::mutex mu;
+  std::vector<SandboxEvent> seen;
+  std::atomic<bool> crashed{false}, give_up{false};
+  std::thread watcher([&] {
+    SandboxEventOptions o;
+    o.after = before;
+    o.follow = true;
+    o.cancelled = [&] { return give_up.load(); };
+    auto st = watch_sandbox_events(o, [&](const SandboxEvent& e) {
+      std::lock_guard<std::mutex> lock(mu);
+      seen.push_back(e);
+      if (e.kind == SandboxEventKind::kCrashed) crashed = true;
+      return !crashed;
+    });
+    EXPECT_TRUE(st.ok()) << st.error().message;
+  });
+  int shim_pid = inspect(id).value("shim_pid", 0);
+  ASSERT_GT(shim_pid, 1);
+  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+  // Only the watcher looks; give it a generous while under TCG.
+  for (int i = 0; i < 300 && !crashed; ++i) ::usleep(100000);
+  give_up = true;
+  watcher.join();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].kind, SandboxEventKind::kCreated);
+  EXPECT_EQ(seen[1].kind, SandboxEventKind::kStarted);
+  EXPECT_EQ(seen[2].kind, SandboxEventKind::kCrashed);
+  EXPECT_EQ(seen[2].reason, "the shim was killed");
+  for (const auto& e : seen) {
+    EXPECT_EQ(e.id, id);
+    EXPECT_EQ(e.name, "watched");
+  }
+
+  ASSERT_EQ(run_moat({"start", "watched"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"stop", "watched"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"rm", "watched"}).exit_code, 0);
+  auto listed = run_moat({"events", "--format", "json", "--since", std::to_string(seen.back().seq)});
+  ASSERT_EQ(listed.exit_code, 0) << listed.err;
+  std::vector<std::string> kinds;
+  std::istringstream lines(listed.out);
+  for (std::string line; std::getline(lines, line);) {
+    Json j = Json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_EQ(j.value("name", ""), "watched");
+    kinds.push_back(j.value("event", "") + (j.value("reason", "").empty() ? "" : ": " + j.value("reason", "")));
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"started", "stopped: stop requested by a client", "removed"}));
 }
 
 TEST(VmSandboxManager, IdleTimeoutAndMaxDurationStopTheSandbox) {
