@@ -18,13 +18,19 @@
 
 #include "fs/fuse_reply.h"
 #include "fs/fuse_request.h"
-#include "fs/guest_memory.h"
-#include "fs/vhost_user_protocol.h"
-#include "fs/virtqueue.h"
+#include "vhost_user/guest_memory.h"
+#include "vhost_user/protocol.h"
+#include "vhost_user/virtqueue.h"
 
 namespace moat::fs {
 
 namespace vu = vhost_user;
+using vu::GuestMemory;
+using vu::GuestRegionSpec;
+using vu::kVirtqueueMaxSize;
+using vu::Virtqueue;
+using vu::VirtqueueChain;
+using vu::VirtqueueLayout;
 
 namespace {
 

@@ -1,6 +1,6 @@
 // The vhost-user wire protocol (QEMU docs/interop/vhost-user.rst), backend
 // side: message layout, receiving one message with its file descriptors,
-// and sending replies. Only what a virtio-fs backend needs.
+// and sending replies. Only what the devices served here need.
 //
 // The frontend is trusted more than the guest (it is our own QEMU), but its
 // messages are still parsed defensively: bounded payload size and fd count,
@@ -18,7 +18,7 @@
 #include "util/result.h"
 #include "util/unique_fd.h"
 
-namespace moat::fs::vhost_user {
+namespace moat::vhost_user {
 
 enum Request : std::uint32_t {
   kGetFeatures = 1,
@@ -105,7 +105,7 @@ static_assert(sizeof(MemRegion) == 32);
 inline constexpr std::size_t kMemTableHeader = 8;
 inline constexpr std::size_t kMaxMemRegions = 8;
 
-// Larger than any message a virtio-fs frontend sends (SET_MEM_TABLE: 264
+// Larger than any message a frontend sends to the devices served here (SET_MEM_TABLE: 264
 // bytes; GET/SET_CONFIG: 12 + 256).
 inline constexpr std::size_t kMaxPayload = 4096;
 // SET_MEM_TABLE carries one fd per region, everything else at most one.
@@ -142,4 +142,4 @@ Result<bool> receive(int fd, Message& msg);
 Status send_reply(int fd, const Header& request, std::span<const std::uint8_t> payload);
 Status send_u64(int fd, const Header& request, std::uint64_t value);
 
-}  // namespace moat::fs::vhost_user
+}  // namespace moat::vhost_user
