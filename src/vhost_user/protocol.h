@@ -66,6 +66,7 @@ inline constexpr std::uint64_t kFeatureLogAll = 1ull << 26;        // VHOST_F_LO
 // Protocol feature bits (GET/SET_PROTOCOL_FEATURES).
 inline constexpr std::uint64_t kProtocolMq = 1ull << 0;
 inline constexpr std::uint64_t kProtocolReplyAck = 1ull << 3;
+inline constexpr std::uint64_t kProtocolConfig = 1ull << 9;
 
 // SET_VRING_KICK/CALL/ERR payload: queue index in bits 0-7, bit 8 = no fd.
 inline constexpr std::uint64_t kVringIndexMask = 0xff;
@@ -100,6 +101,16 @@ struct MemRegion {
   std::uint64_t mmap_offset;
 };
 static_assert(sizeof(MemRegion) == 32);
+
+// GET_CONFIG/SET_CONFIG: this header, then `size` bytes of config space.
+struct ConfigHeader {
+  std::uint32_t offset;
+  std::uint32_t size;
+  std::uint32_t flags;
+};
+static_assert(sizeof(ConfigHeader) == 12);
+// The largest config space a message carries (VHOST_USER_MAX_CONFIG_SIZE).
+inline constexpr std::size_t kMaxConfigSize = 256;
 
 // SET_MEM_TABLE: u32 nregions, u32 padding, then regions.
 inline constexpr std::size_t kMemTableHeader = 8;
