@@ -14,8 +14,8 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
+#include "fs/dir_handle_table.h"
 #include "fs/node_table.h"
 #include "fs/stat_xattr.h"
 #include "fs/volume_quota.h"
@@ -29,7 +29,6 @@ constexpr std::uint64_t kTtlSeconds = 1;
 // Bounds the time one COPY_FILE_RANGE holds a worker; the kernel reports the
 // short count and the caller continues.
 constexpr std::uint64_t kMaxCopyChunk = 64u << 20;
-constexpr std::size_t kMaxHandles = 1u << 20;
 constexpr std::size_t kXattrBuffer = 65536;
 
 int last_errno() { return errno ? errno : EIO; }
@@ -80,55 +79,6 @@ bool opens_for_writing(std::uint32_t flags) {
 }
 
 std::uint32_t dtype_of_mode(std::uint32_t mode) { return (mode & S_IFMT) >> 12; }
-
-// An open file or directory handle (FUSE fh).
-struct Handle {
-  UniqueFd fd;
-  std::uint64_t nodeid = 0;
-  std::mutex mu;  // directory streams: one READDIR at a time moves the offset
-};
-using HandleRef = std::shared_ptr<Handle>;
-
-class HandleTable {
- public:
-  explicit HandleTable(std::size_t max) : max_(std::min(max, kMaxHandles)) {}
-
-  // 0 when `max` handles are open: the guest gets ENFILE, not the server's
-  // last descriptors.
-  std::uint64_t add(UniqueFd fd, std::uint64_t nodeid) {
-    auto h = std::make_shared<Handle>();
-    h->fd = std::move(fd);
-    h->nodeid = nodeid;
-    std::lock_guard lock(mu_);
-    if (map_.size() >= max_) return 0;
-    std::uint64_t id = next_++;
-    map_[id] = std::move(h);
-    return id;
-  }
-  // Null unless `fh` is open and belongs to `nodeid`.
-  HandleRef get(std::uint64_t fh, std::uint64_t nodeid) const {
-    std::lock_guard lock(mu_);
-    auto it = map_.find(fh);
-    if (it == map_.end() || it->second->nodeid != nodeid) return nullptr;
-    return it->second;
-  }
-  // Whether `fh` was a handle of `nodeid` (and is closed now).
-  bool remove(std::uint64_t fh, std::uint64_t nodeid) {
-    HandleRef last;  // closed after the lock is released
-    std::lock_guard lock(mu_);
-    auto it = map_.find(fh);
-    if (it == map_.end() || it->second->nodeid != nodeid) return false;
-    last = std::move(it->second);
-    map_.erase(it);
-    return true;
-  }
-
- private:
-  std::size_t max_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::uint64_t, HandleRef> map_;
-  std::uint64_t next_ = 1;
-};
 
 // How a guest xattr name maps to the host.
 enum class XattrClass { kPassThrough, kMapped, kPrivate, kUnsupported };
@@ -226,7 +176,7 @@ class DirBackend : public FsBackend {
   GuestStat new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const;
   // A descriptor for I/O on a handle, or a fresh one for the node if `fh`
   // names no handle of it (SETATTR/LSEEK/FSYNC without a handle).
-  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own);
+  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, DirHandleRef& handle, UniqueFd& own);
   int guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const;
   // With a size limit: cuts `length` so that a write of it at `offset` to
   // `fd` fits (ENOSPC if nothing does), and sets `size` to the file's size
@@ -241,7 +191,7 @@ class DirBackend : public FsBackend {
   void account_unlinked(const struct stat& st);
 
   NodeTable nodes_;
-  HandleTable handles_;
+  DirHandleTable handles_;
   bool xattrs_;  // the host filesystem stores user.* xattrs
   DirBackendOptions options_;
   bool writeback_ = false;
@@ -659,7 +609,7 @@ int DirBackend::listxattr(std::uint64_t nodeid, std::string& names) {
   return 0;
 }
 
-int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle,
+int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, DirHandleRef& handle,
                       UniqueFd& own) {
   handle = handles_.get(fh, nodeid);
   if (handle) return 0;
@@ -680,7 +630,7 @@ int DirBackend::lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
   if (node->type != S_IFREG) return EINVAL;  // a directory handle's offset belongs to READDIR
-  HandleRef h;
+  DirHandleRef h;
   UniqueFd own;
   if (int e = io_fd(nodeid, fh, O_RDONLY, h, own)) return e;
   // File handles are only used with explicit offsets (pread, pwrite, ...),
@@ -703,7 +653,7 @@ int DirBackend::flush(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t) {
 }
 
 int DirBackend::fsync(std::uint64_t nodeid, std::uint64_t fh, bool datasync, bool) {
-  HandleRef h;
+  DirHandleRef h;
   UniqueFd own;
   if (int err = io_fd(nodeid, fh, O_RDONLY, h, own)) return err;
   int fd = h ? h->fd.get() : own.get();
@@ -731,7 +681,7 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
     if (node->type == S_IFDIR) return EISDIR;
     if (node->type != S_IFREG) return EINVAL;
     if (in.size > static_cast<std::uint64_t>(INT64_MAX)) return EFBIG;
-    HandleRef h = (in.valid & FATTR_FH) ? handles_.get(in.fh, nodeid) : nullptr;
+    DirHandleRef h = (in.valid & FATTR_FH) ? handles_.get(in.fh, nodeid) : nullptr;
     UniqueFd own;
     if (!h) {
       own.reset(::open(proc_path(pfd).c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
