@@ -55,14 +55,13 @@ class Backend {
   void stop();
   ~Backend();
 
-  // The protocol features offered to this device's frontend.
-  std::uint64_t protocol_features() const;
-
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
 
  private:
   Backend(std::string path, Device& device);
+  // The protocol features offered to this device's frontend.
+  std::uint64_t protocol_features() const;
   Status init();
   Status bind_socket();
   Result<bool> accept_frontend();
