@@ -20,11 +20,11 @@
 #include "fs/erofs_backend.h"
 #include "fs/fuse_request.h"
 #include "fs/fuse_server.h"
-#include "fs/guest_memory.h"
-#include "fs/virtqueue.h"
 #include "image/erofs/erofs_writer.h"
 #include "image/erofs/fs_tree.h"
 #include "image/erofs/spool.h"
+#include "vhost_user/guest_memory.h"
+#include "vhost_user/virtqueue.h"
 
 namespace {
 
@@ -77,10 +77,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   // Exactly kMemSize bytes, so ASan catches any access past the region.
   std::vector<std::uint8_t> mem(kMemSize, 0);
   std::memcpy(mem.data(), data + 8, std::min(size - 8, kMemSize));
-  auto guest = fs::GuestMemory::borrow(mem, kGuestBase, kUserBase);
+  auto guest = vhost_user::GuestMemory::borrow(mem, kGuestBase, kUserBase);
   if (!guest.ok()) __builtin_trap();
 
-  fs::VirtqueueLayout layout;
+  vhost_user::VirtqueueLayout layout;
   layout.num = static_cast<std::uint16_t>(1u << (data[0] % 9));  // 1..256: fits before 0x1000
   layout.desc_addr = kUserBase;
   layout.avail_addr = kUserBase + 0x1000;
@@ -90,10 +90,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::memcpy(&layout.last_avail, data + 2, 2);
   // A small request buffer now and then covers the "request too large" path.
   std::size_t request_len = (data[4] & 1) ? 1 + data[5] * 16u : request.size();
-  auto vq = fs::Virtqueue::attach(*guest, layout);
+  auto vq = vhost_user::Virtqueue::attach(*guest, layout);
   if (!vq.ok()) return 0;
 
-  fs::VirtqueueChain chain;
+  vhost_user::VirtqueueChain chain;
   fs::FuseReply reply;
   // Every pop consumes an avail entry, and avail may be at most num ahead:
   // this bound is never what ends a well-behaved run.

@@ -5,7 +5,6 @@
 #include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -14,8 +13,10 @@
 #include <cstring>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
+#include "fs/dir_handle_table.h"
+#include "fs/dir_ownership.h"
+#include "fs/dir_xattr_names.h"
 #include "fs/node_table.h"
 #include "fs/stat_xattr.h"
 #include "fs/volume_quota.h"
@@ -29,7 +30,6 @@ constexpr std::uint64_t kTtlSeconds = 1;
 // Bounds the time one COPY_FILE_RANGE holds a worker; the kernel reports the
 // short count and the caller continues.
 constexpr std::uint64_t kMaxCopyChunk = 64u << 20;
-constexpr std::size_t kMaxHandles = 1u << 20;
 constexpr std::size_t kXattrBuffer = 65536;
 
 int last_errno() { return errno ? errno : EIO; }
@@ -52,17 +52,6 @@ int host_open_flags(std::uint32_t flags, bool writeback) {
   return out | O_CLOEXEC | O_NOCTTY;
 }
 
-// The host permission bits of a file whose guest mode is `mode`: the guest's
-// rwx bits, never setuid/setgid/sticky (a guest must not plant a setuid file
-// on the host), and always usable by the server's own user. Where the guest's
-// mode lives in the ownership xattr (`mode_in_xattr`), the host file is never
-// made group- or other-writable either: a guest's `mkdir -m 1777` or
-// `chmod 666` must not open the host directory to the host's other users.
-mode_t host_perm(std::uint32_t mode, bool dir, bool mode_in_xattr) {
-  std::uint32_t bits = mode & (mode_in_xattr ? 0755 : 0777);
-  return static_cast<mode_t>(bits | (dir ? 0700 : 0600));
-}
-
 // What the guest kernel is told about an open file. A write-only open
 // bypasses the guest's page cache (FOPEN_DIRECT_IO): the guest then hands
 // its user pages to the device instead of first copying them into cache
@@ -79,74 +68,13 @@ bool opens_for_writing(std::uint32_t flags) {
   return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
-std::uint32_t dtype_of_mode(std::uint32_t mode) { return (mode & S_IFMT) >> 12; }
-
-// An open file or directory handle (FUSE fh).
-struct Handle {
-  UniqueFd fd;
-  std::uint64_t nodeid = 0;
-  std::mutex mu;  // directory streams: one READDIR at a time moves the offset
-};
-using HandleRef = std::shared_ptr<Handle>;
-
-class HandleTable {
- public:
-  explicit HandleTable(std::size_t max) : max_(std::min(max, kMaxHandles)) {}
-
-  // 0 when `max` handles are open: the guest gets ENFILE, not the server's
-  // last descriptors.
-  std::uint64_t add(UniqueFd fd, std::uint64_t nodeid) {
-    auto h = std::make_shared<Handle>();
-    h->fd = std::move(fd);
-    h->nodeid = nodeid;
-    std::lock_guard lock(mu_);
-    if (map_.size() >= max_) return 0;
-    std::uint64_t id = next_++;
-    map_[id] = std::move(h);
-    return id;
-  }
-  // Null unless `fh` is open and belongs to `nodeid`.
-  HandleRef get(std::uint64_t fh, std::uint64_t nodeid) const {
-    std::lock_guard lock(mu_);
-    auto it = map_.find(fh);
-    if (it == map_.end() || it->second->nodeid != nodeid) return nullptr;
-    return it->second;
-  }
-  // Whether `fh` was a handle of `nodeid` (and is closed now).
-  bool remove(std::uint64_t fh, std::uint64_t nodeid) {
-    HandleRef last;  // closed after the lock is released
-    std::lock_guard lock(mu_);
-    auto it = map_.find(fh);
-    if (it == map_.end() || it->second->nodeid != nodeid) return false;
-    last = std::move(it->second);
-    map_.erase(it);
-    return true;
-  }
-
- private:
-  std::size_t max_;
-  mutable std::mutex mu_;
-  std::unordered_map<std::uint64_t, HandleRef> map_;
-  std::uint64_t next_ = 1;
-};
-
-// How a guest xattr name maps to the host.
-enum class XattrClass { kPassThrough, kMapped, kPrivate, kUnsupported };
-
-XattrClass classify_xattr(std::string_view name) {
-  if (name.substr(0, kPrivateXattrPrefix.size()) == kPrivateXattrPrefix) return XattrClass::kPrivate;
-  if (name.substr(0, 5) == "user.") return XattrClass::kPassThrough;
-  if (name.substr(0, 8) == "trusted." || name.substr(0, 9) == "security.") return XattrClass::kMapped;
-  return XattrClass::kUnsupported;
-}
-
 class DirBackend : public FsBackend {
  public:
   DirBackend(UniqueFd root, const struct stat& st, bool xattrs, DirBackendOptions options,
              std::unique_ptr<VolumeQuota> quota)
       : nodes_(std::move(root), st, NodeTableOptions{options.max_open_nodes, options.max_nodes, options.file_handles}),
         handles_(options.max_open_handles),
-        xattrs_(xattrs),
+        owner_(xattrs),
         options_(options),
         quota_(std::move(quota)) {}
 
@@ -205,12 +133,6 @@ class DirBackend : public FsBackend {
   // The node of a directory (ENOTDIR otherwise); `err` set on failure.
   DirNodeRef dir_node(std::uint64_t nodeid, int& err);
   int host_stat(const DirNode& node, struct stat& st) const;
-  // The guest's view of a node's owner and mode, if recorded and valid.
-  std::optional<GuestStat> guest_stat(int fd, const struct stat& st) const;
-  // The guest stat the node shows now: recorded, or derived from the host.
-  GuestStat effective_stat(int fd, const struct stat& st) const;
-  int write_guest_stat(int fd, const GuestStat& g) const;
-  void fill_attr(const struct stat& st, const std::optional<GuestStat>& g, fuse_attr& a) const;
   int attr_of(const DirNode& node, fuse_attr& a) const;
   // Adds `fd` (an O_PATH descriptor), found as `name` in the directory node
   // `parent`, to the node table and fills `out`.
@@ -221,13 +143,9 @@ class DirBackend : public FsBackend {
   void close_handle(std::uint64_t nodeid, std::uint64_t fh);
   // Tells the node table where a renamed file now is.
   void record_move(const DirNode& dir, std::uint64_t dir_id, std::string_view name);
-  // The owner and mode a new entry gets: the caller's, with the group of a
-  // setgid parent (and, for directories, its setgid bit).
-  GuestStat new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const;
   // A descriptor for I/O on a handle, or a fresh one for the node if `fh`
   // names no handle of it (SETATTR/LSEEK/FSYNC without a handle).
-  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle, UniqueFd& own);
-  int guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const;
+  int io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, DirHandleRef& handle, UniqueFd& own);
   // With a size limit: cuts `length` so that a write of it at `offset` to
   // `fd` fits (ENOSPC if nothing does), and sets `size` to the file's size
   // before it. `append`: an O_APPEND descriptor writes at the end whatever
@@ -241,8 +159,8 @@ class DirBackend : public FsBackend {
   void account_unlinked(const struct stat& st);
 
   NodeTable nodes_;
-  HandleTable handles_;
-  bool xattrs_;  // the host filesystem stores user.* xattrs
+  DirHandleTable handles_;
+  DirOwnership owner_;  // guest owners and modes of host files
   DirBackendOptions options_;
   bool writeback_ = false;
   std::unique_ptr<VolumeQuota> quota_;  // null: no size limit
@@ -297,73 +215,24 @@ int DirBackend::host_stat(const DirNode& node, struct stat& st) const {
   return 0;
 }
 
-// `fd` is an O_PATH descriptor: xattr calls need a path, and the
-// /proc/self/fd link names exactly that inode. Only regular files and
-// directories carry a value (user xattrs are not allowed on symlinks).
-std::optional<GuestStat> DirBackend::guest_stat(int fd, const struct stat& st) const {
-  if (!xattrs_ || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) return std::nullopt;
-  char buf[kStatXattrSize + 1];
-  ssize_t n = ::getxattr(proc_path(fd).c_str(), kStatXattrName, buf, sizeof buf);
-  if (n < 0) return std::nullopt;  // absent, or too long to be valid (ERANGE)
-  return decode_guest_stat(std::string_view(buf, static_cast<std::size_t>(n)), st.st_mode);
-}
-
-GuestStat DirBackend::effective_stat(int fd, const struct stat& st) const {
-  if (auto g = guest_stat(fd, st)) return *g;
-  return GuestStat{st.st_uid, st.st_gid, st.st_mode & (S_IFMT | 07777), 0};
-}
-
-int DirBackend::write_guest_stat(int fd, const GuestStat& g) const {
-  if (!xattrs_) return EPERM;
-  std::string v = encode_guest_stat(g);
-  if (::setxattr(proc_path(fd).c_str(), kStatXattrName, v.data(), v.size(), 0) != 0) return last_errno();
-  return 0;
-}
-
-void DirBackend::fill_attr(const struct stat& st, const std::optional<GuestStat>& g,
-                           fuse_attr& a) const {
-  a = {};
-  a.ino = st.st_ino;
-  a.size = static_cast<std::uint64_t>(st.st_size);
-  a.blocks = static_cast<std::uint64_t>(st.st_blocks);
-  a.atime = static_cast<std::uint64_t>(st.st_atim.tv_sec);
-  a.mtime = static_cast<std::uint64_t>(st.st_mtim.tv_sec);
-  a.ctime = static_cast<std::uint64_t>(st.st_ctim.tv_sec);
-  a.atimensec = static_cast<std::uint32_t>(st.st_atim.tv_nsec);
-  a.mtimensec = static_cast<std::uint32_t>(st.st_mtim.tv_nsec);
-  a.ctimensec = static_cast<std::uint32_t>(st.st_ctim.tv_nsec);
-  a.mode = st.st_mode;
-  a.nlink = static_cast<std::uint32_t>(st.st_nlink);
-  a.uid = st.st_uid;
-  a.gid = st.st_gid;
-  a.rdev = encode_rdev(major(st.st_rdev), minor(st.st_rdev));
-  a.blksize = static_cast<std::uint32_t>(st.st_blksize);
-  if (g) {
-    a.mode = g->mode;
-    a.uid = g->uid;
-    a.gid = g->gid;
-    a.rdev = g->rdev;
-  }
-}
-
 int DirBackend::attr_of(const DirNode& node, fuse_attr& a) const {
   struct stat st {};
   if (int err = host_stat(node, st)) return err;
-  fill_attr(st, guest_stat(node.fd.get(), st), a);
+  fill_guest_attr(st, owner_.recorded(node.fd.get(), st), a);
   return 0;
 }
 
 int DirBackend::enter(std::uint64_t parent, std::string_view name, UniqueFd fd, fuse_entry_out& out) {
   struct stat st {};
   if (::fstatat(fd.get(), "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) return last_errno();
-  auto g = guest_stat(fd.get(), st);
+  auto g = owner_.recorded(fd.get(), st);
   int err = 0;
   std::uint64_t id = nodes_.add(parent, name, std::move(fd), st, err);
   if (id == 0) return err;
   out = {};
   out.nodeid = id;
   out.entry_valid = out.attr_valid = kTtlSeconds;
-  fill_attr(st, g, out.attr);
+  fill_guest_attr(st, g, out.attr);
   return 0;
 }
 
@@ -530,20 +399,6 @@ int DirBackend::write(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
   return 0;
 }
 
-// The guest's type of the entry `name` in `dirfd`, for plain READDIR: a
-// regular host file may stand for a device, FIFO or socket.
-int DirBackend::guest_dtype_at(int dirfd, std::string_view name, unsigned char host_type) const {
-  if (host_type != DT_REG || !xattrs_) return host_type;
-  std::string path = proc_path(dirfd) + "/" + std::string(name);
-  char buf[kStatXattrSize + 1];
-  // lgetxattr: the last component is not followed even if it was swapped
-  // for a symlink since getdents; the directory part is our own descriptor.
-  ssize_t n = ::lgetxattr(path.c_str(), kStatXattrName, buf, sizeof buf);
-  if (n < 0) return host_type;
-  auto g = decode_guest_stat(std::string_view(buf, static_cast<std::size_t>(n)), S_IFREG);
-  return g ? static_cast<int>(dtype_of_mode(g->mode)) : host_type;
-}
-
 int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offset,
                         DirBuffer& buf) {
   auto h = handles_.get(fh, nodeid);
@@ -578,7 +433,7 @@ int DirBackend::readdir(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t of
           entry = {};
         }
       } else if (!buf.plus()) {
-        type = static_cast<std::uint32_t>(guest_dtype_at(h->fd.get(), name, d->d_type));
+        type = static_cast<std::uint32_t>(owner_.guest_dtype_at(h->fd.get(), name, d->d_type));
       }
       if (!buf.add(name, d->d_ino, type, static_cast<std::uint64_t>(d->d_off), entry)) {
         if (entry.nodeid) nodes_.forget(entry.nodeid, 1);
@@ -620,14 +475,11 @@ int DirBackend::getxattr(std::uint64_t nodeid, std::string_view name, std::strin
   int err = 0;
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
-  std::string host;
-  switch (classify_xattr(name)) {
-    case XattrClass::kPrivate: return ENODATA;
-    case XattrClass::kUnsupported: return EOPNOTSUPP;
-    case XattrClass::kPassThrough: host = std::string(name); break;
-    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
-  }
-  if (!xattrs_ || node->type == S_IFLNK) return ENODATA;
+  HostXattrName xattr = host_xattr_name(name);
+  if (xattr.kind == XattrClass::kPrivate) return ENODATA;
+  if (xattr.kind == XattrClass::kUnsupported) return EOPNOTSUPP;
+  const std::string& host = xattr.name;
+  if (!owner_.in_xattrs() || node->type == S_IFLNK) return ENODATA;
   value.resize(kXattrBuffer);
   ssize_t n = ::getxattr(proc_path(node->fd.get()).c_str(), host.c_str(), value.data(), value.size());
   if (n < 0) return errno == ERANGE ? E2BIG : last_errno();
@@ -640,26 +492,22 @@ int DirBackend::listxattr(std::uint64_t nodeid, std::string& names) {
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
   names.clear();
-  if (!xattrs_ || node->type == S_IFLNK) return 0;
+  if (!owner_.in_xattrs() || node->type == S_IFLNK) return 0;
   std::string raw(kXattrBuffer, '\0');
   ssize_t n = ::listxattr(proc_path(node->fd.get()).c_str(), raw.data(), raw.size());
   if (n < 0) return errno == ERANGE ? E2BIG : last_errno();
   for (std::size_t p = 0; p < static_cast<std::size_t>(n);) {
     std::string_view one(raw.data() + p);
     p += one.size() + 1;
-    if (one.substr(0, kMappedXattrPrefix.size()) == kMappedXattrPrefix) {
-      one.remove_prefix(kMappedXattrPrefix.size());
-      if (classify_xattr(one) != XattrClass::kMapped) continue;
-    } else if (classify_xattr(one) != XattrClass::kPassThrough) {
-      continue;  // the server's own, and the host's trusted./security./system.
-    }
-    names.append(one);
+    auto guest = guest_xattr_name(one);
+    if (!guest) continue;
+    names.append(*guest);
     names.push_back('\0');
   }
   return 0;
 }
 
-int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, HandleRef& handle,
+int DirBackend::io_fd(std::uint64_t nodeid, std::uint64_t fh, int flags, DirHandleRef& handle,
                       UniqueFd& own) {
   handle = handles_.get(fh, nodeid);
   if (handle) return 0;
@@ -680,7 +528,7 @@ int DirBackend::lseek(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t offs
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
   if (node->type != S_IFREG) return EINVAL;  // a directory handle's offset belongs to READDIR
-  HandleRef h;
+  DirHandleRef h;
   UniqueFd own;
   if (int e = io_fd(nodeid, fh, O_RDONLY, h, own)) return e;
   // File handles are only used with explicit offsets (pread, pwrite, ...),
@@ -703,7 +551,7 @@ int DirBackend::flush(std::uint64_t nodeid, std::uint64_t fh, std::uint64_t) {
 }
 
 int DirBackend::fsync(std::uint64_t nodeid, std::uint64_t fh, bool datasync, bool) {
-  HandleRef h;
+  DirHandleRef h;
   UniqueFd own;
   if (int err = io_fd(nodeid, fh, O_RDONLY, h, own)) return err;
   int fd = h ? h->fd.get() : own.get();
@@ -731,7 +579,7 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
     if (node->type == S_IFDIR) return EISDIR;
     if (node->type != S_IFREG) return EINVAL;
     if (in.size > static_cast<std::uint64_t>(INT64_MAX)) return EFBIG;
-    HandleRef h = (in.valid & FATTR_FH) ? handles_.get(in.fh, nodeid) : nullptr;
+    DirHandleRef h = (in.valid & FATTR_FH) ? handles_.get(in.fh, nodeid) : nullptr;
     UniqueFd own;
     if (!h) {
       own.reset(::open(proc_path(pfd).c_str(), O_WRONLY | O_CLOEXEC | O_NOCTTY));
@@ -774,37 +622,24 @@ int DirBackend::setattr(const FuseCaller&, std::uint64_t nodeid, const fuse_seta
     }
     struct stat st {};
     if (int e = host_stat(*node, st)) return e;
-    GuestStat g = effective_stat(pfd, st);
+    GuestStat g = owner_.effective(pfd, st);
     GuestStat before = g;
     if (in.valid & FATTR_MODE) g.mode = (g.mode & S_IFMT) | (in.mode & 07777);
     if (in.valid & FATTR_UID) g.uid = in.uid;
     if (in.valid & FATTR_GID) g.gid = in.gid;
-    if (xattrs_) {
-      if (int e = write_guest_stat(pfd, g)) return e;
+    if (owner_.in_xattrs()) {
+      if (int e = owner_.record(pfd, g)) return e;
     } else if (g.uid != before.uid || g.gid != before.gid) {
       return EPERM;  // nowhere to keep an owner the host cannot give
     }
     if ((in.valid & FATTR_MODE) && (node->type == S_IFREG || node->type == S_IFDIR)) {
       // The host mode follows the guest's rwx bits, kept usable by the server.
-      if (::chmod(proc_path(pfd).c_str(), host_perm(g.mode, node->type == S_IFDIR, xattrs_)) != 0) {
+      if (::chmod(proc_path(pfd).c_str(), owner_.host_perm(g.mode, node->type == S_IFDIR)) != 0) {
         return last_errno();
       }
     }
   }
   return getattr(nodeid, out);
-}
-
-GuestStat DirBackend::new_owner(const FuseCaller& who, const DirNode& parent, std::uint32_t mode) const {
-  GuestStat g{who.uid, who.gid, mode, 0};
-  struct stat st {};
-  if (host_stat(parent, st) == 0) {
-    GuestStat p = effective_stat(parent.fd.get(), st);
-    if (p.mode & S_ISGID) {
-      g.gid = p.gid;
-      if (S_ISDIR(mode)) g.mode |= S_ISGID;
-    }
-  }
-  return g;
 }
 
 int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_view name,
@@ -824,7 +659,7 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
     bool exists = ::fstatat(dir->fd.get(), n.c_str(), &existing_before, AT_SYMLINK_NOFOLLOW) == 0;
     if (!exists && fit_entry()) return ENOSPC;
   }
-  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, host_perm(mode, false, xattrs_)));
+  UniqueFd fd(::openat(dir->fd.get(), n.c_str(), flags | O_CREAT | O_EXCL, owner_.host_perm(mode, false)));
   if (!fd && errno == EEXIST && !(in.flags & O_EXCL)) {
     // An existing name is opened only if it is a regular file: a host FIFO
     // opened for writing would block this worker until someone reads it.
@@ -839,10 +674,8 @@ int DirBackend::create(const FuseCaller& who, std::uint64_t parent, std::string_
     fd.reset(::open(proc_path(existing.get()).c_str(), flags & ~O_NOFOLLOW));
   }
   if (!fd) return last_errno();
-  if (created && xattrs_) {
-    std::string v = encode_guest_stat(new_owner(who, *dir, mode));
-    if (::fsetxattr(fd.get(), kStatXattrName, v.data(), v.size(), 0) != 0) {
-      int e = last_errno();
+  if (created && owner_.in_xattrs()) {
+    if (int e = owner_.record_open(fd.get(), owner_.for_new_entry(who, dir->fd.get(), mode))) {
       ::unlinkat(dir->fd.get(), n.c_str(), 0);
       return e;
     }
@@ -883,23 +716,21 @@ int DirBackend::mknod(const FuseCaller& who, std::uint64_t parent, std::string_v
   // The host cannot hold device nodes for an unprivileged server, and must
   // not get ones a guest chose: every kind is an empty regular host file,
   // its guest type and device number in the xattr.
-  if (special && !xattrs_) return EPERM;
+  if (special && !owner_.in_xattrs()) return EPERM;
   QuotaLock quota_lock;
   if (quota_) {
     quota_lock = quota_->lock();
     if (fit_entry()) return ENOSPC;
   }
   std::string n(name);
-  GuestStat g = new_owner(who, *dir, type | (mode & 07777));
+  GuestStat g = owner_.for_new_entry(who, dir->fd.get(), type | (mode & 07777));
   if (type == S_IFCHR || type == S_IFBLK) g.rdev = rdev;
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                       host_perm(g.mode, false, xattrs_)));
+                       owner_.host_perm(g.mode, false)));
   if (!fd) return last_errno();
   if (quota_) quota_->charge(VolumeQuota::kBlock);
-  if (xattrs_) {
-    std::string v = encode_guest_stat(g);
-    if (::fsetxattr(fd.get(), kStatXattrName, v.data(), v.size(), 0) != 0) {
-      int e = last_errno();
+  if (owner_.in_xattrs()) {
+    if (int e = owner_.record_open(fd.get(), g)) {
       ::unlinkat(dir->fd.get(), n.c_str(), 0);
       return e;
     }
@@ -921,15 +752,15 @@ int DirBackend::mkdir(const FuseCaller& who, std::uint64_t parent, std::string_v
     if (fit_entry()) return ENOSPC;
   }
   std::string n(name);
-  GuestStat g = new_owner(who, *dir, S_IFDIR | (mode & 07777));
-  if (::mkdirat(dir->fd.get(), n.c_str(), host_perm(g.mode, true, xattrs_)) != 0) return last_errno();
+  GuestStat g = owner_.for_new_entry(who, dir->fd.get(), S_IFDIR | (mode & 07777));
+  if (::mkdirat(dir->fd.get(), n.c_str(), owner_.host_perm(g.mode, true)) != 0) return last_errno();
   if (quota_) quota_->charge(VolumeQuota::kBlock);
   // O_NOFOLLOW | O_DIRECTORY: if something swapped the new directory for a
   // symlink meanwhile, this fails instead of following it.
   UniqueFd fd(::openat(dir->fd.get(), n.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return last_errno();
-  if (xattrs_) {
-    if (int e = write_guest_stat(fd.get(), g)) {
+  if (owner_.in_xattrs()) {
+    if (int e = owner_.record(fd.get(), g)) {
       ::unlinkat(dir->fd.get(), n.c_str(), AT_REMOVEDIR);
       return e;
     }
@@ -1053,14 +884,11 @@ int DirBackend::setxattr(std::uint64_t nodeid, std::string_view name,
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
   if (options_.read_only) return EROFS;
-  std::string host;
-  switch (classify_xattr(name)) {
-    case XattrClass::kPrivate: return EPERM;
-    case XattrClass::kUnsupported: return EOPNOTSUPP;
-    case XattrClass::kPassThrough: host = std::string(name); break;
-    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
-  }
-  if (!xattrs_) return EOPNOTSUPP;
+  HostXattrName xattr = host_xattr_name(name);
+  if (xattr.kind == XattrClass::kPrivate) return EPERM;
+  if (xattr.kind == XattrClass::kUnsupported) return EOPNOTSUPP;
+  const std::string& host = xattr.name;
+  if (!owner_.in_xattrs()) return EOPNOTSUPP;
   if (node->type == S_IFLNK) return EPERM;  // no user xattrs on symlinks
   if (host.size() > 255) return ERANGE;
   int f = static_cast<int>(flags & (XATTR_CREATE | XATTR_REPLACE));
@@ -1075,14 +903,11 @@ int DirBackend::removexattr(std::uint64_t nodeid, std::string_view name) {
   auto node = nodes_.get(nodeid, err);
   if (!node) return err;
   if (options_.read_only) return EROFS;
-  std::string host;
-  switch (classify_xattr(name)) {
-    case XattrClass::kPrivate: return EPERM;
-    case XattrClass::kUnsupported: return EOPNOTSUPP;
-    case XattrClass::kPassThrough: host = std::string(name); break;
-    case XattrClass::kMapped: host = std::string(kMappedXattrPrefix) + std::string(name); break;
-  }
-  if (!xattrs_ || node->type == S_IFLNK) return ENODATA;
+  HostXattrName xattr = host_xattr_name(name);
+  if (xattr.kind == XattrClass::kPrivate) return EPERM;
+  if (xattr.kind == XattrClass::kUnsupported) return EOPNOTSUPP;
+  const std::string& host = xattr.name;
+  if (!owner_.in_xattrs() || node->type == S_IFLNK) return ENODATA;
   if (host.size() > 255) return ENODATA;
   if (::removexattr(proc_path(node->fd.get()).c_str(), host.c_str()) != 0) return last_errno();
   return 0;
@@ -1161,9 +986,7 @@ Result<std::unique_ptr<FsBackend>> open_dir_backend(const std::string& root, Dir
     return make_error("/proc/self/fd is not usable (is /proc mounted?)", ENOSYS);
   }
   // Whether the host filesystem keeps user xattrs (where guest owners live).
-  errno = 0;
-  ssize_t probe = ::getxattr(proc_path(fd.get()).c_str(), kStatXattrName, nullptr, 0);
-  bool xattrs = probe >= 0 || (errno != ENOTSUP && errno != EOPNOTSUPP);
+  bool xattrs = DirOwnership::probe(fd.get());
   std::unique_ptr<VolumeQuota> quota;
   if (options.size_limit) {
     MOAT_ASSIGN_OR_RETURN(auto usage, VolumeQuota::measure(root));

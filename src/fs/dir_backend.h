@@ -8,15 +8,18 @@
 //   outside `root`. Descriptors of regular files and directories are
 //   reopened for I/O through /proc/self/fd only after checking their type.
 // - Guest owners, modes (setuid/setgid/sticky included) and device numbers
-//   are virtualized in the xattr `user.moat.stat` (stat_xattr.h); host files
-//   stay owned by the server's user with owner read/write(/search) kept.
+//   are virtualized in the xattr `user.moat.stat` (dir_ownership.h, format
+//   in stat_xattr.h); host files stay owned by the server's user with owner
+//   read/write(/search) kept.
 //   Devices, FIFOs and sockets made by MKNOD are empty regular host files.
 //   Symlinks cannot carry user xattrs: they show the host's owner, and
 //   chown/chmod of a symlink succeeds without effect.
 // - Guest xattrs: `user.*` pass through; `trusted.*` and `security.*` are
 //   kept as `user.moat.x.<name>`; `user.moat.*` itself is invisible to the
 //   guest (ENODATA to read, EPERM to set or remove, absent from lists);
-//   other namespaces (system.*) are EOPNOTSUPP.
+//   other namespaces (system.*) are EOPNOTSUPP (dir_xattr_names.h).
+// - Open files and directories are handles of their node only, bounded by
+//   max_open_handles (dir_handle_table.h).
 // - On a host filesystem without user xattrs, the host's stat is reported,
 //   chown to another owner and MKNOD of special files are EPERM, and chmod
 //   changes the host mode (setuid/setgid bits dropped).

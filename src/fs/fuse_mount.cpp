@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/fd_passing.h"
+#include "util/fd_passing.h"
 #include "util/subprocess.h"
 
 namespace moat::fs {

@@ -1,18 +1,18 @@
-// A virtio-fs device backend over vhost-user: QEMU's vhost-user-fs-device
-// connects to a unix socket we listen on as the vhost-user frontend, hands
-// us the guest's memory and the virtqueues, and we serve FUSE requests from
-// those queues with a FuseServer (fuse_server.h).
+// The virtio-fs device: FUSE served over vhost-user. QEMU's
+// vhost-user-fs-device connects to a unix socket we listen on, hands us the
+// guest's memory and the virtqueues, and we serve FUSE requests from those
+// queues with a FuseServer (fuse_server.h).
 //
-// Queue 0 is the hiprio queue (FORGET and INTERRUPT, no replies); queues
-// 1..request_queues carry requests. Each started queue has a worker thread
-// that sleeps on the queue's kick eventfd, drains the ring (request bytes
-// gathered from the device-readable descriptors, the reply scattered into
-// the device-writable ones) and signals the call eventfd. The socket thread
-// (run()) handles the vhost-user messages and starts and stops workers.
+// The transport is the generic vhost-user backend (vhost_user/backend.h):
+// it answers the protocol messages, maps guest memory and runs one worker
+// thread per started queue. This device plugs FUSE into it: queue 0 is the
+// hiprio queue (FORGET and INTERRUPT, no replies), queues 1..request_queues
+// carry requests; each chain's device-readable bytes are one request and
+// its device-writable descriptors receive the reply.
 //
-// The guest is untrusted: a ring that breaks the rules (virtqueue.h) stops
-// its worker, and run() ends with that error; the device does not try to
-// continue with a guest that corrupts its own rings. Wire details and
+// The guest is untrusted: a ring that breaks the rules (vhost_user/virtqueue.h)
+// stops its worker, and run() ends with that error; the device does not try
+// to continue with a guest that corrupts its own rings. Wire details and
 // decisions: docs/fs-server.md, "virtio-fs transport".
 #pragma once
 

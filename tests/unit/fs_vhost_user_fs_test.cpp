@@ -21,18 +21,20 @@
 
 #include "fs/erofs_backend.h"
 #include "fs/fuse_server.h"
-#include "fs/guest_memory.h"
 #include "fs/vhost_user_fs.h"
-#include "fs/vhost_user_protocol.h"
-#include "fs/virtqueue.h"
 #include "image/erofs/erofs_writer.h"
 #include "image/erofs/fs_tree.h"
 #include "image/erofs/spool.h"
+#include "vhost_user/guest_memory.h"
+#include "vhost_user/protocol.h"
+#include "vhost_user/virtqueue.h"
 
 namespace moat::fs {
 namespace {
 
 namespace vu = vhost_user;
+using vu::GuestMemory;
+using vu::GuestRegionSpec;
 
 constexpr std::size_t kMemSize = 4 << 20;
 constexpr std::uint64_t kUserBase = 0x7f1200000000;  // the "frontend" address of guest 0

@@ -1,11 +1,11 @@
-#include "fs/virtqueue.h"
+#include "vhost_user/virtqueue.h"
 
 #include <atomic>
 #include <bit>
 #include <cstring>
 #include <string>
 
-namespace moat::fs {
+namespace moat::vhost_user {
 
 static_assert(std::endian::native == std::endian::little,
               "virtio 1.x rings are little-endian; this code reads them natively");
@@ -196,4 +196,4 @@ Result<bool> Virtqueue::arm_notification() {
   return idx != last_avail_;
 }
 
-}  // namespace moat::fs
+}  // namespace moat::vhost_user

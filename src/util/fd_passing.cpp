@@ -1,4 +1,4 @@
-#include "fs/fd_passing.h"
+#include "util/fd_passing.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -7,7 +7,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace moat::fs {
+namespace moat {
 
 Received receive_with_fds(int sock, void* buf, std::size_t len, std::size_t max_fds,
                           std::vector<UniqueFd>& fds) {
@@ -39,4 +39,4 @@ Received receive_with_fds(int sock, void* buf, std::size_t len, std::size_t max_
   return r;
 }
 
-}  // namespace moat::fs
+}  // namespace moat

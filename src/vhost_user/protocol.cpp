@@ -1,13 +1,13 @@
-#include "fs/vhost_user_protocol.h"
+#include "vhost_user/protocol.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
 
 #include <cerrno>
 
-#include "fs/fd_passing.h"
+#include "util/fd_passing.h"
 
-namespace moat::fs::vhost_user {
+namespace moat::vhost_user {
 
 std::string request_name(std::uint32_t request) {
   switch (request) {
@@ -129,4 +129,4 @@ Status send_u64(int fd, const Header& request, std::uint64_t value) {
   return send_reply(fd, request, b);
 }
 
-}  // namespace moat::fs::vhost_user
+}  // namespace moat::vhost_user

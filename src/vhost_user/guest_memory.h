@@ -19,7 +19,7 @@
 #include "util/result.h"
 #include "util/unique_fd.h"
 
-namespace moat::fs {
+namespace moat::vhost_user {
 
 // One region as SET_MEM_TABLE describes it.
 struct GuestRegionSpec {
@@ -71,4 +71,4 @@ class GuestMemory {
   std::vector<Region> regions_;
 };
 
-}  // namespace moat::fs
+}  // namespace moat::vhost_user

@@ -1,4 +1,4 @@
-#include "fs/guest_memory.h"
+#include "vhost_user/guest_memory.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <string>
 #include <utility>
 
-namespace moat::fs {
+namespace moat::vhost_user {
 
 namespace {
 
@@ -132,4 +132,4 @@ Result<std::uint8_t*> GuestMemory::translate(std::uint64_t addr, std::uint64_t l
                     EFAULT);
 }
 
-}  // namespace moat::fs
+}  // namespace moat::vhost_user

@@ -21,10 +21,10 @@
 #include <span>
 #include <vector>
 
-#include "fs/guest_memory.h"
 #include "util/result.h"
+#include "vhost_user/guest_memory.h"
 
-namespace moat::fs {
+namespace moat::vhost_user {
 
 // Where the rings are (frontend virtual addresses, as SET_VRING_ADDR gives
 // them) and how the queue was negotiated.
@@ -100,4 +100,4 @@ class Virtqueue {
   bool pending_ = false;              // pushes since the last interrupt
 };
 
-}  // namespace moat::fs
+}  // namespace moat::vhost_user

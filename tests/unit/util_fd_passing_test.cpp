@@ -1,4 +1,4 @@
-#include "fs/fd_passing.h"
+#include "util/fd_passing.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>

@@ -1,6 +1,6 @@
 // The vhost-user wire protocol (QEMU docs/interop/vhost-user.rst), backend
 // side: message layout, receiving one message with its file descriptors,
-// and sending replies. Only what a virtio-fs backend needs.
+// and sending replies. Only what the devices served here need.
 //
 // The frontend is trusted more than the guest (it is our own QEMU), but its
 // messages are still parsed defensively: bounded payload size and fd count,
@@ -18,7 +18,7 @@
 #include "util/result.h"
 #include "util/unique_fd.h"
 
-namespace moat::fs::vhost_user {
+namespace moat::vhost_user {
 
 enum Request : std::uint32_t {
   kGetFeatures = 1,
@@ -66,6 +66,7 @@ inline constexpr std::uint64_t kFeatureLogAll = 1ull << 26;        // VHOST_F_LO
 // Protocol feature bits (GET/SET_PROTOCOL_FEATURES).
 inline constexpr std::uint64_t kProtocolMq = 1ull << 0;
 inline constexpr std::uint64_t kProtocolReplyAck = 1ull << 3;
+inline constexpr std::uint64_t kProtocolConfig = 1ull << 9;
 
 // SET_VRING_KICK/CALL/ERR payload: queue index in bits 0-7, bit 8 = no fd.
 inline constexpr std::uint64_t kVringIndexMask = 0xff;
@@ -101,11 +102,21 @@ struct MemRegion {
 };
 static_assert(sizeof(MemRegion) == 32);
 
+// GET_CONFIG/SET_CONFIG: this header, then `size` bytes of config space.
+struct ConfigHeader {
+  std::uint32_t offset;
+  std::uint32_t size;
+  std::uint32_t flags;
+};
+static_assert(sizeof(ConfigHeader) == 12);
+// The largest config space a message carries (VHOST_USER_MAX_CONFIG_SIZE).
+inline constexpr std::size_t kMaxConfigSize = 256;
+
 // SET_MEM_TABLE: u32 nregions, u32 padding, then regions.
 inline constexpr std::size_t kMemTableHeader = 8;
 inline constexpr std::size_t kMaxMemRegions = 8;
 
-// Larger than any message a virtio-fs frontend sends (SET_MEM_TABLE: 264
+// Larger than any message a frontend sends to the devices served here (SET_MEM_TABLE: 264
 // bytes; GET/SET_CONFIG: 12 + 256).
 inline constexpr std::size_t kMaxPayload = 4096;
 // SET_MEM_TABLE carries one fd per region, everything else at most one.
@@ -142,4 +153,4 @@ Result<bool> receive(int fd, Message& msg);
 Status send_reply(int fd, const Header& request, std::span<const std::uint8_t> payload);
 Status send_u64(int fd, const Header& request, std::uint64_t value);
 
-}  // namespace moat::fs::vhost_user
+}  // namespace moat::vhost_user

@@ -10,7 +10,7 @@
 
 #include "util/unique_fd.h"
 
-namespace moat::fs {
+namespace moat {
 
 // The most descriptors one receive_with_fds call accepts.
 inline constexpr std::size_t kMaxPassedFds = 16;
@@ -30,4 +30,4 @@ struct Received {
 Received receive_with_fds(int sock, void* buf, std::size_t len, std::size_t max_fds,
                           std::vector<UniqueFd>& fds);
 
-}  // namespace moat::fs
+}  // namespace moat
