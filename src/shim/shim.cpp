@@ -22,6 +22,7 @@
 #include "proto/exec.h"
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
+#include "proto/frame_peek.h"
 #include "proto/text.h"
 #include "store/moat_home.h"
 
@@ -460,21 +461,42 @@ void Shim::read_client(Client& c) {
   }
 }
 
+// Frames of a command's streams (stdin above all) are only relayed: their
+// version and type are peeked from the body without building the payload.
+// Control messages and exec requests (whose payload is used here), and any
+// body the peek does not vouch for, are decoded in full; the full decoder
+// also words the error for a bad one.
 void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
+  std::optional<proto::MessageEnvelope> envelope;
+  if (f.stream != proto::kControlStream) {
+    envelope = proto::peek_message_envelope(f.body);
+    if (envelope && envelope->type == proto::msg::kExec) envelope.reset();
+  }
+  if (envelope) {
+    if (envelope->version != proto::kProtocolVersion) return refuse_version(c, f);
+    return relay_to_agent(c, f, envelope->type, nullptr);
+  }
   auto m = proto::decode_message(f);
   if (!m) {
     send_to_client(c, proto::make_error_message(f.stream, "bad_message", m.error().message,
                                                 f.stream != proto::kControlStream));
     return;
   }
-  if (m->version != proto::kProtocolVersion) {
-    send_to_client(c, proto::make_error_message(f.stream, "bad_version",
-                                                "this sandbox speaks protocol version " +
-                                                    std::to_string(proto::kProtocolVersion),
-                                                f.stream != proto::kControlStream));
-    return;
-  }
+  if (m->version != proto::kProtocolVersion) return refuse_version(c, f);
   if (f.stream == proto::kControlStream) return handle_client_control(c, *m);
+  relay_to_agent(c, f, m->type, &*m);
+}
+
+void Shim::refuse_version(Client& c, const proto::Frame& f) {
+  send_to_client(c, proto::make_error_message(f.stream, "bad_version",
+                                              "this sandbox speaks protocol version " +
+                                                  std::to_string(proto::kProtocolVersion),
+                                              f.stream != proto::kControlStream));
+}
+
+// `decoded` is the whole message when it was decoded (always for an exec,
+// whose request goes to the exec history), else null.
+void Shim::relay_to_agent(Client& c, const proto::Frame& f, std::string_view type, const proto::Message* decoded) {
   if (stopping_) {
     send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
     return;
@@ -483,7 +505,7 @@ void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
   // stream the router does not know is a late frame of one that already
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
-  if (m->type == proto::msg::kExec || proto::is_file_request(m->type)) {
+  if (type == proto::msg::kExec || proto::is_file_request(type)) {
     guest = router_.to_guest(c.id, f.stream);
   } else {
     guest = router_.find_guest(c.id, f.stream);
@@ -494,9 +516,9 @@ void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
                                                 "too many concurrent streams on one connection", true));
     return;
   }
-  if (m->type == proto::msg::kExec) note_exec(*guest, *m);
+  if (type == proto::msg::kExec && decoded) note_exec(*guest, *decoded);
   proto::encode_frame(*guest, f.flags, f.body, agent_out_);
-  if (m->type == proto::msg::kCancel) router_.end_guest_stream(*guest);
+  if (type == proto::msg::kCancel) router_.end_guest_stream(*guest);
 }
 
 void Shim::handle_client_control(Client& c, const proto::Message& m) {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proto/frame.h"
 #include "proto/message.h"
@@ -63,6 +64,8 @@ class Shim {
   void refuse_client();
   void read_client(Client& c);
   void handle_client_frame(Client& c, const proto::Frame& f);
+  void refuse_version(Client& c, const proto::Frame& f);
+  void relay_to_agent(Client& c, const proto::Frame& f, std::string_view type, const proto::Message* decoded);
   void handle_client_control(Client& c, const proto::Message& m);
   void drop_client(ClientId id);
   void read_agent();
