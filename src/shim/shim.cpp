@@ -421,7 +421,7 @@ void Shim::accept_clients() {
 }
 
 // Out of descriptors, the pending connection would stay in the backlog and
-// poll() would report it again at once: a busy loop. The spare descriptor is
+// the event loop would report it again at once: a busy loop. The spare descriptor is
 // given up for a moment to take the connection and close it, so the client
 // sees the refusal and the loop sleeps again.
 void Shim::refuse_client() {
@@ -672,7 +672,8 @@ void Shim::check_limits() {
     begin_stop("no client took the sandbox within " + std::to_string(kOwnerWait.count()) + " s of its start");
 }
 
-// How long poll may sleep before a limit is due (-1: no limit pending).
+// How long the event loop may sleep before a limit is due (-1: no limit
+// pending).
 int Shim::next_limit_timeout_ms() const {
   if (stopping_) return -1;
   std::optional<Clock::time_point> due;
@@ -691,8 +692,8 @@ int Shim::next_limit_timeout_ms() const {
 }
 
 // The channels of a running sandbox. QEMU's exit only ends the wake-up
-// here: serve() handles it once the wake-up's output is saved, as it did
-// when everything was one poll() array.
+// here: serve() handles it after the wake-up's output is saved and the log
+// limiter has flushed, so shim.log reads in the order things happened.
 Status Shim::watch_serving_channels() {
   MOAT_TRY(loop_.add(
       qemu_->pidfd(), EventLoop::kReadable,
