@@ -21,6 +21,14 @@ void check_frame_header(std::string_view bytes) {
   moat::proto::FramePeek peek = moat::proto::peek_frame(bytes, kFuzzMaxBody);
   moat::proto::FrameDecoder decoder(kFuzzMaxBody);
   decoder.feed(bytes);
+  // The decoder's own peek reads its buffer as the free function reads the
+  // bytes.
+  moat::proto::FramePeek buffered = decoder.peek();
+  if (buffered.status != peek.status || buffered.body != peek.body ||
+      (peek.status != moat::proto::PeekStatus::kNeedHeader &&
+       (buffered.header.body_size != peek.header.body_size || buffered.header.stream != peek.header.stream ||
+        buffered.header.flags != peek.header.flags)))
+    std::abort();
   moat::proto::Frame frame;
   auto got = decoder.next(frame);
   switch (peek.status) {

@@ -446,18 +446,20 @@ void Shim::read_client(Client& c) {
     return;
   }
   c.decoder.feed(buf, static_cast<std::size_t>(n));
-  proto::Frame f;
   while (!c.closing) {
-    auto got = c.decoder.next(f);
-    if (!got) {
+    proto::FramePeek frame = c.decoder.peek();
+    if (frame.status == proto::PeekStatus::kOversize) {
       // Cannot resynchronise after an oversized frame: say why and hang up.
-      send_to_client(c, proto::make_error_message(proto::kControlStream, "frame_too_large",
-                                                  got.error().message, false));
+      send_to_client(c, proto::make_error_message(
+                            proto::kControlStream, "frame_too_large",
+                            proto::frame_too_large(frame.header.body_size, c.decoder.max_body()).message, false));
       c.closing = true;
       return;
     }
-    if (!*got) return;
-    handle_client_frame(c, f);
+    if (frame.status != proto::PeekStatus::kComplete) return;
+    // The body is a view into the decoder: it is consumed only once handled.
+    handle_client_frame(c, frame.header, frame.body);
+    c.decoder.consume(frame.frame_size());
   }
 }
 
@@ -466,39 +468,44 @@ void Shim::read_client(Client& c) {
 // Control messages and exec requests (whose payload is used here), and any
 // body the peek does not vouch for, are decoded in full; the full decoder
 // also words the error for a bad one.
-void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
+void Shim::handle_client_frame(Client& c, const proto::FrameHeader& h, std::string_view body) {
   std::optional<proto::MessageEnvelope> envelope;
-  if (f.stream != proto::kControlStream) {
-    envelope = proto::peek_message_envelope(f.body);
+  if (h.stream != proto::kControlStream) {
+    envelope = proto::peek_message_envelope(body);
     if (envelope && envelope->type == proto::msg::kExec) envelope.reset();
   }
   if (envelope) {
-    if (envelope->version != proto::kProtocolVersion) return refuse_version(c, f);
-    return relay_to_agent(c, f, envelope->type, nullptr);
+    if (envelope->version != proto::kProtocolVersion) return refuse_version(c, h.stream);
+    return relay_to_agent(c, h, body, envelope->type, nullptr);
   }
+  proto::Frame f;
+  f.stream = h.stream;
+  f.flags = h.flags;
+  f.body.assign(body);
   auto m = proto::decode_message(f);
   if (!m) {
     send_to_client(c, proto::make_error_message(f.stream, "bad_message", m.error().message,
                                                 f.stream != proto::kControlStream));
     return;
   }
-  if (m->version != proto::kProtocolVersion) return refuse_version(c, f);
-  if (f.stream == proto::kControlStream) return handle_client_control(c, *m);
-  relay_to_agent(c, f, m->type, &*m);
+  if (m->version != proto::kProtocolVersion) return refuse_version(c, h.stream);
+  if (h.stream == proto::kControlStream) return handle_client_control(c, *m);
+  relay_to_agent(c, h, body, m->type, &*m);
 }
 
-void Shim::refuse_version(Client& c, const proto::Frame& f) {
-  send_to_client(c, proto::make_error_message(f.stream, "bad_version",
+void Shim::refuse_version(Client& c, std::uint32_t stream) {
+  send_to_client(c, proto::make_error_message(stream, "bad_version",
                                               "this sandbox speaks protocol version " +
                                                   std::to_string(proto::kProtocolVersion),
-                                              f.stream != proto::kControlStream));
+                                              stream != proto::kControlStream));
 }
 
 // `decoded` is the whole message when it was decoded (always for an exec,
 // whose request goes to the exec history), else null.
-void Shim::relay_to_agent(Client& c, const proto::Frame& f, std::string_view type, const proto::Message* decoded) {
+void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_view body, std::string_view type,
+                          const proto::Message* decoded) {
   if (stopping_) {
-    send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
+    send_to_client(c, proto::make_error_message(h.stream, "stopping", "the sandbox is stopping", true));
     return;
   }
   // Only an exec or a file request opens a stream. Anything else for a
@@ -506,18 +513,18 @@ void Shim::relay_to_agent(Client& c, const proto::Frame& f, std::string_view typ
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
   if (type == proto::msg::kExec || proto::is_file_request(type)) {
-    guest = router_.to_guest(c.id, f.stream);
+    guest = router_.to_guest(c.id, h.stream);
   } else {
-    guest = router_.find_guest(c.id, f.stream);
+    guest = router_.find_guest(c.id, h.stream);
     if (!guest) return;
   }
   if (!guest) {
-    send_to_client(c, proto::make_error_message(f.stream, "too_many_streams",
+    send_to_client(c, proto::make_error_message(h.stream, "too_many_streams",
                                                 "too many concurrent streams on one connection", true));
     return;
   }
   if (type == proto::msg::kExec && decoded) note_exec(*guest, *decoded);
-  proto::encode_frame(*guest, f.flags, f.body, agent_out_);
+  proto::encode_frame(*guest, h.flags, body, agent_out_);
   if (type == proto::msg::kCancel) router_.end_guest_stream(*guest);
 }
 

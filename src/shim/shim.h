@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "proto/frame.h"
+#include "proto/frame_peek.h"
 #include "proto/message.h"
 #include "shim_contract/capped_log.h"
 #include "shim/event_loop.h"
@@ -63,9 +64,10 @@ class Shim {
   void accept_clients();
   void refuse_client();
   void read_client(Client& c);
-  void handle_client_frame(Client& c, const proto::Frame& f);
-  void refuse_version(Client& c, const proto::Frame& f);
-  void relay_to_agent(Client& c, const proto::Frame& f, std::string_view type, const proto::Message* decoded);
+  void handle_client_frame(Client& c, const proto::FrameHeader& h, std::string_view body);
+  void refuse_version(Client& c, std::uint32_t stream);
+  void relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_view body, std::string_view type,
+                      const proto::Message* decoded);
   void handle_client_control(Client& c, const proto::Message& m);
   void drop_client(ClientId id);
   void read_agent();

@@ -205,5 +205,47 @@ TEST(ProtoFramePeek, EnvelopeDeclinesNestingPastTheGuardsDepth) {
   EXPECT_FALSE(decode_message(f).ok());
 }
 
+TEST(ProtoFramePeek, DecoderPeeksWithoutTakingAndConsumesWholeFrames) {
+  FrameDecoder decoder;
+  std::string bytes = frame_of(11, 0, "first") + frame_of(12, kFlagEndStream, "second");
+  decoder.feed(std::string_view(bytes).substr(0, 4));
+  EXPECT_EQ(decoder.peek().status, PeekStatus::kNeedHeader);
+  decoder.feed(std::string_view(bytes).substr(4, 8));
+  FramePeek partial = decoder.peek();
+  EXPECT_EQ(partial.status, PeekStatus::kNeedBody);
+  EXPECT_EQ(partial.header.stream, 11u);
+  decoder.feed(std::string_view(bytes).substr(12));
+
+  FramePeek first = decoder.peek();
+  ASSERT_EQ(first.status, PeekStatus::kComplete);
+  EXPECT_EQ(first.body, "first");
+  EXPECT_EQ(decoder.peek().body, "first");  // peeking twice takes nothing
+  decoder.consume(first.frame_size());
+
+  FramePeek second = decoder.peek();
+  ASSERT_EQ(second.status, PeekStatus::kComplete);
+  EXPECT_EQ(second.header.stream, 12u);
+  EXPECT_EQ(second.header.flags, kFlagEndStream);
+  EXPECT_EQ(second.body, "second");
+  decoder.consume(second.frame_size());
+  EXPECT_EQ(decoder.buffered(), 0u);
+  EXPECT_EQ(decoder.peek().status, PeekStatus::kNeedHeader);
+}
+
+TEST(ProtoFramePeek, DecoderReportsOversizeWithTheDecodersWords) {
+  FrameDecoder decoder(100);
+  std::string header(kHeaderSize, '\0');
+  store_be32(101, header.data());
+  decoder.feed(header);
+  FramePeek peek = decoder.peek();
+  EXPECT_EQ(peek.status, PeekStatus::kOversize);
+  EXPECT_EQ(peek.header.body_size, 101u);
+  Frame f;
+  auto got = decoder.next(f);
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.error().message, frame_too_large(101, decoder.max_body()).message);
+  EXPECT_EQ(got.error().message, "frame of 101 bytes exceeds the limit of 100 bytes");
+}
+
 }  // namespace
 }  // namespace moat::proto
