@@ -1,5 +1,10 @@
 #include "proto/frame.h"
 
+#include <algorithm>
+#include <cerrno>
+
+#include "proto/frame_peek.h"
+
 namespace moat::proto {
 
 void encode_frame(std::uint32_t stream, std::uint8_t flags, std::string_view body,
@@ -11,6 +16,18 @@ void encode_frame(std::uint32_t stream, std::uint8_t flags, std::string_view bod
   out.append(header, kHeaderSize);
   out.append(body.data(), body.size());
 }
+
+Error frame_too_large(std::uint32_t declared, std::size_t max_body) {
+  return make_error("frame of " + std::to_string(declared) + " bytes exceeds the limit of " +
+                        std::to_string(max_body) + " bytes",
+                    EMSGSIZE);
+}
+
+FramePeek FrameDecoder::peek() const {
+  return peek_frame(std::string_view(buf_).substr(pos_), max_body_);
+}
+
+void FrameDecoder::consume(std::size_t size) { pos_ += std::min(size, buffered()); }
 
 void FrameDecoder::feed(const char* data, std::size_t size) {
   // Compact lazily so a long-lived decoder does not grow without bound.
@@ -29,8 +46,7 @@ Result<bool> FrameDecoder::next(Frame& out) {
   std::uint32_t len = load_be32(p);
   if (len > max_body_) {
     failed_ = true;
-    return make_error("frame of " + std::to_string(len) + " bytes exceeds the limit of " +
-                      std::to_string(max_body_) + " bytes", EMSGSIZE);
+    return frame_too_large(len, max_body_);
   }
   if (avail < kHeaderSize + len) return false;
   out.stream = load_be32(p + 4);

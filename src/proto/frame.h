@@ -23,6 +23,8 @@ inline constexpr std::size_t kMaxBodySize = 1 << 20;  // 1 MiB
 // Flag bits.
 inline constexpr std::uint8_t kFlagEndStream = 0x01;  // last frame of a stream
 
+struct FramePeek;  // frame_peek.h
+
 struct Frame {
   std::uint32_t stream = 0;
   std::uint8_t flags = 0;
@@ -32,6 +34,9 @@ struct Frame {
 // Appends the encoded frame to `out`. The body must not exceed kMaxBodySize.
 void encode_frame(std::uint32_t stream, std::uint8_t flags, std::string_view body,
                   std::string& out);
+
+// Why a frame announcing `declared` body bytes is refused.
+Error frame_too_large(std::uint32_t declared, std::size_t max_body);
 
 // Incremental decoder: feed it bytes as they arrive, take out whole frames.
 class FrameDecoder {
@@ -45,7 +50,16 @@ class FrameDecoder {
   // stream announced an oversized frame; the caller must close the connection.
   Result<bool> next(Frame& out);
 
+  // The frame at the front without taking it out or copying its body (a
+  // relay passes the body on as it is): the view is valid until the next
+  // feed or consume. An oversize frame is reported, not remembered: the
+  // caller must close the connection.
+  FramePeek peek() const;
+  // Takes `size` bytes off the front: the frame_size() of a complete peek.
+  void consume(std::size_t size);
+
   std::size_t buffered() const { return buf_.size() - pos_; }
+  std::size_t max_body() const { return max_body_; }
 
  private:
   std::string buf_;

@@ -1,7 +1,6 @@
 #include "shim/shim.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -23,6 +22,7 @@
 #include "proto/exec.h"
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
+#include "proto/frame_peek.h"
 #include "proto/text.h"
 #include "store/moat_home.h"
 
@@ -40,6 +40,22 @@ constexpr const char* kStarterGone = "its start was abandoned: the command that 
 // A sandbox that stops when its owner leaves (`moat run`) also stops when no
 // owner ever comes: its starter died between the verdict and connecting.
 constexpr std::chrono::seconds kOwnerWait{30};
+
+// The order in which the handlers of one wake-up run (event_loop.h): output
+// is saved first so that QEMU's last words are on disk when its exit is
+// judged, QEMU's exit and a dead starter end the wake-up before any channel
+// is served, and clients come after the agent they talk to.
+enum DispatchOrder : int {
+  kOutputFirst = 0,
+  kStarterPipe = 1,
+  kQemuExit = 2,
+  kSignals = 3,
+  kListener = 4,
+  kAgentChannel = 5,
+  kClientChannel = 6,
+};
+
+constexpr EventLoop::Events kReadableOrGone = EventLoop::kReadable | EventLoop::kHangup | EventLoop::kError;
 
 void set_nonblocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -143,17 +159,36 @@ std::string Shim::qemu_log_tail(std::size_t max_bytes) const {
   return capped_log_tail(qemu_log_path(cfg_.dir), max_bytes);
 }
 
-void Shim::pump_outputs(const pollfd* console, const pollfd* qemu_output) {
-  constexpr short kReady = POLLIN | POLLHUP | POLLERR;
-  if (console && (console->revents & kReady)) console_.pump();
-  if (qemu_output && (qemu_output->revents & kReady)) qemu_output_.pump();
+// The pump closes its descriptor once the writer has gone; the loop then
+// stops watching that number before anything can reuse it.
+void Shim::pump_output(OutputPump& pump) {
+  int fd = pump.fd();
+  pump.pump();
+  if (fd >= 0 && pump.fd() < 0) loop_.remove(fd);
 }
 
 // QEMU has exited or is about to be judged: what it and the guest wrote last
 // must be in the files before their tails are read.
 void Shim::drain_outputs() {
-  console_.drain();
-  qemu_output_.drain();
+  for (OutputPump* pump : {&console_, &qemu_output_}) {
+    int fd = pump->fd();
+    pump->drain();
+    if (fd >= 0 && pump->fd() < 0) loop_.remove(fd);
+  }
+}
+
+// Both outputs are watched from the boot until the shim ends.
+Status Shim::watch_outputs() {
+  for (OutputPump* pump : {&console_, &qemu_output_}) {
+    if (pump->fd() < 0) continue;
+    MOAT_TRY(loop_.add(
+        pump->fd(), EventLoop::kReadable,
+        [this, pump](EventLoop::Events ev) {
+          if (ev & kReadableOrGone) pump_output(*pump);
+        },
+        kOutputFirst));
+  }
+  return ok_status();
 }
 
 Status Shim::prepare() {
@@ -181,6 +216,7 @@ Status Shim::prepare() {
   ::chmod(sock_path.c_str(), 0600);
   if (::listen(listen_fd_.get(), 64) != 0) return errno_error("listen " + sock_path);
   spare_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  MOAT_ASSIGN_OR_RETURN(loop_, EventLoop::create());
   return ok_status();
 }
 
@@ -232,60 +268,99 @@ Status Shim::boot() {
   output_qemu_end.reset();
   set_nonblocking(agent_fd_.get());
 
+  MOAT_TRY(watch_outputs());
+  std::optional<Status> verdict;
+  if (Status watching = watch_boot_channels(verdict); !watching) verdict = std::move(watching);
   auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.boot_timeout_ms);
-  while (true) {
+  while (!verdict) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       qemu_->signal(SIGKILL);
-      console_.pump();
+      pump_output(console_);
       std::string tail = console_tail(3000);
-      return make_error("the guest did not answer within " + std::to_string(cfg_.boot_timeout_ms / 1000) +
-                        " s" + (tail.empty() ? std::string(" (console is empty)") : "; console tail:\n" + tail));
+      verdict = make_error("the guest did not answer within " + std::to_string(cfg_.boot_timeout_ms / 1000) +
+                           " s" + (tail.empty() ? std::string(" (console is empty)") : "; console tail:\n" + tail));
+      break;
     }
-    // The verdict pipe is watched too (no events asked: POLLERR comes
-    // anyway): nobody would ever learn of a sandbox whose starter died.
-    pollfd fds[5] = {{agent_fd_.get(), POLLIN, 0},
-                     {qemu_->pidfd(), POLLIN, 0},
-                     {console_.fd(), POLLIN, 0},
-                     {qemu_output_.fd(), POLLIN, 0},
-                     {ready_fd_, 0, 0}};
-    int n = ::poll(fds, ready_fd_ >= 0 ? 5 : 4, static_cast<int>(left));
-    if (n < 0 && errno != EINTR) return errno_error("poll during boot");
-    pump_outputs(&fds[2], &fds[3]);
-    if (ready_fd_ >= 0 && (fds[4].revents & (POLLERR | POLLHUP))) {
-      qemu_->signal(SIGKILL);
-      return make_error(kStarterGone, ECANCELED);
-    }
-    if (fds[1].revents & POLLIN) {
-      qemu_->reap();
-      drain_outputs();
-      std::string err = qemu_log_tail(3000);
-      std::string con = console_tail(3000);
-      std::string msg = "QEMU " + qemu_->describe_exit() + " before the guest was ready";
-      if (!err.empty()) msg += "; QEMU said:\n" + err;
-      if (!con.empty()) msg += "\nconsole tail:\n" + con;
-      return make_error(msg);
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP)) {
-      char buf[65536];
-      ssize_t r = ::read(agent_fd_.get(), buf, sizeof(buf));
-      if (r > 0) agent_decoder_.feed(buf, static_cast<std::size_t>(r));
-      proto::Frame f;
-      while (true) {
-        auto got = agent_decoder_.next(f);
-        if (!got) return got.error().wrap("agent channel");
-        if (!*got) break;
-        auto m = proto::decode_message(f);
-        if (m && f.stream == proto::kControlStream && m->type == proto::msg::kHello) {
-          agent_hello_ = m->payload;
-          proto::Json hello = proto::Json::object();
-          hello["version"] = proto::kProtocolVersion;
-          hello["time_ns"] = realtime_ns();
-          send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, hello));
-          flush_agent();
-          return ok_status();
-        }
-      }
+    if (auto ran = loop_.run_once(static_cast<int>(left)); !ran) verdict = Status(ran.error().wrap("during boot"));
+  }
+  unwatch_boot_channels();
+  return std::move(*verdict);
+}
+
+// What the boot waits on besides the outputs: the agent's hello, QEMU dying
+// first, and the verdict pipe. The pipe is watched with no events asked
+// (an error comes anyway): nobody would ever learn of a sandbox whose
+// starter died. A handler that reaches a verdict ends the wake-up.
+Status Shim::watch_boot_channels(std::optional<Status>& verdict) {
+  if (ready_fd_ >= 0) {
+    MOAT_TRY(loop_.add(
+        ready_fd_, 0,
+        [this, &verdict](EventLoop::Events ev) {
+          if (!(ev & (EventLoop::kError | EventLoop::kHangup))) return;
+          qemu_->signal(SIGKILL);
+          verdict = make_error(kStarterGone, ECANCELED);
+          loop_.stop_dispatch();
+        },
+        kStarterPipe));
+  }
+  MOAT_TRY(loop_.add(
+      qemu_->pidfd(), EventLoop::kReadable,
+      [this, &verdict](EventLoop::Events ev) {
+        if (!(ev & EventLoop::kReadable)) return;
+        verdict = qemu_exited_during_boot();
+        loop_.stop_dispatch();
+      },
+      kQemuExit));
+  MOAT_TRY(loop_.add(
+      agent_fd_.get(), EventLoop::kReadable,
+      [this, &verdict](EventLoop::Events ev) {
+        if (!(ev & (EventLoop::kReadable | EventLoop::kHangup))) return;
+        if ((verdict = read_agent_hello())) loop_.stop_dispatch();
+      },
+      kAgentChannel));
+  return ok_status();
+}
+
+// The verdict pipe is closed once the verdict is sent, and serve() watches
+// the agent and QEMU's exit with handlers of its own.
+void Shim::unwatch_boot_channels() {
+  if (ready_fd_ >= 0) loop_.remove(ready_fd_);
+  if (qemu_) loop_.remove(qemu_->pidfd());
+  loop_.remove(agent_fd_.get());
+}
+
+Status Shim::qemu_exited_during_boot() {
+  qemu_->reap();
+  drain_outputs();
+  std::string err = qemu_log_tail(3000);
+  std::string con = console_tail(3000);
+  std::string msg = "QEMU " + qemu_->describe_exit() + " before the guest was ready";
+  if (!err.empty()) msg += "; QEMU said:\n" + err;
+  if (!con.empty()) msg += "\nconsole tail:\n" + con;
+  return make_error(msg);
+}
+
+// During the boot only the agent's hello matters; other frames are skipped.
+// Returns the boot's verdict once there is one.
+std::optional<Status> Shim::read_agent_hello() {
+  char buf[65536];
+  ssize_t r = ::read(agent_fd_.get(), buf, sizeof(buf));
+  if (r > 0) agent_decoder_.feed(buf, static_cast<std::size_t>(r));
+  proto::Frame f;
+  while (true) {
+    auto got = agent_decoder_.next(f);
+    if (!got) return Status(got.error().wrap("agent channel"));
+    if (!*got) return std::nullopt;
+    auto m = proto::decode_message(f);
+    if (m && f.stream == proto::kControlStream && m->type == proto::msg::kHello) {
+      agent_hello_ = m->payload;
+      proto::Json hello = proto::Json::object();
+      hello["version"] = proto::kProtocolVersion;
+      hello["time_ns"] = realtime_ns();
+      send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, hello));
+      flush_agent();
+      return ok_status();
     }
   }
 }
@@ -329,6 +404,14 @@ void Shim::accept_clients() {
     auto c = std::make_unique<Client>();
     c->id = next_client_++;
     c->fd.reset(fd);
+    // Interest is set before each wait (update_interest).
+    ClientId id = c->id;
+    if (auto watched = loop_.add(
+            fd, EventLoop::kReadable, [this, id](EventLoop::Events ev) { on_client_events(id, ev); }, kClientChannel);
+        !watched) {
+      log("cannot watch a client: " + watched.error().message);
+      continue;  // the connection closes with `c`
+    }
     if (!owner_assigned_) {
       c->owner = true;
       owner_assigned_ = true;
@@ -338,7 +421,7 @@ void Shim::accept_clients() {
 }
 
 // Out of descriptors, the pending connection would stay in the backlog and
-// poll() would report it again at once: a busy loop. The spare descriptor is
+// the event loop would report it again at once: a busy loop. The spare descriptor is
 // given up for a moment to take the connection and close it, so the client
 // sees the refusal and the loop sleeps again.
 void Shim::refuse_client() {
@@ -363,58 +446,86 @@ void Shim::read_client(Client& c) {
     return;
   }
   c.decoder.feed(buf, static_cast<std::size_t>(n));
-  proto::Frame f;
   while (!c.closing) {
-    auto got = c.decoder.next(f);
-    if (!got) {
+    proto::FramePeek frame = c.decoder.peek();
+    if (frame.status == proto::PeekStatus::kOversize) {
       // Cannot resynchronise after an oversized frame: say why and hang up.
-      send_to_client(c, proto::make_error_message(proto::kControlStream, "frame_too_large",
-                                                  got.error().message, false));
+      send_to_client(c, proto::make_error_message(
+                            proto::kControlStream, "frame_too_large",
+                            proto::frame_too_large(frame.header.body_size, c.decoder.max_body()).message, false));
       c.closing = true;
       return;
     }
-    if (!*got) return;
-    handle_client_frame(c, f);
+    if (frame.status != proto::PeekStatus::kComplete) return;
+    // The body is a view into the decoder: it is consumed only once handled.
+    handle_client_frame(c, frame.header, frame.body);
+    c.decoder.consume(frame.frame_size());
   }
 }
 
-void Shim::handle_client_frame(Client& c, const proto::Frame& f) {
+// Frames of a command's streams (stdin above all) are only relayed: their
+// version and type are peeked from the body without building the payload.
+// Control messages and exec requests (whose payload is used here), and any
+// body the peek does not vouch for, are decoded in full; the full decoder
+// also words the error for a bad one.
+void Shim::handle_client_frame(Client& c, const proto::FrameHeader& h, std::string_view body) {
+  std::optional<proto::MessageEnvelope> envelope;
+  if (h.stream != proto::kControlStream) {
+    envelope = proto::peek_message_envelope(body);
+    if (envelope && envelope->type == proto::msg::kExec) envelope.reset();
+  }
+  if (envelope) {
+    if (envelope->version != proto::kProtocolVersion) return refuse_version(c, h.stream);
+    return relay_to_agent(c, h, body, envelope->type, nullptr);
+  }
+  proto::Frame f;
+  f.stream = h.stream;
+  f.flags = h.flags;
+  f.body.assign(body);
   auto m = proto::decode_message(f);
   if (!m) {
     send_to_client(c, proto::make_error_message(f.stream, "bad_message", m.error().message,
                                                 f.stream != proto::kControlStream));
     return;
   }
-  if (m->version != proto::kProtocolVersion) {
-    send_to_client(c, proto::make_error_message(f.stream, "bad_version",
-                                                "this sandbox speaks protocol version " +
-                                                    std::to_string(proto::kProtocolVersion),
-                                                f.stream != proto::kControlStream));
-    return;
-  }
-  if (f.stream == proto::kControlStream) return handle_client_control(c, *m);
+  if (m->version != proto::kProtocolVersion) return refuse_version(c, h.stream);
+  if (h.stream == proto::kControlStream) return handle_client_control(c, *m);
+  relay_to_agent(c, h, body, m->type, &*m);
+}
+
+void Shim::refuse_version(Client& c, std::uint32_t stream) {
+  send_to_client(c, proto::make_error_message(stream, "bad_version",
+                                              "this sandbox speaks protocol version " +
+                                                  std::to_string(proto::kProtocolVersion),
+                                              stream != proto::kControlStream));
+}
+
+// `decoded` is the whole message when it was decoded (always for an exec,
+// whose request goes to the exec history), else null.
+void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_view body, std::string_view type,
+                          const proto::Message* decoded) {
   if (stopping_) {
-    send_to_client(c, proto::make_error_message(f.stream, "stopping", "the sandbox is stopping", true));
+    send_to_client(c, proto::make_error_message(h.stream, "stopping", "the sandbox is stopping", true));
     return;
   }
   // Only an exec or a file request opens a stream. Anything else for a
   // stream the router does not know is a late frame of one that already
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
-  if (m->type == proto::msg::kExec || proto::is_file_request(m->type)) {
-    guest = router_.to_guest(c.id, f.stream);
+  if (type == proto::msg::kExec || proto::is_file_request(type)) {
+    guest = router_.to_guest(c.id, h.stream);
   } else {
-    guest = router_.find_guest(c.id, f.stream);
+    guest = router_.find_guest(c.id, h.stream);
     if (!guest) return;
   }
   if (!guest) {
-    send_to_client(c, proto::make_error_message(f.stream, "too_many_streams",
+    send_to_client(c, proto::make_error_message(h.stream, "too_many_streams",
                                                 "too many concurrent streams on one connection", true));
     return;
   }
-  if (m->type == proto::msg::kExec) note_exec(*guest, *m);
-  proto::encode_frame(*guest, f.flags, f.body, agent_out_);
-  if (m->type == proto::msg::kCancel) router_.end_guest_stream(*guest);
+  if (type == proto::msg::kExec && decoded) note_exec(*guest, *decoded);
+  proto::encode_frame(*guest, h.flags, body, agent_out_);
+  if (type == proto::msg::kCancel) router_.end_guest_stream(*guest);
 }
 
 void Shim::handle_client_control(Client& c, const proto::Message& m) {
@@ -443,6 +554,7 @@ void Shim::drop_client(ClientId id) {
   for (std::uint32_t guest : router_.drop_client(id))
     send_to_agent(proto::make_message(guest, proto::msg::kCancel));
   bool owner = it->second->owner;
+  loop_.remove(it->second->fd.get());
   clients_.erase(it);
   if (owner && cfg_.stop_when_owner_leaves) begin_stop("the owning client disconnected");
 }
@@ -453,7 +565,7 @@ void Shim::read_agent() {
   if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
   if (n <= 0) {
     // QEMU closed the channel: it is exiting; the pidfd will say so.
-    agent_fd_.reset();
+    close_agent();
     return;
   }
   agent_decoder_.feed(buf, static_cast<std::size_t>(n));
@@ -462,13 +574,37 @@ void Shim::read_agent() {
     auto got = agent_decoder_.next(f);
     if (!got) {
       log("agent protocol violation: " + got.error().message + "; stopping the VM");
-      agent_fd_.reset();
+      close_agent();
       begin_stop("agent protocol violation");
       return;
     }
     if (!*got) return;
     handle_agent_frame(f);
   }
+}
+
+void Shim::close_agent() {
+  loop_.remove(agent_fd_.get());
+  agent_fd_.reset();
+}
+
+void Shim::on_agent_events(EventLoop::Events events) {
+  if (events & kReadableOrGone) read_agent();
+  if (agent_fd_ && (events & EventLoop::kWritable)) flush_agent();
+}
+
+void Shim::on_client_events(ClientId id, EventLoop::Events events) {
+  auto it = clients_.find(id);
+  if (it == clients_.end()) return;
+  if (events & kReadableOrGone) read_client(*it->second);
+  if (events & EventLoop::kWritable) flush_client(*it->second);
+}
+
+void Shim::on_signal() {
+  struct signalfd_siginfo si;
+  while (::read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
+  }
+  begin_stop("signal received");
 }
 
 void Shim::handle_agent_frame(const proto::Frame& f) {
@@ -543,7 +679,8 @@ void Shim::check_limits() {
     begin_stop("no client took the sandbox within " + std::to_string(kOwnerWait.count()) + " s of its start");
 }
 
-// How long poll may sleep before a limit is due (-1: no limit pending).
+// How long the event loop may sleep before a limit is due (-1: no limit
+// pending).
 int Shim::next_limit_timeout_ms() const {
   if (stopping_) return -1;
   std::optional<Clock::time_point> due;
@@ -561,11 +698,73 @@ int Shim::next_limit_timeout_ms() const {
   return left < 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
 }
 
+// The channels of a running sandbox. QEMU's exit only ends the wake-up
+// here: serve() handles it after the wake-up's output is saved and the log
+// limiter has flushed, so shim.log reads in the order things happened.
+Status Shim::watch_serving_channels() {
+  MOAT_TRY(loop_.add(
+      qemu_->pidfd(), EventLoop::kReadable,
+      [this](EventLoop::Events ev) {
+        if (!(ev & EventLoop::kReadable)) return;
+        qemu_exited_ = true;
+        loop_.stop_dispatch();
+      },
+      kQemuExit));
+  if (signal_fd_) {
+    MOAT_TRY(loop_.add(
+        signal_fd_.get(), EventLoop::kReadable,
+        [this](EventLoop::Events ev) {
+          if (ev & EventLoop::kReadable) on_signal();
+        },
+        kSignals));
+  }
+  MOAT_TRY(loop_.add(
+      listen_fd_.get(), EventLoop::kReadable,
+      [this](EventLoop::Events ev) {
+        if (ev & EventLoop::kReadable) accept_clients();
+      },
+      kListener));
+  if (agent_fd_) {
+    MOAT_TRY(loop_.add(
+        agent_fd_.get(), EventLoop::kReadable, [this](EventLoop::Events ev) { on_agent_events(ev); },
+        kAgentChannel));
+  }
+  return ok_status();
+}
+
+// What each channel waits for in the next wake-up. Backlogs stop reading:
+// past the client limit the agent is not read, past the agent limit no
+// client is; writing is asked for only when output is pending.
+void Shim::update_interest() {
+  bool agent_backlog = agent_out_.size() > kMaxAgentBacklog;
+  bool client_backlog = false;
+  for (auto& [id, c] : clients_) client_backlog |= c->out.size() > kMaxClientBacklog;
+
+  std::vector<std::pair<int, EventLoop::Events>> wanted;
+  wanted.emplace_back(listen_fd_.get(), stopping_ ? 0 : EventLoop::kReadable);
+  if (agent_fd_) {
+    EventLoop::Events ev = 0;
+    if (!client_backlog) ev |= EventLoop::kReadable;
+    if (!agent_out_.empty()) ev |= EventLoop::kWritable;
+    wanted.emplace_back(agent_fd_.get(), ev);
+  }
+  for (auto& [id, c] : clients_) {
+    EventLoop::Events ev = 0;
+    if (!agent_backlog && !c->closing) ev |= EventLoop::kReadable;
+    if (!c->out.empty()) ev |= EventLoop::kWritable;
+    wanted.emplace_back(c->fd.get(), ev);
+  }
+  for (auto [fd, ev] : wanted)
+    if (auto st = loop_.modify(fd, ev); !st) log(st.error().message);
+}
+
 void Shim::serve() {
-  std::vector<pollfd> fds;
-  std::vector<ClientId> owners;
   bool had_streams = false;
   booted_at_ = idle_since_ = Clock::now();
+  if (auto watching = watch_serving_channels(); !watching) {
+    log(watching.error().message);
+    return;
+  }
   while (!done_) {
     flush_agent();
     for (auto& [id, c] : clients_) flush_client(*c);
@@ -575,32 +774,8 @@ void Shim::serve() {
       if (c->closing && c->out.empty()) gone.push_back(id);
     for (ClientId id : gone) drop_client(id);
     flush_agent();
+    update_interest();
 
-    bool backlog = agent_out_.size() > kMaxAgentBacklog;
-    bool client_backlog = false;
-    for (auto& [id, c] : clients_) client_backlog |= c->out.size() > kMaxClientBacklog;
-
-    fds.clear();
-    owners.clear();
-    fds.push_back({qemu_->pidfd(), POLLIN, 0});
-    fds.push_back({signal_fd_.get(), POLLIN, 0});
-    fds.push_back({listen_fd_.get(), static_cast<short>(stopping_ ? 0 : POLLIN), 0});
-    short agent_events = 0;
-    if (agent_fd_) {
-      if (!client_backlog) agent_events |= POLLIN;
-      if (!agent_out_.empty()) agent_events |= POLLOUT;
-    }
-    fds.push_back({agent_fd_ ? agent_fd_.get() : -1, agent_events, 0});
-    fds.push_back({console_.fd(), POLLIN, 0});
-    fds.push_back({qemu_output_.fd(), POLLIN, 0});
-    constexpr std::size_t kFirstClient = 6;
-    for (auto& [id, c] : clients_) {
-      short ev = 0;
-      if (!backlog && !c->closing) ev |= POLLIN;
-      if (!c->out.empty()) ev |= POLLOUT;
-      fds.push_back({c->fd.get(), ev, 0});
-      owners.push_back(id);
-    }
     int timeout = next_limit_timeout_ms();
     if (stop_deadline_) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline_ - Clock::now()).count();
@@ -608,32 +783,14 @@ void Shim::serve() {
     }
     // A count of suppressed log lines is written when its second is over.
     if (int summary = log_.flush_due_ms(); summary >= 0 && (timeout < 0 || summary < timeout)) timeout = summary;
-    int n = ::poll(fds.data(), fds.size(), timeout);
-    if (n < 0 && errno != EINTR) {
-      log(std::string("poll: ") + std::strerror(errno));
+    if (auto ran = loop_.run_once(timeout); !ran) {
+      log(ran.error().message);
       break;
     }
-    pump_outputs(&fds[4], &fds[5]);
     log_.flush();
-    if (fds[0].revents & POLLIN) {
+    if (qemu_exited_) {
       on_qemu_exit();
       break;
-    }
-    if (fds[1].revents & POLLIN) {
-      struct signalfd_siginfo si;
-      while (::read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
-      }
-      begin_stop("signal received");
-    }
-    if (fds[2].revents & POLLIN) accept_clients();
-    if (fds[3].revents & (POLLIN | POLLHUP | POLLERR)) read_agent();
-    if (agent_fd_ && (fds[3].revents & POLLOUT)) flush_agent();
-    for (std::size_t i = 0; i < owners.size(); ++i) {
-      auto it = clients_.find(owners[i]);
-      if (it == clients_.end()) continue;
-      short re = fds[kFirstClient + i].revents;
-      if (re & (POLLIN | POLLHUP | POLLERR)) read_client(*it->second);
-      if (re & POLLOUT) flush_client(*it->second);
     }
     // The idle clock restarts when the last stream ends (seen here, in the
     // iteration that ended it) and runs while none is open.

@@ -3,17 +3,18 @@
 // socket, stops the VM gracefully then forcefully, and leaves nothing behind.
 #pragma once
 
-#include <poll.h>
-
 #include <chrono>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proto/frame.h"
+#include "proto/frame_peek.h"
 #include "proto/message.h"
 #include "shim_contract/capped_log.h"
+#include "shim/event_loop.h"
 #include "shim/output_pump.h"
 #include "shim/qemu_process.h"
 #include "shim_contract/shim_config.h"
@@ -48,11 +49,25 @@ class Shim {
   Status prepare();
   Status open_outputs(UniqueFd& console_qemu_end, UniqueFd& output_qemu_end);
   Status boot();
+  Status watch_outputs();
+  Status watch_boot_channels(std::optional<Status>& verdict);
+  void unwatch_boot_channels();
+  std::optional<Status> read_agent_hello();
+  Status qemu_exited_during_boot();
   void serve();
+  Status watch_serving_channels();
+  void update_interest();
+  void on_agent_events(EventLoop::Events events);
+  void on_client_events(ClientId id, EventLoop::Events events);
+  void on_signal();
+  void close_agent();
   void accept_clients();
   void refuse_client();
   void read_client(Client& c);
-  void handle_client_frame(Client& c, const proto::Frame& f);
+  void handle_client_frame(Client& c, const proto::FrameHeader& h, std::string_view body);
+  void refuse_version(Client& c, std::uint32_t stream);
+  void relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_view body, std::string_view type,
+                      const proto::Message* decoded);
   void handle_client_control(Client& c, const proto::Message& m);
   void drop_client(ClientId id);
   void read_agent();
@@ -67,7 +82,7 @@ class Shim {
   std::string console_tail(std::size_t max_bytes) const;
   std::string qemu_log_tail(std::size_t max_bytes) const;
   void log(const std::string& line);
-  void pump_outputs(const pollfd* console, const pollfd* qemu_output);
+  void pump_output(OutputPump& pump);
   void drain_outputs();
   Status take_lock();
   void note_exec(std::uint32_t guest_stream, const proto::Message& exec);
@@ -81,6 +96,7 @@ class Shim {
   CappedLog exec_log_;
   OutputPump console_;      // the guest's serial console into console.log
   OutputPump qemu_output_;  // QEMU's stdout and stderr into qemu.log
+  EventLoop loop_;          // every descriptor the shim waits on, boot and serve
   std::unique_ptr<VolumeServers> volumes_;  // declared before qemu_: outlives it
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
@@ -96,6 +112,7 @@ class Shim {
   StreamRouter router_;
   bool stopping_ = false;
   bool done_ = false;
+  bool qemu_exited_ = false;  // its pidfd fired; handled after the wake-up's output is saved
   std::optional<Clock::time_point> stop_deadline_;
   bool killed_ = false;
   UniqueFd lock_fd_;
