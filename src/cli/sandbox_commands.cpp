@@ -74,7 +74,7 @@ struct Flags {
   bool quiet = false;
   std::string format;
   bool follow = false;
-  std::uint64_t since_seq = 0;
+  std::int64_t since_seq = 0;
   CLI::App* run = nullptr;
   CLI::App* create = nullptr;
   CLI::App* start = nullptr;
@@ -489,8 +489,10 @@ int cmd_events(const Flags& f) {
   if (!f.format.empty() && f.format != "json" && f.format != "table")
     return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});
   bool json = f.format == "json";
+  if (f.since_seq < 0)
+    return fail(Error{EINVAL, "--since " + std::to_string(f.since_seq) + ": expected a sequence number (0 or more)"});
   SandboxEventOptions o;
-  o.after = f.since_seq;
+  o.after = static_cast<std::uint64_t>(f.since_seq);
   o.follow = f.follow;
   auto st = watch_sandbox_events(o, [&](const SandboxEvent& e) {
     if (json) {

@@ -59,6 +59,15 @@ TEST(CliErrors, UnknownObjectsExit125) {
   expect_error({"cp", "nope:/a", "/tmp/x"}, "no such sandbox: nope");
 }
 
+TEST(CliErrors, EventsTakeAKnownFormatAndPrintNothingForAnEmptyHome) {
+  expect_error({"events", "--format", "xml"}, "--format xml: expected table or json");
+  expect_error({"events", "--since", "-1"}, "--since -1: expected a sequence number (0 or more)");
+  auto o = run_moat({"events", "--format", "json"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "");
+  EXPECT_EQ(o.err, "");
+}
+
 TEST(CliErrors, BadHostNamesAreRefusedBeforeAnythingIsCreated) {
   const std::string rule = " (RFC 1123: letters, digits and '-' in labels of 1 to 63 characters joined by '.')";
   expect_error(run_with({"--hostname", "h moat.port=nope"}),
