@@ -28,6 +28,7 @@
 #include "vhost_user/guest_memory.h"
 #include "vhost_user/protocol.h"
 #include "vhost_user/virtqueue.h"
+#include "tests/unit/send_with_fds.h"
 
 namespace moat::fs {
 namespace {
@@ -117,21 +118,7 @@ class FakeFrontend {
     vu::Header h{request, flags, static_cast<std::uint32_t>(payload.size())};
     std::vector<std::uint8_t> buf = bytes_of(h);
     buf.insert(buf.end(), payload.begin(), payload.end());
-    iovec iov{buf.data(), buf.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)];
-    if (!fds.empty()) {
-      mh.msg_control = control;
-      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    return ::sendmsg(fd_.get(), &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(buf.size());
+    return test::send_with_fds(fd_.get(), buf, fds);
   }
   bool send_raw(const std::vector<std::uint8_t>& bytes) {
     return ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==

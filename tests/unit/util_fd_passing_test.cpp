@@ -8,26 +8,13 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/unit/send_with_fds.h"
+
 namespace moat::fs {
 namespace {
 
 // Sends one byte with `fds` attached, as fusermount3 and QEMU do.
-void send_fds(int sock, const std::vector<int>& fds) {
-  char byte = 'x';
-  iovec iov{&byte, 1};
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  msghdr mh{};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control.data();
-  mh.msg_controllen = control.size();
-  cmsghdr* c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  ASSERT_EQ(::sendmsg(sock, &mh, 0), 1);
-}
+void send_fds(int sock, const std::vector<int>& fds) { ASSERT_TRUE(test::send_with_fds(sock, {'x'}, fds)); }
 
 struct Pair {
   UniqueFd a, b;

@@ -26,6 +26,7 @@
 #include "vhost_user/device.h"
 #include "vhost_user/protocol.h"
 #include "vhost_user/virtqueue.h"
+#include "tests/unit/send_with_fds.h"
 
 namespace moat::vhost_user {
 namespace {
@@ -122,21 +123,7 @@ class VhostUserBackendTest : public ::testing::Test {
              static_cast<std::uint32_t>(payload.size())};
     std::vector<std::uint8_t> buf = bytes_of(h);
     buf.insert(buf.end(), payload.begin(), payload.end());
-    iovec iov{buf.data(), buf.size()};
-    msghdr mh{};
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 8)];
-    if (!fds.empty()) {
-      mh.msg_control = control;
-      mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      cmsghdr* c = CMSG_FIRSTHDR(&mh);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    return ::sendmsg(front_.get(), &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(buf.size());
+    return test::send_with_fds(front_.get(), buf, fds);
   }
   bool send_u64(std::uint32_t request, std::uint64_t v, std::vector<int> fds = {},
                 bool need_reply = false) {
