@@ -28,7 +28,7 @@
 #include "vhost_user/guest_memory.h"
 #include "vhost_user/protocol.h"
 #include "vhost_user/virtqueue.h"
-#include "tests/unit/send_with_fds.h"
+#include "tests/unit/vhost_user_wire.h"
 
 namespace moat::fs {
 namespace {
@@ -36,6 +36,7 @@ namespace {
 namespace vu = vhost_user;
 using vu::GuestMemory;
 using vu::GuestRegionSpec;
+using test::bytes_of;
 
 constexpr std::size_t kMemSize = 4 << 20;
 constexpr std::uint64_t kUserBase = 0x7f1200000000;  // the "frontend" address of guest 0
@@ -60,12 +61,6 @@ std::unique_ptr<ErofsBackend> make_backend() {
   auto reader = image::ErofsReader::from_fd(UniqueFd(fd));
   if (!reader.ok()) return nullptr;
   return std::make_unique<ErofsBackend>(std::move(*reader));
-}
-
-template <typename T>
-std::vector<std::uint8_t> bytes_of(const T& v) {
-  auto* p = reinterpret_cast<const std::uint8_t*>(&v);
-  return {p, p + sizeof v};
 }
 
 std::vector<std::uint8_t> fuse_message(std::uint32_t opcode, std::uint64_t nodeid,
@@ -95,14 +90,14 @@ struct Used {
 };
 
 // A vhost-user frontend played by the test, with the guest's driver role.
-class FakeFrontend {
+class FakeFrontend : public test::VhostUserWire {
  public:
   explicit FakeFrontend(const std::string& path) {
-    fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    attach(UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)));
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     std::memcpy(sa.sun_path, path.data(), path.size());
-    connected_ = ::connect(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
+    connected_ = ::connect(wire_fd(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0;
     mem_fd_ = UniqueFd(::memfd_create("guest", MFD_CLOEXEC));
     if (::ftruncate(mem_fd_.get(), kMemSize) != 0) connected_ = false;
     void* p = ::mmap(nullptr, kMemSize, PROT_READ | PROT_WRITE, MAP_SHARED, mem_fd_.get(), 0);
@@ -111,44 +106,7 @@ class FakeFrontend {
   ~FakeFrontend() { ::munmap(mem_, kMemSize); }
   bool connected() const { return connected_; }
   std::uint8_t* at(std::uint64_t gpa) { return mem_ + gpa; }
-  void hang_up() { fd_.reset(); }
 
-  bool send(std::uint32_t request, const std::vector<std::uint8_t>& payload,
-            std::vector<int> fds = {}, std::uint32_t flags = vu::kVersion) {
-    vu::Header h{request, flags, static_cast<std::uint32_t>(payload.size())};
-    std::vector<std::uint8_t> buf = bytes_of(h);
-    buf.insert(buf.end(), payload.begin(), payload.end());
-    return test::send_with_fds(fd_.get(), buf, fds);
-  }
-  bool send_raw(const std::vector<std::uint8_t>& bytes) {
-    return ::send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  bool send_u64(std::uint32_t request, std::uint64_t v, std::vector<int> fds = {}) {
-    return send(request, bytes_of(v), std::move(fds));
-  }
-  bool send_state(std::uint32_t request, std::uint32_t index, std::uint32_t num) {
-    return send(request, bytes_of(vu::VringState{index, num}));
-  }
-  // Reads one reply; its payload, or nullopt on error / timeout.
-  std::optional<std::vector<std::uint8_t>> reply(std::uint32_t request) {
-    pollfd p{fd_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 5000) != 1) return std::nullopt;
-    vu::Header h{};
-    if (::recv(fd_.get(), &h, sizeof h, MSG_WAITALL) != sizeof h) return std::nullopt;
-    if (h.request != request || h.flags != (vu::kVersion | vu::kFlagReply) || h.size > 64)
-      return std::nullopt;
-    std::vector<std::uint8_t> out(h.size);
-    if (h.size && ::recv(fd_.get(), out.data(), h.size, MSG_WAITALL) != h.size) return std::nullopt;
-    return out;
-  }
-  std::optional<std::uint64_t> reply_u64(std::uint32_t request) {
-    auto r = reply(request);
-    if (!r || r->size() != 8) return std::nullopt;
-    std::uint64_t v;
-    std::memcpy(&v, r->data(), 8);
-    return v;
-  }
 
   // The handshake QEMU does, then both queues started.
   void start(std::uint64_t features) {
@@ -167,7 +125,7 @@ class FakeFrontend {
     table[0] = 1;
     auto region = bytes_of(vu::MemRegion{0, kMemSize, kUserBase, 0});
     table.insert(table.end(), region.begin(), region.end());
-    ASSERT_TRUE(send(vu::kSetMemTable, table, {mem_fd_.get()}, vu::kVersion | vu::kFlagNeedReply));
+    ASSERT_TRUE(send(vu::kSetMemTable, table, {mem_fd_.get()}, kNeedReply));
     ASSERT_EQ(reply_u64(vu::kSetMemTable), 0u);  // REPLY_ACK: applied
     for (unsigned q = 0; q < 2; ++q) {
       kick_[q] = UniqueFd(::eventfd(0, EFD_CLOEXEC));
@@ -188,7 +146,7 @@ class FakeFrontend {
     table[0] = 1;
     auto region = bytes_of(vu::MemRegion{0, kMemSize, kUserBase, 0});
     table.insert(table.end(), region.begin(), region.end());
-    if (!send(vu::kSetMemTable, table, {mem_fd_.get()}, vu::kVersion | vu::kFlagNeedReply))
+    if (!send(vu::kSetMemTable, table, {mem_fd_.get()}, kNeedReply))
       return false;
     return reply_u64(vu::kSetMemTable) == 0u;
   }
@@ -266,7 +224,6 @@ class FakeFrontend {
   }
 
  private:
-  UniqueFd fd_;
   UniqueFd mem_fd_;
   std::uint8_t* mem_ = nullptr;
   bool connected_ = false;

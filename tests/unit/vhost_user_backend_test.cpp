@@ -26,10 +26,12 @@
 #include "vhost_user/device.h"
 #include "vhost_user/protocol.h"
 #include "vhost_user/virtqueue.h"
-#include "tests/unit/send_with_fds.h"
+#include "tests/unit/vhost_user_wire.h"
 
 namespace moat::vhost_user {
 namespace {
+
+using test::bytes_of;
 
 constexpr std::uint64_t kDeviceFeature = 1ull << 5;  // a device-type bit
 constexpr std::array<std::uint8_t, 8> kConfig = {10, 11, 12, 13, 14, 15, 16, 17};
@@ -42,12 +44,6 @@ constexpr std::uint64_t kAvail = 0x2000;
 constexpr std::uint64_t kUsed = 0x3000;
 constexpr std::uint64_t kRequest = 0x8000;
 constexpr std::uint64_t kReply = 0x9000;
-
-template <typename T>
-std::vector<std::uint8_t> bytes_of(const T& v) {
-  auto* p = reinterpret_cast<const std::uint8_t*>(&v);
-  return {p, p + sizeof v};
-}
 
 // Upper-cases each request into its reply and records what it saw.
 class UpperDevice final : public Device {
@@ -85,12 +81,12 @@ class UpperDevice final : public Device {
   std::vector<std::pair<unsigned, std::string>> requests_;
 };
 
-class VhostUserBackendTest : public ::testing::Test {
+class VhostUserBackendTest : public ::testing::Test, public test::VhostUserWire {
  protected:
   void SetUp() override {
     int sv[2];
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    front_ = UniqueFd(sv[0]);
+    attach(UniqueFd(sv[0]));
     auto backend = Backend::adopt(UniqueFd(sv[1]), device_);
     ASSERT_TRUE(backend.ok()) << backend.error().message;
     backend_ = std::move(*backend);
@@ -117,43 +113,6 @@ class VhostUserBackendTest : public ::testing::Test {
     return status_;
   }
 
-  bool send(std::uint32_t request, const std::vector<std::uint8_t>& payload,
-            std::vector<int> fds = {}, bool need_reply = false) {
-    Header h{request, kVersion | (need_reply ? kFlagNeedReply : 0u),
-             static_cast<std::uint32_t>(payload.size())};
-    std::vector<std::uint8_t> buf = bytes_of(h);
-    buf.insert(buf.end(), payload.begin(), payload.end());
-    return test::send_with_fds(front_.get(), buf, fds);
-  }
-  bool send_u64(std::uint32_t request, std::uint64_t v, std::vector<int> fds = {},
-                bool need_reply = false) {
-    return send(request, bytes_of(v), std::move(fds), need_reply);
-  }
-  bool send_state(std::uint32_t request, std::uint32_t index, std::uint32_t num) {
-    return send(request, bytes_of(VringState{index, num}));
-  }
-
-  // One reply to `request`: its payload, or nullopt on a timeout or a wrong header.
-  std::optional<std::vector<std::uint8_t>> reply(std::uint32_t request) {
-    pollfd p{front_.get(), POLLIN, 0};
-    if (::poll(&p, 1, 5000) != 1) return std::nullopt;
-    Header h{};
-    if (::recv(front_.get(), &h, sizeof h, MSG_WAITALL) != sizeof h) return std::nullopt;
-    if (h.request != request || h.flags != (kVersion | kFlagReply) || h.size > 512)
-      return std::nullopt;
-    std::vector<std::uint8_t> out(h.size);
-    if (h.size && ::recv(front_.get(), out.data(), h.size, MSG_WAITALL) != h.size)
-      return std::nullopt;
-    return out;
-  }
-  std::optional<std::uint64_t> reply_u64(std::uint32_t request) {
-    auto r = reply(request);
-    if (!r || r->size() != 8) return std::nullopt;
-    std::uint64_t v;
-    std::memcpy(&v, r->data(), 8);
-    return v;
-  }
-
   void negotiate_reply_ack() {
     ASSERT_TRUE(send_u64(kSetProtocolFeatures, kProtocolReplyAck));
   }
@@ -163,7 +122,7 @@ class VhostUserBackendTest : public ::testing::Test {
     table[0] = 1;  // one region
     auto region = bytes_of(MemRegion{0, kMemSize, kUserBase, 0});
     table.insert(table.end(), region.begin(), region.end());
-    ASSERT_TRUE(send(kSetMemTable, table, {mem_fd_.get()}, true));
+    ASSERT_TRUE(send(kSetMemTable, table, {mem_fd_.get()}, kNeedReply));
     ASSERT_EQ(reply_u64(kSetMemTable), 0u);  // REPLY_ACK: mapped
   }
 
@@ -197,7 +156,6 @@ class VhostUserBackendTest : public ::testing::Test {
   }
 
   UpperDevice device_;
-  UniqueFd front_;
   std::unique_ptr<Backend> backend_;
   std::thread runner_;
   Status status_;
@@ -220,13 +178,13 @@ TEST_F(VhostUserBackendTest, OffersTheBackendsFeaturesPlusTheDevices) {
   ASSERT_TRUE(send(kGetQueueNum, {}));
   EXPECT_EQ(reply_u64(kGetQueueNum), 2u);
   ASSERT_TRUE(send_u64(kSetFeatures, kFeatureVersion1 | kDeviceFeature));
-  front_.reset();
+  hang_up();
   EXPECT_TRUE(finish().ok()) << status_.error().message;
 }
 
 TEST_F(VhostUserBackendTest, RefusesFeaturesItDidNotOffer) {
   negotiate_reply_ack();
-  ASSERT_TRUE(send_u64(kSetFeatures, kFeatureVersion1 | (1ull << 6), {}, true));
+  ASSERT_TRUE(send_u64(kSetFeatures, kFeatureVersion1 | (1ull << 6), {}, kNeedReply));
   EXPECT_EQ(reply_u64(kSetFeatures), 1u);  // REPLY_ACK: failed
   Status st = finish();
   ASSERT_FALSE(st.ok());
@@ -237,19 +195,19 @@ TEST_F(VhostUserBackendTest, RefusesFeaturesItDidNotOffer) {
 TEST_F(VhostUserBackendTest, ReplyAckAnswersOnlyOnceNegotiated) {
   // Before SET_PROTOCOL_FEATURES: NEED_REPLY gets no ack; the next reply on
   // the socket is GET_QUEUE_NUM's own.
-  ASSERT_TRUE(send(kSetOwner, {}, {}, true));
+  ASSERT_TRUE(send(kSetOwner, {}, {}, kNeedReply));
   ASSERT_TRUE(send(kGetQueueNum, {}));
   EXPECT_EQ(reply_u64(kGetQueueNum), 2u);
   negotiate_reply_ack();
-  ASSERT_TRUE(send(kSetOwner, {}, {}, true));
+  ASSERT_TRUE(send(kSetOwner, {}, {}, kNeedReply));
   EXPECT_EQ(reply_u64(kSetOwner), 0u);
   // A request with a reply of its own gets only that, not an ack as well.
-  ASSERT_TRUE(send(kGetQueueNum, {}, {}, true));
+  ASSERT_TRUE(send(kGetQueueNum, {}, {}, kNeedReply));
   EXPECT_EQ(reply_u64(kGetQueueNum), 2u);
-  ASSERT_TRUE(send(kSetOwner, {}, {}, true));
+  ASSERT_TRUE(send(kSetOwner, {}, {}, kNeedReply));
   EXPECT_EQ(reply_u64(kSetOwner), 0u);
   // A queue index past the device's: acked as failed, and run() ends.
-  ASSERT_TRUE(send(kSetVringNum, bytes_of(VringState{2, kNum}), {}, true));
+  ASSERT_TRUE(send(kSetVringNum, bytes_of(VringState{2, kNum}), {}, kNeedReply));
   EXPECT_EQ(reply_u64(kSetVringNum), 1u);
   Status st = finish();
   ASSERT_FALSE(st.ok());
@@ -307,7 +265,7 @@ TEST_F(VhostUserBackendTest, AKickRunsProcessQueueAndTheCallFdFires) {
   auto base = reply(kGetVringBase);
   ASSERT_TRUE(base);
   EXPECT_EQ(*base, bytes_of(VringState{1, 1}));
-  front_.reset();
+  hang_up();
   EXPECT_TRUE(finish().ok()) << status_.error().message;
 }
 
