@@ -9,22 +9,19 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "util/path_names.h"
+
 namespace moat::agent {
 namespace {
 
 std::size_t depth(const std::string& path) { return static_cast<std::size_t>(std::count(path.begin(), path.end(), '/')); }
 
 Status make_mount_point(const std::string& path) {
-  std::string at;
-  std::size_t pos = 1;
-  while (pos <= path.size()) {
-    std::size_t slash = path.find('/', pos);
-    if (slash == std::string::npos) slash = path.size();
-    at = path.substr(0, slash);
-    if (!at.empty() && ::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("create mount point " + at);
-    pos = slash + 1;
-  }
-  return ok_status();
+  return for_each_path_prefix(path, [](std::string_view prefix) -> Status {
+    std::string at(prefix);
+    if (::mkdir(at.c_str(), 0755) != 0 && errno != EEXIST) return errno_error("create mount point " + at);
+    return ok_status();
+  });
 }
 
 // A FUSE mount starts with the kernel's default readahead of 128 KiB (INIT

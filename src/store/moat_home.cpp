@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "util/path_names.h"
 #include "util/runtime_settings.h"
 
 namespace moat::store {
@@ -40,14 +41,11 @@ std::string cache_dir(const std::string& home) {
 
 Status make_dirs(const std::string& path, unsigned mode) {
   if (path.empty()) return make_error("make_dirs: empty path");
-  std::size_t pos = 0;
-  while (true) {
-    pos = path.find('/', pos + 1);
-    std::string part = path.substr(0, pos);
-    if (!part.empty() && ::mkdir(part.c_str(), mode) != 0 && errno != EEXIST)
-      return errno_error("mkdir " + part);
-    if (pos == std::string::npos) break;
-  }
+  MOAT_TRY(for_each_path_prefix(path, [mode](std::string_view prefix) -> Status {
+    std::string part(prefix);
+    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) return errno_error("mkdir " + part);
+    return ok_status();
+  }));
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return make_error(path + " exists and is not a directory");

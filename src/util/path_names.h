@@ -29,4 +29,20 @@ Status for_each_path_name(std::string_view path, Visit&& visit) {
   return ok_status();
 }
 
+// Calls visit(prefix) for each leading part of `path` that ends with a
+// name, shortest first, skipping empty names: what `mkdir -p` creates
+// ("/a//b/" gives "/a", "/a//b"; "a/b" gives "a", "a/b"). Stops at the first
+// visit that fails, returning its error. The prefixes are views into `path`.
+template <typename Visit>
+Status for_each_path_prefix(std::string_view path, Visit&& visit) {
+  std::size_t pos = 0;
+  while (pos < path.size()) {
+    std::size_t slash = path.find('/', pos);
+    if (slash == std::string_view::npos) slash = path.size();
+    if (slash > pos) MOAT_TRY(visit(path.substr(0, slash)));
+    pos = slash + 1;
+  }
+  return ok_status();
+}
+
 }  // namespace moat
