@@ -1,6 +1,7 @@
 // `moat image` against a real registry: Debian's docker-registry on
 // 127.0.0.1 (random port, own storage), fed by skopeo from OCI layouts that
 // make_busybox_oci.py writes from the host's static busybox.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -471,6 +472,58 @@ TEST_F(RegistryPull, ImagesApiPullReportsEveryLayer) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ENOENT);
   EXPECT_EQ(missing.error().message, "no such image: " + ref("nope"));
+}
+
+// include/moat/images.h in-process, the rest of an image's life: tag,
+// check, save, remove (the root and blobs go with the last reference),
+// load back, prune.
+TEST_F(RegistryPull, ImagesApiTagSaveRemoveLoadPrune) {
+  ScopedEnv env({{"MOAT_HOME", home_.path() + "/home"}, {"DOCKER_CONFIG", home_.path() + "/docker"}});
+  moat::PullOptions opts;
+  opts.insecure_registry = true;
+  auto pulled = moat::pull_image(ref("1"), opts);
+  ASSERT_TRUE(pulled.ok()) << pulled.error().message;
+
+  auto tagged = moat::tag_image(digest_one_.substr(7, 12), "copy:one");
+  ASSERT_TRUE(tagged.ok()) << tagged.error().message;
+  EXPECT_EQ(tagged->ref, "docker.io/library/copy:one");
+  EXPECT_EQ(tagged->digest, digest_one_);
+  auto checked = moat::check_images({});
+  ASSERT_TRUE(checked.ok()) << checked.error().message;
+  ASSERT_EQ(checked->size(), 2u);
+  for (const auto& c : *checked) EXPECT_TRUE(c.ok()) << c.ref << ": " << c.problems.front();
+
+  std::string archive = home_.path() + "/one.tar";
+  ASSERT_TRUE(moat::save_images_to_file({"copy:one"}, moat::ArchiveFormat::kDocker, archive).ok());
+  ASSERT_TRUE(moat::remove_image(ref("1")).ok());
+  ASSERT_TRUE(std::filesystem::exists(pulled->root_path)) << "a reference is left: the root stays";
+  ASSERT_TRUE(moat::remove_image("copy:one").ok());
+  EXPECT_FALSE(std::filesystem::exists(pulled->root_path));
+  auto none = moat::list_images();
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto gone = moat::remove_image("copy:one");
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, ENOENT);
+
+  int fd = ::open(archive.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto loaded = moat::load_images(fd);
+  ::close(fd);
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_EQ((*loaded)[0].names, std::vector<std::string>{"docker.io/library/copy:one"});
+  EXPECT_EQ((*loaded)[0].manifest_digest, pulled->manifest_digest);
+  EXPECT_EQ((*loaded)[0].root_path, pulled->root_path);
+  auto listed = moat::list_images();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].ref, "docker.io/library/copy:one");
+
+  auto pruned = moat::prune_images();
+  ASSERT_TRUE(pruned.ok()) << pruned.error().message;
+  EXPECT_EQ(pruned->images, 0u);
+  EXPECT_EQ(pruned->roots, 0u);
 }
 
 // One resolver: a reference, the digest it resolved to, the platform
