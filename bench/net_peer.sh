@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# The network issue's peer and its alternative data path, measured in one VM:
+#
+#   peer       QEMU's user-mode network (-netdev user: libslirp inside QEMU)
+#              behind a virtio-net device, the guest's own TCP stack talking
+#              to a host HTTP server on 127.0.0.1 through slirp's 10.0.2.2;
+#   agent      the agent channel moat already has (virtio-serial to the
+#              shim), the path a design that carries connections through the
+#              agent would take: the same bytes as a command's stdout (guest
+#              to host) and stdin (host to guest).
+#
+# Workloads: SIZE MiB (default 256) downloaded and uploaded, timed inside
+# the guest (/proc/uptime) for the peer and on the host for the agent
+# channel; N (default 200) sequential short HTTP requests (new connection
+# each) through the peer. The guest kernel has virtio-net for this
+# (kernel/moat.config); the device is added to the created sandbox's
+# config.json (vm.extra_qemu_args) before the first start.
+#
+# Usage: bench/net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]
+set -euo pipefail
+build=$(cd "${1:?usage: net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]}" && pwd)
+runs=${2:-3}
+size_mib=${3:-256}
+requests=${4:-200}
+moat=$build/bin/moat
+work=$(mktemp -d /var/tmp/moat-netbench.XXXXXX)
+export MOAT_HOME=$work/home
+server_pid=
+cleanup() {
+  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+  "$moat" rm -f netpeer >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A host HTTP server on loopback: GET /zeros/N streams N bytes, GET /small
+# answers 2 bytes, POST reads and drops the body.
+python3 - "$work/port" <<'PY' &
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        n = int(self.path.split("/")[2]) if self.path.startswith("/zeros/") else 2
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        chunk = bytes(1 << 20)
+        while n > 0:
+            k = min(n, len(chunk))
+            self.wfile.write(chunk[:k])
+            n -= k
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        while n > 0:
+            got = self.rfile.read(min(n, 1 << 20))
+            if not got: break
+            n -= len(got)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+s = S(("127.0.0.1", 0), H)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+server_pid=$!
+for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+bytes=$((size_mib * 1024 * 1024))
+head -c "$bytes" /dev/zero >"$work/upload"
+
+"$moat" create --name netpeer --memory 1536 --rootfs-dir "$build/share/moat/rootfs-busybox" >/dev/null
+dir=$("$moat" inspect netpeer | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
+python3 - "$dir/config.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+cfg = json.load(open(path))
+cfg["vm"]["extra_qemu_args"] = ["-netdev", "user,id=n0,net=10.0.2.0/24",
+                                "-device", "virtio-net-device,netdev=n0"]
+json.dump(cfg, open(path, "w"), indent=2)
+PY
+"$moat" start netpeer >/dev/null
+"$moat" exec netpeer -- sh -c 'ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2'
+"$moat" exec netpeer -- sh -c "head -c $bytes /dev/zero > /tmp/upload"
+
+guest_seconds() {  # shell command to time inside the guest
+  "$moat" exec netpeer -- sh -c '
+    t() { cut -d" " -f1 /proc/uptime; }
+    a=$(t); '"$1"' >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
+}
+host_seconds() {
+  local t0=$EPOCHREALTIME
+  "$@"
+  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f\n", b-a}'
+}
+median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+declare -A samples
+for ((i = 0; i < runs; i++)); do
+  samples[peer_down]+="$(guest_seconds "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
+  samples[peer_up]+="$(guest_seconds "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
+  samples[peer_conn]+="$(guest_seconds "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
+  samples[agent_down]+="$(host_seconds sh -c "\"$moat\" exec -i netpeer -- sh -c 'cat > /dev/null' < \"$work/upload\"") "
+  samples[agent_up]+="$(host_seconds sh -c "\"$moat\" exec netpeer -- head -c $bytes /dev/zero > /dev/null") "
+done
+
+row() {  # name what
+  local m
+  m=$(printf '%s\n' ${samples[$1]} | median)
+  awk -v n="$2" -v m="$m" -v mib="$size_mib" -v r="$requests" -v k="$1" 'BEGIN{
+    if (k == "peer_conn") printf "| %s | %.2f s | %.1f requests/s |\n", n, m, r/m;
+    else printf "| %s | %.2f s | %.1f MiB/s |\n", n, m, mib/m }'
+}
+echo "| path | median ($runs runs) | rate |"
+echo "|---|---|---|"
+row peer_down "peer: download $size_mib MiB (guest wget, virtio-net + slirp)"
+row peer_up "peer: upload $size_mib MiB (guest wget --post-file)"
+row peer_conn "peer: $requests sequential short requests"
+row agent_down "agent channel: $size_mib MiB host to guest (exec stdin)"
+row agent_up "agent channel: $size_mib MiB guest to host (exec stdout)"
