@@ -4,6 +4,9 @@
 #   peer       QEMU's user-mode network (-netdev user: libslirp inside QEMU)
 #              behind a virtio-net device, the guest's own TCP stack talking
 #              to a host HTTP server on 127.0.0.1 through slirp's 10.0.2.2;
+#   stream     the same libslirp in a process of its own behind QEMU's
+#              `-netdev stream` (build/bin/moat-bench-slirp): the shape of a
+#              stack in the shim fed with QEMU's frames;
 #   agent      the agent channel moat already has (virtio-serial to the
 #              shim), the path a design that carries connections through the
 #              agent would take: the same bytes as a command's stdout (guest
@@ -16,6 +19,8 @@
 # (kernel/moat.config); the device is added to the created sandbox's
 # config.json (vm.extra_qemu_args) before the first start.
 #
+# Both VMs run throughout, so each path pays for the other's idle VM alike.
+#
 # Usage: bench/net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]
 set -euo pipefail
 build=$(cd "${1:?usage: net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]}" && pwd)
@@ -25,10 +30,11 @@ requests=${4:-200}
 moat=$build/bin/moat
 work=$(mktemp -d /var/tmp/moat-netbench.XXXXXX)
 export MOAT_HOME=$work/home
-server_pid=
+server_pid= slirp_pid=
 cleanup() {
   [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
-  "$moat" rm -f netpeer >/dev/null 2>&1 || true
+  "$moat" rm -f netpeer netstream >/dev/null 2>&1 || true
+  [[ -n $slirp_pid ]] && kill "$slirp_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,24 +77,32 @@ port=$(cat "$work/port")
 bytes=$((size_mib * 1024 * 1024))
 head -c "$bytes" /dev/zero >"$work/upload"
 
-"$moat" create --name netpeer --memory 1536 --rootfs-dir "$build/share/moat/rootfs-busybox" >/dev/null
-dir=$("$moat" inspect netpeer | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
-python3 - "$dir/config.json" <<'PY'
+# A sandbox whose VM has one virtio-net device on the given netdev.
+net_sandbox() {  # name netdev-args
+  "$moat" create --name "$1" --memory 1536 --rootfs-dir "$build/share/moat/rootfs-busybox" >/dev/null
+  local dir
+  dir=$("$moat" inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
+  python3 - "$dir/config.json" "$2" <<'PY'
 import json, sys
-path = sys.argv[1]
+path, netdev = sys.argv[1], sys.argv[2]
 cfg = json.load(open(path))
-cfg["vm"]["extra_qemu_args"] = ["-netdev", "user,id=n0,net=10.0.2.0/24",
-                                "-device", "virtio-net-device,netdev=n0"]
+cfg["vm"]["extra_qemu_args"] = ["-netdev", netdev, "-device", "virtio-net-device,netdev=n0"]
 json.dump(cfg, open(path, "w"), indent=2)
 PY
-"$moat" start netpeer >/dev/null
-"$moat" exec netpeer -- sh -c 'ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2'
-"$moat" exec netpeer -- sh -c "head -c $bytes /dev/zero > /tmp/upload"
+  "$moat" start "$1" >/dev/null
+  "$moat" exec "$1" -- sh -c 'ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2'
+  "$moat" exec "$1" -- sh -c "head -c $bytes /dev/zero > /tmp/upload"
+}
+net_sandbox netpeer "user,id=n0,net=10.0.2.0/24"
+"$build/bin/moat-bench-slirp" "$work/slirp.sock" >"$work/slirp.out" 2>&1 &
+slirp_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/slirp.out" 2>/dev/null && break; sleep 0.1; done
+net_sandbox netstream "stream,id=n0,server=off,addr.type=unix,addr.path=$work/slirp.sock"
 
-guest_seconds() {  # shell command to time inside the guest
-  "$moat" exec netpeer -- sh -c '
+guest_seconds() {  # sandbox, shell command to time inside the guest
+  "$moat" exec "$1" -- sh -c '
     t() { cut -d" " -f1 /proc/uptime; }
-    a=$(t); '"$1"' >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
+    a=$(t); '"$2"' >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
 }
 host_seconds() {
   local t0=$EPOCHREALTIME
@@ -99,9 +113,12 @@ median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v
 
 declare -A samples
 for ((i = 0; i < runs; i++)); do
-  samples[peer_down]+="$(guest_seconds "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
-  samples[peer_up]+="$(guest_seconds "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
-  samples[peer_conn]+="$(guest_seconds "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
+  for path in peer stream; do
+    sb=netpeer; [[ $path == stream ]] && sb=netstream
+    samples[${path}_down]+="$(guest_seconds $sb "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
+    samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
+    samples[${path}_conn]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
+  done
   samples[agent_down]+="$(host_seconds sh -c "\"$moat\" exec -i netpeer -- sh -c 'cat > /dev/null' < \"$work/upload\"") "
   samples[agent_up]+="$(host_seconds sh -c "\"$moat\" exec netpeer -- head -c $bytes /dev/zero > /dev/null") "
 done
@@ -110,7 +127,7 @@ row() {  # name what
   local m
   m=$(printf '%s\n' ${samples[$1]} | median)
   awk -v n="$2" -v m="$m" -v mib="$size_mib" -v r="$requests" -v k="$1" 'BEGIN{
-    if (k == "peer_conn") printf "| %s | %.2f s | %.1f requests/s |\n", n, m, r/m;
+    if (k ~ /_conn$/) printf "| %s | %.2f s | %.1f requests/s |\n", n, m, r/m;
     else printf "| %s | %.2f s | %.1f MiB/s |\n", n, m, mib/m }'
 }
 echo "| path | median ($runs runs) | rate |"
@@ -118,5 +135,8 @@ echo "|---|---|---|"
 row peer_down "peer: download $size_mib MiB (guest wget, virtio-net + slirp)"
 row peer_up "peer: upload $size_mib MiB (guest wget --post-file)"
 row peer_conn "peer: $requests sequential short requests"
+row stream_down "stream: download $size_mib MiB (libslirp in its own process, -netdev stream)"
+row stream_up "stream: upload $size_mib MiB"
+row stream_conn "stream: $requests sequential short requests"
 row agent_down "agent channel: $size_mib MiB host to guest (exec stdin)"
 row agent_up "agent channel: $size_mib MiB guest to host (exec stdout)"
