@@ -197,7 +197,7 @@ Status read_vm(const Json& j, VmRecord& v) {
   const Json& o = *it;
   v.stored = true;
   v.hostname = o.at("hostname").get<std::string>();
-  v.accel = o.at("accel").get<std::string>() == "kvm" ? vm::Accel::kKvm : vm::Accel::kTcg;
+  v.accel = vm::accel_from_name(o.at("accel").get<std::string>());
   v.boot_timeout_ms = o.at("boot_timeout_ms").get<int>();
   v.stop_timeout_ms = o.at("stop_timeout_ms").get<int>();
   v.log_max_bytes = o.at("log_max_bytes").get<std::uint64_t>();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proto/text.h"
+#include "vm/accel.h"
 
 namespace moat::shim {
 
@@ -145,7 +146,7 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.vm.qemu = bytes_at(v, "qemu");
     c.vm.kernel = bytes_at(v, "kernel");
     c.vm.initrd = bytes_at(v, "initrd");
-    c.vm.accel = v.at("accel").get<std::string>() == "kvm" ? vm::Accel::kKvm : vm::Accel::kTcg;
+    c.vm.accel = vm::accel_from_name(v.at("accel").get<std::string>());
     c.vm.cpus = v.at("cpus").get<int>();
     c.vm.memory_mib = v.at("memory_mib").get<int>();
     c.vm.tcg_tb_size_mib = v.at("tcg_tb_size_mib").get<int>();

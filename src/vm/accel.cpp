@@ -21,6 +21,8 @@ bool exists(const std::string& path) {
 
 const char* accel_name(Accel a) { return a == Accel::kKvm ? "kvm" : "tcg"; }
 
+Accel accel_from_name(std::string_view name) { return name == "kvm" ? Accel::kKvm : Accel::kTcg; }
+
 KvmProbe probe_kvm(const std::string& sys_root, const std::string& device) {
   KvmProbe p;
   p.device_exists = exists(device);

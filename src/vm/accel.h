@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "moat/sandbox.h"
 #include "util/result.h"
@@ -14,6 +15,8 @@ namespace moat::vm {
 enum class Accel { kKvm, kTcg };
 
 const char* accel_name(Accel a);
+// The inverse of accel_name for stored configs: "kvm", else TCG.
+Accel accel_from_name(std::string_view name);
 
 // What the host offers, gathered by probe_kvm() and kept as data so the
 // decision below can be tested on any machine.
