@@ -24,7 +24,9 @@ class PublicDurationTest : public ::testing::Test {
   void SetUp() override {
     char tmpl[] = "/tmp/moat-duration-XXXXXX";
     dir_ = ::mkdtemp(tmpl);
-    ASSERT_TRUE(configure_runtime({.home = dir_}).ok());
+    RuntimeOptions options;
+    options.home = dir_;
+    ASSERT_TRUE(configure_runtime(options).ok());
   }
   void TearDown() override {
     ASSERT_TRUE(configure_runtime({}).ok());

@@ -34,7 +34,9 @@ class RuntimeOptionsTest : public ::testing::Test {
 
 TEST_F(RuntimeOptionsTest, ConfiguredHomeWinsOverTheEnvironment) {
   ::setenv("MOAT_HOME", (dir_ + "/from-env").c_str(), 1);
-  ASSERT_TRUE(configure_runtime({.home = dir_ + "/configured"}).ok());
+  RuntimeOptions options;
+  options.home = dir_ + "/configured";
+  ASSERT_TRUE(configure_runtime(options).ok());
   auto home = store::moat_home();
   ASSERT_TRUE(home.ok()) << home.error().message;
   EXPECT_EQ(*home, dir_ + "/configured");
@@ -47,7 +49,9 @@ TEST_F(RuntimeOptionsTest, ConfiguredHomeWinsOverTheEnvironment) {
 }
 
 TEST_F(RuntimeOptionsTest, RelativePathsAreRefused) {
-  auto st = configure_runtime({.home = "relative/home"});
+  RuntimeOptions options;
+  options.home = "relative/home";
+  auto st = configure_runtime(options);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().kind(), ErrorKind::kInvalidArgument);
   EXPECT_EQ(st.error().message, "runtime option home \"relative/home\": must be an absolute path");
@@ -56,7 +60,10 @@ TEST_F(RuntimeOptionsTest, RelativePathsAreRefused) {
 }
 
 TEST_F(RuntimeOptionsTest, ConfiguredFilesAreWhatTheVmLayerFinds) {
-  ASSERT_TRUE(configure_runtime({.qemu = "/bin/true", .kernel = dir_ + "/missing-vmlinux"}).ok());
+  RuntimeOptions options;
+  options.qemu = "/bin/true";
+  options.kernel = dir_ + "/missing-vmlinux";
+  ASSERT_TRUE(configure_runtime(options).ok());
   auto qemu = vm::find_qemu();
   ASSERT_TRUE(qemu.ok()) << qemu.error().message;
   EXPECT_EQ(*qemu, "/bin/true");

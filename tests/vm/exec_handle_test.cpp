@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,6 +20,22 @@
 
 namespace moat::test {
 namespace {
+
+// A command, its stdin open or not (plain assignments: designated
+// initializers that skip members warn under -Wextra).
+ExecOptions command(std::vector<std::string> argv, bool stdin_open = false) {
+  ExecOptions o;
+  o.argv = std::move(argv);
+  o.stdin_open = stdin_open;
+  return o;
+}
+
+// Callbacks that take stdout only.
+ExecCallbacks on_stdout(std::function<void(std::string_view)> f) {
+  ExecCallbacks cb;
+  cb.on_stdout = std::move(f);
+  return cb;
+}
 
 // Reads pulled output until `needle` appears in stdout; the exit status if
 // the command ended first.
@@ -61,7 +78,9 @@ class VmExecHandle : public ::testing::Test {
   void SetUp() override {
     id_ = create_sandbox({"--cpus", "2", "--memory", "512"});
     // The API in this process uses the home the CLI runs with.
-    ASSERT_TRUE(configure_runtime({.home = test_home()}).ok());
+    RuntimeOptions options;
+    options.home = test_home();
+    ASSERT_TRUE(configure_runtime(options).ok());
     auto sb = Sandbox::open(id_);
     ASSERT_TRUE(sb.ok()) << sb.error().message;
     sb_.emplace(std::move(*sb));
@@ -77,7 +96,7 @@ class VmExecHandle : public ::testing::Test {
 };
 
 TEST_F(VmExecHandle, SignalsReachTheCommandAndEndIt) {
-  auto ex = sb().start_exec({.argv = {"sh", "-c", "trap 'echo got-usr1' USR1; echo ready; while :; do sleep 1; done"}});
+  auto ex = sb().start_exec(command({"sh", "-c", "trap 'echo got-usr1' USR1; echo ready; while :; do sleep 1; done"}));
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   read_stdout_until(*ex, "ready\n");
   ASSERT_TRUE(ex->signal(SIGUSR1).ok());
@@ -107,8 +126,10 @@ TEST_F(VmExecHandle, SignalsReachTheCommandAndEndIt) {
 }
 
 TEST_F(VmExecHandle, ResizeChangesTheTerminalSize) {
-  ExecOptions o{.argv = {"sh", "-c", "stty size; read x; stty size"}, .tty = true, .rows = 24, .cols = 80,
-                .stdin_open = true};
+  ExecOptions o = command({"sh", "-c", "stty size; read x; stty size"}, /*stdin_open=*/true);
+  o.tty = true;
+  o.rows = 24;
+  o.cols = 80;
   auto ex = sb().start_exec(o);
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   read_stdout_until(*ex, "24 80");
@@ -126,7 +147,7 @@ TEST_F(VmExecHandle, StdinWrittenInPiecesAndClosedIsReadToTheEnd) {
     std::lock_guard lk(mu);
     out += s;
   };
-  auto ex = sb().start_exec({.argv = {"sha256sum"}, .stdin_open = true}, cb);
+  auto ex = sb().start_exec(command({"sha256sum"}, /*stdin_open=*/true), cb);
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   // More than the agent's window (256 KiB), so write_stdin has to wait for
   // the guest and read the stream itself: nobody is in wait() yet.
@@ -144,7 +165,7 @@ TEST_F(VmExecHandle, StdinWrittenInPiecesAndClosedIsReadToTheEnd) {
 }
 
 TEST_F(VmExecHandle, WaitTimesOutThenKillEndsTheCommand) {
-  auto ex = sb().start_exec({.argv = {"sleep", "600"}}, ExecCallbacks{.on_stdout = [](std::string_view) {}});
+  auto ex = sb().start_exec(command({"sleep", "600"}), on_stdout([](std::string_view) {}));
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   auto t0 = std::chrono::steady_clock::now();
   auto st = ex->wait(std::chrono::milliseconds(300));
@@ -156,7 +177,7 @@ TEST_F(VmExecHandle, WaitTimesOutThenKillEndsTheCommand) {
 }
 
 TEST_F(VmExecHandle, CancelStopsAWaitOnAnotherThread) {
-  auto ex = sb().start_exec({.argv = {"sh", "-c", "trap '' TERM; sleep 600"}}, ExecCallbacks{.on_stdout = [](std::string_view) {}});
+  auto ex = sb().start_exec(command({"sh", "-c", "trap '' TERM; sleep 600"}), on_stdout([](std::string_view) {}));
   ASSERT_TRUE(ex.ok()) << ex.error().message;
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -170,7 +191,7 @@ TEST_F(VmExecHandle, CancelStopsAWaitOnAnotherThread) {
   EXPECT_NE(st.error().message.find("did not end after SIGTERM"), std::string::npos) << st.error().message;
   // The sandbox still runs commands.
   ExecIo io;
-  auto ok = sb().exec({.argv = {"true"}}, io);
+  auto ok = sb().exec(command({"true"}), io);
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_EQ(ok->code, 0);
 }
@@ -180,8 +201,8 @@ TEST_F(VmExecHandle, AHundredCommandsAtOnceKeepTheirStreamsApart) {
   std::vector<Exec> execs;
   for (int i = 0; i < kCount; ++i) {
     // Each waits for its own line on stdin, so all hundred run at once.
-    auto ex = sb().start_exec({.argv = {"sh", "-c", "read x; echo \"$x-$0\"; exit $(( $0 % 7 ))", std::to_string(i)},
-                               .stdin_open = true});
+    auto ex = sb().start_exec(
+        command({"sh", "-c", "read x; echo \"$x-$0\"; exit $(( $0 % 7 ))", std::to_string(i)}, /*stdin_open=*/true));
     ASSERT_TRUE(ex.ok()) << "exec " << i << ": " << ex.error().message;
     execs.push_back(std::move(*ex));
   }

@@ -252,7 +252,9 @@ TEST(VmSandboxManager, KilledShimIsCrashedAndRmLeavesNothing) {
 // other moat call looks at the sandbox, and `moat events` lists each change
 // once, in order.
 TEST(VmSandboxManager, EventsTellEveryChangeAndACrashToAFollowingWatcher) {
-  ASSERT_TRUE(configure_runtime({.home = test_home()}).ok());
+  RuntimeOptions options;
+  options.home = test_home();
+  ASSERT_TRUE(configure_runtime(options).ok());
   std::uint64_t before = 0;
   ASSERT_TRUE(watch_sandbox_events({}, [&](const SandboxEvent& e) {
                 before = e.seq;
