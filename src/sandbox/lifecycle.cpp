@@ -159,10 +159,6 @@ Result<std::optional<SandboxRecord>> settle(Manager& m, SandboxRecord r) {
 
 std::string default_hostname(const std::string& id) { return "moat-" + id; }
 
-std::uint64_t whole_seconds(Duration d) {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(d).count());
-}
-
 // The VM half of a new record: what the options say that SandboxInfo does
 // not keep, the accelerator resolved once so that every start boots alike.
 Result<VmRecord> vm_record_for(const SandboxOptions& o, const std::string& id, std::string* accel_reason) {

@@ -99,9 +99,6 @@ Json labels_json(const SandboxInfo& i) {
   return v;
 }
 
-// Limits are whole seconds (lifecycle.cpp validates), kept as seconds.
-std::int64_t seconds_of(Duration d) { return std::chrono::duration_cast<std::chrono::seconds>(d).count(); }
-
 Json vm_json(const VmRecord& v) {
   Json disks = Json::array();
   for (const auto& d : v.disks) disks.push_back({{"path", bytes_to_json(d.path)}, {"read_only", d.read_only}});
@@ -125,8 +122,8 @@ std::string spec_json(const SandboxRecord& r) {
             {"cpus", i.cpus},
             {"memory_mib", i.memory_mib},
             {"disk_size_mib", i.disk_size_mib},
-            {"idle_timeout_s", seconds_of(i.idle_timeout)},
-            {"max_duration_s", seconds_of(i.max_duration)},
+            {"idle_timeout_s", whole_seconds(i.idle_timeout)},
+            {"max_duration_s", whole_seconds(i.max_duration)},
             {"auto_remove", i.auto_remove},
             {"command", bytes_list_to_json(i.command)},
             {"env", bytes_list_to_json(i.env)},
@@ -263,6 +260,10 @@ Result<SandboxRecord> read_row(const store::Stmt& s) {
 }
 
 }  // namespace
+
+std::uint64_t whole_seconds(Duration limit) {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(limit).count());
+}
 
 std::int64_t unix_now() { return static_cast<std::int64_t>(::time(nullptr)); }
 

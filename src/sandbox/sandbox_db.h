@@ -90,5 +90,8 @@ class SandboxDb {
 
 Result<SandboxState> parse_state(const std::string& s);
 std::int64_t unix_now();
+// An idle or lifetime limit in the seconds the record and the shim keep it
+// in (create validates: whole seconds, not negative).
+std::uint64_t whole_seconds(Duration limit);
 
 }  // namespace moat::sandbox
