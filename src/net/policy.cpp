@@ -290,13 +290,10 @@ Verdict Policy::decide_name(std::string_view name) const {
 
 bool Policy::answer_allowed(std::string_view name, const IpAddress& address) const {
   if (is_public(address) && !is_host(address)) return true;
+  // Address, prefix and group rules match `address`, domain rules `name`.
   std::vector<std::string> names{normalize_name(name)};
-  for (const Rule& r : rules_) {
-    if (!r.allow) continue;
-    bool by_name = r.kind == Rule::TargetKind::kDomain || r.kind == Rule::TargetKind::kSuffix;
-    if (by_name ? target_matches(r, address, names) : target_matches(r, address, {})) return true;
-  }
-  return false;
+  return std::any_of(rules_.begin(), rules_.end(),
+                     [&](const Rule& r) { return r.allow && target_matches(r, address, names); });
 }
 
 }  // namespace moat::net
