@@ -23,13 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-# Milliseconds one command takes, its output discarded.
-timed_ms() {
-  local t0=$EPOCHREALTIME
-  "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }
-  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.2f\n", (b-a)*1000}'
-}
+. "$root/bench/timing.sh"
 home_of() { echo "$work/home-$1"; }
 moat_of() { if [[ $1 == before ]]; then echo "$before/bin/moat"; else echo "$after/bin/moat"; fi; }
 with_home() { local which=$1; shift; MOAT_HOME=$(home_of "$which") "$@"; }

@@ -104,12 +104,7 @@ guest_seconds() {  # sandbox, shell command to time inside the guest
     t() { cut -d" " -f1 /proc/uptime; }
     a=$(t); '"$2"' >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
 }
-host_seconds() {
-  local t0=$EPOCHREALTIME
-  "$@"
-  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f\n", b-a}'
-}
-median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+. "$(dirname "$0")/timing.sh"
 
 declare -A samples
 for ((i = 0; i < runs; i++)); do
@@ -119,8 +114,8 @@ for ((i = 0; i < runs; i++)); do
     samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
     samples[${path}_conn]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
   done
-  samples[agent_down]+="$(host_seconds sh -c "\"$moat\" exec -i netpeer -- sh -c 'cat > /dev/null' < \"$work/upload\"") "
-  samples[agent_up]+="$(host_seconds sh -c "\"$moat\" exec netpeer -- head -c $bytes /dev/zero > /dev/null") "
+  samples[agent_down]+="$(timed sh -c "\"$moat\" exec -i netpeer -- sh -c 'cat > /dev/null' < \"$work/upload\"") "
+  samples[agent_up]+="$(timed sh -c "\"$moat\" exec netpeer -- head -c $bytes /dev/zero > /dev/null") "
 done
 
 row() {  # name what

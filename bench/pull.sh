@@ -38,13 +38,7 @@ trap cleanup EXIT
 "$root/tests/fixtures/local-registry.sh" start "$reg" >/dev/null
 ref=$("$root/tests/fixtures/local-registry.sh" push "$reg" "$layout" python3 bench/debian-python3)
 
-# Seconds (with fractions) one command takes, its output discarded.
-timed() {
-  local t0=$EPOCHREALTIME
-  "$@" >/dev/null 2>"$work/stderr" || { cat "$work/stderr" >&2; return 1; }
-  awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.3f\n", b-a}'
-}
-median() { sort -n | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+. "$root/bench/timing.sh"
 
 moat_pull() {
   rm -rf "$work/home"
