@@ -1,6 +1,7 @@
 #include "vm/qemu_command.h"
 
 #include "proto/boot_args.h"
+#include "proto/guest_network.h"
 
 namespace moat::vm {
 namespace {
@@ -40,6 +41,8 @@ std::string kernel_command_line(const VmSpec& spec) {
   cmd += " " + proto::boot_word("moat.lowerfs", spec.lower_fs);
   cmd += " " + proto::boot_word("moat.hostname", spec.hostname);
   for (const auto& m : spec.mounts) cmd += " " + proto::boot_word("moat.mount", proto::encode_guest_mount(m));
+  // The agent configures eth0 with the fixed addresses of guest_network.h.
+  if (spec.net_fd >= 0) cmd += " moat.net=1";
   // Extra words are whole words by design (edited into config.json for
   // experiments, e.g. moat.debug=1): one that is not a single plain word
   // is left out rather than allowed to split into several.
@@ -91,6 +94,10 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
     std::string id = "fs" + std::to_string(i);
     add({"-chardev", "socket,id=" + id + ",path=" + qemu_escape(s.socket_path), "-device",
          "vhost-user-fs-device,chardev=" + id + ",tag=" + qemu_escape(s.tag)});
+  }
+  if (spec.net_fd >= 0) {
+    add({"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=" + std::to_string(spec.net_fd), "-device",
+         std::string("virtio-net-device,netdev=net0,mac=") + proto::kGuestMac});
   }
   c.insert(c.end(), spec.extra_qemu_args.begin(), spec.extra_qemu_args.end());
   return c;

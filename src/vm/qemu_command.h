@@ -42,6 +42,11 @@ struct VmSpec {
   // The guest's serial console: a connected socket QEMU inherits, whose other
   // end the shim copies into a capped console.log.
   int console_fd = 4;
+  // The guest's network device: a connected stream socket QEMU inherits,
+  // carrying Ethernet frames to the shim's user-mode stack (QEMU's
+  // `-netdev stream` framing: a 4-byte big-endian length before each
+  // frame). -1: no network device, and the guest has only loopback.
+  int net_fd = -1;
   std::vector<std::string> extra_kernel_args;
   // What the agent mounts besides the root (moat.mount= on the command line).
   std::vector<proto::GuestMount> mounts;
