@@ -21,7 +21,10 @@ namespace moat {
 struct ExecEvent {
   std::int64_t time = 0;     // unix seconds
   std::uint32_t stream = 0;  // tells the entries of concurrent commands apart
-  std::string event;         // "exec", "exit" or "error"; empty: an entry that could not be read
+  // "exec", "exit" or "error"; "network": a connection or name the policy
+  // denied (stream 0, the line in `message`); empty: an entry that could
+  // not be read.
+  std::string event;
   std::vector<std::string> argv;  // exec: the command (bytes as they were)
   bool argv_truncated = false;    // exec: only the start of a long command was kept
   int code = 0;                   // exit

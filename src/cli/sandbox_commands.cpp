@@ -451,6 +451,7 @@ int cmd_inspect(const Flags& f) {
 // printed as the bytes they were.
 std::string exec_line(const ExecEvent& e) {
   if (e.event.empty()) return e.message;  // a line that could not be read, as stored
+  if (e.event == "network") return time_text(e.time) + " " + e.message;
   std::string out = time_text(e.time) + " [" + std::to_string(e.stream) + "] ";
   if (e.event == "exec") {
     out += "exec";

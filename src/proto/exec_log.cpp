@@ -57,6 +57,12 @@ std::optional<std::string> exec_log_end(std::uint64_t time_s, std::uint32_t stre
   return dump_lossy(line);
 }
 
+std::string exec_log_network(std::uint64_t time_s, std::string_view message) {
+  Json line = line_head(time_s, 0, "network");
+  line["message"] = bytes_to_json(std::string(message));
+  return dump_lossy(line);
+}
+
 std::optional<ExecLogEntry> parse_exec_log_line(std::string_view text) {
   auto j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!j.is_object()) return std::nullopt;

@@ -25,10 +25,14 @@ std::string exec_log_start(std::uint64_t time_s, std::uint32_t stream, const Jso
 // nullopt for any other message.
 std::optional<std::string> exec_log_end(std::uint64_t time_s, std::uint32_t stream, const Message& m);
 
+// A line of the sandbox's network log (a denied connection or name), kept
+// in the same history so `moat logs` shows it in order with the commands.
+std::string exec_log_network(std::uint64_t time_s, std::string_view message);
+
 struct ExecLogEntry {
   std::int64_t time = 0;
   std::uint32_t stream = 0;
-  std::string event;  // "exec", "exit", "error"
+  std::string event;  // "exec", "exit", "error", "network"
   std::vector<std::string> argv;
   bool argv_truncated = false;
   int code = 0;

@@ -254,16 +254,24 @@ Status Shim::boot() {
   cfg_.vm.fs_shares.clear();
   MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, cfg_.dir, cfg_.vm.fs_shares,
                                                        [this](const std::string& line) { log(line); }));
+  UniqueFd net_qemu_end;
+  MOAT_TRY(start_network(net_qemu_end));
+  std::vector<InheritedFd> inherit = {{qemu_end.get(), cfg_.vm.agent_fd},
+                                                   {console_qemu_end.get(), cfg_.vm.console_fd}};
+  cfg_.vm.net_fd = -1;
+  if (net_qemu_end) {
+    cfg_.vm.net_fd = 5;
+    inherit.push_back({net_qemu_end.get(), cfg_.vm.net_fd});
+  }
   auto argv = vm::build_qemu_command(cfg_.vm);
   {
     std::ofstream cmd(qemu_cmdline_path(cfg_.dir));
     for (const auto& a : argv) cmd << a << "\n";
   }
-  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, {{qemu_end.get(), cfg_.vm.agent_fd},
-                                                         {console_qemu_end.get(), cfg_.vm.console_fd}},
-                                                   output_qemu_end.get()));
+  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get()));
   qemu_ = std::move(q);
   qemu_end.reset();
+  net_qemu_end.reset();
   console_qemu_end.reset();
   output_qemu_end.reset();
   set_nonblocking(agent_fd_.get());
@@ -819,6 +827,7 @@ void Shim::cleanup() {
     }
   }
   volumes_.reset();  // QEMU is gone: no guest uses them any more
+  network_.reset();
   listen_fd_.reset();
   ::unlink(control_socket_path(cfg_.dir).c_str());
   ::unlink(shim_pid_path(cfg_.dir).c_str());

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,6 +15,7 @@
 #include "proto/frame_peek.h"
 #include "proto/message.h"
 #include "shim_contract/capped_log.h"
+#include "netstack/network_service.h"
 #include "shim/event_loop.h"
 #include "shim/output_pump.h"
 #include "shim/qemu_process.h"
@@ -90,6 +92,11 @@ class Shim {
   void check_limits();
   int next_limit_timeout_ms() const;
   void finish(bool clean, const std::string& reason);
+  // The network (shim_network.cpp).
+  Status start_network(UniqueFd& qemu_end);
+  Status watch_network_log();
+  void network_log(const std::string& line);  // any thread
+  void drain_network_log();
 
   ShimConfig cfg_;
   ShimLog log_;
@@ -98,6 +105,13 @@ class Shim {
   OutputPump qemu_output_;  // QEMU's stdout and stderr into qemu.log
   EventLoop loop_;          // every descriptor the shim waits on, boot and serve
   std::unique_ptr<VolumeServers> volumes_;  // declared before qemu_: outlives it
+  std::unique_ptr<netstack::NetworkService> network_;  // likewise
+  // Lines from the network thread, for shim.log and the exec history; the
+  // eventfd wakes the loop to write them.
+  UniqueFd network_log_wake_;
+  std::mutex network_log_mu_;
+  std::vector<std::string> network_log_lines_;  // under network_log_mu_
+  std::uint64_t network_log_dropped_ = 0;       // under network_log_mu_
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;

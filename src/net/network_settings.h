@@ -1,0 +1,54 @@
+// A sandbox's network options (moat/network.h, kept as the user wrote them)
+// read into what the shim applies: the policy, the resolver's fixed names,
+// the upstream resolver, the published ports. The one reader of those
+// options: libmoat checks them with it when a sandbox is created, and the
+// shim reads them again when it starts.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "moat/network.h"
+#include "net/ip_address.h"
+#include "net/packet.h"
+#include "net/policy.h"
+#include "util/result.h"
+
+namespace moat::net {
+
+struct PortForward {
+  IpAddress host_ip;
+  std::uint16_t host_port = 0;
+  std::uint16_t guest_port = 0;
+  bool udp = false;
+};
+
+struct NetworkSettings {
+  std::shared_ptr<const Policy> policy;
+  // --add-host, in order (the last entry of a name wins).
+  std::vector<std::pair<std::string, std::vector<IpAddress>>> hosts;
+  std::optional<Endpoint> dns;  // nullopt: the host's resolver
+  std::vector<PortForward> forwards;
+  std::uint32_t max_connections = kDefaultMaxConnections;
+  std::uint64_t egress_bytes_per_second = 0;
+};
+
+// The addresses host.moat.internal resolves to (the gateway's).
+std::vector<IpAddress> host_gateway_addresses();
+
+// The policy of `mode` and `rules`; EINVAL with the parser's exact reason.
+Result<std::shared_ptr<const Policy>> read_policy(NetworkMode mode, const std::vector<NetworkRule>& rules);
+
+// "IP", "IP:PORT" or "[IPv6]:PORT" (port 53 when none).
+Result<Endpoint> read_dns_server(std::string_view text);
+// An --add-host address: IPv4, IPv6 (brackets optional) or "host-gateway".
+Result<std::vector<IpAddress>> read_host_address(std::string_view name, std::string_view text);
+
+// Everything; EINVAL naming the first thing that is wrong.
+Result<NetworkSettings> read_network_settings(const NetworkOptions& options);
+
+}  // namespace moat::net

@@ -1,0 +1,344 @@
+#include "netstack/network_filter.h"
+
+#include <algorithm>
+
+#include "proto/guest_network.h"
+
+namespace moat::netstack {
+namespace {
+
+constexpr std::uint8_t kIcmpEchoRequest = 8;
+constexpr std::uint8_t kIcmpv6EchoRequest = 128;
+constexpr std::uint8_t kIcmpv6RouterSolicit = 133;
+constexpr std::uint8_t kIcmpv6NeighborAdvert = 136;
+constexpr std::uint16_t kDnsPort = 53;
+
+net::IpAddress address(const char* text) { return *net::IpAddress::parse(text); }
+
+std::string endpoint_text(const net::Endpoint& e) {
+  return e.address.is_v4() ? e.address.to_string() + ":" + std::to_string(e.port)
+                           : "[" + e.address.to_string() + "]:" + std::to_string(e.port);
+}
+
+// Sequence space a segment uses: its data, and one each for SYN and FIN.
+std::uint32_t seq_length(const net::FrameView& f) {
+  return static_cast<std::uint32_t>(f.payload.size()) + ((f.tcp_flags & net::kTcpSyn) ? 1 : 0) +
+         ((f.tcp_flags & net::kTcpFin) ? 1 : 0);
+}
+
+}  // namespace
+
+NetworkFilter::NetworkFilter(Sinks sinks, std::shared_ptr<const net::Policy> policy, Resolver& resolver,
+                             std::uint32_t max_connections, std::set<std::uint16_t> published_udp_ports)
+    : sinks_(std::move(sinks)),
+      policy_(std::move(policy)),
+      resolver_(resolver),
+      max_connections_(max_connections),
+      published_udp_ports_(std::move(published_udp_ports)),
+      gateway4_(address(proto::kGatewayIpv4)),
+      gateway6_(address(proto::kGatewayIpv6)),
+      resolver4_(address(proto::kResolverIpv4)),
+      resolver6_(address(proto::kResolverIpv6)),
+      guest4_(address(proto::kGuestIpv4)),
+      guest6_(address(proto::kGuestIpv6)),
+      link4_(*net::IpPrefix::parse("10.0.2.0/24")),
+      link6_(*net::IpPrefix::parse("fd00:6d6f:6174::/64")) {}
+
+std::string NetworkFilter::flow_key(bool tcp, const net::Endpoint& guest, const net::Endpoint& remote) {
+  std::string k(1, tcp ? 't' : 'u');
+  k.append(reinterpret_cast<const char*>(guest.address.bytes.data()), guest.address.size());
+  k.push_back(static_cast<char>(guest.port >> 8));
+  k.push_back(static_cast<char>(guest.port));
+  k.append(reinterpret_cast<const char*>(remote.address.bytes.data()), remote.address.size());
+  k.push_back(static_cast<char>(remote.port >> 8));
+  k.push_back(static_cast<char>(remote.port));
+  return k;
+}
+
+bool NetworkFilter::is_gateway(const net::IpAddress& a) const { return a == gateway4_ || a == gateway6_; }
+bool NetworkFilter::is_resolver(const net::IpAddress& a) const { return a == resolver4_ || a == resolver6_; }
+
+// The guest speaks only from its own addresses (and IPv6 link-local ones,
+// which neighbour discovery uses): a spoofed source would give the stack
+// flows the table does not know.
+bool NetworkFilter::source_ok(const net::FrameView& f) const {
+  if (f.src == guest4_ || f.src == guest6_) return true;
+  static const net::IpPrefix kLinkLocal6 = *net::IpPrefix::parse("fe80::/10");
+  return f.l4 == net::L4::kIcmpv6 && (kLinkLocal6.contains(f.src) || f.src == net::IpAddress{net::IpAddress::Family::kV6, {}});
+}
+
+net::Verdict NetworkFilter::decide(const net::IpAddress& dst, std::uint16_t port, bool tcp) const {
+  // Every other address of the link leads to the host's loopback in the
+  // stack (slirp_stack.h), and the resolver's only service is DNS.
+  if ((link4_.contains(dst) || link6_.contains(dst)) && !is_gateway(dst)) {
+    return net::Verdict{false, -1,
+                        is_resolver(dst) ? "the resolver answers DNS over UDP only" : "no such host on the sandbox's link"};
+  }
+  net::Flow flow;
+  flow.dst = dst;
+  flow.port = port;
+  flow.protocol = tcp ? net::Protocol::kTcp : net::Protocol::kUdp;
+  flow.names = resolver_.names_for(dst);
+  return policy_->decide(flow);
+}
+
+void NetworkFilter::log(const std::string& line) {
+  if (!sinks_.log) return;
+  auto now = Clock::now();
+  if (now - log_second_ >= std::chrono::seconds(1)) {
+    if (log_suppressed_ > 0)
+      sinks_.log("network: " + std::to_string(log_suppressed_) + " more denials in the last second not logged");
+    log_second_ = now;
+    log_lines_ = 0;
+    log_suppressed_ = 0;
+  }
+  if (log_lines_ < kLogLinesPerSecond) {
+    ++log_lines_;
+    sinks_.log(line);
+  } else {
+    ++log_suppressed_;
+  }
+}
+
+void NetworkFilter::refuse(const net::FrameView& f, const std::string& why) {
+  net::Endpoint dst{f.dst, f.dst_port};
+  log(std::string("network: denied ") + (f.l4 == net::L4::kTcp ? "tcp " : "udp ") + endpoint_text(dst) + ": " + why);
+  if (f.l4 == net::L4::kTcp)
+    sinks_.to_guest(net::build_reset_reply(f));
+  else
+    sinks_.to_guest(net::build_port_unreachable(f));
+}
+
+void NetworkFilter::set_egress_limit(std::uint64_t bytes_per_second) {
+  egress_rate_ = bytes_per_second;
+  egress_tokens_ = static_cast<double>(bytes_per_second) / 4;
+  egress_refill_ = Clock::now();
+}
+
+// A token bucket holding a quarter second of the rate (at least 64 KiB, so
+// that one window of a slow rate still passes).
+bool NetworkFilter::take_egress(std::size_t bytes) {
+  if (egress_rate_ == 0 || bytes == 0) return true;
+  auto now = Clock::now();
+  double burst = std::max(static_cast<double>(egress_rate_) / 4, 65536.0);
+  double elapsed = std::chrono::duration<double>(now - egress_refill_).count();
+  egress_tokens_ = std::min(burst, egress_tokens_ + elapsed * static_cast<double>(egress_rate_));
+  egress_refill_ = now;
+  if (egress_tokens_ < static_cast<double>(bytes)) {
+    ++counters_.over_rate;
+    return false;
+  }
+  egress_tokens_ -= static_cast<double>(bytes);
+  return true;
+}
+
+void NetworkFilter::from_guest(Frame frame) {
+  auto parsed = net::parse_frame(frame);
+  if (!parsed) {
+    ++counters_.dropped;
+    return;
+  }
+  const net::FrameView& f = *parsed;
+  if (f.l3 == net::L3::kArp) {
+    sinks_.to_stack(frame);
+    return;
+  }
+  if ((f.l3 != net::L3::kIpv4 && f.l3 != net::L3::kIpv6) || f.fragment || !source_ok(f)) {
+    ++counters_.dropped;
+    return;
+  }
+  switch (f.l4) {
+    case net::L4::kTcp: from_guest_tcp(f, frame); break;
+    case net::L4::kUdp: from_guest_udp(f, frame); break;
+    case net::L4::kIcmp:
+    case net::L4::kIcmpv6: from_guest_icmp(f, frame); break;
+    default: ++counters_.dropped; break;
+  }
+}
+
+void NetworkFilter::from_guest_icmp(const net::FrameView& f, Frame frame) {
+  bool ok = false;
+  if (f.l4 == net::L4::kIcmpv6)
+    ok = (f.icmp_type >= kIcmpv6RouterSolicit && f.icmp_type <= kIcmpv6NeighborAdvert) ||
+         (f.icmp_type == kIcmpv6EchoRequest && (is_gateway(f.dst) || is_resolver(f.dst)));
+  else
+    ok = f.icmp_type == kIcmpEchoRequest && (is_gateway(f.dst) || is_resolver(f.dst));
+  // Echo elsewhere would make the stack open ICMP sockets the policy has no
+  // say over: the gateway answers pings, nothing further does.
+  if (ok)
+    sinks_.to_stack(frame);
+  else
+    ++counters_.dropped;
+}
+
+void NetworkFilter::from_guest_udp(const net::FrameView& f, Frame frame) {
+  net::Endpoint guest{f.src, f.src_port}, remote{f.dst, f.dst_port};
+  if (is_resolver(f.dst) && f.dst_port == kDnsPort) {
+    ++counters_.dns_queries;
+    // Bounded by the resolver: a question is answered now or within its
+    // timeout, and at most kMaxPending wait.
+    if (dns_replies_.size() > Resolver::kMaxPending * 2) return;
+    Resolver::ReplyTag tag = next_tag_++;
+    dns_replies_[tag] = DnsReply{f.src_mac, f.dst_mac, guest, remote};
+    if (!resolver_.on_query(f.payload, tag)) dns_replies_.erase(tag);
+    return;
+  }
+  if (address_groups(f.dst) & net::kGroupMulticast) {
+    ++counters_.dropped;  // no one to refuse to: broadcasts and multicast go nowhere
+    return;
+  }
+  std::string key = flow_key(false, guest, remote);
+  auto it = flows_.find(key);
+  if (it == flows_.end()) {
+    net::Verdict v = decide(f.dst, f.dst_port, false);
+    if (!v.allowed) {
+      ++counters_.denied;
+      refuse(f, v.reason);
+      return;
+    }
+    if (flows_.size() >= max_connections_) {
+      ++counters_.refused_over_limit;
+      refuse(f, "the sandbox has " + std::to_string(max_connections_) + " flows open (--max-connections)");
+      return;
+    }
+    FlowState s;
+    s.guest_mac = f.src_mac;
+    s.gateway_mac = f.dst_mac;
+    s.guest = guest;
+    s.remote = remote;
+    s.tcp = false;
+    it = flows_.emplace(key, s).first;
+  }
+  it->second.last_seen = Clock::now();
+  if (take_egress(f.payload.size())) sinks_.to_stack(frame);
+}
+
+void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
+  net::Endpoint guest{f.src, f.src_port}, remote{f.dst, f.dst_port};
+  std::string key = flow_key(true, guest, remote);
+  auto it = flows_.find(key);
+  bool opening = (f.tcp_flags & net::kTcpSyn) && !(f.tcp_flags & net::kTcpAck);
+  if (it == flows_.end()) {
+    if (!opening) {
+      // The stack resets segments of connections it does not have, and
+      // answers inbound ones (published ports) itself.
+      sinks_.to_stack(frame);
+      return;
+    }
+    net::Verdict v = decide(f.dst, f.dst_port, true);
+    if (!v.allowed) {
+      ++counters_.denied;
+      refuse(f, v.reason);
+      return;
+    }
+    if (flows_.size() >= max_connections_) {
+      ++counters_.refused_over_limit;
+      refuse(f, "the sandbox has " + std::to_string(max_connections_) + " connections open (--max-connections)");
+      return;
+    }
+    FlowState s;
+    s.guest_mac = f.src_mac;
+    s.gateway_mac = f.dst_mac;
+    s.guest = guest;
+    s.remote = remote;
+    it = flows_.emplace(key, s).first;
+  }
+  if (!take_egress(f.payload.size())) return;  // resent later, as if lost
+  FlowState& s = it->second;
+  s.last_seen = Clock::now();
+  s.guest_next_seq = f.seq + seq_length(f);
+  if (f.tcp_flags & net::kTcpAck) s.guest_acked = f.ack;
+  if (f.tcp_flags & net::kTcpFin) s.guest_fin = true;
+  bool done = (f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin);
+  sinks_.to_stack(frame);
+  if (done) flows_.erase(it);
+}
+
+void NetworkFilter::from_stack(Frame frame) {
+  auto parsed = net::parse_frame(frame);
+  if (!parsed || parsed->fragment) return;
+  const net::FrameView& f = *parsed;
+  net::Endpoint guest{f.dst, f.dst_port}, remote{f.src, f.src_port};
+  if (f.l4 == net::L4::kTcp) {
+    auto it = flows_.find(flow_key(true, guest, remote));
+    if (it == flows_.end()) return;
+    FlowState& s = it->second;
+    s.last_seen = Clock::now();
+    if ((f.tcp_flags & (net::kTcpSyn | net::kTcpAck)) == (net::kTcpSyn | net::kTcpAck)) s.established = true;
+    if (f.tcp_flags & net::kTcpFin) s.stack_fin = true;
+    if ((f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin)) flows_.erase(it);
+  } else if (f.l4 == net::L4::kUdp && published_udp_ports_.count(f.dst_port)) {
+    // A datagram to a published port: the guest may answer its sender.
+    std::string key = flow_key(false, guest, remote);
+    auto it = flows_.find(key);
+    if (it == flows_.end()) {
+      if (flows_.size() >= max_connections_) return;
+      FlowState s;
+      s.guest_mac = f.dst_mac;
+      s.gateway_mac = f.src_mac;
+      s.guest = guest;
+      s.remote = remote;
+      s.tcp = false;
+      s.inbound = true;
+      it = flows_.emplace(key, s).first;
+    }
+    it->second.last_seen = Clock::now();
+  }
+}
+
+void NetworkFilter::close_flow(FlowState& s) {
+  if (!s.tcp) return;  // the next datagram is decided again
+  // To the guest: a reset its stack accepts (in window: the sequence
+  // number it expects next, which is the last ack it sent; before the
+  // handshake, an ACK of its SYN).
+  if (s.established)
+    sinks_.to_guest(net::build_tcp_segment(s.gateway_mac, s.guest_mac, s.remote, s.guest, s.guest_acked, 0,
+                                           net::kTcpRst, 0));
+  else
+    sinks_.to_guest(net::build_tcp_segment(s.gateway_mac, s.guest_mac, s.remote, s.guest, 0, s.guest_next_seq,
+                                           net::kTcpRst | net::kTcpAck, 0));
+  // To the stack, as if from the guest, so that it closes the host socket.
+  auto rst = net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, s.remote, s.guest_next_seq, 0,
+                                    net::kTcpRst, 0);
+  sinks_.to_stack(rst);
+}
+
+void NetworkFilter::set_policy(std::shared_ptr<const net::Policy> policy) {
+  policy_ = std::move(policy);
+  resolver_.set_policy(policy_.get());
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    FlowState& s = it->second;
+    if (s.inbound) {
+      ++it;
+      continue;
+    }
+    net::Verdict v = decide(s.remote.address, s.remote.port, s.tcp);
+    if (v.allowed) {
+      ++it;
+      continue;
+    }
+    log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + endpoint_text(s.remote) +
+        " after the policy changed: " + v.reason);
+    close_flow(s);
+    it = flows_.erase(it);
+  }
+}
+
+void NetworkFilter::answer_dns(Resolver::ReplyTag tag, std::vector<std::uint8_t> message) {
+  auto it = dns_replies_.find(tag);
+  if (it == dns_replies_.end()) return;
+  const DnsReply& r = it->second;
+  sinks_.to_guest(net::build_udp_datagram(r.resolver_mac, r.guest_mac, r.resolver, r.guest, message));
+  dns_replies_.erase(it);
+}
+
+void NetworkFilter::expire(Clock::time_point now) {
+  for (auto it = flows_.begin(); it != flows_.end();) {
+    const FlowState& s = it->second;
+    auto idle = now - s.last_seen;
+    bool old = !s.tcp ? idle >= kUdpIdle : (!s.established ? idle >= kTcpConnecting : idle >= kTcpIdle);
+    it = old ? flows_.erase(it) : std::next(it);
+  }
+}
+
+}  // namespace moat::netstack

@@ -1,0 +1,136 @@
+// The enforcement point of a sandbox's network: every frame the guest sends
+// passes here before the user-mode stack sees it, and the policy decides on
+// each new flow (a TCP SYN, a UDP flow's first datagram) before the stack
+// opens a host socket for it.
+//
+// What it does with a guest frame:
+//  - ARP and IPv6 neighbour discovery: to the stack (the link needs them).
+//  - DNS to the resolver address: to the sandbox's resolver (resolver.h).
+//  - A new TCP connection or UDP flow: decided (policy.h). Denied: a reset
+//    (TCP) or ICMP port unreachable (UDP) at once, so the guest's connect()
+//    fails with ECONNREFUSED instead of hanging, and a line for the log.
+//  - A frame of a known flow, or a TCP segment of no flow (the stack resets
+//    those itself, and answers inbound connections to published ports): to
+//    the stack.
+//  - Anything else is dropped: fragments (the stack would reassemble what
+//    the filter could not judge), spoofed source addresses, ICMP other than
+//    echo to the gateway, unknown protocols, frames that do not parse.
+//
+// The guest is hostile: the flow table is bounded (max_connections flows;
+// past it new flows are refused like denied ones), flows the stack or the
+// guest ended are forgotten, and idle ones expire.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "net/packet.h"
+#include "net/policy.h"
+#include "netstack/resolver.h"
+
+namespace moat::netstack {
+
+class NetworkFilter {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Frame = std::span<const std::uint8_t>;
+
+  struct Sinks {
+    std::function<void(Frame)> to_stack;                  // guest frames the policy passed
+    std::function<void(std::vector<std::uint8_t>)> to_guest;  // resets, ICMP errors, DNS answers
+    std::function<void(const std::string&)> log;          // denials, for the sandbox's log
+  };
+
+  static constexpr std::chrono::seconds kUdpIdle{120};
+  static constexpr std::chrono::seconds kTcpConnecting{80};
+  static constexpr std::chrono::hours kTcpIdle{2};
+  // Denial lines per second; the rest are counted in one summary line.
+  static constexpr int kLogLinesPerSecond = 20;
+
+  NetworkFilter(Sinks sinks, std::shared_ptr<const net::Policy> policy, Resolver& resolver,
+                std::uint32_t max_connections, std::set<std::uint16_t> published_udp_ports);
+
+  void from_guest(Frame frame);
+  // A frame the stack sends the guest, seen on its way (the caller
+  // delivers it): flows the remote ended, inbound datagrams of published
+  // UDP ports.
+  void from_stack(Frame frame);
+
+  // Replaces the policy; open flows it denies are closed now (TCP: a reset
+  // to both the guest and the stack).
+  void set_policy(std::shared_ptr<const net::Policy> policy);
+  const net::Policy& policy() const { return *policy_; }
+
+  // The resolver's answer for the question sent with `tag`.
+  void answer_dns(Resolver::ReplyTag tag, std::vector<std::uint8_t> message);
+
+  // Guest-to-world payload bytes per second over all flows (0: no limit).
+  // Past the rate, data segments and datagrams are dropped: TCP resends
+  // and slows down, which is what makes the rate hold.
+  void set_egress_limit(std::uint64_t bytes_per_second);
+
+  void expire(Clock::time_point now);
+  std::size_t flows() const { return flows_.size(); }
+
+  struct Counters {
+    std::uint64_t denied = 0, dropped = 0, refused_over_limit = 0, dns_queries = 0, over_rate = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct FlowState {
+    net::MacAddress guest_mac, gateway_mac;
+    net::Endpoint guest, remote;
+    bool tcp = true;
+    bool inbound = false;       // opened from the host (a published UDP port)
+    bool established = false;   // TCP: the stack answered the SYN
+    bool guest_fin = false, stack_fin = false;
+    std::uint32_t guest_next_seq = 0;  // TCP: the guest's next sequence number
+    std::uint32_t guest_acked = 0;     // TCP: the last ack the guest sent
+    Clock::time_point last_seen;
+  };
+  struct DnsReply {
+    net::MacAddress guest_mac, resolver_mac;
+    net::Endpoint guest, resolver;
+  };
+
+  static std::string flow_key(bool tcp, const net::Endpoint& guest, const net::Endpoint& remote);
+  net::Verdict decide(const net::IpAddress& dst, std::uint16_t port, bool tcp) const;
+  bool source_ok(const net::FrameView& f) const;
+  bool is_resolver(const net::IpAddress& a) const;
+  bool is_gateway(const net::IpAddress& a) const;
+  void from_guest_tcp(const net::FrameView& f, Frame frame);
+  void from_guest_udp(const net::FrameView& f, Frame frame);
+  void from_guest_icmp(const net::FrameView& f, Frame frame);
+  void refuse(const net::FrameView& f, const std::string& why);
+  void close_flow(FlowState& s);
+  void log(const std::string& line);
+  bool take_egress(std::size_t bytes);
+
+  Sinks sinks_;
+  std::shared_ptr<const net::Policy> policy_;
+  Resolver& resolver_;
+  std::uint32_t max_connections_;
+  std::set<std::uint16_t> published_udp_ports_;
+  std::map<std::string, FlowState> flows_;
+  std::map<Resolver::ReplyTag, DnsReply> dns_replies_;
+  Resolver::ReplyTag next_tag_ = 1;
+  net::IpAddress gateway4_, gateway6_, resolver4_, resolver6_, guest4_, guest6_;
+  net::IpPrefix link4_, link6_;
+  Counters counters_;
+  std::uint64_t egress_rate_ = 0;  // bytes per second; 0: none
+  double egress_tokens_ = 0;
+  Clock::time_point egress_refill_{};
+  Clock::time_point log_second_{};
+  int log_lines_ = 0;
+  std::uint64_t log_suppressed_ = 0;
+};
+
+}  // namespace moat::netstack

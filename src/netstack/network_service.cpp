@@ -1,0 +1,240 @@
+#include "netstack/network_service.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "netstack/network_filter.h"
+#include "netstack/resolver.h"
+#include "netstack/slirp_stack.h"
+
+namespace moat::netstack {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::optional<UpstreamResolver> host_resolver() {
+  std::ifstream in("/etc/resolv.conf");
+  std::stringstream text;
+  text << in.rdbuf();
+  return upstream_from_resolv_conf(text.str());
+}
+
+int ms_until(Clock::time_point when) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(when - Clock::now()).count();
+  return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
+}
+
+void lower_timeout(int& timeout, int candidate) {
+  if (candidate >= 0 && (timeout < 0 || candidate < timeout)) timeout = candidate;
+}
+
+}  // namespace
+
+struct NetworkService::Impl {
+  Log log;
+  UniqueFd qemu;
+  UniqueFd wake;  // eventfd: a policy to apply, or stop
+  std::unique_ptr<SlirpStack> stack;
+  std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<NetworkFilter> filter;
+
+  // Frames from QEMU not yet whole, and frames for it not yet written.
+  std::vector<std::uint8_t> in;
+  std::size_t in_used = 0;
+  std::vector<std::uint8_t> out;
+  std::size_t out_sent = 0;
+  std::uint64_t dropped_to_guest = 0;
+
+  std::mutex mu;
+  std::condition_variable applied;
+  std::shared_ptr<const net::Policy> next_policy;  // under mu
+  std::uint64_t requested = 0, done = 0;            // under mu
+  std::atomic<bool> stop{false};
+  std::thread thread;
+  Clock::time_point next_expiry;
+
+  void to_guest(std::span<const std::uint8_t> frame) {
+    if (out.size() - out_sent + frame.size() + 4 > kMaxGuestQueue) {
+      ++dropped_to_guest;
+      return;
+    }
+    std::uint32_t be = htonl(static_cast<std::uint32_t>(frame.size()));
+    auto* p = reinterpret_cast<const std::uint8_t*>(&be);
+    out.insert(out.end(), p, p + 4);
+    out.insert(out.end(), frame.begin(), frame.end());
+  }
+
+  void flush() {
+    while (out_sent < out.size()) {
+      ssize_t n = ::send(qemu.get(), out.data() + out_sent, out.size() - out_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n <= 0) break;
+      out_sent += static_cast<std::size_t>(n);
+    }
+    if (out_sent == out.size()) {
+      out.clear();
+      out_sent = 0;
+    } else if (out_sent > (1u << 20)) {
+      out.erase(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(out_sent));
+      out_sent = 0;
+    }
+  }
+
+  // Reads what QEMU sent and passes each whole frame through the filter.
+  // False when the network is over (QEMU gone, or a length it cannot have
+  // written).
+  bool read_qemu() {
+    for (int round = 0; round < 16; ++round) {
+      if (in.size() - in_used < kMaxFrame + 4) in.resize(in_used + 4 * (kMaxFrame + 4));
+      ssize_t n = ::recv(qemu.get(), in.data() + in_used, in.size() - in_used, MSG_DONTWAIT);
+      if (n == 0) return false;
+      if (n < 0) return errno == EAGAIN || errno == EINTR;
+      in_used += static_cast<std::size_t>(n);
+      std::size_t at = 0;
+      while (in_used - at >= 4) {
+        std::uint32_t len;
+        std::memcpy(&len, in.data() + at, 4);
+        len = ntohl(len);
+        if (len > kMaxFrame) {
+          log("network: QEMU sent a frame of " + std::to_string(len) + " bytes; the network is stopped");
+          return false;
+        }
+        if (in_used - at - 4 < len) break;
+        filter->from_guest({in.data() + at + 4, len});
+        at += 4 + len;
+      }
+      std::memmove(in.data(), in.data() + at, in_used - at);
+      in_used -= at;
+      if (static_cast<std::size_t>(n) < (kMaxFrame + 4)) break;  // drained for now
+    }
+    return true;
+  }
+
+  void apply_pending_policy() {
+    std::shared_ptr<const net::Policy> p;
+    std::uint64_t generation;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      p = std::move(next_policy);
+      generation = requested;
+    }
+    if (p) filter->set_policy(std::move(p));
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = generation;
+    }
+    applied.notify_all();
+  }
+
+  void run() {
+    std::vector<pollfd> fds;
+    bool qemu_open = true;
+    next_expiry = Clock::now() + std::chrono::seconds(10);
+    while (!stop.load()) {
+      fds.clear();
+      short qemu_events = qemu_open ? static_cast<short>(POLLIN | (out.size() > out_sent ? POLLOUT : 0)) : 0;
+      fds.push_back(pollfd{qemu.get(), qemu_events, 0});
+      fds.push_back(pollfd{wake.get(), POLLIN, 0});
+      fds.push_back(pollfd{resolver->upstream_fd(), POLLIN, 0});
+      int timeout = ms_until(next_expiry);
+      if (auto due = resolver->next_deadline()) lower_timeout(timeout, ms_until(*due));
+      bool stack_running = out.size() - out_sent < kPauseStack;
+      if (stack_running) stack->fill(fds, timeout);
+      int n = ::poll(fds.data(), fds.size(), timeout);
+      bool failed = n < 0 && errno != EINTR;
+      if (fds[1].revents & POLLIN) {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(wake.get(), &count, sizeof count);
+        apply_pending_policy();
+      }
+      if (qemu_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) qemu_open = read_qemu();
+      if (stack_running) stack->dispatch(fds, failed);
+      stack->run_timers();
+      if (fds[2].fd >= 0 && (fds[2].revents & POLLIN)) resolver->on_upstream_readable();
+      auto now = Clock::now();
+      resolver->expire(now);
+      if (now >= next_expiry) {
+        filter->expire(now);
+        next_expiry = now + std::chrono::seconds(10);
+      }
+      if (qemu_open) flush();
+    }
+  }
+};
+
+NetworkService::NetworkService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::NetworkSettings& settings, Log log,
+                                                              UniqueFd& qemu_end) {
+  auto impl = std::make_unique<Impl>();
+  impl->log = std::move(log);
+  int pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno_error("network socketpair");
+  impl->qemu.reset(pair[0]);
+  qemu_end.reset(pair[1]);
+  // Room for bursts both ways: a socket buffer of a few frames would make
+  // every frame a wake-up of both processes.
+  int size = 4 << 20;
+  for (int fd : pair) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  impl->wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl->wake) return errno_error("network eventfd");
+
+  Impl* raw = impl.get();
+  MOAT_ASSIGN_OR_RETURN(impl->stack, SlirpStack::create(SlirpStack::Callbacks{
+                                         [raw](std::span<const std::uint8_t> frame) {
+                                           raw->filter->from_stack(frame);
+                                           raw->to_guest(frame);
+                                         },
+                                         [raw](const std::string& msg) { raw->log("network: guest error: " + msg); }}));
+  for (const auto& f : settings.forwards)
+    MOAT_TRY(impl->stack->add_forward(f.host_ip, f.host_port, f.guest_port, f.udp));
+
+  std::optional<UpstreamResolver> upstream = settings.dns ? settings.dns : host_resolver();
+  impl->resolver = std::make_unique<Resolver>(
+      settings.policy.get(), settings.hosts, upstream,
+      [raw](Resolver::ReplyTag tag, std::vector<std::uint8_t> message) {
+        raw->filter->answer_dns(tag, std::move(message));
+      },
+      [raw](const std::string& line) { raw->log("network: " + line); });
+  std::set<std::uint16_t> udp_ports;
+  for (const auto& f : settings.forwards)
+    if (f.udp) udp_ports.insert(f.guest_port);
+  impl->filter = std::make_unique<NetworkFilter>(
+      NetworkFilter::Sinks{[raw](std::span<const std::uint8_t> frame) { raw->stack->input(frame); },
+                           [raw](std::vector<std::uint8_t> frame) { raw->to_guest(frame); },
+                           [raw](const std::string& line) { raw->log(line); }},
+      settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
+  impl->filter->set_egress_limit(settings.egress_bytes_per_second);
+  impl->thread = std::thread([raw] { raw->run(); });
+  return std::unique_ptr<NetworkService>(new NetworkService(std::move(impl)));
+}
+
+NetworkService::~NetworkService() {
+  if (!impl_) return;
+  impl_->stop.store(true);
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void NetworkService::update_policy(std::shared_ptr<const net::Policy> policy) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->next_policy = std::move(policy);
+  std::uint64_t mine = ++impl_->requested;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
+  impl_->applied.wait(lock, [&] { return impl_->done >= mine || impl_->stop.load(); });
+}
+
+}  // namespace moat::netstack

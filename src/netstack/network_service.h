@@ -1,0 +1,57 @@
+// A sandbox's network, running: the user-mode stack, the filter in front of
+// it and the resolver, on a thread of their own in the shim, wired to QEMU's
+// virtio-net device by a stream socket (QEMU's `-netdev stream` framing: a
+// 4-byte big-endian length, then the Ethernet frame).
+//
+// Its own thread, so that the data path never waits behind the shim's
+// control work and the other way round. The shim talks to it through three
+// calls: start (before QEMU starts, so a published port already taken fails
+// the boot), update_policy (returns once applied) and the destructor.
+//
+// Bounds: frames to the guest queue up to kMaxGuestQueue bytes; past
+// kPauseStack the stack's host sockets are not read (the hosts see TCP
+// back-pressure); past the queue's bound, frames are dropped (TCP resends).
+// A frame length QEMU could not have written ends the network.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "net/network_settings.h"
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace moat::netstack {
+
+class NetworkService {
+ public:
+  // Lines for the sandbox's log. Called on the network thread.
+  using Log = std::function<void(const std::string&)>;
+
+  static constexpr std::size_t kMaxFrame = 65536 + 14;
+  static constexpr std::size_t kPauseStack = 2u << 20;
+  static constexpr std::size_t kMaxGuestQueue = 16u << 20;
+
+  // `qemu_end` receives the socket QEMU inherits as its netdev.
+  static Result<std::unique_ptr<NetworkService>> start(const net::NetworkSettings& settings, Log log,
+                                                       UniqueFd& qemu_end);
+  ~NetworkService();
+  NetworkService(const NetworkService&) = delete;
+  NetworkService& operator=(const NetworkService&) = delete;
+
+  // Replaces the policy. When this returns, flows the new policy denies are
+  // closed and new ones are decided by it.
+  void update_policy(std::shared_ptr<const net::Policy> policy);
+
+ private:
+  struct Impl;
+  explicit NetworkService(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moat::netstack

@@ -1,0 +1,80 @@
+// The shim's side of the sandbox network: starting the network thread
+// before QEMU, carrying its log lines to the shim's logs, and applying a
+// client's policy update.
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "net/network_settings.h"
+#include "proto/exec_log.h"
+#include "shim/shim.h"
+
+namespace moat::shim {
+namespace {
+
+// At most this many lines wait for the loop; a flood past it is counted.
+constexpr std::size_t kMaxQueuedNetworkLines = 1000;
+
+std::uint64_t unix_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
+
+// Every guest connection is a host socket of the stack: the soft limit of
+// open files (often 1024) must not be what refuses connection 1000.
+void raise_open_file_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+}  // namespace
+
+Status Shim::start_network(UniqueFd& qemu_end) {
+  if (!network_needs_device(cfg_.network)) return ok_status();
+  MOAT_ASSIGN_OR_RETURN(auto settings, net::read_network_settings(cfg_.network));
+  raise_open_file_limit();
+  network_log_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!network_log_wake_) return errno_error("eventfd");
+  MOAT_TRY(watch_network_log());
+  MOAT_ASSIGN_OR_RETURN(network_, netstack::NetworkService::start(
+                                      settings, [this](const std::string& line) { network_log(line); }, qemu_end));
+  return ok_status();
+}
+
+Status Shim::watch_network_log() {
+  return loop_.add(network_log_wake_.get(), EventLoop::kReadable, [this](EventLoop::Events ev) {
+    if (ev & EventLoop::kReadable) drain_network_log();
+  });
+}
+
+void Shim::network_log(const std::string& line) {
+  {
+    std::lock_guard<std::mutex> lock(network_log_mu_);
+    if (network_log_lines_.size() >= kMaxQueuedNetworkLines) {
+      ++network_log_dropped_;
+      return;
+    }
+    network_log_lines_.push_back(line);
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(network_log_wake_.get(), &one, sizeof one);
+}
+
+void Shim::drain_network_log() {
+  std::uint64_t count;
+  [[maybe_unused]] auto r = ::read(network_log_wake_.get(), &count, sizeof count);
+  std::vector<std::string> lines;
+  std::uint64_t dropped = 0;
+  {
+    std::lock_guard<std::mutex> lock(network_log_mu_);
+    lines.swap(network_log_lines_);
+    std::swap(dropped, network_log_dropped_);
+  }
+  if (dropped) lines.push_back("network: " + std::to_string(dropped) + " log lines dropped (too many at once)");
+  for (const auto& line : lines) {
+    log(line);
+    exec_log_.write(proto::exec_log_network(unix_seconds(), line) + "\n");
+  }
+}
+
+}  // namespace moat::shim

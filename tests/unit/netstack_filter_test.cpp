@@ -1,0 +1,199 @@
+// The network filter (src/netstack/network_filter.h) on crafted guest
+// frames: what reaches the stack, what the guest gets back at once, what is
+// logged, and its bounds.
+#include "netstack/network_filter.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "net/network_settings.h"
+
+namespace moat::netstack {
+namespace {
+
+using Bytes = std::vector<std::uint8_t>;
+
+net::IpAddress ip(const char* text) { return *net::IpAddress::parse(text); }
+
+const net::MacAddress kGuestMac{{0x52, 0x54, 0x00, 0x12, 0x34, 0x56}};
+const net::MacAddress kGatewayMac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
+
+struct Harness {
+  std::vector<Bytes> to_stack, to_guest;
+  std::vector<std::string> log;
+  std::unique_ptr<Resolver> resolver;
+  std::unique_ptr<NetworkFilter> filter;
+
+  explicit Harness(NetworkMode mode, std::vector<NetworkRule> rules = {}, std::uint32_t max_connections = 16,
+                   std::vector<std::pair<std::string, std::vector<net::IpAddress>>> hosts = {}) {
+    auto policy = *net::read_policy(mode, rules);
+    resolver = std::make_unique<Resolver>(
+        policy.get(), std::move(hosts), std::nullopt,
+        [this](Resolver::ReplyTag tag, Bytes m) { filter->answer_dns(tag, std::move(m)); },
+        [this](const std::string& line) { log.push_back(line); });
+    filter = std::make_unique<NetworkFilter>(
+        NetworkFilter::Sinks{[this](NetworkFilter::Frame f) { to_stack.emplace_back(f.begin(), f.end()); },
+                             [this](Bytes f) { to_guest.push_back(std::move(f)); },
+                             [this](const std::string& line) { log.push_back(line); }},
+        policy, *resolver, max_connections, std::set<std::uint16_t>{});
+  }
+};
+
+Bytes tcp(const char* src, std::uint16_t sport, const char* dst, std::uint16_t dport, std::uint8_t flags,
+          std::uint32_t seq = 1000, std::uint32_t ack = 0, Bytes payload = {}) {
+  return net::build_tcp_segment(kGuestMac, kGatewayMac, {ip(src), sport}, {ip(dst), dport}, seq, ack, flags, 65535,
+                                payload);
+}
+
+Bytes udp(const char* src, std::uint16_t sport, const char* dst, std::uint16_t dport, Bytes payload) {
+  return net::build_udp_datagram(kGuestMac, kGatewayMac, {ip(src), sport}, {ip(dst), dport}, payload);
+}
+
+net::FrameView parse(const Bytes& b) {
+  auto f = net::parse_frame(b);
+  EXPECT_TRUE(f.ok());
+  return f.ok() ? *f : net::FrameView{};
+}
+
+TEST(NetstackFilter, DeniedConnectionIsResetAtOnceAndLogged) {
+  Harness h(NetworkMode::kPublic);
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
+  EXPECT_TRUE(h.to_stack.empty());
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  auto rst = parse(h.to_guest[0]);
+  EXPECT_EQ(rst.l4, net::L4::kTcp);
+  EXPECT_EQ(rst.tcp_flags, net::kTcpRst | net::kTcpAck);
+  EXPECT_EQ(rst.ack, 1001u);
+  EXPECT_EQ(rst.src.to_string(), "10.0.2.2");
+  EXPECT_EQ(rst.dst_port, 40000);
+  ASSERT_EQ(h.log.size(), 1u);
+  EXPECT_EQ(h.log[0], "network: denied tcp 10.0.2.2:8080: --net public: the host needs a rule (--allow @host:PORT)");
+  EXPECT_EQ(h.filter->flows(), 0u);
+}
+
+TEST(NetstackFilter, AllowedConnectionPassesAndEndsWithBothFins) {
+  Harness h(NetworkMode::kPublic, {{true, "host.moat.internal:8080"}});
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
+  ASSERT_EQ(h.to_stack.size(), 1u);
+  EXPECT_TRUE(h.to_guest.empty());
+  EXPECT_EQ(h.filter->flows(), 1u);
+  // The stack's SYN-ACK, the guest's data and FIN, the stack's FIN.
+  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+                                              5000, 1001, net::kTcpSyn | net::kTcpAck, 65535));
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck | net::kTcpFin, 1001, 5001, {'h', 'i'}));
+  EXPECT_EQ(h.filter->flows(), 1u);
+  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+                                              5001, 1004, net::kTcpFin | net::kTcpAck, 65535));
+  EXPECT_EQ(h.filter->flows(), 0u);
+  EXPECT_EQ(h.to_stack.size(), 2u);
+}
+
+TEST(NetstackFilter, OtherAddressesOfTheLinkAreRefused) {
+  Harness h(NetworkMode::kAll);
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.9", 22, net::kTcpSyn));
+  h.filter->from_guest(tcp("10.0.2.15", 40001, "10.0.2.3", 53, net::kTcpSyn));
+  h.filter->from_guest(tcp("fd00:6d6f:6174::15", 40002, "fd00:6d6f:6174::99", 80, net::kTcpSyn));
+  EXPECT_TRUE(h.to_stack.empty());
+  EXPECT_EQ(h.to_guest.size(), 3u);
+  EXPECT_EQ(h.log[0], "network: denied tcp 10.0.2.9:22: no such host on the sandbox's link");
+  EXPECT_EQ(h.log[1], "network: denied tcp 10.0.2.3:53: the resolver answers DNS over UDP only");
+  EXPECT_EQ(h.log[2], "network: denied tcp [fd00:6d6f:6174::99]:80: no such host on the sandbox's link");
+}
+
+TEST(NetstackFilter, SpoofedSourcesFragmentsAndStrayIcmpAreDropped) {
+  Harness h(NetworkMode::kAll);
+  h.filter->from_guest(tcp("10.0.2.16", 40000, "93.184.216.34", 80, net::kTcpSyn));
+  h.filter->from_guest(tcp("fd00:6d6f:6174::16", 40000, "2001:4860::1", 80, net::kTcpSyn));
+  Bytes frag = udp("10.0.2.15", 5000, "93.184.216.34", 53, {1, 2, 3});
+  frag[14 + 6] |= 0x20;  // more fragments
+  frag[14 + 10] = frag[14 + 11] = 0;  // (header checksum no longer matters to the parser)
+  h.filter->from_guest(frag);
+  h.filter->from_guest(Bytes{1, 2, 3});
+  EXPECT_TRUE(h.to_stack.empty());
+  EXPECT_TRUE(h.to_guest.empty());
+  EXPECT_EQ(h.filter->counters().dropped, 4u);
+}
+
+TEST(NetstackFilter, DeniedDatagramGetsPortUnreachable) {
+  Harness h(NetworkMode::kPublic);
+  h.filter->from_guest(udp("10.0.2.15", 5000, "192.168.1.1", 123, {1, 2, 3}));
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  auto icmp = parse(h.to_guest[0]);
+  EXPECT_EQ(icmp.l4, net::L4::kIcmp);
+  EXPECT_EQ(icmp.icmp_type, 3);
+  EXPECT_EQ(icmp.icmp_code, 3);
+  EXPECT_EQ(h.log.at(0), "network: denied udp 192.168.1.1:123: --net public: a private address");
+  // An allowed one opens a flow; multicast goes nowhere, without a word.
+  h.filter->from_guest(udp("10.0.2.15", 5000, "93.184.216.34", 123, {1}));
+  h.filter->from_guest(udp("10.0.2.15", 5000, "224.0.0.251", 5353, {1}));
+  EXPECT_EQ(h.to_stack.size(), 1u);
+  EXPECT_EQ(h.filter->flows(), 1u);
+  EXPECT_EQ(h.log.size(), 1u);
+}
+
+TEST(NetstackFilter, DnsToTheResolverIsAnsweredByTheFilter) {
+  Harness h(NetworkMode::kNone, {{true, "db.test:5432"}}, 16, {{"db.test", {ip("10.0.2.2")}}});
+  h.filter->from_guest(udp("10.0.2.15", 33333, "10.0.2.3", 53, net::build_dns_query(9, "db.test", net::kDnsTypeA)));
+  h.filter->from_guest(udp("10.0.2.15", 33334, "10.0.2.3", 53, net::build_dns_query(10, "x.test", net::kDnsTypeA)));
+  EXPECT_TRUE(h.to_stack.empty());
+  ASSERT_EQ(h.to_guest.size(), 2u);
+  auto a = parse(h.to_guest[0]);
+  EXPECT_EQ(a.src.to_string(), "10.0.2.3");
+  EXPECT_EQ(a.src_port, 53);
+  EXPECT_EQ(a.dst_port, 33333);
+  auto q = net::parse_dns_query(net::build_dns_query(9, "db.test", net::kDnsTypeA));
+  auto answer = net::parse_dns_response(a.payload, *q);
+  ASSERT_TRUE(answer.ok());
+  EXPECT_EQ(answer->addresses.at(0).to_string(), "10.0.2.2");
+  auto nx = parse(h.to_guest[1]);
+  auto q2 = net::parse_dns_query(net::build_dns_query(10, "x.test", net::kDnsTypeA));
+  EXPECT_EQ(net::parse_dns_response(nx.payload, *q2)->rcode, net::kDnsRcodeNxDomain);
+  // The address the name resolved to is open on the allowed port only.
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 5432, net::kTcpSyn));
+  h.filter->from_guest(tcp("10.0.2.15", 40001, "10.0.2.2", 5433, net::kTcpSyn));
+  EXPECT_EQ(h.to_stack.size(), 1u);
+}
+
+TEST(NetstackFilter, MaxConnectionsRefusesTheRest) {
+  Harness h(NetworkMode::kAll, {}, 3);
+  for (std::uint16_t port = 40000; port < 40005; ++port)
+    h.filter->from_guest(tcp("10.0.2.15", port, "93.184.216.34", 80, net::kTcpSyn));
+  EXPECT_EQ(h.to_stack.size(), 3u);
+  EXPECT_EQ(h.to_guest.size(), 2u);
+  EXPECT_EQ(h.filter->counters().refused_over_limit, 2u);
+  EXPECT_EQ(h.log.back(),
+            "network: denied tcp 93.184.216.34:80: the sandbox has 3 connections open (--max-connections)");
+  // A reset from the guest frees its place.
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 80, net::kTcpRst, 1001));
+  h.filter->from_guest(tcp("10.0.2.15", 40010, "93.184.216.34", 80, net::kTcpSyn));
+  EXPECT_EQ(h.to_stack.size(), 5u);
+}
+
+TEST(NetstackFilter, PolicyUpdateClosesFlowsItDenies) {
+  Harness h(NetworkMode::kPublic, {{true, "@host:8080"}});
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn, 1000));
+  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+                                              5000, 1001, net::kTcpSyn | net::kTcpAck, 65535));
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck, 1001, 5001, {'a', 'b', 'c'}));
+  h.filter->from_guest(tcp("10.0.2.15", 40001, "93.184.216.34", 443, net::kTcpSyn));
+  ASSERT_EQ(h.filter->flows(), 2u);
+  h.to_stack.clear();
+  h.filter->set_policy(*net::read_policy(NetworkMode::kPublic, {}));
+  EXPECT_EQ(h.filter->flows(), 1u);  // the public one stays
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  auto to_guest = parse(h.to_guest[0]);
+  EXPECT_EQ(to_guest.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(to_guest.seq, 5001u);  // what the guest expects next
+  ASSERT_EQ(h.to_stack.size(), 1u);
+  auto to_stack = parse(h.to_stack[0]);
+  EXPECT_EQ(to_stack.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(to_stack.seq, 1004u);  // after the guest's three bytes
+  EXPECT_EQ(to_stack.src.to_string(), "10.0.2.15");
+  EXPECT_EQ(h.log.back(),
+            "network: closed tcp 10.0.2.2:8080 after the policy changed: --net public: the host needs a rule "
+            "(--allow @host:PORT)");
+}
+
+}  // namespace
+}  // namespace moat::netstack

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Host-side servers for the network VM tests, on loopback only.
+
+Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
+  http DIR        serves DIR over HTTP; /slow streams a byte every 100 ms
+  echo            TCP: echoes what it reads until EOF, then closes
+  hold            TCP: accepts and keeps connections open, never answers
+  udp-echo        UDP: answers each datagram with its bytes upper-cased
+  dns NAME=IP...  UDP DNS: answers A/AAAA for the names given, NXDOMAIN else
+
+Prints the port it listens on, then serves until killed. Every accepted
+connection (or datagram) appends a line to $NET_SERVER_LOG if set, so a test
+can tell that nothing arrived.
+"""
+import http.server
+import ipaddress
+import os
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+
+LOG = os.environ.get("NET_SERVER_LOG")
+log_lock = threading.Lock()
+
+
+def note(what):
+    if LOG:
+        with log_lock, open(LOG, "a") as f:
+            f.write(what + "\n")
+
+
+def family_of(address):
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        note("http " + self.path)
+
+    def do_GET(self):
+        if self.path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Length", "600")
+            self.end_headers()
+            for _ in range(600):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.1)
+            return
+        super().do_GET()
+
+
+def serve_http(bind, directory):
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family_of(bind)
+        daemon_threads = True
+
+    handler = lambda *a, **k: Handler(*a, directory=directory, **k)
+    server = Server((bind, 0), handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_tcp(bind, hold):
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            note("tcp")
+            if hold:
+                while self.request.recv(65536):
+                    pass
+                return
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    break
+                self.request.sendall(data)
+            self.request.shutdown(socket.SHUT_WR)
+
+    class Server(socketserver.ThreadingTCPServer):
+        address_family = family_of(bind)
+        daemon_threads = True
+        allow_reuse_address = True
+        request_queue_size = 512
+
+    server = Server((bind, 0), Echo)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_udp_echo(bind):
+    s = socket.socket(family_of(bind), socket.SOCK_DGRAM)
+    s.bind((bind, 0))
+    print(s.getsockname()[1], flush=True)
+    while True:
+        data, peer = s.recvfrom(65536)
+        note("udp")
+        s.sendto(data.upper(), peer)
+
+
+def dns_answer(query, table):
+    qid, flags, qd = struct.unpack(">HHH", query[:6])
+    pos, labels = 12, []
+    while query[pos]:
+        n = query[pos]
+        labels.append(query[pos + 1:pos + 1 + n].decode().lower())
+        pos += 1 + n
+    qtype, _ = struct.unpack(">HH", query[pos + 1:pos + 5])
+    question = query[12:pos + 5]
+    name = ".".join(labels)
+    records = []
+    for address in table.get(name, []):
+        ip = ipaddress.ip_address(address)
+        if (qtype == 1 and ip.version == 4) or (qtype == 28 and ip.version == 6):
+            records.append(b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, len(ip.packed)) + ip.packed)
+    rcode = 0 if name in table else 3
+    header = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, len(records), 0, 0)
+    return header + question + b"".join(records)
+
+
+def serve_dns(bind, pairs):
+    table = {}
+    for pair in pairs:
+        name, address = pair.split("=", 1)
+        table.setdefault(name.lower(), []).append(address)
+    s = socket.socket(family_of(bind), socket.SOCK_DGRAM)
+    s.bind((bind, 0))
+    print(s.getsockname()[1], flush=True)
+    while True:
+        data, peer = s.recvfrom(4096)
+        note("dns")
+        try:
+            s.sendto(dns_answer(data, table), peer)
+        except (IndexError, struct.error, UnicodeDecodeError):
+            pass
+
+
+def main():
+    mode, bind = sys.argv[1], sys.argv[2]
+    if not ipaddress.ip_address(bind).is_loopback:
+        sys.exit("net_servers.py: tests listen on loopback only")
+    if mode == "http":
+        serve_http(bind, sys.argv[3])
+    elif mode in ("echo", "hold"):
+        serve_tcp(bind, mode == "hold")
+    elif mode == "udp-echo":
+        serve_udp_echo(bind)
+    elif mode == "dns":
+        serve_dns(bind, sys.argv[3:])
+    else:
+        sys.exit("net_servers.py: unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()

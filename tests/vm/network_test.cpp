@@ -1,0 +1,389 @@
+// The sandbox network (docs/network.md) with real clients in the guest
+// (busybox wget and nslookup in the default root, python3 in the Debian
+// fixture) and servers on the host's loopback only (net_servers.py).
+#include <gtest/gtest.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "image/fixture_harness.h"
+#include "image/registry_harness.h"
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+namespace it = moat::image::testing;
+
+// A net_servers.py process; killed when it goes out of scope.
+class HostServer {
+ public:
+  HostServer(const std::string& mode, const std::string& bind, const std::vector<std::string>& args = {}) {
+    log_ = test_home() + "/server-" + mode + "-" + std::to_string(++count_) + ".log";
+    int out[2];
+    if (::pipe(out) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      ::close(out[0]);
+      ::setenv("NET_SERVER_LOG", log_.c_str(), 1);
+      std::vector<std::string> argv = {"python3", std::string(MOAT_VM_TEST_DIR) + "/net_servers.py", mode, bind};
+      argv.insert(argv.end(), args.begin(), args.end());
+      std::vector<char*> c;
+      for (auto& a : argv) c.push_back(a.data());
+      c.push_back(nullptr);
+      ::execvp("python3", c.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string line = read_until(out[0], "\n", 30);
+    ::close(out[0]);
+    port_ = std::atoi(line.c_str());
+  }
+  ~HostServer() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  int port() const { return port_; }
+  std::string p() const { return std::to_string(port_); }
+  // What the server saw: one line per connection, request or datagram.
+  std::string seen() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+
+ private:
+  static inline int count_ = 0;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  std::string log_;
+};
+
+std::vector<std::string> run_args(std::vector<std::string> flags, std::vector<std::string> cmd) {
+  std::vector<std::string> a = {"run"};
+  a.insert(a.end(), flags.begin(), flags.end());
+  a.push_back("--");
+  a.insert(a.end(), cmd.begin(), cmd.end());
+  return a;
+}
+
+// A directory served over HTTP: "small" (a short text) and "big" (100 MiB
+// of random bytes, made once per test process).
+std::string served_dir(std::string* big_sha = nullptr) {
+  static std::string dir, sha;
+  if (dir.empty()) {
+    dir = test_home() + "/www";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/small") << "hello from the host\n";
+    std::string big = random_bytes(100u << 20);
+    sha = sha256_hex(big);
+    std::ofstream(dir + "/big", std::ios::binary) << big;
+  }
+  if (big_sha) *big_sha = sha;
+  return dir;
+}
+
+// The host's own non-loopback IPv4 addresses: a guest must not reach them.
+std::vector<std::string> host_addresses() {
+  std::vector<std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN];
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, text, sizeof text);
+    if (std::string(text).rfind("127.", 0) != 0) out.push_back(text);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+int free_port(int type) {
+  int s = ::socket(AF_INET, type, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(s);
+  return ntohs(a.sin_port);
+}
+
+// busybox wget's last line: "" on success, else its error.
+std::string wget_all(const std::vector<std::string>& urls) {
+  std::string script;
+  for (const auto& u : urls) script += "wget -q -T 20 -O /dev/null " + u + " 2>&1 | tail -n 1; echo \"$?:" + u + "\"; ";
+  return script;
+}
+
+TEST(VmNetwork, NoneHasNoDeviceAndNothingLeaves) {
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  auto o = run_moat(run_args({"--net", "none"}, {"sh", "-c",
+                                                 "ls /sys/class/net; cat /etc/resolv.conf; "
+                                                 "wget -q -T 5 -O- http://10.0.2.2:" + http.p() + "/small; echo rc=$?"}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "lo\n# written by moat: this sandbox has no network\nrc=1\n") << o.err;
+  EXPECT_EQ(http.seen(), "");
+}
+
+TEST(VmNetwork, PublicRefusesTheHostAndPrivateAddressesAtOnce) {
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  std::vector<std::string> targets = {"10.0.2.2",   "10.0.2.3",       "10.0.2.77",       "10.9.8.7",
+                                      "172.16.0.1", "192.168.1.1",    "169.254.169.254", "100.64.0.1",
+                                      "127.0.0.1",  "[fd00:6d6f:6174::2]", "[fd00:6d6f:6174::3]"};
+  for (const auto& a : host_addresses()) targets.push_back(a);
+  std::vector<std::string> urls;
+  for (const auto& t : targets) urls.push_back("http://" + t + ":" + http.p() + "/small");
+  auto o = run_moat(run_args({}, {"sh", "-c", wget_all(urls)}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  std::string expected;
+  for (const auto& t : targets) {
+    std::string host = t.front() == '[' ? t.substr(1, t.size() - 2) : t;
+    // 127.0.0.1 is the guest's own loopback: nothing listens there.
+    expected += "wget: can't connect to remote host (" + host + "): Connection refused\n";
+    expected += "1:http://" + t + ":" + http.p() + "/small\n";
+  }
+  EXPECT_EQ(o.out, expected);
+  EXPECT_EQ(http.seen(), "");
+}
+
+TEST(VmNetwork, AllowedHostPortServesBigFileByteExactOtherPortRefused) {
+  std::string sha;
+  HostServer http("http", "127.0.0.1", {served_dir(&sha)});
+  HostServer other("http", "127.0.0.1", {served_dir()});
+  auto o = run_moat(run_args({"--allow", "host.moat.internal:" + http.p()},
+                             {"sh", "-c",
+                              "wget -q -O- http://10.0.2.2:" + http.p() + "/big | sha256sum; " +
+                                  wget_all({"http://10.0.2.2:" + other.p() + "/small"})}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, sha + "  -\nwget: can't connect to remote host (10.0.2.2): Connection refused\n1:http://10.0.2.2:" +
+                       other.p() + "/small\n");
+  EXPECT_EQ(other.seen(), "");
+}
+
+TEST(VmNetwork, DomainRulesMatchResolverAnswersOnly) {
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  HostServer other("http", "127.0.0.1", {served_dir()});
+  std::string p = http.p();
+  auto o = run_moat(run_args(
+      {"--net", "none", "--allow", "files.test:" + p, "--allow", "*.suffix.test:" + p, "--add-host",
+       "files.test:host-gateway", "--add-host", "other.test:10.0.2.2", "--add-host", "a.b.suffix.test:host-gateway",
+       "--add-host", "suffix.test:host-gateway", "--add-host", "xsuffix.test:host-gateway"},
+      {"sh", "-c",
+       "for n in files.test a.b.suffix.test suffix.test other.test xsuffix.test nowhere.test; do "
+       "  if nslookup $n 10.0.2.3 >/tmp/ns 2>&1; then echo \"$n $(grep -c 10.0.2.2 /tmp/ns)\"; else echo \"$n nx\"; fi; "
+       "done; " +
+           wget_all({"http://10.0.2.2:" + p + "/small", "http://10.0.2.2:" + other.p() + "/small",
+                     "http://1.1.1.1:" + p + "/small"})}));
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "files.test 1\na.b.suffix.test 1\nsuffix.test 1\nother.test nx\nxsuffix.test nx\nnowhere.test nx\n"
+                   "0:http://10.0.2.2:" + p + "/small\n"
+                   "wget: can't connect to remote host (10.0.2.2): Connection refused\n"
+                   "1:http://10.0.2.2:" + other.p() + "/small\n"
+                   "wget: can't connect to remote host (1.1.1.1): Connection refused\n"
+                   "1:http://1.1.1.1:" + p + "/small\n");
+}
+
+TEST(VmNetwork, Ipv6LikeIpv4AndV4RulesDoNotOpenV6) {
+  HostServer http6("http", "::1", {served_dir()});
+  std::string p = http6.p();
+  std::string v6 = "http://[fd00:6d6f:6174::2]:" + p + "/small";
+  auto allowed = run_moat(run_args({"--allow", "@host:" + p}, {"sh", "-c", "wget -q -O- " + v6}));
+  EXPECT_EQ(allowed.exit_code, 0) << allowed.err;
+  EXPECT_EQ(allowed.out, "hello from the host\n");
+  auto v4_only = run_moat(run_args({"--allow", "10.0.2.2:" + p}, {"sh", "-c", wget_all({v6})}));
+  EXPECT_EQ(v4_only.out, "wget: can't connect to remote host (fd00:6d6f:6174::2): Connection refused\n1:" + v6 + "\n");
+  // The address is usable at once: no duplicate address detection wait.
+  auto flags = run_moat(run_args({}, {"sh", "-c", "ip -6 addr show dev eth0 scope global"}));
+  EXPECT_NE(flags.out.find("fd00:6d6f:6174::15/64"), std::string::npos) << flags.out;
+  EXPECT_EQ(flags.out.find("tentative"), std::string::npos) << flags.out;
+}
+
+TEST(VmNetwork, PublishedTcpPortReachesGuestServer) {
+  int hp = free_port(SOCK_STREAM);
+  std::string id = create_sandbox({"-p", "127.0.0.1:" + std::to_string(hp) + ":8080"});
+  auto st = run_moat({"exec", id, "--", "sh", "-c",
+                      "mkdir -p /www && echo hello from the guest > /www/index.html && httpd -p 8080 -h /www"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  auto fetch = it::run({"python3", "-c",
+                        "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:" + std::to_string(hp) +
+                            "/index.html', timeout=30).read().decode(), end='')"},
+                       {}, test_home());
+  EXPECT_EQ(fetch.exit_code, 0) << fetch.err;
+  EXPECT_EQ(fetch.out, "hello from the guest\n");
+  run_moat({"rm", "-f", id});
+}
+
+TEST(VmNetwork, UpdateFlipsAFetchAndClosesDeniedConnections) {
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  std::string p = http.p();
+  std::string id = create_sandbox();
+  std::string fetch = wget_all({"http://10.0.2.2:" + p + "/small"});
+  std::string refused = "wget: can't connect to remote host (10.0.2.2): Connection refused\n1:http://10.0.2.2:" + p +
+                        "/small\n";
+  EXPECT_EQ(run_moat({"exec", id, "--", "sh", "-c", fetch}).out, refused);
+  auto up = run_moat({"network", "update", id, "--allow", "host.moat.internal:" + p});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  EXPECT_EQ(run_moat({"exec", id, "--", "sh", "-c", fetch}).out, "0:http://10.0.2.2:" + p + "/small\n");
+  // A slow download in flight, then the rule goes away: it is cut off.
+  Running slow = spawn_moat({"exec", id, "--", "sh", "-c",
+                             "wget -q -O /dev/null http://10.0.2.2:" + p + "/slow; echo rc=$?"});
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  auto down = run_moat({"network", "update", id});
+  ASSERT_EQ(down.exit_code, 0) << down.err;
+  Outcome cut = finish(slow, 60);
+  EXPECT_EQ(cut.out, "rc=1\n") << cut.err;
+  EXPECT_EQ(run_moat({"exec", id, "--", "sh", "-c", fetch}).out, refused);
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find("network: closed tcp 10.0.2.2:" + p + " after the policy changed"), std::string::npos)
+      << logs.out;
+  EXPECT_NE(logs.out.find("network: denied tcp 10.0.2.2:" + p), std::string::npos) << logs.out;
+  run_moat({"rm", "-f", id});
+}
+
+// The Debian + python3 fixture, pushed to a local registry once per test
+// process.
+class VmNetworkPython : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = test_home() + "/net-fixtures";
+    std::filesystem::create_directories(scratch_);
+    std::string err;
+    std::string layout = it::debian_python_layout(scratch_, &err);
+    ASSERT_FALSE(layout.empty()) << err;
+    registry_ = new it::LocalRegistry();
+    std::string started = registry_->start(scratch_ + "/registry");
+    ASSERT_EQ(started, "") << started;
+    python_ = registry_->host() + "/test/debian-python3:latest";
+    auto pushed = it::skopeo_push(layout, "python3", python_, scratch_);
+    ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
+    auto pulled = run_moat({"pull", "--insecure", python_});
+    ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+  }
+  static void TearDownTestSuite() {
+    if (registry_) registry_->stop();
+    delete registry_;
+    registry_ = nullptr;
+  }
+  static Outcome python(std::vector<std::string> flags, const std::string& code) {
+    flags.push_back(python_);
+    return run_moat(run_args(flags, {"python3", "-c", code}));
+  }
+
+  static std::string scratch_;
+  static it::LocalRegistry* registry_;
+  static std::string python_;
+};
+
+std::string VmNetworkPython::scratch_;
+it::LocalRegistry* VmNetworkPython::registry_ = nullptr;
+std::string VmNetworkPython::python_;
+
+TEST_F(VmNetworkPython, UrllibFetchesBigFileThroughHostAlias) {
+  std::string sha;
+  HostServer http("http", "127.0.0.1", {served_dir(&sha)});
+  auto o = python({"--allow", "host.moat.internal:" + http.p()},
+                  "import hashlib, urllib.request\n"
+                  "h = hashlib.sha256()\n"
+                  "with urllib.request.urlopen('http://host.moat.internal:" + http.p() + "/big') as r:\n"
+                  "    for chunk in iter(lambda: r.read(1 << 20), b''): h.update(chunk)\n"
+                  "print(h.hexdigest())\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, sha + "\n");
+}
+
+TEST_F(VmNetworkPython, AddHostNamesResolveOthersDoNot) {
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  auto o = python({"--net", "none", "--allow", "files.test:" + http.p(), "--add-host", "files.test:host-gateway"},
+                  "import socket, urllib.request\n"
+                  "print(urllib.request.urlopen('http://files.test:" + http.p() + "/small').read().decode(), end='')\n"
+                  "for name in ['other.test', 'example.com']:\n"
+                  "    try: socket.getaddrinfo(name, 80); print(name, 'resolved')\n"
+                  "    except socket.gaierror as e: print(name, e.errno == socket.EAI_NONAME)\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hello from the host\nother.test True\nexample.com True\n");
+}
+
+TEST_F(VmNetworkPython, UpstreamResolverAnswersAndRebindingIsDropped) {
+  HostServer dns("dns", "127.0.0.1", {"pub.example=93.184.216.34", "rebind.example=127.0.0.1",
+                                      "allowed.example=127.0.0.2"});
+  auto o = python({"--dns", "127.0.0.1:" + dns.p(), "--allow", "allowed.example"},
+                  "import socket\n"
+                  "for name in ['pub.example', 'rebind.example', 'allowed.example', 'missing.example']:\n"
+                  "    try: print(name, sorted({a[4][0] for a in socket.getaddrinfo(name, 80, socket.AF_INET)}))\n"
+                  "    except socket.gaierror: print(name, 'none')\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "pub.example ['93.184.216.34']\nrebind.example none\nallowed.example ['127.0.0.2']\n"
+                   "missing.example none\n");
+}
+
+TEST_F(VmNetworkPython, TwoHundredConcurrentConnectionsAreByteExact) {
+  HostServer echo("echo", "127.0.0.1");
+  auto o = python({"--allow", "host.moat.internal:" + echo.p()},
+                  "import hashlib, os, socket, threading\n"
+                  "ok = []\n"
+                  "def one(i):\n"
+                  "    data = os.urandom(20000 + i * 101)\n"
+                  "    s = socket.create_connection(('10.0.2.2', " + echo.p() + "), timeout=120)\n"
+                  "    s.sendall(data); s.shutdown(socket.SHUT_WR)\n"
+                  "    got = b''.join(iter(lambda: s.recv(65536), b''))\n"
+                  "    ok.append(hashlib.sha256(got).digest() == hashlib.sha256(data).digest())\n"
+                  "ts = [threading.Thread(target=one, args=(i,)) for i in range(200)]\n"
+                  "[t.start() for t in ts]; [t.join() for t in ts]\n"
+                  "print(len(ok), all(ok))\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "200 True\n");
+}
+
+TEST_F(VmNetworkPython, MaxConnectionsHoldsAndUdpPublishedPortAnswers) {
+  HostServer hold("hold", "127.0.0.1");
+  auto o = python({"--allow", "host.moat.internal:" + hold.p(), "--max-connections", "5"},
+                  "import socket\n"
+                  "held, refused = [], 0\n"
+                  "for i in range(10):\n"
+                  "    try: held.append(socket.create_connection(('10.0.2.2', " + hold.p() + "), timeout=30))\n"
+                  "    except ConnectionRefusedError: refused += 1\n"
+                  "print(len(held), refused)\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "5 5\n");
+
+  int hp = free_port(SOCK_DGRAM);
+  auto created = run_moat({"create", "-p", "127.0.0.1:" + std::to_string(hp) + ":9090/udp", python_});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  Running server = spawn_moat({"exec", id, "--", "python3", "-c",
+                               "import socket\n"
+                               "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9090))\n"
+                               "print('ready', flush=True)\n"
+                               "d, a = s.recvfrom(100); s.sendto(d.upper(), a); print('answered', flush=True)\n"});
+  ASSERT_NE(read_until(server.out_fd, "ready", 60).find("ready"), std::string::npos);
+  auto ask = it::run({"python3", "-c",
+                      "import socket\n"
+                      "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(20)\n"
+                      "s.sendto(b'ping', ('127.0.0.1', " + std::to_string(hp) + "))\n"
+                      "print(s.recvfrom(100)[0].decode())\n"},
+                     {}, test_home());
+  EXPECT_EQ(ask.out, "PING\n") << ask.err;
+  Outcome done = finish(server, 60);
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  run_moat({"rm", "-f", id});
+}
+
+}  // namespace
+}  // namespace moat::test
