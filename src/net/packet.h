@@ -9,6 +9,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -66,15 +67,18 @@ struct FrameView {
   std::uint8_t tcp_flags = 0;                // kTcp
   std::uint16_t window = 0;                  // kTcp
   std::uint8_t icmp_type = 0, icmp_code = 0; // kIcmp, kIcmpv6
-  std::span<const std::uint8_t> payload;     // kTcp, kUdp: the data after the header
+  // kTcp, kUdp: the data after the header (UDP: as many bytes as its
+  // length gives). A first fragment holds only the start of a datagram, so
+  // there the payload is what it holds and a UDP length past it is no error.
+  std::span<const std::uint8_t> payload;
 
   bool is_tcp_syn() const { return l4 == L4::kTcp && (tcp_flags & (kTcpSyn | kTcpAck | kTcpRst)) == kTcpSyn; }
 };
 
 // EINVAL saying what is wrong: short or truncated headers, a length field
 // past the frame, a bad IP version or header length, too many IPv6
-// extension headers. ARP and other ethertypes parse with l3 set and nothing
-// more read.
+// extension headers, hop-by-hop options other than first. ARP and other
+// ethertypes parse with l3 set and nothing more read.
 Result<FrameView> parse_frame(std::span<const std::uint8_t> frame);
 
 struct Endpoint {
@@ -84,7 +88,8 @@ struct Endpoint {
 
 // A TCP segment in an Ethernet frame with valid IP and TCP checksums (IPv4
 // or IPv6 by the endpoints' family, which must agree). TTL/hop limit 64,
-// IPv4 with DF set, no TCP options.
+// IPv4 with DF set, no TCP options. Empty if the families differ or the
+// payload does not fit one IP packet.
 std::vector<std::uint8_t> build_tcp_segment(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
                                             const Endpoint& dst, std::uint32_t seq, std::uint32_t ack,
                                             std::uint8_t flags, std::uint16_t window,
@@ -93,18 +98,23 @@ std::vector<std::uint8_t> build_tcp_segment(const MacAddress& src_mac, const Mac
 // The reset a TCP stack answers `segment` with when nothing listens (RFC
 // 9293 3.10.7.1), from the segment's destination to its source: with ACK
 // set in the segment, seq = its ack and only RST; otherwise seq 0 and
-// RST|ACK acknowledging seq + data length + SYN + FIN.
+// RST|ACK acknowledging seq + data length + SYN + FIN. Empty for a reset
+// (never answered) and for anything but TCP.
 std::vector<std::uint8_t> build_reset_reply(const FrameView& segment);
 
 // A UDP datagram in an Ethernet frame, checksummed (IPv4 or IPv6 by the
-// endpoints' family).
+// endpoints' family). Empty if the families differ or the payload does not
+// fit one datagram.
 std::vector<std::uint8_t> build_udp_datagram(const MacAddress& src_mac, const MacAddress& dst_mac, const Endpoint& src,
                                              const Endpoint& dst, std::span<const std::uint8_t> payload);
 
 // "Port unreachable" for `packet` (an IPv4 or IPv6 one), sent from its
 // destination to its source: ICMP type 3 code 3 with the IP header and 8
 // bytes of the packet, or ICMPv6 type 1 code 4 with as much of it as keeps
-// the answer within the IPv6 minimum MTU (1280).
+// the answer within the IPv6 minimum MTU (1280). Empty for anything else.
+// Whether to answer at all is the caller's: never an ICMP error, a
+// multicast or broadcast, or a fragment past the first (RFC 1122 3.2.2,
+// RFC 4443 2.4 (e)).
 std::vector<std::uint8_t> build_port_unreachable(const FrameView& packet);
 
 // The Internet checksum (RFC 1071) of `data`, folded and complemented,
