@@ -119,6 +119,8 @@ TEST(CliErrors, LogSizesOutsideTheirRangeAreRefused) {
   expect_error(run_with({"--log-size", "2g"}), "--log-size must be between 4k and 1g");
   expect_error(run_with({"--log-size", "lots"}),
                "--log-size: bad size \"lots\": give bytes, or a number with k, m, g or t (64m)");
+  expect_error(run_with({"--log-size", "most"}),
+               "--log-size: bad size \"most\": give bytes, or a number with k, m, g or t (64m)");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
