@@ -22,14 +22,14 @@ constexpr const char* kTypes[] = {"hello", "ping", "pong", "shutdown", "stop", "
                                   "stdin_close", "stdout", "stderr", "window", "resize", "signal", "cancel",
                                   "exit", "error", "stat", "list", "read", "write", "mkdir", "remove",
                                   "rename", "chmod", "chown", "tar_out", "tar_in", "data", "end", "entries",
-                                  "result"};
+                                  "result", "network_update", "ok"};
 
 constexpr const char* kFields[] = {"argv", "env", "cwd", "user", "tty", "rows", "cols", "stdin", "timeout_ms",
                                    "rlimits", "pid", "d", "n", "sig", "code", "signal", "timed_out", "message",
                                    "version", "agent", "time_ns", "path", "to", "name", "mode", "uid", "gid",
                                    "follow", "parents", "recursive", "append", "exclusive", "offset", "length",
                                    "bytes", "entries", "stat", "type", "size", "nlink", "mtime_ns", "target",
-                                   "sandbox"};
+                                   "sandbox", "rules", "allow", "rule"};
 
 // Reads the fuzz input as a stream of choices.
 struct Input {

@@ -34,7 +34,7 @@ ALLOWED = {
     "vm": {"proto", "util", MOAT},
     "shim_contract": {"vm", "proto", "util", MOAT},
     "shim": {"shim_contract", "netstack", "net", "fs", "vhost_user", "vm", "store", "proto", "util", MOAT},
-    "sandbox": {"shim_contract", "fs", "vm", "image/store", "image/oci", "image/erofs", "store", "tree",
+    "sandbox": {"shim_contract", "net", "fs", "vm", "image/store", "image/oci", "image/erofs", "store", "tree",
                 "proto", "util", MOAT},
     "cli": {MOAT},
 }

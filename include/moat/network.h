@@ -12,7 +12,9 @@
 // again by the sandbox's shim before it applies them.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +61,9 @@ std::string to_string(const PublishedPort& port);
 
 inline constexpr std::uint32_t kDefaultMaxConnections = 1024;
 inline constexpr std::uint32_t kMaxMaxConnections = 65536;
+// At most this many rules: a sandbox's whole list travels to its shim in one
+// message (`moat network update`), well under the protocol's 1 MiB frame.
+inline constexpr std::size_t kMaxNetworkRules = 1024;
 
 struct NetworkOptions {
   NetworkMode mode = NetworkMode::kPublic;
@@ -72,6 +77,15 @@ struct NetworkOptions {
   std::uint32_t max_connections = kDefaultMaxConnections;
   // Guest-to-world bytes per second over all flows; 0: no limit.
   std::uint64_t egress_bytes_per_second = 0;
+};
+
+// What `moat network update` changes in a sandbox's NetworkOptions
+// (Sandbox::update_network, update_sandbox_network): the mode if given, and
+// the whole rule list, replaced (an empty list removes every rule). Hosts,
+// resolver, ports and limits stay as create set them.
+struct NetworkPolicyUpdate {
+  std::optional<NetworkMode> mode;  // unset: keep the sandbox's
+  std::vector<NetworkRule> rules;
 };
 
 // Checks every rule, host entry, resolver and port; EINVAL with the exact

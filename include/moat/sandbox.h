@@ -23,6 +23,7 @@
 #include "moat/duration.h"
 #include "moat/exec.h"
 #include "moat/images.h"
+#include "moat/network.h"
 #include "moat/result.h"
 
 namespace moat {
@@ -143,6 +144,9 @@ struct SandboxOptions {
   // shim's log, the exec history): past it the file becomes <name>.1 and a
   // new one starts. 4 KiB to 1 GiB; 0: the default, 1 MiB.
   std::uint64_t log_max_bytes = 0;
+  // What the guest may reach, the names it resolves, the ports the host
+  // publishes (moat/network.h). Checked by create: EINVAL with the reason.
+  NetworkOptions network;
 };
 
 // Where Sandbox::exec()'s streams go. Callbacks run on the thread calling
@@ -228,6 +232,14 @@ class Sandbox {
   // Asks the guest to power off (filesystems synced), kills the VM if it has
   // not within `timeout`, and waits until nothing of the sandbox remains.
   Status stop(Duration timeout = std::chrono::seconds(10));
+
+  // Replaces the sandbox's network mode (if given) and its whole rule list
+  // (moat/network.h). Checked first (EINVAL with the reason); the running
+  // shim must take the new policy (its error otherwise, and nothing
+  // changes), then the record keeps it, so a restart applies it too.
+  // update_sandbox_network (moat/sandboxes.h) does the same by id or name,
+  // also for a sandbox that is not running.
+  Status update_network(const NetworkPolicyUpdate& update);
 
   // ---- Files in the guest ----
   // Guest paths are absolute and resolved as the guest itself sees them.

@@ -56,6 +56,7 @@ struct SandboxInfo {
   // Host paths of directory volumes are absolute; named volumes by name.
   std::vector<VolumeMount> volumes;
   std::vector<TmpfsMount> tmpfs;
+  NetworkOptions network;  // as create set it and `moat network update` changed it
 };
 
 // Defines a sandbox: resolves (and per the pull policy pulls) the image,
@@ -77,6 +78,14 @@ Status restart_sandbox(const std::string& id_or_name, Duration timeout = std::ch
 Status remove_sandbox(const std::string& id_or_name, bool force = false);
 
 Result<SandboxInfo> inspect_sandbox(const std::string& id_or_name);
+
+// `moat network update`: replaces the mode (if given) and the whole rule
+// list of a sandbox's network options. Checked first (EINVAL with the
+// reason). A running sandbox's shim is sent the new policy and must take it
+// (its error otherwise, e.g. ENOSYS, and the record is left as it was); then
+// the record keeps it, so the next start applies it. For a sandbox that is
+// not running only the record changes.
+Status update_sandbox_network(const std::string& id_or_name, const NetworkPolicyUpdate& update);
 
 // All sandboxes (oldest first), or those carrying every label in `labels`.
 Result<std::vector<SandboxInfo>> list_sandboxes(const std::map<std::string, std::string>& labels = {});

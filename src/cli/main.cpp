@@ -9,6 +9,7 @@
 #include "cli/sandbox_commands.h"
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
+#include "cli/network_commands.h"
 #include "cli/volume_commands.h"
 #include "moat/version.h"
 
@@ -49,6 +50,7 @@ int main(int argc, char** argv) {
   moat::cli::register_fs_commands(app);
   moat::cli::register_cp_command(app);
   moat::cli::register_volume_commands(app);
+  moat::cli::register_network_commands(app);
 
   try {
     app.parse(argc, argv);
@@ -62,6 +64,7 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_image_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
+  if (int rc = moat::cli::run_network_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();
   return moat::cli::kExitMoatError;
 }

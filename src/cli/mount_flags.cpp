@@ -35,8 +35,9 @@ Status check_guest_mount_path(const std::string& flag, const std::string& text, 
 }  // namespace
 
 Result<std::uint64_t> parse_byte_size(std::string_view text) {
+  const std::string given(text);  // `text` loses its unit below
   auto bad = [&] {
-    return make_error("bad size \"" + std::string(text) + "\": give bytes, or a number with k, m, g or t (64m)", EINVAL);
+    return make_error("bad size \"" + given + "\": give bytes, or a number with k, m, g or t (64m)", EINVAL);
   };
   if (text.empty()) return bad();
   std::uint64_t shift = 0;

@@ -24,6 +24,7 @@
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
 #include "cli/mount_flags.h"
+#include "cli/network_flags.h"
 #include "cli/pull_progress.h"
 #include "moat/text.h"
 
@@ -62,6 +63,7 @@ struct SandboxFlags {
   std::string max_duration;
   std::string log_size;
   std::vector<std::string> volumes, tmpfs;
+  NetworkFlags network;
 };
 
 struct Flags {
@@ -150,6 +152,7 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
   cmd->add_option("--idle-timeout", f.idle_timeout, "Stop after this long without a command running (30s, 5m, 2h)");
   cmd->add_option("--max-duration", f.max_duration, "Stop this long after start (30s, 5m, 2h)");
   cmd->add_option("--log-size", f.log_size, "Cap of each log the guest can fill, rotated once (4k to 1g; default 1m)");
+  add_network_flags(cmd, f.network, /*policy_only=*/false);
   if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
 }
 
@@ -287,6 +290,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
     MOAT_ASSIGN_OR_RETURN(auto m, parse_tmpfs_flag(t));
     o.tmpfs.push_back(std::move(m));
   }
+  MOAT_ASSIGN_OR_RETURN(o.network, network_options_from(s.network));
   return o;
 }
 
@@ -307,6 +311,26 @@ Json tmpfs_json(const std::vector<TmpfsMount>& tmpfs) {
   Json out = Json::array();
   for (const auto& t : tmpfs) out.push_back({{"guest_path", t.guest_path}, {"size_bytes", t.size_bytes}});
   return out;
+}
+
+Json network_json(const NetworkOptions& n) {
+  Json rules = Json::array();
+  for (const auto& r : n.rules) rules.push_back({{"allow", r.allow}, {"rule", r.rule}});
+  Json hosts = Json::array();
+  for (const auto& h : n.hosts) hosts.push_back({{"name", h.name}, {"address", h.address}});
+  Json ports = Json::array();
+  for (const auto& p : n.ports)
+    ports.push_back({{"host_ip", p.host_ip},
+                     {"host_port", p.host_port},
+                     {"guest_port", p.guest_port},
+                     {"protocol", p.udp ? "udp" : "tcp"}});
+  return Json{{"mode", to_string(n.mode)},
+              {"rules", std::move(rules)},
+              {"hosts", std::move(hosts)},
+              {"dns", n.dns},
+              {"ports", std::move(ports)},
+              {"max_connections", n.max_connections},
+              {"egress_bytes_per_second", n.egress_bytes_per_second}};
 }
 
 // What `moat inspect` and `moat ls --json` show: text for people and
@@ -338,7 +362,8 @@ Json to_json(const SandboxInfo& i) {
               {"dir", i.dir},
               {"shim_pid", i.shim_pid},
               {"volumes", volumes_json(i.volumes)},
-              {"tmpfs", tmpfs_json(i.tmpfs)}};
+              {"tmpfs", tmpfs_json(i.tmpfs)},
+              {"network", network_json(i.network)}};
 }
 
 int cmd_run(Flags& f, const std::vector<std::string>& after, Duration stop_timeout) {

@@ -20,15 +20,25 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 inline constexpr std::uint32_t kControlStream = 0;
 inline constexpr std::size_t kMaxTypeLength = 32;
 
-// Message types. Control stream (0): hello, ping, pong, shutdown, stop.
-// Exec streams: exec, started, stdin, stdin_close, stdout, stderr, window,
-// resize, signal, cancel, exit. Any stream: error.
+// Message types. Control stream (0): hello, ping, pong, shutdown, stop,
+// network_update, ok. Exec streams: exec, started, stdin, stdin_close,
+// stdout, stderr, window, resize, signal, cancel, exit. Any stream: error.
+//
+// A control request that changes the running sandbox (network_update) is
+// answered on the control stream, in order, by `ok` (empty payload) when it
+// took effect, or by `error` {"code": an errno name such as "EINVAL" or
+// "ENOSYS", "message": why} when nothing changed. Neither ends a stream.
 namespace msg {
 inline constexpr std::string_view kHello = "hello";
 inline constexpr std::string_view kPing = "ping";
 inline constexpr std::string_view kPong = "pong";
 inline constexpr std::string_view kShutdown = "shutdown";
 inline constexpr std::string_view kStop = "stop";
+// client -> shim: the network policy the sandbox applies from now on,
+// {"mode": "none"|"public"|"all", "rules": [{"allow": bool, "rule": RULE}]}
+// in order, the whole list (shim_contract/network_json.h).
+inline constexpr std::string_view kNetworkUpdate = "network_update";
+inline constexpr std::string_view kOk = "ok";
 inline constexpr std::string_view kExec = "exec";
 inline constexpr std::string_view kStarted = "started";
 inline constexpr std::string_view kStdin = "stdin";

@@ -57,6 +57,7 @@ Status validate(const SandboxOptions& o) {
   if (!o.hostname.empty()) {
     if (auto st = proto::check_hostname(o.hostname); !st) return st.error().wrap("--hostname");
   }
+  MOAT_TRY(validate_network(o.network));
   if (o.log_max_bytes != 0 && (o.log_max_bytes < shim::kMinLogBytes || o.log_max_bytes > shim::kMaxLogBytes))
     return make_error("--log-size must be between 4k and 1g", EINVAL);
   if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
@@ -195,6 +196,7 @@ Result<shim::ShimConfig> shim_config_for(const Manager& m, const SandboxRecord& 
   if (!r.vm.root_mode.empty()) cfg.vm.root_mode = r.vm.root_mode;
   if (!r.vm.lower_fs.empty()) cfg.vm.lower_fs = r.vm.lower_fs;
   if (r.vm.log_max_bytes != 0) cfg.log_max_bytes = r.vm.log_max_bytes;
+  cfg.network = r.info.network;
   MOAT_TRY(add_sandbox_mounts(m.home, r.info.volumes, r.info.tmpfs, cfg));
   return cfg;
 }
@@ -315,15 +317,6 @@ Result<SandboxRecord> require(Result<std::optional<SandboxRecord>> r, const std:
   return std::move(**r);
 }
 
-// A sandbox with its operation lock held and its record re-read and settled
-// under that lock.
-struct Locked {
-  FileLock lock;
-  SandboxRecord record;
-};
-
-Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name);
-
 }  // namespace
 
 Result<Manager> Manager::open() {
@@ -405,8 +398,6 @@ Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool
   return settle(m, std::move(*fresh));
 }
 
-namespace {
-
 Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name) {
   auto gone = [&] { return make_error("no such sandbox: " + id_or_name, ENOENT); };
   MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
@@ -419,8 +410,6 @@ Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto r, require(reconcile(m, std::move(*fresh), true), id_or_name));
   return Locked{std::move(*lock), std::move(r)};
 }
-
-}  // namespace
 
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
@@ -446,6 +435,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.idle_timeout = o.idle_timeout;
   r.info.max_duration = o.max_duration;
   r.info.auto_remove = o.auto_remove;
+  r.info.network = o.network;
   MOAT_ASSIGN_OR_RETURN(r.info.tmpfs, resolve_tmpfs_mounts(o.tmpfs));
   // The record names its volumes from the start, under the volumes lock:
   // a volume removal either sees this sandbox or runs before it exists.

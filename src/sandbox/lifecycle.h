@@ -8,6 +8,7 @@
 #include <string>
 
 #include "moat/sandboxes.h"
+#include "sandbox/file_lock.h"
 #include "sandbox/sandbox_db.h"
 
 namespace moat::sandbox {
@@ -31,6 +32,15 @@ Status remove_orphan_dirs(Manager& m);
 // not running makes it running again. `op_locked`: the caller holds the sandbox's
 // operation lock. Empty when the sandbox does not exist (any more).
 Result<std::optional<SandboxRecord>> reconcile(Manager& m, SandboxRecord r, bool op_locked);
+
+// A sandbox with its operation lock (op.lock) held, and its record re-read
+// and settled under that lock: nothing else starts, stops, removes or
+// rewrites it until `lock` is released.
+struct Locked {
+  FileLock lock;
+  SandboxRecord record;
+};
+Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name);
 
 // Finds a sandbox by id or name and reconciles it; "no such sandbox" if none.
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name);

@@ -550,6 +550,8 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     if (auto t = proto::get_uint(m.payload, "timeout_ms", 3600 * 1000); t)
       cfg_.stop_timeout_ms = static_cast<int>(*t);
     begin_stop("stop requested by a client");
+  } else if (m.type == proto::msg::kNetworkUpdate) {
+    handle_network_update(c, m);
   } else {
     send_to_client(c, proto::make_error_message(proto::kControlStream, "unknown_type",
                                                 "unknown control message \"" + m.type + "\"", false));
@@ -908,6 +910,13 @@ int Shim::run(int ready_fd) {
   cleanup();
   log_.flush(/*force=*/true);
   return 0;
+}
+
+// Until the shim enforces a network policy there is none to replace: the
+// client is told so, and its record is left as it was.
+void Shim::handle_network_update(Client& c, const proto::Message& /*m*/) {
+  send_to_client(c, proto::make_error_message(proto::kControlStream, proto::errno_name(ENOSYS),
+                                              "network policy updates are not available in this build", false));
 }
 
 }  // namespace moat::shim

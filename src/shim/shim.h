@@ -71,6 +71,9 @@ class Shim {
   void relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_view body, std::string_view type,
                       const proto::Message* decoded);
   void handle_client_control(Client& c, const proto::Message& m);
+  // `network_update` (proto/message.h): applies the new policy and answers
+  // `ok`, or `error` with nothing changed.
+  void handle_network_update(Client& c, const proto::Message& m);
   void drop_client(ClientId id);
   void read_agent();
   void handle_agent_frame(const proto::Frame& f);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "proto/text.h"
+#include "shim_contract/network_json.h"
 #include "vm/accel.h"
 
 namespace moat::shim {
@@ -94,6 +95,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"max_duration_s", c.max_duration_s},
       {"log_max_bytes", c.log_max_bytes},
       {"volumes", volumes},
+      {"network", network_to_json(c.network)},
       {"vm",
        {{"qemu", bytes_to_json(c.vm.qemu)},
         {"kernel", bytes_to_json(c.vm.kernel)},
@@ -159,6 +161,11 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     for (const auto& text : v.value("mounts", Json::array())) {
       MOAT_ASSIGN_OR_RETURN(auto m, proto::decode_guest_mount(text.get<std::string>()));
       c.vm.mounts.push_back(std::move(m));
+    }
+    if (auto it = j.find("network"); it != j.end()) {
+      auto network = network_from_json(*it);
+      if (!network) return network.error().wrap(path);
+      c.network = std::move(*network);
     }
     for (const auto& vol : j.value("volumes", Json::array()))
       c.volumes.push_back({bytes_at(vol, "tag"), bytes_at(vol, "host_path"), vol.at("read_only").get<bool>(),

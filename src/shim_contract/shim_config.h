@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "moat/network.h"
 #include "shim_contract/capped_log.h"
 #include "shim_contract/sandbox_layout.h"
 #include "util/result.h"
@@ -44,6 +45,10 @@ struct ShimConfig {
   // exec.log): past it the file becomes <name>.1 and a new one starts
   // (capped_log.h). Between kMinLogBytes and kMaxLogBytes.
   std::uint64_t log_max_bytes = kDefaultLogBytes;
+  // What the guest may reach, its names and published ports, from the
+  // sandbox's record (network_json.h has the form). libmoat validated it;
+  // the shim checks it again before applying it.
+  moat::NetworkOptions network;
 };
 
 // How the last run of a sandbox's shim ended, as last_exit.json in the

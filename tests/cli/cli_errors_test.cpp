@@ -119,6 +119,8 @@ TEST(CliErrors, LogSizesOutsideTheirRangeAreRefused) {
   expect_error(run_with({"--log-size", "2g"}), "--log-size must be between 4k and 1g");
   expect_error(run_with({"--log-size", "lots"}),
                "--log-size: bad size \"lots\": give bytes, or a number with k, m, g or t (64m)");
+  expect_error(run_with({"--log-size", "most"}),
+               "--log-size: bad size \"most\": give bytes, or a number with k, m, g or t (64m)");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
@@ -138,6 +140,43 @@ TEST(CliErrors, AbsurdDurationsAreRefused) {
   expect_error({"stop", "--timeout", "-1", "nope"}, "--timeout -1: expected a number of seconds from 0 to 86400");
   expect_error({"restart", "--timeout", "1e300", "nope"}, "--timeout 1e+300: expected a number of seconds from 0 to 86400");
   expect_error({"exec", "--timeout", "-5", "nope", "--", "true"}, "--timeout -5: expected a number of seconds from 0 to 31536000");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+TEST(CliErrors, BadNetworkFlagsAreRefusedBeforeAnythingIsCreated) {
+  expect_error(run_with({"--allow", "*.pypi.org:443", "--deny", "::1"}),
+               "bad rule \"::1\": IPv6 addresses go in brackets, as in [::1]:443");
+  expect_error(run_with({"--allow", "@lan"}),
+               "bad rule \"@lan\": unknown group \"@lan\" (@public @private @loopback @link-local @metadata "
+               "@multicast @host)");
+  expect_error(run_with({"--deny", "1.2.3.4:90-80"}), "bad rule \"1.2.3.4:90-80\": port range 90-80 is empty");
+  expect_error(run_with({"-p", "8080"}), "bad -p \"8080\": expected [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]");
+  expect_error(run_with({"--publish", "0:80"}), "bad -p \"0:80\": port \"0\" is not 1 to 65535");
+  expect_error(run_with({"-p", "8080:80", "-p", "127.0.0.1:8080:81"}),
+               "bad -p \"127.0.0.1:8080:81\": host port 8080/tcp on 127.0.0.1 is published twice");
+  expect_error(run_with({"--add-host", "db.test"}), "bad --add-host \"db.test\": expected NAME:IP");
+  expect_error(run_with({"--add-host", "db.test:nope"}),
+               "bad --add-host \"db.test:nope\": the address \"nope\" is not an IPv4 or IPv6 address, nor host-gateway");
+  expect_error(run_with({"--add-host", "a b:1.2.3.4"}),
+               "bad --add-host \"a b:1.2.3.4\": the name \"a b\" is not a domain name (labels of 1 to 63 letters, "
+               "digits, '-' or '_', at most 253 bytes)");
+  expect_error(run_with({"--dns", "dns.google"}), "bad --dns \"dns.google\": \"dns.google\" is not an IPv4 or IPv6 address");
+  expect_error(run_with({"--dns", "1.1.1.1:0"}), "bad --dns \"1.1.1.1:0\": port \"0\" is not 1 to 65535");
+  expect_error(run_with({"--net", "open"}), "bad --net \"open\": expected none, public or all");
+  expect_error(run_with({"--max-connections", "0"}), "bad --max-connections \"0\": expected a number from 1 to 65536");
+  expect_error(run_with({"--egress-rate", "fast"}),
+               "--egress-rate: bad size \"fast\": give bytes, or a number with k, m, g or t (64m)");
+  expect_error({"create", "--rootfs-dir", "/nonexistent/root", "--net", "none", "--allow", "@lan"},
+               "bad rule \"@lan\": unknown group \"@lan\" (@public @private @loopback @link-local @metadata "
+               "@multicast @host)");
+  // An update's flags are checked before the sandbox is looked for.
+  expect_error({"network", "update", "nope", "--deny", "::1"},
+               "bad rule \"::1\": IPv6 addresses go in brackets, as in [::1]:443");
+  expect_error({"network", "update", "nope", "--net", "open"}, "bad --net \"open\": expected none, public or all");
+  expect_error({"network", "update", "nope", "--allow", "1.2.3.4"}, "no such sandbox: nope");
+  expect_error({"network", "update"}, "sandbox is required (see moat network update --help)");
+  expect_error({"network", "update", "nope", "-p", "8080:80"},
+               "The following arguments were not expected: 8080:80 -p (see moat network update --help)");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 

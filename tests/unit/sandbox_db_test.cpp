@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <filesystem>
 
+#include "store/sqlite.h"
+
 namespace moat::sandbox {
 namespace {
 
@@ -103,6 +105,59 @@ TEST_F(SandboxDbTest, VmSettingsRoundTripThroughUpdateSpec) {
   EXPECT_EQ(v.root_mode, "overlay");
   EXPECT_EQ(v.lower_fs, "erofs");
   EXPECT_EQ((*after)->info.memory_mib, 512);
+}
+
+// The network options are part of the record (start derives config.json
+// from it, `moat network update` rewrites them); a record written before
+// they were kept reads as the default options.
+TEST_F(SandboxDbTest, NetworkOptionsRoundTripAndOlderRecordsHaveTheDefaults) {
+  SandboxRecord r = record("aaaaaaaaaaaa", "web", 100);
+  r.info.network.mode = NetworkMode::kNone;
+  r.info.network.rules = {{.allow = false, .rule = "@metadata"}, {.allow = true, .rule = "*.pypi.org:443"}};
+  r.info.network.hosts = {{"db.test", "host-gateway"}};
+  r.info.network.dns = "1.1.1.1:53";
+  r.info.network.ports = {{.host_ip = "::1", .host_port = 8080, .guest_port = 80, .udp = true}};
+  r.info.network.max_connections = 9;
+  r.info.network.egress_bytes_per_second = 1 << 20;
+  ASSERT_TRUE(db_->insert(r).ok());
+  auto found = db_->find("web");
+  ASSERT_TRUE(found.ok() && found->has_value()) << found.error().message;
+  const NetworkOptions& n = (*found)->info.network;
+  EXPECT_EQ(n.mode, NetworkMode::kNone);
+  ASSERT_EQ(n.rules.size(), 2u);
+  EXPECT_FALSE(n.rules[0].allow);
+  EXPECT_EQ(n.rules[0].rule, "@metadata");
+  EXPECT_TRUE(n.rules[1].allow);
+  EXPECT_EQ(n.rules[1].rule, "*.pypi.org:443");
+  ASSERT_EQ(n.hosts.size(), 1u);
+  EXPECT_EQ(n.hosts[0].address, "host-gateway");
+  EXPECT_EQ(n.dns, "1.1.1.1:53");
+  ASSERT_EQ(n.ports.size(), 1u);
+  EXPECT_EQ(n.ports[0].host_ip, "::1");
+  EXPECT_EQ(n.ports[0].host_port, 8080);
+  EXPECT_EQ(n.ports[0].guest_port, 80);
+  EXPECT_TRUE(n.ports[0].udp);
+  EXPECT_EQ(n.max_connections, 9u);
+  EXPECT_EQ(n.egress_bytes_per_second, 1u << 20);
+
+  {
+    auto raw = store::SqliteDb::open(home_ + "/moat.db", "");
+    ASSERT_TRUE(raw.ok()) << raw.error().message;
+    store::Stmt s(**raw, "UPDATE sandboxes SET spec = ?1 WHERE id = ?2");
+    ASSERT_TRUE(s.prepared().ok());
+    s.bind(1, std::string(R"({"cpus": 2, "memory_mib": 256})")).bind(2, std::string("aaaaaaaaaaaa"));
+    ASSERT_TRUE(s.run().ok());
+  }
+  auto old = db_->find("web");
+  ASSERT_TRUE(old.ok() && old->has_value()) << old.error().message;
+  const NetworkOptions& d = (*old)->info.network;
+  EXPECT_EQ(d.mode, NetworkMode::kPublic);
+  EXPECT_TRUE(d.rules.empty());
+  EXPECT_TRUE(d.hosts.empty());
+  EXPECT_EQ(d.dns, "");
+  EXPECT_TRUE(d.ports.empty());
+  EXPECT_EQ(d.max_connections, kDefaultMaxConnections);
+  EXPECT_EQ(d.egress_bytes_per_second, 0u);
 }
 
 std::vector<std::string> event_lines(SandboxDb& db, std::uint64_t after = 0) {

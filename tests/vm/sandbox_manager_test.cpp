@@ -152,6 +152,41 @@ TEST(VmSandboxManager, SettingsComeFromTheRecordNotConfigJson) {
   EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
 }
 
+Json config_network(const std::string& id) {
+  std::ifstream in(sandbox_dir(id) + "/config.json");
+  Json cfg = Json::parse(in, nullptr, false);
+  EXPECT_TRUE(cfg.is_object() && cfg.contains("network")) << id;
+  return cfg.is_object() ? cfg.value("network", Json::object()) : Json::object();
+}
+
+// The network options reach the shim in config.json at every start. An
+// update of a running sandbox waits for its shim's answer and changes the
+// record only when the shim took it (this shim refuses: ENOSYS); a stopped
+// sandbox's record changes at once, and the next start passes it on.
+TEST(VmSandboxManager, NetworkOptionsReachTheShimAndUpdatesWaitForIt) {
+  std::string id = create_sandbox({"--name", "net-upd", "--net", "none", "--allow", "10.0.0.0/8", "-p", "8080:80"});
+  Json rules = Json::array({{{"allow", true}, {"rule", "10.0.0.0/8"}}});
+  EXPECT_EQ(config_network(id)["mode"], "none");
+  EXPECT_EQ(config_network(id)["rules"], rules);
+
+  auto refused = run_moat({"network", "update", "net-upd", "--deny", "@private"});
+  EXPECT_EQ(refused.exit_code, 125);
+  EXPECT_EQ(refused.err, "moat: sandbox net-upd: network policy updates are not available in this build\n");
+  EXPECT_EQ(inspect(id)["network"]["rules"], rules);
+  auto still = run_moat({"exec", "net-upd", "--", "echo", "up"});
+  EXPECT_EQ(still.out, "up\n") << still.err;
+
+  ASSERT_EQ(run_moat({"stop", "net-upd"}).exit_code, 0);
+  auto stored = run_moat({"network", "update", "net-upd", "--net", "public", "--deny", "@private"});
+  EXPECT_EQ(stored.exit_code, 0) << stored.err;
+  ASSERT_EQ(run_moat({"start", "net-upd"}).exit_code, 0);
+  EXPECT_EQ(config_network(id)["mode"], "public");
+  EXPECT_EQ(config_network(id)["rules"], Json::array({{{"allow", false}, {"rule", "@private"}}}));
+  EXPECT_EQ(config_network(id)["ports"][0]["host_port"], 8080);
+  EXPECT_EQ(run_moat({"rm", "-f", "net-upd"}).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(VmSandboxManager, NamesLabelsListAndInspect) {
   std::string id = create_sandbox({"--name", "web-1", "--label", "team=red", "--label", "tier=db"});
   std::string other = create_sandbox({"--label", "team=blue"});

@@ -1,0 +1,46 @@
+// The network flags of `moat run` / `moat create` (docs/network.md):
+//   --net none|public|all                 what happens when no rule matches
+//   --allow RULE, --deny RULE             repeatable; kept in the order typed, the first match wins
+//   --add-host NAME:IP                    IP: IPv4, IPv6 (brackets optional) or host-gateway
+//   --dns IP[:PORT]                       "[IPv6]:PORT" with a port
+//   -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]
+//   --max-connections N, --egress-rate RATE (bytes per second: 10m)
+// and of `moat network update` (--net, --allow and --deny only).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "moat/network.h"
+
+namespace moat::cli {
+
+struct NetworkFlags {
+  std::string net;                 // empty: not given
+  std::vector<NetworkRule> rules;  // --allow and --deny, in command-line order
+  std::vector<std::string> hosts;
+  std::string dns;
+  std::vector<std::string> publish;
+  std::string max_connections;     // empty: the default
+  std::string egress_rate;         // empty: no limit
+};
+
+// Adds the flags to `cmd`. `policy_only`: just --net, --allow and --deny.
+// The rules are collected as each flag is parsed, so their order is the
+// command line's whatever mix of --allow and --deny it has.
+void add_network_flags(CLI::App* cmd, NetworkFlags& f, bool policy_only);
+
+// The options the flags give, checked (validate_network): EINVAL with the
+// reason for a bad one.
+Result<NetworkOptions> network_options_from(const NetworkFlags& f);
+// `moat network update`: the mode if --net was given, the rules as typed
+// (none: the sandbox's rules are all removed), checked.
+Result<NetworkPolicyUpdate> network_update_from(const NetworkFlags& f);
+
+// NAME:IP, split at the first ':' (the IP may be IPv6).
+Result<HostEntry> parse_add_host(std::string_view text);
+
+}  // namespace moat::cli
