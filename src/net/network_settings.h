@@ -43,10 +43,19 @@ std::vector<IpAddress> host_gateway_addresses();
 // The policy of `mode` and `rules`; EINVAL with the parser's exact reason.
 Result<std::shared_ptr<const Policy>> read_policy(NetworkMode mode, const std::vector<NetworkRule>& rules);
 
-// "IP", "IP:PORT" or "[IPv6]:PORT" (port 53 when none).
+// 1 to 65535 in decimal, nothing else; the error quotes `flag` and `text`.
+std::optional<std::uint16_t> read_port_number(std::string_view port);
+Result<std::uint16_t> read_port(std::string_view flag, std::string_view text, std::string_view port);
+// An address with or without brackets around an IPv6 one.
+std::optional<IpAddress> read_address(std::string_view text);
+
+// --dns: IP, IP:PORT, [IPv6] or [IPv6]:PORT (port 53 when none).
 Result<Endpoint> read_dns_server(std::string_view text);
-// An --add-host address: IPv4, IPv6 (brackets optional) or "host-gateway".
-Result<std::vector<IpAddress>> read_host_address(std::string_view name, std::string_view text);
+// --add-host NAME:IP: the addresses NAME resolves to (IPv4, IPv6 with or
+// without brackets, or "host-gateway": the gateway's two).
+Result<std::vector<IpAddress>> read_host_entry(const HostEntry& entry);
+// -p: each published port checked, none twice.
+Result<std::vector<PortForward>> read_port_forwards(const std::vector<PublishedPort>& ports);
 
 // Everything; EINVAL naming the first thing that is wrong.
 Result<NetworkSettings> read_network_settings(const NetworkOptions& options);

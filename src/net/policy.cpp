@@ -31,9 +31,9 @@ bool is_label_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
 }
 
-// A normalised domain name: 1 to 253 bytes of labels of 1 to 63 letters,
-// digits, '-' and '_', no label starting or ending with '-'.
-bool valid_domain(std::string_view name) {
+}  // namespace
+
+bool valid_domain_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxDomainBytes) return false;
   std::size_t start = 0;
   while (start <= name.size()) {
@@ -46,6 +46,8 @@ bool valid_domain(std::string_view name) {
   }
   return true;
 }
+
+namespace {
 
 bool looks_like_ipv4(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
@@ -132,7 +134,7 @@ Status parse_target(std::string_view rule, std::string_view target, Rule& r) {
   if (target.find('*') != std::string_view::npos && !suffix)
     return rule_error(rule, "the only wildcard is a leading \"*.\" (*.example.com)");
   std::string name = normalize_name(suffix ? target.substr(2) : target);
-  if (!valid_domain(name) || (suffix && name.find('*') != std::string::npos))
+  if (!valid_domain_name(name) || (suffix && name.find('*') != std::string::npos))
     return rule_error(rule, "\"" + std::string(target) + "\" is not an address, a CIDR, a domain or a group");
   r.kind = suffix ? Rule::TargetKind::kSuffix : Rule::TargetKind::kDomain;
   r.domain = std::move(name);

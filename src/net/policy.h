@@ -107,6 +107,10 @@ class Policy {
   std::vector<IpAddress> host_addresses_;  // what host.moat.internal resolves to
 };
 
+// A normalised domain name: 1 to 253 bytes of labels of 1 to 63 letters,
+// digits, '-' and '_', no label starting or ending with '-'.
+bool valid_domain_name(std::string_view name);
+
 // Lower case without a trailing dot: the form names are compared in.
 std::string normalize_name(std::string_view name);
 // Does `name` (normalised) equal `suffix` or end with "." + suffix?

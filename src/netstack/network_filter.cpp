@@ -250,8 +250,10 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
   if (f.tcp_flags & net::kTcpAck) s.guest_acked = f.ack;
   if (f.tcp_flags & net::kTcpFin) s.guest_fin = true;
   bool done = (f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin);
+  // The stack may answer at once (from_stack), and that may end the flow:
+  // nothing of the table is held across the call.
   sinks_.to_stack(frame);
-  if (done) flows_.erase(it);
+  if (done) flows_.erase(key);
 }
 
 void NetworkFilter::from_stack(Frame frame) {
@@ -286,7 +288,7 @@ void NetworkFilter::from_stack(Frame frame) {
   }
 }
 
-void NetworkFilter::close_flow(FlowState& s) {
+void NetworkFilter::close_flow(const FlowState& s) {
   if (!s.tcp) return;  // the next datagram is decided again
   // To the guest: a reset its stack accepts (in window: the sequence
   // number it expects next, which is the last ack it sent; before the
@@ -306,21 +308,23 @@ void NetworkFilter::close_flow(FlowState& s) {
 void NetworkFilter::set_policy(std::shared_ptr<const net::Policy> policy) {
   policy_ = std::move(policy);
   resolver_.set_policy(policy_.get());
+  // Taken out of the table first: the resets reach the stack, whose
+  // answers come back through from_stack while this runs.
+  std::vector<std::pair<FlowState, std::string>> closing;
   for (auto it = flows_.begin(); it != flows_.end();) {
-    FlowState& s = it->second;
-    if (s.inbound) {
-      ++it;
-      continue;
-    }
-    net::Verdict v = decide(s.remote.address, s.remote.port, s.tcp);
+    const FlowState& s = it->second;
+    net::Verdict v = s.inbound ? net::Verdict{true, -1, ""} : decide(s.remote.address, s.remote.port, s.tcp);
     if (v.allowed) {
       ++it;
       continue;
     }
-    log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + endpoint_text(s.remote) +
-        " after the policy changed: " + v.reason);
-    close_flow(s);
+    closing.emplace_back(s, v.reason);
     it = flows_.erase(it);
+  }
+  for (const auto& [s, reason] : closing) {
+    log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + endpoint_text(s.remote) +
+        " after the policy changed: " + reason);
+    close_flow(s);
   }
 }
 

@@ -29,6 +29,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "net/packet.h"
@@ -110,7 +111,7 @@ class NetworkFilter {
   void from_guest_udp(const net::FrameView& f, Frame frame);
   void from_guest_icmp(const net::FrameView& f, Frame frame);
   void refuse(const net::FrameView& f, const std::string& why);
-  void close_flow(FlowState& s);
+  void close_flow(const FlowState& s);
   void log(const std::string& line);
   bool take_egress(std::size_t bytes);
 

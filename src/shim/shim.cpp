@@ -914,9 +914,4 @@ int Shim::run(int ready_fd) {
 
 // Until the shim enforces a network policy there is none to replace: the
 // client is told so, and its record is left as it was.
-void Shim::handle_network_update(Client& c, const proto::Message& /*m*/) {
-  send_to_client(c, proto::make_error_message(proto::kControlStream, proto::errno_name(ENOSYS),
-                                              "network policy updates are not available in this build", false));
-}
-
 }  // namespace moat::shim

@@ -7,6 +7,8 @@
 
 #include "net/network_settings.h"
 #include "proto/exec_log.h"
+#include "proto/file_ops.h"
+#include "shim_contract/network_json.h"
 #include "shim/shim.h"
 
 namespace moat::shim {
@@ -75,6 +77,34 @@ void Shim::drain_network_log() {
     log(line);
     exec_log_.write(proto::exec_log_network(unix_seconds(), line) + "\n");
   }
+}
+
+// A client's `network_update` (proto/message.h): the whole new mode and
+// rule list. Answered `ok` once the network thread applies it, so that the
+// client stores it only when it holds.
+void Shim::handle_network_update(Client& c, const proto::Message& m) {
+  auto refuse = [&](const Error& e) {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, proto::errno_name(e.code ? e.code : EINVAL),
+                                                e.message, false));
+  };
+  auto update = network_policy_from_json(m.payload);
+  if (!update) return refuse(update.error());
+  auto policy = net::read_policy(update->mode, update->rules);
+  if (!policy) return refuse(policy.error());
+  NetworkOptions next = cfg_.network;
+  next.mode = update->mode;
+  next.rules = update->rules;
+  if (!network_ && network_needs_device(next)) {
+    return refuse(make_error(
+        "the sandbox runs without a network device (it was started with --net none and no --allow); the new policy "
+        "applies from its next start",
+        ENOTSUP));
+  }
+  if (network_) network_->update_policy(*policy);
+  cfg_.network = std::move(next);
+  log("network: policy updated: --net " + std::string(to_string(cfg_.network.mode)) + ", " +
+      std::to_string(cfg_.network.rules.size()) + " rules");
+  send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kOk));
 }
 
 }  // namespace moat::shim

@@ -10,11 +10,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-constexpr struct {
-  NetworkMode mode;
-  const char* name;
-} kModes[] = {{NetworkMode::kNone, "none"}, {NetworkMode::kPublic, "public"}, {NetworkMode::kAll, "all"}};
-
 Error bad_field(const std::string& field, const char* what) {
   return make_error("network field \"" + field + "\" " + what, EINVAL);
 }
@@ -68,8 +63,8 @@ Status read_mode(const Json& j, NetworkMode& out) {
   auto it = j.find("mode");
   if (it == j.end()) return ok_status();
   if (!it->is_string()) return bad_field("mode", "is not a string");
-  auto mode = network_mode_from_name(it->get<std::string>());
-  if (!mode) return bad_field("mode", "is not none, public or all");
+  auto mode = parse_network_mode(it->get<std::string>());
+  if (!mode.ok()) return bad_field("mode", "is not none, public or all");
   out = *mode;
   return ok_status();
 }
@@ -121,18 +116,6 @@ Status read_ports(const Json& j, std::vector<PublishedPort>& out) {
 
 }  // namespace
 
-const char* network_mode_name(NetworkMode mode) {
-  for (const auto& m : kModes)
-    if (m.mode == mode) return m.name;
-  return "unknown";
-}
-
-std::optional<NetworkMode> network_mode_from_name(std::string_view name) {
-  for (const auto& m : kModes)
-    if (name == m.name) return m.mode;
-  return std::nullopt;
-}
-
 Json network_to_json(const NetworkOptions& o) {
   Json hosts = Json::array();
   for (const auto& h : o.hosts) hosts.push_back({{"name", h.name}, {"address", h.address}});
@@ -140,7 +123,7 @@ Json network_to_json(const NetworkOptions& o) {
   for (const auto& p : o.ports)
     ports.push_back(
         {{"host_ip", p.host_ip}, {"host_port", p.host_port}, {"guest_port", p.guest_port}, {"udp", p.udp}});
-  return {{"mode", network_mode_name(o.mode)},
+  return {{"mode", to_string(o.mode)},
           {"rules", rules_to_json(o.rules)},
           {"hosts", std::move(hosts)},
           {"dns", o.dns},
@@ -163,7 +146,7 @@ Result<NetworkOptions> network_from_json(const Json& j) {
 }
 
 Json network_policy_to_json(const NetworkPolicy& p) {
-  return {{"mode", network_mode_name(p.mode)}, {"rules", rules_to_json(p.rules)}};
+  return {{"mode", to_string(p.mode)}, {"rules", rules_to_json(p.rules)}};
 }
 
 Result<NetworkPolicy> network_policy_from_json(const Json& j) {

@@ -26,10 +26,6 @@
 
 namespace moat::shim {
 
-// "none", "public", "all" ("unknown" for a value out of the enum).
-const char* network_mode_name(NetworkMode mode);
-std::optional<NetworkMode> network_mode_from_name(std::string_view name);
-
 nlohmann::json network_to_json(const NetworkOptions& options);
 // A missing field is its default, so a record or config.json written before
 // networks were kept (or `{}`) reads as the default NetworkOptions. A field

@@ -80,7 +80,10 @@ struct Harness {
   net::DnsAnswer read(const std::string& name, std::uint16_t type, Resolver::ReplyTag tag) {
     auto it = answers.find(tag);
     if (it == answers.end()) return net::DnsAnswer{255, {}, {}, 0};
-    auto q = net::parse_dns_query(net::build_dns_query(0x4242, name, type));
+    // Read as the answer to the question with the answer's own id (the
+    // guest's, which each test chose).
+    std::uint16_t id = it->second.size() >= 2 ? static_cast<std::uint16_t>(it->second[0] << 8 | it->second[1]) : 0;
+    auto q = net::parse_dns_query(net::build_dns_query(id, name, type));
     auto a = net::parse_dns_response(it->second, *q);
     EXPECT_TRUE(a.ok()) << (a.ok() ? "" : a.error().message);
     return a.ok() ? *a : net::DnsAnswer{};
