@@ -23,6 +23,8 @@ void apply_option(BootConfig& cfg, std::string_view key, std::string_view value)
     } else {
       cfg.mounts.push_back(std::move(*m));
     }
+  } else if (key == "moat.net") {
+    cfg.network = value == "1";
   } else if (key == "moat.port") {
     if (!value.empty() && value.size() < 64) cfg.port_name = std::string(value);
   }

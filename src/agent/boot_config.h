@@ -21,6 +21,9 @@ struct BootConfig {
   std::string lower_fs = "ext4";  // "ext4" or "erofs"
   std::string hostname = "moat";
   std::string port_name = "agent";  // virtio-serial port of the protocol
+  // moat.net=1: the VM has a network device, and eth0 gets the fixed
+  // addresses of proto/guest_network.h. Without it only loopback exists.
+  bool network = false;
   std::vector<proto::GuestMount> mounts;  // moat.mount=, in order
   // A moat.mount= the agent could not read: the host wrote something wrong,
   // and booting without the mount would hide it, so boot fails with this.

@@ -24,13 +24,21 @@ Status enter_root_filesystem(const BootConfig& cfg);
 Status mount_guest_filesystems();
 
 // Writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the root
-// filesystem. Called before any volume or tmpfs is mounted (see main.cpp).
-void write_identity_files(const std::string& hostname);
+// filesystem; resolv.conf names the sandbox's resolver if the VM has a
+// network. Called before any volume or tmpfs is mounted (see main.cpp).
+void write_identity_files(const std::string& hostname, bool network);
 
-// Sets the hostname and starts bringing up the loopback interface in a
-// child process, whose pid is returned (-1 if it was done inline). Commands
-// must not start before that child has exited.
-Result<pid_t> configure_identity(const std::string& hostname);
+Status set_hostname(const std::string& hostname);
+
+// Starts bringing up the loopback interface and, with `network`, the guest's
+// network interface (network_setup.h) in a child process, whose pid is
+// returned (-1 if it was done inline). Commands must not start before that
+// child has exited.
+pid_t start_interface_setup(bool network);
+
+// Waits for the child start_interface_setup() returned (if any) and says
+// whether the network interface was configured.
+Status await_network_setup(pid_t setup_pid);
 
 // Sends every other process SIGTERM, then SIGKILL after `grace_ms`.
 void kill_all_processes(int grace_ms);

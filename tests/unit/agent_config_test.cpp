@@ -25,6 +25,18 @@ TEST(AgentBootConfig, IgnoresBadValues) {
   EXPECT_EQ(c.root, RootMode::kNone);
 }
 
+// The host writes moat.net=1 exactly when it gives the VM a network device;
+// anything else leaves the guest with loopback only.
+TEST(AgentBootConfig, NetworkOnlyWithMoatNetOne) {
+  EXPECT_FALSE(parse_boot_config("console=ttyS0 moat.root=overlay").network);
+  EXPECT_TRUE(parse_boot_config("console=ttyS0 moat.root=overlay moat.net=1 moat.hostname=box").network);
+  EXPECT_TRUE(parse_boot_config("moat.net=1\n").network);
+  EXPECT_FALSE(parse_boot_config("moat.net=0").network);
+  EXPECT_FALSE(parse_boot_config("moat.net=yes").network);
+  EXPECT_FALSE(parse_boot_config("moat.net").network);
+  EXPECT_FALSE(parse_boot_config("moat.network=1 xmoat.net=1").network);
+}
+
 class AgentUserDb : public ::testing::Test {
  protected:
   void SetUp() override {

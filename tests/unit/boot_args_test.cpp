@@ -81,6 +81,14 @@ TEST(BootArgs, KernelCommandLineKeepsHostileValuesInTheirWord) {
   EXPECT_EQ(cfg.mount_error, "");
 }
 
+// The host's network device and the agent's moat.net option go together.
+TEST(BootArgs, NetworkDeviceTurnsOnTheGuestNetwork) {
+  vm::VmSpec s;
+  EXPECT_FALSE(agent::parse_boot_config(vm::kernel_command_line(s)).network);
+  s.net_fd = 5;
+  EXPECT_TRUE(agent::parse_boot_config(vm::kernel_command_line(s)).network);
+}
+
 TEST(BootArgs, GuestMountValueIsOneWordOfPlainBytes) {
   proto::GuestMount m;
   m.tag = "vol0";
