@@ -227,6 +227,9 @@ void add_default_route(RequestBatch& batch, int index, int family, const void* g
   m.rtm_protocol = RTPROT_BOOT;  // as `ip route add` marks a route it adds
   m.rtm_scope = RT_SCOPE_UNIVERSE;
   m.rtm_type = RTN_UNICAST;
+  // On-link: the guest's address is a host address, so no prefix route
+  // covers the gateway (proto/guest_network.h says why).
+  m.rtm_flags = RTNH_F_ONLINK;
   batch.begin(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &m, sizeof(m), "add the default route via", text);
   batch.attribute(RTA_GATEWAY, gateway, len);
   auto oif = static_cast<std::uint32_t>(index);
@@ -299,8 +302,8 @@ NetworkFailure configure_link(int fd, int index) {
   Addresses a;
   if (!parse_addresses(a)) return failure("parse the guest's addresses", "", EINVAL);
   RequestBatch batch;
-  add_address(batch, index, AF_INET, &a.guest4, sizeof(a.guest4), proto::kGuestIpv4Prefix, proto::kGuestIpv4);
-  add_address(batch, index, AF_INET6, &a.guest6, sizeof(a.guest6), proto::kGuestIpv6Prefix, proto::kGuestIpv6);
+  add_address(batch, index, AF_INET, &a.guest4, sizeof(a.guest4), proto::kGuestIpv4HostPrefix, proto::kGuestIpv4);
+  add_address(batch, index, AF_INET6, &a.guest6, sizeof(a.guest6), proto::kGuestIpv6HostPrefix, proto::kGuestIpv6);
   set_mtu_and_up(batch, index);
   add_default_route(batch, index, AF_INET, &a.gateway4, sizeof(a.gateway4), proto::kGatewayIpv4);
   add_default_route(batch, index, AF_INET6, &a.gateway6, sizeof(a.gateway6), proto::kGatewayIpv6);

@@ -45,6 +45,8 @@ std::vector<IpAddress> host_gateway_addresses() {
   return {*IpAddress::parse(proto::kGatewayIpv4), *IpAddress::parse(proto::kGatewayIpv6)};
 }
 
+std::vector<IpAddress> host_gateway_names_addresses() { return {*IpAddress::parse(proto::kGatewayIpv4)}; }
+
 Result<std::shared_ptr<const Policy>> read_policy(NetworkMode mode, const std::vector<NetworkRule>& rules) {
   std::vector<Rule> parsed;
   parsed.reserve(rules.size());
@@ -97,7 +99,7 @@ Result<std::vector<IpAddress>> read_host_entry(const HostEntry& h) {
                "the name \"" + h.name +
                    "\" is not a domain name (labels of 1 to 63 letters, digits, '-' or '_', at most 253 bytes)");
   if (h.address.empty()) return bad("--add-host", text, "no address after the ':' (NAME:IP)");
-  if (h.address == kHostGateway) return host_gateway_addresses();
+  if (h.address == kHostGateway) return host_gateway_names_addresses();
   auto a = read_address(h.address);
   if (!a)
     return bad("--add-host", text, "the address \"" + h.address + "\" is not an IPv4 or IPv6 address, nor host-gateway");

@@ -37,8 +37,14 @@ struct NetworkSettings {
   std::uint64_t egress_bytes_per_second = 0;
 };
 
-// The addresses host.moat.internal resolves to (the gateway's).
+// The gateway's addresses, both of which lead to the host's loopback
+// (127.0.0.1 and ::1): what the policy calls @host.
 std::vector<IpAddress> host_gateway_addresses();
+// What host.moat.internal and an --add-host of host-gateway resolve to: the
+// IPv4 gateway only. Clients that take the first address (busybox wget)
+// would otherwise try ::1 first, where most host servers do not listen;
+// [fd00:6d6f:6174::2] reaches the host's ::1 when that is wanted.
+std::vector<IpAddress> host_gateway_names_addresses();
 
 // The policy of `mode` and `rules`; EINVAL with the parser's exact reason.
 Result<std::shared_ptr<const Policy>> read_policy(NetworkMode mode, const std::vector<NetworkRule>& rules);

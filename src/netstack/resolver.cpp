@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/network_settings.h"
 #include "proto/guest_network.h"
 
 namespace moat::netstack {
@@ -57,8 +58,7 @@ std::optional<UpstreamResolver> upstream_from_resolv_conf(std::string_view text)
 Resolver::Resolver(const net::Policy* policy, std::vector<std::pair<std::string, std::vector<net::IpAddress>>> hosts,
                    std::optional<UpstreamResolver> upstream, Answer answer, Log log)
     : policy_(policy), upstream_addr_(upstream), answer_(std::move(answer)), log_(std::move(log)) {
-  static_.emplace_back(proto::kHostAlias, std::vector<net::IpAddress>{*net::IpAddress::parse(proto::kGatewayIpv4),
-                                                                     *net::IpAddress::parse(proto::kGatewayIpv6)});
+  static_.emplace_back(proto::kHostAlias, net::host_gateway_names_addresses());
   for (auto& [name, addresses] : hosts) static_.emplace_back(net::normalize_name(name), std::move(addresses));
 }
 

@@ -20,6 +20,15 @@ inline constexpr int kGuestIpv6Prefix = 64;
 inline constexpr char kGatewayIpv6[] = "fd00:6d6f:6174::2";
 inline constexpr char kResolverIpv6[] = "fd00:6d6f:6174::3";
 
+// The agent gives the guest its addresses as host addresses (/32, /128)
+// and the gateway as an on-link next hop. So every packet, even one for
+// another address of the link's prefix, goes to the gateway, where the
+// filter refuses it at once; on a /24 the guest would first ask by ARP for
+// a neighbour that never answers, and a connect() would fail only after
+// seconds ("No route to host").
+inline constexpr int kGuestIpv4HostPrefix = 32;
+inline constexpr int kGuestIpv6HostPrefix = 128;
+
 inline constexpr char kGuestMac[] = "52:54:00:12:34:56";
 inline constexpr int kGuestMtu = 1500;
 

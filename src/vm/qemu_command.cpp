@@ -97,7 +97,11 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   }
   if (spec.net_fd >= 0) {
     add({"-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=" + std::to_string(spec.net_fd), "-device",
-         std::string("virtio-net-device,netdev=net0,mac=") + proto::kGuestMac});
+         // status=off: no link-status feature, so the guest's driver
+         // takes the link as up at once; with it, the kernel's rate-limited
+         // link event lands about a second after boot, and until then eth0
+         // reads as down (NO-CARRIER) to programs that ask.
+         std::string("virtio-net-device,netdev=net0,status=off,mac=") + proto::kGuestMac});
   }
   c.insert(c.end(), spec.extra_qemu_args.begin(), spec.extra_qemu_args.end());
   return c;

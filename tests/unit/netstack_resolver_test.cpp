@@ -109,9 +109,11 @@ TEST(NetstackResolver, HostAliasAndAddHostAnswerWithoutUpstream) {
   auto a = h.ask("host.moat.internal", net::kDnsTypeA, 1);
   ASSERT_EQ(a.addresses.size(), 1u);
   EXPECT_EQ(a.addresses[0].to_string(), "10.0.2.2");
+  // IPv4 only: clients that take the first address would try the host's
+  // ::1 first, where few servers listen.
   auto aaaa = h.ask("HOST.moat.internal.", net::kDnsTypeAaaa, 2);
-  ASSERT_EQ(aaaa.addresses.size(), 1u);
-  EXPECT_EQ(aaaa.addresses[0].to_string(), "fd00:6d6f:6174::2");
+  EXPECT_EQ(aaaa.rcode, 0);
+  EXPECT_TRUE(aaaa.addresses.empty());
   EXPECT_EQ(h.ask("db.test", net::kDnsTypeAaaa, 3).addresses.at(0).to_string(), "2001:db8::7");
   EXPECT_EQ(h.resolver->names_for(ip("192.0.2.7")), std::vector<std::string>{"db.test"});
   EXPECT_EQ(h.resolver->names_for(ip("10.0.2.2")), std::vector<std::string>{"host.moat.internal"});

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The sandbox network against its peer, side by side in one run:
+#
+#   moat   the sandbox network (docs/network.md): virtio-net on a stream
+#          socket to the shim, whose filter and resolver sit in front of
+#          libslirp; the guest configured by the agent; `--allow
+#          host.moat.internal:PORT` opens the host's test server.
+#   peer   QEMU's own user-mode network (-netdev user: the same libslirp
+#          inside QEMU, no policy) on a virtio-net device of a `--net none`
+#          sandbox, configured by hand in the guest.
+#
+# Same kernel, root (busybox), memory and host server (127.0.0.1). Both VMs
+# run throughout. Workloads, timed inside the guest (/proc/uptime):
+#   down      SIZE MiB (default 1024) downloaded: wget -O /dev/null
+#   up        UPLOAD MiB (default 256) posted from the guest's tmpfs
+#   conn      N (default 1000) sequential short requests, a connection each
+#   first     one short request, median of FIRST runs: time to the first
+#             byte of a new connection (wget's own start included, alike)
+#   dns       100 lookups of a name the host's resolver answers NXDOMAIN,
+#             through each network's resolver (both ask the host's)
+# and the memory an idle connection costs: RSS of the process that holds
+# the stack (the shim for moat, QEMU for the peer) before and after the
+# guest opens IDLE (default 1000) connections to a server that holds them.
+#
+# Usage: bench/network.sh BUILD_DIR [RUNS] [SIZE_MIB] [N] [IDLE]
+set -euo pipefail
+build=$(cd "${1:?usage: network.sh BUILD_DIR [RUNS] [SIZE_MIB] [N] [IDLE]}" && pwd)
+runs=${2:-3}
+size_mib=${3:-1024}
+requests=${4:-1000}
+idle=${5:-1000}
+upload_mib=256
+first_runs=21
+moat=$build/bin/moat
+work=$(mktemp -d /var/tmp/moat-netbench.XXXXXX)
+export MOAT_HOME=$work/home
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  "$moat" rm -f netmoat netpeer >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+. "$(dirname "$0")/timing.sh"
+
+# Host servers on loopback: HTTP (GET /zeros/N streams N bytes, /small 2
+# bytes, POST drops the body) and a TCP server that holds connections.
+python3 - "$work/port" "$work/hold" <<'PY' &
+import http.server, socket, socketserver, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        n = int(self.path.split("/")[2]) if self.path.startswith("/zeros/") else 2
+        self.send_response(200)
+        self.send_header("Content-Length", str(n))
+        self.end_headers()
+        chunk = bytes(1 << 20)
+        while n > 0:
+            k = min(n, len(chunk))
+            self.wfile.write(chunk[:k])
+            n -= k
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        while n > 0:
+            got = self.rfile.read(min(n, 1 << 20))
+            if not got: break
+            n -= len(got)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+s = S(("127.0.0.1", 0), H)
+hold = socket.create_server(("127.0.0.1", 0), backlog=4096)
+held = []
+def keep():
+    while True:
+        held.append(hold.accept()[0])
+threading.Thread(target=keep, daemon=True).start()
+open(sys.argv[2], "w").write(str(hold.getsockname()[1]))
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()
+PY
+pids+=($!)
+for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
+port=$(cat "$work/port")
+hold=$(cat "$work/hold")
+bytes=$((size_mib * 1024 * 1024))
+up_bytes=$((upload_mib * 1024 * 1024))
+
+root=$build/share/moat/rootfs-busybox
+"$moat" create --name netmoat --memory 1536 --rootfs-dir "$root" --max-connections $((idle + 100)) \
+  --allow "host.moat.internal:$port" --allow "host.moat.internal:$hold" >/dev/null
+"$moat" create --name netpeer --memory 1536 --rootfs-dir "$root" --net none >/dev/null
+dir=$("$moat" inspect netpeer | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
+python3 - "$dir/config.json" <<'PY'
+import json, sys
+cfg = json.load(open(sys.argv[1]))
+cfg["vm"]["extra_qemu_args"] = ["-netdev", "user,id=n0,net=10.0.2.0/24", "-device",
+                                "virtio-net-device,netdev=n0,mac=52:54:00:12:34:56"]
+json.dump(cfg, open(sys.argv[1], "w"), indent=2)
+PY
+"$moat" start netmoat >/dev/null
+"$moat" start netpeer >/dev/null
+"$moat" exec netpeer -- sh -c 'ifconfig eth0 10.0.2.15 netmask 255.255.255.0 up && route add default gw 10.0.2.2 &&
+  echo nameserver 10.0.2.3 > /etc/resolv.conf'
+for sb in netmoat netpeer; do "$moat" exec "$sb" -- sh -c "head -c $up_bytes /dev/zero > /tmp/upload"; done
+
+guest_seconds() {  # sandbox, shell command to time inside the guest
+  "$moat" exec "$1" -- sh -c '
+    t() { cut -d" " -f1 /proc/uptime; }
+    a=$(t); '"$2"' >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
+}
+# Each of `count` runs of a command timed inside the guest, one per line.
+guest_each() {  # sandbox count command
+  "$moat" exec "$1" -- sh -c '
+    i=0; while [ $i -lt '"$2"' ]; do
+      a=$(cut -d" " -f1 /proc/uptime); '"$3"' >/dev/null 2>&1 || exit 1; b=$(cut -d" " -f1 /proc/uptime)
+      awk -v a=$a -v b=$b "BEGIN{print b-a}"; i=$((i+1)); done'
+}
+
+declare -A samples
+for ((i = 0; i < runs; i++)); do
+  for path in moat peer; do
+    sb=net$path
+    samples[${path}_down]+="$(guest_seconds $sb "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
+    samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
+    samples[${path}_conn]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
+    samples[${path}_first]+="$(guest_each $sb $first_runs "wget -q -O /dev/null http://10.0.2.2:$port/small" | median) "
+    samples[${path}_dns]+="$(guest_seconds $sb "i=0; while [ \$i -lt 100 ]; do nslookup nothing-here.invalid 10.0.2.3; i=\$((i+1)); done; true") "
+  done
+done
+
+rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+idle_cost() {  # sandbox pid-of-the-stack's-process
+  local before after
+  before=$(rss_kib "$2")
+  "$moat" exec "$1" -- sh -c "rm -f /tmp/f; mkfifo /tmp/f; i=0; while [ \$i -lt $idle ]; do nc 10.0.2.2 $hold < /tmp/f >/dev/null 2>&1 & i=\$((i+1)); done; exec 3>/tmp/f; sleep 20; netstat -tn | grep -c ESTABLISHED > /tmp/established"
+  after=$(rss_kib "$2")
+  echo "$before $after $("$moat" exec "$1" -- cat /tmp/established)"
+  "$moat" exec "$1" -- sh -c 'killall nc; true' >/dev/null 2>&1 || true
+}
+shim_pid=$(cat "$("$moat" inspect netmoat | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')/shim.pid")
+qemu_pid=$(pgrep -f "qemu-system.*$dir" | head -1)
+read -r moat_before moat_after moat_conns < <(idle_cost netmoat "$shim_pid")
+read -r peer_before peer_after peer_conns < <(idle_cost netpeer "$qemu_pid")
+
+med() { printf '%s\n' ${samples[$1]} | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+echo "| workload | moat | peer (-netdev user) | moat ÷ peer (rate) |"
+echo "|---|---|---|---|"
+for w in down up conn first dns; do
+  m=$(med moat_$w) p=$(med peer_$w)
+  case $w in
+    down) echo "| download $size_mib MiB | $(awk -v m=$m -v s=$size_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(awk -v m=$p -v s=$size_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(ratio $p $m) |" ;;
+    up) echo "| upload $upload_mib MiB | $(awk -v m=$m -v s=$upload_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(awk -v m=$p -v s=$upload_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(ratio $p $m) |" ;;
+    conn) echo "| $requests sequential requests | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(ratio $p $m) |" ;;
+    first) echo "| first byte of a new connection (median of $first_runs) | $(awk -v m=$m 'BEGIN{printf "%.1f ms", m*1000}') | $(awk -v m=$p 'BEGIN{printf "%.1f ms", m*1000}') | $(ratio $p $m) |" ;;
+    dns) echo "| 100 lookups through the sandbox's resolver | $(awk -v m=$m 'BEGIN{printf "%.2f s, %.1f ms each", m, m*10}') | $(awk -v m=$p 'BEGIN{printf "%.2f s, %.1f ms each", m, m*10}') | $(ratio $p $m) |" ;;
+  esac
+done
+echo
+echo "| $idle idle connections | established | RSS before | RSS after | per connection |"
+echo "|---|---|---|---|---|"
+echo "| moat (shim) | $moat_conns | $((moat_before / 1024)) MiB | $((moat_after / 1024)) MiB | $(awk -v a=$moat_before -v b=$moat_after -v n=$moat_conns 'BEGIN{printf "%.1f KiB", (b-a)/n}') |"
+echo "| peer (QEMU) | $peer_conns | $((peer_before / 1024)) MiB | $((peer_after / 1024)) MiB | $(awk -v a=$peer_before -v b=$peer_after -v n=$peer_conns 'BEGIN{printf "%.1f KiB", (b-a)/n}') |"
