@@ -266,20 +266,24 @@ TEST(VmNetwork, UpdateFlipsAFetchAndClosesDeniedConnections) {
 // process.
 class VmNetworkPython : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  // A failed set-up fails every test (gtest would only skip them).
+  static void SetUpTestSuite() { setup_error_ = prepare(); }
+  void SetUp() override { ASSERT_EQ(setup_error_, "") << "the Debian + python3 fixture could not be set up"; }
+  static std::string prepare() {
     scratch_ = test_home() + "/net-fixtures";
     std::filesystem::create_directories(scratch_);
     std::string err;
     std::string layout = it::debian_python_layout(scratch_, &err);
-    ASSERT_FALSE(layout.empty()) << err;
+    if (layout.empty()) return err;
     registry_ = new it::LocalRegistry();
     std::string started = registry_->start(scratch_ + "/registry");
-    ASSERT_EQ(started, "") << started;
+    if (!started.empty()) return started;
     python_ = registry_->host() + "/test/debian-python3:latest";
     auto pushed = it::skopeo_push(layout, "python3", python_, scratch_);
-    ASSERT_EQ(pushed.exit_code, 0) << pushed.err;
-    auto pulled = run_moat({"pull", "--insecure", python_});
-    ASSERT_EQ(pulled.exit_code, 0) << pulled.err;
+    if (pushed.exit_code != 0) return "skopeo: " + pushed.err;
+    auto pulled = run_moat({"image", "pull", "--insecure", python_});
+    if (pulled.exit_code != 0) return "moat image pull: " + pulled.err;
+    return "";
   }
   static void TearDownTestSuite() {
     if (registry_) registry_->stop();
@@ -294,8 +298,10 @@ class VmNetworkPython : public ::testing::Test {
   static std::string scratch_;
   static it::LocalRegistry* registry_;
   static std::string python_;
+  static std::string setup_error_;
 };
 
+std::string VmNetworkPython::setup_error_;
 std::string VmNetworkPython::scratch_;
 it::LocalRegistry* VmNetworkPython::registry_ = nullptr;
 std::string VmNetworkPython::python_;
