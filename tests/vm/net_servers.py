@@ -6,7 +6,8 @@ Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
   echo            TCP: echoes what it reads until EOF, then closes
   hold            TCP: accepts and keeps connections open, never answers
   udp-echo        UDP: answers each datagram with its bytes upper-cased
-  dns NAME=IP...  UDP DNS: answers A/AAAA for the names given, NXDOMAIN else
+  dns NAME=IP...  UDP DNS: answers A/AAAA for the names given (NAME "*": any
+                  other name), NXDOMAIN else
 
 Prints the port it listens on, then serves until killed. Every accepted
 connection (or datagram) appends a line to $NET_SERVER_LOG if set, so a test
@@ -111,11 +112,15 @@ def dns_answer(query, table):
     question = query[12:pos + 5]
     name = ".".join(labels)
     records = []
-    for address in table.get(name, []):
+    if name not in table and "*" in table:
+        name_addresses = table["*"]
+    else:
+        name_addresses = table.get(name, [])
+    for address in name_addresses:
         ip = ipaddress.ip_address(address)
         if (qtype == 1 and ip.version == 4) or (qtype == 28 and ip.version == 6):
             records.append(b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, len(ip.packed)) + ip.packed)
-    rcode = 0 if name in table else 3
+    rcode = 0 if name in table or "*" in table else 3
     header = struct.pack(">HHHHHH", qid, 0x8180 | rcode, 1, len(records), 0, 0)
     return header + question + b"".join(records)
 

@@ -397,5 +397,54 @@ TEST_F(VmNetworkPython, MaxConnectionsHoldsAndUdpPublishedPortAnswers) {
   run_moat({"rm", "-f", id});
 }
 
+// A hostile guest: 10,000 refused connection attempts, 10,000 names asked
+// of the upstream, oversized datagrams to the resolver. The shim stays
+// bounded, and another sandbox's network is unaffected meanwhile.
+TEST_F(VmNetworkPython, FloodsStayBoundedAndLeaveOtherSandboxesAlone) {
+  HostServer dns("dns", "127.0.0.1", {"*=93.184.216.34"});
+  HostServer http("http", "127.0.0.1", {served_dir()});
+  auto created = run_moat({"create", "--dns", "127.0.0.1:" + dns.p(), "--max-connections", "64", python_});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string other = create_sandbox({"--allow", "host.moat.internal:" + http.p()});
+  auto flood = run_moat(
+      {"exec", id, "--", "python3", "-c",
+       "import socket\n"
+       "refused = 0\n"
+       "for i in range(10000):\n"
+       "    s = socket.socket(); s.settimeout(10)\n"
+       "    try: s.connect(('10.0.2.2', 9))\n"
+       "    except ConnectionRefusedError: refused += 1\n"
+       "    s.close()\n"
+       "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+       "for i in range(10000): u.sendto(bytes(12) + b'\\x01' + bytes([97 + i % 26]) * 1 + b'\\x00\\x00\\x01\\x00\\x01', ('10.0.2.3', 53))\n"
+       "for i in range(20): u.sendto(bytes(60000), ('10.0.2.3', 53))\n"
+       "answered = 0\n"
+       "for i in range(10000):\n"
+       "    try: socket.getaddrinfo('n%d.flood.test' % i, 80, socket.AF_INET); answered += 1\n"
+       "    except socket.gaierror: pass\n"
+       "print(refused, answered)\n"},
+      "", {}, 600);
+  EXPECT_EQ(flood.exit_code, 0) << flood.err;
+  EXPECT_EQ(flood.out, "10000 10000\n");
+  // The other sandbox fetched throughout.
+  auto fetch = run_moat({"exec", other, "--", "wget", "-q", "-O-", "http://10.0.2.2:" + http.p() + "/small"});
+  EXPECT_EQ(fetch.out, "hello from the host\n") << fetch.err;
+  // Bounded: the resolver keeps at most 8192 pins, the flow table 64 flows.
+  std::ifstream pid_file(test_home() + "/sandboxes/" + id + "/shim.pid");
+  pid_t pid = 0;
+  pid_file >> pid;
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  long rss_kib = -1;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::atol(line.c_str() + 6);
+  EXPECT_GT(rss_kib, 0);
+  EXPECT_LT(rss_kib, 64 * 1024) << "shim RSS after the flood: " << rss_kib << " KiB";
+  run_moat({"rm", "-f", id});
+  run_moat({"rm", "-f", other});
+}
+
 }  // namespace
 }  // namespace moat::test
