@@ -101,7 +101,9 @@ root=$build/share/moat/rootfs-busybox
 "$moat" create --name netmoat --memory 1536 --rootfs-dir "$root" --max-connections $((idle + 100)) --dns "127.0.0.1:$dns_port" \
   --allow "host.moat.internal:$port" --allow "host.moat.internal:$hold" >/dev/null
 "$moat" create --name netpeer --memory 1536 --rootfs-dir "$root" --net none >/dev/null
-dir=$("$moat" inspect netpeer | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')
+sandbox_dir() { "$moat" inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])'; }
+dir=$(sandbox_dir netpeer)
+moat_dir=$(sandbox_dir netmoat)
 python3 - "$dir/config.json" <<'PY'
 import json, sys
 cfg = json.load(open(sys.argv[1]))
@@ -139,10 +141,12 @@ idle_cost() {  # sandbox pid-of-the-stack's-process
   before=$(rss_kib "$2")
   "$moat" exec "$1" -- sh -c "rm -f /tmp/f; mkfifo /tmp/f; i=0; while [ \$i -lt $idle ]; do nc 10.0.2.2 $hold < /tmp/f >/dev/null 2>&1 & i=\$((i+1)); done; exec 3>/tmp/f; sleep 20; netstat -tn | grep -c ESTABLISHED > /tmp/established"
   after=$(rss_kib "$2")
-  echo "$before $after $("$moat" exec "$1" -- cat /tmp/established)"
+  local count
+  count=$("$moat" exec "$1" -- cat /tmp/established)
+  echo "$before $after $count"
   "$moat" exec "$1" -- sh -c 'killall nc; true' >/dev/null 2>&1 || true
 }
-shim_pid=$(cat "$("$moat" inspect netmoat | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])')/shim.pid")
+shim_pid=$(cat "$moat_dir/shim.pid")
 qemu_pid=$(pgrep -f "qemu-system.*$dir" | head -1)
 read -r moat_before moat_after moat_conns < <(idle_cost netmoat "$shim_pid")
 read -r peer_before peer_after peer_conns < <(idle_cost netpeer "$qemu_pid")
@@ -160,10 +164,15 @@ for w in down up conn; do
           echo "| per new connection: connect, request, first byte, close (wget's start included) | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(ratio $p $m) |" ;;
   esac
 done
-echo "| DNS: host.moat.internal (local answer) | $(awk -v m=$(med moat_dnslocal) 'BEGIN{printf "%.1f ms", m*10}') | — | |"
-echo "| DNS: a name the upstream answers | $(awk -v m=$(med moat_dnsup) 'BEGIN{printf "%.1f ms", m*10}') | $peer_dns | |"
+dns_local=$(med moat_dnslocal)
+dns_up=$(med moat_dnsup)
+printf '| DNS: host.moat.internal (local answer) | %s | — | |\n' "$(awk -v m="$dns_local" 'BEGIN{printf "%.1f ms", m*10}')"
+printf '| DNS: a name the upstream answers | %s | %s | |\n' "$(awk -v m="$dns_up" 'BEGIN{printf "%.1f ms", m*10}')" "$peer_dns"
 echo
-echo "| $idle idle connections | established | RSS before | RSS after | per connection |"
-echo "|---|---|---|---|---|"
-echo "| moat (shim) | $moat_conns | $((moat_before / 1024)) MiB | $((moat_after / 1024)) MiB | $(awk -v a=$moat_before -v b=$moat_after -v n=$moat_conns 'BEGIN{printf "%.1f KiB", (b-a)/n}') |"
-echo "| peer (QEMU) | $peer_conns | $((peer_before / 1024)) MiB | $((peer_after / 1024)) MiB | $(awk -v a=$peer_before -v b=$peer_after -v n=$peer_conns 'BEGIN{printf "%.1f KiB", (b-a)/n}') |"
+per_conn() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN{printf "%.1f KiB", (b-a)/n}'; }
+printf '| %s idle connections | established | RSS before | RSS after | per connection |\n' "$idle"
+printf '|---|---|---|---|---|\n'
+printf '| moat (shim) | %s | %s MiB | %s MiB | %s |\n' "$moat_conns" $((moat_before / 1024)) $((moat_after / 1024)) \
+  "$(per_conn "$moat_before" "$moat_after" "$moat_conns")"
+printf '| peer (QEMU) | %s | %s MiB | %s MiB | %s |\n' "$peer_conns" $((peer_before / 1024)) $((peer_after / 1024)) \
+  "$(per_conn "$peer_before" "$peer_after" "$peer_conns")"

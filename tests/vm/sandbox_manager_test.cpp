@@ -161,20 +161,29 @@ Json config_network(const std::string& id) {
 
 // The network options reach the shim in config.json at every start. An
 // update of a running sandbox waits for its shim's answer and changes the
-// record only when the shim took it (this shim refuses: ENOSYS); a stopped
-// sandbox's record changes at once, and the next start passes it on.
+// record only when the shim took it (a sandbox started without a network
+// device refuses one that needs a device); a stopped sandbox's record
+// changes at once, and the next start passes it on.
 TEST(VmSandboxManager, NetworkOptionsReachTheShimAndUpdatesWaitForIt) {
   std::string id = create_sandbox({"--name", "net-upd", "--net", "none", "--allow", "10.0.0.0/8", "-p", "8080:80"});
   Json rules = Json::array({{{"allow", true}, {"rule", "10.0.0.0/8"}}});
   EXPECT_EQ(config_network(id)["mode"], "none");
   EXPECT_EQ(config_network(id)["rules"], rules);
 
-  auto refused = run_moat({"network", "update", "net-upd", "--deny", "@private"});
+  auto taken = run_moat({"network", "update", "net-upd", "--deny", "@private"});
+  EXPECT_EQ(taken.exit_code, 0) << taken.err;
+  EXPECT_EQ(inspect(id)["network"]["rules"], Json::array({{{"allow", false}, {"rule", "@private"}}}));
+
+  std::string bare = create_sandbox({"--name", "net-bare", "--net", "none"});
+  auto refused = run_moat({"network", "update", "net-bare", "--allow", "1.1.1.1:443"});
   EXPECT_EQ(refused.exit_code, 125);
-  EXPECT_EQ(refused.err, "moat: sandbox net-upd: network policy updates are not available in this build\n");
-  EXPECT_EQ(inspect(id)["network"]["rules"], rules);
-  auto still = run_moat({"exec", "net-upd", "--", "echo", "up"});
+  EXPECT_EQ(refused.err,
+            "moat: sandbox net-bare: the sandbox runs without a network device (it was started with --net none and "
+            "no --allow); the new policy applies from its next start\n");
+  EXPECT_EQ(inspect(bare)["network"]["rules"], Json::array());
+  auto still = run_moat({"exec", "net-bare", "--", "echo", "up"});
   EXPECT_EQ(still.out, "up\n") << still.err;
+  EXPECT_EQ(run_moat({"rm", "-f", "net-bare"}).exit_code, 0);
 
   ASSERT_EQ(run_moat({"stop", "net-upd"}).exit_code, 0);
   auto stored = run_moat({"network", "update", "net-upd", "--net", "public", "--deny", "@private"});
