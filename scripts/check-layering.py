@@ -32,7 +32,7 @@ ALLOWED = {
     "net": {"proto", "util", MOAT},
     "netstack": {"net", "proto", "util", MOAT},
     "vm": {"proto", "util", MOAT},
-    "shim_contract": {"vm", "proto", "util", MOAT},
+    "shim_contract": {"vm", "store", "proto", "util", MOAT},
     "shim": {"shim_contract", "netstack", "net", "fs", "vhost_user", "vm", "store", "proto", "util", MOAT},
     "sandbox": {"shim_contract", "net", "fs", "vm", "image/store", "image/oci", "image/erofs", "store", "tree",
                 "proto", "util", MOAT},

@@ -1,5 +1,5 @@
 // What happened to the sandboxes of a MOAT_HOME, in order: created, started,
-// stopped, crashed, removed. For a server or an SDK that shows sandboxes
+// stopped, crashed, removed, and what their networks denied. For a server or an SDK that shows sandboxes
 // live, and for `moat events`.
 //
 //   moat::SandboxEventOptions o;
@@ -27,7 +27,11 @@
 
 namespace moat {
 
-enum class SandboxEventKind { kCreated, kStarted, kStopped, kCrashed, kRemoved };
+// kNetworkDenied: the sandbox's network refused a connection or a name; the
+// reason is the log line with the rule that decided (at most one event per
+// sandbox every 10 s, counting the denials in between; the table keeps at
+// most 1000 of them, so they never push the lifecycle out).
+enum class SandboxEventKind { kCreated, kStarted, kStopped, kCrashed, kRemoved, kNetworkDenied };
 
 const char* to_string(SandboxEventKind kind);
 

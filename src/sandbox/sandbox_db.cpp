@@ -1,11 +1,14 @@
 #include "sandbox/sandbox_db.h"
 
+#include "shim_contract/event_table.h"
+
 #include <cerrno>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
 
 #include "proto/text.h"
+#include "shim_contract/event_table.h"
 #include "shim_contract/network_json.h"
 #include "vm/accel.h"
 
@@ -63,7 +66,7 @@ std::optional<SandboxEventKind> event_of(const std::string& state, int shim_pid)
 
 std::optional<SandboxEventKind> parse_event_kind(const std::string& s) {
   for (auto k : {SandboxEventKind::kCreated, SandboxEventKind::kStarted, SandboxEventKind::kStopped,
-                 SandboxEventKind::kCrashed, SandboxEventKind::kRemoved})
+                 SandboxEventKind::kCrashed, SandboxEventKind::kRemoved, SandboxEventKind::kNetworkDenied})
     if (s == to_string(k)) return k;
   return std::nullopt;
 }
@@ -327,16 +330,7 @@ Result<std::vector<SandboxRecord>> SandboxDb::list() {
 // Records `kind` for sandbox `id`, in the caller's transaction, and drops
 // the oldest past kMaxEvents.
 Status SandboxDb::add_event(const std::string& id, SandboxEventKind kind, const std::string& reason) {
-  store::Stmt s(*db_,
-                "INSERT INTO events (time, sandbox_id, name, kind, reason) SELECT ?2, id, name, ?3, ?4 "
-                "FROM sandboxes WHERE id = ?1");
-  MOAT_TRY(s.prepared());
-  s.bind(1, id).bind(2, unix_now()).bind(3, std::string(to_string(kind))).bind(4, reason);
-  MOAT_TRY(s.run());
-  store::Stmt prune(*db_, "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?1");
-  MOAT_TRY(prune.prepared());
-  prune.bind(1, kMaxEvents);
-  return prune.run();
+  return shim::insert_event(*db_, id, to_string(kind), reason, unix_now());
 }
 
 Result<SandboxDb::RowState> SandboxDb::row_state(const std::string& id) {

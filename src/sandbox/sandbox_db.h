@@ -19,14 +19,17 @@
 
 #include "moat/events.h"
 #include "moat/sandboxes.h"
+#include "shim_contract/event_table.h"
 #include "store/sqlite.h"
 #include "util/result.h"
 #include "vm/qemu_command.h"
 
 namespace moat::sandbox {
 
+using shim::kMaxEvents;  // shim_contract/event_table.h: the table both write
+
+
 inline constexpr const char* kStateCreating = "creating";
-inline constexpr std::int64_t kMaxEvents = 10000;
 
 // How the sandbox's VM is made, fixed by create: the options SandboxInfo
 // does not show and the root disks create prepared. The record is the one

@@ -36,6 +36,7 @@ const char* to_string(SandboxEventKind kind) {
     case SandboxEventKind::kStopped: return "stopped";
     case SandboxEventKind::kCrashed: return "crashed";
     case SandboxEventKind::kRemoved: return "removed";
+    case SandboxEventKind::kNetworkDenied: return "network_denied";
   }
   return "unknown";
 }

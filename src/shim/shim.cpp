@@ -793,11 +793,14 @@ void Shim::serve() {
     }
     // A count of suppressed log lines is written when its second is over.
     if (int summary = log_.flush_due_ms(); summary >= 0 && (timeout < 0 || summary < timeout)) timeout = summary;
+    // A held-back network event is written when its gap is over.
+    if (!network_event_.empty()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
     if (auto ran = loop_.run_once(timeout); !ran) {
       log(ran.error().message);
       break;
     }
     log_.flush();
+    flush_network_event(false);
     if (qemu_exited_) {
       on_qemu_exit();
       break;
@@ -830,6 +833,8 @@ void Shim::cleanup() {
   }
   volumes_.reset();  // QEMU is gone: no guest uses them any more
   network_.reset();
+  if (network_log_wake_) drain_network_log();
+  flush_network_event(true);
   listen_fd_.reset();
   ::unlink(control_socket_path(cfg_.dir).c_str());
   ::unlink(shim_pid_path(cfg_.dir).c_str());

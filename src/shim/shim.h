@@ -100,6 +100,8 @@ class Shim {
   Status watch_network_log();
   void network_log(const std::string& line);  // any thread
   void drain_network_log();
+  void note_network_denial(const std::string& line);
+  void flush_network_event(bool force);
 
   ShimConfig cfg_;
   ShimLog log_;
@@ -115,6 +117,12 @@ class Shim {
   std::mutex network_log_mu_;
   std::vector<std::string> network_log_lines_;  // under network_log_mu_
   std::uint64_t network_log_dropped_ = 0;       // under network_log_mu_
+  // Denials become events of moat.db (moat events), at most one every
+  // kNetworkEventGap: the first denial since the last event, and a count
+  // of the rest.
+  std::string network_event_;
+  std::uint64_t network_event_more_ = 0;
+  std::optional<Clock::time_point> last_network_event_;
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;

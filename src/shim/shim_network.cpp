@@ -8,6 +8,7 @@
 #include "net/network_settings.h"
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
+#include "shim_contract/event_table.h"
 #include "shim_contract/network_json.h"
 #include "shim/shim.h"
 
@@ -16,6 +17,22 @@ namespace {
 
 // At most this many lines wait for the loop; a flood past it is counted.
 constexpr std::size_t kMaxQueuedNetworkLines = 1000;
+constexpr std::chrono::seconds kNetworkEventGap{10};
+
+bool is_denial(const std::string& line) {
+  return line.rfind("network: denied ", 0) == 0 || (line.rfind("network: dns: ", 0) == 0 && line.find(" denied") != std::string::npos);
+}
+
+// $MOAT_HOME of a sandbox directory ($MOAT_HOME/sandboxes/ID).
+std::string moat_home_of(const std::string& dir) {
+  std::string d = dir;
+  while (!d.empty() && d.back() == '/') d.pop_back();
+  for (int up = 0; up < 2; ++up) {
+    auto slash = d.rfind('/');
+    d = slash == std::string::npos ? "." : d.substr(0, slash);
+  }
+  return d.empty() ? "/" : d;
+}
 
 std::uint64_t unix_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
 
@@ -76,7 +93,31 @@ void Shim::drain_network_log() {
   for (const auto& line : lines) {
     log(line);
     exec_log_.write(proto::exec_log_network(unix_seconds(), line) + "\n");
+    if (is_denial(line)) note_network_denial(line);
   }
+  flush_network_event(false);
+}
+
+void Shim::note_network_denial(const std::string& line) {
+  if (network_event_.empty())
+    network_event_ = line.substr(std::string_view("network: ").size());
+  else
+    ++network_event_more_;
+}
+
+// Writes the pending denial event when the last one is old enough (or at
+// the end). Best effort: the logs have every line anyway.
+void Shim::flush_network_event(bool force) {
+  if (network_event_.empty()) return;
+  auto now = Clock::now();
+  if (!force && last_network_event_ && now - *last_network_event_ < kNetworkEventGap) return;
+  std::string reason = network_event_;
+  if (network_event_more_) reason += " (and " + std::to_string(network_event_more_) + " more denials)";
+  if (auto st = append_shim_event(moat_home_of(cfg_.dir), cfg_.sandbox_id, kNetworkDeniedEvent, reason); !st)
+    log("network: event not recorded: " + st.error().message);
+  network_event_.clear();
+  network_event_more_ = 0;
+  last_network_event_ = now;
 }
 
 // A client's `network_update` (proto/message.h): the whole new mode and

@@ -210,6 +210,27 @@ TEST_F(SandboxDbTest, OnlyTheNewestEventsAreKept) {
   EXPECT_EQ(all->back().kind, SandboxEventKind::kStopped);
 }
 
+// The shim adds network denials to the same table; however many, they
+// never push the lifecycle out.
+TEST_F(SandboxDbTest, ShimNetworkEventsAreBoundedApart) {
+  ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
+  ASSERT_TRUE(db_->mark_created("aaaaaaaaaaaa").ok());
+  for (int i = 0; i < shim::kMaxNetworkEvents + 20; ++i)
+    ASSERT_TRUE(shim::append_shim_event(home_, "aaaaaaaaaaaa", shim::kNetworkDeniedEvent,
+                                        "denied tcp 10.0.2.2:" + std::to_string(i) + ": --net public")
+                    .ok());
+  // An unknown sandbox gets nothing.
+  ASSERT_TRUE(shim::append_shim_event(home_, "zzzzzzzzzzzz", shim::kNetworkDeniedEvent, "x").ok());
+  auto all = db_->events_after(0, 2 * kMaxEvents);
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), static_cast<std::size_t>(shim::kMaxNetworkEvents + 1));
+  EXPECT_EQ(all->front().kind, SandboxEventKind::kCreated);
+  EXPECT_EQ((*all)[1].kind, SandboxEventKind::kNetworkDenied);
+  EXPECT_EQ((*all)[1].reason, "denied tcp 10.0.2.2:20: --net public");
+  EXPECT_EQ(all->back().reason, "denied tcp 10.0.2.2:" + std::to_string(shim::kMaxNetworkEvents + 19) + ": --net public");
+  EXPECT_EQ(all->back().name, "web");
+}
+
 TEST_F(SandboxDbTest, NamesAreUniqueAndAnIdWinsOverAName) {
   ASSERT_TRUE(db_->insert(record("aaaaaaaaaaaa", "web", 100)).ok());
   auto dup = db_->insert(record("bbbbbbbbbbbb", "web", 101));

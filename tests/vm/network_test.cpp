@@ -259,6 +259,12 @@ TEST(VmNetwork, UpdateFlipsAFetchAndClosesDeniedConnections) {
   EXPECT_NE(logs.out.find("network: closed tcp 10.0.2.2:" + p + " after the policy changed"), std::string::npos)
       << logs.out;
   EXPECT_NE(logs.out.find("network: denied tcp 10.0.2.2:" + p), std::string::npos) << logs.out;
+  // The first denial is an event at once (moat events), with its rule.
+  auto events = run_moat({"events", "--format", "json"});
+  EXPECT_NE(events.out.find("\"event\":\"network_denied\",\"id\":\"" + id + "\""), std::string::npos) << events.out;
+  EXPECT_NE(events.out.find("denied tcp 10.0.2.2:" + p + ": --net public: the host needs a rule (--allow @host:PORT)"),
+            std::string::npos)
+      << events.out;
   run_moat({"rm", "-f", id});
 }
 
