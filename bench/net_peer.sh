@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The network issue's peer and its alternative data path, measured in one VM:
+# The measurement behind the network's design (docs/network.md): the peer
+# against the path a design carried by the agent would take, in one VM. (A
+# third path, libslirp in a process of its own behind -netdev stream, was
+# measured here as a prototype of the shim's stack and retired when the
+# real one landed; bench/network.sh measures that against the peer.)
 #
 #   peer       QEMU's user-mode network (-netdev user: libslirp inside QEMU)
 #              behind a virtio-net device, the guest's own TCP stack talking
 #              to a host HTTP server on 127.0.0.1 through slirp's 10.0.2.2;
-#   stream     the same libslirp in a process of its own behind QEMU's
-#              `-netdev stream` (build/bin/moat-bench-slirp): the shape of a
-#              stack in the shim fed with QEMU's frames;
 #   agent      the agent channel moat already has (virtio-serial to the
 #              shim), the path a design that carries connections through the
 #              agent would take: the same bytes as a command's stdout (guest
@@ -19,8 +20,6 @@
 # (kernel/moat.config); the device is added to the created sandbox's
 # config.json (vm.extra_qemu_args) before the first start.
 #
-# Both VMs run throughout, so each path pays for the other's idle VM alike.
-#
 # Usage: bench/net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]
 set -euo pipefail
 build=$(cd "${1:?usage: net_peer.sh BUILD_DIR [RUNS] [SIZE_MIB] [N]}" && pwd)
@@ -30,47 +29,16 @@ requests=${4:-200}
 moat=$build/bin/moat
 work=$(mktemp -d /var/tmp/moat-netbench.XXXXXX)
 export MOAT_HOME=$work/home
-server_pid= slirp_pid=
+server_pid=
 cleanup() {
   [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
-  "$moat" rm -f netpeer netstream >/dev/null 2>&1 || true
-  [[ -n $slirp_pid ]] && kill "$slirp_pid" 2>/dev/null || true
+  "$moat" rm -f netpeer >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# A host HTTP server on loopback: GET /zeros/N streams N bytes, GET /small
-# answers 2 bytes, POST reads and drops the body.
-python3 - "$work/port" <<'PY' &
-import http.server, socketserver, sys
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-    def log_message(self, *a): pass
-    def do_GET(self):
-        n = int(self.path.split("/")[2]) if self.path.startswith("/zeros/") else 2
-        self.send_response(200)
-        self.send_header("Content-Length", str(n))
-        self.end_headers()
-        chunk = bytes(1 << 20)
-        while n > 0:
-            k = min(n, len(chunk))
-            self.wfile.write(chunk[:k])
-            n -= k
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        while n > 0:
-            got = self.rfile.read(min(n, 1 << 20))
-            if not got: break
-            n -= len(got)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-s = S(("127.0.0.1", 0), H)
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-s.serve_forever()
-PY
+# A host HTTP server on loopback (bench/tools/http_sink.py).
+python3 "$(dirname "$0")/tools/http_sink.py" "$work/port" &
 server_pid=$!
 for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
 port=$(cat "$work/port")
@@ -94,10 +62,6 @@ PY
   "$moat" exec "$1" -- sh -c "head -c $bytes /dev/zero > /tmp/upload"
 }
 net_sandbox netpeer "user,id=n0,net=10.0.2.0/24"
-"$build/bin/moat-bench-slirp" "$work/slirp.sock" >"$work/slirp.out" 2>&1 &
-slirp_pid=$!
-for _ in $(seq 50); do grep -q listening "$work/slirp.out" 2>/dev/null && break; sleep 0.1; done
-net_sandbox netstream "stream,id=n0,server=off,addr.type=unix,addr.path=$work/slirp.sock"
 
 guest_seconds() {  # sandbox, shell command to time inside the guest
   "$moat" exec "$1" -- sh -c '
@@ -108,8 +72,8 @@ guest_seconds() {  # sandbox, shell command to time inside the guest
 
 declare -A samples
 for ((i = 0; i < runs; i++)); do
-  for path in peer stream; do
-    sb=netpeer; [[ $path == stream ]] && sb=netstream
+  for path in peer; do
+    sb=netpeer
     samples[${path}_down]+="$(guest_seconds $sb "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
     samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
     samples[${path}_conn]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done") "
@@ -130,8 +94,5 @@ echo "|---|---|---|"
 row peer_down "peer: download $size_mib MiB (guest wget, virtio-net + slirp)"
 row peer_up "peer: upload $size_mib MiB (guest wget --post-file)"
 row peer_conn "peer: $requests sequential short requests"
-row stream_down "stream: download $size_mib MiB (libslirp in its own process, -netdev stream)"
-row stream_up "stream: upload $size_mib MiB"
-row stream_conn "stream: $requests sequential short requests"
 row agent_down "agent channel: $size_mib MiB host to guest (exec stdin)"
 row agent_up "agent channel: $size_mib MiB guest to host (exec stdout)"

@@ -46,46 +46,8 @@ cleanup() {
 trap cleanup EXIT
 . "$(dirname "$0")/timing.sh"
 
-# Host servers on loopback: HTTP (GET /zeros/N streams N bytes, /small 2
-# bytes, POST drops the body) and a TCP server that holds connections.
-python3 - "$work/port" "$work/hold" <<'PY' &
-import http.server, socket, socketserver, sys, threading
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.0"
-    def log_message(self, *a): pass
-    def do_GET(self):
-        n = int(self.path.split("/")[2]) if self.path.startswith("/zeros/") else 2
-        self.send_response(200)
-        self.send_header("Content-Length", str(n))
-        self.end_headers()
-        chunk = bytes(1 << 20)
-        while n > 0:
-            k = min(n, len(chunk))
-            self.wfile.write(chunk[:k])
-            n -= k
-    def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        while n > 0:
-            got = self.rfile.read(min(n, 1 << 20))
-            if not got: break
-            n -= len(got)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-s = S(("127.0.0.1", 0), H)
-hold = socket.create_server(("127.0.0.1", 0), backlog=4096)
-held = []
-def keep():
-    while True:
-        held.append(hold.accept()[0])
-threading.Thread(target=keep, daemon=True).start()
-open(sys.argv[2], "w").write(str(hold.getsockname()[1]))
-open(sys.argv[1], "w").write(str(s.server_address[1]))
-s.serve_forever()
-PY
+# Host servers on loopback: HTTP and a TCP server that holds connections.
+python3 "$(dirname "$0")/tools/http_sink.py" "$work/port" "$work/hold" &
 pids+=($!)
 for _ in $(seq 50); do [[ -s $work/port ]] && break; sleep 0.1; done
 port=$(cat "$work/port")

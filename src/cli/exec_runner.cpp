@@ -109,6 +109,11 @@ Result<Duration> seconds_flag(const std::string& flag, double seconds, double mi
 
 void print_error(const std::string& message) { std::fprintf(stderr, "moat: %s\n", message.c_str()); }
 
+int fail(const Error& e) {
+  print_error(e.message);
+  return kExitMoatError;
+}
+
 Result<ExecOptions> exec_options_from(const ExecFlags& f) {
   ExecOptions o;
   if (f.command.empty()) return make_error("no command given (put it after --)");

@@ -37,5 +37,8 @@ Result<ExecOptions> exec_options_from(const ExecFlags& f);
 int run_in_sandbox(Sandbox& sandbox, const ExecFlags& flags);
 
 void print_error(const std::string& message);
+// Prints the error and returns kExitMoatError (125): a command that failed
+// in moat, not in the sandbox.
+int fail(const Error& e);
 
 }  // namespace moat::cli

@@ -23,11 +23,6 @@ Flags& flags() {
   return f;
 }
 
-int fail(const Error& e) {
-  print_error(e.message);
-  return kExitMoatError;
-}
-
 int update() {
   const Flags& f = flags();
   // Bad flags are told as such, whether or not the sandbox exists.

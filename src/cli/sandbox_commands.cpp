@@ -95,11 +95,6 @@ Flags& flags() {
   return f;
 }
 
-int fail(const Error& e) {
-  print_error(e.message);
-  return kExitMoatError;
-}
-
 void add_vm_flags(CLI::App* cmd, VmFlags& f) {
   cmd->add_option("--rootfs-dir", f.rootfs_dir, "Boot from this directory instead of an image (packed into a cached EROFS image)");
   cmd->add_option("--rootfs-image", f.rootfs_image, "Boot from this ext4 or EROFS image (read-only, under a fresh upper)");

@@ -171,6 +171,31 @@ void NetworkFilter::from_guest_icmp(const net::FrameView& f, Frame frame) {
     ++counters_.dropped;
 }
 
+// A new flow the guest asks for: decided, counted against the limit, and
+// entered in the table; refused (end()) otherwise.
+std::map<std::string, NetworkFilter::FlowState>::iterator NetworkFilter::open_flow(const net::FrameView& f,
+                                                                                  const std::string& key, bool tcp) {
+  net::Verdict v = decide(f.dst, f.dst_port, tcp);
+  if (!v.allowed) {
+    ++counters_.denied;
+    refuse(f, v.reason);
+    return flows_.end();
+  }
+  if (flows_.size() >= max_connections_) {
+    ++counters_.refused_over_limit;
+    refuse(f, "the sandbox has " + std::to_string(max_connections_) + (tcp ? " connections" : " flows") +
+                  " open (--max-connections)");
+    return flows_.end();
+  }
+  FlowState s;
+  s.guest_mac = f.src_mac;
+  s.gateway_mac = f.dst_mac;
+  s.guest = {f.src, f.src_port};
+  s.remote = {f.dst, f.dst_port};
+  s.tcp = tcp;
+  return flows_.emplace(key, s).first;
+}
+
 void NetworkFilter::from_guest_udp(const net::FrameView& f, Frame frame) {
   net::Endpoint guest{f.src, f.src_port}, remote{f.dst, f.dst_port};
   if (is_resolver(f.dst) && f.dst_port == kDnsPort) {
@@ -189,26 +214,7 @@ void NetworkFilter::from_guest_udp(const net::FrameView& f, Frame frame) {
   }
   std::string key = flow_key(false, guest, remote);
   auto it = flows_.find(key);
-  if (it == flows_.end()) {
-    net::Verdict v = decide(f.dst, f.dst_port, false);
-    if (!v.allowed) {
-      ++counters_.denied;
-      refuse(f, v.reason);
-      return;
-    }
-    if (flows_.size() >= max_connections_) {
-      ++counters_.refused_over_limit;
-      refuse(f, "the sandbox has " + std::to_string(max_connections_) + " flows open (--max-connections)");
-      return;
-    }
-    FlowState s;
-    s.guest_mac = f.src_mac;
-    s.gateway_mac = f.dst_mac;
-    s.guest = guest;
-    s.remote = remote;
-    s.tcp = false;
-    it = flows_.emplace(key, s).first;
-  }
+  if (it == flows_.end() && (it = open_flow(f, key, false)) == flows_.end()) return;
   it->second.last_seen = Clock::now();
   if (take_egress(f.payload.size())) sinks_.to_stack(frame);
 }
@@ -225,23 +231,7 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
       sinks_.to_stack(frame);
       return;
     }
-    net::Verdict v = decide(f.dst, f.dst_port, true);
-    if (!v.allowed) {
-      ++counters_.denied;
-      refuse(f, v.reason);
-      return;
-    }
-    if (flows_.size() >= max_connections_) {
-      ++counters_.refused_over_limit;
-      refuse(f, "the sandbox has " + std::to_string(max_connections_) + " connections open (--max-connections)");
-      return;
-    }
-    FlowState s;
-    s.guest_mac = f.src_mac;
-    s.gateway_mac = f.dst_mac;
-    s.guest = guest;
-    s.remote = remote;
-    it = flows_.emplace(key, s).first;
+    if ((it = open_flow(f, key, true)) == flows_.end()) return;
   }
   if (!take_egress(f.payload.size())) return;  // resent later, as if lost
   FlowState& s = it->second;

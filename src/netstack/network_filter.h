@@ -109,6 +109,7 @@ class NetworkFilter {
   bool is_gateway(const net::IpAddress& a) const;
   void from_guest_tcp(const net::FrameView& f, Frame frame);
   void from_guest_udp(const net::FrameView& f, Frame frame);
+  std::map<std::string, FlowState>::iterator open_flow(const net::FrameView& f, const std::string& key, bool tcp);
   void from_guest_icmp(const net::FrameView& f, Frame frame);
   void refuse(const net::FrameView& f, const std::string& why);
   void close_flow(const FlowState& s);
