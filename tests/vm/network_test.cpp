@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -447,7 +448,14 @@ TEST_F(VmNetworkPython, FloodsStayBoundedAndLeaveOtherSandboxesAlone) {
   while (std::getline(status, line))
     if (line.rfind("VmRSS:", 0) == 0) rss_kib = std::atol(line.c_str() + 6);
   EXPECT_GT(rss_kib, 0);
-  EXPECT_LT(rss_kib, 64 * 1024) << "shim RSS after the flood: " << rss_kib << " KiB";
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps up to 256 MiB of freed memory in quarantine.
+  constexpr long kMaxRssKib = 400 * 1024;
+#else
+  constexpr long kMaxRssKib = 32 * 1024;  // 9 MiB measured
+#endif
+  EXPECT_LT(rss_kib, kMaxRssKib) << "shim RSS after the flood: " << rss_kib << " KiB";
+  std::printf("shim RSS after the flood: %ld KiB\n", rss_kib);
   run_moat({"rm", "-f", id});
   run_moat({"rm", "-f", other});
 }
