@@ -111,16 +111,18 @@ void NetworkFilter::refuse(const net::FrameView& f, const std::string& why) {
 
 void NetworkFilter::set_egress_limit(std::uint64_t bytes_per_second) {
   egress_rate_ = bytes_per_second;
-  egress_tokens_ = static_cast<double>(bytes_per_second) / 4;
+  egress_tokens_ = egress_burst();  // a full bucket to start with
   egress_refill_ = Clock::now();
 }
 
 // A token bucket holding a quarter second of the rate (at least 64 KiB, so
 // that one window of a slow rate still passes).
+double NetworkFilter::egress_burst() const { return std::max(static_cast<double>(egress_rate_) / 4, 65536.0); }
+
 bool NetworkFilter::take_egress(std::size_t bytes) {
   if (egress_rate_ == 0 || bytes == 0) return true;
   auto now = Clock::now();
-  double burst = std::max(static_cast<double>(egress_rate_) / 4, 65536.0);
+  double burst = egress_burst();
   double elapsed = std::chrono::duration<double>(now - egress_refill_).count();
   egress_tokens_ = std::min(burst, egress_tokens_ + elapsed * static_cast<double>(egress_rate_));
   egress_refill_ = now;

@@ -115,6 +115,7 @@ class NetworkFilter {
   void close_flow(const FlowState& s);
   void log(const std::string& line);
   bool take_egress(std::size_t bytes);
+  double egress_burst() const;
 
   Sinks sinks_;
   std::shared_ptr<const net::Policy> policy_;

@@ -195,5 +195,22 @@ TEST(NetstackFilter, PolicyUpdateClosesFlowsItDenies) {
             "(--allow @host:PORT)");
 }
 
+TEST(NetstackFilter, EgressRateDropsDataPastTheBucket) {
+  Harness h(NetworkMode::kAll);
+  h.filter->set_egress_limit(100000);  // a bucket of 64 KiB (its floor)
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 80, net::kTcpSyn, 1000));
+  Bytes chunk(1400, 'x');
+  std::uint32_t seq = 1001;
+  for (int i = 0; i < 60; ++i, seq += 1400)
+    h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 80, net::kTcpAck, seq, 1, chunk));
+  // The SYN and 46 full segments (64 KiB) pass at once; the rest is dropped
+  // for TCP to send again later.
+  EXPECT_EQ(h.to_stack.size(), 1u + 46u);
+  EXPECT_EQ(h.filter->counters().over_rate, 14u);
+  // Segments without data (acks) always pass.
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 80, net::kTcpAck, seq, 1));
+  EXPECT_EQ(h.to_stack.size(), 48u);
+}
+
 }  // namespace
 }  // namespace moat::netstack
