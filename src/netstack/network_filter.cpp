@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "net/tls_client_hello.h"
 #include "proto/guest_network.h"
 
 namespace moat::netstack {
@@ -195,6 +196,10 @@ std::map<std::string, NetworkFilter::FlowState>::iterator NetworkFilter::open_fl
   s.guest = {f.src, f.src_port};
   s.remote = {f.dst, f.dst_port};
   s.tcp = tcp;
+  if (tcp && v.rule >= 0) {
+    auto kind = policy_->rules()[static_cast<std::size_t>(v.rule)].kind;
+    s.check_server_name = kind == net::Rule::TargetKind::kDomain || kind == net::Rule::TargetKind::kSuffix;
+  }
   return flows_.emplace(key, s).first;
 }
 
@@ -237,6 +242,17 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
   }
   if (!take_egress(f.payload.size())) return;  // resent later, as if lost
   FlowState& s = it->second;
+  if (s.check_server_name && !f.payload.empty()) {
+    s.check_server_name = false;
+    if (server_name_denied(f)) {
+      // The stack has not seen these bytes: both resets use the sequence
+      // numbers from before them.
+      FlowState closing = s;
+      flows_.erase(it);
+      close_flow(closing);
+      return;
+    }
+  }
   s.last_seen = Clock::now();
   s.guest_next_seq = f.seq + seq_length(f);
   if (f.tcp_flags & net::kTcpAck) s.guest_acked = f.ack;
@@ -246,6 +262,25 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
   // nothing of the table is held across the call.
   sinks_.to_stack(frame);
   if (done) flows_.erase(key);
+}
+
+// A connection a domain rule allowed, whose first bytes are a TLS
+// ClientHello naming a server: the name must be allowed too, or a guest
+// could reach any site behind an address it was given for another name.
+bool NetworkFilter::server_name_denied(const net::FrameView& f) {
+  net::ServerName sni = net::read_server_name(f.payload);
+  if (sni.kind != net::ServerName::Kind::kName) return false;  // not visible: the address decided
+  net::Flow flow;
+  flow.dst = f.dst;
+  flow.port = f.dst_port;
+  flow.protocol = net::Protocol::kTcp;
+  flow.names = {sni.name};
+  net::Verdict v = policy_->decide(flow);
+  if (v.allowed) return false;
+  ++counters_.denied;
+  log("network: denied tcp " + endpoint_text({f.dst, f.dst_port}) + ": its TLS server name \"" + sni.name +
+      "\" is not allowed (" + v.reason + ")");
+  return true;
 }
 
 void NetworkFilter::from_stack(Frame frame) {

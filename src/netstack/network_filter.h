@@ -93,6 +93,9 @@ class NetworkFilter {
     bool inbound = false;       // opened from the host (a published UDP port)
     bool established = false;   // TCP: the stack answered the SYN
     bool guest_fin = false, stack_fin = false;
+    // Allowed by a domain rule: the first data must not name (TLS SNI) a
+    // server the policy denies.
+    bool check_server_name = false;
     std::uint32_t guest_next_seq = 0;  // TCP: the guest's next sequence number
     std::uint32_t guest_acked = 0;     // TCP: the last ack the guest sent
     Clock::time_point last_seen;
@@ -112,6 +115,7 @@ class NetworkFilter {
   std::map<std::string, FlowState>::iterator open_flow(const net::FrameView& f, const std::string& key, bool tcp);
   void from_guest_icmp(const net::FrameView& f, Frame frame);
   void refuse(const net::FrameView& f, const std::string& why);
+  bool server_name_denied(const net::FrameView& f);
   void close_flow(const FlowState& s);
   void log(const std::string& line);
   bool take_egress(std::size_t bytes);

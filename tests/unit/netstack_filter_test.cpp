@@ -195,6 +195,52 @@ TEST(NetstackFilter, PolicyUpdateClosesFlowsItDenies) {
             "(--allow @host:PORT)");
 }
 
+// A TLS ClientHello naming `name` (enough of one for the SNI reader).
+Bytes client_hello(const std::string& name) {
+  Bytes ext = {0, 0, 0, static_cast<std::uint8_t>(name.size() + 5), 0, static_cast<std::uint8_t>(name.size() + 3), 0,
+               0, static_cast<std::uint8_t>(name.size())};
+  ext.insert(ext.end(), name.begin(), name.end());
+  Bytes body = {3, 3};
+  body.insert(body.end(), 32, 1);
+  body.insert(body.end(), {0, 0, 2, 0x13, 0x01, 1, 0, 0, static_cast<std::uint8_t>(ext.size())});
+  body.insert(body.end(), ext.begin(), ext.end());
+  Bytes rec = {22, 3, 1, 0, static_cast<std::uint8_t>(body.size() + 4), 1, 0, 0, static_cast<std::uint8_t>(body.size())};
+  rec.insert(rec.end(), body.begin(), body.end());
+  return rec;
+}
+
+TEST(NetstackFilter, ADomainRuleConnectionMustNameAnAllowedServer) {
+  Harness h(NetworkMode::kNone, {{true, "api.test:443"}}, 16, {{"api.test", {ip("93.184.216.34")}}});
+  auto open = [&](std::uint16_t port) {
+    h.filter->from_guest(tcp("10.0.2.15", port, "93.184.216.34", 443, net::kTcpSyn, 1000));
+    h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("93.184.216.34"), 443},
+                                                {ip("10.0.2.15"), port}, 7000, 1001, net::kTcpSyn | net::kTcpAck,
+                                                65535));
+    h.filter->from_guest(tcp("10.0.2.15", port, "93.184.216.34", 443, net::kTcpAck, 1001, 7001));
+  };
+  open(40000);
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpAck | net::kTcpPsh, 1001, 7001,
+                           client_hello("api.test")));
+  EXPECT_EQ(h.to_stack.size(), 3u);
+  EXPECT_TRUE(h.to_guest.empty());
+
+  open(40001);
+  h.to_stack.clear();
+  h.filter->from_guest(tcp("10.0.2.15", 40001, "93.184.216.34", 443, net::kTcpAck | net::kTcpPsh, 1001, 7001,
+                           client_hello("evil.test")));
+  ASSERT_EQ(h.to_stack.size(), 1u);  // no ClientHello, only the reset
+  auto to_stack = parse(h.to_stack[0]);
+  EXPECT_EQ(to_stack.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(to_stack.seq, 1001u);
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  auto to_guest = parse(h.to_guest[0]);
+  EXPECT_EQ(to_guest.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(to_guest.seq, 7001u);
+  EXPECT_EQ(h.log.back(),
+            "network: denied tcp 93.184.216.34:443: its TLS server name \"evil.test\" is not allowed (--net none)");
+  EXPECT_EQ(h.filter->flows(), 1u);
+}
+
 TEST(NetstackFilter, EgressRateDropsDataPastTheBucket) {
   Harness h(NetworkMode::kAll);
   h.filter->set_egress_limit(100000);  // a bucket of 64 KiB (its floor)

@@ -338,6 +338,24 @@ TEST_F(VmNetworkPython, AddHostNamesResolveOthersDoNot) {
   EXPECT_EQ(o.out, "hello from the host\nother.test True\nexample.com True\n");
 }
 
+// A connection a domain rule allowed must also name an allowed server in
+// its TLS ClientHello (the host server echoes, so an allowed handshake gets
+// garbage back: an SSL error, not a reset).
+TEST_F(VmNetworkPython, TlsServerNameMustBeAllowedToo) {
+  HostServer echo("echo", "127.0.0.1");
+  auto o = python({"--net", "none", "--allow", "api.test:" + echo.p(), "--add-host", "api.test:host-gateway"},
+                  "import socket, ssl\n"
+                  "for sni in ['api.test', 'evil.test']:\n"
+                  "    s = socket.create_connection(('api.test', " + echo.p() + "), timeout=30)\n"
+                  "    try:\n"
+                  "        ssl.create_default_context().wrap_socket(s, server_hostname=sni)\n"
+                  "        print(sni, 'handshake')\n"
+                  "    except ConnectionResetError: print(sni, 'reset')\n"
+                  "    except ssl.SSLError: print(sni, 'tls error')\n");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "api.test tls error\nevil.test reset\n");
+}
+
 TEST_F(VmNetworkPython, UpstreamResolverAnswersAndRebindingIsDropped) {
   HostServer dns("dns", "127.0.0.1", {"pub.example=93.184.216.34", "rebind.example=127.0.0.1",
                                       "allowed.example=127.0.0.2"});
