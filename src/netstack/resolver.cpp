@@ -234,6 +234,9 @@ void Resolver::pin(const std::string& name, const net::IpAddress& address, Clock
 }
 
 void Resolver::expire(Clock::time_point now) {
+  // Called at every wake-up of the network thread: the walks below run
+  // only when something is due.
+  if (auto due = next_deadline(); !due || *due > now) return;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.deadline <= now) {
       answer_(it->second.tag, net::build_dns_error(it->second.guest_query, net::kDnsRcodeServFail));
@@ -242,6 +245,8 @@ void Resolver::expire(Clock::time_point now) {
       ++it;
     }
   }
+  if (now < next_pin_sweep_) return;
+  next_pin_sweep_ = now + kPinSweep;
   for (auto it = pins_.begin(); it != pins_.end();) {
     if (it->expires > now) {
       ++it;
@@ -262,11 +267,8 @@ std::optional<Resolver::Clock::time_point> Resolver::next_deadline() const {
   std::optional<Clock::time_point> due;
   for (const auto& [id, p] : pending_)
     if (!due || p.deadline < *due) due = p.deadline;
-  // Pins are forgotten lazily, at the next wake-up after a minute at most.
-  if (!pins_.empty()) {
-    auto check = Clock::now() + std::chrono::seconds(60);
-    if (!due || check < *due) due = check;
-  }
+  // Pins are forgotten lazily, a minute apart at most.
+  if (!pins_.empty() && (!due || next_pin_sweep_ < *due)) due = next_pin_sweep_;
   return due;
 }
 

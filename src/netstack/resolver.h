@@ -121,6 +121,8 @@ class Resolver {
   std::list<Pin> pins_;  // oldest first
   std::unordered_multimap<std::string, std::list<Pin>::iterator> pins_by_address_;
   std::uint32_t id_state_ = 0;
+  static constexpr std::chrono::seconds kPinSweep{60};
+  Clock::time_point next_pin_sweep_{};  // the first expire() after a pin sweeps
 };
 
 }  // namespace moat::netstack

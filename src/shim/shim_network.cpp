@@ -10,6 +10,7 @@
 #include "proto/file_ops.h"
 #include "shim_contract/event_table.h"
 #include "shim_contract/network_json.h"
+#include "store/moat_home.h"
 #include "shim/shim.h"
 
 namespace moat::shim {
@@ -21,17 +22,6 @@ constexpr std::chrono::seconds kNetworkEventGap{10};
 
 bool is_denial(const std::string& line) {
   return line.rfind("network: denied ", 0) == 0 || (line.rfind("network: dns: ", 0) == 0 && line.find(" denied") != std::string::npos);
-}
-
-// $MOAT_HOME of a sandbox directory ($MOAT_HOME/sandboxes/ID).
-std::string moat_home_of(const std::string& dir) {
-  std::string d = dir;
-  while (!d.empty() && d.back() == '/') d.pop_back();
-  for (int up = 0; up < 2; ++up) {
-    auto slash = d.rfind('/');
-    d = slash == std::string::npos ? "." : d.substr(0, slash);
-  }
-  return d.empty() ? "/" : d;
 }
 
 std::uint64_t unix_seconds() { return static_cast<std::uint64_t>(::time(nullptr)); }
@@ -113,7 +103,7 @@ void Shim::flush_network_event(bool force) {
   if (!force && last_network_event_ && now - *last_network_event_ < kNetworkEventGap) return;
   std::string reason = network_event_;
   if (network_event_more_) reason += " (and " + std::to_string(network_event_more_) + " more denials)";
-  if (auto st = append_shim_event(moat_home_of(cfg_.dir), cfg_.sandbox_id, kNetworkDeniedEvent, reason); !st)
+  if (auto st = append_shim_event(store::home_of_sandbox_dir(cfg_.dir), cfg_.sandbox_id, kNetworkDeniedEvent, reason); !st)
     log("network: event not recorded: " + st.error().message);
   network_event_.clear();
   network_event_more_ = 0;

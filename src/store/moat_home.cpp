@@ -31,6 +31,16 @@ Result<std::string> moat_home() {
 }
 
 std::string sandboxes_dir(const std::string& home) { return home + "/sandboxes"; }
+
+std::string home_of_sandbox_dir(const std::string& dir) {
+  std::string d = dir;
+  while (d.size() > 1 && d.back() == '/') d.pop_back();
+  for (int up = 0; up < 2; ++up) {  // ID, then sandboxes
+    auto slash = d.rfind('/');
+    d = slash == std::string::npos ? "." : slash == 0 ? "/" : d.substr(0, slash);
+  }
+  return d;
+}
 std::string cache_dir(const std::string& home) {
   // Caches hold only derived, content-addressed data, so several state
   // directories (tests, users) may share one.

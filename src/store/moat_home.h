@@ -14,6 +14,8 @@ namespace moat::store {
 Result<std::string> moat_home();
 
 std::string sandboxes_dir(const std::string& home);
+// The $MOAT_HOME of one of its sandbox directories (sandboxes_dir(home)/ID).
+std::string home_of_sandbox_dir(const std::string& dir);
 std::string cache_dir(const std::string& home);
 
 // mkdir -p with a mode for directories it creates.
