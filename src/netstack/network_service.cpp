@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -118,6 +119,15 @@ struct NetworkService::Impl {
     return true;
   }
 
+  // libslirp allocates two socket buffers per connection and frees them
+  // only when the connection has left TIME_WAIT (10 s after its close).
+  // glibc keeps what was freed in the arena it came from, so a burst of
+  // short connections left the shim holding what the burst used at its
+  // peak (21 MiB after 3000 sequential connections, 7 MiB once trimmed;
+  // 227 MiB with an MTU of 65520 and its larger buffers).
+  // Trimming returns the free pages of every arena to the kernel.
+  static void release_freed_memory() { ::malloc_trim(0); }
+
   void apply_pending_policy() {
     std::shared_ptr<const net::Policy> p;
     std::uint64_t generation;
@@ -163,6 +173,7 @@ struct NetworkService::Impl {
       resolver->expire(now);
       if (now >= next_expiry) {
         filter->expire(now);
+        release_freed_memory();
         next_expiry = now + std::chrono::seconds(10);
       }
       if (qemu_open) flush();

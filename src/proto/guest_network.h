@@ -30,7 +30,17 @@ inline constexpr int kGuestIpv4HostPrefix = 32;
 inline constexpr int kGuestIpv6HostPrefix = 128;
 
 inline constexpr char kGuestMac[] = "52:54:00:12:34:56";
-inline constexpr int kGuestMtu = 1500;
+// The link is virtual and the stack behind it ends every TCP connection
+// and UDP flow, so its MTU is not a path MTU: the host's kernel segments and
+// fragments for the real network. Under emulation the guest's cost is per
+// frame, so a larger MTU moves more per frame; the filter drops IP
+// fragments, so it is also the largest datagram that crosses (4108 bytes,
+// room for EDNS's 4096). Why 4136: libslirp gives each connection socket
+// buffers of 8192 bytes rounded up to a whole segment. An IPv4 MSS of 4096
+// keeps two segments in flight in those 8 KiB; a larger MSS would leave one
+// (stop-and-wait uploads) and grow every connection's buffers, which
+// TIME_WAIT holds 10 s after each close (131 KiB a connection at 65520).
+inline constexpr int kGuestMtu = 4136;
 
 // The name the resolver answers with the gateway addresses.
 inline constexpr char kHostAlias[] = "host.moat.internal";
