@@ -53,7 +53,7 @@ struct NetworkService::Impl {
   std::size_t in_used = 0;
   std::vector<std::uint8_t> out;
   std::size_t out_sent = 0;
-  std::uint64_t dropped_to_guest = 0;
+  std::uint64_t dropped_to_guest = 0;  // since the last report
 
   std::mutex mu;
   std::condition_variable applied;
@@ -128,6 +128,15 @@ struct NetworkService::Impl {
   // Trimming returns the free pages of every arena to the kernel.
   static void release_freed_memory() { ::malloc_trim(0); }
 
+  // Frames are dropped only when QEMU has stopped reading (the guest does
+  // not empty its receive ring); said once per 10 s at most.
+  void report_drops() {
+    if (dropped_to_guest == 0) return;
+    log("network: " + std::to_string(dropped_to_guest) +
+        " frames to the guest dropped in the last 10 s: its receive queue was full");
+    dropped_to_guest = 0;
+  }
+
   void apply_pending_policy() {
     std::shared_ptr<const net::Policy> p;
     std::uint64_t generation;
@@ -174,6 +183,7 @@ struct NetworkService::Impl {
       if (now >= next_expiry) {
         filter->expire(now);
         release_freed_memory();
+        report_drops();
         next_expiry = now + std::chrono::seconds(10);
       }
       if (qemu_open) flush();
