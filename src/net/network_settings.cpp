@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <tuple>
 
 #include "proto/guest_network.h"
@@ -17,14 +16,6 @@ Error bad(std::string_view flag, std::string_view text, const std::string& why) 
 }
 
 }  // namespace
-
-std::optional<std::uint16_t> read_port_number(std::string_view text) {
-  unsigned v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 65535)
-    return std::nullopt;
-  return static_cast<std::uint16_t>(v);
-}
 
 Result<std::uint16_t> read_port(std::string_view flag, std::string_view text, std::string_view port) {
   auto v = read_port_number(port);

@@ -49,8 +49,7 @@ std::vector<IpAddress> host_gateway_names_addresses();
 // The policy of `mode` and `rules`; EINVAL with the parser's exact reason.
 Result<std::shared_ptr<const Policy>> read_policy(NetworkMode mode, const std::vector<NetworkRule>& rules);
 
-// 1 to 65535 in decimal, nothing else; the error quotes `flag` and `text`.
-std::optional<std::uint16_t> read_port_number(std::string_view port);
+// A port (read_port_number); the error quotes `flag` and `text`.
 Result<std::uint16_t> read_port(std::string_view flag, std::string_view text, std::string_view port);
 // An address with or without brackets around an IPv6 one.
 std::optional<IpAddress> read_address(std::string_view text);

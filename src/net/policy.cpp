@@ -33,6 +33,14 @@ bool is_label_char(char c) {
 
 }  // namespace
 
+std::optional<std::uint16_t> read_port_number(std::string_view text) {
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 65535)
+    return std::nullopt;
+  return static_cast<std::uint16_t>(v);
+}
+
 bool valid_domain_name(std::string_view name) {
   if (name.empty() || name.size() > kMaxDomainBytes) return false;
   std::size_t start = 0;
@@ -54,11 +62,9 @@ bool looks_like_ipv4(std::string_view s) {
 }
 
 Result<std::uint16_t> parse_port(std::string_view rule, std::string_view text) {
-  unsigned v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 65535)
-    return rule_error(rule, "port \"" + std::string(text) + "\" is not 1 to 65535");
-  return static_cast<std::uint16_t>(v);
+  auto v = read_port_number(text);
+  if (!v) return rule_error(rule, "port \"" + std::string(text) + "\" is not 1 to 65535");
+  return *v;
 }
 
 Status parse_ports(std::string_view rule, std::string_view text, Rule& r) {

@@ -111,6 +111,10 @@ class Policy {
 // digits, '-' and '_', no label starting or ending with '-'.
 bool valid_domain_name(std::string_view name);
 
+// A port: 1 to 65535 in decimal, nothing else (no sign, no spaces). The one
+// reader of ports for rules, --dns and -p.
+std::optional<std::uint16_t> read_port_number(std::string_view text);
+
 // Lower case without a trailing dot: the form names are compared in.
 std::string normalize_name(std::string_view name);
 // Does `name` (normalised) equal `suffix` or end with "." + suffix?
