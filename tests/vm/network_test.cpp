@@ -297,6 +297,24 @@ class VmNetworkPython : public ::testing::Test {
     delete registry_;
     registry_ = nullptr;
   }
+  // A started sandbox of the Python image with `flags`: its id, or "" (the
+  // failure recorded) when create or start failed.
+  static std::string start_python(std::vector<std::string> flags) {
+    flags.insert(flags.begin(), "create");
+    flags.push_back(python_);
+    auto created = run_moat(flags);
+    if (created.exit_code != 0) {
+      ADD_FAILURE() << "moat create: " << created.err;
+      return "";
+    }
+    std::string id = created.out.substr(0, created.out.find('\n'));
+    auto started = run_moat({"start", id});
+    if (started.exit_code != 0) {
+      ADD_FAILURE() << "moat start: " << started.err;
+      return "";
+    }
+    return id;
+  }
   static Outcome python(std::vector<std::string> flags, const std::string& code) {
     flags.push_back(python_);
     return run_moat(run_args(flags, {"python3", "-c", code}));
@@ -417,10 +435,8 @@ TEST_F(VmNetworkPython, MaxConnectionsHoldsAndUdpPublishedPortAnswers) {
   EXPECT_EQ(o.out, "5 5\n");
 
   int hp = free_port(SOCK_DGRAM);
-  auto created = run_moat({"create", "-p", "127.0.0.1:" + std::to_string(hp) + ":9090/udp", python_});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"-p", "127.0.0.1:" + std::to_string(hp) + ":9090/udp"});
+  ASSERT_NE(id, "");
   Running server = spawn_moat({"exec", id, "--", "python3", "-c",
                                "import socket\n"
                                "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 9090))\n"
@@ -460,10 +476,8 @@ pid_t shim_pid_of(const std::string& id) {
 // shim holding their peak.
 TEST_F(VmNetworkPython, ShortConnectionsLeaveNoMemoryBehind) {
   HostServer http("http", "127.0.0.1", {served_dir()});
-  auto created = run_moat({"create", "--allow", "host.moat.internal:" + http.p(), python_});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--allow", "host.moat.internal:" + http.p()});
+  ASSERT_NE(id, "");
   auto churn = run_moat({"exec", id, "--", "python3", "-c",
                          "import socket\n"
                          "ok = 0\n"
@@ -504,10 +518,8 @@ TEST_F(VmNetworkPython, ShortConnectionsLeaveNoMemoryBehind) {
 TEST_F(VmNetworkPython, FloodsStayBoundedAndLeaveOtherSandboxesAlone) {
   HostServer dns("dns", "127.0.0.1", {"*=93.184.216.34"});
   HostServer http("http", "127.0.0.1", {served_dir()});
-  auto created = run_moat({"create", "--dns", "127.0.0.1:" + dns.p(), "--max-connections", "64", python_});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--dns", "127.0.0.1:" + dns.p(), "--max-connections", "64"});
+  ASSERT_NE(id, "");
   std::string other = create_sandbox({"--allow", "host.moat.internal:" + http.p()});
   auto flood = run_moat(
       {"exec", id, "--", "python3", "-c",
