@@ -13,10 +13,12 @@
 # run throughout. Workloads, timed inside the guest (/proc/uptime):
 #   down      SIZE MiB (default 1024) downloaded: wget -O /dev/null
 #   up        UPLOAD MiB (default 256) posted from the guest's tmpfs
-#   conn      N (default 1000) sequential short requests, a connection each
-#             (their time per request is the time to the first byte of a
-#             new connection, wget's own start included alike: the guest's
-#             clock, /proc/uptime, ticks in 10 ms)
+#   conn      N (default 1000) sequential short requests, a connection each,
+#             from one process (bench/tools/conn_loop.c, built static here
+#             and shared into both guests): the connection rate
+#   wget      the same N requests, a wget each: its own start, the
+#             guest's fork and exec, is most of each request's time (the
+#             guest's clock, /proc/uptime, ticks in 10 ms)
 #   dns       moat: 100 lookups of host.moat.internal (answered by the
 #             sandbox's resolver) and of a name its upstream answers (a DNS
 #             server on loopback, --dns); the peer: one lookup through
@@ -59,10 +61,13 @@ dns_port=$(cat "$work/dns")
 bytes=$((size_mib * 1024 * 1024))
 up_bytes=$((upload_mib * 1024 * 1024))
 
+mkdir -p "$work/tools"
+gcc -O2 -static -o "$work/tools/conn_loop" "$(dirname "$0")/tools/conn_loop.c"
+
 root=$build/share/moat/rootfs-busybox
-"$moat" create --name netmoat --memory 1536 --rootfs-dir "$root" --max-connections $((idle + 100)) --dns "127.0.0.1:$dns_port" \
+"$moat" create --name netmoat --memory 1536 --rootfs-dir "$root" -v "$work/tools:/bench:ro" --max-connections $((idle + 100)) --dns "127.0.0.1:$dns_port" \
   --allow "host.moat.internal:$port" --allow "host.moat.internal:$hold" >/dev/null
-"$moat" create --name netpeer --memory 1536 --rootfs-dir "$root" --net none >/dev/null
+"$moat" create --name netpeer --memory 1536 --rootfs-dir "$root" -v "$work/tools:/bench:ro" --net none >/dev/null
 sandbox_dir() { "$moat" inspect "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["dir"])'; }
 dir=$(sandbox_dir netpeer)
 moat_dir=$(sandbox_dir netmoat)
@@ -90,7 +95,8 @@ for ((i = 0; i < runs; i++)); do
     sb=net$path
     samples[${path}_down]+="$(guest_seconds $sb "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
     samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
-    samples[${path}_conn]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done; true") "
+    samples[${path}_conn]+="$("$moat" exec $sb -- /bench/conn_loop 10.0.2.2 $port /small $requests) "
+    samples[${path}_wget]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done; true") "
   done
   samples[moat_dnslocal]+="$(guest_seconds netmoat "i=0; while [ \$i -lt 100 ]; do nslookup -type=a host.moat.internal 10.0.2.3; i=\$((i+1)); done; true") "
   samples[moat_dnsup]+="$(guest_seconds netmoat "i=0; while [ \$i -lt 100 ]; do nslookup -type=a name.bench 10.0.2.3; i=\$((i+1)); done; true") "
@@ -117,13 +123,14 @@ med() { printf '%s\n' ${samples[$1]} | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
 echo "| workload | moat | peer (-netdev user) | moat ÷ peer (rate) |"
 echo "|---|---|---|---|"
-for w in down up conn; do
+for w in down up conn wget; do
   m=$(med moat_$w) p=$(med peer_$w)
   case $w in
     down) echo "| download $size_mib MiB | $(awk -v m=$m -v s=$size_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(awk -v m=$p -v s=$size_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(ratio $p $m) |" ;;
     up) echo "| upload $upload_mib MiB | $(awk -v m=$m -v s=$upload_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(awk -v m=$p -v s=$upload_mib 'BEGIN{printf "%.2f s, %.1f MiB/s", m, s/m}') | $(ratio $p $m) |" ;;
-    conn) echo "| $requests sequential requests | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(ratio $p $m) |"
-          echo "| per new connection: connect, request, first byte, close (wget's start included) | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(ratio $p $m) |" ;;
+    conn) echo "| $requests sequential requests, one process (connection rate) | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(ratio $p $m) |"
+          echo "| per new connection: connect, request, answer, close | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f ms", m/n*1000}') | $(ratio $p $m) |" ;;
+    wget) echo "| $requests sequential requests, a wget each | $(awk -v m=$m -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(awk -v m=$p -v n=$requests 'BEGIN{printf "%.2f s, %.0f/s", m, n/m}') | $(ratio $p $m) |" ;;
   esac
 done
 dns_local=$(med moat_dnslocal)
