@@ -256,12 +256,19 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
   s.last_seen = Clock::now();
   s.guest_next_seq = f.seq + seq_length(f);
   if (f.tcp_flags & net::kTcpAck) s.guest_acked = f.ack;
-  if (f.tcp_flags & net::kTcpFin) s.guest_fin = true;
+  if (f.tcp_flags & net::kTcpFin) {
+    s.guest_fin = true;
+    // The guest closes second, having seen the stack's FIN: the stack goes
+    // to TIME_WAIT when it acks this one.
+    s.guest_fin_acked_stack_fin =
+        s.stack_fin && (f.tcp_flags & net::kTcpAck) && static_cast<std::int32_t>(f.ack - s.stack_fin_end) >= 0;
+  }
   bool done = (f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin);
   // The stack may answer at once (from_stack), and that may end the flow:
   // nothing of the table is held across the call.
   sinks_.to_stack(frame);
   if (done) flows_.erase(key);
+  release_time_waits();
 }
 
 // A connection a domain rule allowed, whose first bytes are a TLS
@@ -294,7 +301,15 @@ void NetworkFilter::from_stack(Frame frame) {
     FlowState& s = it->second;
     s.last_seen = Clock::now();
     if ((f.tcp_flags & (net::kTcpSyn | net::kTcpAck)) == (net::kTcpSyn | net::kTcpAck)) s.established = true;
-    if (f.tcp_flags & net::kTcpFin) s.stack_fin = true;
+    if (!(f.tcp_flags & net::kTcpRst)) s.stack_max_window = std::max(s.stack_max_window, f.window);
+    if ((f.tcp_flags & net::kTcpFin) && !s.stack_fin) {
+      s.stack_fin = true;
+      s.stack_fin_end = f.seq + static_cast<std::uint32_t>(f.payload.size()) + 1;
+    }
+    if (s.guest_fin_acked_stack_fin && (f.tcp_flags & (net::kTcpSyn | net::kTcpFin | net::kTcpRst | net::kTcpAck)) ==
+                                           net::kTcpAck &&
+        f.ack == s.guest_next_seq && f.window == s.stack_max_window)
+      note_time_wait(s);
     if ((f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin)) flows_.erase(it);
   } else if (f.l4 == net::L4::kUdp && published_udp_ports_.count(f.dst_port)) {
     // A datagram to a published port: the guest may answer its sender.
@@ -312,6 +327,26 @@ void NetworkFilter::from_stack(Frame frame) {
       it = flows_.emplace(key, s).first;
     }
     it->second.last_seen = Clock::now();
+  }
+}
+
+// The stack has acked the guest's FIN, which acked the stack's own, with
+// its whole window: its TIME_WAIT holds nothing that is still owed to
+// anyone (see the header). A reset in window (the sequence number after
+// the guest's FIN) ends it.
+void NetworkFilter::note_time_wait(const FlowState& s) {
+  time_wait_resets_.push_back(
+      net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, s.remote, s.guest_next_seq, 0, net::kTcpRst, 0));
+}
+
+void NetworkFilter::release_time_waits() {
+  while (!time_wait_resets_.empty()) {
+    auto resets = std::move(time_wait_resets_);
+    time_wait_resets_.clear();
+    for (const auto& rst : resets) {
+      sinks_.to_stack(rst);
+      ++counters_.time_waits_released;
+    }
   }
 }
 

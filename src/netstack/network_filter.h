@@ -19,6 +19,16 @@
 // The guest is hostile: the flow table is bounded (max_connections flows;
 // past it new flows are refused like denied ones), flows the stack or the
 // guest ended are forgotten, and idle ones expire.
+//
+// TIME_WAIT: when the remote closes first (an HTTP/1.0 server, most
+// short requests), the stack ends in TIME_WAIT for 10 s, keeping the
+// connection's buffers and a place in the socket list it walks on every
+// event. A guest opening connections quickly would make both grow with its
+// rate, past max_connections, which counts only open flows. The link to the
+// guest neither loses nor reorders frames, so once the stack has acked the
+// guest's FIN with its whole receive window free (nothing of the guest's
+// data still waits for the host), the filter resets the stack's side, as if
+// from the guest. The guest's side is already closed.
 #pragma once
 
 #include <chrono>
@@ -78,10 +88,15 @@ class NetworkFilter {
   void set_egress_limit(std::uint64_t bytes_per_second);
 
   void expire(Clock::time_point now);
+
+  // Sends the stack the resets that end its TIME_WAITs (see
+  // note_time_wait); the caller runs this once the stack has returned.
+  void release_time_waits();
   std::size_t flows() const { return flows_.size(); }
 
   struct Counters {
     std::uint64_t denied = 0, dropped = 0, refused_over_limit = 0, dns_queries = 0, over_rate = 0;
+    std::uint64_t time_waits_released = 0;
   };
   const Counters& counters() const { return counters_; }
 
@@ -98,6 +113,12 @@ class NetworkFilter {
     bool check_server_name = false;
     std::uint32_t guest_next_seq = 0;  // TCP: the guest's next sequence number
     std::uint32_t guest_acked = 0;     // TCP: the last ack the guest sent
+    // TCP, for releasing the stack's TIME_WAIT (release_time_wait): where
+    // the stack's FIN ends, whether the guest's FIN acked it, and the
+    // largest window the stack offered (its whole buffer, empty).
+    std::uint32_t stack_fin_end = 0;
+    bool guest_fin_acked_stack_fin = false;
+    std::uint16_t stack_max_window = 0;
     Clock::time_point last_seen;
   };
   struct DnsReply {
@@ -117,6 +138,7 @@ class NetworkFilter {
   void refuse(const net::FrameView& f, const std::string& why);
   bool server_name_denied(const net::FrameView& f);
   void close_flow(const FlowState& s);
+  void note_time_wait(const FlowState& s);
   void log(const std::string& line);
   bool take_egress(std::size_t bytes);
   double egress_burst() const;
@@ -127,6 +149,9 @@ class NetworkFilter {
   std::uint32_t max_connections_;
   std::set<std::uint16_t> published_udp_ports_;
   std::map<std::string, FlowState> flows_;
+  // Resets for the stack, held until it has returned from the frame it is
+  // answering (it is not reentrant).
+  std::vector<std::vector<std::uint8_t>> time_wait_resets_;
   std::map<Resolver::ReplyTag, DnsReply> dns_replies_;
   Resolver::ReplyTag next_tag_ = 1;
   net::IpAddress gateway4_, gateway6_, resolver4_, resolver6_, guest4_, guest6_;

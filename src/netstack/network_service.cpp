@@ -177,6 +177,7 @@ struct NetworkService::Impl {
       if (qemu_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) qemu_open = read_qemu();
       if (stack_running) stack->dispatch(fds, failed);
       stack->run_timers();
+      filter->release_time_waits();
       if (fds[2].fd >= 0 && (fds[2].revents & POLLIN)) resolver->on_upstream_readable();
       auto now = Clock::now();
       resolver->expire(now);

@@ -21,6 +21,9 @@ const net::MacAddress kGatewayMac{{0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}};
 
 struct Harness {
   std::vector<Bytes> to_stack, to_guest;
+  // What the stack sends back at once for a frame it is given, as
+  // libslirp does from inside slirp_input (an ack, a reset).
+  std::function<std::optional<Bytes>(const net::FrameView&)> stack_answer;
   std::vector<std::string> log;
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<NetworkFilter> filter;
@@ -33,7 +36,13 @@ struct Harness {
         [this](Resolver::ReplyTag tag, Bytes m) { filter->answer_dns(tag, std::move(m)); },
         [this](const std::string& line) { log.push_back(line); });
     filter = std::make_unique<NetworkFilter>(
-        NetworkFilter::Sinks{[this](NetworkFilter::Frame f) { to_stack.emplace_back(f.begin(), f.end()); },
+        NetworkFilter::Sinks{[this](NetworkFilter::Frame f) {
+                               to_stack.emplace_back(f.begin(), f.end());
+                               if (!stack_answer) return;
+                               auto parsed = net::parse_frame(f);
+                               if (!parsed) return;
+                               if (auto answer = stack_answer(*parsed)) filter->from_stack(*answer);
+                             },
                              [this](Bytes f) { to_guest.push_back(std::move(f)); },
                              [this](const std::string& line) { log.push_back(line); }},
         policy, *resolver, max_connections, std::set<std::uint16_t>{});
@@ -256,6 +265,78 @@ TEST(NetstackFilter, EgressRateDropsDataPastTheBucket) {
   // Segments without data (acks) always pass.
   h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 80, net::kTcpAck, seq, 1));
   EXPECT_EQ(h.to_stack.size(), 48u);
+}
+
+}  // namespace
+}  // namespace moat::netstack
+
+namespace moat::netstack {
+namespace {
+
+// A frame from the stack to the guest of the connection 10.0.2.15:40000 -
+// 10.0.2.2:8080.
+Bytes from_stack_tcp(std::uint8_t flags, std::uint32_t seq, std::uint32_t ack, std::uint16_t window, Bytes payload = {}) {
+  return net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000}, seq, ack,
+                                flags, window, payload);
+}
+
+// A connection the remote closes first: the guest sends "GET" (seq 1001 to
+// 1004), the stack answers with "ok" and its FIN (seq 5001 to 5003, FIN
+// 5003), the guest acks both and sends its FIN (seq 1004), and the stack
+// acks that at once with `final_window` (its buffer is 8192 bytes).
+struct ClosedByRemote {
+  Harness h{NetworkMode::kPublic, {{true, "host.moat.internal:8080"}}};
+  explicit ClosedByRemote(std::uint16_t final_window, std::uint32_t guest_ack_of_fin = 5004) {
+    h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
+    h.filter->from_stack(from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
+    h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck, 1001, 5001, {'G', 'E', 'T'}));
+    h.filter->from_stack(from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1004, 8192, {'o', 'k'}));
+    h.stack_answer = [final_window](const net::FrameView& f) -> std::optional<Bytes> {
+      if (!(f.tcp_flags & net::kTcpFin)) return std::nullopt;
+      return from_stack_tcp(net::kTcpAck, 5004, f.seq + 1, final_window);
+    };
+    h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck | net::kTcpFin, 1004, guest_ack_of_fin));
+  }
+};
+
+TEST(NetstackFilterTimeWait, TheStacksTimeWaitEndsOnceItAckedTheGuestsFinWithAnEmptyBuffer) {
+  ClosedByRemote c(8192);
+  EXPECT_EQ(c.h.filter->flows(), 0u);
+  EXPECT_EQ(c.h.filter->counters().time_waits_released, 1u);
+  ASSERT_EQ(c.h.to_stack.size(), 4u);  // SYN, GET, FIN, the reset
+  auto rst = parse(c.h.to_stack.back());
+  EXPECT_EQ(rst.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(rst.seq, 1005u);  // in the stack's window: right after the FIN
+  EXPECT_EQ(rst.src.to_string(), "10.0.2.15");
+  EXPECT_EQ(rst.src_port, 40000);
+  EXPECT_EQ(rst.dst.to_string(), "10.0.2.2");
+  EXPECT_EQ(rst.dst_port, 8080);
+  EXPECT_TRUE(c.h.to_guest.empty()) << "the guest's side is closed and hears nothing";
+}
+
+TEST(NetstackFilterTimeWait, DataStillOwedToTheHostKeepsTheTimeWait) {
+  // A smaller window: some of the guest's bytes wait in the stack for the
+  // host socket, and the stack writes them out during its TIME_WAIT.
+  ClosedByRemote c(8189);
+  EXPECT_EQ(c.h.filter->counters().time_waits_released, 0u);
+  EXPECT_EQ(c.h.to_stack.size(), 3u);
+}
+
+TEST(NetstackFilterTimeWait, AGuestFinThatDidNotAckTheStacksFinKeepsIt) {
+  // Simultaneous close: the stack is in CLOSING, not TIME_WAIT.
+  ClosedByRemote c(8192, 5003);
+  EXPECT_EQ(c.h.filter->counters().time_waits_released, 0u);
+}
+
+TEST(NetstackFilterTimeWait, AGuestThatClosesFirstHoldsTheTimeWaitItself) {
+  Harness h(NetworkMode::kPublic, {{true, "host.moat.internal:8080"}});
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
+  h.filter->from_stack(from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck | net::kTcpFin, 1001, 5001));
+  h.filter->from_stack(from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1002, 8192));
+  EXPECT_EQ(h.filter->flows(), 0u);
+  EXPECT_EQ(h.filter->counters().time_waits_released, 0u);
+  EXPECT_EQ(h.to_stack.size(), 2u);
 }
 
 }  // namespace
