@@ -31,6 +31,7 @@ ALLOWED = {
     "fs": {"vhost_user", "image/erofs", "util", MOAT},
     "net": {"proto", "util", MOAT},
     "netstack": {"net", "proto", "util", MOAT},
+    "tls": {"util", MOAT},
     "vm": {"proto", "util", MOAT},
     "shim_contract": {"vm", "store", "proto", "util", MOAT},
     "shim": {"shim_contract", "netstack", "net", "fs", "vhost_user", "vm", "store", "proto", "util", MOAT},

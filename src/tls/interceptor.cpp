@@ -1,0 +1,490 @@
+#include "tls/interceptor.h"
+
+#include <fcntl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace moat::tls {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct SslCtxFree {
+  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+  void operator()(SSL* s) const { SSL_free(s); }
+};
+struct BioFree {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+std::string openssl_reason() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "the connection closed" : out;
+}
+
+enum class Phase { kGuestHello, kUpstreamHandshake, kGuestHandshake, kRelay };
+
+// What the guest's ClientHello asked for.
+struct Hello {
+  std::string server_name;  // empty: none sent
+  std::string alpn;         // the protocol list, wire format without its length prefix
+};
+
+// The first host_name of a server_name extension's body; empty if none.
+std::string read_server_name(const unsigned char* p, std::size_t len) {
+  if (len < 2) return "";
+  std::size_t list = (std::size_t{p[0]} << 8) | p[1];
+  if (list + 2 > len) return "";
+  std::size_t at = 2, end = 2 + list;
+  while (at + 3 <= end) {
+    unsigned type = p[at];
+    std::size_t n = (std::size_t{p[at + 1]} << 8) | p[at + 2];
+    at += 3;
+    if (at + n > end) return "";
+    if (type == 0) return std::string(reinterpret_cast<const char*>(p + at), n);
+    at += n;
+  }
+  return "";
+}
+
+// An ALPN extension's protocol list (without its 2-byte length), checked
+// entry by entry; empty when malformed.
+std::string read_alpn(const unsigned char* p, std::size_t len) {
+  if (len < 2) return "";
+  std::size_t list = (std::size_t{p[0]} << 8) | p[1];
+  if (list + 2 != len || list == 0) return "";
+  for (std::size_t at = 2; at < len;) {
+    std::size_t n = p[at];
+    if (n == 0 || at + 1 + n > len) return "";
+    at += 1 + n;
+  }
+  return std::string(reinterpret_cast<const char*>(p + 2), list);
+}
+
+}  // namespace
+
+struct Interceptor::Impl {
+  struct Conn {
+    InterceptedConnection c;
+    SslPtr guest_ssl, upstream_ssl;
+    Phase phase = Phase::kGuestHello;
+    Hello hello;
+    std::string chosen_alpn;
+    Clock::time_point deadline;
+    std::string to_upstream, to_guest;    // read from one side, not yet written to the other
+    bool guest_eof = false, upstream_eof = false;    // that side will send no more
+    bool guest_shut = false, upstream_shut = false;  // we told that side we send no more
+    bool failed = false;
+    Impl* impl = nullptr;
+
+    std::string name() const { return hello.server_name.empty() ? c.address : hello.server_name; }
+  };
+
+  LeafCache leaves;
+  InterceptorOptions options;
+  Log log;
+  SslCtxPtr server_ctx, client_ctx;
+  UniqueFd wake;
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  mutable std::mutex mu;
+  std::vector<InterceptedConnection> incoming;  // under mu
+  Stats stats;                                  // under mu
+  std::list<Conn> conns;                        // the thread's own
+
+  Impl(LeafCache l, InterceptorOptions o, Log lg) : leaves(std::move(l)), options(std::move(o)), log(std::move(lg)) {}
+
+  static int conn_index() {
+    static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+    return index;
+  }
+  static Conn* conn_of(SSL* ssl) { return static_cast<Conn*>(SSL_get_ex_data(ssl, conn_index())); }
+
+  // Called twice per guest handshake: first to read the hello and pause
+  // until the upstream has answered, then to show the leaf.
+  static int on_client_hello(SSL* ssl, int* alert, void*) {
+    Conn* c = conn_of(ssl);
+    if (!c) return SSL_CLIENT_HELLO_ERROR;
+    if (c->phase == Phase::kGuestHello) {
+      const unsigned char* p = nullptr;
+      std::size_t len = 0;
+      if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) == 1)
+        c->hello.server_name = read_server_name(p, len);
+      if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) == 1)
+        c->hello.alpn = read_alpn(p, len);
+      return SSL_CLIENT_HELLO_RETRY;
+    }
+    auto leaf = c->impl->leaves.leaf_for(c->name());
+    if (!leaf || SSL_use_certificate(ssl, *leaf) != 1 || SSL_use_PrivateKey(ssl, c->impl->leaves.key()) != 1) {
+      c->impl->note(*c, "no certificate for \"" + c->name() + "\": " + (leaf ? openssl_reason() : leaf.error().message));
+      *alert = SSL_AD_INTERNAL_ERROR;
+      return SSL_CLIENT_HELLO_ERROR;
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+  }
+
+  // The guest gets the protocol the upstream chose, or none if it chose none.
+  static int on_alpn_select(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                            unsigned int inlen, void*) {
+    Conn* c = conn_of(ssl);
+    if (!c || c->chosen_alpn.empty()) return SSL_TLSEXT_ERR_NOACK;
+    for (unsigned int at = 0; at < inlen;) {
+      unsigned int n = in[at];
+      if (at + 1 + n > inlen) break;
+      if (n == c->chosen_alpn.size() && std::memcmp(in + at + 1, c->chosen_alpn.data(), n) == 0) {
+        *out = in + at + 1;
+        *outlen = static_cast<unsigned char>(n);
+        return SSL_TLSEXT_ERR_OK;
+      }
+      at += 1 + n;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+
+  Status make_contexts() {
+    server_ctx.reset(SSL_CTX_new(TLS_server_method()));
+    client_ctx.reset(SSL_CTX_new(TLS_client_method()));
+    if (!server_ctx || !client_ctx) return make_error("setting up TLS: " + openssl_reason(), ENOMEM);
+    for (SSL_CTX* ctx : {server_ctx.get(), client_ctx.get()}) {
+      SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+      SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+    SSL_CTX_set_client_hello_cb(server_ctx.get(), on_client_hello, nullptr);
+    SSL_CTX_set_alpn_select_cb(server_ctx.get(), on_alpn_select, nullptr);
+    SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (options.host_roots && SSL_CTX_set_default_verify_paths(client_ctx.get()) != 1)
+      return make_error("loading the host's TLS roots: " + openssl_reason(), EIO);
+    if (!options.upstream_ca_file.empty()) MOAT_TRY(add_upstream_roots());
+    return ok_status();
+  }
+
+  Status add_upstream_roots() {
+    const std::string& path = options.upstream_ca_file;
+    std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
+    if (!bio) return make_error(path + ": cannot be read: " + openssl_reason(), EINVAL);
+    X509_STORE* store = SSL_CTX_get_cert_store(client_ctx.get());
+    int added = 0;
+    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
+      if (X509_STORE_add_cert(store, cert) == 1) ++added;
+      X509_free(cert);
+      if (added > 10000) break;
+    }
+    ERR_clear_error();  // the read that ended the loop
+    if (added == 0) return make_error(path + ": no PEM certificate in it", EINVAL);
+    return ok_status();
+  }
+
+  void note(const Conn& c, const std::string& what) {
+    if (log) log("tls: " + c.c.label + (c.hello.server_name.empty() ? "" : " (" + c.hello.server_name + ")") + ": " + what);
+  }
+
+  void accept_new(Clock::time_point now) {
+    std::vector<InterceptedConnection> fresh;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      fresh.swap(incoming);
+    }
+    for (auto& ic : fresh) {
+      conns.emplace_back();
+      Conn& c = conns.back();
+      c.c = std::move(ic);
+      c.impl = this;
+      c.deadline = now + options.handshake_timeout;
+      ::fcntl(c.c.guest.get(), F_SETFL, ::fcntl(c.c.guest.get(), F_GETFL) | O_NONBLOCK);
+      ::fcntl(c.c.upstream.get(), F_SETFL, ::fcntl(c.c.upstream.get(), F_GETFL) | O_NONBLOCK);
+      c.guest_ssl.reset(SSL_new(server_ctx.get()));
+      if (!c.guest_ssl || SSL_set_fd(c.guest_ssl.get(), c.c.guest.get()) != 1 ||
+          SSL_set_ex_data(c.guest_ssl.get(), conn_index(), &c) != 1) {
+        fail(c, "setting up TLS: " + openssl_reason());
+        continue;
+      }
+      step(c);
+    }
+  }
+
+  void fail(Conn& c, const std::string& why) {
+    if (c.failed) return;
+    c.failed = true;
+    note(c, why);
+    std::lock_guard<std::mutex> lock(mu);
+    ++stats.refused;
+  }
+
+  // Runs a connection as far as it can go without waiting.
+  void step(Conn& c) {
+    ERR_clear_error();
+    if (c.phase == Phase::kGuestHello) guest_hello(c);
+    if (!c.failed && c.phase == Phase::kUpstreamHandshake) upstream_handshake(c);
+    if (!c.failed && c.phase == Phase::kGuestHandshake) guest_handshake(c);
+    if (!c.failed && c.phase == Phase::kRelay) relay(c);
+  }
+
+  void guest_hello(Conn& c) {
+    int r = SSL_accept(c.guest_ssl.get());
+    int err = SSL_get_error(c.guest_ssl.get(), r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+    if (err != SSL_ERROR_WANT_CLIENT_HELLO_CB) {
+      fail(c, "the guest's TLS handshake failed: " + openssl_reason());
+      return;
+    }
+    c.upstream_ssl.reset(SSL_new(client_ctx.get()));
+    SSL* up = c.upstream_ssl.get();
+    if (!up || SSL_set_fd(up, c.c.upstream.get()) != 1) {
+      fail(c, "setting up TLS: " + openssl_reason());
+      return;
+    }
+    X509_VERIFY_PARAM* param = SSL_get0_param(up);
+    bool named = !c.hello.server_name.empty();
+    if (named) {
+      SSL_set_tlsext_host_name(up, c.hello.server_name.c_str());
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, c.hello.server_name.c_str(), c.hello.server_name.size());
+    } else {
+      X509_VERIFY_PARAM_set1_ip_asc(param, c.c.address.c_str());
+    }
+    if (!c.hello.alpn.empty())
+      SSL_set_alpn_protos(up, reinterpret_cast<const unsigned char*>(c.hello.alpn.data()),
+                          static_cast<unsigned int>(c.hello.alpn.size()));
+    c.phase = Phase::kUpstreamHandshake;
+  }
+
+  void upstream_handshake(Conn& c) {
+    SSL* up = c.upstream_ssl.get();
+    int r = SSL_connect(up);
+    if (r == 1) {
+      const unsigned char* proto = nullptr;
+      unsigned int len = 0;
+      SSL_get0_alpn_selected(up, &proto, &len);
+      c.chosen_alpn.assign(reinterpret_cast<const char*>(proto), len);
+      c.phase = Phase::kGuestHandshake;
+      return;
+    }
+    int err = SSL_get_error(up, r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+    long verify = SSL_get_verify_result(up);
+    if (verify != X509_V_OK) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++stats.upstream_rejected;
+      }
+      fail(c, std::string("the server's certificate does not verify for \"") + c.name() +
+                  "\": " + X509_verify_cert_error_string(verify));
+      return;
+    }
+    fail(c, "the TLS handshake with the server failed: " + openssl_reason());
+  }
+
+  void guest_handshake(Conn& c) {
+    int r = SSL_accept(c.guest_ssl.get());
+    if (r == 1) {
+      c.phase = Phase::kRelay;
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.relayed;
+      return;
+    }
+    int err = SSL_get_error(c.guest_ssl.get(), r);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
+    fail(c, "the guest's TLS handshake failed: " + openssl_reason());
+  }
+
+  // Reads what `from` has into `buf` while there is room. False on an error.
+  bool pull(Conn& c, SSL* from, std::string& buf, bool& eof, const char* side) {
+    char chunk[16384];
+    while (!eof && buf.size() < options.max_buffer) {
+      std::size_t room = std::min(sizeof chunk, options.max_buffer - buf.size());
+      int n = SSL_read(from, chunk, static_cast<int>(room));
+      if (n > 0) {
+        buf.append(chunk, static_cast<std::size_t>(n));
+        continue;
+      }
+      int err = SSL_get_error(from, n);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
+      if (err == SSL_ERROR_ZERO_RETURN || (err == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)) {
+        eof = true;  // close_notify, or the TCP stream ended without one
+        ERR_clear_error();
+        return true;
+      }
+      fail(c, std::string("reading from the ") + side + ": " + openssl_reason());
+      return false;
+    }
+    return true;
+  }
+
+  // Writes what `buf` holds to `to`. False on an error.
+  bool push(Conn& c, SSL* to, std::string& buf, const char* side) {
+    while (!buf.empty()) {
+      int n = SSL_write(to, buf.data(), static_cast<int>(std::min<std::size_t>(buf.size(), 1 << 20)));
+      if (n > 0) {
+        buf.erase(0, static_cast<std::size_t>(n));
+        continue;
+      }
+      int err = SSL_get_error(to, n);
+      if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
+      fail(c, std::string("writing to the ") + side + ": " + openssl_reason());
+      return false;
+    }
+    return true;
+  }
+
+  // Passes a side's end on once everything it sent has been written.
+  static void pass_close(SSL* to, int fd, bool from_eof, const std::string& buf, bool& shut) {
+    if (shut || !from_eof || !buf.empty()) return;
+    SSL_shutdown(to);
+    ::shutdown(fd, SHUT_WR);
+    shut = true;
+  }
+
+  void relay(Conn& c) {
+    for (int round = 0; round < 64; ++round) {
+      std::size_t before = c.to_upstream.size() + c.to_guest.size();
+      bool eofs = c.guest_eof && c.upstream_eof;
+      if (!pull(c, c.guest_ssl.get(), c.to_upstream, c.guest_eof, "guest")) return;
+      if (!push(c, c.upstream_ssl.get(), c.to_upstream, "server")) return;
+      if (!pull(c, c.upstream_ssl.get(), c.to_guest, c.upstream_eof, "server")) return;
+      if (!push(c, c.guest_ssl.get(), c.to_guest, "guest")) return;
+      pass_close(c.upstream_ssl.get(), c.c.upstream.get(), c.guest_eof, c.to_upstream, c.upstream_shut);
+      pass_close(c.guest_ssl.get(), c.c.guest.get(), c.upstream_eof, c.to_guest, c.guest_shut);
+      bool moved = c.to_upstream.size() + c.to_guest.size() != before || eofs != (c.guest_eof && c.upstream_eof);
+      // Another round only while bytes move and a buffer has room again
+      // (OpenSSL may hold decrypted bytes poll cannot see).
+      if (!moved || (c.to_upstream.size() >= options.max_buffer && c.to_guest.size() >= options.max_buffer)) break;
+    }
+  }
+
+  static bool finished(const Conn& c) {
+    return c.failed || (c.phase == Phase::kRelay && c.guest_shut && c.upstream_shut);
+  }
+
+  short events_for_guest(const Conn& c) const {
+    short e = 0;
+    bool handshaking = c.phase == Phase::kGuestHello || c.phase == Phase::kGuestHandshake;
+    if (handshaking || (c.phase == Phase::kRelay && !c.guest_eof && c.to_upstream.size() < options.max_buffer))
+      e |= POLLIN;
+    if (c.phase == Phase::kRelay && !c.to_guest.empty()) e |= POLLOUT;
+    if (handshaking && SSL_want_write(c.guest_ssl.get())) e |= POLLOUT;
+    return e;
+  }
+
+  short events_for_upstream(const Conn& c) const {
+    short e = 0;
+    if (c.phase == Phase::kUpstreamHandshake) {
+      e |= POLLIN;
+      if (SSL_want_write(c.upstream_ssl.get())) e |= POLLOUT;
+    }
+    if (c.phase == Phase::kRelay) {
+      if (!c.upstream_eof && c.to_guest.size() < options.max_buffer) e |= POLLIN;
+      if (!c.to_upstream.empty()) e |= POLLOUT;
+    }
+    return e;
+  }
+
+  void run() {
+    std::vector<pollfd> fds;
+    std::vector<Conn*> owners;
+    while (!stop.load()) {
+      auto now = Clock::now();
+      accept_new(now);
+      int timeout = -1;
+      for (auto it = conns.begin(); it != conns.end();) {
+        Conn& c = *it;
+        if (!finished(c) && c.phase != Phase::kRelay && now >= c.deadline)
+          fail(c, "the TLS handshakes did not finish in time");
+        if (finished(c)) {
+          it = conns.erase(it);
+          continue;
+        }
+        if (c.phase != Phase::kRelay) {
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count() + 1;
+          if (timeout < 0 || left < timeout) timeout = static_cast<int>(left);
+        }
+        ++it;
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        stats.open = conns.size();
+      }
+      fds.clear();
+      owners.clear();
+      fds.push_back(pollfd{wake.get(), POLLIN, 0});
+      owners.push_back(nullptr);
+      for (Conn& c : conns) {
+        fds.push_back(pollfd{c.c.guest.get(), events_for_guest(c), 0});
+        owners.push_back(&c);
+        fds.push_back(pollfd{c.c.upstream.get(), events_for_upstream(c), 0});
+        owners.push_back(&c);
+      }
+      int n = ::poll(fds.data(), fds.size(), timeout);
+      if (n < 0 && errno != EINTR) break;
+      if (fds[0].revents & POLLIN) {
+        std::uint64_t count;
+        [[maybe_unused]] auto r = ::read(wake.get(), &count, sizeof count);
+      }
+      Conn* last = nullptr;
+      for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (!fds[i].revents || owners[i] == last) continue;
+        last = owners[i];
+        step(*owners[i]);
+      }
+    }
+    conns.clear();
+  }
+};
+
+Interceptor::Interceptor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<Interceptor>> Interceptor::start(LeafCache leaves, InterceptorOptions options, Log log) {
+  auto impl = std::make_unique<Impl>(std::move(leaves), std::move(options), std::move(log));
+  MOAT_TRY(impl->make_contexts());
+  impl->wake = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!impl->wake) return errno_error("eventfd");
+  Impl* raw = impl.get();
+  std::unique_ptr<Interceptor> out(new Interceptor(std::move(impl)));
+  raw->thread = std::thread([raw] { raw->run(); });
+  return out;
+}
+
+Interceptor::~Interceptor() {
+  impl_->stop = true;
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void Interceptor::add(InterceptedConnection connection) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->incoming.push_back(std::move(connection));
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
+}
+
+Interceptor::Stats Interceptor::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stats;
+}
+
+}  // namespace moat::tls

@@ -1,0 +1,100 @@
+// TLS interception (docs/tls.md): the shim ends a guest's TLS connection
+// with a leaf for the server name the guest asked for, signed by the
+// sandbox's CA, opens TLS of its own to the real server, verifying its
+// chain and name, and relays what is inside.
+//
+// The interceptor is handed two connected TCP sockets per connection: the
+// guest's side (the user-mode stack's host socket, speaking the guest's
+// TLS) and the upstream (already connected to the address the policy
+// allowed). It runs on a thread of its own, so handshakes (a signature and
+// a chain check each) never hold up the frames of other connections.
+//
+// Order of a connection:
+//  1. The guest's ClientHello is read and held: its server name (SNI) and
+//     ALPN list.
+//  2. TLS to the upstream with the same server name and ALPN list. Its
+//     certificate must verify against the host's roots (and
+//     `upstream_ca_file`) for that name, or for the address when the guest
+//     sent no name.
+//  3. Only then the guest's handshake completes, with a leaf for the name
+//     and the protocol the upstream chose, so h2 and http/1.1 both work
+//     end to end and a client never sees a protocol the server did not
+//     pick.
+//  4. Bytes are relayed both ways, at most `max_buffer` bytes held per
+//     direction; a close on one side is passed on to the other.
+// A failure before the relay (upstream unreachable by TLS, a certificate
+// that does not verify, a guest that is not speaking TLS) closes both
+// sockets and logs the reason with the connection's label.
+//
+// OpenSSL writes to the sockets with write(2): the process must ignore
+// SIGPIPE (the shim does), or a peer that closed first would end it.
+//
+// Threat model: the guest's bytes are hostile (OpenSSL parses them; the
+// ClientHello fields the interceptor reads are bounded by OpenSSL), and so
+// is the upstream. Handshakes that do not finish in `handshake_timeout`
+// are dropped; the number of connections is bounded by the caller (the
+// flow table's max_connections).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "tls/leaf_cache.h"
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace moat::tls {
+
+struct InterceptorOptions {
+  // PEM roots trusted for upstream servers besides the host's
+  // (--tls-upstream-ca); empty: none.
+  std::string upstream_ca_file;
+  // Whether the host's default roots (OpenSSL's default paths) are trusted
+  // for upstream servers.
+  bool host_roots = true;
+  std::size_t max_buffer = 64 * 1024;
+  std::chrono::milliseconds handshake_timeout{30000};
+};
+
+struct InterceptedConnection {
+  UniqueFd guest;     // connected; the guest's TLS client at the other end
+  UniqueFd upstream;  // connected to the server the policy allowed
+  // The upstream's address as text ("93.184.216.34", "::1"): the name its
+  // certificate must hold when the guest sends no SNI.
+  std::string address;
+  std::string label;  // for the log: "10.0.2.15:40000 -> 93.184.216.34:443"
+};
+
+class Interceptor {
+ public:
+  using Log = std::function<void(const std::string&)>;
+
+  struct Stats {
+    std::uint64_t relayed = 0;          // connections that reached the relay
+    std::uint64_t refused = 0;          // closed before it (any reason)
+    std::uint64_t upstream_rejected = 0;  // of those: the upstream's certificate did not verify
+    std::size_t open = 0;
+  };
+
+  // Starts the interceptor's thread. EINVAL naming the file when
+  // `upstream_ca_file` cannot be read as PEM certificates.
+  static Result<std::unique_ptr<Interceptor>> start(LeafCache leaves, InterceptorOptions options, Log log);
+  ~Interceptor();  // closes every connection and joins the thread
+
+  // Takes the connection over; thread-safe.
+  void add(InterceptedConnection connection);
+
+  Stats stats() const;
+
+  struct Impl;
+
+ private:
+  explicit Interceptor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace moat::tls
