@@ -73,7 +73,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     switch (kind % 4) {
       case 0:
       case 1: filter->from_guest(frame); break;
-      case 2: filter->from_stack(frame); break;
+      case 2: {
+        std::vector<std::uint8_t> copy(frame.begin(), frame.end());
+        filter->from_stack(copy);
+        break;
+      }
       case 3:
         is_open = !is_open;
         filter->set_policy(*net::read_policy(is_open ? open.mode : closed.mode, is_open ? open.rules : closed.rules));

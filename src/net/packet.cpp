@@ -98,6 +98,7 @@ Status parse_icmp(std::span<const std::uint8_t> l4, L4 kind, FrameView& v) {
 // ICMP is taken only over IPv4 and ICMPv6 only over IPv6; either over the
 // other is just another protocol.
 Status parse_l4(std::span<const std::uint8_t> l4, FrameView& v) {
+  v.l4_packet = l4;
   switch (v.ip_protocol) {
     case kIpProtoTcp: return parse_tcp(l4, v);
     case kIpProtoUdp: return parse_udp(l4, v);
@@ -301,6 +302,43 @@ std::vector<std::uint8_t> build_tcp_segment(const MacAddress& src_mac, const Mac
   out.insert(out.end(), payload.begin(), payload.end());
   set_l4_checksum(out, l4, 16, pseudo_header_sum(src.address, dst.address, kIpProtoTcp, l4_bytes));
   return out;
+}
+
+namespace {
+
+// One's complement sum of `delta` folded into the checksum at `at`
+// (RFC 1624, eqn. 3: HC' = ~(~HC + ~m + m')).
+void adjust_checksum(std::span<std::uint8_t> frame, std::size_t at, std::uint32_t delta) {
+  std::uint32_t sum = static_cast<std::uint32_t>(~(frame[at] << 8 | frame[at + 1]) & 0xffff) + delta;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  std::uint16_t checksum = static_cast<std::uint16_t>(~sum & 0xffff);
+  frame[at] = static_cast<std::uint8_t>(checksum >> 8);
+  frame[at + 1] = static_cast<std::uint8_t>(checksum & 0xff);
+}
+
+// Replaces the 16-bit word at `at` with `value`; what that adds to a
+// checksum's sum (~old + new).
+std::uint32_t replace_word(std::span<std::uint8_t> frame, std::size_t at, std::uint16_t value) {
+  std::uint32_t old = static_cast<std::uint32_t>(frame[at] << 8 | frame[at + 1]);
+  frame[at] = static_cast<std::uint8_t>(value >> 8);
+  frame[at + 1] = static_cast<std::uint8_t>(value & 0xff);
+  return (~old & 0xffff) + value;
+}
+
+}  // namespace
+
+void rewrite_tcp_endpoint(std::span<std::uint8_t> frame, const FrameView& segment, bool source, const Endpoint& to) {
+  const bool v4 = segment.l3 == L3::kIpv4;
+  const std::size_t ip = static_cast<std::size_t>(segment.ip_packet.data() - frame.data());
+  const std::size_t l4 = static_cast<std::size_t>(segment.l4_packet.data() - frame.data());
+  const std::size_t address_at = ip + (v4 ? (source ? 12 : 16) : (source ? 8 : 24));
+  std::uint32_t address_delta = 0;
+  for (std::size_t i = 0; i < to.address.size(); i += 2)
+    address_delta += replace_word(frame, address_at + i,
+                                  static_cast<std::uint16_t>(to.address.bytes[i] << 8 | to.address.bytes[i + 1]));
+  std::uint32_t port_delta = replace_word(frame, l4 + (source ? 0 : 2), to.port);
+  if (v4) adjust_checksum(frame, ip + 10, address_delta);
+  adjust_checksum(frame, l4 + 16, address_delta + port_delta);
 }
 
 std::vector<std::uint8_t> build_reset_reply(const FrameView& segment) {

@@ -60,6 +60,9 @@ struct FrameView {
   // The IP packet: from its header to the end its length field gives
   // (Ethernet padding excluded).
   std::span<const std::uint8_t> ip_packet;
+  // The upper-layer message: its header and what follows (kTcp, kUdp,
+  // kIcmp, kIcmpv6).
+  std::span<const std::uint8_t> l4_packet;
 
   L4 l4 = L4::kNone;
   std::uint16_t src_port = 0, dst_port = 0;  // kTcp, kUdp
@@ -94,6 +97,12 @@ std::vector<std::uint8_t> build_tcp_segment(const MacAddress& src_mac, const Mac
                                             const Endpoint& dst, std::uint32_t seq, std::uint32_t ack,
                                             std::uint8_t flags, std::uint16_t window,
                                             std::span<const std::uint8_t> payload = {});
+
+// Rewrites, in place, the source (`source` true) or destination address and
+// port of the TCP segment `segment` parsed from `frame`, updating the IPv4
+// header checksum and the TCP checksum for the change (RFC 1624), so the
+// rest of the frame is left as it was. `to` must be of the segment's family.
+void rewrite_tcp_endpoint(std::span<std::uint8_t> frame, const FrameView& segment, bool source, const Endpoint& to);
 
 // The reset a TCP stack answers `segment` with when nothing listens (RFC
 // 9293 3.10.7.1), from the segment's destination to its source: with ACK

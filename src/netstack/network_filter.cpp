@@ -1,6 +1,7 @@
 #include "netstack/network_filter.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "net/tls_client_hello.h"
 #include "proto/guest_network.h"
@@ -176,8 +177,7 @@ void NetworkFilter::from_guest_icmp(const net::FrameView& f, Frame frame) {
 
 // A new flow the guest asks for: decided, counted against the limit, and
 // entered in the table; refused (end()) otherwise.
-std::map<std::string, NetworkFilter::FlowState>::iterator NetworkFilter::open_flow(const net::FrameView& f,
-                                                                                  const std::string& key, bool tcp) {
+NetworkFilter::FlowMap::iterator NetworkFilter::open_flow(const net::FrameView& f, const std::string& key, bool tcp) {
   net::Verdict v = decide(f.dst, f.dst_port, tcp);
   if (!v.allowed) {
     ++counters_.denied;
@@ -238,17 +238,33 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
       sinks_.to_stack(frame);
       return;
     }
+    if (redirects_.count(key)) {
+      refuse(f, "the port belongs to an intercepted connection");
+      return;
+    }
     if ((it = open_flow(f, key, true)) == flows_.end()) return;
+    if (sinks_.intercept && sinks_.intercept(InterceptRequest{key, guest, remote})) {
+      FlowState& s = it->second;
+      s.held_syn.assign(frame.begin(), frame.end());
+      s.guest_next_seq = f.seq + 1;
+      s.last_seen = Clock::now();
+      return;
+    }
+  }
+  FlowState& s = it->second;
+  if (!s.held_syn.empty()) {
+    // Its way is not ready: the guest sends the SYN again, or gives up.
+    if (f.tcp_flags & net::kTcpRst) forget(it);
+    return;
   }
   if (!take_egress(f.payload.size())) return;  // resent later, as if lost
-  FlowState& s = it->second;
   if (s.check_server_name && !f.payload.empty()) {
     s.check_server_name = false;
     if (server_name_denied(f)) {
       // The stack has not seen these bytes: both resets use the sequence
       // numbers from before them.
       FlowState closing = s;
-      flows_.erase(it);
+      forget(it);
       close_flow(closing);
       return;
     }
@@ -264,11 +280,54 @@ void NetworkFilter::from_guest_tcp(const net::FrameView& f, Frame frame) {
         s.stack_fin && (f.tcp_flags & net::kTcpAck) && static_cast<std::int32_t>(f.ack - s.stack_fin_end) >= 0;
   }
   bool done = (f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin);
+  std::optional<net::Endpoint> redirect = s.redirect;
   // The stack may answer at once (from_stack), and that may end the flow:
   // nothing of the table is held across the call.
-  sinks_.to_stack(frame);
-  if (done) flows_.erase(key);
+  if (redirect)
+    to_stack_redirected(frame, *redirect);
+  else
+    sinks_.to_stack(frame);
+  if (done) {
+    if (auto at = flows_.find(key); at != flows_.end()) forget(at);
+  }
   release_time_waits();
+}
+
+void NetworkFilter::to_stack_redirected(Frame frame, const net::Endpoint& to) {
+  std::vector<std::uint8_t> copy(frame.begin(), frame.end());
+  auto view = net::parse_frame(copy);
+  if (!view) return;
+  net::rewrite_tcp_endpoint(copy, *view, false, to);
+  sinks_.to_stack(copy);
+}
+
+bool NetworkFilter::intercept_ready(const std::string& key, const net::Endpoint& stack_side) {
+  auto it = flows_.find(key);
+  if (it == flows_.end() || it->second.held_syn.empty()) return false;
+  FlowState& s = it->second;
+  s.redirect = stack_side;
+  redirects_[flow_key(true, s.guest, stack_side)] = key;
+  std::vector<std::uint8_t> syn = std::move(s.held_syn);
+  s.held_syn.clear();
+  to_stack_redirected(syn, stack_side);
+  return true;
+}
+
+void NetworkFilter::intercept_failed(const std::string& key, int error) {
+  auto it = flows_.find(key);
+  if (it == flows_.end() || it->second.held_syn.empty()) return;
+  std::vector<std::uint8_t> syn = std::move(it->second.held_syn);
+  net::Endpoint remote = it->second.remote;
+  forget(it);
+  auto view = net::parse_frame(syn);
+  if (!view) return;
+  log("network: tcp " + endpoint_text(remote) + ": " + std::strerror(error));
+  sinks_.to_guest(net::build_reset_reply(*view));
+}
+
+NetworkFilter::FlowMap::iterator NetworkFilter::forget(FlowMap::iterator it) {
+  if (it->second.redirect) redirects_.erase(flow_key(true, it->second.guest, *it->second.redirect));
+  return flows_.erase(it);
 }
 
 // A connection a domain rule allowed, whose first bytes are a TLS
@@ -290,14 +349,21 @@ bool NetworkFilter::server_name_denied(const net::FrameView& f) {
   return true;
 }
 
-void NetworkFilter::from_stack(Frame frame) {
+void NetworkFilter::from_stack(std::span<std::uint8_t> frame) {
   auto parsed = net::parse_frame(frame);
   if (!parsed || parsed->fragment) return;
   const net::FrameView& f = *parsed;
   net::Endpoint guest{f.dst, f.dst_port}, remote{f.src, f.src_port};
   if (f.l4 == net::L4::kTcp) {
-    auto it = flows_.find(flow_key(true, guest, remote));
-    if (it == flows_.end()) return;
+    std::string key = flow_key(true, guest, remote);
+    auto it = flows_.find(key);
+    if (it == flows_.end()) {
+      // An intercepted connection: the guest hears from the address it
+      // connected to.
+      auto r = redirects_.find(key);
+      if (r == redirects_.end() || (it = flows_.find(r->second)) == flows_.end()) return;
+      net::rewrite_tcp_endpoint(frame, f, true, it->second.remote);
+    }
     FlowState& s = it->second;
     s.last_seen = Clock::now();
     if ((f.tcp_flags & (net::kTcpSyn | net::kTcpAck)) == (net::kTcpSyn | net::kTcpAck)) s.established = true;
@@ -310,7 +376,7 @@ void NetworkFilter::from_stack(Frame frame) {
                                            net::kTcpAck &&
         f.ack == s.guest_next_seq && f.window == s.stack_max_window)
       note_time_wait(s);
-    if ((f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin)) flows_.erase(it);
+    if ((f.tcp_flags & net::kTcpRst) || (s.guest_fin && s.stack_fin)) forget(it);
   } else if (f.l4 == net::L4::kUdp && published_udp_ports_.count(f.dst_port)) {
     // A datagram to a published port: the guest may answer its sender.
     std::string key = flow_key(false, guest, remote);
@@ -335,8 +401,8 @@ void NetworkFilter::from_stack(Frame frame) {
 // anyone (see the header). A reset in window (the sequence number after
 // the guest's FIN) ends it.
 void NetworkFilter::note_time_wait(const FlowState& s) {
-  time_wait_resets_.push_back(
-      net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, s.remote, s.guest_next_seq, 0, net::kTcpRst, 0));
+  time_wait_resets_.push_back(net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, stack_remote(s),
+                                                     s.guest_next_seq, 0, net::kTcpRst, 0));
 }
 
 void NetworkFilter::release_time_waits() {
@@ -362,7 +428,7 @@ void NetworkFilter::close_flow(const FlowState& s) {
     sinks_.to_guest(net::build_tcp_segment(s.gateway_mac, s.guest_mac, s.remote, s.guest, 0, s.guest_next_seq,
                                            net::kTcpRst | net::kTcpAck, 0));
   // To the stack, as if from the guest, so that it closes the host socket.
-  auto rst = net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, s.remote, s.guest_next_seq, 0,
+  auto rst = net::build_tcp_segment(s.guest_mac, s.gateway_mac, s.guest, stack_remote(s), s.guest_next_seq, 0,
                                     net::kTcpRst, 0);
   sinks_.to_stack(rst);
 }
@@ -381,7 +447,7 @@ void NetworkFilter::set_policy(std::shared_ptr<const net::Policy> policy) {
       continue;
     }
     closing.emplace_back(s, v.reason);
-    it = flows_.erase(it);
+    it = forget(it);
   }
   for (const auto& [s, reason] : closing) {
     log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + endpoint_text(s.remote) +
@@ -403,7 +469,7 @@ void NetworkFilter::expire(Clock::time_point now) {
     const FlowState& s = it->second;
     auto idle = now - s.last_seen;
     bool old = !s.tcp ? idle >= kUdpIdle : (!s.established ? idle >= kTcpConnecting : idle >= kTcpIdle);
-    it = old ? flows_.erase(it) : std::next(it);
+    it = old ? forget(it) : std::next(it);
   }
 }
 

@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -53,10 +54,20 @@ class NetworkFilter {
   using Clock = std::chrono::steady_clock;
   using Frame = std::span<const std::uint8_t>;
 
+  // A TCP connection the policy allowed, offered for TLS interception
+  // (docs/tls.md) before the stack sees it.
+  struct InterceptRequest {
+    std::string key;  // for intercept_ready / intercept_failed
+    net::Endpoint guest, remote;
+  };
+
   struct Sinks {
     std::function<void(Frame)> to_stack;                  // guest frames the policy passed
     std::function<void(std::vector<std::uint8_t>)> to_guest;  // resets, ICMP errors, DNS answers
     std::function<void(const std::string&)> log;          // denials, for the sandbox's log
+    // Optional. True takes the connection: its SYN is held until
+    // intercept_ready or intercept_failed says where it goes.
+    std::function<bool(const InterceptRequest&)> intercept;
   };
 
   static constexpr std::chrono::seconds kUdpIdle{120};
@@ -71,8 +82,19 @@ class NetworkFilter {
   void from_guest(Frame frame);
   // A frame the stack sends the guest, seen on its way (the caller
   // delivers it): flows the remote ended, inbound datagrams of published
-  // UDP ports.
-  void from_stack(Frame frame);
+  // UDP ports. A frame of an intercepted connection is rewritten in place
+  // to come from the address the guest connected to.
+  void from_stack(std::span<std::uint8_t> frame);
+
+  // An intercepted connection's way is ready: the held SYN goes to the
+  // stack addressed to `stack_side` (the gateway and the port of a
+  // listener on the host's loopback), and every frame of the connection
+  // is rewritten between the two addresses for its whole life. False if
+  // the connection is gone (the policy closed it, it expired).
+  bool intercept_ready(const std::string& key, const net::Endpoint& stack_side);
+  // Connecting for it failed with `error`: the guest gets a reset, as it
+  // would from the stack, and a line says why.
+  void intercept_failed(const std::string& key, int error);
 
   // Replaces the policy; open flows it denies are closed now (TCP: a reset
   // to both the guest and the stack).
@@ -119,8 +141,13 @@ class NetworkFilter {
     std::uint32_t stack_fin_end = 0;
     bool guest_fin_acked_stack_fin = false;
     std::uint16_t stack_max_window = 0;
+    // TLS interception: the SYN held while the connection's way is made,
+    // then the stack's side of it (intercept_ready).
+    std::vector<std::uint8_t> held_syn;
+    std::optional<net::Endpoint> redirect;
     Clock::time_point last_seen;
   };
+  using FlowMap = std::map<std::string, FlowState>;
   struct DnsReply {
     net::MacAddress guest_mac, resolver_mac;
     net::Endpoint guest, resolver;
@@ -133,12 +160,15 @@ class NetworkFilter {
   bool is_gateway(const net::IpAddress& a) const;
   void from_guest_tcp(const net::FrameView& f, Frame frame);
   void from_guest_udp(const net::FrameView& f, Frame frame);
-  std::map<std::string, FlowState>::iterator open_flow(const net::FrameView& f, const std::string& key, bool tcp);
+  FlowMap::iterator open_flow(const net::FrameView& f, const std::string& key, bool tcp);
   void from_guest_icmp(const net::FrameView& f, Frame frame);
   void refuse(const net::FrameView& f, const std::string& why);
   bool server_name_denied(const net::FrameView& f);
   void close_flow(const FlowState& s);
   void note_time_wait(const FlowState& s);
+  static const net::Endpoint& stack_remote(const FlowState& s) { return s.redirect ? *s.redirect : s.remote; }
+  void to_stack_redirected(Frame frame, const net::Endpoint& to);
+  FlowMap::iterator forget(FlowMap::iterator it);
   void log(const std::string& line);
   bool take_egress(std::size_t bytes);
   double egress_burst() const;
@@ -148,7 +178,10 @@ class NetworkFilter {
   Resolver& resolver_;
   std::uint32_t max_connections_;
   std::set<std::uint16_t> published_udp_ports_;
-  std::map<std::string, FlowState> flows_;
+  FlowMap flows_;
+  // The stack's key of an intercepted connection (the guest and the
+  // listener) to its key in flows_ (the guest and the remote).
+  std::map<std::string, std::string> redirects_;
   // Resets for the stack, held until it has returned from the frame it is
   // answering (it is not reentrant).
   std::vector<std::vector<std::uint8_t>> time_wait_resets_;

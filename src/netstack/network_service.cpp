@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "netstack/network_filter.h"
@@ -63,15 +64,17 @@ struct NetworkService::Impl {
   std::thread thread;
   Clock::time_point next_expiry;
 
-  void to_guest(std::span<const std::uint8_t> frame) {
+  // Queues a frame for QEMU; where it was placed, or nullopt if dropped.
+  std::optional<std::span<std::uint8_t>> to_guest(std::span<const std::uint8_t> frame) {
     if (out.size() - out_sent + frame.size() + 4 > kMaxGuestQueue) {
       ++dropped_to_guest;
-      return;
+      return std::nullopt;
     }
     std::uint32_t be = htonl(static_cast<std::uint32_t>(frame.size()));
     auto* p = reinterpret_cast<const std::uint8_t*>(&be);
     out.insert(out.end(), p, p + 4);
     out.insert(out.end(), frame.begin(), frame.end());
+    return std::span<std::uint8_t>(out).last(frame.size());
   }
 
   void flush() {
@@ -215,8 +218,13 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
   Impl* raw = impl.get();
   MOAT_ASSIGN_OR_RETURN(impl->stack, SlirpStack::create(SlirpStack::Callbacks{
                                          [raw](std::span<const std::uint8_t> frame) {
-                                           raw->filter->from_stack(frame);
-                                           raw->to_guest(frame);
+                                           // Queued first: the filter may rewrite it in place.
+                                           if (auto placed = raw->to_guest(frame)) {
+                                             raw->filter->from_stack(*placed);
+                                           } else {
+                                             std::vector<std::uint8_t> dropped(frame.begin(), frame.end());
+                                             raw->filter->from_stack(dropped);
+                                           }
                                          },
                                          [raw](const std::string& msg) { raw->log("network: guest error: " + msg); }}));
   for (const auto& f : settings.forwards)
@@ -235,7 +243,7 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
   impl->filter = std::make_unique<NetworkFilter>(
       NetworkFilter::Sinks{[raw](std::span<const std::uint8_t> frame) { raw->stack->input(frame); },
                            [raw](std::vector<std::uint8_t> frame) { raw->to_guest(frame); },
-                           [raw](const std::string& line) { raw->log(line); }},
+                           [raw](const std::string& line) { raw->log(line); }, nullptr},
       settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
   impl->filter->set_egress_limit(settings.egress_bytes_per_second);
   impl->thread = std::thread([raw] { raw->run(); });

@@ -618,5 +618,33 @@ TEST(NetPacket, InternetChecksum) {
   EXPECT_EQ(internet_checksum(ones, 0xffffffff), 0);
 }
 
+
+// A rewritten segment is byte for byte the one built with the new endpoint
+// in the first place: addresses, ports and both checksums.
+TEST(NetPacket, RewritingAnEndpointKeepsTheChecksumsRight) {
+  Bytes payload = {'h', 'e', 'l', 'l', 'o', '!', 0xff};
+  struct Case {
+    const char *guest, *remote, *replacement;
+  } cases[] = {{"10.0.2.15", "93.184.216.34", "10.0.2.2"},
+               {"fd00:6d6f:6174::15", "2606:2800:220:1::1", "fd00:6d6f:6174::2"}};
+  for (const auto& c : cases) {
+    Endpoint guest{*IpAddress::parse(c.guest), 40000}, remote{*IpAddress::parse(c.remote), 443};
+    Endpoint replacement{*IpAddress::parse(c.replacement), 39117};
+    for (bool source : {false, true}) {
+      const Endpoint& src = source ? remote : guest;
+      const Endpoint& dst = source ? guest : remote;
+      Bytes frame = build_tcp_segment(kGuestMac, kGatewayMac, src, dst, 123456789, 987654321,
+                                      kTcpAck | kTcpPsh, 8192, payload);
+      auto view = parse_frame(frame);
+      ASSERT_TRUE(view.ok());
+      rewrite_tcp_endpoint(frame, *view, source, replacement);
+      Bytes expected = build_tcp_segment(kGuestMac, kGatewayMac, source ? replacement : src,
+                                         source ? dst : replacement, 123456789, 987654321, kTcpAck | kTcpPsh, 8192,
+                                         payload);
+      EXPECT_EQ(frame, expected) << c.remote << (source ? " as the source" : " as the destination");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace moat::net

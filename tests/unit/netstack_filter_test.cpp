@@ -24,6 +24,9 @@ struct Harness {
   // What the stack sends back at once for a frame it is given, as
   // libslirp does from inside slirp_input (an ack, a reset).
   std::function<std::optional<Bytes>(const net::FrameView&)> stack_answer;
+  // Whether the filter's intercept sink takes new connections, and those it took.
+  bool intercept = false;
+  std::vector<NetworkFilter::InterceptRequest> intercepts;
   std::vector<std::string> log;
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<NetworkFilter> filter;
@@ -44,7 +47,12 @@ struct Harness {
                                if (auto answer = stack_answer(*parsed)) filter->from_stack(*answer);
                              },
                              [this](Bytes f) { to_guest.push_back(std::move(f)); },
-                             [this](const std::string& line) { log.push_back(line); }},
+                             [this](const std::string& line) { log.push_back(line); },
+                             [this](const NetworkFilter::InterceptRequest& r) {
+                               if (!intercept) return false;
+                               intercepts.push_back(r);
+                               return true;
+                             }},
         policy, *resolver, max_connections, std::set<std::uint16_t>{});
   }
 };
@@ -57,6 +65,13 @@ Bytes tcp(const char* src, std::uint16_t sport, const char* dst, std::uint16_t d
 
 Bytes udp(const char* src, std::uint16_t sport, const char* dst, std::uint16_t dport, Bytes payload) {
   return net::build_udp_datagram(kGuestMac, kGatewayMac, {ip(src), sport}, {ip(dst), dport}, payload);
+}
+
+// A frame from the stack, which the filter may rewrite; returns it as it
+// leaves for the guest.
+Bytes feed_stack(NetworkFilter& filter, Bytes frame) {
+  filter.from_stack(frame);
+  return frame;
 }
 
 net::FrameView parse(const Bytes& b) {
@@ -88,11 +103,11 @@ TEST(NetstackFilter, AllowedConnectionPassesAndEndsWithBothFins) {
   EXPECT_TRUE(h.to_guest.empty());
   EXPECT_EQ(h.filter->flows(), 1u);
   // The stack's SYN-ACK, the guest's data and FIN, the stack's FIN.
-  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+  feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
                                               5000, 1001, net::kTcpSyn | net::kTcpAck, 65535));
   h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck | net::kTcpFin, 1001, 5001, {'h', 'i'}));
   EXPECT_EQ(h.filter->flows(), 1u);
-  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+  feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
                                               5001, 1004, net::kTcpFin | net::kTcpAck, 65535));
   EXPECT_EQ(h.filter->flows(), 0u);
   EXPECT_EQ(h.to_stack.size(), 2u);
@@ -182,7 +197,7 @@ TEST(NetstackFilter, MaxConnectionsRefusesTheRest) {
 TEST(NetstackFilter, PolicyUpdateClosesFlowsItDenies) {
   Harness h(NetworkMode::kPublic, {{true, "@host:8080"}});
   h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn, 1000));
-  h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
+  feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("10.0.2.2"), 8080}, {ip("10.0.2.15"), 40000},
                                               5000, 1001, net::kTcpSyn | net::kTcpAck, 65535));
   h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck, 1001, 5001, {'a', 'b', 'c'}));
   h.filter->from_guest(tcp("10.0.2.15", 40001, "93.184.216.34", 443, net::kTcpSyn));
@@ -222,7 +237,7 @@ TEST(NetstackFilter, ADomainRuleConnectionMustNameAnAllowedServer) {
   Harness h(NetworkMode::kNone, {{true, "api.test:443"}}, 16, {{"api.test", {ip("93.184.216.34")}}});
   auto open = [&](std::uint16_t port) {
     h.filter->from_guest(tcp("10.0.2.15", port, "93.184.216.34", 443, net::kTcpSyn, 1000));
-    h.filter->from_stack(net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("93.184.216.34"), 443},
+    feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("93.184.216.34"), 443},
                                                 {ip("10.0.2.15"), port}, 7000, 1001, net::kTcpSyn | net::kTcpAck,
                                                 65535));
     h.filter->from_guest(tcp("10.0.2.15", port, "93.184.216.34", 443, net::kTcpAck, 1001, 7001));
@@ -288,9 +303,9 @@ struct ClosedByRemote {
   Harness h{NetworkMode::kPublic, {{true, "host.moat.internal:8080"}}};
   explicit ClosedByRemote(std::uint16_t final_window, std::uint32_t guest_ack_of_fin = 5004) {
     h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
-    h.filter->from_stack(from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
+    feed_stack(*h.filter, from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
     h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck, 1001, 5001, {'G', 'E', 'T'}));
-    h.filter->from_stack(from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1004, 8192, {'o', 'k'}));
+    feed_stack(*h.filter, from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1004, 8192, {'o', 'k'}));
     h.stack_answer = [final_window](const net::FrameView& f) -> std::optional<Bytes> {
       if (!(f.tcp_flags & net::kTcpFin)) return std::nullopt;
       return from_stack_tcp(net::kTcpAck, 5004, f.seq + 1, final_window);
@@ -331,12 +346,90 @@ TEST(NetstackFilterTimeWait, AGuestFinThatDidNotAckTheStacksFinKeepsIt) {
 TEST(NetstackFilterTimeWait, AGuestThatClosesFirstHoldsTheTimeWaitItself) {
   Harness h(NetworkMode::kPublic, {{true, "host.moat.internal:8080"}});
   h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpSyn));
-  h.filter->from_stack(from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
+  feed_stack(*h.filter, from_stack_tcp(net::kTcpSyn | net::kTcpAck, 5000, 1001, 8192));
   h.filter->from_guest(tcp("10.0.2.15", 40000, "10.0.2.2", 8080, net::kTcpAck | net::kTcpFin, 1001, 5001));
-  h.filter->from_stack(from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1002, 8192));
+  feed_stack(*h.filter, from_stack_tcp(net::kTcpAck | net::kTcpFin, 5001, 1002, 8192));
   EXPECT_EQ(h.filter->flows(), 0u);
   EXPECT_EQ(h.filter->counters().time_waits_released, 0u);
   EXPECT_EQ(h.to_stack.size(), 2u);
+}
+
+}  // namespace
+}  // namespace moat::netstack
+
+namespace moat::netstack {
+namespace {
+
+// TLS interception's redirect (docs/tls.md): the SYN is held until the way
+// is ready, then the connection runs between the guest and the listener
+// with every frame rewritten, and the guest never sees the listener.
+TEST(NetstackFilterIntercept, AHeldConnectionRunsToTheListenerAndLooksUnchangedToTheGuest) {
+  Harness h(NetworkMode::kPublic, {{true, "93.184.216.34:443"}});
+  h.intercept = true;
+  Bytes syn = tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpSyn);
+  h.filter->from_guest(syn);
+  h.filter->from_guest(syn);  // resent while the way is made
+  EXPECT_TRUE(h.to_stack.empty());
+  ASSERT_EQ(h.intercepts.size(), 1u);
+  EXPECT_EQ(h.intercepts[0].remote.address.to_string(), "93.184.216.34");
+  EXPECT_EQ(h.intercepts[0].remote.port, 443);
+  EXPECT_EQ(h.intercepts[0].guest.port, 40000);
+
+  net::Endpoint listener{ip("10.0.2.2"), 38001};
+  ASSERT_TRUE(h.filter->intercept_ready(h.intercepts[0].key, listener));
+  ASSERT_EQ(h.to_stack.size(), 1u);
+  EXPECT_EQ(h.to_stack[0], tcp("10.0.2.15", 40000, "10.0.2.2", 38001, net::kTcpSyn));
+
+  // The stack answers from the listener; the guest hears from the server.
+  Bytes synack = feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, listener,
+                                                                {ip("10.0.2.15"), 40000}, 5000, 1001,
+                                                                net::kTcpSyn | net::kTcpAck, 8192));
+  EXPECT_EQ(synack, net::build_tcp_segment(kGatewayMac, kGuestMac, {ip("93.184.216.34"), 443},
+                                           {ip("10.0.2.15"), 40000}, 5000, 1001, net::kTcpSyn | net::kTcpAck, 8192));
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpAck, 1001, 5001, {'h', 'i'}));
+  ASSERT_EQ(h.to_stack.size(), 2u);
+  EXPECT_EQ(h.to_stack[1], tcp("10.0.2.15", 40000, "10.0.2.2", 38001, net::kTcpAck, 1001, 5001, {'h', 'i'}));
+
+  // A policy that closes it resets the stack's side where the stack has it.
+  h.filter->set_policy(*net::read_policy(NetworkMode::kNone, {}));
+  EXPECT_EQ(h.filter->flows(), 0u);
+  ASSERT_EQ(h.to_stack.size(), 3u);
+  auto rst = parse(h.to_stack[2]);
+  EXPECT_EQ(rst.tcp_flags, net::kTcpRst);
+  EXPECT_EQ(rst.dst.to_string(), "10.0.2.2");
+  EXPECT_EQ(rst.dst_port, 38001);
+  // And the listener's address is no flow's any more.
+  Bytes late = feed_stack(*h.filter, net::build_tcp_segment(kGatewayMac, kGuestMac, listener,
+                                                              {ip("10.0.2.15"), 40000}, 5001, 1003, net::kTcpAck, 8192));
+  EXPECT_EQ(parse(late).src_port, 38001) << "not rewritten";
+}
+
+TEST(NetstackFilterIntercept, AFailedWayResetsTheGuestAndSaysWhy) {
+  Harness h(NetworkMode::kPublic, {{true, "93.184.216.34:443"}});
+  h.intercept = true;
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpSyn));
+  ASSERT_EQ(h.intercepts.size(), 1u);
+  h.filter->intercept_failed(h.intercepts[0].key, ECONNREFUSED);
+  EXPECT_TRUE(h.to_stack.empty());
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  auto rst = parse(h.to_guest[0]);
+  EXPECT_EQ(rst.tcp_flags, net::kTcpRst | net::kTcpAck);
+  EXPECT_EQ(rst.ack, 1001u);
+  EXPECT_EQ(rst.src.to_string(), "93.184.216.34");
+  ASSERT_EQ(h.log.size(), 1u);
+  EXPECT_EQ(h.log[0], "network: tcp 93.184.216.34:443: Connection refused");
+  EXPECT_EQ(h.filter->flows(), 0u);
+  EXPECT_FALSE(h.filter->intercept_ready(h.intercepts[0].key, {ip("10.0.2.2"), 38001})) << "gone";
+}
+
+TEST(NetstackFilterIntercept, AGuestThatGivesUpWhileHeldIsForgotten) {
+  Harness h(NetworkMode::kPublic, {{true, "93.184.216.34:443"}});
+  h.intercept = true;
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpSyn));
+  h.filter->from_guest(tcp("10.0.2.15", 40000, "93.184.216.34", 443, net::kTcpRst, 1001));
+  EXPECT_EQ(h.filter->flows(), 0u);
+  EXPECT_FALSE(h.filter->intercept_ready(h.intercepts[0].key, {ip("10.0.2.2"), 38001}));
+  EXPECT_TRUE(h.to_stack.empty());
 }
 
 }  // namespace
