@@ -65,6 +65,25 @@ inline constexpr std::uint32_t kMaxMaxConnections = 65536;
 // message (`moat network update`), well under the protocol's 1 MiB frame.
 inline constexpr std::size_t kMaxNetworkRules = 1024;
 
+// TLS interception (docs/tls.md): the sandbox's shim ends the guest's TLS
+// on these ports with certificates of the sandbox's CA, which the guest is
+// made to trust, and opens verified TLS of its own to the real server.
+inline constexpr std::size_t kMaxTlsPorts = 64;
+inline constexpr std::size_t kMaxTlsBypass = 1024;
+struct TlsInterception {
+  bool enabled = false;                    // --tls-intercept
+  std::vector<std::uint16_t> ports{443};   // --tls-ports 443,8443
+  // --tls-bypass: connections to a NAME (or any name under *.suffix, the
+  // apex included) are left alone (clients that pin certificates).
+  std::vector<std::string> bypass;
+  // --tls-upstream-ca: PEM roots trusted for servers besides the host's.
+  std::string upstream_ca_file;
+  // --tls-ca-cert/--tls-ca-key: the CA to sign with; empty: the
+  // installation's ($MOAT_HOME/tls, made on first use). A created sandbox
+  // keeps the absolute paths of the pair it uses.
+  std::string ca_certificate_file, ca_key_file;
+};
+
 struct NetworkOptions {
   NetworkMode mode = NetworkMode::kPublic;
   std::vector<NetworkRule> rules;  // in order; the first match wins
@@ -77,6 +96,7 @@ struct NetworkOptions {
   std::uint32_t max_connections = kDefaultMaxConnections;
   // Guest-to-world bytes per second over all flows; 0: no limit.
   std::uint64_t egress_bytes_per_second = 0;
+  TlsInterception tls;
 };
 
 // What `moat network update` changes in a sandbox's NetworkOptions

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <optional>
 
 #include "cli/mount_flags.h"
 
@@ -16,6 +17,13 @@ Result<std::uint32_t> parse_max_connections(const std::string& text) {
                           std::to_string(kMaxMaxConnections),
                       EINVAL);
   return static_cast<std::uint32_t>(v);
+}
+
+std::optional<std::uint16_t> net_port(std::string_view text) {
+  unsigned v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || v < 1 || v > 65535) return std::nullopt;
+  return static_cast<std::uint16_t>(v);
 }
 
 }  // namespace
@@ -45,6 +53,35 @@ void add_network_flags(CLI::App* cmd, NetworkFlags& f, bool policy_only) {
                   "Guest connections and UDP flows open at once (default " + std::to_string(kDefaultMaxConnections) +
                       ")");
   cmd->add_option("--egress-rate", f.egress_rate, "Guest-to-world bytes per second over all flows (10m; default no limit)");
+  cmd->add_flag("--tls-intercept", f.tls_intercept,
+                "End the guest's TLS in the shim and verify servers there; the guest trusts the sandbox CA");
+  cmd->add_option("--tls-ports", f.tls_ports, "Ports whose TLS is intercepted, comma-separated (default 443)");
+  cmd->add_option("--tls-bypass", f.tls_bypass, "Leave TLS to NAME or *.suffix alone (pinned clients; repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--tls-upstream-ca", f.tls_upstream_ca, "PEM roots trusted for servers besides the host's");
+  cmd->add_option("--tls-ca-cert", f.tls_ca_cert, "The CA certificate to sign with (default: $MOAT_HOME/tls/ca.crt)");
+  cmd->add_option("--tls-ca-key", f.tls_ca_key, "The CA's private key (with --tls-ca-cert)");
+}
+
+Result<std::vector<std::uint16_t>> parse_tls_ports(std::string_view text) {
+  std::vector<std::uint16_t> ports;
+  std::size_t at = 0;
+  while (true) {
+    std::size_t comma = text.find(',', at);
+    std::string_view one = text.substr(at, comma == std::string_view::npos ? std::string_view::npos : comma - at);
+    auto port = net_port(one);
+    if (!port)
+      return make_error("bad --tls-ports \"" + std::string(text) + "\": \"" + std::string(one) + "\" is not a port (1 to 65535)",
+                        EINVAL);
+    for (auto p : ports)
+      if (p == *port)
+        return make_error("bad --tls-ports \"" + std::string(text) + "\": port " + std::to_string(p) + " is given twice",
+                          EINVAL);
+    ports.push_back(*port);
+    if (comma == std::string_view::npos) break;
+    at = comma + 1;
+  }
+  return ports;
 }
 
 Result<HostEntry> parse_add_host(std::string_view text) {
@@ -77,6 +114,19 @@ Result<NetworkOptions> network_options_from(const NetworkFlags& f) {
     if (!rate) return rate.error().wrap("--egress-rate");
     o.egress_bytes_per_second = *rate;
   }
+  bool tls_detail = !f.tls_ports.empty() || !f.tls_bypass.empty() || !f.tls_upstream_ca.empty() ||
+                    !f.tls_ca_cert.empty() || !f.tls_ca_key.empty();
+  if (tls_detail && !f.tls_intercept)
+    return make_error("--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept",
+                      EINVAL);
+  o.tls.enabled = f.tls_intercept;
+  if (!f.tls_ports.empty()) {
+    MOAT_ASSIGN_OR_RETURN(o.tls.ports, parse_tls_ports(f.tls_ports));
+  }
+  o.tls.bypass = f.tls_bypass;
+  o.tls.upstream_ca_file = f.tls_upstream_ca;
+  o.tls.ca_certificate_file = f.tls_ca_cert;
+  o.tls.ca_key_file = f.tls_ca_key;
   MOAT_TRY(validate_network(o));
   return o;
 }

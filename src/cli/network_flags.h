@@ -5,6 +5,8 @@
 //   --dns IP[:PORT]                       "[IPv6]:PORT" with a port
 //   -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]
 //   --max-connections N, --egress-rate RATE (bytes per second: 10m)
+//   --tls-intercept, --tls-ports LIST, --tls-bypass PATTERN, --tls-upstream-ca FILE,
+//   --tls-ca-cert FILE --tls-ca-key FILE  (docs/tls.md)
 // and of `moat network update` (--net, --allow and --deny only).
 #pragma once
 
@@ -26,7 +28,14 @@ struct NetworkFlags {
   std::vector<std::string> publish;
   std::string max_connections;     // empty: the default
   std::string egress_rate;         // empty: no limit
+  bool tls_intercept = false;
+  std::string tls_ports;           // "443,8443"; empty: 443
+  std::vector<std::string> tls_bypass;
+  std::string tls_upstream_ca, tls_ca_cert, tls_ca_key;
 };
+
+// --tls-ports: a comma-separated list of ports, 1 to 65535, none twice.
+Result<std::vector<std::uint16_t>> parse_tls_ports(std::string_view text);
 
 // Adds the flags to `cmd`. `policy_only`: just --net, --allow and --deny.
 // The rules are collected as each flag is parsed, so their order is the

@@ -325,7 +325,13 @@ Json network_json(const NetworkOptions& n) {
               {"dns", n.dns},
               {"ports", std::move(ports)},
               {"max_connections", n.max_connections},
-              {"egress_bytes_per_second", n.egress_bytes_per_second}};
+              {"egress_bytes_per_second", n.egress_bytes_per_second},
+              {"tls",
+               {{"intercept", n.tls.enabled},
+                {"ports", n.tls.ports},
+                {"bypass", n.tls.bypass},
+                {"upstream_ca_file", n.tls.upstream_ca_file},
+                {"ca_certificate_file", n.tls.ca_certificate_file}}}};
 }
 
 // What `moat inspect` and `moat ls --json` show: text for people and

@@ -118,6 +118,32 @@ Result<std::vector<PortForward>> read_port_forwards(const std::vector<PublishedP
   return out;
 }
 
+// --tls-*: ports 1 to 65535, bypass patterns that are names.
+static Result<TlsInterception> read_tls(const TlsInterception& tls) {
+  TlsInterception out = tls;
+  if (tls.enabled && tls.ports.empty()) return bad("--tls-ports", "", "no port given");
+  if (tls.ports.size() > kMaxTlsPorts)
+    return bad("--tls-ports", std::to_string(tls.ports.size()) + " ports", "at most " + std::to_string(kMaxTlsPorts));
+  for (auto port : tls.ports)
+    if (port == 0) return bad("--tls-ports", "0", "ports are 1 to 65535");
+  if (tls.bypass.size() > kMaxTlsBypass)
+    return bad("--tls-bypass", std::to_string(tls.bypass.size()) + " patterns",
+               "at most " + std::to_string(kMaxTlsBypass));
+  out.bypass.clear();
+  for (const auto& pattern : tls.bypass) {
+    bool suffix = pattern.rfind("*.", 0) == 0;
+    std::string name = normalize_name(suffix ? pattern.substr(2) : pattern);
+    if (!IpAddress::parse(name) && !valid_domain_name(name))
+      return bad("--tls-bypass", pattern, "expected a name (api.example.com) or *.suffix (*.example.com)");
+    out.bypass.push_back(suffix ? "*." + name : name);
+  }
+  if (tls.ca_certificate_file.empty() != tls.ca_key_file.empty())
+    return bad(tls.ca_key_file.empty() ? "--tls-ca-cert" : "--tls-ca-key",
+               tls.ca_key_file.empty() ? tls.ca_certificate_file : tls.ca_key_file,
+               "--tls-ca-cert and --tls-ca-key go together");
+  return out;
+}
+
 Result<NetworkSettings> read_network_settings(const NetworkOptions& options) {
   if (options.mode != NetworkMode::kNone && options.mode != NetworkMode::kPublic && options.mode != NetworkMode::kAll)
     return make_error("network mode " + std::to_string(static_cast<int>(options.mode)) + " is not none, public or all",
@@ -142,7 +168,18 @@ Result<NetworkSettings> read_network_settings(const NetworkOptions& options) {
                "expected 1 to " + std::to_string(kMaxMaxConnections));
   s.max_connections = options.max_connections;
   s.egress_bytes_per_second = options.egress_bytes_per_second;
+  MOAT_ASSIGN_OR_RETURN(s.tls, read_tls(options.tls));
   return s;
+}
+
+bool tls_bypassed(const TlsInterception& tls, const std::vector<std::string>& names) {
+  for (const auto& pattern : tls.bypass) {
+    bool suffix = pattern.rfind("*.", 0) == 0;
+    std::string_view apex = suffix ? std::string_view(pattern).substr(2) : std::string_view(pattern);
+    for (const auto& name : names)
+      if (suffix ? name_in_suffix(name, apex) : name == apex) return true;
+  }
+  return false;
 }
 
 }  // namespace moat::net

@@ -14,9 +14,12 @@
 #include <optional>
 #include <sstream>
 
+#include "netstack/intercept_redirect.h"
 #include "netstack/network_filter.h"
 #include "netstack/resolver.h"
 #include "netstack/slirp_stack.h"
+#include "proto/guest_network.h"
+#include "tls/interceptor.h"
 
 namespace moat::netstack {
 namespace {
@@ -48,6 +51,13 @@ struct NetworkService::Impl {
   std::unique_ptr<SlirpStack> stack;
   std::unique_ptr<Resolver> resolver;
   std::unique_ptr<NetworkFilter> filter;
+  // TLS interception (docs/tls.md); null when the sandbox does not intercept.
+  TlsInterception tls_settings;
+  std::unique_ptr<tls::Interceptor> interceptor;
+  std::unique_ptr<InterceptRedirect> redirect;
+  // The stack's entries in this round's poll set, for is_stack_socket.
+  const std::vector<pollfd>* round_fds = nullptr;
+  std::size_t stack_begin = 0, stack_end = 0;
 
   // Frames from QEMU not yet whole, and frames for it not yet written.
   std::vector<std::uint8_t> in;
@@ -156,6 +166,38 @@ struct NetworkService::Impl {
     applied.notify_all();
   }
 
+  // Whether the filter hands this connection to the interceptor.
+  bool intercept(const NetworkFilter::InterceptRequest& r) {
+    if (!redirect) return false;
+    const auto& ports = tls_settings.ports;
+    if (std::find(ports.begin(), ports.end(), r.remote.port) == ports.end()) return false;
+    if (net::tls_bypassed(tls_settings, resolver->names_for(r.remote.address))) return false;
+    redirect->begin(r.key, r.guest, r.remote);
+    return true;
+  }
+
+  // Whether `peer` is the local address of one of the stack's sockets: what
+  // connects to an interception listener must be the stack itself.
+  bool is_stack_socket(const sockaddr_storage& peer) const {
+    if (!round_fds) return false;
+    for (std::size_t i = stack_begin; i < stack_end && i < round_fds->size(); ++i) {
+      sockaddr_storage local{};
+      socklen_t len = sizeof local;
+      if (::getsockname((*round_fds)[i].fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
+      if (local.ss_family != peer.ss_family) continue;
+      if (peer.ss_family == AF_INET) {
+        auto* a = reinterpret_cast<const sockaddr_in*>(&local);
+        auto* b = reinterpret_cast<const sockaddr_in*>(&peer);
+        if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr) return true;
+      } else if (peer.ss_family == AF_INET6) {
+        auto* a = reinterpret_cast<const sockaddr_in6*>(&local);
+        auto* b = reinterpret_cast<const sockaddr_in6*>(&peer);
+        if (a->sin6_port == b->sin6_port && std::memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0) return true;
+      }
+    }
+    return false;
+  }
+
   void run() {
     std::vector<pollfd> fds;
     bool qemu_open = true;
@@ -169,7 +211,11 @@ struct NetworkService::Impl {
       int timeout = ms_until(next_expiry);
       if (auto due = resolver->next_deadline()) lower_timeout(timeout, ms_until(*due));
       bool stack_running = out.size() - out_sent < kPauseStack;
+      stack_begin = fds.size();
       if (stack_running) stack->fill(fds, timeout);
+      stack_end = fds.size();
+      if (redirect) redirect->fill(fds, timeout);
+      round_fds = &fds;
       int n = ::poll(fds.data(), fds.size(), timeout);
       bool failed = n < 0 && errno != EINTR;
       if (fds[1].revents & POLLIN) {
@@ -179,6 +225,7 @@ struct NetworkService::Impl {
       }
       if (qemu_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) qemu_open = read_qemu();
       if (stack_running) stack->dispatch(fds, failed);
+      if (redirect) redirect->dispatch(fds);
       stack->run_timers();
       filter->release_time_waits();
       if (fds[2].fd >= 0 && (fds[2].revents & POLLIN)) resolver->on_upstream_readable();
@@ -196,6 +243,35 @@ struct NetworkService::Impl {
 };
 
 NetworkService::NetworkService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+namespace {
+
+// The interceptor and the redirect in front of it: the CA the sandbox was
+// created with, one key for every leaf, the host's roots and the user's.
+Status start_interception(NetworkService::Impl& impl, const TlsInterception& settings) {
+  auto ca = tls::CertificateAuthority::load(settings.ca_certificate_file, settings.ca_key_file);
+  if (!ca) return ca.error().wrap("TLS interception");
+  MOAT_ASSIGN_OR_RETURN(auto key, tls::generate_p256_key());
+  tls::InterceptorOptions options;
+  options.upstream_ca_file = settings.upstream_ca_file;
+  NetworkService::Impl* raw = &impl;
+  auto interceptor = tls::Interceptor::start(tls::LeafCache(std::move(*ca), std::move(key)), options,
+                                             [raw](const std::string& line) { raw->log(line); });
+  if (!interceptor) return interceptor.error().wrap("TLS interception");
+  impl.interceptor = std::move(*interceptor);
+  impl.tls_settings = settings;
+  impl.redirect = std::make_unique<InterceptRedirect>(
+      InterceptRedirect::Hooks{
+          [raw](const std::string& key, const net::Endpoint& side) { return raw->filter->intercept_ready(key, side); },
+          [raw](const std::string& key, int error) { raw->filter->intercept_failed(key, error); },
+          [raw](const sockaddr_storage& peer) { return raw->is_stack_socket(peer); },
+          [raw](tls::InterceptedConnection c) { raw->interceptor->add(std::move(c)); },
+          [raw](const std::string& line) { raw->log(line); }},
+      *net::IpAddress::parse(proto::kGatewayIpv4), *net::IpAddress::parse(proto::kGatewayIpv6));
+  return ok_status();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::NetworkSettings& settings, Log log,
                                                               UniqueFd& qemu_end) {
@@ -243,9 +319,11 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
   impl->filter = std::make_unique<NetworkFilter>(
       NetworkFilter::Sinks{[raw](std::span<const std::uint8_t> frame) { raw->stack->input(frame); },
                            [raw](std::vector<std::uint8_t> frame) { raw->to_guest(frame); },
-                           [raw](const std::string& line) { raw->log(line); }, nullptr},
+                           [raw](const std::string& line) { raw->log(line); },
+                           [raw](const NetworkFilter::InterceptRequest& r) { return raw->intercept(r); }},
       settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
   impl->filter->set_egress_limit(settings.egress_bytes_per_second);
+  if (settings.tls.enabled) MOAT_TRY(start_interception(*impl, settings.tls));
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<NetworkService>(new NetworkService(std::move(impl)));
 }

@@ -30,7 +30,8 @@ namespace moat::netstack {
 
 class NetworkService {
  public:
-  // Lines for the sandbox's log. Called on the network thread.
+  // Lines for the sandbox's log. Called on the network thread and on the
+  // TLS interceptor's.
   using Log = std::function<void(const std::string&)>;
 
   static constexpr std::size_t kMaxFrame = 65536 + 14;
@@ -48,8 +49,10 @@ class NetworkService {
   // closed and new ones are decided by it.
   void update_policy(std::shared_ptr<const net::Policy> policy);
 
- private:
+ public:
   struct Impl;
+
+ private:
   explicit NetworkService(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -23,6 +23,7 @@
 #include "shim_contract/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
+#include "sandbox/tls_trust.h"
 #include "vm/accel.h"
 #include "util/runtime_settings.h"
 #include "vm/runtime_files.h"
@@ -272,13 +273,26 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
 // Resolves the root, makes the disks and records how the VM is made. The
 // config.json written here is derived from the record like every start's
 // (it is there for inspection before the first start).
-Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, std::string* accel_reason) {
+// `ca_pem`: the CA of a sandbox that intercepts TLS (empty: none), which
+// its guest is made to trust.
+Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, const std::string& ca_pem,
+                           std::string* accel_reason) {
   SandboxOptions effective = o;
   MOAT_TRY(resolve_root(m, o, effective, r.info));
   MOAT_ASSIGN_OR_RETURN(r.vm, vm_record_for(o, r.info.id, accel_reason));
   // Before the disks: bad mounts and missing runtime files fail cheaply.
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
   MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm));
+  if (!ca_pem.empty()) {
+    if (cfg.vm.root_mode != "overlay" || cfg.vm.lower_fs != "erofs" || cfg.vm.disks.empty())
+      return make_error("--tls-intercept needs an image or --rootfs-dir root: the guest's trust is written into it",
+                        EINVAL);
+    auto trust = tls_trust_for(cfg.vm.disks[0].path, ca_pem);
+    if (!trust) return trust.error().wrap("making the guest trust the TLS interception CA");
+    // Before the user's patches, which may replace a bundle on purpose.
+    effective.patches.insert(effective.patches.begin(), trust->patches.begin(), trust->patches.end());
+    r.info.env.insert(r.info.env.end(), trust->env.begin(), trust->env.end());
+  }
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
   r.vm.disks = cfg.vm.disks;
   r.vm.root_mode = cfg.vm.root_mode;
@@ -436,6 +450,10 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.max_duration = o.max_duration;
   r.info.auto_remove = o.auto_remove;
   r.info.network = o.network;
+  std::string ca_pem;
+  if (r.info.network.tls.enabled) {
+    MOAT_ASSIGN_OR_RETURN(ca_pem, settle_tls_ca(m.home, r.info.network.tls));
+  }
   MOAT_ASSIGN_OR_RETURN(r.info.tmpfs, resolve_tmpfs_mounts(o.tmpfs));
   // The record names its volumes from the start, under the volumes lock:
   // a volume removal either sees this sandbox or runs before it exists.
@@ -452,7 +470,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
     return st.error();
   }
   volumes_lock.release();
-  auto prepared = prepare_sandbox_dir(m, o, r, accel_reason);
+  auto prepared = prepare_sandbox_dir(m, o, r, ca_pem, accel_reason);
   if (prepared) prepared = m.db->update_spec(r);
   if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {

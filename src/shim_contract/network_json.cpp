@@ -114,6 +114,52 @@ Status read_ports(const Json& j, std::vector<PublishedPort>& out) {
   return ok_status();
 }
 
+Json tls_to_json(const TlsInterception& t) {
+  return {{"enabled", t.enabled},
+          {"ports", t.ports},
+          {"bypass", t.bypass},
+          {"upstream_ca_file", t.upstream_ca_file},
+          {"ca_certificate_file", t.ca_certificate_file},
+          {"ca_key_file", t.ca_key_file}};
+}
+
+// A list of scalars under `key` (missing: `out` as it is), each read by `one`.
+template <class T, class ReadOne>
+Status read_scalars(const Json& j, const char* key, const std::string& field, std::vector<T>& out, ReadOne one) {
+  auto it = j.find(key);
+  if (it == j.end()) return ok_status();
+  if (!it->is_array()) return bad_field(field, "is not a list");
+  std::vector<T> values;
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    T v{};
+    Json holder = {{"v", (*it)[i]}};
+    MOAT_TRY(one(holder, field + "[" + std::to_string(i) + "]", v));
+    values.push_back(std::move(v));
+  }
+  out = std::move(values);
+  return ok_status();
+}
+
+Status read_tls(const Json& j, TlsInterception& out) {
+  auto it = j.find("tls");
+  if (it == j.end()) return ok_status();
+  if (!it->is_object()) return bad_field("tls", "is not an object");
+  const Json& t = *it;
+  MOAT_TRY(read_bool(t, "enabled", "tls.enabled", out.enabled));
+  MOAT_TRY(read_scalars<std::uint16_t>(t, "ports", "tls.ports", out.ports,
+                                       [](const Json& h, const std::string& f, std::uint16_t& v) {
+                                         return read_uint(h, "v", f, v);
+                                       }));
+  MOAT_TRY(read_scalars<std::string>(t, "bypass", "tls.bypass", out.bypass,
+                                     [](const Json& h, const std::string& f, std::string& v) {
+                                       return read_string(h, "v", f, v);
+                                     }));
+  MOAT_TRY(read_string(t, "upstream_ca_file", "tls.upstream_ca_file", out.upstream_ca_file));
+  MOAT_TRY(read_string(t, "ca_certificate_file", "tls.ca_certificate_file", out.ca_certificate_file));
+  MOAT_TRY(read_string(t, "ca_key_file", "tls.ca_key_file", out.ca_key_file));
+  return ok_status();
+}
+
 }  // namespace
 
 Json network_to_json(const NetworkOptions& o) {
@@ -129,7 +175,8 @@ Json network_to_json(const NetworkOptions& o) {
           {"dns", o.dns},
           {"ports", std::move(ports)},
           {"max_connections", o.max_connections},
-          {"egress_bytes_per_second", o.egress_bytes_per_second}};
+          {"egress_bytes_per_second", o.egress_bytes_per_second},
+          {"tls", tls_to_json(o.tls)}};
 }
 
 Result<NetworkOptions> network_from_json(const Json& j) {
@@ -142,6 +189,7 @@ Result<NetworkOptions> network_from_json(const Json& j) {
   MOAT_TRY(read_ports(j, o.ports));
   MOAT_TRY(read_uint(j, "max_connections", "max_connections", o.max_connections));
   MOAT_TRY(read_uint(j, "egress_bytes_per_second", "egress_bytes_per_second", o.egress_bytes_per_second));
+  MOAT_TRY(read_tls(j, o.tls));
   return o;
 }
 

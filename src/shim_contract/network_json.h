@@ -9,7 +9,9 @@
 //    "dns": "1.1.1.1:53",                                "": the host's resolver
 //    "ports": [{"host_ip": "127.0.0.1", "host_port": 8080, "guest_port": 80, "udp": false}],
 //    "max_connections": 1024,
-//    "egress_bytes_per_second": 0}
+//    "egress_bytes_per_second": 0,
+//    "tls": {"enabled": false, "ports": [443], "bypass": ["*.pinned.test"],
+//            "upstream_ca_file": "", "ca_certificate_file": "", "ca_key_file": ""}}
 //
 // Reading checks the form only (types and ranges); validate_network() and
 // the shim check what the rules and addresses say.

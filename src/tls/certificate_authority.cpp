@@ -301,6 +301,22 @@ std::string strict_refusal(X509* ca, X509* leaf) {
 std::string ca_certificate_path(const std::string& dir) { return dir + "/ca.crt"; }
 std::string ca_key_path(const std::string& dir) { return dir + "/ca.key"; }
 
+Result<std::vector<X509Ptr>> read_pem_certificates(const std::string& path) {
+  ERR_clear_error();
+  auto text = read_pem_file(path);
+  if (!text) return Error{EINVAL, text.error().message};
+  BioPtr bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  std::vector<X509Ptr> out;
+  while (bio && out.size() < 10000) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, no_passphrase, nullptr));
+    if (!cert) break;
+    out.push_back(std::move(cert));
+  }
+  ERR_clear_error();  // the read that ended the list
+  if (out.empty()) return make_error(path + ": no PEM certificate in it", EINVAL);
+  return out;
+}
+
 Result<PkeyPtr> generate_p256_key() {
   ERR_clear_error();
   PkeyPtr key(EVP_EC_gen("P-256"));

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "util/result.h"
 
@@ -75,6 +76,11 @@ class CertificateAuthority {
   PkeyPtr key_;
   std::string certificate_pem_;
 };
+
+// The PEM certificates in `path` (a roots file such as --tls-upstream-ca),
+// at most 10000. EINVAL naming the file when it cannot be read or holds
+// none.
+Result<std::vector<X509Ptr>> read_pem_certificates(const std::string& path);
 
 // A new P-256 key (leaves share one per shim: generating is cheap, but
 // there is no reason to make one per name).

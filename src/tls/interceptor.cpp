@@ -182,18 +182,10 @@ struct Interceptor::Impl {
   }
 
   Status add_upstream_roots() {
-    const std::string& path = options.upstream_ca_file;
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_file(path.c_str(), "r"));
-    if (!bio) return make_error(path + ": cannot be read: " + openssl_reason(), EINVAL);
+    MOAT_ASSIGN_OR_RETURN(auto roots, read_pem_certificates(options.upstream_ca_file));
     X509_STORE* store = SSL_CTX_get_cert_store(client_ctx.get());
-    int added = 0;
-    while (X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)) {
-      if (X509_STORE_add_cert(store, cert) == 1) ++added;
-      X509_free(cert);
-      if (added > 10000) break;
-    }
-    ERR_clear_error();  // the read that ended the loop
-    if (added == 0) return make_error(path + ": no PEM certificate in it", EINVAL);
+    for (const auto& cert : roots)
+      if (X509_STORE_add_cert(store, cert.get()) != 1) ERR_clear_error();  // a duplicate: already trusted
     return ok_status();
   }
 

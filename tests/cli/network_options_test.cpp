@@ -21,6 +21,15 @@ namespace {
 
 using Json = nlohmann::json;
 
+// What inspect shows of a sandbox that does not intercept TLS.
+Json no_tls() {
+  return {{"intercept", false},
+          {"ports", {443}},
+          {"bypass", Json::array()},
+          {"upstream_ca_file", ""},
+          {"ca_certificate_file", ""}};
+}
+
 class CliNetwork : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -74,7 +83,8 @@ TEST_F(CliNetwork, CreateKeepsTheOptionsAndUpdateReplacesModeAndRules) {
        {{{"host_ip", "127.0.0.1"}, {"host_port", 8080}, {"guest_port", 80}, {"protocol", "tcp"}},
         {{"host_ip", "::1"}, {"host_port", 5353}, {"guest_port", 53}, {"protocol", "udp"}}}},
       {"max_connections", 64},
-      {"egress_bytes_per_second", 1048576}};
+      {"egress_bytes_per_second", 1048576},
+      {"tls", no_tls()}};
   Json j = inspect("netbox");
   EXPECT_EQ(j["state"], "created");
   EXPECT_EQ(j["network"], expected) << j["network"].dump(2);
@@ -124,8 +134,45 @@ TEST_F(CliNetwork, TheDefaultsAreShownToo) {
                                           {"dns", ""},
                                           {"ports", Json::array()},
                                           {"max_connections", 1024},
-                                          {"egress_bytes_per_second", 0}}));
+                                          {"egress_bytes_per_second", 0},
+                                          {"tls", no_tls()}}));
   EXPECT_EQ(moat({"rm", id}).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// --tls-intercept settles the CA at create (docs/tls.md): the installation's,
+// made on first use, or the user's, checked; bad files are refused with
+// their path and the reason.
+TEST_F(CliNetwork, TlsInterceptionSettlesTheCaAndRefusesBadFiles) {
+  auto created = moat({"create", "--rootfs-dir", dir_ + "/root", "--accel", "tcg", "--tls-intercept", "--tls-ports",
+                       "443,8443", "--tls-bypass", "Pinned.Test"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  EXPECT_EQ(inspect(id)["network"]["tls"], (Json{{"intercept", true},
+                                                 {"ports", {443, 8443}},
+                                                 {"bypass", {"Pinned.Test"}},
+                                                 {"upstream_ca_file", ""},
+                                                 {"ca_certificate_file", test_home() + "/tls/ca.crt"}}));
+  EXPECT_EQ(std::filesystem::status(test_home() + "/tls/ca.key").permissions() & std::filesystem::perms::all,
+            std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  EXPECT_EQ(moat({"rm", id}).exit_code, 0);
+
+  std::ofstream(dir_ + "/bad.crt") << "not a certificate\n";
+  auto bad_ca = moat({"create", "--rootfs-dir", dir_ + "/root", "--tls-intercept", "--tls-ca-cert", dir_ + "/bad.crt",
+                      "--tls-ca-key", dir_ + "/bad.crt"});
+  EXPECT_EQ(bad_ca.exit_code, 125);
+  EXPECT_EQ(bad_ca.err.rfind("moat: --tls-ca-cert/--tls-ca-key: " + dir_ + "/bad.crt: not a PEM certificate: ", 0), 0u)
+      << bad_ca.err;
+  auto no_roots = moat({"create", "--rootfs-dir", dir_ + "/root", "--tls-intercept", "--tls-upstream-ca",
+                        dir_ + "/none.pem"});
+  EXPECT_EQ(no_roots.exit_code, 125);
+  EXPECT_EQ(no_roots.err, "moat: --tls-upstream-ca " + dir_ + "/none.pem: No such file or directory\n");
+  auto empty_roots = moat({"create", "--rootfs-dir", dir_ + "/root", "--tls-intercept", "--tls-upstream-ca",
+                           dir_ + "/bad.crt"});
+  EXPECT_EQ(empty_roots.exit_code, 125);
+  EXPECT_EQ(empty_roots.err, "moat: --tls-upstream-ca: " + dir_ + "/bad.crt: no PEM certificate in it\n");
+  auto unset = moat({"create", "--rootfs-dir", dir_ + "/root", "--tls-bypass", "a.test"});
+  EXPECT_EQ(unset.exit_code, 125);
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 

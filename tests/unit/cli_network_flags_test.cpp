@@ -104,6 +104,39 @@ TEST(CliNetworkFlags, BadValuesSayWhatIsWrong) {
             "--egress-rate: bad size \"fast\": give bytes, or a number with k, m, g or t (64m)");
 }
 
+TEST(CliNetworkFlags, TlsFlagsReachTheOptionsOnlyWithTlsIntercept) {
+  auto o = network_options_from(parse({"--tls-intercept", "--tls-ports", "443,8443", "--tls-bypass", "Pinned.Test.",
+                                       "--tls-bypass", "*.bank.test", "--tls-upstream-ca", "/r.pem", "--tls-ca-cert",
+                                       "/ca.crt", "--tls-ca-key", "/ca.key"}));
+  ASSERT_TRUE(o.ok()) << o.error().message;
+  EXPECT_TRUE(o->tls.enabled);
+  EXPECT_EQ(o->tls.ports, (std::vector<std::uint16_t>{443, 8443}));
+  EXPECT_EQ(o->tls.bypass, (std::vector<std::string>{"Pinned.Test.", "*.bank.test"}));
+  EXPECT_EQ(o->tls.upstream_ca_file, "/r.pem");
+  EXPECT_EQ(o->tls.ca_certificate_file, "/ca.crt");
+  EXPECT_EQ(o->tls.ca_key_file, "/ca.key");
+  auto plain = network_options_from(parse({"--tls-intercept"}));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->tls.ports, (std::vector<std::uint16_t>{443}));
+
+  auto error_of = [](const std::vector<std::string>& args) {
+    auto r = network_options_from(parse(args));
+    EXPECT_FALSE(r.ok());
+    return r.ok() ? std::string() : r.error().message;
+  };
+  EXPECT_EQ(error_of({"--tls-ports", "443"}),
+            "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,,80"}),
+            "bad --tls-ports \"443,,80\": \"\" is not a port (1 to 65535)");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,0"}),
+            "bad --tls-ports \"443,0\": \"0\" is not a port (1 to 65535)");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,443"}), "bad --tls-ports \"443,443\": port 443 is given twice");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-bypass", "a b"}),
+            "bad --tls-bypass \"a b\": expected a name (api.example.com) or *.suffix (*.example.com)");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-ca-cert", "/ca.crt"}),
+            "bad --tls-ca-cert \"/ca.crt\": --tls-ca-cert and --tls-ca-key go together");
+}
+
 TEST(CliNetworkFlags, AnUpdateTakesTheModeOnlyWhenGiven) {
   auto kept = network_update_from(parse({"--deny", "@private", "--allow", "10.0.0.5:5432"}, true));
   ASSERT_TRUE(kept.ok()) << kept.error().message;

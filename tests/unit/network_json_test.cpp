@@ -27,6 +27,12 @@ NetworkOptions full_options() {
              {.host_ip = "::1", .host_port = 5353, .guest_port = 53, .udp = true}};
   o.max_connections = 7;
   o.egress_bytes_per_second = 10ull << 40;
+  o.tls.enabled = true;
+  o.tls.ports = {443, 8443};
+  o.tls.bypass = {"pinned.test", "*.bank.test"};
+  o.tls.upstream_ca_file = "/etc/roots.pem";
+  o.tls.ca_certificate_file = "/home/u/.moat/tls/ca.crt";
+  o.tls.ca_key_file = "/home/u/.moat/tls/ca.key";
   return o;
 }
 
@@ -52,6 +58,12 @@ void expect_same(const NetworkOptions& a, const NetworkOptions& b) {
   }
   EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.egress_bytes_per_second, b.egress_bytes_per_second);
+  EXPECT_EQ(a.tls.enabled, b.tls.enabled);
+  EXPECT_EQ(a.tls.ports, b.tls.ports);
+  EXPECT_EQ(a.tls.bypass, b.tls.bypass);
+  EXPECT_EQ(a.tls.upstream_ca_file, b.tls.upstream_ca_file);
+  EXPECT_EQ(a.tls.ca_certificate_file, b.tls.ca_certificate_file);
+  EXPECT_EQ(a.tls.ca_key_file, b.tls.ca_key_file);
 }
 
 TEST(NetworkJson, EveryFieldRoundTripsInOrder) {
@@ -103,6 +115,11 @@ TEST(NetworkJson, WrongTypesAndRangesAreNamed) {
   EXPECT_EQ(error_of({{"ports", {{{"guest_port", -1}}}}}), "network field \"ports[0].guest_port\" is not an unsigned integer");
   EXPECT_EQ(error_of({{"max_connections", 1ull << 32}}), "network field \"max_connections\" is out of range");
   EXPECT_EQ(error_of({{"dns", false}}), "network field \"dns\" is not a string");
+  EXPECT_EQ(error_of({{"tls", 1}}), "network field \"tls\" is not an object");
+  EXPECT_EQ(error_of({{"tls", {{"enabled", "yes"}}}}), "network field \"tls.enabled\" is not a boolean");
+  EXPECT_EQ(error_of({{"tls", {{"ports", {443, 70000}}}}}), "network field \"tls.ports[1]\" is out of range");
+  EXPECT_EQ(error_of({{"tls", {{"bypass", "x"}}}}), "network field \"tls.bypass\" is not a list");
+  EXPECT_EQ(error_of({{"tls", {{"bypass", {1}}}}}), "network field \"tls.bypass[0]\" is not a string");
 }
 
 TEST(NetworkJson, ThePolicyPayloadNeedsModeAndRules) {

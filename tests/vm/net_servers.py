@@ -3,6 +3,8 @@
 
 Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
   http DIR        serves DIR over HTTP; /slow streams a byte every 100 ms
+  https DIR CERT KEY
+                  the same over TLS with the PEM certificate and key given
   echo            TCP: echoes what it reads until EOF, then closes
   hold            TCP: accepts and keeps connections open, never answers
   udp-echo        UDP: answers each datagram with its bytes upper-cased
@@ -54,13 +56,18 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-def serve_http(bind, directory):
+def serve_http(bind, directory, cert=None, key=None):
     class Server(http.server.ThreadingHTTPServer):
         address_family = family_of(bind)
         daemon_threads = True
 
     handler = lambda *a, **k: Handler(*a, directory=directory, **k)
     server = Server((bind, 0), handler)
+    if cert:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 
@@ -148,6 +155,8 @@ def main():
         sys.exit("net_servers.py: tests listen on loopback only")
     if mode == "http":
         serve_http(bind, sys.argv[3])
+    elif mode == "https":
+        serve_http(bind, sys.argv[3], sys.argv[4], sys.argv[5])
     elif mode in ("echo", "hold"):
         serve_tcp(bind, mode == "hold")
     elif mode == "udp-echo":

@@ -20,6 +20,9 @@
 #include "image/fixture_harness.h"
 #include "image/registry_harness.h"
 #include "tests/vm/harness.h"
+#include "tls/certificate_authority.h"
+
+#include <openssl/pem.h>
 
 namespace moat::test {
 namespace {
@@ -389,6 +392,68 @@ TEST_F(VmNetworkPython, TlsServerNameMustBeAllowedToo) {
                   "    except ssl.SSLError: print(sni, 'tls error')\n");
   EXPECT_EQ(o.exit_code, 0) << o.err;
   EXPECT_EQ(o.out, "api.test tls error\nevil.test reset\n");
+}
+
+// An upstream CA of the test's own and a certificate it signed for `name`,
+// written as PEM files under `dir`: {ca.crt, NAME.crt, NAME.key}.
+struct TestPki {
+  std::string ca, cert, key;
+};
+TestPki test_pki(const std::string& dir, const std::string& name, const std::string& ca_dir_name = "upstream-ca") {
+  std::filesystem::create_directories(dir);
+  auto ca = tls::CertificateAuthority::load_or_create(dir + "/" + ca_dir_name);
+  EXPECT_TRUE(ca.ok()) << ca.error().message;
+  auto key = tls::generate_p256_key();
+  auto leaf = ca->issue(name, key->get());
+  EXPECT_TRUE(leaf.ok());
+  TestPki out{tls::ca_certificate_path(dir + "/" + ca_dir_name), dir + "/" + name + ".crt", dir + "/" + name + ".key"};
+  FILE* c = std::fopen(out.cert.c_str(), "w");
+  PEM_write_X509(c, leaf->get());
+  std::fclose(c);
+  FILE* k = std::fopen(out.key.c_str(), "w");
+  PEM_write_PrivateKey(k, key->get(), nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(k);
+  return out;
+}
+
+// --tls-intercept (docs/tls.md): python3's urllib, with nothing but the
+// environment moat gives it, fetches over HTTPS from a host server whose
+// certificate only --tls-upstream-ca vouches for; it sees a leaf of the
+// sandbox's CA. A server with a certificate for another name is refused in
+// the shim, and the log says why.
+TEST_F(VmNetworkPython, InterceptedHttpsVerifiesTheServerAndTheGuestTrustsTheSandboxCa) {
+  std::string dir = test_home() + "/tls-pki";
+  TestPki good = test_pki(dir, "api.example.test");
+  TestPki wrong = test_pki(dir, "other.example.test");
+  HostServer api("https", "127.0.0.1", {served_dir(), good.cert, good.key});
+  HostServer impostor("https", "127.0.0.1", {served_dir(), wrong.cert, wrong.key});
+  std::string id = start_python({"--add-host", "api.example.test:host-gateway", "--allow", "api.example.test:" + api.p(),
+                                 "--allow", "api.example.test:" + impostor.p(), "--tls-intercept", "--tls-ports",
+                                 api.p() + "," + impostor.p(), "--tls-upstream-ca", good.ca});
+  ASSERT_NE(id, "");
+  auto o = run_moat({"exec", id, "--", "python3", "-c",
+                     "import os, socket, ssl, urllib.request\n"
+                     "print(os.environ['SSL_CERT_FILE'], os.environ['NODE_EXTRA_CA_CERTS'])\n"
+                     "print(urllib.request.urlopen('https://api.example.test:" + api.p() + "/small').read().decode(), end='')\n"
+                     "s = ssl.create_default_context().wrap_socket(socket.create_connection(('api.example.test', " +
+                         api.p() + ")), server_hostname='api.example.test')\n"
+                     "print(dict(x[0] for x in s.getpeercert()['issuer'])['commonName'][:32])\n"
+                     "try:\n"
+                     "    urllib.request.urlopen('https://api.example.test:" + impostor.p() + "/small')\n"
+                     "    print('impostor answered')\n"
+                     "except Exception as e: print('impostor refused')\n"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "/etc/moat/tls/ca.crt /etc/moat/tls/ca.crt\nhello from the host\n"
+                   "moat sandbox TLS interception CA\nimpostor refused\n");
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find("(api.example.test): the server's certificate does not verify for \"api.example.test\": "
+                          "hostname mismatch"),
+            std::string::npos)
+      << logs.out;
+  // The guest can read the CA's certificate, never its key.
+  auto files = run_moat({"exec", id, "--", "sh", "-c", "head -1 /etc/moat/tls/ca.crt; ls /etc/moat/tls"});
+  EXPECT_EQ(files.out, "-----BEGIN CERTIFICATE-----\nca.crt\n");
+  run_moat({"rm", "-f", id});
 }
 
 TEST_F(VmNetworkPython, UpstreamResolverAnswersAndRebindingIsDropped) {
