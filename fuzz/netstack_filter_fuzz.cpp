@@ -5,6 +5,7 @@
 // changes), a 2-byte length, the frame. Whatever the guest sends, nothing
 // may crash, and no frame that would open a flow may reach the stack unless
 // the policy allows its destination.
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -34,7 +35,9 @@ void check_opening(std::span<const std::uint8_t> frame, bool open) {
   bool udp = f->l4 == net::L4::kUdp;
   if (!opening_tcp && !udp) return;
   if (udp && f->src_port == 5353) return;
-  bool ok = open && ((f->dst == kAllowed && f->dst_port == 80) || (f->dst == kGateway && f->dst_port == 8080));
+  // An intercepted connection's SYN goes to its listener (30000 + a byte).
+  bool ok = open && ((f->dst == kAllowed && f->dst_port == 80) || (f->dst == kGateway && f->dst_port == 8080) ||
+                     (f->dst == kGateway && f->dst_port >= 30000 && f->dst_port < 30256));
   if (!ok) std::abort();
 }
 
@@ -53,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       [&](netstack::Resolver::ReplyTag tag, std::vector<std::uint8_t> m) { filter->answer_dns(tag, std::move(m)); },
       nullptr);
   bool is_open = true;
+  std::vector<std::string> intercepts;
   filter = std::make_unique<netstack::NetworkFilter>(
       netstack::NetworkFilter::Sinks{[&](netstack::NetworkFilter::Frame f) {
                                        check_opening(f, is_open);
@@ -60,7 +64,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                                      [](std::vector<std::uint8_t> f) {
                                        if (!f.empty() && !net::parse_frame(f).ok()) std::abort();
                                      },
-                                     nullptr},
+                                     nullptr,
+                                     // Connections to port 80 are taken for
+                                     // interception; the input decides their way.
+                                     [&](const netstack::NetworkFilter::InterceptRequest& r) {
+                                       if (r.remote.port != 80) return false;
+                                       intercepts.push_back(r.key);
+                                       return true;
+                                     }},
       policy, resolver, 8, std::set<std::uint16_t>{5353});
   std::size_t at = 0;
   while (size - at >= 3) {
@@ -79,6 +90,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       }
       case 3:
+        if (!intercepts.empty() && len > 0) {
+          // The oldest held connection's way: ready (to a listener port the
+          // input picks) or failed.
+          std::string key = intercepts.front();
+          intercepts.erase(intercepts.begin());
+          if (frame[0] & 1)
+            filter->intercept_ready(key, net::Endpoint{kGateway, static_cast<std::uint16_t>(30000 + frame[0])});
+          else
+            filter->intercept_failed(key, ECONNREFUSED);
+          break;
+        }
         is_open = !is_open;
         filter->set_policy(*net::read_policy(is_open ? open.mode : closed.mode, is_open ? open.rules : closed.rules));
         break;

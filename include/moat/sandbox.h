@@ -93,6 +93,28 @@ struct TmpfsMount {
   std::uint64_t size_bytes = 0;  // 0: the kernel's default, half the guest memory
 };
 
+// A secret the guest uses without seeing it (docs/tls.md): the guest's
+// environment holds NAME=<placeholder>, random per sandbox, and its shim
+// puts `value` in the placeholder's place in the request headers (an
+// `Authorization: Basic` credential included) it sends over intercepted TLS
+// to the hosts the secret is bound to. The placeholder in a request to any
+// other host resets that connection. Declaring a secret turns interception
+// on for its hosts (on NetworkOptions::tls.ports).
+struct Secret {
+  std::string name;                // an environment variable's name: [A-Za-z_][A-Za-z0-9_]*
+  std::string value;               // kept on the host only; no CR, LF or NUL
+  std::vector<std::string> hosts;  // NAME or *.suffix (the apex and its subdomains)
+};
+inline constexpr std::size_t kMaxSecrets = 64;
+inline constexpr std::size_t kMaxSecretValue = 16 * 1024;
+// What a violation does besides resetting the connection and a log line.
+enum class SecretViolation { kBlock, kBlockAndStop };
+// "block" or "block-and-stop"; EINVAL naming the choices otherwise.
+Result<SecretViolation> parse_secret_violation(std::string_view text);
+// The CLI form NAME@HOST[,HOST...] with the value given apart (the CLI
+// reads it from the environment variable NAME).
+Result<Secret> parse_secret(std::string_view spec, std::string value);
+
 struct SandboxOptions {
   // An OCI image reference ("python:3.12", "registry:5000/app@sha256:…"):
   // the root is the image's read-only EROFS under a fresh writable upper, and
@@ -111,6 +133,8 @@ struct SandboxOptions {
   std::vector<std::string> command;
   std::optional<std::vector<std::string>> entrypoint;
   std::vector<RootPatch> patches;
+  std::vector<Secret> secrets;
+  SecretViolation on_secret_violation = SecretViolation::kBlock;
   std::vector<VolumeMount> volumes;
   std::vector<TmpfsMount> tmpfs;
   // The shim stops the sandbox after this long without any command or file

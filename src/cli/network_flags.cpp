@@ -116,9 +116,10 @@ Result<NetworkOptions> network_options_from(const NetworkFlags& f) {
   }
   bool tls_detail = !f.tls_ports.empty() || !f.tls_bypass.empty() || !f.tls_upstream_ca.empty() ||
                     !f.tls_ca_cert.empty() || !f.tls_ca_key.empty();
-  if (tls_detail && !f.tls_intercept)
-    return make_error("--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept",
-                      EINVAL);
+  if (tls_detail && !f.tls_intercept && !f.secrets_given)
+    return make_error(
+        "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept or --secret",
+        EINVAL);
   o.tls.enabled = f.tls_intercept;
   if (!f.tls_ports.empty()) {
     MOAT_ASSIGN_OR_RETURN(o.tls.ports, parse_tls_ports(f.tls_ports));

@@ -32,6 +32,7 @@ struct NetworkFlags {
   std::string tls_ports;           // "443,8443"; empty: 443
   std::vector<std::string> tls_bypass;
   std::string tls_upstream_ca, tls_ca_cert, tls_ca_key;
+  bool secrets_given = false;  // --secret turns interception on for its hosts
 };
 
 // --tls-ports: a comma-separated list of ports, 1 to 65535, none twice.

@@ -64,6 +64,8 @@ struct SandboxFlags {
   std::string log_size;
   std::vector<std::string> volumes, tmpfs;
   NetworkFlags network;
+  std::vector<std::string> secrets;  // --secret NAME@HOST[,HOST...]
+  std::string on_secret_violation;   // empty: block
 };
 
 struct Flags {
@@ -148,6 +150,12 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
   cmd->add_option("--max-duration", f.max_duration, "Stop this long after start (30s, 5m, 2h)");
   cmd->add_option("--log-size", f.log_size, "Cap of each log the guest can fill, rotated once (4k to 1g; default 1m)");
   add_network_flags(cmd, f.network, /*policy_only=*/false);
+  cmd->add_option("--secret", f.secrets,
+                  "Give the guest a placeholder for NAME, replaced by $NAME's value in requests to HOST "
+                  "(NAME@HOST[,HOST...]; repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--on-secret-violation", f.on_secret_violation,
+                  "When a placeholder goes to another host: block (reset it; the default) or block-and-stop");
   if (is_run) cmd->add_flag("-d,--detach", f.detach, "Start the sandbox and leave it running; print its id");
 }
 
@@ -285,7 +293,24 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
     MOAT_ASSIGN_OR_RETURN(auto m, parse_tmpfs_flag(t));
     o.tmpfs.push_back(std::move(m));
   }
-  MOAT_ASSIGN_OR_RETURN(o.network, network_options_from(s.network));
+  NetworkFlags network = s.network;
+  network.secrets_given = !s.secrets.empty();
+  MOAT_ASSIGN_OR_RETURN(o.network, network_options_from(network));
+  for (const auto& spec : s.secrets) {
+    std::string name = spec.substr(0, spec.find('@'));
+    // The value comes from the environment, never from the command line,
+    // where other users of the host could read it.
+    const char* value = name.empty() ? nullptr : std::getenv(name.c_str());
+    if (!value)
+      return make_error("--secret " + spec + ": the environment variable " + name +
+                            " is not set (the value is read from it, never from the command line)",
+                        EINVAL);
+    MOAT_ASSIGN_OR_RETURN(auto secret, parse_secret(spec, value));
+    o.secrets.push_back(std::move(secret));
+  }
+  if (!s.on_secret_violation.empty()) {
+    MOAT_ASSIGN_OR_RETURN(o.on_secret_violation, parse_secret_violation(s.on_secret_violation));
+  }
   return o;
 }
 

@@ -53,6 +53,7 @@ struct NetworkService::Impl {
   std::unique_ptr<NetworkFilter> filter;
   // TLS interception (docs/tls.md); null when the sandbox does not intercept.
   TlsInterception tls_settings;
+  std::vector<tls::SecretBinding> secrets;  // for the interception decision
   std::unique_ptr<tls::Interceptor> interceptor;
   std::unique_ptr<InterceptRedirect> redirect;
   // The stack's entries in this round's poll set, for is_stack_socket.
@@ -171,7 +172,15 @@ struct NetworkService::Impl {
     if (!redirect) return false;
     const auto& ports = tls_settings.ports;
     if (std::find(ports.begin(), ports.end(), r.remote.port) == ports.end()) return false;
-    if (net::tls_bypassed(tls_settings, resolver->names_for(r.remote.address))) return false;
+    auto names = resolver->names_for(r.remote.address);
+    if (net::tls_bypassed(tls_settings, names)) return false;
+    // Without --tls-intercept, only the hosts a secret is bound to.
+    if (!tls_settings.enabled) {
+      bool bound = std::any_of(secrets.begin(), secrets.end(), [&](const tls::SecretBinding& s) {
+        return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return tls::secret_bound_to(s, n); });
+      });
+      if (!bound) return false;
+    }
     redirect->begin(r.key, r.guest, r.remote);
     return true;
   }
@@ -248,12 +257,16 @@ namespace {
 
 // The interceptor and the redirect in front of it: the CA the sandbox was
 // created with, one key for every leaf, the host's roots and the user's.
-Status start_interception(NetworkService::Impl& impl, const TlsInterception& settings) {
+Status start_interception(NetworkService::Impl& impl, const TlsInterception& settings,
+                          NetworkService::Secrets secrets) {
   auto ca = tls::CertificateAuthority::load(settings.ca_certificate_file, settings.ca_key_file);
   if (!ca) return ca.error().wrap("TLS interception");
   MOAT_ASSIGN_OR_RETURN(auto key, tls::generate_p256_key());
   tls::InterceptorOptions options;
   options.upstream_ca_file = settings.upstream_ca_file;
+  options.secrets = secrets.bindings;
+  options.on_violation = std::move(secrets.on_violation);
+  impl.secrets = std::move(secrets.bindings);
   NetworkService::Impl* raw = &impl;
   auto interceptor = tls::Interceptor::start(tls::LeafCache(std::move(*ca), std::move(key)), options,
                                              [raw](const std::string& line) { raw->log(line); });
@@ -274,7 +287,7 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
 }  // namespace
 
 Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::NetworkSettings& settings, Log log,
-                                                              UniqueFd& qemu_end) {
+                                                              UniqueFd& qemu_end, Secrets secrets) {
   auto impl = std::make_unique<Impl>();
   impl->log = std::move(log);
   int pair[2];
@@ -323,7 +336,8 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
                            [raw](const NetworkFilter::InterceptRequest& r) { return raw->intercept(r); }},
       settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
   impl->filter->set_egress_limit(settings.egress_bytes_per_second);
-  if (settings.tls.enabled) MOAT_TRY(start_interception(*impl, settings.tls));
+  if (settings.tls.enabled || !secrets.bindings.empty())
+    MOAT_TRY(start_interception(*impl, settings.tls, std::move(secrets)));
   impl->thread = std::thread([raw] { raw->run(); });
   return std::unique_ptr<NetworkService>(new NetworkService(std::move(impl)));
 }

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "net/network_settings.h"
+#include "tls/secret_rewriter.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
@@ -38,9 +39,17 @@ class NetworkService {
   static constexpr std::size_t kPauseStack = 2u << 20;
   static constexpr std::size_t kMaxGuestQueue = 16u << 20;
 
+  // The sandbox's secrets for the TLS interceptor (docs/tls.md), and what a
+  // violation does besides the reset and the log line (called on the
+  // interceptor's thread). Secrets turn interception on for their hosts.
+  struct Secrets {
+    std::vector<tls::SecretBinding> bindings;
+    std::function<void(const std::string&)> on_violation;
+  };
+
   // `qemu_end` receives the socket QEMU inherits as its netdev.
   static Result<std::unique_ptr<NetworkService>> start(const net::NetworkSettings& settings, Log log,
-                                                       UniqueFd& qemu_end);
+                                                       UniqueFd& qemu_end, Secrets secrets = {});
   ~NetworkService();
   NetworkService(const NetworkService&) = delete;
   NetworkService& operator=(const NetworkService&) = delete;

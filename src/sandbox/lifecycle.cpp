@@ -23,6 +23,7 @@
 #include "shim_contract/shim_config.h"
 #include "store/guest_path.h"
 #include "store/moat_home.h"
+#include "sandbox/secrets.h"
 #include "sandbox/tls_trust.h"
 #include "vm/accel.h"
 #include "util/runtime_settings.h"
@@ -59,6 +60,7 @@ Status validate(const SandboxOptions& o) {
     if (auto st = proto::check_hostname(o.hostname); !st) return st.error().wrap("--hostname");
   }
   MOAT_TRY(validate_network(o.network));
+  MOAT_TRY(validate_secrets(o.secrets));
   if (o.log_max_bytes != 0 && (o.log_max_bytes < shim::kMinLogBytes || o.log_max_bytes > shim::kMaxLogBytes))
     return make_error("--log-size must be between 4k and 1g", EINVAL);
   if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
@@ -273,10 +275,16 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
 // Resolves the root, makes the disks and records how the VM is made. The
 // config.json written here is derived from the record like every start's
 // (it is there for inspection before the first start).
-// `ca_pem`: the CA of a sandbox that intercepts TLS (empty: none), which
-// its guest is made to trust.
-Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, const std::string& ca_pem,
+// What a sandbox that intercepts TLS adds to its guest: the CA to trust
+// (empty: none) and the secrets' placeholders.
+struct GuestTlsSetup {
+  std::string ca_pem;
+  std::vector<std::string> secret_env;
+};
+
+Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, const GuestTlsSetup& tls,
                            std::string* accel_reason) {
+  const std::string& ca_pem = tls.ca_pem;
   SandboxOptions effective = o;
   MOAT_TRY(resolve_root(m, o, effective, r.info));
   MOAT_ASSIGN_OR_RETURN(r.vm, vm_record_for(o, r.info.id, accel_reason));
@@ -285,7 +293,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
   MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm));
   if (!ca_pem.empty()) {
     if (cfg.vm.root_mode != "overlay" || cfg.vm.lower_fs != "erofs" || cfg.vm.disks.empty())
-      return make_error("--tls-intercept needs an image or --rootfs-dir root: the guest's trust is written into it",
+      return make_error("TLS interception (--tls-intercept, --secret) needs an image or --rootfs-dir root: the guest's trust is written into it",
                         EINVAL);
     auto trust = tls_trust_for(cfg.vm.disks[0].path, ca_pem);
     if (!trust) return trust.error().wrap("making the guest trust the TLS interception CA");
@@ -293,6 +301,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
     effective.patches.insert(effective.patches.begin(), trust->patches.begin(), trust->patches.end());
     r.info.env.insert(r.info.env.end(), trust->env.begin(), trust->env.end());
   }
+  r.info.env.insert(r.info.env.end(), tls.secret_env.begin(), tls.secret_env.end());
   MOAT_TRY(apply_root_patches(effective, cfg.vm));
   r.vm.disks = cfg.vm.disks;
   r.vm.root_mode = cfg.vm.root_mode;
@@ -450,9 +459,14 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.max_duration = o.max_duration;
   r.info.auto_remove = o.auto_remove;
   r.info.network = o.network;
-  std::string ca_pem;
-  if (r.info.network.tls.enabled) {
-    MOAT_ASSIGN_OR_RETURN(ca_pem, settle_tls_ca(m.home, r.info.network.tls));
+  GuestTlsSetup tls;
+  if (r.info.network.tls.enabled || !o.secrets.empty()) {
+    MOAT_ASSIGN_OR_RETURN(tls.ca_pem, settle_tls_ca(m.home, r.info.network.tls));
+  }
+  PreparedSecrets secrets;
+  if (!o.secrets.empty()) {
+    MOAT_ASSIGN_OR_RETURN(secrets, prepare_secrets(o.secrets, o.on_secret_violation));
+    tls.secret_env = secrets.env;
   }
   MOAT_ASSIGN_OR_RETURN(r.info.tmpfs, resolve_tmpfs_mounts(o.tmpfs));
   // The record names its volumes from the start, under the volumes lock:
@@ -470,7 +484,9 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
     return st.error();
   }
   volumes_lock.release();
-  auto prepared = prepare_sandbox_dir(m, o, r, ca_pem, accel_reason);
+  Status prepared = ok_status();
+  if (!secrets.file.secrets.empty()) prepared = shim::write_secrets(r.info.dir, secrets.file);
+  if (prepared) prepared = prepare_sandbox_dir(m, o, r, tls, accel_reason);
   if (prepared) prepared = m.db->update_spec(r);
   if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {

@@ -3,6 +3,7 @@
 // socket, stops the VM gracefully then forcefully, and leaves nothing behind.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -117,6 +118,9 @@ class Shim {
   std::mutex network_log_mu_;
   std::vector<std::string> network_log_lines_;  // under network_log_mu_
   std::uint64_t network_log_dropped_ = 0;       // under network_log_mu_
+  // --on-secret-violation block-and-stop: set by the interceptor's thread,
+  // acted on when the log is drained.
+  std::atomic<bool> stop_for_secret_violation_{false};
   // Denials become events of moat.db (moat events), at most one every
   // kNetworkEventGap: the first denial since the last event, and a count
   // of the rest.

@@ -12,6 +12,7 @@
 #include "shim_contract/network_json.h"
 #include "store/moat_home.h"
 #include "shim/shim.h"
+#include "shim_contract/secrets_file.h"
 
 namespace moat::shim {
 namespace {
@@ -45,8 +46,21 @@ Status Shim::start_network(UniqueFd& qemu_end) {
   network_log_wake_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!network_log_wake_) return errno_error("eventfd");
   MOAT_TRY(watch_network_log());
+  MOAT_ASSIGN_OR_RETURN(auto stored, read_secrets(cfg_.dir));
+  netstack::NetworkService::Secrets secrets;
+  for (auto& s : stored.secrets)
+    secrets.bindings.push_back(tls::SecretBinding{std::move(s.name), std::move(s.placeholder), std::move(s.value),
+                                                  std::move(s.hosts)});
+  if (stored.stop_on_violation) {
+    secrets.on_violation = [this](const std::string&) {
+      stop_for_secret_violation_.store(true);
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto w = ::write(network_log_wake_.get(), &one, sizeof one);
+    };
+  }
   MOAT_ASSIGN_OR_RETURN(network_, netstack::NetworkService::start(
-                                      settings, [this](const std::string& line) { network_log(line); }, qemu_end));
+                                      settings, [this](const std::string& line) { network_log(line); }, qemu_end,
+                                      std::move(secrets)));
   return ok_status();
 }
 
@@ -86,6 +100,8 @@ void Shim::drain_network_log() {
     if (is_denial(line)) note_network_denial(line);
   }
   flush_network_event(false);
+  if (stop_for_secret_violation_.exchange(false))
+    begin_stop("a secret's placeholder was sent to a host it is not bound to (--on-secret-violation block-and-stop)");
 }
 
 void Shim::note_network_denial(const std::string& line) {

@@ -29,6 +29,8 @@ std::string qemu_cmdline_path(const std::string& dir);
 // Logs a guest can fill, capped and rotated once (capped_log.h).
 std::string console_log_path(const std::string& dir);
 std::string qemu_log_path(const std::string& dir);
+// The sandbox's secrets with their values (secrets_file.h), mode 0600.
+std::string secrets_path(const std::string& dir);
 std::string shim_log_path(const std::string& dir);
 // One line per exec: start (argv) and end (exit code or signal).
 std::string exec_log_path(const std::string& dir);

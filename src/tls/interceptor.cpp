@@ -95,6 +95,8 @@ struct Interceptor::Impl {
     std::string chosen_alpn;
     Clock::time_point deadline;
     std::string to_upstream, to_guest;    // read from one side, not yet written to the other
+    std::string from_guest;               // read from the guest, before the secret rewriter
+    std::unique_ptr<SecretRewriter> rewriter;  // when the sandbox has secrets
     bool guest_eof = false, upstream_eof = false;    // that side will send no more
     bool guest_shut = false, upstream_shut = false;  // we told that side we send no more
     bool failed = false;
@@ -257,9 +259,10 @@ struct Interceptor::Impl {
     } else {
       X509_VERIFY_PARAM_set1_ip_asc(param, c.c.address.c_str());
     }
-    if (!c.hello.alpn.empty())
-      SSL_set_alpn_protos(up, reinterpret_cast<const unsigned char*>(c.hello.alpn.data()),
-                          static_cast<unsigned int>(c.hello.alpn.size()));
+    std::string alpn = c.hello.alpn;
+    if (secret_bound_here(c) && offers(alpn, "http/1.1")) alpn = std::string("\x08http/1.1", 9);
+    if (!alpn.empty())
+      SSL_set_alpn_protos(up, reinterpret_cast<const unsigned char*>(alpn.data()), static_cast<unsigned int>(alpn.size()));
     c.phase = Phase::kUpstreamHandshake;
   }
 
@@ -289,10 +292,31 @@ struct Interceptor::Impl {
     fail(c, "the TLS handshake with the server failed: " + openssl_reason());
   }
 
+  static std::string lower(std::string s) {
+    for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return s;
+  }
+  bool secret_bound_here(const Conn& c) const {
+    std::string host = lower(c.name());
+    for (const auto& s : options.secrets)
+      if (secret_bound_to(s, host)) return true;
+    return false;
+  }
+  // Whether the ALPN list `wire` (without its length) holds `proto`.
+  static bool offers(const std::string& wire, std::string_view proto) {
+    for (std::size_t at = 0; at < wire.size();) {
+      std::size_t n = static_cast<unsigned char>(wire[at]);
+      if (wire.compare(at + 1, n, proto) == 0 && n == proto.size()) return true;
+      at += 1 + n;
+    }
+    return false;
+  }
+
   void guest_handshake(Conn& c) {
     int r = SSL_accept(c.guest_ssl.get());
     if (r == 1) {
       c.phase = Phase::kRelay;
+      if (!options.secrets.empty()) c.rewriter = std::make_unique<SecretRewriter>(options.secrets, lower(c.name()));
       std::lock_guard<std::mutex> lock(mu);
       ++stats.relayed;
       return;
@@ -325,6 +349,39 @@ struct Interceptor::Impl {
     return true;
   }
 
+  // Passes what the guest sent through the secret rewriter. False when it
+  // refused it: a violation or a request it cannot frame resets both sides.
+  bool rewrite(Conn& c) {
+    if (c.from_guest.empty()) return true;
+    std::size_t before = c.rewriter->substituted();
+    Status st = c.rewriter->feed(c.from_guest, c.to_upstream);
+    c.from_guest.clear();
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      stats.substituted += c.rewriter->substituted() - before;
+    }
+    if (st) return true;
+    if (st.error().code == EACCES) {
+      std::string line = "tls: " + c.c.label + " (" + c.name() + "): " + st.error().message + "; connection reset";
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        ++stats.violations;
+      }
+      c.failed = true;
+      // A reset, not a close: neither side may take what was cut short for
+      // a complete exchange.
+      for (int fd : {c.c.guest.get(), c.c.upstream.get()}) {
+        linger hard{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+      }
+      if (log) log(line);
+      if (options.on_violation) options.on_violation(line);
+      return false;
+    }
+    fail(c, st.error().message);
+    return false;
+  }
+
   // Writes what `buf` holds to `to`. False on an error.
   bool push(Conn& c, SSL* to, std::string& buf, const char* side) {
     while (!buf.empty()) {
@@ -353,7 +410,11 @@ struct Interceptor::Impl {
     for (int round = 0; round < 64; ++round) {
       std::size_t before = c.to_upstream.size() + c.to_guest.size();
       bool eofs = c.guest_eof && c.upstream_eof;
-      if (!pull(c, c.guest_ssl.get(), c.to_upstream, c.guest_eof, "guest")) return;
+      if (!c.rewriter) {
+        if (!pull(c, c.guest_ssl.get(), c.to_upstream, c.guest_eof, "guest")) return;
+      } else if (!pull(c, c.guest_ssl.get(), c.from_guest, c.guest_eof, "guest") || !rewrite(c)) {
+        return;
+      }
       if (!push(c, c.upstream_ssl.get(), c.to_upstream, "server")) return;
       if (!pull(c, c.upstream_ssl.get(), c.to_guest, c.upstream_eof, "server")) return;
       if (!push(c, c.guest_ssl.get(), c.to_guest, "guest")) return;

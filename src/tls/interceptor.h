@@ -42,8 +42,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tls/leaf_cache.h"
+#include "tls/secret_rewriter.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
@@ -58,6 +60,14 @@ struct InterceptorOptions {
   bool host_roots = true;
   std::size_t max_buffer = 64 * 1024;
   std::chrono::milliseconds handshake_timeout{30000};
+  // Secret placeholders (secret_rewriter.h): what the guest sends on every
+  // connection goes through a SecretRewriter for its server name. Only
+  // http/1.1 is offered to a server a secret is bound to (h2's compressed
+  // headers cannot be rewritten), so a client that offers both falls back.
+  std::vector<SecretBinding> secrets;
+  // Called (on the interceptor's thread) after a violation reset a
+  // connection, with the log line.
+  std::function<void(const std::string&)> on_violation;
 };
 
 struct InterceptedConnection {
@@ -77,6 +87,8 @@ class Interceptor {
     std::uint64_t relayed = 0;          // connections that reached the relay
     std::uint64_t refused = 0;          // closed before it (any reason)
     std::uint64_t upstream_rejected = 0;  // of those: the upstream's certificate did not verify
+    std::uint64_t violations = 0;         // connections reset for a secret's placeholder
+    std::uint64_t substituted = 0;        // placeholders replaced by their values
     std::size_t open = 0;
   };
 

@@ -173,6 +173,12 @@ TEST_F(CliNetwork, TlsInterceptionSettlesTheCaAndRefusesBadFiles) {
   EXPECT_EQ(empty_roots.err, "moat: --tls-upstream-ca: " + dir_ + "/bad.crt: no PEM certificate in it\n");
   auto unset = moat({"create", "--rootfs-dir", dir_ + "/root", "--tls-bypass", "a.test"});
   EXPECT_EQ(unset.exit_code, 125);
+  ::unsetenv("MOAT_TEST_NO_SUCH_SECRET");
+  auto no_value = moat({"create", "--rootfs-dir", dir_ + "/root", "--secret", "MOAT_TEST_NO_SUCH_SECRET@api.test"});
+  EXPECT_EQ(no_value.exit_code, 125);
+  EXPECT_EQ(no_value.err, "moat: --secret MOAT_TEST_NO_SUCH_SECRET@api.test: the environment variable "
+                          "MOAT_TEST_NO_SUCH_SECRET is not set (the value is read from it, never from the command "
+                          "line)\n");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 

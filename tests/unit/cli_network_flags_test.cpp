@@ -125,7 +125,8 @@ TEST(CliNetworkFlags, TlsFlagsReachTheOptionsOnlyWithTlsIntercept) {
     return r.ok() ? std::string() : r.error().message;
   };
   EXPECT_EQ(error_of({"--tls-ports", "443"}),
-            "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept");
+            "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept or "
+            "--secret");
   EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,,80"}),
             "bad --tls-ports \"443,,80\": \"\" is not a port (1 to 65535)");
   EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,0"}),

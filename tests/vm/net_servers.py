@@ -13,7 +13,7 @@ Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
 
 Prints the port it listens on, then serves until killed. Every accepted
 connection (or datagram) appends a line to $NET_SERVER_LOG if set, so a test
-can tell that nothing arrived.
+can tell that nothing arrived; HTTP requests add their Authorization header.
 """
 import http.server
 import ipaddress
@@ -44,6 +44,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         note("http " + self.path)
 
     def do_GET(self):
+        if "Authorization" in self.headers:
+            note("auth " + self.headers["Authorization"])
         if self.path == "/slow":
             self.send_response(200)
             self.send_header("Content-Length", "600")

@@ -456,6 +456,62 @@ TEST_F(VmNetworkPython, InterceptedHttpsVerifiesTheServerAndTheGuestTrustsTheSan
   run_moat({"rm", "-f", id});
 }
 
+// --secret (docs/tls.md): the guest holds a placeholder; the bound host gets
+// the value, which never enters the guest; the placeholder sent to another
+// host resets that connection before the server sees the request, and with
+// block-and-stop the sandbox stops.
+TEST_F(VmNetworkPython, ASecretReachesOnlyItsHostAndTheGuestNeverHoldsIt) {
+  std::string dir = test_home() + "/tls-pki";
+  TestPki api_pki = test_pki(dir, "api.example.test");
+  TestPki other_pki = test_pki(dir, "other.example.test");
+  HostServer api("https", "127.0.0.1", {served_dir(), api_pki.cert, api_pki.key});
+  HostServer other("https", "127.0.0.1", {served_dir(), other_pki.cert, other_pki.key});
+  const std::string value = "sk-test-REAL-7f3e9a";
+  auto created = run_moat({"create", "--add-host", "api.example.test:host-gateway", "--add-host",
+                           "other.example.test:host-gateway", "--allow", "@host", "--secret",
+                           "API_KEY@api.example.test", "--on-secret-violation", "block-and-stop", "--tls-ports",
+                           api.p() + "," + other.p(), "--tls-upstream-ca", api_pki.ca, python_},
+                          "", {"API_KEY=" + value});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  const std::string get =
+      "import os, urllib.request\n"
+      "key = os.environ['API_KEY']\n"
+      "def get(host, port):\n"
+      "    r = urllib.request.Request('https://%s:%s/small' % (host, port),\n"
+      "                               headers={'Authorization': 'Bearer ' + key})\n"
+      "    try: return urllib.request.urlopen(r, timeout=30).read().decode().strip()\n"
+      "    except Exception as e: return 'refused'\n";
+  auto o = run_moat({"exec", id, "--", "python3", "-c",
+                     get + "print(key[:12], len(key))\n"
+                           "print(get('api.example.test', " + api.p() + "))\n"
+                           "print(open('/proc/self/environ', 'rb').read().count(b'sk-test-REAL'))\n"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "moat-secret- 44\nhello from the host\n0\n");
+  // The violation ends this command with the sandbox (block-and-stop).
+  auto violating = run_moat({"exec", id, "--", "python3", "-u", "-c",
+                             get + "print(get('other.example.test', " + other.p() + "))\n"});
+  EXPECT_TRUE(violating.out == "refused\n" || violating.exit_code == 125) << violating.out << violating.err;
+  EXPECT_NE(api.seen().find("auth Bearer " + value + "\n"), std::string::npos) << api.seen();
+  EXPECT_EQ(other.seen().find("auth"), std::string::npos) << "the other host got nothing: " << other.seen();
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find("(other.example.test): secret API_KEY is not bound to other.example.test, and its "
+                          "placeholder was in the request; connection reset"),
+            std::string::npos)
+      << logs.out;
+  EXPECT_EQ(logs.out.find(value), std::string::npos);
+  EXPECT_EQ(run_moat({"inspect", id}).out.find(value), std::string::npos);
+  // block-and-stop: the sandbox stops.
+  std::string shown;
+  for (int i = 0; i < 60 && shown.find("\"state\": \"stopped\"") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    shown = run_moat({"inspect", id}).out;
+  }
+  EXPECT_NE(shown.find("\"state\": \"stopped\""), std::string::npos) << shown;
+  run_moat({"rm", "-f", id});
+}
+
 TEST_F(VmNetworkPython, UpstreamResolverAnswersAndRebindingIsDropped) {
   HostServer dns("dns", "127.0.0.1", {"pub.example=93.184.216.34", "rebind.example=127.0.0.1",
                                       "allowed.example=127.0.0.2"});

@@ -1,0 +1,74 @@
+#include "shim_contract/secrets_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "shim_contract/sandbox_layout.h"
+#include "util/unique_fd.h"
+#include "util/write_all.h"
+
+namespace moat::shim {
+namespace {
+
+using Json = nlohmann::json;
+constexpr std::size_t kMaxSecretsFile = 4 << 20;
+
+}  // namespace
+
+Status write_secrets(const std::string& dir, const SecretsFile& file) {
+  Json list = Json::array();
+  for (const auto& s : file.secrets)
+    list.push_back({{"name", s.name}, {"placeholder", s.placeholder}, {"value", s.value}, {"hosts", s.hosts}});
+  Json j = {{"on_violation", file.stop_on_violation ? "block-and-stop" : "block"}, {"secrets", std::move(list)}};
+  std::string path = secrets_path(dir), staging = path + ".new";
+  ::unlink(staging.c_str());
+  UniqueFd fd(::open(staging.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) return errno_error("create " + staging);
+  MOAT_TRY(write_all(fd.get(), j.dump(), "write " + staging));
+  if (::fsync(fd.get()) != 0) return errno_error("fsync " + staging);
+  if (::rename(staging.c_str(), path.c_str()) != 0) return errno_error("rename " + staging);
+  return ok_status();
+}
+
+Result<SecretsFile> read_secrets(const std::string& dir) {
+  std::string path = secrets_path(dir);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ENOENT) return SecretsFile{};
+    return errno_error("open " + path);
+  }
+  std::string text;
+  char buf[8192];
+  while (true) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read " + path);
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxSecretsFile) return make_error(path + " is too large", EFBIG);
+  }
+  Json j = Json::parse(text, nullptr, false);
+  auto bad = [&] { return make_error(path + " is not a secrets file", EINVAL); };
+  if (!j.is_object() || !j.contains("secrets") || !j["secrets"].is_array()) return bad();
+  SecretsFile out;
+  out.stop_on_violation = j.value("on_violation", std::string("block")) == "block-and-stop";
+  for (const auto& s : j["secrets"]) {
+    if (!s.is_object() || !s.contains("name") || !s["name"].is_string() || !s.contains("placeholder") ||
+        !s["placeholder"].is_string() || !s.contains("value") || !s["value"].is_string() || !s.contains("hosts") ||
+        !s["hosts"].is_array())
+      return bad();
+    StoredSecret one{s["name"].get<std::string>(), s["placeholder"].get<std::string>(), s["value"].get<std::string>(),
+                     {}};
+    for (const auto& h : s["hosts"]) {
+      if (!h.is_string()) return bad();
+      one.hosts.push_back(h.get<std::string>());
+    }
+    out.secrets.push_back(std::move(one));
+  }
+  return out;
+}
+
+}  // namespace moat::shim

@@ -1,0 +1,263 @@
+#include "tls/secret_rewriter.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <optional>
+
+namespace moat::tls {
+namespace {
+
+constexpr std::string_view kCrlf = "\r\n";
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Replaces every `from` in `s` with `to`; how many there were.
+std::size_t replace_all(std::string& s, std::string_view from, std::string_view to) {
+  std::size_t n = 0;
+  for (std::size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) {
+    s.replace(at, from.size(), to);
+    ++n;
+  }
+  return n;
+}
+
+std::optional<std::string> base64_decode(std::string_view in) {
+  if (in.empty() || in.size() % 4 != 0 || in.size() > SecretRewriter::kMaxHead) return std::nullopt;
+  std::string out(in.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0) return std::nullopt;
+  std::size_t pad = in.back() == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+std::string base64_encode(std::string_view in) {
+  std::string out((in.size() + 2) / 3 * 4 + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+Error violation(const SecretBinding& s, const std::string& host) {
+  return make_error("secret " + s.name + " is not bound to " + (host.empty() ? "this server" : host) +
+                        ", and its placeholder was in the request",
+                    EACCES);
+}
+
+Error unframed(const std::string& why) { return make_error("the request cannot be framed safely: " + why, EPROTO); }
+
+}  // namespace
+
+bool secret_bound_to(const SecretBinding& secret, std::string_view host) {
+  for (const auto& h : secret.hosts) {
+    if (h.rfind("*.", 0) == 0) {
+      std::string_view apex = std::string_view(h).substr(2);
+      if (host == apex || (host.size() > apex.size() && host.substr(host.size() - apex.size()) == apex &&
+                           host[host.size() - apex.size() - 1] == '.'))
+        return true;
+    } else if (host == h) {
+      return true;
+    }
+  }
+  return false;
+}
+
+SecretRewriter::SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host)
+    : secrets_(secrets), host_(std::move(host)) {
+  for (const auto& s : secrets_) (secret_bound_to(s, host_) ? bound_ : unbound_).push_back(&s);
+  // To a host no secret is bound to, nothing is rewritten, so nothing is
+  // parsed: any protocol passes, searched for placeholders.
+  if (bound_.empty()) state_ = State::kTunnel;
+}
+
+Status SecretRewriter::scan(std::string_view data) {
+  std::size_t longest = 0;
+  for (const auto* s : unbound_) longest = std::max(longest, s->placeholder.size());
+  if (longest == 0) return ok_status();
+  std::string window = carry_;
+  window.append(data);
+  for (const auto* s : unbound_)
+    if (window.find(s->placeholder) != std::string::npos) return violation(*s, host_);
+  std::size_t keep = std::min(window.size(), longest - 1);
+  carry_ = window.substr(window.size() - keep);
+  return ok_status();
+}
+
+Status SecretRewriter::on_head(std::string head, std::string& out) {
+  MOAT_TRY(scan(head));
+  std::size_t line_end = head.find(kCrlf);
+  std::string_view request_line = std::string_view(head).substr(0, line_end);
+  std::size_t space = request_line.find(' ');
+  if (space == std::string_view::npos || space == 0) return unframed("not an HTTP/1 request line");
+  std::string_view method = request_line.substr(0, space);
+  std::string rebuilt(request_line);
+  rebuilt += kCrlf;
+  std::optional<std::uint64_t> length;
+  bool chunked = false, upgrade = false;
+  std::size_t at = line_end + 2;
+  while (at < head.size()) {
+    std::size_t end = head.find(kCrlf, at);
+    std::string line = head.substr(at, end - at);
+    at = end + 2;
+    if (line.empty()) break;  // the blank line that ends the head
+    if (line[0] == ' ' || line[0] == '\t') return unframed("a folded header line");
+    std::size_t colon = line.find(':');
+    if (colon == std::string::npos || colon == 0) return unframed("a header line without a name");
+    std::string_view name = std::string_view(line).substr(0, colon);
+    std::string value(trim(std::string_view(line).substr(colon + 1)));
+    if (iequals(name, "Content-Length")) {
+      if (value.empty() || value.size() > 18 || !std::all_of(value.begin(), value.end(), ::isdigit))
+        return unframed("Content-Length \"" + value + "\"");
+      std::uint64_t n = std::stoull(value);
+      if (length && *length != n) return unframed("two different Content-Lengths");
+      length = n;
+    } else if (iequals(name, "Transfer-Encoding")) {
+      std::string lower = value;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      if (lower.size() < 7 || lower.compare(lower.size() - 7, 7, "chunked") != 0)
+        return unframed("Transfer-Encoding \"" + value + "\" does not end with chunked");
+      chunked = true;
+    } else if (iequals(name, "Upgrade")) {
+      upgrade = true;
+    }
+    for (const auto* s : bound_) {
+      substituted_ += replace_all(value, s->placeholder, s->value);
+      if (iequals(name, "Authorization") && value.size() > 6 && iequals(std::string_view(value).substr(0, 6), "Basic ")) {
+        auto decoded = base64_decode(trim(std::string_view(value).substr(6)));
+        if (decoded && decoded->find(s->placeholder) != std::string::npos) {
+          substituted_ += replace_all(*decoded, s->placeholder, s->value);
+          value = "Basic " + base64_encode(*decoded);
+        }
+      }
+    }
+    // Basic credentials of a secret not bound here are a violation too.
+    if (iequals(name, "Authorization") && value.size() > 6 && iequals(std::string_view(value).substr(0, 6), "Basic ")) {
+      if (auto decoded = base64_decode(trim(std::string_view(value).substr(6))))
+        for (const auto* s : unbound_)
+          if (decoded->find(s->placeholder) != std::string::npos) return violation(*s, host_);
+    }
+    rebuilt.append(name);
+    rebuilt += ": ";
+    rebuilt += value;
+    rebuilt += kCrlf;
+  }
+  rebuilt += kCrlf;
+  if (length && chunked) return unframed("both Content-Length and Transfer-Encoding");
+  out += rebuilt;
+  if (method == "CONNECT" || upgrade) {
+    state_ = State::kTunnel;
+  } else if (chunked) {
+    state_ = State::kChunkSize;
+  } else if (length && *length > 0) {
+    remaining_ = *length;
+    state_ = State::kBody;
+  } else {
+    state_ = State::kHead;
+  }
+  return ok_status();
+}
+
+Status SecretRewriter::chunk_size_line(std::string_view line) {
+  std::string_view size = line.substr(0, line.find(';'));
+  size = trim(size);
+  if (size.empty() || size.size() > 15) return unframed("a chunk size line");
+  std::uint64_t n = 0;
+  for (char c : size) {
+    int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+            : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
+            : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
+                                                        : -1;
+    if (d < 0) return unframed("a chunk size line");
+    n = n * 16 + static_cast<std::uint64_t>(d);
+  }
+  remaining_ = n;
+  state_ = n == 0 ? State::kTrailers : State::kChunkData;
+  return ok_status();
+}
+
+Status SecretRewriter::feed(std::string_view in, std::string& out) {
+  std::string spill;  // what follows a head, taken from buffer_
+  while (!in.empty()) {
+    switch (state_) {
+      case State::kTunnel:
+        MOAT_TRY(scan(in));
+        out.append(in);
+        return ok_status();
+      case State::kBody:
+      case State::kChunkData: {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size()));
+        MOAT_TRY(scan(in.substr(0, n)));
+        out.append(in.substr(0, n));
+        in.remove_prefix(n);
+        remaining_ -= n;
+        if (remaining_ == 0) state_ = state_ == State::kBody ? State::kHead : State::kChunkEnd;
+        break;
+      }
+      case State::kHead: {
+        std::size_t from = buffer_.size() >= 3 ? buffer_.size() - 3 : 0;
+        buffer_.append(in);
+        in = {};
+        std::size_t end = buffer_.find("\r\n\r\n", from);
+        if (end == std::string::npos) {
+          if (buffer_.size() > kMaxHead) return unframed("a request head larger than 64 KiB");
+          return ok_status();
+        }
+        if (end + 4 > kMaxHead) return unframed("a request head larger than 64 KiB");
+        std::string head = buffer_.substr(0, end + 4);
+        spill = buffer_.substr(end + 4);
+        buffer_.clear();
+        MOAT_TRY(on_head(std::move(head), out));
+        in = spill;
+        break;
+      }
+      case State::kChunkSize:
+      case State::kChunkEnd:
+      case State::kTrailers: {
+        std::size_t from = buffer_.empty() ? 0 : buffer_.size() - 1;
+        std::size_t take = std::min(in.size(), kMaxLine + 2 - std::min(buffer_.size(), kMaxLine + 2));
+        buffer_.append(in.substr(0, take));
+        std::size_t end = buffer_.find(kCrlf, from);
+        if (end == std::string::npos) {
+          if (buffer_.size() > kMaxLine) return unframed("a line longer than 4 KiB in a chunked body");
+          in.remove_prefix(take);
+          break;
+        }
+        // Only the line and its CRLF are consumed; the rest stays in `in`.
+        std::size_t used_of_in = take - (buffer_.size() - (end + 2));
+        in.remove_prefix(used_of_in);
+        std::string line = buffer_.substr(0, end);
+        buffer_.clear();
+        MOAT_TRY(scan(line + "\r\n"));
+        out += line;
+        out += kCrlf;
+        if (state_ == State::kChunkSize) {
+          MOAT_TRY(chunk_size_line(line));
+        } else if (state_ == State::kChunkEnd) {
+          if (!line.empty()) return unframed("chunk data longer than its size");
+          state_ = State::kChunkSize;
+        } else if (line.empty()) {
+          state_ = State::kHead;  // the end of the trailers
+        }
+        break;
+      }
+    }
+  }
+  return ok_status();
+}
+
+}  // namespace moat::tls

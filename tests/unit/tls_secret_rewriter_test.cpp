@@ -1,0 +1,141 @@
+// Secret placeholders in HTTP/1 requests (src/tls/secret_rewriter.h): what
+// reaches a bound host, what reaches others, and what is refused.
+#include "tls/secret_rewriter.h"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+
+#include <cerrno>
+
+namespace moat::tls {
+namespace {
+
+const std::string kKeyHolder = "moat-secret-0123456789abcdef0123456789abcdef";
+const std::string kTokenHolder = "moat-secret-fedcba9876543210fedcba9876543210";
+
+std::vector<SecretBinding> secrets() {
+  return {{"API_KEY", kKeyHolder, "sk-live-REAL", {"api.example.test"}},
+          {"TOKEN", kTokenHolder, "tok-REAL", {"*.corp.test"}}};
+}
+
+// Feeds `in` in pieces of `step` bytes; the bytes out, or the error.
+Result<std::string> run(const std::vector<SecretBinding>& s, const std::string& host, const std::string& in,
+                        std::size_t step = 1 << 20) {
+  SecretRewriter r(s, host);
+  std::string out;
+  for (std::size_t at = 0; at < in.size(); at += step) {
+    auto st = r.feed(std::string_view(in).substr(at, step), out);
+    if (!st) return st.error();
+  }
+  return out;
+}
+
+std::string b64(const std::string& s) {
+  std::string out((s.size() + 2) / 3 * 4 + 1, '\0');
+  out.resize(static_cast<std::size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                                      reinterpret_cast<const unsigned char*>(s.data()),
+                                                      static_cast<int>(s.size()))));
+  return out;
+}
+
+TEST(TlsSecretRewriter, ABoundHostGetsTheValueInHeadersWhateverTheReads) {
+  auto s = secrets();
+  std::string req = "GET /v1/models?key=" + kKeyHolder + " HTTP/1.1\r\nHost: api.example.test\r\n"
+                    "Authorization: Bearer " + kKeyHolder + "\r\nX-Other:  keep  me \r\n\r\n";
+  std::string want = "GET /v1/models?key=" + kKeyHolder + " HTTP/1.1\r\nHost: api.example.test\r\n"
+                     "Authorization: Bearer sk-live-REAL\r\nX-Other: keep  me\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{7}, std::size_t{1} << 20}) {
+    auto out = run(s, "api.example.test", req + req, step);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, want + want) << "in pieces of " << step << " (the query is left alone without :query)";
+  }
+}
+
+TEST(TlsSecretRewriter, BasicCredentialsAreDecodedAndEncodedAgain) {
+  auto s = secrets();
+  std::string req = "GET / HTTP/1.1\r\nAuthorization: Basic " + b64("user:" + kTokenHolder) + "\r\n\r\n";
+  auto out = run(s, "git.corp.test", req);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  EXPECT_EQ(*out, "GET / HTTP/1.1\r\nAuthorization: Basic " + b64("user:tok-REAL") + "\r\n\r\n");
+  auto apex = run(s, "corp.test", req);
+  ASSERT_TRUE(apex.ok());
+  EXPECT_EQ(*apex, *out) << "*.corp.test covers the apex";
+}
+
+TEST(TlsSecretRewriter, BodiesPassAsTheyAreAndKeepAliveFindsTheNextHead) {
+  auto s = secrets();
+  std::string body = "{\"k\": \"" + kKeyHolder + "\"}";
+  std::string chunked = "5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n";
+  std::string req = "POST /a HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body +
+                    "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked +
+                    "GET /c HTTP/1.1\r\nAuthorization: " + kKeyHolder + "\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{5}, std::size_t{1} << 20}) {
+    auto out = run(s, "api.example.test", req, step);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, "POST /a HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body +
+                        "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked +
+                        "GET /c HTTP/1.1\r\nAuthorization: sk-live-REAL\r\n\r\n");
+  }
+}
+
+TEST(TlsSecretRewriter, APlaceholderForAnotherHostIsAViolationWherever) {
+  auto s = secrets();
+  std::string in_header = "GET / HTTP/1.1\r\nAuthorization: Bearer " + kKeyHolder + "\r\n\r\n";
+  std::string in_basic = "GET / HTTP/1.1\r\nAuthorization: Basic " + b64("u:" + kKeyHolder) + "\r\n\r\n";
+  std::string in_body = "POST / HTTP/1.1\r\nContent-Length: 60\r\n\r\nxxxxxxxxxxxxxxxx" + kKeyHolder;
+  std::string raw = "\x16\x03\x01 not http at all " + kKeyHolder;
+  for (const auto& [host, req] : std::vector<std::pair<std::string, std::string>>{
+           {"evil.test", in_header}, {"evil.test", in_body}, {"evil.test", raw}, {"api.example.test.evil", in_header},
+           {"git.corp.test", in_header}, {"git.corp.test", in_basic}}) {
+    for (std::size_t step : {std::size_t{1}, std::size_t{1} << 20}) {
+      auto out = run(s, host, req, step);
+      ASSERT_FALSE(out.ok()) << host << ": " << req;
+      EXPECT_EQ(out.error().code, EACCES);
+      EXPECT_EQ(out.error().message,
+                "secret API_KEY is not bound to " + host + ", and its placeholder was in the request");
+    }
+  }
+  // Without any placeholder, another host's traffic passes untouched, HTTP or not.
+  auto clean = run(s, "evil.test", "\x16\x03\x01 anything at all");
+  ASSERT_TRUE(clean.ok());
+  EXPECT_EQ(*clean, "\x16\x03\x01 anything at all");
+}
+
+TEST(TlsSecretRewriter, AmbiguousOrOversizedRequestsAreRefused) {
+  auto s = secrets();
+  auto error_of = [&](const std::string& req) {
+    auto out = run(s, "api.example.test", req);
+    EXPECT_FALSE(out.ok()) << req;
+    if (out.ok()) return std::string();
+    EXPECT_EQ(out.error().code, EPROTO);
+    return out.error().message;
+  };
+  const std::string why = "the request cannot be framed safely: ";
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            why + "both Content-Length and Transfer-Encoding");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+            why + "two different Content-Lengths");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), why + "Content-Length \"-1\"");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+            why + "Transfer-Encoding \"chunked, gzip\" does not end with chunked");
+  EXPECT_EQ(error_of("GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n"), why + "a folded header line");
+  EXPECT_EQ(error_of("GET / HTTP/1.1\r\nnocolon\r\n\r\n"), why + "a header line without a name");
+  EXPECT_EQ(error_of("GARBAGE\r\n\r\n"), why + "not an HTTP/1 request line");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), why + "a chunk size line");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n"),
+            why + "chunk data longer than its size");
+  EXPECT_EQ(error_of("GET / HTTP/1.1\r\nX: " + std::string(70000, 'a')), why + "a request head larger than 64 KiB");
+  EXPECT_EQ(error_of("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(5000, '1')),
+            why + "a line longer than 4 KiB in a chunked body");
+}
+
+TEST(TlsSecretRewriter, AfterConnectOrUpgradeTheBytesPassAsTheyAre) {
+  auto s = secrets();
+  std::string req = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05hello" + kKeyHolder;
+  auto out = run(s, "api.example.test", req);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, req) << "no substitution inside a websocket";
+}
+
+}  // namespace
+}  // namespace moat::tls
