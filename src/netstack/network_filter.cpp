@@ -221,6 +221,13 @@ void NetworkFilter::from_guest_udp(const net::FrameView& f, Frame frame) {
   }
   std::string key = flow_key(false, guest, remote);
   auto it = flows_.find(key);
+  if (it == flows_.end() && quic_blocked_ports_.count(f.dst_port)) {
+    // QUIC would carry TLS past the interceptor: refused at once, so
+    // clients fall back to TCP without waiting.
+    ++counters_.denied;
+    refuse(f, "UDP to a port whose TLS is intercepted (QUIC; clients fall back to TCP)");
+    return;
+  }
   if (it == flows_.end() && (it = open_flow(f, key, false)) == flows_.end()) return;
   it->second.last_seen = Clock::now();
   if (take_egress(f.payload.size())) sinks_.to_stack(frame);

@@ -109,6 +109,10 @@ class NetworkFilter {
   // and slows down, which is what makes the rate hold.
   void set_egress_limit(std::uint64_t bytes_per_second);
 
+  // While TLS on these ports is intercepted, new UDP flows to them (QUIC)
+  // are refused like denied ones.
+  void block_quic(std::set<std::uint16_t> ports) { quic_blocked_ports_ = std::move(ports); }
+
   void expire(Clock::time_point now);
 
   // Sends the stack the resets that end its TIME_WAITs (see
@@ -178,6 +182,7 @@ class NetworkFilter {
   Resolver& resolver_;
   std::uint32_t max_connections_;
   std::set<std::uint16_t> published_udp_ports_;
+  std::set<std::uint16_t> quic_blocked_ports_;
   FlowMap flows_;
   // The stack's key of an intercepted connection (the guest and the
   // listener) to its key in flows_ (the guest and the remote).

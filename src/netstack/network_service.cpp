@@ -273,6 +273,7 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
   if (!interceptor) return interceptor.error().wrap("TLS interception");
   impl.interceptor = std::move(*interceptor);
   impl.tls_settings = settings;
+  impl.filter->block_quic(std::set<std::uint16_t>(settings.ports.begin(), settings.ports.end()));
   impl.redirect = std::make_unique<InterceptRedirect>(
       InterceptRedirect::Hooks{
           [raw](const std::string& key, const net::Endpoint& side) { return raw->filter->intercept_ready(key, side); },

@@ -422,6 +422,20 @@ TEST(NetstackFilterIntercept, AFailedWayResetsTheGuestAndSaysWhy) {
   EXPECT_FALSE(h.filter->intercept_ready(h.intercepts[0].key, {ip("10.0.2.2"), 38001})) << "gone";
 }
 
+TEST(NetstackFilterIntercept, QuicToAnInterceptedPortIsRefusedAtOnce) {
+  Harness h(NetworkMode::kAll);
+  h.filter->block_quic({443});
+  h.filter->from_guest(udp("10.0.2.15", 50000, "93.184.216.34", 443, {1, 2, 3}));
+  EXPECT_TRUE(h.to_stack.empty());
+  ASSERT_EQ(h.to_guest.size(), 1u);
+  EXPECT_EQ(parse(h.to_guest[0]).l4, net::L4::kIcmp);
+  ASSERT_EQ(h.log.size(), 1u);
+  EXPECT_EQ(h.log[0], "network: denied udp 93.184.216.34:443: UDP to a port whose TLS is intercepted (QUIC; clients "
+                      "fall back to TCP)");
+  h.filter->from_guest(udp("10.0.2.15", 50000, "93.184.216.34", 8443, {1, 2, 3}));
+  EXPECT_EQ(h.to_stack.size(), 1u) << "other ports pass";
+}
+
 TEST(NetstackFilterIntercept, AGuestThatGivesUpWhileHeldIsForgotten) {
   Harness h(NetworkMode::kPublic, {{true, "93.184.216.34:443"}});
   h.intercept = true;
