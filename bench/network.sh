@@ -89,13 +89,16 @@ guest_seconds() {  # sandbox, shell command to time inside the guest
     t() { cut -d" " -f1 /proc/uptime; }
     a=$(t); { '"$2"'; } >/dev/null 2>&1 || exit 1; b=$(t); awk -v a=$a -v b=$b "BEGIN{print b-a}"'
 }
+connection_rate() {  # sandbox: seconds for the requests, timed by the guest's process itself
+  "$moat" exec "$1" -- /bench/conn_loop 10.0.2.2 "$port" /small "$requests"
+}
 declare -A samples
 for ((i = 0; i < runs; i++)); do
   for path in moat peer; do
     sb=net$path
     samples[${path}_down]+="$(guest_seconds $sb "wget -q -O /dev/null http://10.0.2.2:$port/zeros/$bytes") "
     samples[${path}_up]+="$(guest_seconds $sb "wget -q -O /dev/null --post-file /tmp/upload http://10.0.2.2:$port/up") "
-    samples[${path}_conn]+="$("$moat" exec $sb -- /bench/conn_loop 10.0.2.2 $port /small $requests) "
+    samples[${path}_conn]+="$(connection_rate $sb) "
     samples[${path}_wget]+="$(guest_seconds $sb "i=0; while [ \$i -lt $requests ]; do wget -q -O /dev/null http://10.0.2.2:$port/small || exit 1; i=\$((i+1)); done; true") "
   done
   samples[moat_dnslocal]+="$(guest_seconds netmoat "i=0; while [ \$i -lt 100 ]; do nslookup -type=a host.moat.internal 10.0.2.3; i=\$((i+1)); done; true") "

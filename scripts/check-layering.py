@@ -30,7 +30,7 @@ ALLOWED = {
     "vhost_user": {"util", MOAT},
     "fs": {"vhost_user", "image/erofs", "util", MOAT},
     "net": {"proto", "util", MOAT},
-    "tls": {"util", MOAT},
+    "tls": {"net", "util", MOAT},
     "netstack": {"net", "tls", "proto", "util", MOAT},
     "vm": {"proto", "util", MOAT},
     "shim_contract": {"vm", "store", "proto", "util", MOAT},

@@ -172,14 +172,4 @@ Result<NetworkSettings> read_network_settings(const NetworkOptions& options) {
   return s;
 }
 
-bool tls_bypassed(const TlsInterception& tls, const std::vector<std::string>& names) {
-  for (const auto& pattern : tls.bypass) {
-    bool suffix = pattern.rfind("*.", 0) == 0;
-    std::string_view apex = suffix ? std::string_view(pattern).substr(2) : std::string_view(pattern);
-    for (const auto& name : names)
-      if (suffix ? name_in_suffix(name, apex) : name == apex) return true;
-  }
-  return false;
-}
-
 }  // namespace moat::net

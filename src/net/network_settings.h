@@ -40,9 +40,6 @@ struct NetworkSettings {
   TlsInterception tls;
 };
 
-// Whether connections to a server with any of `names` are left alone by
-// `tls.bypass` (exact names, and "*.suffix": the apex and its subdomains).
-bool tls_bypassed(const TlsInterception& tls, const std::vector<std::string>& names);
 
 // The gateway's addresses, both of which lead to the host's loopback
 // (127.0.0.1 and ::1): what the policy calls @host.

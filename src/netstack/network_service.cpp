@@ -173,7 +173,6 @@ struct NetworkService::Impl {
     const auto& ports = tls_settings.ports;
     if (std::find(ports.begin(), ports.end(), r.remote.port) == ports.end()) return false;
     auto names = resolver->names_for(r.remote.address);
-    if (net::tls_bypassed(tls_settings, names)) return false;
     // Without --tls-intercept, only the hosts a secret is bound to.
     if (!tls_settings.enabled) {
       bool bound = std::any_of(secrets.begin(), secrets.end(), [&](const tls::SecretBinding& s) {
@@ -265,6 +264,7 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
   tls::InterceptorOptions options;
   options.upstream_ca_file = settings.upstream_ca_file;
   options.secrets = secrets.bindings;
+  options.bypass = settings.bypass;  // normalized by read_network_settings
   options.on_violation = std::move(secrets.on_violation);
   impl.secrets = std::move(secrets.bindings);
   NetworkService::Impl* raw = &impl;

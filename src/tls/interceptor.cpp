@@ -1,5 +1,7 @@
 #include "tls/interceptor.h"
 
+#include "net/tls_client_hello.h"
+
 #include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -45,7 +47,12 @@ std::string openssl_reason() {
   return out.empty() ? "the connection closed" : out;
 }
 
-enum class Phase { kGuestHello, kUpstreamHandshake, kGuestHandshake, kRelay };
+enum class Phase { kPeek, kGuestHello, kUpstreamHandshake, kGuestHandshake, kRelay, kRawRelay };
+
+// A TLS record is at most 2^14 bytes of payload (RFC 8446 5.1) after its
+// 5-byte header: the most the peek waits for.
+constexpr std::size_t kMaxFirstRecord = 5 + 16384 + 256;
+constexpr std::chrono::milliseconds kPeekRetry{5};
 
 // What the guest's ClientHello asked for.
 struct Hello {
@@ -90,7 +97,8 @@ struct Interceptor::Impl {
   struct Conn {
     InterceptedConnection c;
     SslPtr guest_ssl, upstream_ssl;
-    Phase phase = Phase::kGuestHello;
+    Phase phase = Phase::kPeek;
+    Clock::time_point peek_again{};  // the first record is not whole yet
     Hello hello;
     std::string chosen_alpn;
     Clock::time_point deadline;
@@ -173,6 +181,11 @@ struct Interceptor::Impl {
     for (SSL_CTX* ctx : {server_ctx.get(), client_ctx.get()}) {
       SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
       SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+      // Many servers and clients (Python's http.server among them) close
+      // the TCP connection without a close_notify: an end, not an error, or
+      // the last bytes read with it would be dropped. A truncation is the
+      // application protocol's to notice (HTTP's lengths), end to end.
+      SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     }
     SSL_CTX_set_client_hello_cb(server_ctx.get(), on_client_hello, nullptr);
     SSL_CTX_set_alpn_select_cb(server_ctx.get(), on_alpn_select, nullptr);
@@ -230,10 +243,90 @@ struct Interceptor::Impl {
   // Runs a connection as far as it can go without waiting.
   void step(Conn& c) {
     ERR_clear_error();
-    if (c.phase == Phase::kGuestHello) guest_hello(c);
+    if (c.phase == Phase::kPeek) peek(c);
+    if (!c.failed && c.phase == Phase::kRawRelay) raw_relay(c);
+    if (!c.failed && c.phase == Phase::kGuestHello) guest_hello(c);
     if (!c.failed && c.phase == Phase::kUpstreamHandshake) upstream_handshake(c);
     if (!c.failed && c.phase == Phase::kGuestHandshake) guest_handshake(c);
     if (!c.failed && c.phase == Phase::kRelay) relay(c);
+  }
+
+  // Looks at the guest's first record without taking it: a server name
+  // --tls-bypass matches leaves the connection to a plain relay.
+  void peek(Conn& c) {
+    if (options.bypass.empty()) {
+      c.phase = Phase::kGuestHello;
+      return;
+    }
+    std::vector<std::uint8_t> head(kMaxFirstRecord);
+    ssize_t n = ::recv(c.c.guest.get(), head.data(), head.size(), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {
+      fail(c, "the guest closed before its ClientHello");
+      return;
+    }
+    head.resize(static_cast<std::size_t>(n));
+    std::size_t record = head.size() >= 5 ? 5 + (std::size_t{head[3]} << 8 | head[4]) : kMaxFirstRecord;
+    if (head.size() >= 1 && head[0] == 0x16 && head.size() < std::min(record, kMaxFirstRecord)) {
+      c.peek_again = Clock::now() + kPeekRetry;  // the rest of the record is on its way
+      return;
+    }
+    net::ServerName sni = net::read_server_name(head);
+    if (sni.kind == net::ServerName::Kind::kName && host_matches(options.bypass, sni.name)) {
+      c.hello.server_name = sni.name;
+      c.phase = Phase::kRawRelay;
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.bypassed;
+      return;
+    }
+    c.phase = Phase::kGuestHello;
+  }
+
+  // --tls-bypass: the bytes as they are, both ways.
+  bool raw_pull(Conn& c, int fd, std::string& buf, bool& eof, const char* side) {
+    char chunk[16384];
+    while (!eof && buf.size() < options.max_buffer) {
+      ssize_t n = ::read(fd, chunk, std::min(sizeof chunk, options.max_buffer - buf.size()));
+      if (n > 0) {
+        buf.append(chunk, static_cast<std::size_t>(n));
+      } else if (n == 0) {
+        eof = true;
+      } else if (errno == EAGAIN || errno == EINTR) {
+        return true;
+      } else {
+        fail(c, std::string("reading from the ") + side + ": " + std::strerror(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+  bool raw_push(Conn& c, int fd, std::string& buf, const char* side) {
+    while (!buf.empty()) {
+      ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        buf.erase(0, static_cast<std::size_t>(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return true;
+      } else {
+        fail(c, std::string("writing to the ") + side + ": " + std::strerror(errno));
+        return false;
+      }
+    }
+    return true;
+  }
+  void raw_relay(Conn& c) {
+    int guest = c.c.guest.get(), upstream = c.c.upstream.get();
+    if (!raw_pull(c, guest, c.to_upstream, c.guest_eof, "guest") || !raw_push(c, upstream, c.to_upstream, "server") ||
+        !raw_pull(c, upstream, c.to_guest, c.upstream_eof, "server") || !raw_push(c, guest, c.to_guest, "guest"))
+      return;
+    if (c.guest_eof && c.to_upstream.empty() && !c.upstream_shut) {
+      ::shutdown(upstream, SHUT_WR);
+      c.upstream_shut = true;
+    }
+    if (c.upstream_eof && c.to_guest.empty() && !c.guest_shut) {
+      ::shutdown(guest, SHUT_WR);
+      c.guest_shut = true;
+    }
   }
 
   void guest_hello(Conn& c) {
@@ -428,15 +521,18 @@ struct Interceptor::Impl {
   }
 
   static bool finished(const Conn& c) {
-    return c.failed || (c.phase == Phase::kRelay && c.guest_shut && c.upstream_shut);
+    bool relaying = c.phase == Phase::kRelay || c.phase == Phase::kRawRelay;
+    return c.failed || (relaying && c.guest_shut && c.upstream_shut);
   }
+  static bool relaying(const Conn& c) { return c.phase == Phase::kRelay || c.phase == Phase::kRawRelay; }
 
   short events_for_guest(const Conn& c) const {
     short e = 0;
     bool handshaking = c.phase == Phase::kGuestHello || c.phase == Phase::kGuestHandshake;
-    if (handshaking || (c.phase == Phase::kRelay && !c.guest_eof && c.to_upstream.size() < options.max_buffer))
+    bool peeking = c.phase == Phase::kPeek && c.peek_again == Clock::time_point{};
+    if (handshaking || peeking || (relaying(c) && !c.guest_eof && c.to_upstream.size() < options.max_buffer))
       e |= POLLIN;
-    if (c.phase == Phase::kRelay && !c.to_guest.empty()) e |= POLLOUT;
+    if (relaying(c) && !c.to_guest.empty()) e |= POLLOUT;
     if (handshaking && SSL_want_write(c.guest_ssl.get())) e |= POLLOUT;
     return e;
   }
@@ -447,7 +543,7 @@ struct Interceptor::Impl {
       e |= POLLIN;
       if (SSL_want_write(c.upstream_ssl.get())) e |= POLLOUT;
     }
-    if (c.phase == Phase::kRelay) {
+    if (relaying(c)) {
       if (!c.upstream_eof && c.to_guest.size() < options.max_buffer) e |= POLLIN;
       if (!c.to_upstream.empty()) e |= POLLOUT;
     }
@@ -463,14 +559,18 @@ struct Interceptor::Impl {
       int timeout = -1;
       for (auto it = conns.begin(); it != conns.end();) {
         Conn& c = *it;
-        if (!finished(c) && c.phase != Phase::kRelay && now >= c.deadline)
-          fail(c, "the TLS handshakes did not finish in time");
+        if (!finished(c) && !relaying(c) && now >= c.deadline) fail(c, "the TLS handshakes did not finish in time");
+        if (!finished(c) && c.phase == Phase::kPeek && c.peek_again != Clock::time_point{} && now >= c.peek_again) {
+          c.peek_again = {};
+          step(c);
+        }
         if (finished(c)) {
           it = conns.erase(it);
           continue;
         }
-        if (c.phase != Phase::kRelay) {
-          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count() + 1;
+        if (!relaying(c)) {
+          auto until = c.phase == Phase::kPeek && c.peek_again != Clock::time_point{} ? c.peek_again : c.deadline;
+          auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
           if (timeout < 0 || left < timeout) timeout = static_cast<int>(left);
         }
         ++it;

@@ -10,6 +10,8 @@
 // a chain check each) never hold up the frames of other connections.
 //
 // Order of a connection:
+//  0. The guest's first TLS record is peeked at (not consumed): a server
+//     name `bypass` matches sends the connection to a plain byte relay.
 //  1. The guest's ClientHello is read and held: its server name (SNI) and
 //     ALPN list.
 //  2. TLS to the upstream with the same server name and ALPN list. Its
@@ -65,6 +67,10 @@ struct InterceptorOptions {
   // http/1.1 is offered to a server a secret is bound to (h2's compressed
   // headers cannot be rewritten), so a client that offers both falls back.
   std::vector<SecretBinding> secrets;
+  // --tls-bypass: a connection whose ClientHello names one of these (exact
+  // names or "*.suffix", lower case) is relayed as it is, TLS and all: the
+  // guest sees the server's own certificate (clients that pin).
+  std::vector<std::string> bypass;
   // Called (on the interceptor's thread) after a violation reset a
   // connection, with the log line.
   std::function<void(const std::string&)> on_violation;
@@ -85,6 +91,7 @@ class Interceptor {
 
   struct Stats {
     std::uint64_t relayed = 0;          // connections that reached the relay
+    std::uint64_t bypassed = 0;         // relayed as they are (--tls-bypass)
     std::uint64_t refused = 0;          // closed before it (any reason)
     std::uint64_t upstream_rejected = 0;  // of those: the upstream's certificate did not verify
     std::uint64_t violations = 0;         // connections reset for a secret's placeholder

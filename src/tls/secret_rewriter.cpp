@@ -63,8 +63,8 @@ Error unframed(const std::string& why) { return make_error("the request cannot b
 
 }  // namespace
 
-bool secret_bound_to(const SecretBinding& secret, std::string_view host) {
-  for (const auto& h : secret.hosts) {
+bool host_matches(const std::vector<std::string>& patterns, std::string_view host) {
+  for (const auto& h : patterns) {
     if (h.rfind("*.", 0) == 0) {
       std::string_view apex = std::string_view(h).substr(2);
       if (host == apex || (host.size() > apex.size() && host.substr(host.size() - apex.size()) == apex &&

@@ -32,8 +32,13 @@ struct SecretBinding {
   std::vector<std::string> hosts;
 };
 
+// Whether `host` (lower case) matches one of `patterns`: exact names, or
+// "*.suffix" (the apex and its subdomains), lower case.
+bool host_matches(const std::vector<std::string>& patterns, std::string_view host);
 // Whether `host` (lower case) is one `secret` is bound to.
-bool secret_bound_to(const SecretBinding& secret, std::string_view host);
+inline bool secret_bound_to(const SecretBinding& secret, std::string_view host) {
+  return host_matches(secret.hosts, host);
+}
 
 class SecretRewriter {
  public:

@@ -228,19 +228,13 @@ TEST(NetworkOptions, OnlyASealedSandboxGoesWithoutADevice) {
 namespace moat::net {
 namespace {
 
-TEST(TlsBypass, ExactNamesAndSuffixesMatchInLowerCase) {
+TEST(TlsBypass, PatternsAreNormalized) {
   NetworkOptions o;
   o.tls.enabled = true;
   o.tls.bypass = {"Pinned.Test.", "*.Bank.test"};
   auto s = read_network_settings(o);
   ASSERT_TRUE(s.ok()) << s.error().message;
   EXPECT_EQ(s->tls.bypass, (std::vector<std::string>{"pinned.test", "*.bank.test"}));
-  EXPECT_TRUE(tls_bypassed(s->tls, {"other.test", "pinned.test"}));
-  EXPECT_FALSE(tls_bypassed(s->tls, {"www.pinned.test"}));
-  EXPECT_TRUE(tls_bypassed(s->tls, {"bank.test"}));
-  EXPECT_TRUE(tls_bypassed(s->tls, {"api.eu.bank.test"}));
-  EXPECT_FALSE(tls_bypassed(s->tls, {"notbank.test"}));
-  EXPECT_FALSE(tls_bypassed(s->tls, {}));
 }
 
 }  // namespace

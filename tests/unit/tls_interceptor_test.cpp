@@ -99,6 +99,9 @@ class TestServer {
     return fd;
   }
 
+  // Close the TCP connection without a close_notify, as many servers do.
+  std::atomic<bool> abrupt_close{false};
+
   std::string served_name() {
     std::lock_guard<std::mutex> lock(mu_);
     return server_name_;
@@ -144,7 +147,7 @@ class TestServer {
             if (n <= 0) break;
             at += static_cast<std::size_t>(n);
           }
-          SSL_shutdown(ssl.get());
+          if (!abrupt_close) SSL_shutdown(ssl.get());
         }
       }
       ERR_clear_error();
@@ -306,6 +309,26 @@ TEST_F(TlsInterceptor, RelaysBothWaysByteExactBehindALeafForTheName) {
   EXPECT_TRUE(log().empty());
 }
 
+TEST_F(TlsInterceptor, AServerThatClosesWithoutCloseNotifyStillDeliversEverything) {
+  auto cert = server_cert("api.example.test");
+  constexpr std::size_t kDown = 256 * 1024 + 3;
+  TestServer server(cert.get(), server_key_.get(), {}, kDown);
+  server.abrupt_close = true;
+  start();
+  for (int round = 0; round < 5; ++round) {
+    auto g = connect_guest(server.connect(), "api.example.test", {});
+    ASSERT_EQ(SSL_connect(g.ssl.get()), 1);
+    std::string head = "PUT 0\n";
+    SSL_write(g.ssl.get(), head.data(), static_cast<int>(head.size()));
+    EXPECT_EQ(read_line(g.ssl.get()), "got 0 " + std::to_string(fnv("")));
+    std::string down;
+    ASSERT_TRUE(read_exact(g.ssl.get(), down, kDown)) << "round " << round;
+    char extra;
+    EXPECT_EQ(SSL_read(g.ssl.get(), &extra, 1), 0) << "and then a clean end";
+  }
+  EXPECT_TRUE(log().empty()) << log()[0];
+}
+
 TEST_F(TlsInterceptor, TheGuestGetsTheProtocolTheServerChose) {
   auto cert = server_cert("api.example.test");
   start();
@@ -386,6 +409,40 @@ TEST_F(TlsInterceptor, AGuestThatIsNotSpeakingTlsOrSaysNothingIsDropped) {
       << lines[0];
   EXPECT_EQ(lines[1], "tls: 10.0.2.15:40000 -> 127.0.0.1:443: the TLS handshakes did not finish in time");
   EXPECT_EQ(interceptor_->stats().refused, 2u);
+}
+
+// --tls-bypass: the guest's ClientHello names a bypassed server, so the
+// bytes go through as they are and the guest sees the server's own chain.
+TEST_F(TlsInterceptor, ABypassedNameGetsTheServersOwnCertificate) {
+  options_.bypass = {"*.pinned.test"};
+  auto cert = server_cert("api.pinned.test");
+  TestServer server(cert.get(), server_key_.get(), {"h2"}, 100);
+  start();
+  auto g = connect_guest(server.connect(), "api.pinned.test", {"h2", "http/1.1"});
+  // The guest trusts the server's CA here, as a pinning client would.
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(g.ctx.get()), upstream_ca_->certificate());
+  ASSERT_EQ(SSL_connect(g.ssl.get()), 1) << ERR_reason_error_string(ERR_get_error());
+  char issuer[256];
+  X509_NAME_oneline(X509_get_issuer_name(SSL_get0_peer_certificate(g.ssl.get())), issuer, sizeof issuer);
+  EXPECT_EQ(std::string(issuer), [&] {
+    char ca[256];
+    X509_NAME_oneline(X509_get_subject_name(upstream_ca_->certificate()), ca, sizeof ca);
+    return std::string(ca);
+  }());
+  const unsigned char* proto = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(g.ssl.get(), &proto, &len);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(proto), len), "h2");
+  std::string head = "PUT 3\nabc";
+  SSL_write(g.ssl.get(), head.data(), static_cast<int>(head.size()));
+  EXPECT_EQ(read_line(g.ssl.get()), "got 3 " + std::to_string(fnv("abc")));
+  std::string down;
+  ASSERT_TRUE(read_exact(g.ssl.get(), down, 100));
+  SSL_shutdown(g.ssl.get());
+  g.fd.reset();
+  wait_closed();
+  EXPECT_EQ(interceptor_->stats().bypassed, 1u);
+  EXPECT_EQ(interceptor_->stats().relayed, 0u);
 }
 
 TEST_F(TlsInterceptor, AnUnreadableUpstreamCaFileIsRefusedWithItsPath) {
