@@ -18,7 +18,7 @@ const std::string kKey = "moat-secret-0123456789abcdef0123456789abcdef";
 const std::string kToken = "moat-secret-fedcba9876543210fedcba9876543210";
 
 const std::vector<SecretBinding>& secrets() {
-  static const std::vector<SecretBinding> s = {{"API_KEY", kKey, "sk-live-REAL", {"api.example.test"}},
+  static const std::vector<SecretBinding> s = {{"API_KEY", kKey, "sk-live-REAL", {"api.example.test"}, true, true},
                                                {"TOKEN", kToken, "tok", {"*.corp.test"}}};
   return s;
 }

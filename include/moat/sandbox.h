@@ -104,6 +104,10 @@ struct Secret {
   std::string name;                // an environment variable's name: [A-Za-z_][A-Za-z0-9_]*
   std::string value;               // kept on the host only; no CR, LF or NUL
   std::vector<std::string> hosts;  // NAME or *.suffix (the apex and its subdomains)
+  // Also in query strings (percent-encoded) and in request bodies with a
+  // Content-Length of at most 1 MiB (`:query`, `:body` in the CLI form).
+  bool in_query = false;
+  bool in_body = false;
 };
 inline constexpr std::size_t kMaxSecrets = 64;
 inline constexpr std::size_t kMaxSecretValue = 16 * 1024;
@@ -111,8 +115,8 @@ inline constexpr std::size_t kMaxSecretValue = 16 * 1024;
 enum class SecretViolation { kBlock, kBlockAndStop };
 // "block" or "block-and-stop"; EINVAL naming the choices otherwise.
 Result<SecretViolation> parse_secret_violation(std::string_view text);
-// The CLI form NAME@HOST[,HOST...] with the value given apart (the CLI
-// reads it from the environment variable NAME).
+// The CLI form NAME@HOST[,HOST...][:body,query] with the value given apart
+// (the CLI reads it from the environment variable NAME).
 Result<Secret> parse_secret(std::string_view spec, std::string value);
 
 struct SandboxOptions {

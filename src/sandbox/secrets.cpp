@@ -26,6 +26,25 @@ Result<Secret> parse_secret(std::string_view spec, std::string value) {
   s.name = std::string(spec.substr(0, at));
   s.value = std::move(value);
   std::string_view hosts = spec.substr(at + 1);
+  if (std::size_t colon = hosts.find(':'); colon != std::string_view::npos) {
+    std::string_view options = hosts.substr(colon + 1);
+    hosts = hosts.substr(0, colon);
+    while (true) {
+      std::size_t comma = options.find(',');
+      std::string_view one = options.substr(0, comma);
+      if (one == "body") {
+        s.in_body = true;
+      } else if (one == "query") {
+        s.in_query = true;
+      } else {
+        return make_error("bad --secret \"" + std::string(spec) + "\": unknown option \"" + std::string(one) +
+                              "\" (body, query)",
+                          EINVAL);
+      }
+      if (comma == std::string_view::npos) break;
+      options.remove_prefix(comma + 1);
+    }
+  }
   while (true) {
     std::size_t comma = hosts.find(',');
     s.hosts.emplace_back(hosts.substr(0, comma));
@@ -87,7 +106,7 @@ Result<PreparedSecrets> prepare_secrets(const std::vector<Secret>& secrets, Secr
     if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return errno_error("getrandom");
     std::string placeholder = "moat-secret-";
     for (unsigned char b : bytes) placeholder += "0123456789abcdef"[b >> 4], placeholder += "0123456789abcdef"[b & 15];
-    shim::StoredSecret stored{s.name, placeholder, s.value, {}};
+    shim::StoredSecret stored{s.name, placeholder, s.value, {}, s.in_query, s.in_body};
     for (const auto& h : s.hosts) {
       bool suffix = h.rfind("*.", 0) == 0;
       std::string name = net::normalize_name(suffix ? h.substr(2) : h);

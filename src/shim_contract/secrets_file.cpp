@@ -21,7 +21,12 @@ constexpr std::size_t kMaxSecretsFile = 4 << 20;
 Status write_secrets(const std::string& dir, const SecretsFile& file) {
   Json list = Json::array();
   for (const auto& s : file.secrets)
-    list.push_back({{"name", s.name}, {"placeholder", s.placeholder}, {"value", s.value}, {"hosts", s.hosts}});
+    list.push_back({{"name", s.name},
+                    {"placeholder", s.placeholder},
+                    {"value", s.value},
+                    {"hosts", s.hosts},
+                    {"query", s.in_query},
+                    {"body", s.in_body}});
   Json j = {{"on_violation", file.stop_on_violation ? "block-and-stop" : "block"}, {"secrets", std::move(list)}};
   std::string path = secrets_path(dir), staging = path + ".new";
   ::unlink(staging.c_str());
@@ -62,6 +67,8 @@ Result<SecretsFile> read_secrets(const std::string& dir) {
       return bad();
     StoredSecret one{s["name"].get<std::string>(), s["placeholder"].get<std::string>(), s["value"].get<std::string>(),
                      {}};
+    one.in_query = s.value("query", false) == true;
+    one.in_body = s.value("body", false) == true;
     for (const auto& h : s["hosts"]) {
       if (!h.is_string()) return bad();
       one.hosts.push_back(h.get<std::string>());

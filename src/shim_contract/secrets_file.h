@@ -5,7 +5,8 @@
 //
 //   {"on_violation": "block",                       block | block-and-stop
 //    "secrets": [{"name": "API_KEY", "placeholder": "moat-secret-…",
-//                 "value": "…", "hosts": ["api.example.com", "*.corp.test"]}]}
+//                 "value": "…", "hosts": ["api.example.com", "*.corp.test"],
+//                 "query": false, "body": false}]}
 #pragma once
 
 #include <string>
@@ -18,6 +19,7 @@ namespace moat::shim {
 struct StoredSecret {
   std::string name, placeholder, value;
   std::vector<std::string> hosts;
+  bool in_query = false, in_body = false;
 };
 
 struct SecretsFile {

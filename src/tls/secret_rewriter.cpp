@@ -53,6 +53,22 @@ std::string base64_encode(std::string_view in) {
   return out;
 }
 
+// `value` for a query string: everything but RFC 3986's unreserved
+// characters percent-encoded, so a value cannot end the parameter.
+std::string query_encoded(std::string_view value) {
+  std::string out;
+  for (unsigned char c : value) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += "0123456789ABCDEF"[c >> 4];
+      out += "0123456789ABCDEF"[c & 15];
+    }
+  }
+  return out;
+}
+
 Error violation(const SecretBinding& s, const std::string& host) {
   return make_error("secret " + s.name + " is not bound to " + (host.empty() ? "this server" : host) +
                         ", and its placeholder was in the request",
@@ -106,7 +122,18 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
   if (space == std::string_view::npos || space == 0) return unframed("not an HTTP/1 request line");
   std::string_view method = request_line.substr(0, space);
   std::string rebuilt(request_line);
+  // :query secrets in the request target (after its '?'), percent-encoded.
+  std::size_t query = rebuilt.find('?');
+  std::size_t target_end = rebuilt.rfind(' ');
+  if (query != std::string::npos && target_end != std::string::npos && query < target_end) {
+    std::string target = rebuilt.substr(query, target_end - query);
+    for (const auto* s : bound_)
+      if (s->in_query) substituted_ += replace_all(target, s->placeholder, query_encoded(s->value));
+    rebuilt = rebuilt.substr(0, query) + target + rebuilt.substr(target_end);
+  }
   rebuilt += kCrlf;
+  bool body_secrets = std::any_of(bound_.begin(), bound_.end(), [](const SecretBinding* s) { return s->in_body; });
+  std::size_t length_at = std::string::npos, length_size = 0;
   std::optional<std::uint64_t> length;
   bool chunked = false, upgrade = false;
   std::size_t at = line_end + 2;
@@ -125,6 +152,7 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
         return unframed("Content-Length \"" + value + "\"");
       std::uint64_t n = std::stoull(value);
       if (length && *length != n) return unframed("two different Content-Lengths");
+      if (length && body_secrets) return unframed("two Content-Length headers");
       length = n;
     } else if (iequals(name, "Transfer-Encoding")) {
       std::string lower = value;
@@ -153,13 +181,28 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
     }
     rebuilt.append(name);
     rebuilt += ": ";
+    if (iequals(name, "Content-Length")) {
+      length_at = rebuilt.size();
+      length_size = value.size();
+    }
     rebuilt += value;
     rebuilt += kCrlf;
   }
   rebuilt += kCrlf;
   if (length && chunked) return unframed("both Content-Length and Transfer-Encoding");
+  bool tunnel = method == "CONNECT" || upgrade;
+  if (!tunnel && body_secrets && length && *length > 0 && *length <= kMaxBody && length_at != std::string::npos) {
+    // Held until whole: the value changes the body's length.
+    held_head_ = std::move(rebuilt);
+    held_body_.clear();
+    held_length_at_ = length_at;
+    held_length_size_ = length_size;
+    remaining_ = *length;
+    state_ = State::kHeldBody;
+    return ok_status();
+  }
   out += rebuilt;
-  if (method == "CONNECT" || upgrade) {
+  if (tunnel) {
     state_ = State::kTunnel;
   } else if (chunked) {
     state_ = State::kChunkSize;
@@ -170,6 +213,17 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
     state_ = State::kHead;
   }
   return ok_status();
+}
+
+void SecretRewriter::release_held(std::string& out) {
+  for (const auto* s : bound_)
+    if (s->in_body) substituted_ += replace_all(held_body_, s->placeholder, s->value);
+  held_head_.replace(held_length_at_, held_length_size_, std::to_string(held_body_.size()));
+  out += held_head_;
+  out += held_body_;
+  held_head_.clear();
+  held_body_.clear();
+  state_ = State::kHead;
 }
 
 Status SecretRewriter::chunk_size_line(std::string_view line) {
@@ -198,6 +252,15 @@ Status SecretRewriter::feed(std::string_view in, std::string& out) {
         MOAT_TRY(scan(in));
         out.append(in);
         return ok_status();
+      case State::kHeldBody: {
+        std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size()));
+        MOAT_TRY(scan(in.substr(0, n)));
+        held_body_.append(in.substr(0, n));
+        in.remove_prefix(n);
+        remaining_ -= n;
+        if (remaining_ == 0) release_held(out);
+        break;
+      }
       case State::kBody:
       case State::kChunkData: {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size()));

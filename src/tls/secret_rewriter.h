@@ -30,6 +30,12 @@ struct SecretBinding {
   std::string value;        // what the bound hosts get
   // Exact names, or "*.suffix" (the apex and its subdomains), lower case.
   std::vector<std::string> hosts;
+  // Also in the request target's query (percent-encoded there), and in
+  // request bodies framed by a Content-Length of at most kMaxBody bytes
+  // (held whole, the length set again). Chunked and larger bodies pass as
+  // they are.
+  bool in_query = false;
+  bool in_body = false;
 };
 
 // Whether `host` (lower case) matches one of `patterns`: exact names, or
@@ -44,6 +50,7 @@ class SecretRewriter {
  public:
   static constexpr std::size_t kMaxHead = 64 * 1024;
   static constexpr std::size_t kMaxLine = 4096;
+  static constexpr std::size_t kMaxBody = 1 << 20;
 
   // `secrets` outlives the rewriter; `host` is the connection's server name.
   SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host);
@@ -57,11 +64,12 @@ class SecretRewriter {
   std::size_t substituted() const { return substituted_; }
 
  private:
-  enum class State { kHead, kBody, kChunkSize, kChunkData, kChunkEnd, kTrailers, kTunnel };
+  enum class State { kHead, kBody, kHeldBody, kChunkSize, kChunkData, kChunkEnd, kTrailers, kTunnel };
 
   Status on_head(std::string head, std::string& out);
   Status scan(std::string_view data);
   Status chunk_size_line(std::string_view line);
+  void release_held(std::string& out);
 
   const std::vector<SecretBinding>& secrets_;
   std::string host_;
@@ -70,6 +78,10 @@ class SecretRewriter {
   std::string buffer_;          // a head or a line not yet whole
   std::uint64_t remaining_ = 0;  // body or chunk bytes still to pass
   std::string carry_;           // the end of what was scanned, for placeholders split across reads
+  // kHeldBody: the head (its Content-Length value at held_length_at_,
+  // held_length_size_ bytes) and the body so far.
+  std::string held_head_, held_body_;
+  std::size_t held_length_at_ = 0, held_length_size_ = 0;
   std::size_t substituted_ = 0;
 };
 

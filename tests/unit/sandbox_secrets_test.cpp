@@ -21,6 +21,13 @@ TEST(SandboxSecrets, TheCliFormSplitsNameAndHosts) {
     ASSERT_FALSE(b.ok()) << bad;
     EXPECT_EQ(b.error().message, std::string("bad --secret \"") + bad + "\": expected NAME@HOST[,HOST...]");
   }
+  auto opts = parse_secret("K@a.test,b.test:body,query", "v");
+  ASSERT_TRUE(opts.ok()) << opts.error().message;
+  EXPECT_EQ(opts->hosts, (std::vector<std::string>{"a.test", "b.test"}));
+  EXPECT_TRUE(opts->in_body);
+  EXPECT_TRUE(opts->in_query);
+  EXPECT_EQ(parse_secret("K@a.test:http", "v").error().message,
+            "bad --secret \"K@a.test:http\": unknown option \"http\" (body, query)");
   EXPECT_EQ(*parse_secret_violation("block-and-stop"), SecretViolation::kBlockAndStop);
   EXPECT_EQ(parse_secret_violation("kill").error().message,
             "bad --on-secret-violation \"kill\": expected block or block-and-stop");

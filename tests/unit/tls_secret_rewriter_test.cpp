@@ -129,6 +129,36 @@ TEST(TlsSecretRewriter, AmbiguousOrOversizedRequestsAreRefused) {
             why + "a line longer than 4 KiB in a chunked body");
 }
 
+TEST(TlsSecretRewriter, QueryAndBodyOnlyWhenTheSecretSaysSo) {
+  std::vector<SecretBinding> s = {{"API_KEY", kKeyHolder, "a&b=c d", {"api.example.test"}, true, true}};
+  std::string body = "{\"key\": \"" + kKeyHolder + "\"}";
+  std::string req = "POST /v1?key=" + kKeyHolder + "&x=1 HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+                    "\r\n\r\n" + body + "GET /next HTTP/1.1\r\n\r\n";
+  std::string want_body = "{\"key\": \"a&b=c d\"}";
+  for (std::size_t step : {std::size_t{1}, std::size_t{9}, std::size_t{1} << 20}) {
+    auto out = run(s, "api.example.test", req, step);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, "POST /v1?key=a%26b%3Dc%20d&x=1 HTTP/1.1\r\nContent-Length: " + std::to_string(want_body.size()) +
+                        "\r\n\r\n" + want_body + "GET /next HTTP/1.1\r\n\r\n")
+        << "in pieces of " << step;
+  }
+  // Without the options, both stay placeholders.
+  auto plain = secrets();
+  auto out = run(plain, "api.example.test", req);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, req);
+  // A body over 1 MiB passes as it is.
+  std::string big(SecretRewriter::kMaxBody + 1, 'x');
+  big.replace(10, kKeyHolder.size(), kKeyHolder);
+  std::string large = "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(big.size()) + "\r\n\r\n" + big;
+  auto passed = run(s, "api.example.test", large, 65536);
+  ASSERT_TRUE(passed.ok());
+  EXPECT_EQ(*passed, large);
+  auto twice = run(s, "api.example.test", "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx");
+  ASSERT_FALSE(twice.ok());
+  EXPECT_EQ(twice.error().message, "the request cannot be framed safely: two Content-Length headers");
+}
+
 TEST(TlsSecretRewriter, AfterConnectOrUpgradeTheBytesPassAsTheyAre) {
   auto s = secrets();
   std::string req = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05hello" + kKeyHolder;

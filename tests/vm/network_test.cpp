@@ -498,26 +498,29 @@ TEST_F(VmNetworkPython, ASecretReachesOnlyItsHostAndTheGuestNeverHoldsIt) {
   const std::string value = "sk-test-REAL-7f3e9a";
   auto created = run_moat({"create", "--add-host", "api.example.test:host-gateway", "--add-host",
                            "other.example.test:host-gateway", "--allow", "@host", "--secret",
-                           "API_KEY@api.example.test", "--on-secret-violation", "block-and-stop", "--tls-ports",
-                           api.p() + "," + other.p(), "--tls-upstream-ca", api_pki.ca, python_},
-                          "", {"API_KEY=" + value});
+                           "API_KEY@api.example.test", "--secret", "TOKEN@*.example.test:query",
+                           "--on-secret-violation", "block-and-stop", "--tls-ports", api.p() + "," + other.p(),
+                           "--tls-upstream-ca", api_pki.ca, python_},
+                          "", {"API_KEY=" + value, "TOKEN=tok-REAL-1&2"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   std::string id = created.out.substr(0, created.out.find('\n'));
   ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
   const std::string get =
       "import os, urllib.request\n"
       "key = os.environ['API_KEY']\n"
-      "def get(host, port):\n"
-      "    r = urllib.request.Request('https://%s:%s/small' % (host, port),\n"
+      "def get(host, port, path='/small'):\n"
+      "    r = urllib.request.Request('https://%s:%s%s' % (host, port, path),\n"
       "                               headers={'Authorization': 'Bearer ' + key})\n"
       "    try: return urllib.request.urlopen(r, timeout=30).read().decode().strip()\n"
       "    except Exception as e: return 'refused: %r' % e\n";
   auto o = run_moat({"exec", id, "--", "python3", "-c",
                      get + "print(key[:12], len(key))\n"
                            "print(get('api.example.test', " + api.p() + "))\n"
-                           "print(open('/proc/self/environ', 'rb').read().count(b'sk-test-REAL'))\n"});
+                           "print(open('/proc/self/environ', 'rb').read().count(b'sk-test-REAL'))\n"
+                           "print(get('api.example.test', " + api.p() + ", '/small?t=' + os.environ['TOKEN'] + '&x'))\n"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(o.out, "moat-secret- 44\nhello from the host\n0\n");
+  EXPECT_EQ(o.out, "moat-secret- 44\nhello from the host\n0\nhello from the host\n");
+  EXPECT_NE(api.seen().find("http /small?t=tok-REAL-1%262&x\n"), std::string::npos) << api.seen();
   // The violation ends this command with the sandbox (block-and-stop).
   auto violating = run_moat({"exec", id, "--", "python3", "-u", "-c",
                              get + "print(get('other.example.test', " + other.p() + "))\n"});
