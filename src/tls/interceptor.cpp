@@ -105,6 +105,8 @@ struct Interceptor::Impl {
     std::string to_upstream, to_guest;    // read from one side, not yet written to the other
     std::string from_guest;               // read from the guest, before the secret rewriter
     std::unique_ptr<SecretRewriter> rewriter;  // when the sandbox has secrets
+    std::vector<const SecretBinding*> bound;   // the secrets bound to this server
+    bool told_echo = false;                    // the log has said a value came back
     bool guest_eof = false, upstream_eof = false;    // that side will send no more
     bool guest_shut = false, upstream_shut = false;  // we told that side we send no more
     bool failed = false;
@@ -410,6 +412,8 @@ struct Interceptor::Impl {
     if (r == 1) {
       c.phase = Phase::kRelay;
       if (!options.secrets.empty()) c.rewriter = std::make_unique<SecretRewriter>(options.secrets, lower(c.name()));
+      for (const auto& s : options.secrets)
+        if (secret_bound_to(s, lower(c.name()))) c.bound.push_back(&s);
       std::lock_guard<std::mutex> lock(mu);
       ++stats.relayed;
       return;
@@ -440,6 +444,29 @@ struct Interceptor::Impl {
       return false;
     }
     return true;
+  }
+
+  // A server that echoes a request back (httpbin's /headers, an error page
+  // quoting it) would hand the guest the value it was given: every whole
+  // occurrence still waiting for the guest is overwritten with '*', same
+  // length, so the response's framing holds. Best effort: a value split by
+  // a pause of the server mid-value is not seen whole.
+  void mask_echoed_values(Conn& c) {
+    for (const SecretBinding* s : c.bound) {
+      if (s->value.empty()) continue;
+      for (std::size_t at = c.to_guest.find(s->value); at != std::string::npos;
+           at = c.to_guest.find(s->value, at + s->value.size())) {
+        c.to_guest.replace(at, s->value.size(), s->value.size(), '*');
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          ++stats.masked;
+        }
+        if (!c.told_echo) {
+          c.told_echo = true;
+          note(c, "the server sent secret " + s->name + "'s value back; masked before the guest");
+        }
+      }
+    }
   }
 
   // Passes what the guest sent through the secret rewriter. False when it
@@ -510,6 +537,7 @@ struct Interceptor::Impl {
       }
       if (!push(c, c.upstream_ssl.get(), c.to_upstream, "server")) return;
       if (!pull(c, c.upstream_ssl.get(), c.to_guest, c.upstream_eof, "server")) return;
+      mask_echoed_values(c);
       if (!push(c, c.guest_ssl.get(), c.to_guest, "guest")) return;
       pass_close(c.upstream_ssl.get(), c.c.upstream.get(), c.guest_eof, c.to_upstream, c.upstream_shut);
       pass_close(c.guest_ssl.get(), c.c.guest.get(), c.upstream_eof, c.to_guest, c.guest_shut);

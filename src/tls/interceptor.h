@@ -96,6 +96,7 @@ class Interceptor {
     std::uint64_t upstream_rejected = 0;  // of those: the upstream's certificate did not verify
     std::uint64_t violations = 0;         // connections reset for a secret's placeholder
     std::uint64_t substituted = 0;        // placeholders replaced by their values
+    std::uint64_t masked = 0;             // values a server sent back, masked
     std::size_t open = 0;
   };
 

@@ -2,7 +2,8 @@
 """Host-side servers for the network VM tests, on loopback only.
 
 Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
-  http DIR        serves DIR over HTTP; /slow streams a byte every 100 ms
+  http DIR        serves DIR over HTTP; /slow streams a byte every 100 ms,
+                  /echo-auth answers with the request's Authorization header
   https DIR CERT KEY
                   the same over TLS with the PEM certificate and key given
   echo            TCP: echoes what it reads until EOF, then closes
@@ -46,6 +47,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
     def do_GET(self):
         if "Authorization" in self.headers:
             note("auth " + self.headers["Authorization"])
+        if self.path == "/echo-auth":
+            body = self.headers.get("Authorization", "").encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         if self.path == "/slow":
             self.send_response(200)
             self.send_header("Content-Length", "600")

@@ -517,9 +517,12 @@ TEST_F(VmNetworkPython, ASecretReachesOnlyItsHostAndTheGuestNeverHoldsIt) {
                      get + "print(key[:12], len(key))\n"
                            "print(get('api.example.test', " + api.p() + "))\n"
                            "print(open('/proc/self/environ', 'rb').read().count(b'sk-test-REAL'))\n"
-                           "print(get('api.example.test', " + api.p() + ", '/small?t=' + os.environ['TOKEN'] + '&x'))\n"});
+                           "print(get('api.example.test', " + api.p() + ", '/small?t=' + os.environ['TOKEN'] + '&x'))\n"
+                           "print(get('api.example.test', " + api.p() + ", '/echo-auth'))\n"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
-  EXPECT_EQ(o.out, "moat-secret- 44\nhello from the host\n0\nhello from the host\n");
+  // A server that echoes the header back: the guest gets it masked.
+  EXPECT_EQ(o.out, "moat-secret- 44\nhello from the host\n0\nhello from the host\nBearer " +
+                       std::string(value.size(), '*') + "\n");
   EXPECT_NE(api.seen().find("http /small?t=tok-REAL-1%262&x\n"), std::string::npos) << api.seen();
   // The violation ends this command with the sandbox (block-and-stop).
   auto violating = run_moat({"exec", id, "--", "python3", "-u", "-c",
