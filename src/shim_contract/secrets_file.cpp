@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "shim_contract/sandbox_layout.h"
+#include "util/read_file.h"
 #include "util/unique_fd.h"
 #include "util/write_all.h"
 
@@ -40,21 +41,12 @@ Status write_secrets(const std::string& dir, const SecretsFile& file) {
 
 Result<SecretsFile> read_secrets(const std::string& dir) {
   std::string path = secrets_path(dir);
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) return SecretsFile{};
-    return errno_error("open " + path);
+  auto read = read_file_bounded(path, kMaxSecretsFile);
+  if (!read) {
+    if (read.error().code == ENOENT) return SecretsFile{};
+    return read.error();
   }
-  std::string text;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    if (text.size() > kMaxSecretsFile) return make_error(path + " is too large", EFBIG);
-  }
+  const std::string& text = *read;
   Json j = Json::parse(text, nullptr, false);
   auto bad = [&] { return make_error(path + " is not a secrets file", EINVAL); };
   if (!j.is_object() || !j.contains("secrets") || !j["secrets"].is_array()) return bad();

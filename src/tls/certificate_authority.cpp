@@ -16,6 +16,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "tls/openssl_errors.h"
+#include "util/read_file.h"
 #include "util/unique_fd.h"
 #include "util/write_all.h"
 
@@ -41,37 +43,11 @@ struct NamesFree {
   void operator()(GENERAL_NAMES* n) const { GENERAL_NAMES_free(n); }
 };
 
-// OpenSSL's error queue as text, emptied: the reason a call failed.
-std::string openssl_reason() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "unknown OpenSSL error" : out;
-}
-
 Error openssl_error(const std::string& what, int code = EPROTO) {
   return Error{code, what + ": " + openssl_reason()};
 }
 
-Result<std::string> read_pem_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return errno_error("open " + path);
-  std::string data;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxPemFile) return make_error(path + ": larger than " + std::to_string(kMaxPemFile) + " bytes", EFBIG);
-  }
-  return data;
-}
+Result<std::string> read_pem_file(const std::string& path) { return read_file_bounded(path, kMaxPemFile); }
 
 // Never prompts for a passphrase (OpenSSL's default would read the tty):
 // an encrypted key is refused with a reason instead.

@@ -1,6 +1,7 @@
 #include "tls/interceptor.h"
 
 #include "net/tls_client_hello.h"
+#include "tls/openssl_errors.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -36,16 +37,8 @@ struct BioFree {
 using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
 using SslPtr = std::unique_ptr<SSL, SslFree>;
 
-std::string openssl_reason() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    char buf[256];
-    ERR_error_string_n(e, buf, sizeof buf);
-    if (!out.empty()) out += "; ";
-    out += buf;
-  }
-  return out.empty() ? "the connection closed" : out;
-}
+// What OpenSSL said, or that the peer just closed.
+std::string tls_reason() { return tls::openssl_reason("the connection closed"); }
 
 enum class Phase { kPeek, kGuestHello, kUpstreamHandshake, kGuestHandshake, kRelay, kRawRelay };
 
@@ -151,7 +144,7 @@ struct Interceptor::Impl {
     }
     auto leaf = c->impl->leaves.leaf_for(c->name());
     if (!leaf || SSL_use_certificate(ssl, *leaf) != 1 || SSL_use_PrivateKey(ssl, c->impl->leaves.key()) != 1) {
-      c->impl->note(*c, "no certificate for \"" + c->name() + "\": " + (leaf ? openssl_reason() : leaf.error().message));
+      c->impl->note(*c, "no certificate for \"" + c->name() + "\": " + (leaf ? tls_reason() : leaf.error().message));
       *alert = SSL_AD_INTERNAL_ERROR;
       return SSL_CLIENT_HELLO_ERROR;
     }
@@ -179,7 +172,7 @@ struct Interceptor::Impl {
   Status make_contexts() {
     server_ctx.reset(SSL_CTX_new(TLS_server_method()));
     client_ctx.reset(SSL_CTX_new(TLS_client_method()));
-    if (!server_ctx || !client_ctx) return make_error("setting up TLS: " + openssl_reason(), ENOMEM);
+    if (!server_ctx || !client_ctx) return make_error("setting up TLS: " + tls_reason(), ENOMEM);
     for (SSL_CTX* ctx : {server_ctx.get(), client_ctx.get()}) {
       SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
       SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -193,7 +186,7 @@ struct Interceptor::Impl {
     SSL_CTX_set_alpn_select_cb(server_ctx.get(), on_alpn_select, nullptr);
     SSL_CTX_set_verify(client_ctx.get(), SSL_VERIFY_PEER, nullptr);
     if (options.host_roots && SSL_CTX_set_default_verify_paths(client_ctx.get()) != 1)
-      return make_error("loading the host's TLS roots: " + openssl_reason(), EIO);
+      return make_error("loading the host's TLS roots: " + tls_reason(), EIO);
     if (!options.upstream_ca_file.empty()) MOAT_TRY(add_upstream_roots());
     return ok_status();
   }
@@ -227,7 +220,7 @@ struct Interceptor::Impl {
       c.guest_ssl.reset(SSL_new(server_ctx.get()));
       if (!c.guest_ssl || SSL_set_fd(c.guest_ssl.get(), c.c.guest.get()) != 1 ||
           SSL_set_ex_data(c.guest_ssl.get(), conn_index(), &c) != 1) {
-        fail(c, "setting up TLS: " + openssl_reason());
+        fail(c, "setting up TLS: " + tls_reason());
         continue;
       }
       step(c);
@@ -336,13 +329,13 @@ struct Interceptor::Impl {
     int err = SSL_get_error(c.guest_ssl.get(), r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
     if (err != SSL_ERROR_WANT_CLIENT_HELLO_CB) {
-      fail(c, "the guest's TLS handshake failed: " + openssl_reason());
+      fail(c, "the guest's TLS handshake failed: " + tls_reason());
       return;
     }
     c.upstream_ssl.reset(SSL_new(client_ctx.get()));
     SSL* up = c.upstream_ssl.get();
     if (!up || SSL_set_fd(up, c.c.upstream.get()) != 1) {
-      fail(c, "setting up TLS: " + openssl_reason());
+      fail(c, "setting up TLS: " + tls_reason());
       return;
     }
     X509_VERIFY_PARAM* param = SSL_get0_param(up);
@@ -384,7 +377,7 @@ struct Interceptor::Impl {
                   "\": " + X509_verify_cert_error_string(verify));
       return;
     }
-    fail(c, "the TLS handshake with the server failed: " + openssl_reason());
+    fail(c, "the TLS handshake with the server failed: " + tls_reason());
   }
 
   static std::string lower(std::string s) {
@@ -420,7 +413,7 @@ struct Interceptor::Impl {
     }
     int err = SSL_get_error(c.guest_ssl.get(), r);
     if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return;
-    fail(c, "the guest's TLS handshake failed: " + openssl_reason());
+    fail(c, "the guest's TLS handshake failed: " + tls_reason());
   }
 
   // Reads what `from` has into `buf` while there is room. False on an error.
@@ -440,7 +433,7 @@ struct Interceptor::Impl {
         ERR_clear_error();
         return true;
       }
-      fail(c, std::string("reading from the ") + side + ": " + openssl_reason());
+      fail(c, std::string("reading from the ") + side + ": " + tls_reason());
       return false;
     }
     return true;
@@ -512,7 +505,7 @@ struct Interceptor::Impl {
       }
       int err = SSL_get_error(to, n);
       if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return true;
-      fail(c, std::string("writing to the ") + side + ": " + openssl_reason());
+      fail(c, std::string("writing to the ") + side + ": " + tls_reason());
       return false;
     }
     return true;

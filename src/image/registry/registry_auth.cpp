@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/oci/reference.h"
+#include "util/read_file.h"
 #include "util/unique_fd.h"
 #include "util/write_all.h"
 
@@ -52,25 +53,13 @@ Result<std::string> read_quoted(std::string_view s, std::size_t& i) {
   return out;
 }
 
-Result<std::string> read_file_bounded(const std::string& path, bool* missing) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) {
-    if (errno == ENOENT) {
-      *missing = true;
-      return std::string();
-    }
-    return errno_error("open " + path);
+Result<std::string> read_config_file(const std::string& path, bool* missing) {
+  auto data = read_file_bounded(path, kMaxDockerConfig);
+  if (!data && data.error().code == ENOENT) {
+    *missing = true;
+    return std::string();
   }
-  std::string data;
-  char buf[8192];
-  while (true) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read " + path);
-    if (n == 0) break;
-    data.append(buf, static_cast<std::size_t>(n));
-    if (data.size() > kMaxDockerConfig) return make_error(path + " is too large", EFBIG);
-  }
+  if (!data && data.error().code == EFBIG) return make_error(path + " is too large", EFBIG);
   return data;
 }
 
@@ -140,7 +129,7 @@ Result<std::optional<Credentials>> docker_config_credentials(const std::string& 
   std::string path = config_path.empty() ? default_docker_config_path() : config_path;
   if (path.empty()) return std::optional<Credentials>();
   bool missing = false;
-  MOAT_ASSIGN_OR_RETURN(std::string text, read_file_bounded(path, &missing));
+  MOAT_ASSIGN_OR_RETURN(std::string text, read_config_file(path, &missing));
   if (missing) return std::optional<Credentials>();
   auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) return make_error(path + ": not a JSON object", EINVAL);
@@ -188,7 +177,7 @@ Result<std::optional<Credentials>> stored_credentials(const std::string& registr
 Result<bool> write_auth_entry(const std::string& path, const std::string& registry,
                               const std::optional<Credentials>& credentials) {
   bool missing = false;
-  MOAT_ASSIGN_OR_RETURN(std::string text, read_file_bounded(path, &missing));
+  MOAT_ASSIGN_OR_RETURN(std::string text, read_config_file(path, &missing));
   nlohmann::json doc = nlohmann::json::object();
   if (!missing && !text.empty()) {
     doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
