@@ -119,6 +119,7 @@ struct Interceptor::Impl {
   std::vector<InterceptedConnection> incoming;  // under mu
   Stats stats;                                  // under mu
   std::list<Conn> conns;                        // the thread's own
+  std::size_t held_bodies = 0;                  // bytes the rewriters hold for :body; the thread's own
 
   Impl(LeafCache l, InterceptorOptions o, Log lg) : leaves(std::move(l)), options(std::move(o)), log(std::move(lg)) {}
 
@@ -404,7 +405,8 @@ struct Interceptor::Impl {
     int r = SSL_accept(c.guest_ssl.get());
     if (r == 1) {
       c.phase = Phase::kRelay;
-      if (!options.secrets.empty()) c.rewriter = std::make_unique<SecretRewriter>(options.secrets, lower(c.name()));
+      if (!options.secrets.empty())
+        c.rewriter = std::make_unique<SecretRewriter>(options.secrets, lower(c.name()), &held_bodies);
       for (const auto& s : options.secrets)
         if (secret_bound_to(s, lower(c.name()))) c.bound.push_back(&s);
       std::lock_guard<std::mutex> lock(mu);

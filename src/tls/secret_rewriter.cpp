@@ -93,8 +93,12 @@ bool host_matches(const std::vector<std::string>& patterns, std::string_view hos
   return false;
 }
 
-SecretRewriter::SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host)
-    : secrets_(secrets), host_(std::move(host)) {
+SecretRewriter::~SecretRewriter() {
+  if (held_total_) *held_total_ -= reserved_;
+}
+
+SecretRewriter::SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total)
+    : secrets_(secrets), host_(std::move(host)), held_total_(held_total) {
   for (const auto& s : secrets_) (secret_bound_to(s, host_) ? bound_ : unbound_).push_back(&s);
   // To a host no secret is bound to, nothing is rewritten, so nothing is
   // parsed: any protocol passes, searched for placeholders.
@@ -191,7 +195,13 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
   rebuilt += kCrlf;
   if (length && chunked) return unframed("both Content-Length and Transfer-Encoding");
   bool tunnel = method == "CONNECT" || upgrade;
-  if (!tunnel && body_secrets && length && *length > 0 && *length <= kMaxBody && length_at != std::string::npos) {
+  bool room = !held_total_ || *held_total_ + (length ? *length : 0) <= kMaxHeldTotal;
+  if (!tunnel && body_secrets && room && length && *length > 0 && *length <= kMaxBody &&
+      length_at != std::string::npos) {
+    if (held_total_) {
+      reserved_ = static_cast<std::size_t>(*length);
+      *held_total_ += reserved_;
+    }
     // Held until whole: the value changes the body's length.
     held_head_ = std::move(rebuilt);
     held_body_.clear();
@@ -223,6 +233,8 @@ void SecretRewriter::release_held(std::string& out) {
   out += held_body_;
   held_head_.clear();
   held_body_.clear();
+  if (held_total_) *held_total_ -= reserved_;
+  reserved_ = 0;
   state_ = State::kHead;
 }
 

@@ -53,7 +53,15 @@ class SecretRewriter {
   static constexpr std::size_t kMaxBody = 1 << 20;
 
   // `secrets` outlives the rewriter; `host` is the connection's server name.
-  SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host);
+  // `held_total`, when given, is shared by every rewriter of a process: the
+  // bytes of bodies held for :body at once stay under kMaxHeldTotal, and a
+  // body that would go past it passes as it is.
+  SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total = nullptr);
+  ~SecretRewriter();
+  SecretRewriter(const SecretRewriter&) = delete;
+  SecretRewriter& operator=(const SecretRewriter&) = delete;
+
+  static constexpr std::size_t kMaxHeldTotal = 64 << 20;
 
   // Takes what the guest sent next and appends what goes to the server to
   // `out`. An error ends the connection: EACCES for a violation (the
@@ -82,6 +90,8 @@ class SecretRewriter {
   // held_length_size_ bytes) and the body so far.
   std::string held_head_, held_body_;
   std::size_t held_length_at_ = 0, held_length_size_ = 0;
+  std::size_t* held_total_ = nullptr;
+  std::size_t reserved_ = 0;  // of *held_total_, for the body held now
   std::size_t substituted_ = 0;
 };
 

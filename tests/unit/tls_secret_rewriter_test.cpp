@@ -159,6 +159,25 @@ TEST(TlsSecretRewriter, QueryAndBodyOnlyWhenTheSecretSaysSo) {
   EXPECT_EQ(twice.error().message, "the request cannot be framed safely: two Content-Length headers");
 }
 
+TEST(TlsSecretRewriter, HeldBodiesShareOneBudget) {
+  std::vector<SecretBinding> s = {{"API_KEY", kKeyHolder, "v", {"api.example.test"}, false, true}};
+  std::size_t held = SecretRewriter::kMaxHeldTotal - 100;
+  std::string body = kKeyHolder + std::string(40, 'x');
+  std::string req = "POST / HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";
+  {
+    SecretRewriter within(s, "api.example.test", &held);
+    std::string out;
+    ASSERT_TRUE(within.feed(req + body.substr(0, 10), out).ok());
+    EXPECT_EQ(out, "") << "held";
+    EXPECT_EQ(held, SecretRewriter::kMaxHeldTotal - 100 + body.size());
+    SecretRewriter past(s, "api.example.test", &held);
+    std::string passed;
+    ASSERT_TRUE(past.feed(req + body, passed).ok());
+    EXPECT_EQ(passed, req + body) << "no room: passed as it is";
+  }
+  EXPECT_EQ(held, SecretRewriter::kMaxHeldTotal - 100) << "released with the rewriter";
+}
+
 TEST(TlsSecretRewriter, AfterConnectOrUpgradeTheBytesPassAsTheyAre) {
   auto s = secrets();
   std::string req = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05hello" + kKeyHolder;
