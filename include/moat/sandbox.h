@@ -108,6 +108,9 @@ struct Secret {
   // Content-Length of at most 1 MiB (`:query`, `:body` in the CLI form).
   bool in_query = false;
   bool in_body = false;
+  // Also on plain HTTP to port 80 of its hosts (`:http`), where anyone on
+  // the path can read it: only when asked.
+  bool plain_http = false;
 };
 inline constexpr std::size_t kMaxSecrets = 64;
 inline constexpr std::size_t kMaxSecretValue = 16 * 1024;
@@ -115,7 +118,7 @@ inline constexpr std::size_t kMaxSecretValue = 16 * 1024;
 enum class SecretViolation { kBlock, kBlockAndStop };
 // "block" or "block-and-stop"; EINVAL naming the choices otherwise.
 Result<SecretViolation> parse_secret_violation(std::string_view text);
-// The CLI form NAME@HOST[,HOST...][:body,query] with the value given apart
+// The CLI form NAME@HOST[,HOST...][:body,query,http] with the value given apart
 // (the CLI reads it from the environment variable NAME).
 Result<Secret> parse_secret(std::string_view spec, std::string value);
 

@@ -48,10 +48,12 @@ net::IpAddress InterceptRedirect::host_side(const net::IpAddress& a) const {
   return a;
 }
 
-void InterceptRedirect::begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote) {
+void InterceptRedirect::begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote,
+                              std::string plain_host) {
   pending_.emplace_back();
   Pending& p = pending_.back();
   p.key = key;
+  p.plain_host = std::move(plain_host);
   p.guest = guest;
   p.remote = remote;
   p.deadline = Clock::now() + kConnectTimeout;
@@ -126,7 +128,8 @@ bool InterceptRedirect::accept_one(Pending& p) {
       continue;
     }
     hooks_.hand_over(tls::InterceptedConnection{std::move(fd), std::move(p.upstream), p.remote.address.to_string(),
-                                                endpoint_text(p.guest) + " -> " + endpoint_text(p.remote)});
+                                                endpoint_text(p.guest) + " -> " + endpoint_text(p.remote),
+                                                p.plain_host});
     return true;
   }
 }

@@ -51,7 +51,9 @@ class InterceptRedirect {
   InterceptRedirect(Hooks hooks, net::IpAddress gateway4, net::IpAddress gateway6);
 
   // Starts connecting to `remote` for the connection `key` of `guest`.
-  void begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote);
+  // `plain_host`: plain HTTP for this host (tls::InterceptedConnection).
+  void begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote,
+             std::string plain_host = {});
 
   // Adds what it waits on to `fds` and lowers `timeout_ms` to its next
   // deadline; dispatch() reads the same entries after poll().
@@ -65,6 +67,7 @@ class InterceptRedirect {
   struct Pending {
     std::string key;
     net::Endpoint guest, remote;
+    std::string plain_host;
     UniqueFd upstream, listener;
     Step step = Step::kConnecting;
     int error = 0;

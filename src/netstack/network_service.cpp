@@ -25,6 +25,8 @@ namespace moat::netstack {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// Where plain HTTP is intercepted for :http secrets.
+constexpr std::uint16_t kPlainHttpPort = 80;
 
 std::optional<UpstreamResolver> host_resolver() {
   std::ifstream in("/etc/resolv.conf");
@@ -170,6 +172,15 @@ struct NetworkService::Impl {
   // Whether the filter hands this connection to the interceptor.
   bool intercept(const NetworkFilter::InterceptRequest& r) {
     if (!redirect) return false;
+    // Plain HTTP to a host a :http secret is bound to.
+    if (r.remote.port == kPlainHttpPort) {
+      for (const auto& name : resolver->names_for(r.remote.address))
+        for (const auto& s : secrets)
+          if (s.plain_http && tls::secret_bound_to(s, name)) {
+            redirect->begin(r.key, r.guest, r.remote, name);
+            return true;
+          }
+    }
     const auto& ports = tls_settings.ports;
     if (std::find(ports.begin(), ports.end(), r.remote.port) == ports.end()) return false;
     auto names = resolver->names_for(r.remote.address);

@@ -36,9 +36,11 @@ Result<Secret> parse_secret(std::string_view spec, std::string value) {
         s.in_body = true;
       } else if (one == "query") {
         s.in_query = true;
+      } else if (one == "http") {
+        s.plain_http = true;
       } else {
         return make_error("bad --secret \"" + std::string(spec) + "\": unknown option \"" + std::string(one) +
-                              "\" (body, query)",
+                              "\" (body, query, http)",
                           EINVAL);
       }
       if (comma == std::string_view::npos) break;
@@ -106,7 +108,7 @@ Result<PreparedSecrets> prepare_secrets(const std::vector<Secret>& secrets, Secr
     if (::getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) return errno_error("getrandom");
     std::string placeholder = "moat-secret-";
     for (unsigned char b : bytes) placeholder += "0123456789abcdef"[b >> 4], placeholder += "0123456789abcdef"[b & 15];
-    shim::StoredSecret stored{s.name, placeholder, s.value, {}, s.in_query, s.in_body};
+    shim::StoredSecret stored{s.name, placeholder, s.value, {}, s.in_query, s.in_body, s.plain_http};
     for (const auto& h : s.hosts) {
       bool suffix = h.rfind("*.", 0) == 0;
       std::string name = net::normalize_name(suffix ? h.substr(2) : h);

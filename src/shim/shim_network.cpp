@@ -50,7 +50,7 @@ Status Shim::start_network(UniqueFd& qemu_end) {
   netstack::NetworkService::Secrets secrets;
   for (auto& s : stored.secrets)
     secrets.bindings.push_back(tls::SecretBinding{std::move(s.name), std::move(s.placeholder), std::move(s.value),
-                                                  std::move(s.hosts), s.in_query, s.in_body});
+                                                  std::move(s.hosts), s.in_query, s.in_body, s.plain_http});
   if (stored.stop_on_violation) {
     secrets.on_violation = [this](const std::string&) {
       stop_for_secret_violation_.store(true);

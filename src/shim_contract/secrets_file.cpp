@@ -27,7 +27,8 @@ Status write_secrets(const std::string& dir, const SecretsFile& file) {
                     {"value", s.value},
                     {"hosts", s.hosts},
                     {"query", s.in_query},
-                    {"body", s.in_body}});
+                    {"body", s.in_body},
+                    {"http", s.plain_http}});
   Json j = {{"on_violation", file.stop_on_violation ? "block-and-stop" : "block"}, {"secrets", std::move(list)}};
   std::string path = secrets_path(dir), staging = path + ".new";
   ::unlink(staging.c_str());
@@ -61,6 +62,7 @@ Result<SecretsFile> read_secrets(const std::string& dir) {
                      {}};
     one.in_query = s.value("query", false) == true;
     one.in_body = s.value("body", false) == true;
+    one.plain_http = s.value("http", false) == true;
     for (const auto& h : s["hosts"]) {
       if (!h.is_string()) return bad();
       one.hosts.push_back(h.get<std::string>());

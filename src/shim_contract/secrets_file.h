@@ -6,7 +6,7 @@
 //   {"on_violation": "block",                       block | block-and-stop
 //    "secrets": [{"name": "API_KEY", "placeholder": "moat-secret-…",
 //                 "value": "…", "hosts": ["api.example.com", "*.corp.test"],
-//                 "query": false, "body": false}]}
+//                 "query": false, "body": false, "http": false}]}
 #pragma once
 
 #include <string>
@@ -19,7 +19,7 @@ namespace moat::shim {
 struct StoredSecret {
   std::string name, placeholder, value;
   std::vector<std::string> hosts;
-  bool in_query = false, in_body = false;
+  bool in_query = false, in_body = false, plain_http = false;
 };
 
 struct SecretsFile {

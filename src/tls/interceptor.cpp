@@ -218,6 +218,16 @@ struct Interceptor::Impl {
       c.deadline = now + options.handshake_timeout;
       ::fcntl(c.c.guest.get(), F_SETFL, ::fcntl(c.c.guest.get(), F_GETFL) | O_NONBLOCK);
       ::fcntl(c.c.upstream.get(), F_SETFL, ::fcntl(c.c.upstream.get(), F_GETFL) | O_NONBLOCK);
+      if (!c.c.plain_host.empty()) {
+        c.hello.server_name = c.c.plain_host;
+        c.phase = Phase::kRawRelay;
+        c.rewriter = std::make_unique<SecretRewriter>(options.secrets, c.c.plain_host, &held_bodies, true);
+        for (const auto& s : options.secrets)
+          if (s.plain_http && secret_bound_to(s, c.c.plain_host)) c.bound.push_back(&s);
+        std::lock_guard<std::mutex> lock(mu);
+        ++stats.relayed;
+        continue;
+      }
       c.guest_ssl.reset(SSL_new(server_ctx.get()));
       if (!c.guest_ssl || SSL_set_fd(c.guest_ssl.get(), c.c.guest.get()) != 1 ||
           SSL_set_ex_data(c.guest_ssl.get(), conn_index(), &c) != 1) {
@@ -312,9 +322,13 @@ struct Interceptor::Impl {
   }
   void raw_relay(Conn& c) {
     int guest = c.c.guest.get(), upstream = c.c.upstream.get();
-    if (!raw_pull(c, guest, c.to_upstream, c.guest_eof, "guest") || !raw_push(c, upstream, c.to_upstream, "server") ||
-        !raw_pull(c, upstream, c.to_guest, c.upstream_eof, "server") || !raw_push(c, guest, c.to_guest, "guest"))
+    bool pulled = c.rewriter ? raw_pull(c, guest, c.from_guest, c.guest_eof, "guest") && rewrite(c)
+                             : raw_pull(c, guest, c.to_upstream, c.guest_eof, "guest");
+    if (!pulled || !raw_push(c, upstream, c.to_upstream, "server") ||
+        !raw_pull(c, upstream, c.to_guest, c.upstream_eof, "server"))
       return;
+    mask_echoed_values(c);
+    if (!raw_push(c, guest, c.to_guest, "guest")) return;
     if (c.guest_eof && c.to_upstream.empty() && !c.upstream_shut) {
       ::shutdown(upstream, SHUT_WR);
       c.upstream_shut = true;

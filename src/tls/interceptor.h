@@ -83,6 +83,9 @@ struct InterceptedConnection {
   // certificate must hold when the guest sends no SNI.
   std::string address;
   std::string label;  // for the log: "10.0.2.15:40000 -> 93.184.216.34:443"
+  // Not empty: plain HTTP to this host (a :http secret's), relayed through
+  // the secret rewriter without TLS.
+  std::string plain_host;
 };
 
 class Interceptor {

@@ -97,9 +97,11 @@ SecretRewriter::~SecretRewriter() {
   if (held_total_) *held_total_ -= reserved_;
 }
 
-SecretRewriter::SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total)
+SecretRewriter::SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total,
+                               bool plain)
     : secrets_(secrets), host_(std::move(host)), held_total_(held_total) {
-  for (const auto& s : secrets_) (secret_bound_to(s, host_) ? bound_ : unbound_).push_back(&s);
+  for (const auto& s : secrets_)
+    (secret_bound_to(s, host_) && (!plain || s.plain_http) ? bound_ : unbound_).push_back(&s);
   // To a host no secret is bound to, nothing is rewritten, so nothing is
   // parsed: any protocol passes, searched for placeholders.
   if (bound_.empty()) state_ = State::kTunnel;

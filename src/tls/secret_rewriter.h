@@ -36,6 +36,9 @@ struct SecretBinding {
   // they are.
   bool in_query = false;
   bool in_body = false;
+  // Also on plain HTTP to port 80 (`:http`); otherwise only inside TLS the
+  // shim verified.
+  bool plain_http = false;
 };
 
 // Whether `host` (lower case) matches one of `patterns`: exact names, or
@@ -56,7 +59,10 @@ class SecretRewriter {
   // `held_total`, when given, is shared by every rewriter of a process: the
   // bytes of bodies held for :body at once stay under kMaxHeldTotal, and a
   // body that would go past it passes as it is.
-  SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total = nullptr);
+  // `plain`: the connection is plain HTTP, where only secrets with
+  // plain_http are bound (the placeholder of any other is a violation).
+  SecretRewriter(const std::vector<SecretBinding>& secrets, std::string host, std::size_t* held_total = nullptr,
+                 bool plain = false);
   ~SecretRewriter();
   SecretRewriter(const SecretRewriter&) = delete;
   SecretRewriter& operator=(const SecretRewriter&) = delete;

@@ -26,8 +26,9 @@ TEST(SandboxSecrets, TheCliFormSplitsNameAndHosts) {
   EXPECT_EQ(opts->hosts, (std::vector<std::string>{"a.test", "b.test"}));
   EXPECT_TRUE(opts->in_body);
   EXPECT_TRUE(opts->in_query);
-  EXPECT_EQ(parse_secret("K@a.test:http", "v").error().message,
-            "bad --secret \"K@a.test:http\": unknown option \"http\" (body, query)");
+  EXPECT_TRUE(parse_secret("K@a.test:http", "v")->plain_http);
+  EXPECT_EQ(parse_secret("K@a.test:ftp", "v").error().message,
+            "bad --secret \"K@a.test:ftp\": unknown option \"ftp\" (body, query, http)");
   EXPECT_EQ(*parse_secret_violation("block-and-stop"), SecretViolation::kBlockAndStop);
   EXPECT_EQ(parse_secret_violation("kill").error().message,
             "bad --on-secret-violation \"kill\": expected block or block-and-stop");

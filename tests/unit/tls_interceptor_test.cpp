@@ -219,7 +219,7 @@ class TlsInterceptor : public ::testing::Test {
     int pair[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
     interceptor_->add(InterceptedConnection{UniqueFd(pair[1]), std::move(upstream), address,
-                                            "10.0.2.15:40000 -> " + address + ":443"});
+                                            "10.0.2.15:40000 -> " + address + ":443", ""});
     Guest g;
     g.fd = UniqueFd(pair[0]);
     g.ctx.reset(SSL_CTX_new(TLS_client_method()));

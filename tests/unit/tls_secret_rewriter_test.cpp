@@ -178,6 +178,18 @@ TEST(TlsSecretRewriter, HeldBodiesShareOneBudget) {
   EXPECT_EQ(held, SecretRewriter::kMaxHeldTotal - 100) << "released with the rewriter";
 }
 
+TEST(TlsSecretRewriter, OnPlainHttpOnlyHttpSecretsAreBound) {
+  std::vector<SecretBinding> s = {{"API_KEY", kKeyHolder, "sk", {"api.example.test"}},
+                                  {"PLAIN", kTokenHolder, "plain-v", {"api.example.test"}, false, false, true}};
+  SecretRewriter r(s, "api.example.test", nullptr, true);
+  std::string out;
+  ASSERT_TRUE(r.feed("GET / HTTP/1.1\r\nX-Key: " + kTokenHolder + "\r\n\r\n", out).ok());
+  EXPECT_EQ(out, "GET / HTTP/1.1\r\nX-Key: plain-v\r\n\r\n");
+  auto tls_only = r.feed("GET / HTTP/1.1\r\nAuthorization: " + kKeyHolder + "\r\n\r\n", out);
+  ASSERT_FALSE(tls_only.ok()) << "a secret without :http may not cross plain HTTP";
+  EXPECT_EQ(tls_only.error().code, EACCES);
+}
+
 TEST(TlsSecretRewriter, AfterConnectOrUpgradeTheBytesPassAsTheyAre) {
   auto s = secrets();
   std::string req = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n\x81\x05hello" + kKeyHolder;

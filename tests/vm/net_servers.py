@@ -4,6 +4,7 @@
 Usage: net_servers.py MODE BIND_ADDRESS [ARGS...]
   http DIR        serves DIR over HTTP; /slow streams a byte every 100 ms,
                   /echo-auth answers with the request's Authorization header
+  http80 DIR      the same on port 80 (plain HTTP as :http secrets see it)
   https DIR CERT KEY
                   the same over TLS with the PEM certificate and key given
   echo            TCP: echoes what it reads until EOF, then closes
@@ -66,13 +67,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-def serve_http(bind, directory, cert=None, key=None):
+def serve_http(bind, directory, cert=None, key=None, port=0):
     class Server(http.server.ThreadingHTTPServer):
         address_family = family_of(bind)
         daemon_threads = True
 
     handler = lambda *a, **k: Handler(*a, directory=directory, **k)
-    server = Server((bind, 0), handler)
+    server = Server((bind, port), handler)
     if cert:
         import ssl
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -165,6 +166,8 @@ def main():
         sys.exit("net_servers.py: tests listen on loopback only")
     if mode == "http":
         serve_http(bind, sys.argv[3])
+    elif mode == "http80":
+        serve_http(bind, sys.argv[3], port=80)
     elif mode == "https":
         serve_http(bind, sys.argv[3], sys.argv[4], sys.argv[5])
     elif mode in ("echo", "hold"):

@@ -456,6 +456,35 @@ TEST_F(VmNetworkPython, InterceptedHttpsVerifiesTheServerAndTheGuestTrustsTheSan
   run_moat({"rm", "-f", id});
 }
 
+// --secret NAME@HOST:http: plain HTTP to port 80 of the host gets the
+// value; a secret without :http may not cross plain HTTP at all.
+TEST_F(VmNetworkPython, AnHttpSecretReachesItsHostOverPlainHttpOnly) {
+  HostServer web("http80", "127.0.0.1", {served_dir()});
+  ASSERT_EQ(web.port(), 80);
+  auto created = run_moat({"create", "--add-host", "plain.example.test:host-gateway", "--allow", "@host:80",
+                           "--secret", "PLAIN_KEY@plain.example.test:http", "--secret", "TLS_KEY@plain.example.test",
+                           python_},
+                          "", {"PLAIN_KEY=plain-REAL-42", "TLS_KEY=tls-REAL-43"});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  auto o = run_moat({"exec", id, "--", "python3", "-c",
+                     "import os, urllib.request\n"
+                     "def get(var):\n"
+                     "    r = urllib.request.Request('http://plain.example.test/small',\n"
+                     "                               headers={'Authorization': 'Bearer ' + os.environ[var]})\n"
+                     "    try: return urllib.request.urlopen(r, timeout=30).read().decode().strip()\n"
+                     "    except Exception as e: return 'refused'\n"
+                     "print(get('PLAIN_KEY'))\n"
+                     "print(get('TLS_KEY'))\n"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hello from the host\nrefused\n");
+  EXPECT_NE(web.seen().find("auth Bearer plain-REAL-42\n"), std::string::npos) << web.seen();
+  EXPECT_EQ(web.seen().find("REAL-43"), std::string::npos) << web.seen();
+  EXPECT_EQ(web.seen().find("moat-secret-"), std::string::npos) << "the TLS-only placeholder never left: " << web.seen();
+  run_moat({"rm", "-f", id});
+}
+
 // --tls-bypass: a pinning client talks to the server itself and sees its own
 // certificate, on the same address and port as intercepted names.
 TEST_F(VmNetworkPython, ABypassedNameSeesTheServersOwnCertificate) {
