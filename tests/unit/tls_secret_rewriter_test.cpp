@@ -95,6 +95,11 @@ TEST(TlsSecretRewriter, APlaceholderForAnotherHostIsAViolationWherever) {
                 "secret API_KEY is not bound to " + host + ", and its placeholder was in the request");
     }
   }
+  // The SNI decides, not the Host header the guest writes.
+  auto spoofed = run(s, "evil.test", "GET / HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: " + kKeyHolder +
+                                         "\r\n\r\n");
+  ASSERT_FALSE(spoofed.ok());
+  EXPECT_EQ(spoofed.error().code, EACCES);
   // Without any placeholder, another host's traffic passes untouched, HTTP or not.
   auto clean = run(s, "evil.test", "\x16\x03\x01 anything at all");
   ASSERT_TRUE(clean.ok());
