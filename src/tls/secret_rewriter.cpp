@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <optional>
 
 namespace moat::tls {
@@ -213,6 +214,13 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
     state_ = State::kHeldBody;
     return ok_status();
   }
+  if (!tunnel && chunked && body_secrets) {
+    held_head_ = std::move(rebuilt);
+    held_body_.clear();
+    holding_chunks_ = true;
+    state_ = State::kChunkSize;
+    return ok_status();
+  }
   out += rebuilt;
   if (tunnel) {
     state_ = State::kTunnel;
@@ -238,6 +246,34 @@ void SecretRewriter::release_held(std::string& out) {
   if (held_total_) *held_total_ -= reserved_;
   reserved_ = 0;
   state_ = State::kHead;
+}
+
+// Whether `n` more bytes of a chunked body may be held.
+bool SecretRewriter::hold_more(std::size_t n) {
+  if (held_body_.size() + n > kMaxBody) return false;
+  if (held_total_ && *held_total_ + n > kMaxHeldTotal) return false;
+  if (held_total_) *held_total_ += n;
+  reserved_ += n;
+  return true;
+}
+
+// Sends the held head and the held chunked body, substituted, as one chunk.
+void SecretRewriter::flush_held_chunks(std::string& out) {
+  for (const auto* s : bound_)
+    if (s->in_body) substituted_ += replace_all(held_body_, s->placeholder, s->value);
+  out += held_head_;
+  if (!held_body_.empty()) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", held_body_.size());
+    out += size;
+    out += held_body_;
+    out += kCrlf;
+  }
+  held_head_.clear();
+  held_body_.clear();
+  if (held_total_) *held_total_ -= reserved_;
+  reserved_ = 0;
+  holding_chunks_ = false;
 }
 
 Status SecretRewriter::chunk_size_line(std::string_view line) {
@@ -279,6 +315,21 @@ Status SecretRewriter::feed(std::string_view in, std::string& out) {
       case State::kChunkData: {
         std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, in.size()));
         MOAT_TRY(scan(in.substr(0, n)));
+        if (holding_chunks_ && hold_more(n)) {
+          held_body_.append(in.substr(0, n));
+          in.remove_prefix(n);
+          remaining_ -= n;
+          if (remaining_ == 0) state_ = State::kChunkEnd;
+          break;
+        }
+        if (holding_chunks_) {
+          // Too large to hold: what is held goes now, the rest as it comes,
+          // starting with the rest of this chunk.
+          flush_held_chunks(out);
+          char size[32];
+          std::snprintf(size, sizeof size, "%llx\r\n", static_cast<unsigned long long>(remaining_));
+          out += size;
+        }
         out.append(in.substr(0, n));
         in.remove_prefix(n);
         remaining_ -= n;
@@ -320,10 +371,18 @@ Status SecretRewriter::feed(std::string_view in, std::string& out) {
         std::string line = buffer_.substr(0, end);
         buffer_.clear();
         MOAT_TRY(scan(line + "\r\n"));
-        out += line;
-        out += kCrlf;
+        // A held chunked body is framed again when it is sent.
+        bool reframed = holding_chunks_ && (state_ == State::kChunkSize || state_ == State::kChunkEnd);
+        if (!reframed) {
+          out += line;
+          out += kCrlf;
+        }
         if (state_ == State::kChunkSize) {
           MOAT_TRY(chunk_size_line(line));
+          if (reframed && state_ == State::kTrailers) {  // the last chunk
+            flush_held_chunks(out);
+            out += "0\r\n";
+          }
         } else if (state_ == State::kChunkEnd) {
           if (!line.empty()) return unframed("chunk data longer than its size");
           state_ = State::kChunkSize;

@@ -31,9 +31,9 @@ struct SecretBinding {
   // Exact names, or "*.suffix" (the apex and its subdomains), lower case.
   std::vector<std::string> hosts;
   // Also in the request target's query (percent-encoded there), and in
-  // request bodies framed by a Content-Length of at most kMaxBody bytes
-  // (held whole, the length set again). Chunked and larger bodies pass as
-  // they are.
+  // request bodies of at most kMaxBody bytes, held whole: with their
+  // Content-Length set again, or, chunked, sent again as one chunk (the
+  // trailers kept). Of a larger chunked body, its first kMaxBody bytes are.
   bool in_query = false;
   bool in_body = false;
   // Also on plain HTTP to port 80 (`:http`); otherwise only inside TLS the
@@ -84,6 +84,8 @@ class SecretRewriter {
   Status scan(std::string_view data);
   Status chunk_size_line(std::string_view line);
   void release_held(std::string& out);
+  void flush_held_chunks(std::string& out);
+  bool hold_more(std::size_t n);
 
   const std::vector<SecretBinding>& secrets_;
   std::string host_;
@@ -98,6 +100,7 @@ class SecretRewriter {
   std::size_t held_length_at_ = 0, held_length_size_ = 0;
   std::size_t* held_total_ = nullptr;
   std::size_t reserved_ = 0;  // of *held_total_, for the body held now
+  bool holding_chunks_ = false;  // a chunked body held: its chunk lines are not passed on
   std::size_t substituted_ = 0;
 };
 

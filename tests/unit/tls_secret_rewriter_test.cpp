@@ -164,6 +164,36 @@ TEST(TlsSecretRewriter, QueryAndBodyOnlyWhenTheSecretSaysSo) {
   EXPECT_EQ(twice.error().message, "the request cannot be framed safely: two Content-Length headers");
 }
 
+TEST(TlsSecretRewriter, AChunkedBodyIsHeldAndSentAgainAsOneChunk) {
+  std::vector<SecretBinding> s = {{"API_KEY", kKeyHolder, "sk-live-REAL", {"api.example.test"}, false, true}};
+  std::string head = "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string part1 = "{\"k\": \"" + kKeyHolder.substr(0, 20), part2 = kKeyHolder.substr(20) + "\"}";
+  char size1[16], size2[16];
+  std::snprintf(size1, sizeof size1, "%zx", part1.size());
+  std::snprintf(size2, sizeof size2, "%zx;ext=1", part2.size());
+  std::string req = head + size1 + "\r\n" + part1 + "\r\n" + size2 + "\r\n" + part2 + "\r\n0\r\nX-T: 1\r\n\r\n" +
+                    "GET /next HTTP/1.1\r\n\r\n";
+  std::string body = "{\"k\": \"sk-live-REAL\"}";
+  char size[16];
+  std::snprintf(size, sizeof size, "%zx", body.size());
+  std::string want = head + size + "\r\n" + body + "\r\n0\r\nX-T: 1\r\n\r\nGET /next HTTP/1.1\r\n\r\n";
+  for (std::size_t step : {std::size_t{1}, std::size_t{7}, std::size_t{1} << 20}) {
+    auto out = run(s, "api.example.test", req, step);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, want) << "in pieces of " << step;
+  }
+  // Past kMaxBody, the held start goes as one chunk and the rest as it comes.
+  std::string big(SecretRewriter::kMaxBody, 'x');
+  big.replace(0, kKeyHolder.size(), kKeyHolder);
+  std::snprintf(size, sizeof size, "%zx", big.size());
+  std::string large = head + size + "\r\n" + big + "\r\n3\r\nabc\r\n0\r\n\r\n";
+  auto out = run(s, "api.example.test", large, 4096);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  std::string held = "sk-live-REAL" + big.substr(kKeyHolder.size());
+  std::snprintf(size, sizeof size, "%zx", held.size());
+  EXPECT_EQ(*out, head + size + "\r\n" + held + "\r\n3\r\nabc\r\n0\r\n\r\n");
+}
+
 TEST(TlsSecretRewriter, HeldBodiesShareOneBudget) {
   std::vector<SecretBinding> s = {{"API_KEY", kKeyHolder, "v", {"api.example.test"}, false, true}};
   std::size_t held = SecretRewriter::kMaxHeldTotal - 100;
