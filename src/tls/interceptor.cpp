@@ -222,8 +222,7 @@ struct Interceptor::Impl {
         c.hello.server_name = c.c.plain_host;
         c.phase = Phase::kRawRelay;
         c.rewriter = std::make_unique<SecretRewriter>(options.secrets, c.c.plain_host, &held_bodies, true);
-        for (const auto& s : options.secrets)
-          if (s.plain_http && secret_bound_to(s, c.c.plain_host)) c.bound.push_back(&s);
+        bind_secrets(c, true);
         std::lock_guard<std::mutex> lock(mu);
         ++stats.relayed;
         continue;
@@ -362,8 +361,9 @@ struct Interceptor::Impl {
     } else {
       X509_VERIFY_PARAM_set1_ip_asc(param, c.c.address.c_str());
     }
+    bind_secrets(c, false);
     std::string alpn = c.hello.alpn;
-    if (secret_bound_here(c) && offers(alpn, "http/1.1")) alpn = std::string("\x08http/1.1", 9);
+    if (!c.bound.empty() && offers(alpn, "http/1.1")) alpn = std::string("\x08http/1.1", 9);
     if (!alpn.empty())
       SSL_set_alpn_protos(up, reinterpret_cast<const unsigned char*>(alpn.data()), static_cast<unsigned int>(alpn.size()));
     c.phase = Phase::kUpstreamHandshake;
@@ -399,11 +399,12 @@ struct Interceptor::Impl {
     for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     return s;
   }
-  bool secret_bound_here(const Conn& c) const {
+  // The secrets bound to the connection's server (on plain HTTP, only
+  // those that allow it): whose values it may get, and may send back.
+  void bind_secrets(Conn& c, bool plain) {
     std::string host = lower(c.name());
     for (const auto& s : options.secrets)
-      if (secret_bound_to(s, host)) return true;
-    return false;
+      if ((!plain || s.plain_http) && secret_bound_to(s, host)) c.bound.push_back(&s);
   }
   // Whether the ALPN list `wire` (without its length) holds `proto`.
   static bool offers(const std::string& wire, std::string_view proto) {
@@ -421,8 +422,6 @@ struct Interceptor::Impl {
       c.phase = Phase::kRelay;
       if (!options.secrets.empty())
         c.rewriter = std::make_unique<SecretRewriter>(options.secrets, lower(c.name()), &held_bodies);
-      for (const auto& s : options.secrets)
-        if (secret_bound_to(s, lower(c.name()))) c.bound.push_back(&s);
       std::lock_guard<std::mutex> lock(mu);
       ++stats.relayed;
       return;

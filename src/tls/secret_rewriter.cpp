@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <optional>
 
+#include "net/policy.h"
+
 namespace moat::tls {
 namespace {
 
@@ -81,17 +83,9 @@ Error unframed(const std::string& why) { return make_error("the request cannot b
 }  // namespace
 
 bool host_matches(const std::vector<std::string>& patterns, std::string_view host) {
-  for (const auto& h : patterns) {
-    if (h.rfind("*.", 0) == 0) {
-      std::string_view apex = std::string_view(h).substr(2);
-      if (host == apex || (host.size() > apex.size() && host.substr(host.size() - apex.size()) == apex &&
-                           host[host.size() - apex.size() - 1] == '.'))
-        return true;
-    } else if (host == h) {
-      return true;
-    }
-  }
-  return false;
+  return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& h) {
+    return h.rfind("*.", 0) == 0 ? net::name_in_suffix(host, std::string_view(h).substr(2)) : host == h;
+  });
 }
 
 SecretRewriter::~SecretRewriter() {
