@@ -1,6 +1,10 @@
 #include "net/packet.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 #include <cerrno>
 #include <initializer_list>
 #include <string>
@@ -265,6 +269,42 @@ void set_l4_checksum(std::vector<std::uint8_t>& frame, std::size_t l4, std::size
 }
 
 }  // namespace
+
+std::string to_string(const Endpoint& e) {
+  std::string a = e.address.to_string();
+  return (e.address.is_v4() ? a : "[" + a + "]") + ":" + std::to_string(e.port);
+}
+
+socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& out) {
+  std::memset(&out, 0, sizeof out);
+  if (e.address.is_v4()) {
+    auto* s = reinterpret_cast<sockaddr_in*>(&out);
+    s->sin_family = AF_INET;
+    s->sin_port = htons(e.port);
+    std::memcpy(&s->sin_addr, e.address.bytes.data(), 4);
+    return sizeof(sockaddr_in);
+  }
+  auto* s = reinterpret_cast<sockaddr_in6*>(&out);
+  s->sin6_family = AF_INET6;
+  s->sin6_port = htons(e.port);
+  std::memcpy(&s->sin6_addr, e.address.bytes.data(), 16);
+  return sizeof(sockaddr_in6);
+}
+
+std::optional<Endpoint> endpoint_of(const sockaddr_storage& address) {
+  if (address.ss_family == AF_INET) {
+    const auto* s = reinterpret_cast<const sockaddr_in*>(&address);
+    const auto* b = reinterpret_cast<const std::uint8_t*>(&s->sin_addr);
+    return Endpoint{IpAddress::v4(b[0], b[1], b[2], b[3]), ntohs(s->sin_port)};
+  }
+  if (address.ss_family == AF_INET6) {
+    const auto* s = reinterpret_cast<const sockaddr_in6*>(&address);
+    IpAddress a{IpAddress::Family::kV6, {}};
+    std::memcpy(a.bytes.data(), &s->sin6_addr, 16);
+    return Endpoint{a, ntohs(s->sin6_port)};
+  }
+  return std::nullopt;
+}
 
 Result<FrameView> parse_frame(std::span<const std::uint8_t> frame) {
   if (frame.size() < kEthernetHeader) return packet_error("shorter than an Ethernet header");

@@ -8,10 +8,14 @@
 // it cannot account for is an error: the filter drops it.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "net/ip_address.h"
@@ -88,6 +92,14 @@ struct Endpoint {
   IpAddress address;
   std::uint16_t port = 0;
 };
+
+// "93.184.216.34:443", "[::1]:53".
+std::string to_string(const Endpoint& e);
+// `e` as a socket address; its length.
+socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& out);
+// The endpoint an AF_INET or AF_INET6 socket address holds; nullopt for
+// any other family.
+std::optional<Endpoint> endpoint_of(const sockaddr_storage& address);
 
 // A TCP segment in an Ethernet frame with valid IP and TCP checksums (IPv4
 // or IPv6 by the endpoints' family, which must agree). TTL/hop limit 64,

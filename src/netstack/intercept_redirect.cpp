@@ -11,27 +11,6 @@
 namespace moat::netstack {
 namespace {
 
-socklen_t to_sockaddr(const net::IpAddress& a, std::uint16_t port, sockaddr_storage& out) {
-  std::memset(&out, 0, sizeof out);
-  if (a.is_v4()) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&out);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    std::memcpy(&s->sin_addr, a.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* s = reinterpret_cast<sockaddr_in6*>(&out);
-  s->sin6_family = AF_INET6;
-  s->sin6_port = htons(port);
-  std::memcpy(&s->sin6_addr, a.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
-
-std::string endpoint_text(const net::Endpoint& e) {
-  std::string a = e.address.to_string();
-  return (e.address.is_v4() ? a : "[" + a + "]") + ":" + std::to_string(e.port);
-}
-
 int milliseconds_until(InterceptRedirect::Clock::time_point when) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(when - InterceptRedirect::Clock::now()).count();
   return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
@@ -58,9 +37,8 @@ void InterceptRedirect::begin(const std::string& key, const net::Endpoint& guest
   p.remote = remote;
   p.deadline = Clock::now() + kConnectTimeout;
   p.fd_index = static_cast<std::size_t>(-1);  // not in a poll set until the next fill
-  net::IpAddress host = host_side(remote.address);
   sockaddr_storage addr;
-  socklen_t len = to_sockaddr(host, remote.port, addr);
+  socklen_t len = net::to_sockaddr(net::Endpoint{host_side(remote.address), remote.port}, addr);
   p.upstream = UniqueFd(::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!p.upstream) {
     p.step = Step::kFailed;
@@ -97,7 +75,7 @@ void InterceptRedirect::connected(Pending& p) {
   // the gateway of the same family.
   bool v4 = p.guest.address.is_v4();
   sockaddr_storage addr;
-  socklen_t alen = to_sockaddr(*net::IpAddress::parse(v4 ? "127.0.0.1" : "::1"), 0, addr);
+  socklen_t alen = net::to_sockaddr(net::Endpoint{*net::IpAddress::parse(v4 ? "127.0.0.1" : "::1"), 0}, addr);
   p.listener = UniqueFd(::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!p.listener || ::bind(p.listener.get(), reinterpret_cast<sockaddr*>(&addr), alen) != 0 ||
       ::listen(p.listener.get(), 4) != 0 ||
@@ -106,8 +84,7 @@ void InterceptRedirect::connected(Pending& p) {
     p.error = errno;
     return;
   }
-  std::uint16_t port = v4 ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
-                          : ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+  std::uint16_t port = net::endpoint_of(addr)->port;
   p.step = Step::kListening;
   p.deadline = Clock::now() + kAcceptTimeout;
   if (!hooks_.ready(p.key, net::Endpoint{v4 ? gateway4_ : gateway6_, port})) {
@@ -123,12 +100,12 @@ bool InterceptRedirect::accept_one(Pending& p) {
     UniqueFd fd(::accept4(p.listener.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (!fd) return false;  // EAGAIN: wait on
     if (!hooks_.is_stack_socket(peer)) {
-      if (hooks_.log) hooks_.log("tls: a connection to the listener for " + endpoint_text(p.remote) +
+      if (hooks_.log) hooks_.log("tls: a connection to the listener for " + net::to_string(p.remote) +
                                  " did not come from the sandbox's network; closed");
       continue;
     }
     hooks_.hand_over(tls::InterceptedConnection{std::move(fd), std::move(p.upstream), p.remote.address.to_string(),
-                                                endpoint_text(p.guest) + " -> " + endpoint_text(p.remote),
+                                                net::to_string(p.guest) + " -> " + net::to_string(p.remote),
                                                 p.plain_host});
     return true;
   }
@@ -149,7 +126,7 @@ void InterceptRedirect::dispatch(const std::vector<pollfd>& fds) {
       } else if (p.step == Step::kListening) {
         // The SYN is the stack's already: closing the listener makes its
         // connect fail, and the guest gets the stack's reset.
-        if (hooks_.log) hooks_.log("tls: the network never connected to the listener for " + endpoint_text(p.remote));
+        if (hooks_.log) hooks_.log("tls: the network never connected to the listener for " + net::to_string(p.remote));
         done = true;
       }
     }

@@ -17,11 +17,6 @@ constexpr std::uint16_t kDnsPort = 53;
 
 net::IpAddress address(const char* text) { return *net::IpAddress::parse(text); }
 
-std::string endpoint_text(const net::Endpoint& e) {
-  return e.address.is_v4() ? e.address.to_string() + ":" + std::to_string(e.port)
-                           : "[" + e.address.to_string() + "]:" + std::to_string(e.port);
-}
-
 // Sequence space a segment uses: its data, and one each for SYN and FIN.
 std::uint32_t seq_length(const net::FrameView& f) {
   return static_cast<std::uint32_t>(f.payload.size()) + ((f.tcp_flags & net::kTcpSyn) ? 1 : 0) +
@@ -104,7 +99,7 @@ void NetworkFilter::log(const std::string& line) {
 
 void NetworkFilter::refuse(const net::FrameView& f, const std::string& why) {
   net::Endpoint dst{f.dst, f.dst_port};
-  log(std::string("network: denied ") + (f.l4 == net::L4::kTcp ? "tcp " : "udp ") + endpoint_text(dst) + ": " + why);
+  log(std::string("network: denied ") + (f.l4 == net::L4::kTcp ? "tcp " : "udp ") + net::to_string(dst) + ": " + why);
   if (f.l4 == net::L4::kTcp)
     sinks_.to_guest(net::build_reset_reply(f));
   else
@@ -328,7 +323,7 @@ void NetworkFilter::intercept_failed(const std::string& key, int error) {
   forget(it);
   auto view = net::parse_frame(syn);
   if (!view) return;
-  log("network: tcp " + endpoint_text(remote) + ": " + std::strerror(error));
+  log("network: tcp " + net::to_string(remote) + ": " + std::strerror(error));
   sinks_.to_guest(net::build_reset_reply(*view));
 }
 
@@ -351,7 +346,7 @@ bool NetworkFilter::server_name_denied(const net::FrameView& f) {
   net::Verdict v = policy_->decide(flow);
   if (v.allowed) return false;
   ++counters_.denied;
-  log("network: denied tcp " + endpoint_text({f.dst, f.dst_port}) + ": its TLS server name \"" + sni.name +
+  log("network: denied tcp " + net::to_string({f.dst, f.dst_port}) + ": its TLS server name \"" + sni.name +
       "\" is not allowed (" + v.reason + ")");
   return true;
 }
@@ -457,7 +452,7 @@ void NetworkFilter::set_policy(std::shared_ptr<const net::Policy> policy) {
     it = forget(it);
   }
   for (const auto& [s, reason] : closing) {
-    log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + endpoint_text(s.remote) +
+    log(std::string("network: closed ") + (s.tcp ? "tcp " : "udp ") + net::to_string(s.remote) +
         " after the policy changed: " + reason);
     close_flow(s);
   }

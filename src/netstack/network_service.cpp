@@ -198,21 +198,14 @@ struct NetworkService::Impl {
   // Whether `peer` is the local address of one of the stack's sockets: what
   // connects to an interception listener must be the stack itself.
   bool is_stack_socket(const sockaddr_storage& peer) const {
-    if (!round_fds) return false;
+    auto wanted = net::endpoint_of(peer);
+    if (!round_fds || !wanted) return false;
     for (std::size_t i = stack_begin; i < stack_end && i < round_fds->size(); ++i) {
       sockaddr_storage local{};
       socklen_t len = sizeof local;
       if (::getsockname((*round_fds)[i].fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) continue;
-      if (local.ss_family != peer.ss_family) continue;
-      if (peer.ss_family == AF_INET) {
-        auto* a = reinterpret_cast<const sockaddr_in*>(&local);
-        auto* b = reinterpret_cast<const sockaddr_in*>(&peer);
-        if (a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr) return true;
-      } else if (peer.ss_family == AF_INET6) {
-        auto* a = reinterpret_cast<const sockaddr_in6*>(&local);
-        auto* b = reinterpret_cast<const sockaddr_in6*>(&peer);
-        if (a->sin6_port == b->sin6_port && std::memcmp(&a->sin6_addr, &b->sin6_addr, 16) == 0) return true;
-      }
+      auto mine = net::endpoint_of(local);
+      if (mine && mine->address == wanted->address && mine->port == wanted->port) return true;
     }
     return false;
   }

@@ -22,22 +22,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-socklen_t to_sockaddr(const UpstreamResolver& u, sockaddr_storage& out) {
-  out = {};
-  if (u.address.is_v4()) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&out);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(u.port);
-    std::memcpy(&a->sin_addr, u.address.bytes.data(), 4);
-    return sizeof(sockaddr_in);
-  }
-  auto* a = reinterpret_cast<sockaddr_in6*>(&out);
-  a->sin6_family = AF_INET6;
-  a->sin6_port = htons(u.port);
-  std::memcpy(&a->sin6_addr, u.address.bytes.data(), 16);
-  return sizeof(sockaddr_in6);
-}
-
 }  // namespace
 
 std::optional<UpstreamResolver> upstream_from_resolv_conf(std::string_view text) {
@@ -126,7 +110,7 @@ void Resolver::forward(const net::DnsQuery& q, ReplyTag tag) {
 
 Status Resolver::open_upstream() {
   sockaddr_storage sa;
-  socklen_t len = to_sockaddr(*upstream_addr_, sa);
+  socklen_t len = net::to_sockaddr(*upstream_addr_, sa);
   UniqueFd fd(::socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) return errno_error("upstream resolver socket");
   // Connected: the kernel drops datagrams from any other address.

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/packet.h"
 #include "proto/guest_network.h"
 
 namespace moat::netstack {
@@ -133,37 +134,17 @@ void SlirpStack::input(std::span<const std::uint8_t> frame) {
 
 Status SlirpStack::add_forward(const net::IpAddress& host_ip, std::uint16_t host_port, std::uint16_t guest_port,
                                bool udp) {
+  // The guest's end: its own address of the host side's family.
+  net::Endpoint guest_end{*net::IpAddress::parse(host_ip.is_v4() ? proto::kGuestIpv4 : proto::kGuestIpv6), guest_port};
   sockaddr_storage host{}, guest{};
-  socklen_t len = 0;
-  int flags = udp ? SLIRP_HOSTFWD_UDP : 0;
-  if (host_ip.is_v4()) {
-    auto* h = reinterpret_cast<sockaddr_in*>(&host);
-    h->sin_family = AF_INET;
-    h->sin_port = htons(host_port);
-    std::memcpy(&h->sin_addr, host_ip.bytes.data(), 4);
-    auto* g = reinterpret_cast<sockaddr_in*>(&guest);
-    g->sin_family = AF_INET;
-    g->sin_port = htons(guest_port);
-    g->sin_addr = v4(proto::kGuestIpv4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* h = reinterpret_cast<sockaddr_in6*>(&host);
-    h->sin6_family = AF_INET6;
-    h->sin6_port = htons(host_port);
-    std::memcpy(&h->sin6_addr, host_ip.bytes.data(), 16);
-    auto* g = reinterpret_cast<sockaddr_in6*>(&guest);
-    g->sin6_family = AF_INET6;
-    g->sin6_port = htons(guest_port);
-    g->sin6_addr = v6(proto::kGuestIpv6);
-    len = sizeof(sockaddr_in6);
-    flags |= SLIRP_HOSTFWD_V6ONLY;
-  }
+  socklen_t len = net::to_sockaddr(net::Endpoint{host_ip, host_port}, host);
+  net::to_sockaddr(guest_end, guest);
+  int flags = (udp ? SLIRP_HOSTFWD_UDP : 0) | (host_ip.is_v4() ? 0 : SLIRP_HOSTFWD_V6ONLY);
   errno = 0;
   if (slirp_add_hostxfwd(slirp_, reinterpret_cast<sockaddr*>(&host), len, reinterpret_cast<sockaddr*>(&guest), len,
                          flags) < 0) {
     int err = errno ? errno : EADDRINUSE;
-    std::string where = host_ip.is_v4() ? host_ip.to_string() : "[" + host_ip.to_string() + "]";
-    return make_error("publish " + where + ":" + std::to_string(host_port) + (udp ? "/udp" : "") + ": " +
+    return make_error("publish " + net::to_string(net::Endpoint{host_ip, host_port}) + (udp ? "/udp" : "") + ": " +
                           std::strerror(err),
                       err);
   }
