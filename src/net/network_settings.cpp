@@ -131,11 +131,11 @@ static Result<TlsInterception> read_tls(const TlsInterception& tls) {
                "at most " + std::to_string(kMaxTlsBypass));
   out.bypass.clear();
   for (const auto& pattern : tls.bypass) {
-    bool suffix = pattern.rfind("*.", 0) == 0;
-    std::string name = normalize_name(suffix ? pattern.substr(2) : pattern);
-    if (!IpAddress::parse(name) && !valid_domain_name(name))
-      return bad("--tls-bypass", pattern, "expected a name (api.example.com) or *.suffix (*.example.com)");
-    out.bypass.push_back(suffix ? "*." + name : name);
+    // An address literal is kept too: a ClientHello may name one.
+    std::string literal = normalize_name(pattern);
+    auto normal = IpAddress::parse(literal) ? std::optional<std::string>(literal) : normalize_host_pattern(pattern);
+    if (!normal) return bad("--tls-bypass", pattern, "expected a name (api.example.com) or *.suffix (*.example.com)");
+    out.bypass.push_back(*normal);
   }
   if (tls.ca_certificate_file.empty() != tls.ca_key_file.empty())
     return bad(tls.ca_key_file.empty() ? "--tls-ca-cert" : "--tls-ca-key",

@@ -190,6 +190,13 @@ bool name_in_suffix(std::string_view name, std::string_view suffix) {
          name[name.size() - suffix.size() - 1] == '.';
 }
 
+std::optional<std::string> normalize_host_pattern(std::string_view text) {
+  bool suffix = text.rfind("*.", 0) == 0;
+  std::string name = normalize_name(suffix ? text.substr(2) : text);
+  if (!valid_domain_name(name)) return std::nullopt;
+  return suffix ? "*." + name : name;
+}
+
 Result<Rule> parse_rule(std::string_view text, bool allow) {
   if (text.size() > kMaxRuleBytes)
     return make_error("bad rule: longer than " + std::to_string(kMaxRuleBytes) + " bytes", EINVAL);

@@ -120,4 +120,9 @@ std::string normalize_name(std::string_view name);
 // Does `name` (normalised) equal `suffix` or end with "." + suffix?
 bool name_in_suffix(std::string_view name, std::string_view suffix);
 
+// A host pattern (--tls-bypass, --secret's hosts) normalised: a domain
+// name, or "*." and one (the apex and its subdomains); nullopt when the
+// name is not a valid domain name.
+std::optional<std::string> normalize_host_pattern(std::string_view text);
+
 }  // namespace moat::net

@@ -90,12 +90,9 @@ Status validate_secrets(const std::vector<Secret>& secrets) {
     if (s.value.find_first_of(std::string("\r\n\0", 3)) != std::string::npos)
       return bad_secret(s, "its value holds a line break or NUL");
     if (s.hosts.empty()) return bad_secret(s, "no host");
-    for (const auto& h : s.hosts) {
-      bool suffix = h.rfind("*.", 0) == 0;
-      std::string name = net::normalize_name(suffix ? h.substr(2) : h);
-      if (!net::valid_domain_name(name))
+    for (const auto& h : s.hosts)
+      if (!net::normalize_host_pattern(h))
         return bad_secret(s, "\"" + h + "\" is not a host name (api.example.com) or *.suffix (*.example.com)");
-    }
   }
   return ok_status();
 }
@@ -109,11 +106,7 @@ Result<PreparedSecrets> prepare_secrets(const std::vector<Secret>& secrets, Secr
     std::string placeholder = "moat-secret-";
     for (unsigned char b : bytes) placeholder += "0123456789abcdef"[b >> 4], placeholder += "0123456789abcdef"[b & 15];
     shim::StoredSecret stored{s.name, placeholder, s.value, {}, s.in_query, s.in_body, s.plain_http};
-    for (const auto& h : s.hosts) {
-      bool suffix = h.rfind("*.", 0) == 0;
-      std::string name = net::normalize_name(suffix ? h.substr(2) : h);
-      stored.hosts.push_back(suffix ? "*." + name : name);
-    }
+    for (const auto& h : s.hosts) stored.hosts.push_back(net::normalize_host_pattern(h).value_or(h));
     out.env.push_back(s.name + "=" + placeholder);
     out.file.secrets.push_back(std::move(stored));
   }
