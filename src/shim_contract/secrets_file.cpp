@@ -1,15 +1,11 @@
 #include "shim_contract/secrets_file.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
 #include "shim_contract/sandbox_layout.h"
 #include "util/read_file.h"
-#include "util/unique_fd.h"
-#include "util/write_all.h"
+#include "util/write_file_atomic.h"
 
 namespace moat::shim {
 namespace {
@@ -30,14 +26,7 @@ Status write_secrets(const std::string& dir, const SecretsFile& file) {
                     {"body", s.in_body},
                     {"http", s.plain_http}});
   Json j = {{"on_violation", file.stop_on_violation ? "block-and-stop" : "block"}, {"secrets", std::move(list)}};
-  std::string path = secrets_path(dir), staging = path + ".new";
-  ::unlink(staging.c_str());
-  UniqueFd fd(::open(staging.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-  if (!fd) return errno_error("create " + staging);
-  MOAT_TRY(write_all(fd.get(), j.dump(), "write " + staging));
-  if (::fsync(fd.get()) != 0) return errno_error("fsync " + staging);
-  if (::rename(staging.c_str(), path.c_str()) != 0) return errno_error("rename " + staging);
-  return ok_status();
+  return write_file_atomic(secrets_path(dir), j.dump(), 0600);
 }
 
 Result<SecretsFile> read_secrets(const std::string& dir) {

@@ -1,7 +1,5 @@
 #include "tls/secret_rewriter.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -9,6 +7,7 @@
 #include <optional>
 
 #include "net/policy.h"
+#include "util/base64.h"
 
 namespace moat::tls {
 namespace {
@@ -37,23 +36,13 @@ std::size_t replace_all(std::string& s, std::string_view from, std::string_view 
   return n;
 }
 
-std::optional<std::string> base64_decode(std::string_view in) {
-  if (in.empty() || in.size() % 4 != 0 || in.size() > SecretRewriter::kMaxHead) return std::nullopt;
-  std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  std::size_t pad = in.back() == '=' ? (in[in.size() - 2] == '=' ? 2 : 1) : 0;
-  out.resize(static_cast<std::size_t>(n) - pad);
-  return out;
-}
-
-std::string base64_encode(std::string_view in) {
-  std::string out((in.size() + 2) / 3 * 4 + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
+// What Basic credentials decode to: nothing when they are empty, longer
+// than a head can be, or not base64.
+std::optional<std::string> basic_decoded(std::string_view in) {
+  if (in.empty() || in.size() > SecretRewriter::kMaxHead) return std::nullopt;
+  auto decoded = base64_decode(in);
+  if (!decoded) return std::nullopt;
+  return std::move(*decoded);
 }
 
 // `value` for a query string: everything but RFC 3986's unreserved
@@ -167,7 +156,7 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
     for (const auto* s : bound_) {
       substituted_ += replace_all(value, s->placeholder, s->value);
       if (iequals(name, "Authorization") && value.size() > 6 && iequals(std::string_view(value).substr(0, 6), "Basic ")) {
-        auto decoded = base64_decode(trim(std::string_view(value).substr(6)));
+        auto decoded = basic_decoded(trim(std::string_view(value).substr(6)));
         if (decoded && decoded->find(s->placeholder) != std::string::npos) {
           substituted_ += replace_all(*decoded, s->placeholder, s->value);
           value = "Basic " + base64_encode(*decoded);
@@ -176,7 +165,7 @@ Status SecretRewriter::on_head(std::string head, std::string& out) {
     }
     // Basic credentials of a secret not bound here are a violation too.
     if (iequals(name, "Authorization") && value.size() > 6 && iequals(std::string_view(value).substr(0, 6), "Basic ")) {
-      if (auto decoded = base64_decode(trim(std::string_view(value).substr(6))))
+      if (auto decoded = basic_decoded(trim(std::string_view(value).substr(6))))
         for (const auto* s : unbound_)
           if (decoded->find(s->placeholder) != std::string::npos) return violation(*s, host_);
     }

@@ -1,6 +1,7 @@
 // An output file written under a temporary name in its final directory and
 // renamed into place only once complete and synced, so no half-written image
-// is ever visible; removed if never committed.
+// (or credential file, write_file_atomic.h) is ever visible; removed if never
+// committed.
 #pragma once
 
 #include <fcntl.h>
@@ -17,15 +18,17 @@ namespace moat::image {
 
 class TempOutput {
  public:
-  static Result<TempOutput> create(const std::string& output) {
+  // `mode` is the file's mode exactly (fchmod, not masked by the umask).
+  // Images are read-only and shared by every sandbox, hence 0644; mkostemp
+  // gives 0600.
+  static Result<TempOutput> create(const std::string& output, mode_t mode = 0644) {
     TempOutput t;
     t.final_ = output;
     t.path_ = output + ".tmp-XXXXXX";
     int fd = ::mkostemp(t.path_.data(), O_CLOEXEC);
     if (fd < 0) return errno_error("creating temporary file for " + output);
     t.fd_.reset(fd);
-    // Images are read-only and shared by every sandbox; mkostemp gives 0600.
-    if (::fchmod(fd, 0644) != 0) return errno_error("chmod " + t.path_);
+    if (::fchmod(fd, mode) != 0) return errno_error("chmod " + t.path_);
     return t;
   }
   TempOutput(TempOutput&&) = default;

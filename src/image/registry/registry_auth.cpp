@@ -1,10 +1,5 @@
 #include "image/registry/registry_auth.h"
 
-#include <fcntl.h>
-#include <openssl/evp.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -12,8 +7,7 @@
 
 #include "image/oci/reference.h"
 #include "util/read_file.h"
-#include "util/unique_fd.h"
-#include "util/write_all.h"
+#include "util/write_file_atomic.h"
 
 namespace moat::image {
 namespace {
@@ -191,17 +185,7 @@ Result<bool> write_auth_entry(const std::string& path, const std::string& regist
     auths[config_keys(registry).front()] = {
         {"auth", base64_encode(credentials->username + ":" + credentials->password)}};
   }
-  std::string body = doc.dump(1, '\t') + "\n";
-  std::string tmp = path + ".tmp-XXXXXX";
-  UniqueFd fd(::mkostemp(tmp.data(), O_CLOEXEC));  // 0600
-  if (!fd) return errno_error("creating a temporary file next to " + path);
-  auto fail = [&](Error e) {
-    ::unlink(tmp.c_str());
-    return e;
-  };
-  if (auto st = write_all(fd.get(), body, "write " + tmp); !st) return fail(st.error());
-  if (::fsync(fd.get()) != 0) return fail(errno_error("fsync " + tmp));
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno_error("rename to " + path));
+  MOAT_TRY(write_file_atomic(path, doc.dump(1, '\t') + "\n", 0600));
   return existed;
 }
 
@@ -220,29 +204,6 @@ Result<std::string> normalize_registry_name(std::string_view text) {
                       EINVAL);
   }
   return ref->registry;
-}
-
-std::string base64_encode(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()),
-                          static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-Result<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return make_error("invalid base64 (length)", EINVAL);
-  std::string out(3 * (text.size() / 4) + 1, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(text.data()),
-                          static_cast<int>(text.size()));
-  if (n < 0) return make_error("invalid base64", EINVAL);
-  // EVP_DecodeBlock counts the padding as zero bytes.
-  std::size_t len = static_cast<std::size_t>(n);
-  for (std::size_t i = text.size(); i > 0 && text[i - 1] == '='; --i) --len;
-  out.resize(len);
-  return out;
 }
 
 }  // namespace moat::image

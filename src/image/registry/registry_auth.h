@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "util/base64.h"
 #include "util/result.h"
 
 namespace moat::image {
@@ -61,7 +62,8 @@ Result<bool> write_auth_entry(const std::string& path, const std::string& regist
 // "https://host/", "docker.io" and Docker Hub's legacy URL all work.
 Result<std::string> normalize_registry_name(std::string_view text);
 
-std::string base64_encode(std::string_view data);
-Result<std::string> base64_decode(std::string_view text);
+// The one base64 of util/base64.h (auth values, Basic credentials).
+using moat::base64_decode;
+using moat::base64_encode;
 
 }  // namespace moat::image
