@@ -70,12 +70,19 @@ inline constexpr std::size_t kMaxNetworkRules = 1024;
 // made to trust, and opens verified TLS of its own to the real server.
 inline constexpr std::size_t kMaxTlsPorts = 64;
 inline constexpr std::size_t kMaxTlsBypass = 1024;
+inline constexpr std::size_t kMaxTlsProxies = 16;
 struct TlsInterception {
   bool enabled = false;                    // --tls-intercept
   std::vector<std::uint16_t> ports{443};   // --tls-ports 443,8443
   // --tls-bypass: connections to a NAME (or any name under *.suffix, the
   // apex included) are left alone (clients that pin certificates).
   std::vector<std::string> bypass;
+  // --tls-proxy HOST:PORT: an HTTP proxy the guest is told to use (its
+  // HTTPS_PROXY). Connections to it must open a tunnel with CONNECT; the
+  // tunnel's target meets the policy, and its TLS is intercepted as a
+  // direct connection's would be. HOST: a name, an IPv4 address, [IPv6],
+  // or host.moat.internal.
+  std::vector<std::string> proxies;
   // --tls-upstream-ca: PEM roots trusted for servers besides the host's.
   std::string upstream_ca_file;
   // --tls-ca-cert/--tls-ca-key: the CA to sign with; empty: the

@@ -58,6 +58,10 @@ void add_network_flags(CLI::App* cmd, NetworkFlags& f, bool policy_only) {
   cmd->add_option("--tls-ports", f.tls_ports, "Ports whose TLS is intercepted, comma-separated (default 443)");
   cmd->add_option("--tls-bypass", f.tls_bypass, "Leave TLS to NAME or *.suffix alone (pinned clients; repeatable)")
       ->allow_extra_args(false);
+  cmd->add_option("--tls-proxy", f.tls_proxies,
+                  "An HTTP proxy the guest uses (HOST:PORT): its CONNECT targets meet the policy and their TLS is "
+                  "intercepted (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--tls-upstream-ca", f.tls_upstream_ca, "PEM roots trusted for servers besides the host's");
   cmd->add_option("--tls-ca-cert", f.tls_ca_cert, "The CA certificate to sign with (default: $MOAT_HOME/tls/ca.crt)");
   cmd->add_option("--tls-ca-key", f.tls_ca_key, "The CA's private key (with --tls-ca-cert)");
@@ -114,17 +118,19 @@ Result<NetworkOptions> network_options_from(const NetworkFlags& f) {
     if (!rate) return rate.error().wrap("--egress-rate");
     o.egress_bytes_per_second = *rate;
   }
-  bool tls_detail = !f.tls_ports.empty() || !f.tls_bypass.empty() || !f.tls_upstream_ca.empty() ||
-                    !f.tls_ca_cert.empty() || !f.tls_ca_key.empty();
+  bool tls_detail = !f.tls_ports.empty() || !f.tls_bypass.empty() || !f.tls_proxies.empty() ||
+                    !f.tls_upstream_ca.empty() || !f.tls_ca_cert.empty() || !f.tls_ca_key.empty();
   if (tls_detail && !f.tls_intercept && !f.secrets_given)
     return make_error(
-        "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept or --secret",
+        "--tls-ports, --tls-bypass, --tls-proxy, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need "
+        "--tls-intercept or --secret",
         EINVAL);
   o.tls.enabled = f.tls_intercept;
   if (!f.tls_ports.empty()) {
     MOAT_ASSIGN_OR_RETURN(o.tls.ports, parse_tls_ports(f.tls_ports));
   }
   o.tls.bypass = f.tls_bypass;
+  o.tls.proxies = f.tls_proxies;
   o.tls.upstream_ca_file = f.tls_upstream_ca;
   o.tls.ca_certificate_file = f.tls_ca_cert;
   o.tls.ca_key_file = f.tls_ca_key;

@@ -5,7 +5,8 @@
 //   --dns IP[:PORT]                       "[IPv6]:PORT" with a port
 //   -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]
 //   --max-connections N, --egress-rate RATE (bytes per second: 10m)
-//   --tls-intercept, --tls-ports LIST, --tls-bypass PATTERN, --tls-upstream-ca FILE,
+//   --tls-intercept, --tls-ports LIST, --tls-bypass PATTERN, --tls-proxy HOST:PORT,
+//   --tls-upstream-ca FILE,
 //   --tls-ca-cert FILE --tls-ca-key FILE  (docs/tls.md)
 // and of `moat network update` (--net, --allow and --deny only).
 #pragma once
@@ -31,6 +32,7 @@ struct NetworkFlags {
   bool tls_intercept = false;
   std::string tls_ports;           // "443,8443"; empty: 443
   std::vector<std::string> tls_bypass;
+  std::vector<std::string> tls_proxies;
   std::string tls_upstream_ca, tls_ca_cert, tls_ca_key;
   bool secrets_given = false;  // --secret turns interception on for its hosts
 };

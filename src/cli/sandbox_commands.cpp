@@ -355,6 +355,7 @@ Json network_json(const NetworkOptions& n) {
                {{"intercept", n.tls.enabled},
                 {"ports", n.tls.ports},
                 {"bypass", n.tls.bypass},
+                {"proxies", n.tls.proxies},
                 {"upstream_ca_file", n.tls.upstream_ca_file},
                 {"ca_certificate_file", n.tls.ca_certificate_file}}}};
 }

@@ -118,7 +118,30 @@ Result<std::vector<PortForward>> read_port_forwards(const std::vector<PublishedP
   return out;
 }
 
-// --tls-*: ports 1 to 65535, bypass patterns that are names.
+std::string ProxyAddress::to_string() const {
+  std::string p = std::to_string(port);
+  return host.find(':') != std::string::npos ? "[" + host + "]:" + p : host + ":" + p;
+}
+
+Result<ProxyAddress> read_proxy_address(std::string_view text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0)
+    return bad("--tls-proxy", text, "expected HOST:PORT (proxy.example:3128, host.moat.internal:3128)");
+  MOAT_ASSIGN_OR_RETURN(auto port, read_port("--tls-proxy", text, text.substr(colon + 1)));
+  std::string_view host = text.substr(0, colon);
+  ProxyAddress out{"", port};
+  bool bracketed = host.front() == '[';
+  if (auto ip = read_address(host); ip && (ip->is_v4() || bracketed)) {
+    out.host = ip->to_string();
+    return out;
+  }
+  out.host = normalize_name(host);
+  if (bracketed || !valid_domain_name(out.host))
+    return bad("--tls-proxy", text, "the host is not a name or an address ([IPv6] in brackets)");
+  return out;
+}
+
+// --tls-*: ports 1 to 65535, bypass patterns that are names, proxies.
 static Result<TlsInterception> read_tls(const TlsInterception& tls) {
   TlsInterception out = tls;
   if (tls.enabled && tls.ports.empty()) return bad("--tls-ports", "", "no port given");
@@ -136,6 +159,14 @@ static Result<TlsInterception> read_tls(const TlsInterception& tls) {
     auto normal = IpAddress::parse(literal) ? std::optional<std::string>(literal) : normalize_host_pattern(pattern);
     if (!normal) return bad("--tls-bypass", pattern, "expected a name (api.example.com) or *.suffix (*.example.com)");
     out.bypass.push_back(*normal);
+  }
+  if (tls.proxies.size() > kMaxTlsProxies)
+    return bad("--tls-proxy", std::to_string(tls.proxies.size()) + " proxies",
+               "at most " + std::to_string(kMaxTlsProxies));
+  out.proxies.clear();
+  for (const auto& proxy : tls.proxies) {
+    MOAT_ASSIGN_OR_RETURN(auto p, read_proxy_address(proxy));
+    out.proxies.push_back(p.to_string());
   }
   if (tls.ca_certificate_file.empty() != tls.ca_key_file.empty())
     return bad(tls.ca_key_file.empty() ? "--tls-ca-cert" : "--tls-ca-key",

@@ -58,6 +58,16 @@ Result<std::uint16_t> read_port(std::string_view flag, std::string_view text, st
 // An address with or without brackets around an IPv6 one.
 std::optional<IpAddress> read_address(std::string_view text);
 
+// --tls-proxy HOST:PORT: the host (a name lower case without a trailing
+// dot, or an address without brackets) and the port.
+struct ProxyAddress {
+  std::string host;
+  std::uint16_t port = 0;
+  // "proxy.example:3128", "[fd00::1]:8080": the normalized form.
+  std::string to_string() const;
+};
+Result<ProxyAddress> read_proxy_address(std::string_view text);
+
 // --dns: IP, IP:PORT, [IPv6] or [IPv6]:PORT (port 53 when none).
 Result<Endpoint> read_dns_server(std::string_view text);
 // --add-host NAME:IP: the addresses NAME resolves to (IPv4, IPv6 with or

@@ -303,6 +303,22 @@ Verdict Policy::decide_name(std::string_view name) const {
   return Verdict{true, -1, std::string("--net ") + to_string(mode_)};
 }
 
+Verdict Policy::decide_tunnel(std::string_view host, std::uint16_t port) const {
+  if (auto address = IpAddress::parse(host)) return decide(Flow{*address, port, Protocol::kTcp, {}});
+  std::string name = normalize_name(host);
+  if (!valid_domain_name(name)) return Verdict{false, -1, "not an address or a domain name"};
+  std::vector<std::string> names{name};
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const Rule& r = rules_[i];
+    if (r.kind != Rule::TargetKind::kDomain && r.kind != Rule::TargetKind::kSuffix) continue;
+    if (r.protocol == Protocol::kUdp || port < r.port_lo || port > r.port_hi) continue;
+    if (!target_matches(r, IpAddress{}, names)) continue;
+    return Verdict{r.allow, static_cast<int>(i), action_of(r) + r.to_string()};
+  }
+  if (mode_ == NetMode::kNone) return Verdict{false, -1, "--net none"};
+  return Verdict{true, -1, std::string("--net ") + to_string(mode_)};
+}
+
 bool Policy::answer_allowed(std::string_view name, const IpAddress& address) const {
   if (is_public(address) && !is_host(address)) return true;
   // Address, prefix and group rules match `address`, domain rules `name`.

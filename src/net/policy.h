@@ -93,6 +93,13 @@ class Policy {
   // port and protocol (a name denied on one port may be used on another);
   // with no such rule, names resolve unless the mode is none.
   Verdict decide_name(std::string_view name) const;
+  // May the guest open a tunnel to HOST:PORT through an HTTP proxy it was
+  // allowed to reach (CONNECT, docs/tls.md)? An address is judged as a
+  // direct TCP connection to it would be. A name is judged by the domain
+  // rules alone, the first that matches it on that port, then the mode
+  // (none refuses): where the proxy takes a name, only the proxy knows.
+  // A host that is neither an address nor a valid name is refused.
+  Verdict decide_tunnel(std::string_view host, std::uint16_t port) const;
   // DNS rebinding: may an answer tie `name` to `address`? A public address
   // always; any other only when a rule allows it explicitly (by address,
   // prefix or group, or a domain rule allowing `name`).

@@ -28,11 +28,12 @@ net::IpAddress InterceptRedirect::host_side(const net::IpAddress& a) const {
 }
 
 void InterceptRedirect::begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote,
-                              std::string plain_host) {
+                              std::string plain_host, bool proxy) {
   pending_.emplace_back();
   Pending& p = pending_.back();
   p.key = key;
   p.plain_host = std::move(plain_host);
+  p.proxy = proxy;
   p.guest = guest;
   p.remote = remote;
   p.deadline = Clock::now() + kConnectTimeout;
@@ -106,7 +107,7 @@ bool InterceptRedirect::accept_one(Pending& p) {
     }
     hooks_.hand_over(tls::InterceptedConnection{std::move(fd), std::move(p.upstream), p.remote.address.to_string(),
                                                 net::to_string(p.guest) + " -> " + net::to_string(p.remote),
-                                                p.plain_host});
+                                                p.plain_host, p.proxy});
     return true;
   }
 }

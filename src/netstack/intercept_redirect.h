@@ -51,9 +51,10 @@ class InterceptRedirect {
   InterceptRedirect(Hooks hooks, net::IpAddress gateway4, net::IpAddress gateway6);
 
   // Starts connecting to `remote` for the connection `key` of `guest`.
-  // `plain_host`: plain HTTP for this host (tls::InterceptedConnection).
+  // `plain_host`: plain HTTP for this host; `proxy`: `remote` is a
+  // declared HTTP proxy (tls::InterceptedConnection).
   void begin(const std::string& key, const net::Endpoint& guest, const net::Endpoint& remote,
-             std::string plain_host = {});
+             std::string plain_host = {}, bool proxy = false);
 
   // Adds what it waits on to `fds` and lowers `timeout_ms` to its next
   // deadline; dispatch() reads the same entries after poll().
@@ -68,6 +69,7 @@ class InterceptRedirect {
     std::string key;
     net::Endpoint guest, remote;
     std::string plain_host;
+    bool proxy = false;
     UniqueFd upstream, listener;
     Step step = Step::kConnecting;
     int error = 0;

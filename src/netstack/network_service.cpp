@@ -58,6 +58,10 @@ struct NetworkService::Impl {
   std::vector<tls::SecretBinding> secrets;  // for the interception decision
   std::unique_ptr<tls::Interceptor> interceptor;
   std::unique_ptr<InterceptRedirect> redirect;
+  std::vector<net::ProxyAddress> proxies;  // --tls-proxy
+  // The policy as the interceptor's thread sees it (tunnel targets).
+  mutable std::mutex policy_mu;
+  std::shared_ptr<const net::Policy> policy;  // under policy_mu
   // The stack's entries in this round's poll set, for is_stack_socket.
   const std::vector<pollfd>* round_fds = nullptr;
   std::size_t stack_begin = 0, stack_end = 0;
@@ -161,7 +165,13 @@ struct NetworkService::Impl {
       p = std::move(next_policy);
       generation = requested;
     }
-    if (p) filter->set_policy(std::move(p));
+    if (p) {
+      {
+        std::lock_guard<std::mutex> lock(policy_mu);
+        policy = p;
+      }
+      filter->set_policy(std::move(p));
+    }
     {
       std::lock_guard<std::mutex> lock(mu);
       done = generation;
@@ -169,9 +179,46 @@ struct NetworkService::Impl {
     applied.notify_all();
   }
 
+  // Whether `remote` is a proxy of --tls-proxy: by address, or by a name
+  // the resolver tied to the address (host.moat.internal among them).
+  bool is_declared_proxy(const net::Endpoint& remote) const {
+    std::vector<std::string> names;
+    bool looked_up = false;
+    for (const auto& p : proxies) {
+      if (p.port != remote.port) continue;
+      if (auto a = net::IpAddress::parse(p.host)) {
+        if (*a == remote.address) return true;
+        continue;
+      }
+      if (!looked_up) {
+        names = resolver->names_for(remote.address);
+        looked_up = true;
+      }
+      if (std::find(names.begin(), names.end(), p.host) != names.end()) return true;
+    }
+    return false;
+  }
+
+  // Why the policy refuses a tunnel to host:port through a declared proxy;
+  // "" when it does not. On the interceptor's thread.
+  std::string tunnel_refusal(const std::string& host, std::uint16_t port) const {
+    std::shared_ptr<const net::Policy> p;
+    {
+      std::lock_guard<std::mutex> lock(policy_mu);
+      p = policy;
+    }
+    if (!p) return "";
+    net::Verdict v = p->decide_tunnel(host, port);
+    return v.allowed ? "" : v.reason;
+  }
+
   // Whether the filter hands this connection to the interceptor.
   bool intercept(const NetworkFilter::InterceptRequest& r) {
     if (!redirect) return false;
+    if (is_declared_proxy(r.remote)) {
+      redirect->begin(r.key, r.guest, r.remote, {}, true);
+      return true;
+    }
     // Plain HTTP to a host a :http secret is bound to.
     if (r.remote.port == kPlainHttpPort) {
       for (const auto& name : resolver->names_for(r.remote.address))
@@ -270,8 +317,15 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
   options.secrets = secrets.bindings;
   options.bypass = settings.bypass;  // normalized by read_network_settings
   options.on_violation = std::move(secrets.on_violation);
+  options.tls_ports = settings.ports;
+  options.intercept_all = settings.enabled;
+  for (const auto& text : settings.proxies) {
+    MOAT_ASSIGN_OR_RETURN(auto proxy, net::read_proxy_address(text));
+    impl.proxies.push_back(std::move(proxy));
+  }
   impl.secrets = std::move(secrets.bindings);
   NetworkService::Impl* raw = &impl;
+  options.tunnel_refusal = [raw](const std::string& host, std::uint16_t port) { return raw->tunnel_refusal(host, port); };
   auto interceptor = tls::Interceptor::start(tls::LeafCache(std::move(*ca), std::move(key)), options,
                                              [raw](const std::string& line) { raw->log(line); });
   if (!interceptor) return interceptor.error().wrap("TLS interception");
@@ -341,6 +395,7 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
                            [raw](const NetworkFilter::InterceptRequest& r) { return raw->intercept(r); }},
       settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
   impl->filter->set_egress_limit(settings.egress_bytes_per_second);
+  impl->policy = settings.policy;
   if (settings.tls.enabled || !secrets.bindings.empty())
     MOAT_TRY(start_interception(*impl, settings.tls, std::move(secrets)));
   impl->thread = std::thread([raw] { raw->run(); });

@@ -118,6 +118,7 @@ Json tls_to_json(const TlsInterception& t) {
   return {{"enabled", t.enabled},
           {"ports", t.ports},
           {"bypass", t.bypass},
+          {"proxies", t.proxies},
           {"upstream_ca_file", t.upstream_ca_file},
           {"ca_certificate_file", t.ca_certificate_file},
           {"ca_key_file", t.ca_key_file}};
@@ -151,6 +152,10 @@ Status read_tls(const Json& j, TlsInterception& out) {
                                          return read_uint(h, "v", f, v);
                                        }));
   MOAT_TRY(read_scalars<std::string>(t, "bypass", "tls.bypass", out.bypass,
+                                     [](const Json& h, const std::string& f, std::string& v) {
+                                       return read_string(h, "v", f, v);
+                                     }));
+  MOAT_TRY(read_scalars<std::string>(t, "proxies", "tls.proxies", out.proxies,
                                      [](const Json& h, const std::string& f, std::string& v) {
                                        return read_string(h, "v", f, v);
                                      }));

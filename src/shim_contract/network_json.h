@@ -11,6 +11,7 @@
 //    "max_connections": 1024,
 //    "egress_bytes_per_second": 0,
 //    "tls": {"enabled": false, "ports": [443], "bypass": ["*.pinned.test"],
+//            "proxies": ["host.moat.internal:3128"],
 //            "upstream_ca_file": "", "ca_certificate_file": "", "ca_key_file": ""}}
 //
 // Reading checks the form only (types and ranges); validate_network() and

@@ -1,7 +1,9 @@
 #include "tls/interceptor.h"
 
+#include "net/ip_address.h"
 #include "net/tls_client_hello.h"
 #include "tls/openssl_errors.h"
+#include "tls/proxy_connect.h"
 
 #include <fcntl.h>
 #include <openssl/err.h>
@@ -13,10 +15,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -40,7 +44,20 @@ using SslPtr = std::unique_ptr<SSL, SslFree>;
 // What OpenSSL said, or that the peer just closed.
 std::string tls_reason() { return tls::openssl_reason("the connection closed"); }
 
-enum class Phase { kPeek, kGuestHello, kUpstreamHandshake, kGuestHandshake, kRelay, kRawRelay };
+enum class Phase {
+  kProxyRequest,  // through a proxy: the guest's CONNECT
+  kProxyAnswer,   // the CONNECT sent on; the proxy's answer
+  kTunnelOpen,    // the answer (2xx) on its way to the guest
+  kPeek,
+  kGuestHello,
+  kUpstreamHandshake,
+  kGuestHandshake,
+  kRelay,
+  kRawRelay
+};
+
+// What reading an HTTP head off a socket came to.
+enum class HeadRead { kWait, kWhole, kTooLong, kClosed, kError };
 
 // A TLS record is at most 2^14 bytes of payload (RFC 8446 5.1) after its
 // 5-byte header: the most the peek waits for.
@@ -91,7 +108,8 @@ struct Interceptor::Impl {
     InterceptedConnection c;
     SslPtr guest_ssl, upstream_ssl;
     Phase phase = Phase::kPeek;
-    Clock::time_point peek_again{};  // the first record is not whole yet
+    Clock::time_point peek_again{};  // the first record (or a proxy head) is not whole yet
+    std::optional<ConnectTarget> tunnel;  // through a proxy: where the guest's CONNECT goes
     Hello hello;
     std::string chosen_alpn;
     Clock::time_point deadline;
@@ -233,6 +251,7 @@ struct Interceptor::Impl {
         fail(c, "setting up TLS: " + tls_reason());
         continue;
       }
+      if (c.c.proxy) c.phase = Phase::kProxyRequest;
       step(c);
     }
   }
@@ -248,12 +267,134 @@ struct Interceptor::Impl {
   // Runs a connection as far as it can go without waiting.
   void step(Conn& c) {
     ERR_clear_error();
-    if (c.phase == Phase::kPeek) peek(c);
+    if (c.phase == Phase::kProxyRequest) proxy_request(c);
+    if (!c.failed && c.phase == Phase::kProxyAnswer) proxy_answer(c);
+    if (!c.failed && c.phase == Phase::kTunnelOpen) tunnel_open(c);
+    if (!c.failed && c.phase == Phase::kPeek) peek(c);
     if (!c.failed && c.phase == Phase::kRawRelay) raw_relay(c);
     if (!c.failed && c.phase == Phase::kGuestHello) guest_hello(c);
     if (!c.failed && c.phase == Phase::kUpstreamHandshake) upstream_handshake(c);
     if (!c.failed && c.phase == Phase::kGuestHandshake) guest_handshake(c);
     if (!c.failed && c.phase == Phase::kRelay) relay(c);
+  }
+
+  // Takes the HTTP head at the start of what `fd` has into `head`, and
+  // nothing after it (the TLS that follows is OpenSSL's to read): it is
+  // peeked at until whole, at most kMaxProxyHead bytes.
+  HeadRead take_head(Conn& c, int fd, std::string& head) {
+    head.assign(kMaxProxyHead + 1, '\0');
+    ssize_t n = ::recv(fd, head.data(), head.size(), MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return HeadRead::kWait;
+    if (n < 0) return HeadRead::kError;
+    if (n == 0) return HeadRead::kClosed;
+    head.resize(static_cast<std::size_t>(n));
+    std::size_t length = http_head_length(head);
+    if (length == 0 || length > kMaxProxyHead) {
+      if (head.size() > kMaxProxyHead || length > kMaxProxyHead) return HeadRead::kTooLong;
+      c.peek_again = Clock::now() + kPeekRetry;  // the rest is on its way
+      return HeadRead::kWait;
+    }
+    head.resize(length);
+    if (::recv(fd, head.data(), length, 0) != static_cast<ssize_t>(length)) return HeadRead::kError;
+    return HeadRead::kWhole;
+  }
+
+  // moat answers the guest's CONNECT itself (`status`, the reason in the
+  // body) and closes; the proxy sees nothing.
+  void refuse_tunnel(Conn& c, int status, const std::string& reason) {
+    note(c, reason);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.tunnels_refused;
+    }
+    c.to_guest = proxy_refusal(status, reason);
+    c.guest_eof = c.upstream_eof = c.upstream_shut = true;
+    ::shutdown(c.c.upstream.get(), SHUT_RDWR);
+    c.phase = Phase::kRawRelay;
+  }
+
+  // The guest's CONNECT: read, judged, and sent on to the proxy.
+  void proxy_request(Conn& c) {
+    std::string head;
+    switch (take_head(c, c.c.guest.get(), head)) {
+      case HeadRead::kWait: return;
+      case HeadRead::kClosed: fail(c, "the guest closed before its CONNECT request was whole"); return;
+      case HeadRead::kError: fail(c, std::string("reading from the guest: ") + std::strerror(errno)); return;
+      case HeadRead::kTooLong: refuse_tunnel(c, 400, "the request head is over 16 KiB"); return;
+      case HeadRead::kWhole: break;
+    }
+    auto target = parse_connect_request(head);
+    if (!target) {
+      refuse_tunnel(c, 400, target.error().message);
+      return;
+    }
+    c.tunnel = *target;
+    if (options.tunnel_refusal) {
+      std::string why = options.tunnel_refusal(target->host, target->port);
+      if (!why.empty()) {
+        refuse_tunnel(c, 403, "the tunnel to " + target->to_string() + " is refused: " + why);
+        return;
+      }
+    }
+    // No secret is bound to a proxy: a placeholder in its CONNECT (a
+    // Proxy-Authorization made of one) is a violation like any other.
+    std::string passed;
+    SecretRewriter check(options.secrets, "the proxy " + c.c.address);
+    if (Status st = check.feed(head, passed); !st) {
+      if (st.error().code == EACCES) {
+        violation(c, st.error().message);
+      } else {
+        refuse_tunnel(c, 400, st.error().message);
+      }
+      return;
+    }
+    c.to_upstream = std::move(head);
+    c.phase = Phase::kProxyAnswer;
+  }
+
+  // The proxy's answer to the CONNECT. Not 2xx: the guest gets it and
+  // what follows until the proxy closes, and nothing more of the guest's
+  // goes to the proxy (a second CONNECT on it would not be judged).
+  void proxy_answer(Conn& c) {
+    if (!raw_push(c, c.c.upstream.get(), c.to_upstream, "proxy") || !c.to_upstream.empty()) return;
+    std::string head;
+    switch (take_head(c, c.c.upstream.get(), head)) {
+      case HeadRead::kWait: return;
+      case HeadRead::kClosed: fail(c, "the proxy closed before answering CONNECT " + c.tunnel->to_string()); return;
+      case HeadRead::kError: fail(c, std::string("reading from the proxy: ") + std::strerror(errno)); return;
+      case HeadRead::kTooLong: fail(c, "the proxy's answer head is over 16 KiB"); return;
+      case HeadRead::kWhole: break;
+    }
+    auto status = parse_proxy_status(head);
+    if (!status) {
+      fail(c, status.error().message);
+      return;
+    }
+    c.to_guest = std::move(head);
+    if (*status / 100 != 2) {
+      note(c, "the proxy answered " + std::to_string(*status) + " to CONNECT " + c.tunnel->to_string());
+      c.guest_eof = true;
+      c.phase = Phase::kRawRelay;
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.tunnels;
+    }
+    c.c.label += " through the proxy to " + c.tunnel->to_string();
+    c.phase = Phase::kTunnelOpen;
+  }
+
+  // The proxy's 2xx on its way to the guest; then the tunnel is a
+  // connection to its target: intercepted like a direct one, or relayed.
+  void tunnel_open(Conn& c) {
+    if (!raw_push(c, c.c.guest.get(), c.to_guest, "guest") || !c.to_guest.empty()) return;
+    const ConnectTarget& t = *c.tunnel;
+    c.c.address = t.host;  // what the certificate must hold when the guest sends no name
+    bool tls_port = std::find(options.tls_ports.begin(), options.tls_ports.end(), t.port) != options.tls_ports.end();
+    bool bound = std::any_of(options.secrets.begin(), options.secrets.end(),
+                             [&](const SecretBinding& s) { return secret_bound_to(s, t.host); });
+    c.phase = tls_port && (options.intercept_all || bound) ? Phase::kPeek : Phase::kRawRelay;
   }
 
   // Looks at the guest's first record without taking it: a server name
@@ -346,20 +487,30 @@ struct Interceptor::Impl {
       fail(c, "the guest's TLS handshake failed: " + tls_reason());
       return;
     }
+    // Through a proxy, the name the guest's TLS asks for must be the one
+    // its CONNECT asked for: the policy judged that one.
+    if (c.tunnel && !c.tunnel->host_is_address && !c.hello.server_name.empty() &&
+        lower(c.hello.server_name) != c.tunnel->host) {
+      fail(c, "the ClientHello names \"" + c.hello.server_name + "\", but the CONNECT was for " +
+                  c.tunnel->to_string());
+      return;
+    }
     c.upstream_ssl.reset(SSL_new(client_ctx.get()));
     SSL* up = c.upstream_ssl.get();
     if (!up || SSL_set_fd(up, c.c.upstream.get()) != 1) {
       fail(c, "setting up TLS: " + tls_reason());
       return;
     }
+    // The certificate must hold the name the guest asked for, or, when it
+    // sent none (or an address), the address or tunnel target.
     X509_VERIFY_PARAM* param = SSL_get0_param(up);
-    bool named = !c.hello.server_name.empty();
-    if (named) {
-      SSL_set_tlsext_host_name(up, c.hello.server_name.c_str());
-      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      X509_VERIFY_PARAM_set1_host(param, c.hello.server_name.c_str(), c.hello.server_name.size());
+    std::string target = c.name();
+    if (net::IpAddress::parse(target)) {
+      X509_VERIFY_PARAM_set1_ip_asc(param, target.c_str());
     } else {
-      X509_VERIFY_PARAM_set1_ip_asc(param, c.c.address.c_str());
+      SSL_set_tlsext_host_name(up, target.c_str());
+      X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      X509_VERIFY_PARAM_set1_host(param, target.c_str(), target.size());
     }
     bind_secrets(c, false);
     std::string alpn = c.hello.alpn;
@@ -490,24 +641,30 @@ struct Interceptor::Impl {
     }
     if (st) return true;
     if (st.error().code == EACCES) {
-      std::string line = "tls: " + c.c.label + " (" + c.name() + "): " + st.error().message + "; connection reset";
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        ++stats.violations;
-      }
-      c.failed = true;
-      // A reset, not a close: neither side may take what was cut short for
-      // a complete exchange.
-      for (int fd : {c.c.guest.get(), c.c.upstream.get()}) {
-        linger hard{1, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-      }
-      if (log) log(line);
-      if (options.on_violation) options.on_violation(line);
+      violation(c, st.error().message);
       return false;
     }
     fail(c, st.error().message);
     return false;
+  }
+
+  // A secret's placeholder where it is not bound: both sides are reset,
+  // and the line (secret and host, never a value) is logged and reported.
+  void violation(Conn& c, const std::string& what) {
+    std::string line = "tls: " + c.c.label + " (" + c.name() + "): " + what + "; connection reset";
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ++stats.violations;
+    }
+    c.failed = true;
+    // A reset, not a close: neither side may take what was cut short for
+    // a complete exchange.
+    for (int fd : {c.c.guest.get(), c.c.upstream.get()}) {
+      linger hard{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    }
+    if (log) log(line);
+    if (options.on_violation) options.on_violation(line);
   }
 
   // Writes what `buf` holds to `to`. False on an error.
@@ -565,10 +722,11 @@ struct Interceptor::Impl {
   short events_for_guest(const Conn& c) const {
     short e = 0;
     bool handshaking = c.phase == Phase::kGuestHello || c.phase == Phase::kGuestHandshake;
-    bool peeking = c.phase == Phase::kPeek && c.peek_again == Clock::time_point{};
+    bool waiting = c.peek_again != Clock::time_point{};
+    bool peeking = (c.phase == Phase::kPeek || c.phase == Phase::kProxyRequest) && !waiting;
     if (handshaking || peeking || (relaying(c) && !c.guest_eof && c.to_upstream.size() < options.max_buffer))
       e |= POLLIN;
-    if (relaying(c) && !c.to_guest.empty()) e |= POLLOUT;
+    if ((relaying(c) || c.phase == Phase::kTunnelOpen) && !c.to_guest.empty()) e |= POLLOUT;
     if (handshaking && SSL_want_write(c.guest_ssl.get())) e |= POLLOUT;
     return e;
   }
@@ -578,6 +736,10 @@ struct Interceptor::Impl {
     if (c.phase == Phase::kUpstreamHandshake) {
       e |= POLLIN;
       if (SSL_want_write(c.upstream_ssl.get())) e |= POLLOUT;
+    }
+    if (c.phase == Phase::kProxyAnswer) {
+      if (!c.to_upstream.empty()) e |= POLLOUT;
+      else if (c.peek_again == Clock::time_point{}) e |= POLLIN;
     }
     if (relaying(c)) {
       if (!c.upstream_eof && c.to_guest.size() < options.max_buffer) e |= POLLIN;
@@ -596,7 +758,7 @@ struct Interceptor::Impl {
       for (auto it = conns.begin(); it != conns.end();) {
         Conn& c = *it;
         if (!finished(c) && !relaying(c) && now >= c.deadline) fail(c, "the TLS handshakes did not finish in time");
-        if (!finished(c) && c.phase == Phase::kPeek && c.peek_again != Clock::time_point{} && now >= c.peek_again) {
+        if (!finished(c) && c.peek_again != Clock::time_point{} && now >= c.peek_again) {
           c.peek_again = {};
           step(c);
         }
@@ -605,7 +767,7 @@ struct Interceptor::Impl {
           continue;
         }
         if (!relaying(c)) {
-          auto until = c.phase == Phase::kPeek && c.peek_again != Clock::time_point{} ? c.peek_again : c.deadline;
+          auto until = c.peek_again != Clock::time_point{} ? c.peek_again : c.deadline;
           auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1;
           if (timeout < 0 || left < timeout) timeout = static_cast<int>(left);
         }

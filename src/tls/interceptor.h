@@ -24,6 +24,14 @@
 //     pick.
 //  4. Bytes are relayed both ways, at most `max_buffer` bytes held per
 //     direction; a close on one side is passed on to the other.
+// Through a declared HTTP proxy (InterceptedConnection::proxy; docs/tls.md
+// "Through a proxy"), two steps come first: the guest's CONNECT request is
+// read (only CONNECT passes), its target judged (`tunnel_refusal`; refused:
+// the guest gets 403 with the reason) and passed to the proxy; the proxy's
+// answer goes back to the guest, and once it is 2xx the tunnel is handled
+// as a direct connection to the target would be (0. to 4. above, the
+// target's name standing in for the address), or relayed as it is when it
+// is not intercepted.
 // A failure before the relay (upstream unreachable by TLS, a certificate
 // that does not verify, a guest that is not speaking TLS) closes both
 // sockets and logs the reason with the connection's label.
@@ -71,6 +79,15 @@ struct InterceptorOptions {
   // names or "*.suffix", lower case) is relayed as it is, TLS and all: the
   // guest sees the server's own certificate (clients that pin).
   std::vector<std::string> bypass;
+  // A tunnel through a declared proxy to HOST:PORT (host lower case, or an
+  // address): "" lets it open, anything else is why the policy refuses it.
+  // Called on the interceptor's thread; unset: every target passes.
+  std::function<std::string(const std::string& host, std::uint16_t port)> tunnel_refusal;
+  // The tunnels that are intercepted: those to one of `tls_ports`, and of
+  // them all (`intercept_all`, --tls-intercept) or those to a host a secret
+  // is bound to. The others are relayed as they are once open.
+  std::vector<std::uint16_t> tls_ports{443};
+  bool intercept_all = true;
   // Called (on the interceptor's thread) after a violation reset a
   // connection, with the log line.
   std::function<void(const std::string&)> on_violation;
@@ -86,6 +103,9 @@ struct InterceptedConnection {
   // Not empty: plain HTTP to this host (a :http secret's), relayed through
   // the secret rewriter without TLS.
   std::string plain_host;
+  // The upstream is an HTTP proxy (--tls-proxy): the guest opens a tunnel
+  // through it with CONNECT before anything else.
+  bool proxy = false;
 };
 
 class Interceptor {
@@ -100,6 +120,8 @@ class Interceptor {
     std::uint64_t violations = 0;         // connections reset for a secret's placeholder
     std::uint64_t substituted = 0;        // placeholders replaced by their values
     std::uint64_t masked = 0;             // values a server sent back, masked
+    std::uint64_t tunnels = 0;            // CONNECTs a proxy opened
+    std::uint64_t tunnels_refused = 0;    // CONNECTs refused before the proxy saw them
     std::size_t open = 0;
   };
 

@@ -26,6 +26,7 @@ Json no_tls() {
   return {{"intercept", false},
           {"ports", {443}},
           {"bypass", Json::array()},
+          {"proxies", Json::array()},
           {"upstream_ca_file", ""},
           {"ca_certificate_file", ""}};
 }
@@ -145,12 +146,13 @@ TEST_F(CliNetwork, TheDefaultsAreShownToo) {
 // their path and the reason.
 TEST_F(CliNetwork, TlsInterceptionSettlesTheCaAndRefusesBadFiles) {
   auto created = moat({"create", "--rootfs-dir", dir_ + "/root", "--accel", "tcg", "--tls-intercept", "--tls-ports",
-                       "443,8443", "--tls-bypass", "Pinned.Test"});
+                       "443,8443", "--tls-bypass", "Pinned.Test", "--tls-proxy", "host.moat.internal:3128"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   std::string id = created.out.substr(0, created.out.find('\n'));
   EXPECT_EQ(inspect(id)["network"]["tls"], (Json{{"intercept", true},
                                                  {"ports", {443, 8443}},
                                                  {"bypass", {"Pinned.Test"}},
+                                                 {"proxies", {"host.moat.internal:3128"}},
                                                  {"upstream_ca_file", ""},
                                                  {"ca_certificate_file", test_home() + "/tls/ca.crt"}}));
   EXPECT_EQ(std::filesystem::status(test_home() + "/tls/ca.key").permissions() & std::filesystem::perms::all,

@@ -107,7 +107,7 @@ TEST(CliNetworkFlags, BadValuesSayWhatIsWrong) {
 TEST(CliNetworkFlags, TlsFlagsReachTheOptionsOnlyWithTlsIntercept) {
   auto o = network_options_from(parse({"--tls-intercept", "--tls-ports", "443,8443", "--tls-bypass", "Pinned.Test.",
                                        "--tls-bypass", "*.bank.test", "--tls-upstream-ca", "/r.pem", "--tls-ca-cert",
-                                       "/ca.crt", "--tls-ca-key", "/ca.key"}));
+                                       "/ca.crt", "--tls-ca-key", "/ca.key", "--tls-proxy", "Proxy.Corp:3128"}));
   ASSERT_TRUE(o.ok()) << o.error().message;
   EXPECT_TRUE(o->tls.enabled);
   EXPECT_EQ(o->tls.ports, (std::vector<std::uint16_t>{443, 8443}));
@@ -115,6 +115,7 @@ TEST(CliNetworkFlags, TlsFlagsReachTheOptionsOnlyWithTlsIntercept) {
   EXPECT_EQ(o->tls.upstream_ca_file, "/r.pem");
   EXPECT_EQ(o->tls.ca_certificate_file, "/ca.crt");
   EXPECT_EQ(o->tls.ca_key_file, "/ca.key");
+  EXPECT_EQ(o->tls.proxies, (std::vector<std::string>{"Proxy.Corp:3128"}));
   auto plain = network_options_from(parse({"--tls-intercept"}));
   ASSERT_TRUE(plain.ok());
   EXPECT_EQ(plain->tls.ports, (std::vector<std::uint16_t>{443}));
@@ -125,8 +126,10 @@ TEST(CliNetworkFlags, TlsFlagsReachTheOptionsOnlyWithTlsIntercept) {
     return r.ok() ? std::string() : r.error().message;
   };
   EXPECT_EQ(error_of({"--tls-ports", "443"}),
-            "--tls-ports, --tls-bypass, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need --tls-intercept or "
-            "--secret");
+            "--tls-ports, --tls-bypass, --tls-proxy, --tls-upstream-ca and --tls-ca-cert/--tls-ca-key need "
+            "--tls-intercept or --secret");
+  EXPECT_EQ(error_of({"--tls-intercept", "--tls-proxy", "proxy.corp"}),
+            "bad --tls-proxy \"proxy.corp\": expected HOST:PORT (proxy.example:3128, host.moat.internal:3128)");
   EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,,80"}),
             "bad --tls-ports \"443,,80\": \"\" is not a port (1 to 65535)");
   EXPECT_EQ(error_of({"--tls-intercept", "--tls-ports", "443,0"}),

@@ -187,6 +187,30 @@ TEST(NetPolicy, NamesResolveUnlessDeniedOutrightOrTheModeIsNone) {
   EXPECT_FALSE(none.decide_name("other.example.com").allowed);
 }
 
+// Tunnels through a declared proxy: an address as a direct connection, a
+// name by the domain rules (on that port, TCP) and then the mode.
+TEST(NetPolicy, TunnelTargetsAreJudgedByAddressOrByTheDomainRules) {
+  Policy p(NetMode::kPublic, {rule("evil.example", false), rule("*.ads.example:443", false),
+                              rule("10.1.0.0/16:443"), rule("dns.example:53/udp", false)});
+  EXPECT_FALSE(p.decide_tunnel("Evil.Example.", 443).allowed);
+  EXPECT_EQ(p.decide_tunnel("evil.example", 443).reason, "--deny evil.example");
+  EXPECT_FALSE(p.decide_tunnel("x.ads.example", 443).allowed);
+  EXPECT_TRUE(p.decide_tunnel("x.ads.example", 8443).allowed);  // denied on 443 only
+  EXPECT_TRUE(p.decide_tunnel("dns.example", 53).allowed);      // a UDP rule says nothing of TCP
+  EXPECT_EQ(p.decide_tunnel("api.example.com", 443).reason, "--net public");
+  EXPECT_TRUE(p.decide_tunnel("10.1.2.3", 443).allowed);
+  EXPECT_FALSE(p.decide_tunnel("10.2.0.1", 443).allowed);  // private, as a direct connection
+  EXPECT_FALSE(p.decide_tunnel("169.254.169.254", 80).allowed);
+  EXPECT_FALSE(p.decide_tunnel("::ffff:127.0.0.1", 443).allowed);
+  EXPECT_TRUE(p.decide_tunnel("93.184.216.34", 443).allowed);
+  EXPECT_EQ(p.decide_tunnel("a b", 443).reason, "not an address or a domain name");
+  EXPECT_FALSE(p.decide_tunnel("", 443).allowed);
+  Policy none(NetMode::kNone, {rule("ok.example.com:443")});
+  EXPECT_TRUE(none.decide_tunnel("ok.example.com", 443).allowed);
+  EXPECT_FALSE(none.decide_tunnel("ok.example.com", 80).allowed);
+  EXPECT_EQ(none.decide_tunnel("other.example.com", 443).reason, "--net none");
+}
+
 TEST(NetPolicy, RebindingToAPrivateAddressNeedsARuleThatAllowsIt) {
   Policy p(NetMode::kPublic, {rule("internal.corp"), rule("10.1.0.0/16:443")}, {ip("10.0.2.2")});
   EXPECT_TRUE(p.answer_allowed("example.com", ip("93.184.216.34")));

@@ -30,6 +30,7 @@ NetworkOptions full_options() {
   o.tls.enabled = true;
   o.tls.ports = {443, 8443};
   o.tls.bypass = {"pinned.test", "*.bank.test"};
+  o.tls.proxies = {"host.moat.internal:3128"};
   o.tls.upstream_ca_file = "/etc/roots.pem";
   o.tls.ca_certificate_file = "/home/u/.moat/tls/ca.crt";
   o.tls.ca_key_file = "/home/u/.moat/tls/ca.key";
@@ -61,6 +62,7 @@ void expect_same(const NetworkOptions& a, const NetworkOptions& b) {
   EXPECT_EQ(a.tls.enabled, b.tls.enabled);
   EXPECT_EQ(a.tls.ports, b.tls.ports);
   EXPECT_EQ(a.tls.bypass, b.tls.bypass);
+  EXPECT_EQ(a.tls.proxies, b.tls.proxies);
   EXPECT_EQ(a.tls.upstream_ca_file, b.tls.upstream_ca_file);
   EXPECT_EQ(a.tls.ca_certificate_file, b.tls.ca_certificate_file);
   EXPECT_EQ(a.tls.ca_key_file, b.tls.ca_key_file);

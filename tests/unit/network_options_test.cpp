@@ -237,5 +237,35 @@ TEST(TlsBypass, PatternsAreNormalized) {
   EXPECT_EQ(s->tls.bypass, (std::vector<std::string>{"pinned.test", "*.bank.test"}));
 }
 
+TEST(TlsProxy, AddressesAreNormalizedAndBadOnesNamed) {
+  NetworkOptions o;
+  o.tls.enabled = true;
+  o.tls.proxies = {"Proxy.Corp.:3128", "host.moat.internal:8080", "10.0.0.1:3128", "[FD00::1]:3128"};
+  auto s = read_network_settings(o);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_EQ(s->tls.proxies, (std::vector<std::string>{"proxy.corp:3128", "host.moat.internal:8080", "10.0.0.1:3128",
+                                                      "[fd00::1]:3128"}));
+  auto error_of = [](const std::string& proxy) {
+    NetworkOptions bad;
+    bad.tls.enabled = true;
+    bad.tls.proxies = {proxy};
+    auto r = read_network_settings(bad);
+    EXPECT_FALSE(r.ok()) << proxy;
+    return r.ok() ? std::string() : r.error().message;
+  };
+  EXPECT_EQ(error_of("proxy.corp"),
+            "bad --tls-proxy \"proxy.corp\": expected HOST:PORT (proxy.example:3128, host.moat.internal:3128)");
+  EXPECT_EQ(error_of("proxy.corp:0"), "bad --tls-proxy \"proxy.corp:0\": port \"0\" is not 1 to 65535");
+  EXPECT_EQ(error_of("fd00::1:3128"),
+            "bad --tls-proxy \"fd00::1:3128\": the host is not a name or an address ([IPv6] in brackets)");
+  EXPECT_EQ(error_of("a b:3128"), "bad --tls-proxy \"a b:3128\": the host is not a name or an address ([IPv6] in brackets)");
+  NetworkOptions many;
+  many.tls.enabled = true;
+  many.tls.proxies.assign(kMaxTlsProxies + 1, "p.test:1");
+  auto r = read_network_settings(many);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "bad --tls-proxy \"17 proxies\": at most 16");
+}
+
 }  // namespace
 }  // namespace moat::net

