@@ -78,6 +78,32 @@ TEST(TlsSecretRewriter, BodiesPassAsTheyAreAndKeepAliveFindsTheNextHead) {
   }
 }
 
+// 10k requests on one keep-alive connection, read 4 KiB at a time: every
+// head is rewritten, and what the rewriter keeps between reads stays the
+// unfinished part of one head (its output is handed on after each read).
+TEST(TlsSecretRewriter, TenThousandRequestsOnOneConnectionAreEachRewritten) {
+  auto s = secrets();
+  SecretRewriter r(s, "api.example.test");
+  const std::string request = "GET /x HTTP/1.1\r\nAuthorization: Bearer " + kKeyHolder + "\r\n\r\n";
+  const std::string expected = "GET /x HTTP/1.1\r\nAuthorization: Bearer sk-live-REAL\r\n\r\n";
+  std::string stream;
+  for (int i = 0; i < 10000; ++i) stream += request;
+  std::string out, all;
+  std::size_t most_held = 0;
+  for (std::size_t at = 0; at < stream.size(); at += 4096) {
+    ASSERT_TRUE(r.feed(std::string_view(stream).substr(at, 4096), out).ok());
+    // Whole requests out, at most one unfinished head kept back.
+    all += out;
+    std::size_t fed = std::min(at + 4096, stream.size());
+    most_held = std::max(most_held, fed - all.size() / expected.size() * request.size());
+    out.clear();
+  }
+  EXPECT_EQ(r.substituted(), 10000u);
+  EXPECT_EQ(all.size(), expected.size() * 10000);
+  EXPECT_EQ(all.substr(all.size() - expected.size()), expected);
+  EXPECT_LT(most_held, request.size());
+}
+
 TEST(TlsSecretRewriter, APlaceholderForAnotherHostIsAViolationWherever) {
   auto s = secrets();
   std::string in_header = "GET / HTTP/1.1\r\nAuthorization: Bearer " + kKeyHolder + "\r\n\r\n";
