@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "jail/privileges.h"
 #include "vm/child_env.h"
 
 namespace moat::shim {
@@ -51,6 +52,15 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, con
     std::size_t count = inherit.size() < 8 ? inherit.size() : 8;
     for (std::size_t i = 0; i < count; ++i) staged[i] = ::fcntl(inherit[i].fd, F_DUPFD_CLOEXEC, kStagingFd);
     for (std::size_t i = 0; i < count; ++i) ::dup2(staged[i], inherit[i].target);  // the copy is not CLOEXEC
+    // The guest runs inside this process: it keeps no privilege (jail/privileges.h).
+    if (int err = jail::drop_privileges_before_exec(); err != 0) {
+      const char* what = "dropping QEMU's privileges failed: ";
+      ssize_t w = ::write(2, what, std::strlen(what));
+      w = ::write(2, std::strerror(err), std::strlen(std::strerror(err)));
+      w = ::write(2, "\n", 1);
+      (void)w;
+      ::_exit(126);
+    }
     ::execvpe(args[0], args.data(), envp.data());
     std::string msg = std::string("exec ") + args[0] + ": " + std::strerror(errno) + "\n";
     ssize_t w = ::write(2, msg.data(), msg.size());

@@ -70,6 +70,8 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_NE(joined.find("tcg,thread=multi,tb-size=16"), std::string::npos);
   EXPECT_NE(joined.find("-smp 2 -m 512"), std::string::npos);
   EXPECT_NE(joined.find("-no-reboot"), std::string::npos);
+  EXPECT_NE(joined.find("-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny "),
+            std::string::npos);
   EXPECT_NE(joined.find("socket,id=agent,fd=3"), std::string::npos);
   // The console goes to the shim, which caps it; never to a file QEMU grows.
   EXPECT_NE(joined.find("-chardev socket,id=console,fd=4 -serial chardev:console"), std::string::npos);

@@ -176,7 +176,10 @@ def serve_proxy(bind):
                     key.data.sendall(data)
                 else:
                     sel.unregister(key.fileobj)
-                    key.data.shutdown(socket.SHUT_WR)
+                    try:
+                        key.data.shutdown(socket.SHUT_WR)
+                    except OSError:
+                        pass  # the other side is gone already
                     open_ends -= 1
 
     class Tunnel(socketserver.StreamRequestHandler):

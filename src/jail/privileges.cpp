@@ -1,0 +1,46 @@
+#include "jail/privileges.h"
+
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace moat::jail {
+namespace {
+
+// Capability numbers the kernel may know (CAP_LAST_CAP grows over time;
+// PR_CAPBSET_DROP says EINVAL past the last one).
+constexpr int kMaxCapability = 63;
+
+bool has_setpcap() {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (::syscall(SYS_capget, &header, data) != 0) return false;
+  return (data[0].effective & (1u << CAP_SETPCAP)) != 0;
+}
+
+}  // namespace
+
+int drop_privileges_before_exec() {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  if (has_setpcap()) {
+    for (int cap = 0; cap <= kMaxCapability; ++cap)
+      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+    // uid 0 would otherwise get every capability back at exec (its files'
+    // implied capability sets), bounded only by the set just emptied.
+    unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                         SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
+    if (::prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return errno;
+  }
+  // Ambient capabilities survive exec; EINVAL: a kernel without them.
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct none[2] = {};
+  if (::syscall(SYS_capset, &header, none) != 0) return errno;
+  return 0;
+}
+
+}  // namespace moat::jail
