@@ -63,6 +63,31 @@ std::string read_line(SSL* ssl) {
   return line;
 }
 
+// A TCP connection to 127.0.0.1:port.
+UniqueFd connect_loopback(std::uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+// A listening TCP socket on 127.0.0.1, on a port the kernel picks.
+int listen_loopback(std::uint16_t& port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_EQ(::listen(fd, 8), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  port = ntohs(a.sin_port);
+  return fd;
+}
+
 // One TLS server on 127.0.0.1 serving one connection at a time: it reads
 // "PUT LEN\n" and LEN bytes, answers "got LEN HASH\n", then sends `download`
 // bytes of the pattern and closes with close_notify.
@@ -74,15 +99,7 @@ class TestServer {
     SSL_CTX_use_certificate(ctx_.get(), cert);
     SSL_CTX_use_PrivateKey(ctx_.get(), key);
     SSL_CTX_set_alpn_select_cb(ctx_.get(), select_alpn, this);
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(listener_, 8);
-    socklen_t len = sizeof a;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_loopback(port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~TestServer() {
@@ -92,15 +109,7 @@ class TestServer {
   }
 
   // A TCP connection to the server: the interceptor's upstream socket.
-  UniqueFd connect() const {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(port_);
-    EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    return fd;
-  }
+  UniqueFd connect() const { return connect_loopback(port_); }
 
   // Close the TCP connection without a close_notify, as many servers do.
   std::atomic<bool> abrupt_close{false};
@@ -170,16 +179,6 @@ class TestServer {
   std::string server_name_;
 };
 
-// A TCP connection to 127.0.0.1:port.
-UniqueFd connect_loopback(std::uint16_t port) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  EXPECT_EQ(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  return fd;
-}
 
 // Reads up to and including a blank line, a byte at a time (nothing after
 // it is taken); what was read when the peer closed first.
@@ -200,15 +199,7 @@ class FakeProxy {
  public:
   explicit FakeProxy(std::uint16_t target_port, std::string answer = "HTTP/1.1 200 Connection established\r\n\r\n")
       : target_port_(target_port), answer_(std::move(answer)) {
-    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::listen(listener_, 8);
-    socklen_t len = sizeof a;
-    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    listener_ = listen_loopback(port_);
     thread_ = std::thread([this] { serve(); });
   }
   ~FakeProxy() {
