@@ -44,7 +44,7 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, con
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    int devnull = ::open("/dev/null", O_RDWR);
+    int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);  // only its copy on 0 stays
     ::dup2(devnull, 0);
     ::dup2(output_fd, 1);
     ::dup2(output_fd, 2);

@@ -2,6 +2,7 @@
 // guest runs inside that process, so it holds no capability, cannot gain
 // one, and every thread is under QEMU's seccomp filter.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -53,6 +54,19 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
     ++threads;
   }
   EXPECT_GE(threads, 2) << "QEMU's main thread and its vCPU thread at least";
+  // Its descriptors: standard ones, its disks, sockets, pipes and its own
+  // event objects; none of the shim's files (its log, lock, exec log).
+  std::string fd_dir = "/proc/" + std::to_string(qemu) + "/fd";
+  for (const auto& fd : dir_entries(fd_dir)) {
+    char target[4096];
+    ssize_t n = ::readlink((fd_dir + "/" + fd).c_str(), target, sizeof target - 1);
+    ASSERT_GT(n, 0) << fd;
+    std::string t(target, static_cast<std::size_t>(n));
+    bool kernel_object = t.rfind("socket:", 0) == 0 || t.rfind("pipe:", 0) == 0 || t.rfind("anon_inode:", 0) == 0;
+    bool disk = t.size() > 5 && (t.ends_with(".ext4") || t.ends_with(".erofs") || t.ends_with(".img"));
+    bool null_stdin = fd == "0" && t == "/dev/null";
+    EXPECT_TRUE(kernel_object || disk || null_stdin) << "QEMU holds fd " << fd << " -> " << t;
+  }
   // The guest still works under all that.
   auto o = run_moat({"exec", id, "--", "echo", "ok"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
