@@ -18,4 +18,12 @@ namespace moat::jail {
 // the process does not have it: it then holds no capability to lose.
 int drop_privileges_before_exec();
 
+// For the shim, first thing: it will hold secrets' values and the guest's
+// memory is shared with it. No core dumps (RLIMIT_CORE 0, inherited by
+// QEMU, whose dump would be the guest's RAM), not dumpable (other processes
+// of the same user cannot ptrace it or read its memory), and no privilege
+// gained by what it execs (no_new_privs). Returns 0 or the errno of the
+// step that failed.
+int seal_process();
+
 }  // namespace moat::jail

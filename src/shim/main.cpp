@@ -5,6 +5,7 @@
 #include <cstring>
 #include <string>
 
+#include "jail/privileges.h"
 #include "shim/shim.h"
 
 int main(int argc, char** argv) {
@@ -16,16 +17,21 @@ int main(int argc, char** argv) {
   int ready_fd = -1;
   for (int i = 2; i + 1 < argc; ++i)
     if (std::strcmp(argv[i], "--ready-fd") == 0) ready_fd = std::atoi(argv[i + 1]);
-  auto cfg = moat::shim::read_shim_config(moat::shim::config_path(dir));
-  if (!cfg) {
-    std::fprintf(stderr, "moat-shim: %s\n", cfg.error().message.c_str());
+  // Says why the shim cannot start: on stderr, and to libmoat on the ready fd.
+  auto fail = [&](const std::string& why) {
+    std::fprintf(stderr, "moat-shim: %s\n", why.c_str());
     if (ready_fd >= 0) {
-      std::string msg = "error: " + cfg.error().message + "\n";
+      std::string msg = "error: " + why + "\n";
       ssize_t w = write(ready_fd, msg.data(), msg.size());
       (void)w;
     }
     return 1;
-  }
+  };
+  // Before anything secret is read (jail/privileges.h).
+  if (int err = moat::jail::seal_process(); err != 0)
+    return fail(std::string("sealing the shim's process: ") + std::strerror(err));
+  auto cfg = moat::shim::read_shim_config(moat::shim::config_path(dir));
+  if (!cfg) return fail(cfg.error().message);
   moat::shim::Shim shim(std::move(*cfg));
   return shim.run(ready_fd);
 }

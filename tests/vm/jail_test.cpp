@@ -47,6 +47,17 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
   for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
     EXPECT_EQ(status_field(status, set), "0000000000000000") << set;
   EXPECT_EQ(status_field(status, "NoNewPrivs"), "1");
+  // Neither QEMU (the guest's RAM) nor the shim (secrets' values) dumps core.
+  for (const std::string& pid : {std::to_string(qemu), shim_pid}) {
+    std::string limits = read_file("/proc/" + pid + "/limits");
+    std::size_t core = limits.find("Max core file size");
+    ASSERT_NE(core, std::string::npos) << limits;
+    std::istringstream line(limits.substr(core + 18));
+    std::string soft, hard;
+    line >> soft >> hard;
+    EXPECT_EQ(soft + " " + hard, "0 0") << "pid " << pid;
+  }
+  EXPECT_EQ(status_field(read_file("/proc/" + shim_pid + "/status"), "NoNewPrivs"), "1") << "the shim";
   int threads = 0;
   for (const auto& task : dir_entries("/proc/" + std::to_string(qemu) + "/task")) {
     std::string s = read_file("/proc/" + std::to_string(qemu) + "/task/" + task + "/status");
