@@ -41,6 +41,18 @@ RuntimeReport check_runtime() {
     r.checks.push_back(check(what, found));
     if (found) r.checks.back().detail = size_of(*found);
   }
+  // QEMU's confinement (docs/security.md): its filter needs a QEMU built
+  // with seccomp; the capabilities are dropped by the shim in any case.
+  RuntimeCheck jail{"jail", false, true, "", ""};
+  if (qemu) {
+    std::string refusal = vm::qemu_sandbox_refusal(*qemu);
+    jail.ok = refusal.empty();
+    jail.value = jail.ok ? "QEMU runs with no capability, under its own seccomp filter (-sandbox)"
+                         : "this QEMU cannot filter its system calls (-sandbox): " + refusal;
+  } else {
+    jail.value = "no QEMU to check";
+  }
+  r.checks.push_back(jail);
   r.checks.push_back(check("shim", vm::find_shim()));
   r.checks.push_back(check("default rootfs", vm::find_default_rootfs(), /*required=*/false));
   r.checks.push_back(check("state dir", store::moat_home()));

@@ -70,11 +70,8 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
     add({"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(spec.memory_mib) + "M,share=on"});
   }
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
-  // QEMU's own seccomp filter on all its threads, once it has set up: no
-  // obsolete system calls, no privilege changes, no new processes, no
-  // scheduler or affinity changes. What the guest could reach through a
-  // QEMU bug is smaller by that much (docs/security.md).
-  add({"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"});
+  // What the guest could reach through a QEMU bug is smaller by that much.
+  add({"-sandbox", kQemuSandboxOptions});
   add({"-kernel", spec.kernel, "-initrd", spec.initrd, "-append", kernel_command_line(spec)});
   // Serial console to the shim (quiet keeps it small). Not a file chardev:
   // the guest could fill the host's disk through it.

@@ -64,6 +64,12 @@ inline constexpr std::size_t kMaxKernelCommandLine = 2047;
 
 std::vector<std::string> build_qemu_command(const VmSpec& spec);
 
+// QEMU's own seccomp filter on all its threads once it has set up
+// (docs/security.md): no obsolete system calls, no privilege changes, no
+// new processes, no scheduler or affinity changes.
+inline constexpr char kQemuSandboxOptions[] =
+    "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
 // The kernel command line the guest gets (also used by tests).
 std::string kernel_command_line(const VmSpec& spec);
 

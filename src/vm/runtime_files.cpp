@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "util/runtime_settings.h"
+#include "vm/qemu_command.h"
 
 namespace moat::vm {
 namespace {
@@ -105,6 +106,21 @@ std::string qemu_version(const std::string& qemu) {
   ::pclose(f);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out;
+}
+
+std::string qemu_sandbox_refusal(const std::string& qemu) {
+  // Options are read in order: -sandbox is checked (and refused by a QEMU
+  // without seccomp) before -version ends the run.
+  std::string cmd = "'" + qemu + "' -sandbox " + kQemuSandboxOptions + " -version 2>&1";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return "cannot run " + qemu;
+  std::string out;
+  char chunk[256];
+  while (out.size() < 4096 && std::fgets(chunk, sizeof chunk, f)) out += chunk;
+  int status = ::pclose(f);
+  if (status == 0) return "";
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.empty() ? "QEMU refused -sandbox " + std::string(kQemuSandboxOptions) : out;
 }
 
 }  // namespace moat::vm

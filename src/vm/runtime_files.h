@@ -22,4 +22,9 @@ Result<std::string> find_default_rootfs();  // $MOAT_DEFAULT_ROOTFS, else share/
 // First line of `qemu --version`, for doctor.
 std::string qemu_version(const std::string& qemu);
 
+// Whether `qemu` takes moat's -sandbox options (a QEMU built without
+// seccomp does not, and could not start a sandbox): "" if it does, else
+// what QEMU said.
+std::string qemu_sandbox_refusal(const std::string& qemu);
+
 }  // namespace moat::vm

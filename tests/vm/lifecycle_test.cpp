@@ -348,6 +348,9 @@ TEST(VmDoctor, ReportsAccelChoiceAndPaths) {
   EXPECT_NE(o.out.find("QEMU emulator version"), std::string::npos);
   EXPECT_NE(o.out.find("kernel"), std::string::npos);
   EXPECT_NE(o.out.find("accelerator"), std::string::npos);
+  EXPECT_NE(o.out.find("\njail           QEMU runs with no capability, under its own seccomp filter (-sandbox)\n"),
+            std::string::npos)
+      << o.out;
   EXPECT_NE(o.out.find("ready"), std::string::npos);
 }
 
