@@ -118,10 +118,7 @@ Result<std::vector<PortForward>> read_port_forwards(const std::vector<PublishedP
   return out;
 }
 
-std::string ProxyAddress::to_string() const {
-  std::string p = std::to_string(port);
-  return host.find(':') != std::string::npos ? "[" + host + "]:" + p : host + ":" + p;
-}
+std::string ProxyAddress::to_string() const { return host_port(host, port); }
 
 Result<ProxyAddress> read_proxy_address(std::string_view text) {
   std::size_t colon = text.rfind(':');
@@ -129,10 +126,11 @@ Result<ProxyAddress> read_proxy_address(std::string_view text) {
     return bad("--tls-proxy", text, "expected HOST:PORT (proxy.example:3128, host.moat.internal:3128)");
   MOAT_ASSIGN_OR_RETURN(auto port, read_port("--tls-proxy", text, text.substr(colon + 1)));
   std::string_view host = text.substr(0, colon);
-  ProxyAddress out{"", port};
+  ProxyAddress out{"", port, std::nullopt};
   bool bracketed = host.front() == '[';
   if (auto ip = read_address(host); ip && (ip->is_v4() || bracketed)) {
     out.host = ip->to_string();
+    out.address = ip;
     return out;
   }
   out.host = normalize_name(host);

@@ -63,6 +63,7 @@ std::optional<IpAddress> read_address(std::string_view text);
 struct ProxyAddress {
   std::string host;
   std::uint16_t port = 0;
+  std::optional<IpAddress> address;  // `host` when it is an address
   // "proxy.example:3128", "[fd00::1]:8080": the normalized form.
   std::string to_string() const;
 };

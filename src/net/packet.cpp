@@ -270,9 +270,11 @@ void set_l4_checksum(std::vector<std::uint8_t>& frame, std::size_t l4, std::size
 
 }  // namespace
 
-std::string to_string(const Endpoint& e) {
-  std::string a = e.address.to_string();
-  return (e.address.is_v4() ? a : "[" + a + "]") + ":" + std::to_string(e.port);
+std::string to_string(const Endpoint& e) { return host_port(e.address.to_string(), e.port); }
+
+std::string host_port(std::string_view host, std::uint16_t port) {
+  std::string h(host);
+  return (h.find(':') == std::string::npos ? h : "[" + h + "]") + ":" + std::to_string(port);
 }
 
 socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& out) {

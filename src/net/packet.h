@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/ip_address.h"
@@ -95,6 +96,9 @@ struct Endpoint {
 
 // "93.184.216.34:443", "[::1]:53".
 std::string to_string(const Endpoint& e);
+// HOST:PORT for a name or an address (brackets around an IPv6 one):
+// "api.example.com:443", "[::1]:53".
+std::string host_port(std::string_view host, std::uint16_t port);
 // `e` as a socket address; its length.
 socklen_t to_sockaddr(const Endpoint& e, sockaddr_storage& out);
 // The endpoint an AF_INET or AF_INET6 socket address holds; nullopt for

@@ -181,19 +181,15 @@ struct NetworkService::Impl {
 
   // Whether `remote` is a proxy of --tls-proxy: by address, or by a name
   // the resolver tied to the address (host.moat.internal among them).
-  bool is_declared_proxy(const net::Endpoint& remote) const {
-    std::vector<std::string> names;
-    bool looked_up = false;
+  template <class Names>
+  bool is_declared_proxy(const net::Endpoint& remote, Names& names_of_remote) const {
     for (const auto& p : proxies) {
       if (p.port != remote.port) continue;
-      if (auto a = net::IpAddress::parse(p.host)) {
-        if (*a == remote.address) return true;
+      if (p.address) {
+        if (*p.address == remote.address) return true;
         continue;
       }
-      if (!looked_up) {
-        names = resolver->names_for(remote.address);
-        looked_up = true;
-      }
+      const auto& names = names_of_remote();
       if (std::find(names.begin(), names.end(), p.host) != names.end()) return true;
     }
     return false;
@@ -215,13 +211,20 @@ struct NetworkService::Impl {
   // Whether the filter hands this connection to the interceptor.
   bool intercept(const NetworkFilter::InterceptRequest& r) {
     if (!redirect) return false;
-    if (is_declared_proxy(r.remote)) {
+    // The names the resolver tied to the address, looked up once, and only
+    // when a decision needs them (every allowed SYN comes through here).
+    std::optional<std::vector<std::string>> names_cache;
+    auto names_of_remote = [&]() -> const std::vector<std::string>& {
+      if (!names_cache) names_cache = resolver->names_for(r.remote.address);
+      return *names_cache;
+    };
+    if (is_declared_proxy(r.remote, names_of_remote)) {
       redirect->begin(r.key, r.guest, r.remote, {}, true);
       return true;
     }
     // Plain HTTP to a host a :http secret is bound to.
     if (r.remote.port == kPlainHttpPort) {
-      for (const auto& name : resolver->names_for(r.remote.address))
+      for (const auto& name : names_of_remote())
         for (const auto& s : secrets)
           if (s.plain_http && tls::secret_bound_to(s, name)) {
             redirect->begin(r.key, r.guest, r.remote, name);
@@ -230,7 +233,7 @@ struct NetworkService::Impl {
     }
     const auto& ports = tls_settings.ports;
     if (std::find(ports.begin(), ports.end(), r.remote.port) == ports.end()) return false;
-    auto names = resolver->names_for(r.remote.address);
+    const auto& names = names_of_remote();
     // Without --tls-intercept, only the hosts a secret is bound to.
     if (!tls_settings.enabled) {
       bool bound = std::any_of(secrets.begin(), secrets.end(), [&](const tls::SecretBinding& s) {

@@ -713,11 +713,8 @@ struct Interceptor::Impl {
     }
   }
 
-  static bool finished(const Conn& c) {
-    bool relaying = c.phase == Phase::kRelay || c.phase == Phase::kRawRelay;
-    return c.failed || (relaying && c.guest_shut && c.upstream_shut);
-  }
   static bool relaying(const Conn& c) { return c.phase == Phase::kRelay || c.phase == Phase::kRawRelay; }
+  static bool finished(const Conn& c) { return c.failed || (relaying(c) && c.guest_shut && c.upstream_shut); }
 
   short events_for_guest(const Conn& c) const {
     short e = 0;

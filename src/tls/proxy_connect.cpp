@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "net/ip_address.h"
+#include "net/packet.h"
 #include "net/policy.h"
 
 namespace moat::tls {
@@ -38,10 +39,7 @@ std::size_t http_head_length(std::string_view bytes) {
   return end == std::string_view::npos ? 0 : end + 4;
 }
 
-std::string ConnectTarget::to_string() const {
-  std::string p = std::to_string(port);
-  return host.find(':') != std::string::npos ? "[" + host + "]:" + p : host + ":" + p;
-}
+std::string ConnectTarget::to_string() const { return net::host_port(host, port); }
 
 Result<ConnectTarget> parse_connect_request(std::string_view head) {
   auto bad = [](const std::string& why) { return make_error("not a CONNECT request: " + why, EINVAL); };

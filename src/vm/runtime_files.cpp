@@ -4,11 +4,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 
 #include "util/runtime_settings.h"
+#include "util/subprocess.h"
 #include "vm/qemu_command.h"
 
 namespace moat::vm {
@@ -98,27 +99,20 @@ Result<std::string> find_default_rootfs() {
 }
 
 std::string qemu_version(const std::string& qemu) {
-  std::string cmd = "'" + qemu + "' --version 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) return "unknown";
-  char line[256] = {};
-  std::string out = std::fgets(line, sizeof(line), f) ? line : "unknown";
-  ::pclose(f);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out;
+  auto run = run_command({qemu, "--version"});
+  if (!run || run->output.empty()) return "unknown";
+  std::string line = run->output.substr(0, std::min(run->output.find('\n'), std::size_t{255}));
+  while (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
 }
 
 std::string qemu_sandbox_refusal(const std::string& qemu) {
   // Options are read in order: -sandbox is checked (and refused by a QEMU
   // without seccomp) before -version ends the run.
-  std::string cmd = "'" + qemu + "' -sandbox " + kQemuSandboxOptions + " -version 2>&1";
-  FILE* f = ::popen(cmd.c_str(), "r");
-  if (!f) return "cannot run " + qemu;
-  std::string out;
-  char chunk[256];
-  while (out.size() < 4096 && std::fgets(chunk, sizeof chunk, f)) out += chunk;
-  int status = ::pclose(f);
-  if (status == 0) return "";
+  auto run = run_command({qemu, "-sandbox", kQemuSandboxOptions, "-version"});
+  if (!run) return "cannot run " + qemu + ": " + run.error().message;
+  if (run->exit_code == 0) return "";
+  std::string out = run->output.substr(0, 4096);
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
   return out.empty() ? "QEMU refused -sandbox " + std::string(kQemuSandboxOptions) : out;
 }
