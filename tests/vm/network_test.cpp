@@ -302,10 +302,11 @@ class VmNetworkPython : public ::testing::Test {
   }
   // A started sandbox of the Python image with `flags`: its id, or "" (the
   // failure recorded) when create or start failed.
-  static std::string start_python(std::vector<std::string> flags) {
+  // `env`: KEY=VALUE entries of the CLI's environment (--secret values).
+  static std::string start_python(std::vector<std::string> flags, const std::vector<std::string>& env = {}) {
     flags.insert(flags.begin(), "create");
     flags.push_back(python_);
-    auto created = run_moat(flags);
+    auto created = run_moat(flags, "", env);
     if (created.exit_code != 0) {
       ADD_FAILURE() << "moat create: " << created.err;
       return "";
@@ -461,13 +462,11 @@ TEST_F(VmNetworkPython, InterceptedHttpsVerifiesTheServerAndTheGuestTrustsTheSan
 TEST_F(VmNetworkPython, AnHttpSecretReachesItsHostOverPlainHttpOnly) {
   HostServer web("http80", "127.0.0.1", {served_dir()});
   ASSERT_EQ(web.port(), 80);
-  auto created = run_moat({"create", "--add-host", "plain.example.test:host-gateway", "--allow", "@host:80",
-                           "--secret", "PLAIN_KEY@plain.example.test:http", "--secret", "TLS_KEY@plain.example.test",
-                           python_},
-                          "", {"PLAIN_KEY=plain-REAL-42", "TLS_KEY=tls-REAL-43"});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--add-host", "plain.example.test:host-gateway", "--allow", "@host:80",
+                                 "--secret", "PLAIN_KEY@plain.example.test:http", "--secret",
+                                 "TLS_KEY@plain.example.test"},
+                                {"PLAIN_KEY=plain-REAL-42", "TLS_KEY=tls-REAL-43"});
+  ASSERT_NE(id, "");
   auto o = run_moat({"exec", id, "--", "python3", "-c",
                      "import os, urllib.request\n"
                      "def get(var):\n"
@@ -525,15 +524,13 @@ TEST_F(VmNetworkPython, ASecretReachesOnlyItsHostAndTheGuestNeverHoldsIt) {
   HostServer api("https", "127.0.0.1", {served_dir(), api_pki.cert, api_pki.key});
   HostServer other("https", "127.0.0.1", {served_dir(), other_pki.cert, other_pki.key});
   const std::string value = "sk-test-REAL-7f3e9a";
-  auto created = run_moat({"create", "--add-host", "api.example.test:host-gateway", "--add-host",
-                           "other.example.test:host-gateway", "--allow", "@host", "--secret",
-                           "API_KEY@api.example.test", "--secret", "TOKEN@*.example.test:query",
-                           "--on-secret-violation", "block-and-stop", "--tls-ports", api.p() + "," + other.p(),
-                           "--tls-upstream-ca", api_pki.ca, python_},
-                          "", {"API_KEY=" + value, "TOKEN=tok-REAL-1&2"});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--add-host", "api.example.test:host-gateway", "--add-host",
+                                 "other.example.test:host-gateway", "--allow", "@host", "--secret",
+                                 "API_KEY@api.example.test", "--secret", "TOKEN@*.example.test:query",
+                                 "--on-secret-violation", "block-and-stop", "--tls-ports", api.p() + "," + other.p(),
+                                 "--tls-upstream-ca", api_pki.ca},
+                                {"API_KEY=" + value, "TOKEN=tok-REAL-1&2"});
+  ASSERT_NE(id, "");
   const std::string get =
       "import os, urllib.request\n"
       "key = os.environ['API_KEY']\n"
@@ -585,13 +582,12 @@ TEST_F(VmNetworkPython, ASecretReachesItsHostThroughADeclaredProxy) {
   HostServer api("https", "127.0.0.1", {served_dir(), pki.cert, pki.key});
   HostServer proxy("proxy", "127.0.0.1");
   const std::string value = "sk-proxy-REAL-4242";
-  auto created = run_moat({"create", "--allow", "host.moat.internal:" + proxy.p(), "--deny", "evil.example.test",
-                           "--secret", "API_KEY@api.example.test", "--tls-proxy", "host.moat.internal:" + proxy.p(),
-                           "--tls-ports", api.p(), "--tls-upstream-ca", pki.ca, python_},
-                          "", {"API_KEY=" + value});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--allow", "host.moat.internal:" + proxy.p(), "--deny", "evil.example.test",
+                                 "--secret", "API_KEY@api.example.test", "--tls-proxy",
+                                 "host.moat.internal:" + proxy.p(),
+                                 "--tls-ports", api.p(), "--tls-upstream-ca", pki.ca},
+                                {"API_KEY=" + value});
+  ASSERT_NE(id, "");
   auto o = run_moat({"exec", id, "--", "python3", "-c",
                      "import os, urllib.request\n"
                      "key = os.environ['API_KEY']\n"
@@ -635,14 +631,12 @@ TEST_F(VmNetworkPython, Http2AndKeepAliveChunkedBodiesPassThroughInterception) {
   HostServer api("https11", "127.0.0.1", {www, api_pki.cert, api_pki.key});
   // Both certificates come from one test CA (test_pki's dir).
   const std::string value = "sk-chunk-REAL-77";
-  auto created = run_moat({"create", "--add-host", "h2.example.test:host-gateway", "--add-host",
-                           "api.example.test:host-gateway", "--allow", "@host", "--tls-intercept", "--tls-ports",
-                           h2.p() + "," + api.p(), "--tls-upstream-ca", api_pki.ca, "--secret",
-                           "API_KEY@api.example.test", python_},
-                          "", {"API_KEY=" + value});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string id = start_python({"--add-host", "h2.example.test:host-gateway", "--add-host",
+                                 "api.example.test:host-gateway", "--allow", "@host", "--tls-intercept", "--tls-ports",
+                                 h2.p() + "," + api.p(), "--tls-upstream-ca", api_pki.ca, "--secret",
+                                 "API_KEY@api.example.test"},
+                                {"API_KEY=" + value});
+  ASSERT_NE(id, "");
   std::string api_url = "https://api.example.test:" + api.p();
   auto o = run_moat({"exec", id, "--", "sh", "-c",
                      "curl -sS --http2 -o /tmp/medium -w '%{http_version}\\n' https://h2.example.test:" + h2.p() +
