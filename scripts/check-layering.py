@@ -37,7 +37,7 @@ ALLOWED = {
     "shim_contract": {"vm", "store", "proto", "util", MOAT},
     "shim": {"shim_contract", "netstack", "net", "tls", "fs", "vhost_user", "vm", "jail", "store", "proto", "util",
              MOAT},
-    "sandbox": {"shim_contract", "net", "tls", "fs", "vm", "image/store", "image/oci", "image/erofs", "store", "tree",
+    "sandbox": {"shim_contract", "net", "tls", "fs", "vm", "jail", "image/store", "image/oci", "image/erofs", "store", "tree",
                 "proto", "util", MOAT},
     "cli": {MOAT},
 }

@@ -33,8 +33,14 @@ if [[ ${1:-} == --inside ]]; then
   # PID 1 of the new namespaces. $2: the work directory, $3: the command.
   work=$2 root=$2/root command=$3
   cache=${XDG_CACHE_HOME:-$HOME/.cache}/moat
+  # The root a mount of its own, as a machine's root is: QEMU's jail
+  # pivots its root, which the kernel allows only from a mount's root.
+  mount --bind "$root" "$root"
   mount -t proc proc "$root/proc"
   mount -t sysfs sysfs "$root/sys"
+  # A machine's cgroups, as a booted Debian has them mounted: each sandbox's
+  # QEMU gets a group of its own there.
+  if mountpoint -q /sys/fs/cgroup; then mount --rbind /sys/fs/cgroup "$root/sys/fs/cgroup"; fi
   mount -t devtmpfs devtmpfs "$root/dev"
   mkdir -p "$root/dev/pts" "$root/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts "$root/dev/pts"

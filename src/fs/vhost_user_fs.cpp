@@ -121,6 +121,14 @@ Result<std::unique_ptr<VhostUserFsDevice>> VhostUserFsDevice::listen(const std::
   return std::unique_ptr<VhostUserFsDevice>(new VhostUserFsDevice(std::move(impl)));
 }
 
+Result<std::unique_ptr<VhostUserFsDevice>> VhostUserFsDevice::adopt(UniqueFd connection, FuseServer& server,
+                                                                    VhostUserFsOptions options) {
+  MOAT_TRY(FsDevice::check_options(options));
+  auto impl = std::make_unique<Impl>(server, options);
+  MOAT_ASSIGN_OR_RETURN(impl->backend, vu::Backend::adopt(std::move(connection), impl->device));
+  return std::unique_ptr<VhostUserFsDevice>(new VhostUserFsDevice(std::move(impl)));
+}
+
 VhostUserFsDevice::VhostUserFsDevice(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 VhostUserFsDevice::~VhostUserFsDevice() = default;
 Status VhostUserFsDevice::run() { return impl_->backend->run(); }

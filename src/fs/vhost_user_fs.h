@@ -21,6 +21,7 @@
 
 #include "fs/fuse_server.h"
 #include "util/result.h"
+#include "util/unique_fd.h"
 
 namespace moat::fs {
 
@@ -35,7 +36,11 @@ class VhostUserFsDevice {
   static Result<std::unique_ptr<VhostUserFsDevice>> listen(const std::string& socket_path,
                                                            FuseServer& server,
                                                            VhostUserFsOptions options = {});
-  // Blocks: accepts one frontend (QEMU), serves it until it disconnects or stop() is called.
+  // Serves a frontend already connected on `connection` (one end of a
+  // socketpair whose other end QEMU inherits). Serving starts with run().
+  static Result<std::unique_ptr<VhostUserFsDevice>> adopt(UniqueFd connection, FuseServer& server,
+                                                          VhostUserFsOptions options = {});
+  // Blocks: accepts one frontend (QEMU) unless adopted, serves it until it disconnects or stop() is called.
   // Returns ok on a clean disconnect/stop, an error (with context) on a protocol violation.
   Status run();
   // Thread-safe, callable from a signal-free context in another thread: makes run() return soon.

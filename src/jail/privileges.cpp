@@ -25,7 +25,7 @@ bool has_setpcap() {
 
 }  // namespace
 
-int drop_privileges_before_exec() {
+int drop_privileges_before_exec(const Identity* identity) {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   if (has_setpcap()) {
     for (int cap = 0; cap <= kMaxCapability; ++cap)
@@ -35,6 +35,15 @@ int drop_privileges_before_exec() {
     unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
                          SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED;
     if (::prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0) return errno;
+  }
+  // Raw system calls: glibc's wrappers would stop every thread to change
+  // them all, and the child of a fork has only this one.
+  if (identity != nullptr) {
+    gid_t extra = identity->extra_group;
+    bool has_extra = extra != static_cast<gid_t>(-1);
+    if (::syscall(SYS_setgroups, has_extra ? 1 : 0, has_extra ? &extra : nullptr) != 0) return errno;
+    if (::syscall(SYS_setresgid, identity->gid, identity->gid, identity->gid) != 0) return errno;
+    if (::syscall(SYS_setresuid, identity->uid, identity->uid, identity->uid) != 0) return errno;
   }
   // Ambient capabilities survive exec; EINVAL: a kernel without them.
   if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return errno;

@@ -9,14 +9,26 @@
 // capabilities at exec, and empty capability sets.
 #pragma once
 
+#include <sys/types.h>
+
 namespace moat::jail {
+
+// Who the process becomes: a uid and gid, and at most one supplementary
+// group (e.g. the group that owns /dev/kvm).
+struct Identity {
+  uid_t uid;
+  gid_t gid;
+  gid_t extra_group = static_cast<gid_t>(-1);  // -1: none
+};
 
 // For the child between fork and exec: only raw system calls, no
 // allocation (async-signal-safe). Returns 0, or the errno of a step that
-// must not fail (no_new_privs, clearing the capability sets). The steps
-// that need CAP_SETPCAP (the bounding set, the securebits) are skipped when
-// the process does not have it: it then holds no capability to lose.
-int drop_privileges_before_exec();
+// must not fail (no_new_privs, the change of identity, clearing the
+// capability sets). The steps that need CAP_SETPCAP (the bounding set, the
+// securebits) are skipped when the process does not have it: it then holds
+// no capability to lose. With `identity`, the process also becomes that
+// user (which needs CAP_SETUID and CAP_SETGID) before its capabilities go.
+int drop_privileges_before_exec(const Identity* identity = nullptr);
 
 // For the shim, first thing: it will hold secrets' values and the guest's
 // memory is shared with it. No core dumps (RLIMIT_CORE 0, inherited by

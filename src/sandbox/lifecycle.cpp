@@ -9,6 +9,7 @@
 #include <chrono>
 #include <thread>
 
+#include "jail/cgroup.h"
 #include "proto/boot_args.h"
 #include "sandbox/agent_connection.h"
 #include "sandbox/file_lock.h"
@@ -93,6 +94,9 @@ bool wait_unlocked(const std::string& path, int timeout_ms) {
 
 Status remove_everything(Manager& m, const SandboxRecord& r) {
   MOAT_TRY(store::remove_tree(m.dir_of(r.info.id)));
+  // QEMU's group, if a killed shim left it (shim/qemu_jail.h names it);
+  // without cgroups there is none to remove.
+  (void)jail::remove_cgroup("moat-" + r.info.id);
   MOAT_TRY(m.db->remove(r.info.id));
   // Last: until the record is gone, the sandbox may still boot the image.
   return release_image(m.home, image_user_of_sandbox(r.info.id));

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "jail/privileges.h"
+#include "jail/root_tree.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
 
@@ -20,12 +22,22 @@ struct InheritedFd {
   int target = -1;
 };
 
+// Where and as whom the child runs (docs/security.md). Empty: the shim's
+// namespaces, root and user, with every capability dropped all the same.
+struct ChildJail {
+  int namespaces = 0;                          // CLONE_NEW* flags (jail/namespaces.h)
+  const jail::PreparedRoot* root = nullptr;    // needs CLONE_NEWNS
+  const jail::Identity* identity = nullptr;
+  std::vector<int> cgroup_procs;  // `cgroup.procs` of each group to join first
+};
+
 class QemuProcess {
  public:
-  // argv[0] is the binary; each of `inherit` is placed at its target in the
-  // child (targets above 2); `output_fd` becomes its stdout and stderr.
+  // argv[0] is the binary, an absolute path as seen inside the jail; each
+  // of `inherit` is placed at its target in the child (targets above 2);
+  // `output_fd` becomes its stdout and stderr.
   static Result<QemuProcess> start(const std::vector<std::string>& argv, const std::vector<InheritedFd>& inherit,
-                                   int output_fd);
+                                   int output_fd, const ChildJail& jail = {});
 
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }
@@ -41,6 +53,10 @@ class QemuProcess {
  private:
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  // Held open for the child's life: it sees the read end hang up if the
+  // shim died before its parent-death signal was armed (in a new PID
+  // namespace it cannot ask for its parent's pid).
+  UniqueFd alive_;
   bool exited_ = false;
   int status_ = 0;
 };

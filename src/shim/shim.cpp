@@ -249,26 +249,56 @@ Status Shim::boot() {
   UniqueFd qemu_end(pair[1]);
   UniqueFd console_qemu_end, output_qemu_end;
   MOAT_TRY(open_outputs(console_qemu_end, output_qemu_end));
-  cfg_.vm.agent_fd = 3;
-  cfg_.vm.console_fd = 4;
-  cfg_.vm.fs_shares.clear();
-  MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, cfg_.dir, cfg_.vm.fs_shares,
+  // QEMU opens nothing by name but its kernel and initramfs: every other
+  // channel is a descriptor it inherits at a fixed number.
+  std::vector<InheritedFd> inherit;
+  auto pass = [&inherit](int fd) {
+    int target = 3 + static_cast<int>(inherit.size());
+    inherit.push_back({fd, target});
+    return target;
+  };
+  cfg_.vm.agent_fd = pass(qemu_end.get());
+  cfg_.vm.console_fd = pass(console_qemu_end.get());
+  std::vector<VolumeServers::QemuEnd> volume_ends;
+  MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, volume_ends,
                                                        [this](const std::string& line) { log(line); }));
+  cfg_.vm.fs_shares.clear();
+  for (const auto& end : volume_ends) cfg_.vm.fs_shares.push_back({end.tag, pass(end.fd.get())});
   UniqueFd net_qemu_end;
   MOAT_TRY(start_network(net_qemu_end));
-  std::vector<InheritedFd> inherit = {{qemu_end.get(), cfg_.vm.agent_fd},
-                                                   {console_qemu_end.get(), cfg_.vm.console_fd}};
-  cfg_.vm.net_fd = -1;
-  if (net_qemu_end) {
-    cfg_.vm.net_fd = 5;
-    inherit.push_back({net_qemu_end.get(), cfg_.vm.net_fd});
+  cfg_.vm.net_fd = net_qemu_end ? pass(net_qemu_end.get()) : -1;
+  std::vector<UniqueFd> disk_fds;
+  auto open_disk = [&](const std::string& path, int flags) -> Result<int> {
+    int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) return errno_error("the sandbox's disk " + path);
+    disk_fds.emplace_back(fd);
+    return pass(fd);
+  };
+  for (auto& disk : cfg_.vm.disks) {
+    MOAT_ASSIGN_OR_RETURN(disk.fd, open_disk(disk.path, disk.read_only ? O_RDONLY : O_RDWR));
+    if (!disk.read_only) {
+      MOAT_ASSIGN_OR_RETURN(disk.read_only_fd, open_disk(disk.path, O_RDONLY));
+    }
+  }
+  MOAT_ASSIGN_OR_RETURN(std::string qemu_binary, resolve_qemu_binary(cfg_.vm.qemu));
+  cfg_.vm.qemu = qemu_binary;
+  cfg_.vm.name = cfg_.dir;
+  MOAT_ASSIGN_OR_RETURN(qemu_jail_, prepare_qemu_jail(cfg_.dir, qemu_binary, cfg_.vm));
+  if (qemu_jail_.cgroup) {
+    log("QEMU's " + jail::describe(qemu_jail_.cgroup->version()) + " group: " + qemu_jail_.cgroup->paths()[0]);
+  } else {
+    log("warning: QEMU runs without a cgroup of its own, so its memory, tasks and CPU are not limited: " +
+        qemu_jail_.cgroup_missing);
+  }
+  if (!cfg_.vm.extra_qemu_args.empty() && ::geteuid() == 0) {
+    log("vm.extra_qemu_args is set: QEMU runs without a user, namespaces and root of its own");
   }
   auto argv = vm::build_qemu_command(cfg_.vm);
   {
     std::ofstream cmd(qemu_cmdline_path(cfg_.dir));
     for (const auto& a : argv) cmd << a << "\n";
   }
-  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get()));
+  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get(), qemu_jail_.child()));
   qemu_ = std::move(q);
   qemu_end.reset();
   net_qemu_end.reset();

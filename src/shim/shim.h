@@ -19,6 +19,7 @@
 #include "netstack/network_service.h"
 #include "shim/event_loop.h"
 #include "shim/output_pump.h"
+#include "shim/qemu_jail.h"
 #include "shim/qemu_process.h"
 #include "shim_contract/shim_config.h"
 #include "shim/shim_log.h"
@@ -127,6 +128,8 @@ class Shim {
   std::string network_event_;
   std::uint64_t network_event_more_ = 0;
   std::optional<Clock::time_point> last_network_event_;
+  // Its uid lease lasts as long as the shim (shim/qemu_jail.h).
+  QemuJail qemu_jail_;
   std::optional<QemuProcess> qemu_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;

@@ -1,6 +1,7 @@
 #include "shim/volume_servers.h"
 
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,8 +37,7 @@ std::size_t open_node_budget() {
 }  // namespace
 
 Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<VolumeShare>& volumes,
-                                                            const std::string& dir,
-                                                            std::vector<vm::FsShareSpec>& shares, Logger log) {
+                                                            std::vector<QemuEnd>& qemu_ends, Logger log) {
   std::unique_ptr<VolumeServers> servers(new VolumeServers());
   // Each volume's share of the descriptors, half for the nodes the guest's
   // kernel remembers and half for the files it holds open.
@@ -45,7 +45,6 @@ Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<Vo
   for (const auto& share : volumes) {
     auto v = std::make_unique<Volume>();
     v->share = share;
-    v->socket_path = volume_socket_path(dir, share.tag);
     fs::DirBackendOptions options;
     options.read_only = share.read_only;
     options.max_open_nodes = std::max<std::size_t>(per_volume / 2, 16);
@@ -55,13 +54,18 @@ Result<std::unique_ptr<VolumeServers>> VolumeServers::start(const std::vector<Vo
     if (!backend) return backend.error().wrap("volume " + share.host_path);
     v->backend = std::move(*backend);
     v->server = std::make_unique<fs::FuseServer>(*v->backend);
-    auto device = fs::VhostUserFsDevice::listen(v->socket_path, *v->server);
+    int pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0)
+      return errno_error("socketpair for volume " + share.host_path);
+    UniqueFd shim_end(pair[0]);
+    UniqueFd qemu_end(pair[1]);
+    auto device = fs::VhostUserFsDevice::adopt(std::move(shim_end), *v->server);
     if (!device) return device.error().wrap("volume " + share.host_path);
     v->device = std::move(*device);
-    shares.push_back({share.tag, v->socket_path});
+    qemu_ends.push_back({share.tag, std::move(qemu_end)});
     servers->volumes_.push_back(std::move(v));
   }
-  // Threads start only once every socket listens, so a failure above leaves
+  // Threads start only once every device is made, so a failure above leaves
   // nothing running.
   for (auto& v : servers->volumes_) {
     Volume* raw = v.get();
@@ -76,7 +80,6 @@ VolumeServers::~VolumeServers() {
   for (auto& v : volumes_) v->device->stop();
   for (auto& v : volumes_) {
     if (v->thread.joinable()) v->thread.join();
-    ::unlink(v->socket_path.c_str());
   }
 }
 

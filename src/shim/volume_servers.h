@@ -1,6 +1,7 @@
 // The shim's filesystem servers: one virtio-fs device per volume, each a
-// FUSE server over the volume's host directory, reached by QEMU on a unix
-// socket in the sandbox directory. They live exactly as long as the VM.
+// FUSE server over the volume's host directory, reached by QEMU on a
+// connected socket it inherits (no path: a jailed QEMU reaches nothing by
+// name). They live exactly as long as the VM.
 #pragma once
 
 #include <functional>
@@ -14,6 +15,7 @@
 #include "fs/vhost_user_fs.h"
 #include "shim_contract/shim_config.h"
 #include "util/result.h"
+#include "util/unique_fd.h"
 #include "vm/qemu_command.h"
 
 namespace moat::shim {
@@ -22,18 +24,23 @@ class VolumeServers {
  public:
   using Logger = std::function<void(const std::string&)>;
 
-  // Opens every volume's directory, listens on its socket and starts serving
-  // in a thread; appends the devices QEMU must attach to `shares`. Call
-  // before QEMU starts: QEMU connects to the sockets at once.
-  static Result<std::unique_ptr<VolumeServers>> start(const std::vector<VolumeShare>& volumes, const std::string& dir,
-                                                      std::vector<vm::FsShareSpec>& shares, Logger log);
+  // QEMU's end of one volume's connection, with the tag the guest mounts.
+  struct QemuEnd {
+    std::string tag;
+    UniqueFd fd;
+  };
+
+  // Opens every volume's directory, connects a socket pair for its device
+  // and starts serving in a thread; appends QEMU's ends to `qemu_ends` (in
+  // the volumes' order), for the shim to pass to QEMU.
+  static Result<std::unique_ptr<VolumeServers>> start(const std::vector<VolumeShare>& volumes,
+                                                      std::vector<QemuEnd>& qemu_ends, Logger log);
   // Stops serving and joins the threads.
   ~VolumeServers();
 
  private:
   struct Volume {
     VolumeShare share;
-    std::string socket_path;
     std::unique_ptr<fs::FsBackend> backend;
     std::unique_ptr<fs::FuseServer> server;
     std::unique_ptr<fs::VhostUserFsDevice> device;

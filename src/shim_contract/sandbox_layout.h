@@ -20,8 +20,9 @@ std::string shim_lock_path(const std::string& dir);
 std::string shim_pid_path(const std::string& dir);
 // Clients connect here while the sandbox runs.
 std::string control_socket_path(const std::string& dir);
-// Where the shim listens for QEMU's vhost-user connection of a volume.
-std::string volume_socket_path(const std::string& dir, const std::string& tag);
+// The empty directory the jail's tmpfs root is mounted on, inside QEMU's
+// own mount namespace (shim/qemu_jail.h); nothing appears in it outside.
+std::string qemu_root_path(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.

@@ -57,6 +57,7 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   auto add = [&](std::initializer_list<std::string> args) {
     for (const auto& a : args) c.push_back(a);
   };
+  if (!spec.name.empty()) add({"-name", qemu_escape(spec.name)});
   std::string machine = "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on";
   if (!spec.fs_shares.empty()) machine += ",memory-backend=mem";
   add({"-M", machine});
@@ -87,14 +88,22 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   for (std::size_t i = 0; i < spec.disks.size(); ++i) {
     const auto& d = spec.disks[i];
     std::string id = "disk" + std::to_string(i);
-    std::string drive = "file=" + qemu_escape(d.path) + ",if=none,id=" + id + ",format=raw";
+    std::string file = qemu_escape(d.path);
+    if (d.fd >= 0) {
+      // Fd set i + 1 (0 is not a valid set id) holds only this disk's descriptor.
+      std::string set = std::to_string(i + 1);
+      add({"-add-fd", "fd=" + std::to_string(d.fd) + ",set=" + set});
+      if (d.read_only_fd >= 0) add({"-add-fd", "fd=" + std::to_string(d.read_only_fd) + ",set=" + set});
+      file = "/dev/fdset/" + set;
+    }
+    std::string drive = "file=" + file + ",if=none,id=" + id + ",format=raw";
     if (d.read_only) drive += ",readonly=on";
     add({"-drive", drive, "-device", "virtio-blk-device,drive=" + id});
   }
   for (std::size_t i = 0; i < spec.fs_shares.size(); ++i) {
     const auto& s = spec.fs_shares[i];
     std::string id = "fs" + std::to_string(i);
-    add({"-chardev", "socket,id=" + id + ",path=" + qemu_escape(s.socket_path), "-device",
+    add({"-chardev", "socket,id=" + id + ",fd=" + std::to_string(s.fd), "-device",
          "vhost-user-fs-device,chardev=" + id + ",tag=" + qemu_escape(s.tag)});
   }
   if (spec.net_fd >= 0) {

@@ -14,17 +14,28 @@ namespace moat::vm {
 struct DiskSpec {
   std::string path;
   bool read_only = false;
+  // At run time: the descriptor number QEMU inherits the opened disk at
+  // (-add-fd); QEMU then opens no path, so a jailed QEMU needs neither the
+  // file in its root nor the right to open it. -1: QEMU opens `path`.
+  int fd = -1;
+  // A writable disk also needs a read-only descriptor of the same file in
+  // its set: QEMU opens it read-only first, and a set hands out only a
+  // descriptor of the access mode asked for.
+  int read_only_fd = -1;
 };
 
-// A vhost-user-fs device: QEMU connects to the backend listening on
-// socket_path (the shim serves it), the guest mounts it by tag.
+// A vhost-user-fs device: its backend (the shim) is on the other end of the
+// connected socket QEMU inherits as `fd`; the guest mounts it by tag.
 struct FsShareSpec {
   std::string tag;
-  std::string socket_path;
+  int fd = -1;
 };
 
 struct VmSpec {
   std::string qemu = "qemu-system-x86_64";
+  // QEMU's -name: the sandbox's directory, so that `ps` says whose QEMU a
+  // process is (its command line names no other file of the sandbox).
+  std::string name;
   std::string kernel;
   std::string initrd;
   Accel accel = Accel::kTcg;

@@ -88,14 +88,15 @@ TEST(VolumeQemuCommand, SharesNeedSharedMemoryAndOneDeviceEach) {
   s.memory_mib = 512;
   std::string plain = join(vm::build_qemu_command(s));
   EXPECT_EQ(plain.find("memory-backend"), std::string::npos);
-  s.fs_shares = {{"vol0", "/d/fs-vol0.sock"}, {"vol1", "/d/a,b.sock"}};
+  s.fs_shares = {{"vol0", 7}, {"a,b", 8}};
   s.mounts = {{GuestMount::Kind::kVirtiofs, "vol0", "/data", false, 0}};
   std::string all = join(vm::build_qemu_command(s));
   EXPECT_NE(all.find("-M microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem "), std::string::npos);
   EXPECT_NE(all.find("-object memory-backend-memfd,id=mem,size=512M,share=on "), std::string::npos);
-  EXPECT_NE(all.find("-chardev socket,id=fs0,path=/d/fs-vol0.sock -device vhost-user-fs-device,chardev=fs0,tag=vol0 "),
+  // Connected sockets QEMU inherits: no path for a jailed QEMU to reach.
+  EXPECT_NE(all.find("-chardev socket,id=fs0,fd=7 -device vhost-user-fs-device,chardev=fs0,tag=vol0 "),
             std::string::npos);
-  EXPECT_NE(all.find("-chardev socket,id=fs1,path=/d/a,,b.sock -device vhost-user-fs-device,chardev=fs1,tag=vol1 "),
+  EXPECT_NE(all.find("-chardev socket,id=fs1,fd=8 -device vhost-user-fs-device,chardev=fs1,tag=a,,b "),
             std::string::npos);
   EXPECT_NE(vm::kernel_command_line(s).find(" moat.mount=virtiofs,vol0,2f64617461,rw,0"), std::string::npos);
 }

@@ -236,6 +236,26 @@ std::vector<pid_t> processes_mentioning(const std::string& needle) {
   return found;
 }
 
+std::string write_fake_qemu(const std::string& name, const std::string& script) {
+  std::string dir = test_home() + "/fake-qemu";
+  ::mkdir(dir.c_str(), 0755);
+  ::chmod(dir.c_str(), 0755);
+  std::string path = dir + "/" + name;
+  std::ofstream(path) << script;
+  ::chmod(path.c_str(), 0755);
+  return path;
+}
+
+pid_t qemu_of(const std::string& sandbox_dir) {
+  for (pid_t pid : processes_mentioning(sandbox_dir)) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string arg0;
+    std::getline(in, arg0, '\0');
+    if (arg0.ends_with("qemu-system-x86_64")) return pid;
+  }
+  return -1;
+}
+
 std::vector<std::string> leftover_sandboxes() { return dir_entries(test_home() + "/sandboxes"); }
 
 std::vector<std::string> dir_entries(const std::string& dir) {

@@ -46,8 +46,15 @@ Running spawn_moat(const std::vector<std::string>& args, const std::vector<std::
 std::string read_until(int fd, const std::string& needle, int timeout_s);
 Outcome finish(Running& r, int timeout_s = 120);
 
-// Processes whose command line mentions `needle` (e.g. a sandbox dir).
+// Processes whose command line mentions `needle` (e.g. a sandbox dir:
+// its shim, and its QEMU, whose -name is that directory).
 std::vector<pid_t> processes_mentioning(const std::string& needle);
+// Writes an executable stand-in for QEMU (for MOAT_QEMU) named `name` in a
+// directory of the test home that QEMU's jail user may enter; returns its
+// path. The jail's root holds that directory, and /usr.
+std::string write_fake_qemu(const std::string& name, const std::string& script);
+// The QEMU of the sandbox in `sandbox_dir`, or -1.
+pid_t qemu_of(const std::string& sandbox_dir);
 // Entries left in the test home's sandboxes/ directory.
 std::vector<std::string> leftover_sandboxes();
 // Names in `dir` (not . and ..); empty if it cannot be read.

@@ -15,11 +15,13 @@
 namespace moat::test {
 namespace {
 
+// The script sits beside its wrapper: a jailed QEMU's root holds its own
+// directory and /usr, not the source tree.
 std::vector<std::string> fake_env() {
-  std::string qemu = test_home() + "/fake-agent-qemu";
-  std::ofstream(qemu) << "#!/bin/sh\nexec python3 " MOAT_VM_TEST_DIR "/fake_agent.py \"$@\"\n";
-  ::chmod(qemu.c_str(), 0755);
-  return {"MOAT_QEMU=" + qemu};
+  std::stringstream agent_source;
+  agent_source << std::ifstream(MOAT_VM_TEST_DIR "/fake_agent.py").rdbuf();
+  std::string agent = write_fake_qemu("fake_agent.py", agent_source.str());
+  return {"MOAT_QEMU=" + write_fake_qemu("fake-agent-qemu", "#!/bin/sh\nexec python3 " + agent + " \"$@\"\n")};
 }
 
 TEST(VmHostileAgent, WronglyTypedFieldsNeitherKillTheShimNorAbortTheCli) {

@@ -2,7 +2,9 @@
 // python3 fixture (tests/fixtures/make-debian-python.sh) and an image
 // derived from it with Env, WorkingDir, User, Entrypoint and Cmd set.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <regex>
@@ -126,10 +128,27 @@ TEST_F(VmImageSandbox, SandboxesOfOneImageShareAReadOnlyRootAndNotTheirWrites) {
   ASSERT_FALSE(erofs.empty()) << img.dump();
   std::string before = file_sha256(erofs);
   for (const auto& id : {a, b}) {
+    // The shim opens the disks and QEMU inherits them: the image's EROFS
+    // must reach QEMU open for reading only, and its drive be read-only.
+    pid_t qemu = qemu_of(test_home() + "/sandboxes/" + id);
+    ASSERT_GT(qemu, 0) << id;
+    int erofs_fds = 0;
+    for (const auto& fd : dir_entries("/proc/" + std::to_string(qemu) + "/fd")) {
+      char target[4096];
+      ssize_t n = ::readlink(("/proc/" + std::to_string(qemu) + "/fd/" + fd).c_str(), target, sizeof target);
+      if (n <= 0 || std::string(target, static_cast<std::size_t>(n)) != erofs) continue;
+      ++erofs_fds;
+      std::ifstream info("/proc/" + std::to_string(qemu) + "/fdinfo/" + fd);
+      std::string key, flags;
+      while (info >> key >> flags && key != "flags:") {
+      }
+      EXPECT_EQ(std::stoul(flags, nullptr, 8) & O_ACCMODE, static_cast<unsigned long>(O_RDONLY)) << id << " fd " << fd;
+    }
+    EXPECT_GE(erofs_fds, 1) << id;  // the inherited one, and QEMU's own copy from its fd set
     std::ifstream cmd(test_home() + "/sandboxes/" + id + "/qemu.cmdline");
     std::string line, drive;
     while (std::getline(cmd, line))
-      if (line.rfind("file=" + erofs + ",", 0) == 0) drive = line;
+      if (line.find(",id=disk0,") != std::string::npos) drive = line;  // the lower disk comes first
     EXPECT_NE(drive.find(",readonly=on"), std::string::npos) << "lower drive of " << id << ": " << drive;
   }
   auto w = run_moat({"exec", "one", "--", "sh", "-c", "echo mine > /etc/only-one && rm /etc/debian_version"});

@@ -1,8 +1,17 @@
 // What a running sandbox's QEMU may do (docs/security.md): under TCG the
-// guest runs inside that process, so it holds no capability, cannot gain
-// one, and every thread is under QEMU's seccomp filter.
+// guest runs inside that process, so it runs as a user of its own, in
+// namespaces of its own, in a read-only root holding only its files; it
+// holds no capability, cannot gain one, and every thread is under QEMU's
+// seccomp filter.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <map>
 
 #include <fstream>
 #include <sstream>
@@ -31,6 +40,152 @@ std::string status_field(const std::string& status, const std::string& name) {
   return "(none)";
 }
 
+std::string link_of(const std::string& path) {
+  char target[4096];
+  ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+  return n > 0 ? std::string(target, static_cast<std::size_t>(n)) : "";
+}
+
+// What QEMU's root must hold, and nothing more: /usr, the host root's
+// entries that lead into it (which differ between machines), dev, and the
+// two files QEMU reads by name.
+std::vector<std::string> expected_root_entries() {
+  std::vector<std::string> names = {"dev", "initrd", "kernel", "usr"};
+  for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
+    struct stat st {};
+    if (::lstat((std::string("/") + name).c_str(), &st) == 0) names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+TEST(VmJail, QemuRunsAsItsOwnUserInItsOwnNamespacesAndRoot) {
+  auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  std::string dir = test_home() + "/sandboxes/" + id;
+  std::string shim_pid = read_file(dir + "/shim.pid");
+  shim_pid = shim_pid.substr(0, shim_pid.find('\n'));
+  pid_t qemu = qemu_of(dir);
+  ASSERT_GT(qemu, 0) << "QEMU of " << dir;
+  std::string proc = "/proc/" + std::to_string(qemu);
+  std::string status = read_file(proc + "/status");
+  // A uid of its own: not root, not the shim's, the same for every id.
+  std::istringstream uids(status_field(status, "Uid"));
+  std::string real, effective, saved, fs;
+  uids >> real >> effective >> saved >> fs;
+  EXPECT_NE(real, "0");
+  EXPECT_EQ(effective, real);
+  EXPECT_EQ(saved, real);
+  EXPECT_EQ(fs, real);
+  EXPECT_NE(real, status_field(read_file("/proc/" + shim_pid + "/status"), "Uid").substr(0, real.size()));
+  EXPECT_EQ(status_field(status, "Groups"), "");
+  // Process 1 of a PID namespace of its own.
+  std::istringstream nspid(status_field(status, "NSpid"));
+  std::string outer, inner;
+  nspid >> outer >> inner;
+  EXPECT_EQ(inner, "1") << status_field(status, "NSpid");
+  for (const char* ns : {"mnt", "pid", "net", "ipc", "uts"}) {
+    std::string theirs = link_of(proc + "/ns/" + ns);
+    EXPECT_FALSE(theirs.empty()) << ns;
+    EXPECT_NE(theirs, link_of(std::string("/proc/self/ns/") + ns)) << ns;
+    EXPECT_NE(theirs, link_of("/proc/" + shim_pid + "/ns/" + ns)) << ns;
+  }
+  // Its root holds only its files; disks and sockets are descriptors.
+  EXPECT_EQ(sorted(dir_entries(proc + "/root")), expected_root_entries());
+  EXPECT_EQ(sorted(dir_entries(proc + "/root/dev")), (std::vector<std::string>{"null", "urandom"}));
+  EXPECT_EQ(link_of(proc + "/root/lib"), link_of("/lib"));
+  struct stat kernel_seen {};
+  ASSERT_EQ(::stat((proc + "/root/kernel").c_str(), &kernel_seen), 0);
+  EXPECT_TRUE(S_ISREG(kernel_seen.st_mode));
+  EXPECT_GT(kernel_seen.st_size, 1 << 20);
+  // Read-only, all of it: not even root on the host can add a file there.
+  for (const char* where : {"/root/planted", "/root/usr/planted", "/root/dev/planted"}) {
+    int rc = ::mkdir((proc + where).c_str(), 0700);
+    int err = errno;
+    EXPECT_EQ(rc, -1) << where;
+    EXPECT_EQ(err, EROFS) << where;
+  }
+  // The guest works under all that: disks, network, console.
+  auto o = run_moat({"exec", id, "--", "sh", "-c", "echo ok > /written && cat /written"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "ok\n");
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+}
+
+// The group of a sandbox's QEMU, per controller, from /proc/PID/cgroup:
+// "memory" -> its directory (v1: one hierarchy per controller; v2: one).
+std::map<std::string, std::string> cgroup_dirs(pid_t pid) {
+  std::map<std::string, std::string> dirs;
+  std::istringstream lines(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+  for (std::string line; std::getline(lines, line);) {
+    std::size_t a = line.find(':'), b = line.find(':', a + 1);
+    std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (controllers.empty()) {
+      dirs["v2"] = "/sys/fs/cgroup" + path;
+      continue;
+    }
+    std::istringstream names(controllers);
+    for (std::string c; std::getline(names, c, ',');) dirs[c] = "/sys/fs/cgroup/" + controllers + path;
+  }
+  return dirs;
+}
+
+std::string first_line(const std::string& path) {
+  std::string text = read_file(path);
+  return text.substr(0, text.find('\n'));
+}
+
+TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
+  auto created = run_moat({"create", "--memory", "384", "--cpus", "1", "--rootfs-dir", busybox_rootfs()});
+  ASSERT_EQ(created.exit_code, 0) << created.err;
+  std::string id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
+  pid_t qemu = qemu_of(test_home() + "/sandboxes/" + id);
+  ASSERT_GT(qemu, 0);
+  auto dirs = cgroup_dirs(qemu);
+  // The guest's RAM + 256 MiB for QEMU + the 16 MiB TCG code cache;
+  // 512 tasks; one CPU's time per period.
+  const std::string memory_max = std::to_string((384ull + 256 + 16) << 20);
+  std::vector<std::string> groups;
+  bool v2 = !dirs["memory"].ends_with("/moat-" + id);  // no v1 memory group of its own
+  if (v2) {
+    ASSERT_TRUE(dirs["v2"].ends_with("/moat-" + id)) << dirs["v2"];
+    EXPECT_EQ(first_line(dirs["v2"] + "/memory.max"), memory_max);
+    EXPECT_EQ(first_line(dirs["v2"] + "/pids.max"), "512");
+    EXPECT_EQ(first_line(dirs["v2"] + "/cpu.max"), "100000 100000");
+    groups = {dirs["v2"]};
+  } else {
+    for (const char* c : {"memory", "pids", "cpu"}) {
+      EXPECT_TRUE(dirs[c].ends_with("/moat-" + id)) << c << ": " << dirs[c];
+      groups.push_back(dirs[c]);
+    }
+    EXPECT_EQ(first_line(dirs["memory"] + "/memory.limit_in_bytes"), memory_max);
+    EXPECT_GT(std::stoull("0" + first_line(dirs["memory"] + "/memory.usage_in_bytes")), 16ull << 20);
+    EXPECT_EQ(first_line(dirs["pids"] + "/pids.max"), "512");
+    EXPECT_GT(std::stoi("0" + first_line(dirs["pids"] + "/pids.current")), 1);
+    EXPECT_EQ(first_line(dirs["cpu"] + "/cpu.cfs_quota_us"), "100000");
+    EXPECT_EQ(first_line(dirs["cpu"] + "/cpu.cfs_period_us"), "100000");
+  }
+  // Only QEMU is in it: not the shim.
+  for (const auto& g : groups) EXPECT_EQ(first_line(g + "/cgroup.procs"), std::to_string(qemu)) << g;
+  auto o = run_moat({"exec", id, "--", "echo", "ok"});
+  EXPECT_EQ(o.out, "ok\n") << o.err;
+  // Gone with the sandbox, also when its shim was killed.
+  int shim_pid = std::stoi(first_line(test_home() + "/sandboxes/" + id + "/shim.pid"));
+  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+  for (int i = 0; i < 100 && ::kill(qemu, 0) == 0; ++i) ::usleep(50000);
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+  struct stat st {};
+  for (const auto& g : groups) EXPECT_NE(::stat(g.c_str(), &st), 0) << g << " left behind";
+}
+
 TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
   auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
   ASSERT_EQ(created.exit_code, 0) << created.err;
@@ -39,9 +194,7 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
   std::string dir = test_home() + "/sandboxes/" + id;
   std::string shim_pid = read_file(dir + "/shim.pid");
   shim_pid = shim_pid.substr(0, shim_pid.find('\n'));
-  pid_t qemu = -1;
-  for (pid_t pid : processes_mentioning(dir))
-    if (std::to_string(pid) != shim_pid) qemu = pid;
+  pid_t qemu = qemu_of(dir);
   ASSERT_GT(qemu, 0) << "QEMU of " << dir;
   std::string status = read_file("/proc/" + std::to_string(qemu) + "/status");
   for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
@@ -75,7 +228,9 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
     std::string t(target, static_cast<std::size_t>(n));
     bool kernel_object = t.rfind("socket:", 0) == 0 || t.rfind("pipe:", 0) == 0 || t.rfind("anon_inode:", 0) == 0;
     bool disk = t.size() > 5 && (t.ends_with(".ext4") || t.ends_with(".erofs") || t.ends_with(".img"));
-    bool null_stdin = fd == "0" && t == "/dev/null";
+    struct stat st {};
+    bool null_stdin = fd == "0" && ::stat((fd_dir + "/0").c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
+                      st.st_rdev == makedev(1, 3);
     EXPECT_TRUE(kernel_object || disk || null_stdin) << "QEMU holds fd " << fd << " -> " << t;
   }
   // The guest still works under all that.

@@ -84,8 +84,9 @@ TEST(VmLifecycle, KilledVmGivesTheClientAnErrorAndTheShimCleansUp) {
   std::string id = create_sandbox();
   auto r = spawn_moat({"exec", id, "--", "sh", "-c", "echo ready; sleep 60"});
   ASSERT_NE(read_until(r.out_fd, "ready\n", 120).find("ready"), std::string::npos);
-  // QEMU is the one process whose command line names the upper disk.
-  for (pid_t pid : processes_mentioning(sandbox_dir(id) + "/upper.ext4")) ::kill(pid, SIGKILL);
+  pid_t qemu = qemu_of(sandbox_dir(id));
+  ASSERT_GT(qemu, 0);
+  ::kill(qemu, SIGKILL);
   auto o = finish(r, 60);
   EXPECT_EQ(o.exit_code, 125);
   EXPECT_NE(o.err.find("stopped"), std::string::npos) << o.err;
@@ -222,9 +223,8 @@ TEST(VmLifecycle, MissingQemuIsAClearError) {
 }
 
 TEST(VmLifecycle, QemuFailingToStartShowsItsStderr) {
-  std::string fake = test_home() + "/fake-qemu";
-  std::ofstream(fake) << "#!/bin/sh\necho 'qemu: could not open kernel: simulated failure' >&2\nexit 1\n";
-  ::chmod(fake.c_str(), 0755);
+  std::string fake =
+      write_fake_qemu("failing-qemu", "#!/bin/sh\necho 'qemu: could not open kernel: simulated failure' >&2\nexit 1\n");
   auto o = run_moat({"run", "--rootfs-dir", busybox_rootfs(), "--", "true"}, "", {"MOAT_QEMU=" + fake});
   EXPECT_EQ(o.exit_code, 125);
   EXPECT_NE(o.err.find("simulated failure"), std::string::npos) << o.err;
@@ -348,7 +348,11 @@ TEST(VmDoctor, ReportsAccelChoiceAndPaths) {
   EXPECT_NE(o.out.find("QEMU emulator version"), std::string::npos);
   EXPECT_NE(o.out.find("kernel"), std::string::npos);
   EXPECT_NE(o.out.find("accelerator"), std::string::npos);
-  EXPECT_NE(o.out.find("\njail           QEMU runs with no capability, under its own seccomp filter (-sandbox)\n"),
+  EXPECT_NE(o.out.find("\njail           QEMU runs as a user of its own, in namespaces and a root holding only its "
+                       "files, with no capability, under its own seccomp filter (-sandbox)\n"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("\ncgroup         each QEMU's memory, tasks and CPU are limited, in a group under /"),
             std::string::npos)
       << o.out;
   EXPECT_NE(o.out.find("ready"), std::string::npos);

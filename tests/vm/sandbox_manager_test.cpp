@@ -78,11 +78,14 @@ TEST(VmSandboxManager, FilesSurviveStopStartAndSandboxesAreIsolated) {
     std::ifstream cmd(sandbox_dir(a) + "/qemu.cmdline");
     std::string line;
     while (std::getline(cmd, line))
-      if (line.find(".erofs") != std::string::npos) lower = line;
+      if (line.find(",id=disk0,") != std::string::npos) lower = line;
   }
   ASSERT_NE(lower.find("readonly=on"), std::string::npos) << lower;
-  std::string lower_path = lower.substr(lower.find("file=") + 5);
-  lower_path = lower_path.substr(0, lower_path.find(','));
+  auto config = Json::parse(std::ifstream(sandbox_dir(a) + "/config.json"), nullptr, false);
+  ASSERT_TRUE(config.is_object());
+  std::string lower_path = config["vm"]["disks"][0].value("path", "");
+  ASSERT_TRUE(lower_path.ends_with(".erofs")) << lower_path;
+  EXPECT_TRUE(config["vm"]["disks"][0].value("read_only", false));
   std::string lower_before = file_sha256(lower_path);
 
   auto w = run_moat({"exec", "iso-a", "--", "sh", "-c", "echo kept > /root/state && mkdir -p /srv/d && echo x > /srv/d/f"});

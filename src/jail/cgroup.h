@@ -1,0 +1,83 @@
+// A control group of one's own for a process moat starts (docs/security.md,
+// "QEMU's process"): its memory, task count and CPU bounded by the host
+// kernel, whatever the guest makes QEMU do.
+//
+// The group is made beneath the creating process's own group, so limits
+// set on moat from outside (a service, a container) still hold above it:
+//   - cgroup v2 (one hierarchy, `cgroup2` mounted): `<group>/<name>`, after
+//     enabling memory, pids and cpu for the children of `<group>`. The
+//     kernel allows that only in the root group or a group without
+//     processes; anywhere else the error says so (run moat in a delegated
+//     group, e.g. `systemd-run --scope -p Delegate=yes`).
+//   - cgroup v1 (a hierarchy per controller, as this project's CI host
+//     has): `<memory group>/<name>`, `<pids group>/<name>` and
+//     `<cpu group>/<name>`.
+// A process joins by writing "0" to each of procs_fds() (what a child does
+// between fork and exec, with raw system calls only). The groups are
+// removed on destruction, which succeeds once every member has exited.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+#include "util/unique_fd.h"
+
+namespace moat::jail {
+
+struct CgroupLimits {
+  std::uint64_t memory_bytes = 0;  // 0: no limit
+  std::uint64_t pids = 0;          // 0: no limit
+  std::uint32_t cpu_millis = 0;    // CPU time per second of wall time, in ms per CPU (1000 = one CPU); 0: none
+};
+
+enum class CgroupVersion { kV1, kV2 };
+
+class Cgroup {
+ public:
+  Cgroup() = default;
+  Cgroup(Cgroup&&) noexcept;
+  Cgroup& operator=(Cgroup&&) noexcept;
+  Cgroup(const Cgroup&) = delete;
+  Cgroup& operator=(const Cgroup&) = delete;
+  ~Cgroup();
+
+  // Creates `name` (one path component) beneath the caller's own group and
+  // sets `limits`. A group of that name left by an earlier run that ended
+  // without removing it is removed first when empty; a group with members
+  // is an error (EBUSY).
+  static Result<Cgroup> create(const std::string& name, const CgroupLimits& limits);
+
+  CgroupVersion version() const { return version_; }
+  // The group's directories: one under v2, one per controller under v1.
+  const std::vector<std::string>& paths() const { return paths_; }
+  // Open `cgroup.procs` of each directory, for a child to join.
+  std::vector<int> procs_fds() const;
+
+  // Removes the directories now (what the destructor does); an error when
+  // a member is still alive.
+  Status remove();
+
+ private:
+  CgroupVersion version_ = CgroupVersion::kV2;
+  std::vector<std::string> paths_;
+  std::vector<UniqueFd> procs_;
+};
+
+// Where a group named `name` would be made, without making it: what
+// `moat doctor` checks. Ok holds the version and the directories' parents.
+struct CgroupPlace {
+  CgroupVersion version = CgroupVersion::kV2;
+  std::vector<std::string> parents;
+};
+Result<CgroupPlace> find_cgroup_place();
+
+// Removes the group `name` that Cgroup::create would make from here: what
+// is left when the process holding the Cgroup was killed. No group: ok.
+Status remove_cgroup(const std::string& name);
+
+// What the group will allow, as `moat doctor` and the shim's log say it.
+std::string describe(CgroupVersion version);
+
+}  // namespace moat::jail
