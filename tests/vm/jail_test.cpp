@@ -64,16 +64,33 @@ std::vector<std::string> sorted(std::vector<std::string> v) {
   return v;
 }
 
-TEST(VmJail, QemuRunsAsItsOwnUserInItsOwnNamespacesAndRoot) {
-  auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
+// A started busybox sandbox and its processes.
+struct Running {
+  std::string id, dir, shim_pid;
+  pid_t qemu = -1;
+};
+
+void start_sandbox(const std::vector<std::string>& flags, Running* r) {
+  std::vector<std::string> args = {"create"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--rootfs-dir", busybox_rootfs()});
+  auto created = run_moat(args);
   ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
-  std::string dir = test_home() + "/sandboxes/" + id;
-  std::string shim_pid = read_file(dir + "/shim.pid");
-  shim_pid = shim_pid.substr(0, shim_pid.find('\n'));
-  pid_t qemu = qemu_of(dir);
-  ASSERT_GT(qemu, 0) << "QEMU of " << dir;
+  r->id = created.out.substr(0, created.out.find('\n'));
+  ASSERT_EQ(run_moat({"start", r->id}).exit_code, 0);
+  r->dir = test_home() + "/sandboxes/" + r->id;
+  r->shim_pid = read_file(r->dir + "/shim.pid");
+  r->shim_pid = r->shim_pid.substr(0, r->shim_pid.find('\n'));
+  r->qemu = qemu_of(r->dir);
+  ASSERT_GT(r->qemu, 0) << "QEMU of " << r->dir;
+}
+
+TEST(VmJail, QemuRunsAsItsOwnUserInItsOwnNamespacesAndRoot) {
+  Running s;
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({}, &s));
+  const std::string& id = s.id;
+  const std::string& shim_pid = s.shim_pid;
+  pid_t qemu = s.qemu;
   std::string proc = "/proc/" + std::to_string(qemu);
   std::string status = read_file(proc + "/status");
   // A uid of its own: not root, not the shim's, the same for every id.
@@ -143,12 +160,10 @@ std::string first_line(const std::string& path) {
 }
 
 TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
-  auto created = run_moat({"create", "--memory", "384", "--cpus", "1", "--rootfs-dir", busybox_rootfs()});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
-  pid_t qemu = qemu_of(test_home() + "/sandboxes/" + id);
-  ASSERT_GT(qemu, 0);
+  Running s;
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({"--memory", "384", "--cpus", "1"}, &s));
+  const std::string& id = s.id;
+  pid_t qemu = s.qemu;
   auto dirs = cgroup_dirs(qemu);
   // The guest's RAM + 256 MiB for QEMU + the 16 MiB TCG code cache;
   // 512 tasks; one CPU's time per period.
@@ -178,8 +193,7 @@ TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
   auto o = run_moat({"exec", id, "--", "echo", "ok"});
   EXPECT_EQ(o.out, "ok\n") << o.err;
   // Gone with the sandbox, also when its shim was killed.
-  int shim_pid = std::stoi(first_line(test_home() + "/sandboxes/" + id + "/shim.pid"));
-  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+  ASSERT_EQ(::kill(std::stoi(s.shim_pid), SIGKILL), 0);
   for (int i = 0; i < 100 && ::kill(qemu, 0) == 0; ++i) ::usleep(50000);
   EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
   struct stat st {};
@@ -187,15 +201,11 @@ TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
 }
 
 TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
-  auto created = run_moat({"create", "--rootfs-dir", busybox_rootfs()});
-  ASSERT_EQ(created.exit_code, 0) << created.err;
-  std::string id = created.out.substr(0, created.out.find('\n'));
-  ASSERT_EQ(run_moat({"start", id}).exit_code, 0);
-  std::string dir = test_home() + "/sandboxes/" + id;
-  std::string shim_pid = read_file(dir + "/shim.pid");
-  shim_pid = shim_pid.substr(0, shim_pid.find('\n'));
-  pid_t qemu = qemu_of(dir);
-  ASSERT_GT(qemu, 0) << "QEMU of " << dir;
+  Running s;
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({}, &s));
+  const std::string& id = s.id;
+  const std::string& shim_pid = s.shim_pid;
+  pid_t qemu = s.qemu;
   std::string status = read_file("/proc/" + std::to_string(qemu) + "/status");
   for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"})
     EXPECT_EQ(status_field(status, set), "0000000000000000") << set;
