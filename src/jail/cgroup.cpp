@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <iterator>
 #include <sstream>
 
@@ -235,6 +236,7 @@ Cgroup& Cgroup::operator=(Cgroup&& o) noexcept {
     version_ = o.version_;
     paths_ = std::move(o.paths_);
     procs_ = std::move(o.procs_);
+    memory_limit_ = o.memory_limit_;
     o.paths_.clear();
   }
   return *this;
@@ -266,6 +268,7 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
     return g.paths_[0];
   };
   const bool v2 = g.version_ == CgroupVersion::kV2;
+  g.memory_limit_ = limits.memory_bytes;
   if (limits.memory_bytes != 0) {
     std::string bytes = std::to_string(limits.memory_bytes);
     MOAT_TRY(write_value(at("memory") + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), bytes));
@@ -289,6 +292,19 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
     g.procs_.push_back(std::move(fd));
   }
   return g;
+}
+
+std::uint64_t Cgroup::oom_kills() const {
+  if (paths_.empty()) return 0;
+  // The memory group comes first (kControllers); v1 counts in
+  // memory.oom_control, v2 in memory.events, both as "oom_kill N".
+  std::string file = paths_[0] + (version_ == CgroupVersion::kV2 ? "/memory.events" : "/memory.oom_control");
+  auto text = read_file_bounded(file, 4096);
+  if (!text.ok()) return 0;
+  for (const auto& line : split(*text, '\n')) {
+    if (line.rfind("oom_kill ", 0) == 0) return std::strtoull(line.c_str() + 9, nullptr, 10);
+  }
+  return 0;
 }
 
 std::vector<int> Cgroup::procs_fds() const {

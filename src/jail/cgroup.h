@@ -55,6 +55,11 @@ class Cgroup {
   // Open `cgroup.procs` of each directory, for a child to join.
   std::vector<int> procs_fds() const;
 
+  // How many times the kernel's OOM killer has killed a member for going
+  // over the memory limit; 0 when it cannot tell.
+  std::uint64_t oom_kills() const;
+  std::uint64_t memory_limit() const { return memory_limit_; }
+
   // Removes the directories now (what the destructor does); an error when
   // a member is still alive.
   Status remove();
@@ -63,6 +68,7 @@ class Cgroup {
   CgroupVersion version_ = CgroupVersion::kV2;
   std::vector<std::string> paths_;
   std::vector<UniqueFd> procs_;
+  std::uint64_t memory_limit_ = 0;
 };
 
 // Where a group named `name` would be made, without making it: what

@@ -681,6 +681,17 @@ void Shim::begin_stop(const std::string& why) {
   stop_deadline_ = Clock::now() + std::chrono::milliseconds(cfg_.stop_timeout_ms);
 }
 
+// How QEMU ended, naming its memory limit when that is what killed it.
+std::string Shim::qemu_exit_text() const {
+  int st = qemu_->wait_status();
+  const auto& group = qemu_jail_.cgroup;
+  if (WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL && group && group->oom_kills() > 0) {
+    return "QEMU killed by the kernel for going over its memory limit (" +
+           std::to_string(group->memory_limit() >> 20) + " MiB: the guest's RAM and QEMU's own)";
+  }
+  return "QEMU " + qemu_->describe_exit();
+}
+
 void Shim::on_qemu_exit() {
   qemu_->reap();
   drain_outputs();
@@ -694,11 +705,11 @@ void Shim::on_qemu_exit() {
     if (!panic.empty())
       finish(false, panic);
     else
-      finish(powered_off, powered_off ? "the guest powered off" : "QEMU " + qemu_->describe_exit() + " unexpectedly");
-    log("QEMU " + qemu_->describe_exit() + (powered_off ? "" : " unexpectedly"));
+      finish(powered_off, powered_off ? "the guest powered off" : qemu_exit_text() + " unexpectedly");
+    log(qemu_exit_text() + (powered_off ? "" : " unexpectedly"));
   }
   // Every client with an open stream learns why it ends.
-  std::string why = stopping_ ? "the sandbox was stopped" : "the sandbox VM stopped unexpectedly (QEMU " + qemu_->describe_exit() + ")";
+  std::string why = stopping_ ? "the sandbox was stopped" : "the sandbox VM stopped unexpectedly (" + qemu_exit_text() + ")";
   for (auto& [id, c] : clients_) {
     for (std::uint32_t client_stream : router_.client_streams(id))
       send_to_client(*c, proto::make_error_message(client_stream, "sandbox_stopped", why, true));

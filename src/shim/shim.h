@@ -85,6 +85,7 @@ class Shim {
   void send_to_client(Client& c, const proto::Message& m);
   void begin_stop(const std::string& why);
   void on_qemu_exit();
+  std::string qemu_exit_text() const;
   void cleanup();
   std::string console_tail(std::size_t max_bytes) const;
   std::string qemu_log_tail(std::size_t max_bytes) const;

@@ -200,6 +200,35 @@ TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
   for (const auto& g : groups) EXPECT_NE(::stat(g.c_str(), &st), 0) << g << " left behind";
 }
 
+// A QEMU that goes over its memory limit (here: the limit lowered under a
+// running guest, as a QEMU leak or a code-cache blow-up would look) is
+// killed by the kernel inside its group, and the sandbox says why.
+TEST(VmJail, QemuOverItsMemoryLimitIsKilledAndTheSandboxSaysWhy) {
+  Running s;
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({"--memory", "512"}, &s));
+  auto dirs = cgroup_dirs(s.qemu);
+  bool v2 = !dirs["memory"].ends_with("/moat-" + s.id);
+  std::string group = v2 ? dirs["v2"] : dirs["memory"];
+  ASSERT_TRUE(group.ends_with("/moat-" + s.id)) << group;
+  std::string usage = first_line(group + (v2 ? "/memory.current" : "/memory.usage_in_bytes"));
+  std::string lower = std::to_string(std::stoull(usage) + (32ull << 20));
+  std::ofstream(group + (v2 ? "/memory.max" : "/memory.limit_in_bytes")) << lower;
+  ASSERT_EQ(first_line(group + (v2 ? "/memory.max" : "/memory.limit_in_bytes")), lower);
+  // The guest touches 400 MiB of its own RAM: QEMU has to back it.
+  auto o = run_moat({"exec", s.id, "--", "dd", "if=/dev/zero", "of=/dev/null", "bs=400M", "count=1"});
+  EXPECT_EQ(o.exit_code, 125) << o.out << o.err;
+  EXPECT_NE(o.err.find("over its memory limit"), std::string::npos) << o.err;
+  auto inspected = run_moat({"inspect", s.id});
+  EXPECT_NE(inspected.out.find("\"state\": \"crashed\""), std::string::npos) << inspected.out;
+  EXPECT_NE(inspected.out.find("QEMU killed by the kernel for going over its memory limit (784 MiB: the guest's RAM "
+                               "and QEMU's own) unexpectedly"),
+            std::string::npos)
+      << inspected.out;
+  EXPECT_EQ(run_moat({"rm", "-f", s.id}).exit_code, 0);
+  struct stat st {};
+  EXPECT_NE(::stat(group.c_str(), &st), 0) << group << " left behind";
+}
+
 TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
   Running s;
   ASSERT_NO_FATAL_FAILURE(start_sandbox({}, &s));
