@@ -5,10 +5,11 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
+FUZZ_LONG_SECONDS ?= 1800
 CTEST_ARGS ?=
 SHARE := $(BUILD)/share/moat
 
-.PHONY: all deps build kernel rootfs demo test test-slow test-fresh unit-test vm-test asan fuzz bench clean
+.PHONY: all deps build kernel rootfs demo test test-slow test-fresh unit-test vm-test asan fuzz-build fuzz fuzz-long bench clean
 
 all: build
 
@@ -59,12 +60,19 @@ asan: deps kernel rootfs
 	@ln -sfn $$(readlink -f $(SHARE)/rootfs-busybox) $(ASAN_BUILD)/share/moat/rootfs-busybox
 	cd $(ASAN_BUILD) && ctest --output-on-failure -LE slow $(CTEST_ARGS)
 
-# Runs every libFuzzer target for FUZZ_SECONDS each (not part of `make test`).
-fuzz: deps
+fuzz-build: deps
 	@CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DMOAT_FUZZ=ON -DMOAT_TESTS=OFF >/dev/null
 	@ninja -C $(FUZZ_BUILD)
+
+# Runs every libFuzzer target for FUZZ_SECONDS each (not part of `make test`).
+fuzz: fuzz-build
 	@scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# Every target for FUZZ_LONG_SECONDS (30 minutes) in turn; inputs that reach
+# new code are added to the in-repo corpora (commit them).
+fuzz-long: fuzz-build
+	@FUZZ_MERGE=1 scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_LONG_SECONDS)
 
 bench: build kernel rootfs
 	bench/run-all.sh $(BUILD)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer target in BUILD/fuzz for SECONDS, seeded from
-# fuzz/corpus/<name>/. New inputs go to a scratch corpus, so the in-repo
-# corpora stay small. Fails if any target finds a crash.
+# Runs each libFuzzer target in BUILD/fuzz for SECONDS, one after another,
+# seeded from fuzz/corpus/<name>/. New inputs go to a scratch corpus, so the
+# in-repo corpora stay small; with FUZZ_MERGE=1 (`make fuzz-long`) only the
+# new inputs that reach code the seeds do not are then added to
+# fuzz/corpus/<name>/ (libFuzzer's -merge=1; the named seeds stay). Fails if
+# any target finds a crash.
 set -euo pipefail
 build=${1:?usage: run-fuzzers.sh BUILD SECONDS}
 seconds=${2:-60}
@@ -21,6 +24,16 @@ for bin in "$build"/fuzz/fuzz_*; do
     status=1
   else
     tail -n 2 "$build/fuzz/$name.log"
+    if [[ ${FUZZ_MERGE:-0} == 1 ]]; then
+      before=$(ls "$seeds" | wc -l)
+      if "$bin" -merge=1 -max_len=1100000 -rss_limit_mb=2048 "$seeds" "$scratch" \
+           2>"$build/fuzz/$name.merge.log"; then
+        echo "   corpus $name: $before seeds, $(($(ls "$seeds" | wc -l) - before)) added"
+      else
+        echo "!! merging new inputs into the corpus of $name failed; see $build/fuzz/$name.merge.log" >&2
+        status=1
+      fi
+    fi
   fi
   rm -rf "$scratch"
 done
