@@ -30,6 +30,15 @@ rlim_t g_child_nofile = 0;  // 0: the children inherit the test's limit
 // that is not empty yet: try a few times.
 void remove_home() {
   if (g_home.empty()) return;
+  // A test that stopped at a failed assertion may leave sandboxes running:
+  // their VMs would spin on, unwatched, and slow every later test. End
+  // them, and let rm take their records and cgroups.
+  if (auto left = leftover_sandboxes(); !left.empty()) {
+    for (pid_t pid : processes_mentioning(g_home + "/sandboxes/")) ::kill(pid, SIGKILL);
+    std::vector<std::string> args = {"rm", "-f"};
+    args.insert(args.end(), left.begin(), left.end());
+    (void)run_moat(args);
+  }
   std::string cmd = "rm -rf '" + g_home + "' 2>/dev/null";
   for (int i = 0; i < 20; ++i) {
     if (std::system(cmd.c_str()) == 0 && ::access(g_home.c_str(), F_OK) != 0) return;
