@@ -177,7 +177,12 @@ Status enable_v2_controllers(const std::string& parent) {
   return {};
 }
 
-}  // namespace
+// Where the caller's groups are: the version, and the directory of each
+// controller's group (one under v2).
+struct CgroupPlace {
+  CgroupVersion version = CgroupVersion::kV2;
+  std::vector<std::string> parents;
+};
 
 Result<CgroupPlace> find_cgroup_place() {
   MOAT_ASSIGN_OR_RETURN(auto mounts, cgroup_mounts());
@@ -214,10 +219,17 @@ Result<CgroupPlace> find_cgroup_place() {
   return place;
 }
 
-Status remove_cgroup(const std::string& name) {
+Status check_group_name(const std::string& name) {
   if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
     return make_error("bad cgroup name '" + name + "'", EINVAL);
   }
+  return {};
+}
+
+}  // namespace
+
+Status remove_cgroup(const std::string& name) {
+  MOAT_TRY(check_group_name(name));
   MOAT_ASSIGN_OR_RETURN(auto place, find_cgroup_place());
   for (const auto& parent : place.parents) {
     std::string dir = parent + "/" + name;
@@ -245,9 +257,7 @@ Cgroup& Cgroup::operator=(Cgroup&& o) noexcept {
 Cgroup::~Cgroup() { (void)remove(); }
 
 Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limits) {
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return make_error("bad cgroup name '" + name + "'", EINVAL);
-  }
+  MOAT_TRY(check_group_name(name));
   MOAT_ASSIGN_OR_RETURN(auto place, find_cgroup_place());
   Cgroup g;
   g.version_ = place.version;

@@ -71,14 +71,6 @@ class Cgroup {
   std::uint64_t memory_limit_ = 0;
 };
 
-// Where a group named `name` would be made, without making it: what
-// `moat doctor` checks. Ok holds the version and the directories' parents.
-struct CgroupPlace {
-  CgroupVersion version = CgroupVersion::kV2;
-  std::vector<std::string> parents;
-};
-Result<CgroupPlace> find_cgroup_place();
-
 // Removes the group `name` that Cgroup::create would make from here: what
 // is left when the process holding the Cgroup was killed. No group: ok.
 Status remove_cgroup(const std::string& name);

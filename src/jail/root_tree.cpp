@@ -69,12 +69,6 @@ Status RootTree::add_bind_at_same_path(const std::string& absolute) {
   return add_bind(name, absolute);
 }
 
-std::vector<std::string> RootTree::names() const {
-  std::vector<std::string> out;
-  for (const auto& e : entries_) out.push_back(e.name);
-  return out;
-}
-
 PreparedRoot RootTree::prepare() const {
   PreparedRoot p;
   p.mount_point = mount_point_;

@@ -45,8 +45,6 @@ class RootTree {
   // the same host path, e.g. a QEMU installed under /opt.
   Status add_bind_at_same_path(const std::string& absolute);
 
-  // The entry names in order, for tests and messages.
-  std::vector<std::string> names() const;
   PreparedRoot prepare() const;
 
  private:

@@ -10,6 +10,7 @@
 
 #include "jail/namespaces.h"
 #include "shim_contract/sandbox_layout.h"
+#include "vm/runtime_files.h"
 
 namespace moat::shim {
 namespace {
@@ -113,19 +114,7 @@ Result<std::string> resolve_qemu_binary(const std::string& qemu) {
     if (::access(qemu.c_str(), X_OK) != 0) return errno_error("QEMU " + qemu);
     return real_path(qemu);
   }
-  const char* path = std::getenv("PATH");
-  std::string dirs = path != nullptr ? path : "/usr/bin:/bin";
-  std::size_t start = 0;
-  for (;;) {
-    std::size_t colon = dirs.find(':', start);
-    std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    if (!dir.empty()) {
-      std::string candidate = dir + "/" + qemu;
-      if (::access(candidate.c_str(), X_OK) == 0) return real_path(candidate);
-    }
-    if (colon == std::string::npos) break;
-    start = colon + 1;
-  }
+  if (std::string found = vm::find_on_path(qemu); !found.empty()) return real_path(found);
   return make_error("QEMU " + qemu + " is not on PATH (install qemu-system-x86, or set MOAT_QEMU)", ENOENT);
 }
 
@@ -140,7 +129,10 @@ Result<QemuJail> prepare_qemu_jail(const std::string& sandbox_dir, const std::st
   if (::geteuid() != 0) return j;
   // Hand-added QEMU arguments may name host paths and host networking (a
   // 9p share, a slirp peer for a benchmark) that a jail would hide.
-  if (!spec.extra_qemu_args.empty()) return j;
+  if (!spec.extra_qemu_args.empty()) {
+    j.unjailed = "vm.extra_qemu_args is set: QEMU runs without a user, namespaces and root of its own";
+    return j;
+  }
   MOAT_ASSIGN_OR_RETURN(auto lease, jail::UidLease::acquire());
   j.identity = {lease.uid(), lease.gid()};
   j.lease = std::move(lease);
@@ -164,7 +156,6 @@ Result<QemuJail> prepare_qemu_jail(const std::string& sandbox_dir, const std::st
   MOAT_TRY(tree.add_bind("initrd", spec.initrd));
   spec.kernel = "/kernel";
   spec.initrd = "/initrd";
-  j.entries = tree.names();
   j.root = tree.prepare();
   j.namespaces = jail::kQemuNamespaces;
   return j;

@@ -52,9 +52,9 @@ struct QemuJail {
   jail::Identity identity{};
   jail::PreparedRoot root;
   int namespaces = 0;
-  std::vector<std::string> entries;  // the root's names, in order
   std::optional<jail::Cgroup> cgroup;  // none: see cgroup_missing
   std::string cgroup_missing;          // why there is no group, for the shim's log
+  std::string unjailed;                // as root: why QEMU has no user and root of its own, for the log
 
   // What QemuProcess::start applies; valid while this lives.
   ChildJail child() const;

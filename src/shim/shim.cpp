@@ -290,9 +290,7 @@ Status Shim::boot() {
     log("warning: QEMU runs without a cgroup of its own, so its memory, tasks and CPU are not limited: " +
         qemu_jail_.cgroup_missing);
   }
-  if (!cfg_.vm.extra_qemu_args.empty() && ::geteuid() == 0) {
-    log("vm.extra_qemu_args is set: QEMU runs without a user, namespaces and root of its own");
-  }
+  if (!qemu_jail_.unjailed.empty()) log(qemu_jail_.unjailed);
   auto argv = vm::build_qemu_command(cfg_.vm);
   {
     std::ofstream cmd(qemu_cmdline_path(cfg_.dir));

@@ -59,6 +59,17 @@ std::string executable_dir() {
   return path.substr(0, path.rfind('/'));
 }
 
+std::string find_on_path(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(dirs, dir, ':')) {
+    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
 Result<std::string> find_qemu() {
   if (std::string q = util::configured_qemu(); !q.empty()) {
     if (::access(q.c_str(), X_OK) != 0) return make_error("QEMU " + q + " (from the runtime options) is not executable");
@@ -68,13 +79,7 @@ Result<std::string> find_qemu() {
     if (::access(v, X_OK) != 0) return make_error(std::string("QEMU ") + v + " (from $MOAT_QEMU) is not executable");
     return std::string(v);
   }
-  const char* path = std::getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    std::string candidate = (dir.empty() ? "." : dir) + "/qemu-system-x86_64";
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
+  if (std::string found = find_on_path("qemu-system-x86_64"); !found.empty()) return found;
   return make_error("qemu-system-x86_64 not found on PATH (apt-get install qemu-system-x86, or set $MOAT_QEMU)");
 }
 

@@ -13,6 +13,10 @@ namespace moat::vm {
 // Directory of the running executable.
 std::string executable_dir();
 
+// The first executable `name` in a directory of $PATH (an empty entry is
+// the working directory; no $PATH: /usr/local/bin:/usr/bin:/bin), or "".
+std::string find_on_path(const std::string& name);
+
 Result<std::string> find_qemu();        // $MOAT_QEMU, else qemu-system-x86_64 on PATH
 Result<std::string> find_kernel();      // $MOAT_KERNEL, else share/moat/vmlinux
 Result<std::string> find_initramfs();   // $MOAT_INITRAMFS, else share/moat/initramfs.cpio
