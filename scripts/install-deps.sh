@@ -10,7 +10,7 @@ packages=(
   g++ cmake ninja-build make pkg-config git
   # libraries (see README.md for why each is there)
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev libarchive-dev
-  libcurl4-openssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
+  libcurl4-openssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev libseccomp-dev
   # fuzzing (clang's libFuzzer)
   clang libclang-rt-14-dev
   # VM runtime

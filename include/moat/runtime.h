@@ -46,7 +46,7 @@ RuntimeOptions runtime_options();
 // ---- Is this host ready to run sandboxes? (`moat doctor`) ----
 
 struct RuntimeCheck {
-  std::string what;     // "qemu", "kernel", "initramfs", "jail", "cgroup", "shim", "default rootfs", "state dir"
+  std::string what;     // "qemu", "kernel", "initramfs", "jail", "filters", "cgroup", "shim", "default rootfs", "state dir"
   bool ok = false;
   bool required = true;  // false: only some sandboxes need it
   std::string value;    // the path found, or why not

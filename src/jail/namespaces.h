@@ -13,6 +13,9 @@
 namespace moat::jail {
 
 inline constexpr int kQemuNamespaces = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
+// A volume server needs no more of the host than QEMU: its directory is
+// bound into its own root, its socket is inherited.
+inline constexpr int kVolumeServerNamespaces = kQemuNamespaces;
 
 // fork(), except that the child starts in fresh namespaces of `flags`:
 // the pid in the parent, 0 in the child, -1 (errno set) on failure. As

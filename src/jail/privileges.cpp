@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 
 namespace moat::jail {
 namespace {
@@ -50,6 +51,34 @@ int drop_privileges_before_exec(const Identity* identity) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct none[2] = {};
   if (::syscall(SYS_capset, &header, none) != 0) return errno;
+  return 0;
+}
+
+int keep_only_capabilities(const int* keep, int count) {
+  if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
+  auto kept = [&](int cap) {
+    for (int i = 0; i < count; ++i)
+      if (keep[i] == cap) return true;
+    return false;
+  };
+  bool setpcap = has_setpcap();
+  for (int cap = 0; cap <= kMaxCapability && setpcap; ++cap)
+    if (!kept(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) return errno;
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct now[2] = {};
+  if (::syscall(SYS_capget, &header, now) != 0) return errno;
+  __user_cap_data_struct want[2] = {};
+  for (int i = 0; i < count; ++i) {
+    int cap = keep[i];
+    if (cap < 0 || cap > kMaxCapability) continue;
+    std::uint32_t bit = 1u << (cap % 32);
+    // Only what the process holds can be kept.
+    if ((now[cap / 32].permitted & bit) == 0) continue;
+    want[cap / 32].permitted |= bit;
+    want[cap / 32].effective |= bit;
+  }
+  if (::syscall(SYS_capset, &header, want) != 0) return errno;
   return 0;
 }
 

@@ -30,6 +30,13 @@ struct Identity {
 // user (which needs CAP_SETUID and CAP_SETGID) before its capabilities go.
 int drop_privileges_before_exec(const Identity* identity = nullptr);
 
+// For a process that keeps its uid 0 to reach files of any owner but needs
+// nothing else of root (a volume server over a host directory): every
+// capability but those in `keep` leaves the bounding, permitted, effective,
+// inheritable and ambient sets, and no_new_privs is set. Returns 0 or the
+// errno of the step that failed.
+int keep_only_capabilities(const int* keep, int count);
+
 // For the shim, first thing: it will hold secrets' values and the guest's
 // memory is shared with it. No core dumps (RLIMIT_CORE 0, inherited by
 // QEMU, whose dump would be the guest's RAM), not dumpable (other processes

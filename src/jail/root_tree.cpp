@@ -57,6 +57,18 @@ Status RootTree::add_bind(const std::string& name, const std::string& source) {
   return ok_status();
 }
 
+Status RootTree::add_writable_bind(const std::string& name, const std::string& source) {
+  struct stat st {};
+  if (::stat(source.c_str(), &st) != 0) return errno_error("the jail's " + name + " (" + source + ")");
+  if (!S_ISDIR(st.st_mode)) return make_error("the jail's " + name + " (" + source + "): not a directory", ENOTDIR);
+  Entry e{EntryKind::kDirectory, name, source, locked_flags_of(source) | MS_NOSUID | MS_NODEV};
+  e.writable = true;
+  entries_.push_back(e);
+  return ok_status();
+}
+
+void RootTree::add_proc(const std::string& name) { entries_.push_back({EntryKind::kProc, name, "", 0}); }
+
 void RootTree::add_symlink(const std::string& name, const std::string& text) {
   entries_.push_back({EntryKind::kSymlink, name, text, 0});
 }
@@ -86,6 +98,7 @@ PreparedRoot RootTree::prepare() const {
     s.target = p.storage[2 * i].c_str();
     s.source = e.source.empty() ? nullptr : p.storage[2 * i + 1].c_str();
     s.keep_flags = e.keep_flags;
+    s.writable = e.writable;
     p.steps.push_back(s);
   }
   return p;
@@ -104,6 +117,12 @@ int enter_root(const PreparedRoot& root, const char** failed, const char** faile
       if (::symlink(s.source, s.target) != 0) return fail(errno, "symlink", s.target, failed, failed_path);
       continue;
     }
+    if (s.kind == EntryKind::kProc) {
+      if (::mkdir(s.target, 0555) != 0 && errno != EEXIST) return fail(errno, "mkdir", s.target, failed, failed_path);
+      if (::mount("proc", s.target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, "subset=pid") != 0)
+        return fail(errno, "mounting proc", s.target, failed, failed_path);
+      continue;
+    }
     if (s.kind == EntryKind::kDirectory) {
       if (::mkdir(s.target, 0755) != 0 && errno != EEXIST) return fail(errno, "mkdir", s.target, failed, failed_path);
     } else {
@@ -114,8 +133,9 @@ int enter_root(const PreparedRoot& root, const char** failed, const char** faile
     if (s.source == nullptr) continue;
     if (::mount(s.source, s.target, nullptr, MS_BIND | MS_REC, nullptr) != 0)
       return fail(errno, "bind mount", s.source, failed, failed_path);
-    if (::mount(nullptr, s.target, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | s.keep_flags, nullptr) != 0)
-      return fail(errno, "read-only remount", s.target, failed, failed_path);
+    unsigned long access = s.writable ? 0 : MS_RDONLY;
+    if (::mount(nullptr, s.target, nullptr, MS_REMOUNT | MS_BIND | access | s.keep_flags, nullptr) != 0)
+      return fail(errno, s.writable ? "remount" : "read-only remount", s.target, failed, failed_path);
   }
   if (::chdir(top) != 0) return fail(errno, "chdir", top, failed, failed_path);
   // New and old root on the same directory: the old one is stacked beneath

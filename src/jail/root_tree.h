@@ -15,8 +15,9 @@
 //     into the tree instead.
 //
 // Entry names are relative to the new root ("usr", "dev/null"); a parent
-// directory must be added before what it holds. Nothing in the tree is
-// writable: sources that must be written are passed as descriptors instead.
+// directory must be added before what it holds. The tree itself is
+// read-only, and so is every bind in it but one added as writable (a
+// volume's directory, which its server exists to write).
 #pragma once
 
 #include <string>
@@ -28,7 +29,7 @@ namespace moat::jail {
 
 struct PreparedRoot;
 
-enum class EntryKind { kDirectory, kFile, kSymlink };
+enum class EntryKind { kDirectory, kFile, kSymlink, kProc };
 
 class RootTree {
  public:
@@ -40,7 +41,14 @@ class RootTree {
   // A read-only bind of the host's `source` (file, directory or device
   // node); the entry is created as the same kind.
   Status add_bind(const std::string& name, const std::string& source);
+  // A read-write bind of the host directory `source` (never suid or
+  // device files through it).
+  Status add_writable_bind(const std::string& name, const std::string& source);
   void add_symlink(const std::string& name, const std::string& text);
+  // A procfs of the process's own PID namespace showing processes only
+  // (subset=pid: no /proc/sys, no sysrq-trigger), read-only; for a process
+  // that reaches its own descriptors through /proc/self/fd.
+  void add_proc(const std::string& name);
   // Adds `absolute` (and each directory above it) as a read-only bind of
   // the same host path, e.g. a QEMU installed under /opt.
   Status add_bind_at_same_path(const std::string& absolute);
@@ -53,6 +61,7 @@ class RootTree {
     std::string name;
     std::string source;            // bind source or symlink text; empty: a plain directory
     unsigned long keep_flags = 0;  // MS_NOSUID, MS_NODEV, ... of the source's mount
+    bool writable = false;
   };
   bool has(const std::string& name) const;
 
@@ -74,6 +83,7 @@ struct PreparedRoot {
     const char* target = nullptr;  // absolute, under the mount point
     const char* source = nullptr;  // nullptr: nothing to bind or link
     unsigned long keep_flags = 0;
+    bool writable = false;
   };
   std::string mount_point;
   std::vector<std::string> storage;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "jail/cgroup.h"
+#include "jail/syscall_filter.h"
 #include "moat/runtime.h"
 #include "store/moat_home.h"
 #include "vm/accel.h"
@@ -54,6 +55,22 @@ bool RuntimeReport::ready() const {
   return accel_ok;
 }
 
+// The shim's and the volume servers' own confinement (shim/syscall_lists.h,
+// shim/volume_server_process.h).
+static RuntimeCheck check_filters() {
+  RuntimeCheck c{"filters", true, false, "", ""};
+  if (!jail::syscall_filters_enforce()) {
+    c.value = "sanitizer build: the shim's and volume servers' seccomp filters let every call through";
+    return c;
+  }
+  c.value = ::geteuid() == 0
+                ? "the shim and each volume server run under seccomp allow-lists; volume servers apart, in "
+                  "namespaces and a root holding only their volume"
+                : "the shim and each volume server run under seccomp allow-lists; volume servers apart, in your "
+                  "namespaces (their own need root)";
+  return c;
+}
+
 RuntimeReport check_runtime() {
   RuntimeReport r;
   auto qemu = vm::find_qemu();
@@ -79,6 +96,7 @@ RuntimeReport check_runtime() {
     jail.value = "no QEMU to check";
   }
   r.checks.push_back(jail);
+  r.checks.push_back(check_filters());
   r.checks.push_back(check_cgroup());
   r.checks.push_back(check("shim", vm::find_shim()));
   r.checks.push_back(check("default rootfs", vm::find_default_rootfs(), /*required=*/false));

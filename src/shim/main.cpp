@@ -1,5 +1,7 @@
 // moat-shim SANDBOX_DIR [--ready-fd N]
 // Started (detached) by libmoat; reads SANDBOX_DIR/config.json.
+// moat-shim --volume-server OPTIONS
+// Started by the shim itself, once per volume (shim/volume_server_process.h).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -7,11 +9,20 @@
 
 #include "jail/privileges.h"
 #include "shim/shim.h"
+#include "shim/volume_server_process.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: moat-shim SANDBOX_DIR [--ready-fd N]\n");
     return 2;
+  }
+  if (std::strcmp(argv[1], "--volume-server") == 0) {
+    auto args = moat::shim::VolumeServerArgs::parse(argc - 2, argv + 2);
+    if (!args) {
+      std::fprintf(stderr, "moat-shim: %s\n", args.error().message.c_str());
+      return 2;
+    }
+    return moat::shim::run_volume_server(*args);
   }
   std::string dir = argv[1];
   int ready_fd = -1;

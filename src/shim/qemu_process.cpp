@@ -137,8 +137,10 @@ bool QemuProcess::reap() {
   return exited_;
 }
 
+// Through the pidfd: it names this QEMU even if its pid were reused, and the
+// shim's seccomp filter lets it signal nothing but what it holds a pidfd of.
 void QemuProcess::signal(int sig) {
-  if (!exited_ && pid_ > 0) ::kill(pid_, sig);
+  if (!exited_ && pidfd_) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), sig, nullptr, 0);
 }
 
 std::string QemuProcess::describe_exit() const {

@@ -24,6 +24,7 @@
 #include "proto/file_ops.h"
 #include "proto/frame_peek.h"
 #include "proto/text.h"
+#include "shim/syscall_lists.h"
 #include "store/moat_home.h"
 
 namespace moat::shim {
@@ -260,8 +261,10 @@ Status Shim::boot() {
   cfg_.vm.agent_fd = pass(qemu_end.get());
   cfg_.vm.console_fd = pass(console_qemu_end.get());
   std::vector<VolumeServers::QemuEnd> volume_ends;
-  MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, volume_ends,
+  // First, while the shim has a single thread: each server is a fork.
+  MOAT_ASSIGN_OR_RETURN(volumes_, VolumeServers::start(cfg_.volumes, cfg_.dir, volume_ends,
                                                        [this](const std::string& line) { log(line); }));
+  if (!cfg_.volumes.empty()) log(volumes_->confinement());
   cfg_.vm.fs_shares.clear();
   for (const auto& end : volume_ends) cfg_.vm.fs_shares.push_back({end.tag, pass(end.fd.get())});
   UniqueFd net_qemu_end;
@@ -862,6 +865,15 @@ void Shim::serve() {
   }
 }
 
+// Once QEMU and the volume servers run and the network is up, the shim
+// starts no process, mounts nothing and changes no identity again: from
+// here on it may make only the calls of its allow-list.
+Status Shim::restrict_system_calls() {
+  if (auto st = jail::install_syscall_filter(shim_syscall_filter()); !st)
+    return st.error().wrap("restricting the shim's system calls");
+  return ok_status();
+}
+
 void Shim::cleanup() {
   if (qemu_ && !qemu_->exited()) {
     qemu_->signal(SIGKILL);
@@ -931,6 +943,7 @@ int Shim::run(int ready_fd) {
   }
   Status st = prepare();
   if (st) st = boot();
+  if (st) st = restrict_system_calls();
   // A starter that died during the boot, or before the verdict reached it,
   // abandoned the start: the sandbox stops as if never started (no one else
   // would ever stop it).

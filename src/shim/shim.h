@@ -86,6 +86,7 @@ class Shim {
   void begin_stop(const std::string& why);
   void on_qemu_exit();
   std::string qemu_exit_text() const;
+  Status restrict_system_calls();
   void cleanup();
   std::string console_tail(std::size_t max_bytes) const;
   std::string qemu_log_tail(std::size_t max_bytes) const;

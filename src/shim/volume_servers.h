@@ -1,22 +1,20 @@
 // The shim's filesystem servers: one virtio-fs device per volume, each a
-// FUSE server over the volume's host directory, reached by QEMU on a
-// connected socket it inherits (no path: a jailed QEMU reaches nothing by
-// name). They live exactly as long as the VM.
+// FUSE server over the volume's host directory in a process of its own
+// (shim/volume_server_process.h), reached by QEMU on a connected socket it
+// inherits (no path: a jailed QEMU reaches nothing by name). They live
+// exactly as long as the VM.
 #pragma once
+
+#include <sys/types.h>
 
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "fs/fs_backend.h"
-#include "fs/fuse_server.h"
-#include "fs/vhost_user_fs.h"
 #include "shim_contract/shim_config.h"
 #include "util/result.h"
 #include "util/unique_fd.h"
-#include "vm/qemu_command.h"
 
 namespace moat::shim {
 
@@ -30,25 +28,31 @@ class VolumeServers {
     UniqueFd fd;
   };
 
-  // Opens every volume's directory, connects a socket pair for its device
-  // and starts serving in a thread; appends QEMU's ends to `qemu_ends` (in
-  // the volumes' order), for the shim to pass to QEMU.
+  // Starts a server process for every volume of the sandbox in
+  // `sandbox_dir`, each on one end of a new socket pair; appends QEMU's
+  // ends to `qemu_ends` (in the volumes' order). When the shim runs as
+  // root each server gets namespaces and a root of its own. A failure ends
+  // the servers already started.
   static Result<std::unique_ptr<VolumeServers>> start(const std::vector<VolumeShare>& volumes,
+                                                      const std::string& sandbox_dir,
                                                       std::vector<QemuEnd>& qemu_ends, Logger log);
-  // Stops serving and joins the threads.
+  // What confines the servers, for the shim's log.
+  const std::string& confinement() const { return confinement_; }
+  // Waits briefly for each server to end (QEMU, gone first, hung up on it),
+  // kills those that did not, reaps them all and logs any that failed.
   ~VolumeServers();
 
  private:
-  struct Volume {
-    VolumeShare share;
-    std::unique_ptr<fs::FsBackend> backend;
-    std::unique_ptr<fs::FuseServer> server;
-    std::unique_ptr<fs::VhostUserFsDevice> device;
-    std::thread thread;
+  struct Server {
+    std::string host_path;
+    pid_t pid = -1;
+    UniqueFd pidfd;
   };
 
   VolumeServers() = default;
-  std::vector<std::unique_ptr<Volume>> volumes_;
+  std::vector<Server> servers_;
+  std::string confinement_;
+  Logger log_;
 };
 
 }  // namespace moat::shim

@@ -9,6 +9,7 @@ std::string shim_lock_path(const std::string& dir) { return dir + "/shim.lock"; 
 std::string shim_pid_path(const std::string& dir) { return dir + "/shim.pid"; }
 std::string control_socket_path(const std::string& dir) { return dir + "/control.sock"; }
 std::string qemu_root_path(const std::string& dir) { return dir + "/qemu-root"; }
+std::string volume_root_path(const std::string& dir) { return dir + "/volume-root"; }
 std::string last_exit_path(const std::string& dir) { return dir + "/last_exit.json"; }
 std::string qemu_cmdline_path(const std::string& dir) { return dir + "/qemu.cmdline"; }
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }

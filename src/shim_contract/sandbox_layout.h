@@ -23,6 +23,8 @@ std::string control_socket_path(const std::string& dir);
 // The empty directory the jail's tmpfs root is mounted on, inside QEMU's
 // own mount namespace (shim/qemu_jail.h); nothing appears in it outside.
 std::string qemu_root_path(const std::string& dir);
+// The same for each volume server's root (shim/volume_server_process.h).
+std::string volume_root_path(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.

@@ -279,5 +279,61 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
   EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
 }
 
+// The shim relays the guest's channel and network: once the VM runs, every
+// one of its threads is under its seccomp filter. Each volume's server, which
+// parses guest memory, is a process apart: its own namespaces, a root
+// holding only the volume and a procfs of its own, no capability but the
+// two it needs for files of any owner, no descriptor of the shim's, and a
+// filter of its own.
+TEST(VmJail, ShimAndEachVolumeServerAreFilteredAndTheServerIsConfined) {
+  std::string volume = test_home() + "/jail-volume";
+  ASSERT_EQ(::mkdir(volume.c_str(), 0755), 0);
+  Running s;
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({"-v", volume + ":/data"}, &s));
+  for (const auto& task : dir_entries("/proc/" + s.shim_pid + "/task")) {
+    std::string st = read_file("/proc/" + s.shim_pid + "/task/" + task + "/status");
+    EXPECT_EQ(status_field(st, "Seccomp"), "2") << "shim thread " << task << " (" << status_field(st, "Name") << ")";
+  }
+  std::vector<pid_t> servers;
+  for (pid_t p : processes_mentioning(volume))
+    if (read_file("/proc/" + std::to_string(p) + "/cmdline").find("--volume-server") != std::string::npos)
+      servers.push_back(p);
+  ASSERT_EQ(servers.size(), 1u) << "one server for the one volume";
+  std::string proc = "/proc/" + std::to_string(servers[0]);
+  std::string status = read_file(proc + "/status");
+  EXPECT_EQ(status_field(status, "CapEff"), "000000000000000a") << "CAP_DAC_OVERRIDE and CAP_FOWNER only";
+  EXPECT_EQ(status_field(status, "CapBnd"), "000000000000000a");
+  EXPECT_EQ(status_field(status, "CapAmb"), "0000000000000000");
+  EXPECT_EQ(status_field(status, "NoNewPrivs"), "1");
+  for (const auto& task : dir_entries(proc + "/task")) {
+    std::string st = read_file(proc + "/task/" + task + "/status");
+    EXPECT_EQ(status_field(st, "Seccomp"), "2") << "server thread " << task;
+  }
+  for (const char* ns : {"mnt", "pid", "net", "ipc", "uts"}) {
+    EXPECT_NE(link_of(proc + "/ns/" + ns), link_of("/proc/" + s.shim_pid + "/ns/" + ns)) << ns;
+    EXPECT_NE(link_of(proc + "/ns/" + ns), link_of("/proc/" + std::to_string(s.qemu) + "/ns/" + ns)) << ns;
+  }
+  EXPECT_EQ(sorted(dir_entries(proc + "/root")), (std::vector<std::string>{"proc", "volume"}));
+  EXPECT_EQ(sorted(dir_entries(proc + "/root/proc")), (std::vector<std::string>{"1", "self", "thread-self"}));
+  EXPECT_EQ(::mkdir((proc + "/root/planted").c_str(), 0700), -1);
+  // Descriptors: stdio, its socket, and what it made itself (eventfds, the
+  // guest's memory, its epoll set) or opened in the volume.
+  std::string fd_dir = proc + "/fd";
+  for (const auto& fd : dir_entries(fd_dir)) {
+    std::string t = link_of(fd_dir + "/" + fd);
+    bool own = t.rfind("socket:", 0) == 0 || t.rfind("anon_inode:", 0) == 0 || t.rfind("/memfd:", 0) == 0 ||
+               t.rfind("/volume", 0) == 0 || t.rfind("/proc/", 0) == 0;
+    bool stdio = fd == "0" || fd == "1" || fd == "2";
+    EXPECT_TRUE(own || stdio) << "the volume server holds fd " << fd << " -> " << t;
+  }
+  // And it serves: the guest's file reaches the host.
+  auto o = run_moat({"exec", s.id, "--", "sh", "-c", "echo through > /data/f && cat /data/f"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(o.out, "through\n");
+  EXPECT_EQ(read_file(volume + "/f"), "through\n");
+  EXPECT_EQ(run_moat({"rm", "-f", s.id}).exit_code, 0);
+  EXPECT_TRUE(processes_mentioning(volume).empty()) << "the server ends with its sandbox";
+}
+
 }  // namespace
 }  // namespace moat::test

@@ -14,6 +14,7 @@
 
 #include "proto/message.h"
 #include "sandbox/sandbox_db.h"
+#include "jail/syscall_filter.h"
 #include "tests/vm/harness.h"
 
 namespace moat::test {
@@ -350,6 +351,13 @@ TEST(VmDoctor, ReportsAccelChoiceAndPaths) {
   EXPECT_NE(o.out.find("accelerator"), std::string::npos);
   EXPECT_NE(o.out.find("\njail           QEMU runs as a user of its own, in namespaces and a root holding only its "
                        "files, with no capability, under its own seccomp filter (-sandbox)\n"),
+            std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find(jail::syscall_filters_enforce()
+                           ? "\nfilters        the shim and each volume server run under seccomp allow-lists; "
+                             "volume servers apart, in namespaces and a root holding only their volume\n"
+                           : "\nfilters        sanitizer build: the shim's and volume servers' seccomp filters let "
+                             "every call through\n"),
             std::string::npos)
       << o.out;
   EXPECT_NE(o.out.find("\ncgroup         each QEMU's memory, tasks and CPU are limited, in a group under /"),
