@@ -1,8 +1,14 @@
 // Resource attacks from inside a guest (docs/security.md): root in the VM
-// fills its memory and forks without end. The host keeps its memory (the
-// guest is bounded by its RAM, QEMU by its cgroup), a neighbouring sandbox
-// keeps answering, and the attacker can still be stopped and removed.
+// fills its memory and forks without end, or fills its disk. The host keeps
+// its memory (the guest is bounded by its RAM, QEMU by its cgroup) and its
+// disk (the guest's is a sparse file of a fixed size), a neighbouring
+// sandbox keeps answering, and the attacker can still be stopped and
+// removed. Floods of the logs and of the host's descriptors have tests of
+// their own (VmHostileAgent.EveryLogTheGuestFloodsStaysUnderItsCap,
+// VmVolumes.FilesHeldOpenCannotExhaustTheShim, the network's
+// --max-connections tests).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +92,25 @@ TEST(VmHostileGuest, MemoryFillAndForkBombLeaveTheHostAndANeighbourResponsive) {
   EXPECT_EQ(o.out, "still here\n") << o.err;
   EXPECT_EQ(run_moat({"rm", "-f", neighbour}).exit_code, 0);
   EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// Root in the guest fills its writable disk: the guest gets ENOSPC at the
+// disk's size, the host file (sparse) never takes more than that size of
+// the host's disk, and the sandbox keeps answering and gets its space back.
+TEST(VmHostileGuest, DiskFillStopsAtTheDisksSizeOnTheHost) {
+  std::string id = create_started({"--disk-size", "64"});
+  auto fill = run_moat({"exec", id, "--", "sh", "-c", "dd if=/dev/zero of=/fill bs=1M 2>&1; sync; echo filled"});
+  EXPECT_NE(fill.out.find("No space left on device"), std::string::npos) << fill.out << fill.err;
+  EXPECT_NE(fill.out.find("filled\n"), std::string::npos) << fill.out;
+  struct stat st {};
+  std::string upper = test_home() + "/sandboxes/" + id + "/upper.ext4";
+  ASSERT_EQ(::stat(upper.c_str(), &st), 0) << upper;
+  EXPECT_LE(st.st_size, 64LL << 20);
+  EXPECT_LE(static_cast<long long>(st.st_blocks) * 512, 64LL << 20);
+  auto freed = run_moat({"exec", id, "--", "sh", "-c", "rm /fill && echo freed > /after && cat /after"});
+  EXPECT_EQ(freed.exit_code, 0) << freed.err;
+  EXPECT_EQ(freed.out, "freed\n");
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
 }
 
 }  // namespace
