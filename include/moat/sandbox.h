@@ -25,6 +25,7 @@
 #include "moat/images.h"
 #include "moat/network.h"
 #include "moat/result.h"
+#include "moat/stats.h"
 
 namespace moat {
 
@@ -271,6 +272,10 @@ class Sandbox {
   // update_sandbox_network (moat/sandboxes.h) does the same by id or name,
   // also for a sandbox that is not running.
   Status update_network(const NetworkPolicyUpdate& update);
+
+  // What the sandbox uses now: CPU time, memory and tasks against its
+  // limits, the guest's network traffic (moat/stats.h).
+  Result<SandboxStats> stats();
 
   // ---- Files in the guest ----
   // Guest paths are absolute and resolved as the guest itself sees them.

@@ -10,6 +10,7 @@
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
 #include "cli/network_commands.h"
+#include "cli/stats_command.h"
 #include "cli/volume_commands.h"
 #include "moat/version.h"
 
@@ -51,6 +52,7 @@ int main(int argc, char** argv) {
   moat::cli::register_cp_command(app);
   moat::cli::register_volume_commands(app);
   moat::cli::register_network_commands(app);
+  moat::cli::register_stats_command(app);
 
   try {
     app.parse(argc, argv);
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_network_command(); rc >= 0) return rc;
+  if (int rc = moat::cli::run_stats_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();
   return moat::cli::kExitMoatError;
 }

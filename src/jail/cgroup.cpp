@@ -270,15 +270,10 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
     g.paths_.push_back(dir);
   }
 
-  auto at = [&](const char* controller) -> const std::string& {
-    if (g.version_ == CgroupVersion::kV2) return g.paths_[0];
-    for (std::size_t i = 0; i < std::size(kControllers); ++i) {
-      if (std::string(kControllers[i]) == controller) return g.paths_[i];
-    }
-    return g.paths_[0];
-  };
+  auto at = [&g](const char* controller) -> const std::string& { return g.path_of(controller); };
   const bool v2 = g.version_ == CgroupVersion::kV2;
   g.memory_limit_ = limits.memory_bytes;
+  g.pids_limit_ = limits.pids;
   if (limits.memory_bytes != 0) {
     std::string bytes = std::to_string(limits.memory_bytes);
     MOAT_TRY(write_value(at("memory") + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), bytes));
@@ -315,6 +310,27 @@ std::uint64_t Cgroup::oom_kills() const {
     if (line.rfind("oom_kill ", 0) == 0) return std::strtoull(line.c_str() + 9, nullptr, 10);
   }
   return 0;
+}
+
+const std::string& Cgroup::path_of(const char* controller) const {
+  if (version_ == CgroupVersion::kV1) {
+    for (std::size_t i = 0; i < std::size(kControllers) && i < paths_.size(); ++i)
+      if (std::string(kControllers[i]) == controller) return paths_[i];
+  }
+  return paths_[0];
+}
+
+std::uint64_t Cgroup::memory_used() const {
+  if (paths_.empty()) return 0;
+  auto text = read_file_bounded(
+      path_of("memory") + (version_ == CgroupVersion::kV2 ? "/memory.current" : "/memory.usage_in_bytes"), 64);
+  return text.ok() ? std::strtoull(text->c_str(), nullptr, 10) : 0;
+}
+
+std::uint64_t Cgroup::tasks() const {
+  if (paths_.empty()) return 0;
+  auto text = read_file_bounded(path_of("pids") + "/pids.current", 64);
+  return text.ok() ? std::strtoull(text->c_str(), nullptr, 10) : 0;
 }
 
 std::vector<int> Cgroup::procs_fds() const {

@@ -59,16 +59,26 @@ class Cgroup {
   // over the memory limit; 0 when it cannot tell.
   std::uint64_t oom_kills() const;
   std::uint64_t memory_limit() const { return memory_limit_; }
+  std::uint64_t pids_limit() const { return pids_limit_; }
+
+  // What the members use now: memory charged (v1 memory.usage_in_bytes, v2
+  // memory.current) and tasks (pids.current); 0 where it cannot tell.
+  std::uint64_t memory_used() const;
+  std::uint64_t tasks() const;
 
   // Removes the directories now (what the destructor does); an error when
   // a member is still alive.
   Status remove();
 
  private:
+  // The directory of `controller` ("memory", "pids", "cpu").
+  const std::string& path_of(const char* controller) const;
+
   CgroupVersion version_ = CgroupVersion::kV2;
   std::vector<std::string> paths_;
   std::vector<UniqueFd> procs_;
   std::uint64_t memory_limit_ = 0;
+  std::uint64_t pids_limit_ = 0;
 };
 
 // Removes the group `name` that Cgroup::create would make from here: what

@@ -72,6 +72,8 @@ struct NetworkService::Impl {
   std::vector<std::uint8_t> out;
   std::size_t out_sent = 0;
   std::uint64_t dropped_to_guest = 0;  // since the last report
+  // Written by the network thread only, read by any (NetworkService::traffic).
+  std::atomic<std::uint64_t> tx_bytes{0}, rx_bytes{0}, tx_packets{0}, rx_packets{0};
 
   std::mutex mu;
   std::condition_variable applied;
@@ -91,6 +93,8 @@ struct NetworkService::Impl {
     auto* p = reinterpret_cast<const std::uint8_t*>(&be);
     out.insert(out.end(), p, p + 4);
     out.insert(out.end(), frame.begin(), frame.end());
+    rx_bytes.fetch_add(frame.size(), std::memory_order_relaxed);
+    rx_packets.fetch_add(1, std::memory_order_relaxed);
     return std::span<std::uint8_t>(out).last(frame.size());
   }
 
@@ -130,6 +134,8 @@ struct NetworkService::Impl {
         }
         if (in_used - at - 4 < len) break;
         filter->from_guest({in.data() + at + 4, len});
+        tx_bytes.fetch_add(len, std::memory_order_relaxed);
+        tx_packets.fetch_add(1, std::memory_order_relaxed);
         at += 4 + len;
       }
       std::memmove(in.data(), in.data() + at, in_used - at);
@@ -411,6 +417,15 @@ NetworkService::~NetworkService() {
   std::uint64_t one = 1;
   [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
   if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+NetworkService::Traffic NetworkService::traffic() const {
+  Traffic t;
+  t.tx_bytes = impl_->tx_bytes.load(std::memory_order_relaxed);
+  t.rx_bytes = impl_->rx_bytes.load(std::memory_order_relaxed);
+  t.tx_packets = impl_->tx_packets.load(std::memory_order_relaxed);
+  t.rx_packets = impl_->rx_packets.load(std::memory_order_relaxed);
+  return t;
 }
 
 void NetworkService::update_policy(std::shared_ptr<const net::Policy> policy) {

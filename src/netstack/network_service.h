@@ -58,6 +58,13 @@ class NetworkService {
   // closed and new ones are decided by it.
   void update_policy(std::shared_ptr<const net::Policy> policy);
 
+  // What crossed the guest's link so far, as the guest sees it (tx: frames
+  // it sent; rx: frames queued for it). Callable from any thread.
+  struct Traffic {
+    std::uint64_t tx_bytes = 0, rx_bytes = 0, tx_packets = 0, rx_packets = 0;
+  };
+  Traffic traffic() const;
+
  public:
   struct Impl;
 

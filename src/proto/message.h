@@ -21,7 +21,7 @@ inline constexpr std::uint32_t kControlStream = 0;
 inline constexpr std::size_t kMaxTypeLength = 32;
 
 // Message types. Control stream (0): hello, ping, pong, shutdown, stop,
-// network_update, ok. Exec streams: exec, started, stdin, stdin_close,
+// network_update, stats, ok. Exec streams: exec, started, stdin, stdin_close,
 // stdout, stderr, window, resize, signal, cancel, exit. Any stream: error.
 //
 // A control request that changes the running sandbox (network_update) is
@@ -38,6 +38,9 @@ inline constexpr std::string_view kStop = "stop";
 // {"mode": "none"|"public"|"all", "rules": [{"allow": bool, "rule": RULE}]}
 // in order, the whole list (shim_contract/network_json.h).
 inline constexpr std::string_view kNetworkUpdate = "network_update";
+// client -> shim, {}: what the sandbox uses now; answered on the control
+// stream by `stats` with the counters of shim_contract/stats_json.h.
+inline constexpr std::string_view kStats = "stats";
 inline constexpr std::string_view kOk = "ok";
 inline constexpr std::string_view kExec = "exec";
 inline constexpr std::string_view kStarted = "started";

@@ -24,7 +24,9 @@
 #include "proto/file_ops.h"
 #include "proto/frame_peek.h"
 #include "proto/text.h"
+#include "shim/sandbox_stats.h"
 #include "shim/syscall_lists.h"
+#include "shim_contract/stats_json.h"
 #include "store/moat_home.h"
 
 namespace moat::shim {
@@ -583,6 +585,12 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     begin_stop("stop requested by a client");
   } else if (m.type == proto::msg::kNetworkUpdate) {
     handle_network_update(c, m);
+  } else if (m.type == proto::msg::kStats) {
+    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - booted_at_).count();
+    SandboxStats stats = collect_sandbox_stats(qemu_jail_.cgroup ? &*qemu_jail_.cgroup : nullptr,
+                                               qemu_ ? qemu_->pid() : -1, network_.get(),
+                                               static_cast<std::uint64_t>(uptime));
+    send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kStats, stats_to_json(stats)));
   } else {
     send_to_client(c, proto::make_error_message(proto::kControlStream, "unknown_type",
                                                 "unknown control message \"" + m.type + "\"", false));

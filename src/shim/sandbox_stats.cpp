@@ -1,0 +1,83 @@
+#include "shim/sandbox_stats.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "jail/cgroup.h"
+
+namespace moat::shim {
+namespace {
+
+std::string read_proc(pid_t pid, const char* name) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// utime + stime of every thread of `pid`, from /proc/PID/stat: fields 14
+// and 15, counted after the command name's closing parenthesis (the name
+// may hold spaces and parentheses itself).
+std::uint64_t cpu_ns_of(pid_t pid) {
+  std::string stat = read_proc(pid, "stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  std::uint64_t utime = 0, stime = 0;
+  // After ")": state is field 3, so utime (14) is the 12th word.
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  long ticks = ::sysconf(_SC_CLK_TCK);
+  if (ticks <= 0) ticks = 100;
+  return (utime + stime) * (1000000000ull / static_cast<std::uint64_t>(ticks));
+}
+
+// A "Name:   value kB" line of /proc/PID/status, as a number (kB as bytes).
+std::uint64_t status_value(const std::string& status, const std::string& name) {
+  std::istringstream lines(status);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + ":", 0) != 0) continue;
+    std::uint64_t v = std::strtoull(line.c_str() + name.size() + 1, nullptr, 10);
+    return line.find(" kB") != std::string::npos ? v * 1024 : v;
+  }
+  return 0;
+}
+
+}  // namespace
+
+SandboxStats collect_sandbox_stats(const jail::Cgroup* group, pid_t qemu, const netstack::NetworkService* network,
+                                   std::uint64_t uptime_ms) {
+  SandboxStats s;
+  s.uptime_ms = uptime_ms;
+  s.cpu_ns = qemu > 0 ? cpu_ns_of(qemu) : 0;
+  if (group != nullptr) {
+    s.source = group->version() == jail::CgroupVersion::kV2 ? "cgroup v2" : "cgroup v1";
+    s.memory_bytes = group->memory_used();
+    s.memory_limit_bytes = group->memory_limit();
+    s.pids = group->tasks();
+    s.pids_limit = group->pids_limit();
+    s.oom_kills = group->oom_kills();
+  } else if (qemu > 0) {
+    s.source = "process";
+    std::string status = read_proc(qemu, "status");
+    s.memory_bytes = status_value(status, "VmRSS");
+    s.pids = status_value(status, "Threads");
+  }
+  if (network != nullptr) {
+    auto t = network->traffic();
+    s.net_tx_bytes = t.tx_bytes;
+    s.net_rx_bytes = t.rx_bytes;
+    s.net_tx_packets = t.tx_packets;
+    s.net_rx_packets = t.rx_packets;
+  }
+  return s;
+}
+
+}  // namespace moat::shim
