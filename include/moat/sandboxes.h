@@ -41,6 +41,7 @@ struct SandboxInfo {
   std::int64_t finished_at = 0;
   std::map<std::string, std::string> labels;
   int cpus = 1;
+  std::uint32_t cpu_weight = 100;
   int memory_mib = 0;
   std::uint64_t disk_size_mib = 0;
   Duration idle_timeout{0};  // zero: no limit

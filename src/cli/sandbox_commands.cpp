@@ -39,6 +39,7 @@ struct VmFlags {
   std::string rootfs_image;
   bool writable_root = SandboxOptions{}.writable_root;
   int cpus = SandboxOptions{}.cpus;
+  std::uint32_t cpu_weight = SandboxOptions{}.cpu_weight;
   int memory_mib = SandboxOptions{}.memory_mib;
   std::uint64_t disk_size_mib = SandboxOptions{}.disk_size_mib;
   std::string accel = to_string(SandboxOptions{}.accel);
@@ -102,6 +103,9 @@ void add_vm_flags(CLI::App* cmd, VmFlags& f) {
   cmd->add_option("--rootfs-image", f.rootfs_image, "Boot from this ext4 or EROFS image (read-only, under a fresh upper)");
   cmd->add_flag("--writable-root", f.writable_root, "Boot --rootfs-image as the only, writable root");
   cmd->add_option("--cpus", f.cpus, "Virtual CPUs")->capture_default_str();
+  cmd->add_option("--cpu-weight", f.cpu_weight,
+                  "Share of contended host CPUs against other sandboxes, 1-10000 (cgroup cpu.weight)")
+      ->capture_default_str();
   cmd->add_option("--memory", f.memory_mib, "Guest memory in MiB")->capture_default_str();
   cmd->add_option("--disk-size", f.disk_size_mib, "Writable disk size in MiB (sparse)")->capture_default_str();
   cmd->add_option("--accel", f.accel, "auto, kvm or tcg")->capture_default_str();
@@ -254,6 +258,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.rootfs_image = v.rootfs_image;
   o.writable_root = v.writable_root;
   o.cpus = v.cpus;
+  o.cpu_weight = v.cpu_weight;
   o.memory_mib = v.memory_mib;
   o.disk_size_mib = v.disk_size_mib;
   MOAT_ASSIGN_OR_RETURN(o.accel, parse_accel(v.accel));
@@ -377,6 +382,7 @@ Json to_json(const SandboxInfo& i) {
               {"finished_at", time_text(i.finished_at)},
               {"labels", i.labels},
               {"cpus", i.cpus},
+              {"cpu_weight", i.cpu_weight},
               {"memory_mib", i.memory_mib},
               {"disk_size_mib", i.disk_size_mib},
               {"idle_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(i.idle_timeout).count()},

@@ -75,7 +75,8 @@ int run() {
   }
   bool any = false;
   for (const auto& s : first) any = any || s.has_value();
-  if (any) std::this_thread::sleep_for(kSampleGap);
+  if (!any) return rc;  // nothing to show: only the errors
+  std::this_thread::sleep_for(kSampleGap);
   nlohmann::json out = nlohmann::json::array();
   if (!f.json) std::printf("%-20s %8s  %-23s %7s  %5s  %s\n", "SANDBOX", "CPU %", "MEM USAGE / LIMIT", "MEM %",
                            "PIDS", "NET RX / TX");

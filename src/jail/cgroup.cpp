@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdlib>
 #include <iterator>
 #include <sstream>
@@ -282,6 +283,14 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
     if (exists(swap)) MOAT_TRY(write_value(swap, v2 ? "0" : bytes));
   }
   if (limits.pids != 0) MOAT_TRY(write_value(at("pids") + "/pids.max", std::to_string(limits.pids)));
+  if (limits.cpu_weight != 0) {
+    if (v2) {
+      MOAT_TRY(write_value(at("cpu") + "/cpu.weight", std::to_string(limits.cpu_weight)));
+    } else {
+      std::uint64_t shares = std::max<std::uint64_t>(2, std::uint64_t{limits.cpu_weight} * 1024 / 100);
+      MOAT_TRY(write_value(at("cpu") + "/cpu.shares", std::to_string(shares)));
+    }
+  }
   if (limits.cpu_millis != 0) {
     std::uint64_t quota = kCpuPeriodUs * limits.cpu_millis / 1000;
     if (v2) {

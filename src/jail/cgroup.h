@@ -30,6 +30,8 @@ struct CgroupLimits {
   std::uint64_t memory_bytes = 0;  // 0: no limit
   std::uint64_t pids = 0;          // 0: no limit
   std::uint32_t cpu_millis = 0;    // CPU time per second of wall time, in ms per CPU (1000 = one CPU); 0: none
+  std::uint32_t cpu_weight = 0;    // share when CPUs are contended, 1-10000 as v2's cpu.weight (v1: cpu.shares
+                                   // = weight * 1024 / 100); 0: the kernel's default
 };
 
 enum class CgroupVersion { kV1, kV2 };

@@ -41,6 +41,7 @@ constexpr std::size_t kMaxLabelBytes = 4096;
 
 Status validate(const SandboxOptions& o) {
   if (o.cpus < 1 || o.cpus > 64) return make_error("--cpus must be between 1 and 64", EINVAL);
+  if (o.cpu_weight < 1 || o.cpu_weight > 10000) return make_error("--cpu-weight must be between 1 and 10000", EINVAL);
   if (o.memory_mib < 64 || o.memory_mib > 256 * 1024)
     return make_error("--memory must be between 64 and 262144 MiB", EINVAL);
   if (o.disk_size_mib < 64 || o.disk_size_mib > (16ull << 20))
@@ -197,6 +198,7 @@ Result<shim::ShimConfig> shim_config_for(const Manager& m, const SandboxRecord& 
   cfg.max_duration_s = whole_seconds(r.info.max_duration);
   cfg.vm.accel = r.vm.accel;
   cfg.vm.cpus = r.info.cpus;
+  cfg.vm.cpu_weight = r.info.cpu_weight;
   cfg.vm.memory_mib = r.info.memory_mib;
   cfg.vm.hostname = r.vm.hostname;
   cfg.vm.disks = r.vm.disks;
@@ -457,6 +459,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.created_at = unix_now();
   r.info.labels = o.labels;
   r.info.cpus = o.cpus;
+  r.info.cpu_weight = o.cpu_weight;
   r.info.memory_mib = o.memory_mib;
   r.info.disk_size_mib = o.disk_size_mib;
   r.info.idle_timeout = o.idle_timeout;

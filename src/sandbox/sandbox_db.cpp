@@ -124,6 +124,7 @@ std::string spec_json(const SandboxRecord& r) {
             {"image_digest", bytes_to_json(i.image_digest)},
             {"labels", labels_json(i)},
             {"cpus", i.cpus},
+            {"cpu_weight", i.cpu_weight},
             {"memory_mib", i.memory_mib},
             {"disk_size_mib", i.disk_size_mib},
             {"idle_timeout_s", whole_seconds(i.idle_timeout)},
@@ -219,6 +220,7 @@ Status read_spec_fields(const Json& j, SandboxInfo& i) {
   MOAT_TRY(read_bytes(j, "image_digest", i.image_digest));
   MOAT_TRY(read_labels(j, i.labels));
   i.cpus = j.value("cpus", 1);
+  i.cpu_weight = j.value("cpu_weight", 100u);
   i.memory_mib = j.value("memory_mib", 0);
   i.disk_size_mib = j.value("disk_size_mib", std::uint64_t{0});
   i.idle_timeout = std::chrono::seconds(j.value("idle_timeout_s", std::int64_t{0}));

@@ -95,6 +95,7 @@ jail::CgroupLimits qemu_cgroup_limits(const vm::VmSpec& spec) {
   limits.memory_bytes = mib << 20;
   limits.pids = kQemuPidsMax;
   limits.cpu_millis = static_cast<std::uint32_t>(spec.cpus) * 1000;
+  limits.cpu_weight = spec.cpu_weight;
   return limits;
 }
 

@@ -102,6 +102,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
         {"initrd", bytes_to_json(c.vm.initrd)},
         {"accel", vm::accel_name(c.vm.accel)},
         {"cpus", c.vm.cpus},
+        {"cpu_weight", c.vm.cpu_weight},
         {"memory_mib", c.vm.memory_mib},
         {"tcg_tb_size_mib", c.vm.tcg_tb_size_mib},
         {"disks", disks},
@@ -150,6 +151,9 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.vm.initrd = bytes_at(v, "initrd");
     c.vm.accel = vm::accel_from_name(v.at("accel").get<std::string>());
     c.vm.cpus = v.at("cpus").get<int>();
+    c.vm.cpu_weight = v.value("cpu_weight", 100u);
+    if (c.vm.cpu_weight < 1 || c.vm.cpu_weight > 10000)
+      return make_error(path + ": cpu_weight must be between 1 and 10000");
     c.vm.memory_mib = v.at("memory_mib").get<int>();
     c.vm.tcg_tb_size_mib = v.at("tcg_tb_size_mib").get<int>();
     for (const auto& d : v.at("disks")) c.vm.disks.push_back({bytes_at(d, "path"), d.at("read_only").get<bool>()});

@@ -40,6 +40,7 @@ struct VmSpec {
   std::string initrd;
   Accel accel = Accel::kTcg;
   int cpus = 1;
+  std::uint32_t cpu_weight = 100;  // for QEMU's cgroup (shim/qemu_jail.h); not a QEMU argument
   int memory_mib = 256;
   // TCG translation cache; QEMU's default (1 GiB on 64-bit hosts) lets the
   // host RSS of an idle guest grow far past what it needs.

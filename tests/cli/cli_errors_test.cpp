@@ -40,6 +40,10 @@ TEST(CliErrors, HelpExitsZeroAndParseErrorsExit125) {
   expect_error({"ls", "--bogus"}, "The following argument was not expected: --bogus (see moat ls --help)");
   expect_error({"run", "--bogus", "--", "true"}, "unknown option --bogus (see moat run --help)");
   expect_error({"run", "--cpus", "many", "--", "true"}, "Could not convert: --cpus = many (see moat run --help)");
+  expect_error({"create", "--cpu-weight", "0"}, "--cpu-weight must be between 1 and 10000");
+  expect_error({"create", "--cpu-weight", "10001"}, "--cpu-weight must be between 1 and 10000");
+  expect_error({"stats"}, "sandbox is required (see moat stats --help)");
+  expect_error({"stats", "nope"}, "no such sandbox: nope");
 }
 
 TEST(CliErrors, UnknownObjectsExit125) {

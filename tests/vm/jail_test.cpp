@@ -161,12 +161,12 @@ std::string first_line(const std::string& path) {
 
 TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
   Running s;
-  ASSERT_NO_FATAL_FAILURE(start_sandbox({"--memory", "384", "--cpus", "1"}, &s));
+  ASSERT_NO_FATAL_FAILURE(start_sandbox({"--memory", "384", "--cpus", "1", "--cpu-weight", "300"}, &s));
   const std::string& id = s.id;
   pid_t qemu = s.qemu;
   auto dirs = cgroup_dirs(qemu);
   // The guest's RAM + 256 MiB for QEMU + the 16 MiB TCG code cache;
-  // 512 tasks; one CPU's time per period.
+  // 512 tasks; one CPU's time per period; the CPU weight asked for.
   const std::string memory_max = std::to_string((384ull + 256 + 16) << 20);
   std::vector<std::string> groups;
   bool v2 = !dirs["memory"].ends_with("/moat-" + id);  // no v1 memory group of its own
@@ -175,6 +175,7 @@ TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
     EXPECT_EQ(first_line(dirs["v2"] + "/memory.max"), memory_max);
     EXPECT_EQ(first_line(dirs["v2"] + "/pids.max"), "512");
     EXPECT_EQ(first_line(dirs["v2"] + "/cpu.max"), "100000 100000");
+    EXPECT_EQ(first_line(dirs["v2"] + "/cpu.weight"), "300");
     groups = {dirs["v2"]};
   } else {
     for (const char* c : {"memory", "pids", "cpu"}) {
@@ -187,6 +188,7 @@ TEST(VmJail, QemuIsInAGroupOfItsOwnWithTheSandboxLimits) {
     EXPECT_GT(std::stoi("0" + first_line(dirs["pids"] + "/pids.current")), 1);
     EXPECT_EQ(first_line(dirs["cpu"] + "/cpu.cfs_quota_us"), "100000");
     EXPECT_EQ(first_line(dirs["cpu"] + "/cpu.cfs_period_us"), "100000");
+    EXPECT_EQ(first_line(dirs["cpu"] + "/cpu.shares"), "3072") << "weight 300 as v1 shares (1024 = 100)";
   }
   // Only QEMU is in it: not the shim.
   for (const auto& g : groups) EXPECT_EQ(first_line(g + "/cgroup.procs"), std::to_string(qemu)) << g;
