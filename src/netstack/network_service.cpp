@@ -72,6 +72,7 @@ struct NetworkService::Impl {
   std::vector<std::uint8_t> out;
   std::size_t out_sent = 0;
   std::uint64_t dropped_to_guest = 0;  // since the last report
+  std::function<void()> on_thread_start;  // NetworkService::start's
   // Written by the network thread only, read by any (NetworkService::traffic).
   std::atomic<std::uint64_t> tx_bytes{0}, rx_bytes{0}, tx_packets{0}, rx_packets{0};
 
@@ -328,6 +329,7 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
   options.on_violation = std::move(secrets.on_violation);
   options.tls_ports = settings.ports;
   options.intercept_all = settings.enabled;
+  options.on_thread_start = impl.on_thread_start;
   for (const auto& text : settings.proxies) {
     MOAT_ASSIGN_OR_RETURN(auto proxy, net::read_proxy_address(text));
     impl.proxies.push_back(std::move(proxy));
@@ -355,8 +357,10 @@ Status start_interception(NetworkService::Impl& impl, const TlsInterception& set
 }  // namespace
 
 Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::NetworkSettings& settings, Log log,
-                                                              UniqueFd& qemu_end, Secrets secrets) {
+                                                              UniqueFd& qemu_end, Secrets secrets,
+                                                              std::function<void()> on_thread_start) {
   auto impl = std::make_unique<Impl>();
+  impl->on_thread_start = std::move(on_thread_start);
   impl->log = std::move(log);
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return errno_error("network socketpair");
@@ -407,7 +411,10 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
   impl->policy = settings.policy;
   if (settings.tls.enabled || !secrets.bindings.empty())
     MOAT_TRY(start_interception(*impl, settings.tls, std::move(secrets)));
-  impl->thread = std::thread([raw] { raw->run(); });
+  impl->thread = std::thread([raw] {
+    if (raw->on_thread_start) raw->on_thread_start();
+    raw->run();
+  });
   return std::unique_ptr<NetworkService>(new NetworkService(std::move(impl)));
 }
 

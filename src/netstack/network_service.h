@@ -48,8 +48,12 @@ class NetworkService {
   };
 
   // `qemu_end` receives the socket QEMU inherits as its netdev.
+  // `on_thread_start` runs first on each thread the service starts (its own
+  // and the TLS interceptor's), before either touches a guest frame: the
+  // shim drops those threads' capabilities there (they are per thread).
   static Result<std::unique_ptr<NetworkService>> start(const net::NetworkSettings& settings, Log log,
-                                                       UniqueFd& qemu_end, Secrets secrets = {});
+                                                       UniqueFd& qemu_end, Secrets secrets = {},
+                                                       std::function<void()> on_thread_start = {});
   ~NetworkService();
   NetworkService(const NetworkService&) = delete;
   NetworkService& operator=(const NetworkService&) = delete;

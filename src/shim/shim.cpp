@@ -1,6 +1,7 @@
 #include "shim/shim.h"
 
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/wait.h>
@@ -875,8 +876,14 @@ void Shim::serve() {
 
 // Once QEMU and the volume servers run and the network is up, the shim
 // starts no process, mounts nothing and changes no identity again: from
-// here on it may make only the calls of its allow-list.
+// here on it keeps only CAP_KILL (QEMU runs as a user of its own, and only
+// a signal ends a QEMU that ignores the guest's power-off), and may make
+// only the calls of its allow-list. Its files, the cgroup directories and
+// the uid lease it removes at the end are its own uid's.
 Status Shim::restrict_system_calls() {
+  static constexpr int kKeep[] = {CAP_KILL};
+  if (int err = jail::keep_only_capabilities(kKeep, 1); err != 0)
+    return errno_error("dropping the shim's capabilities", err);
   if (auto st = jail::install_syscall_filter(shim_syscall_filter()); !st)
     return st.error().wrap("restricting the shim's system calls");
   return ok_status();

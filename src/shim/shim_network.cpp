@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "jail/privileges.h"
 #include "net/network_settings.h"
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
@@ -58,9 +59,13 @@ Status Shim::start_network(UniqueFd& qemu_end) {
       [[maybe_unused]] auto w = ::write(network_log_wake_.get(), &one, sizeof one);
     };
   }
+  // The network's threads handle the guest's frames and TLS: they need no
+  // capability at all, and drop them as they start (capabilities are per
+  // thread; the shim's main thread drops its own once QEMU runs).
+  auto drop_all = [] { (void)jail::keep_only_capabilities(nullptr, 0); };
   MOAT_ASSIGN_OR_RETURN(network_, netstack::NetworkService::start(
                                       settings, [this](const std::string& line) { network_log(line); }, qemu_end,
-                                      std::move(secrets)));
+                                      std::move(secrets), drop_all));
   return ok_status();
 }
 

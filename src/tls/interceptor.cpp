@@ -810,7 +810,10 @@ Result<std::unique_ptr<Interceptor>> Interceptor::start(LeafCache leaves, Interc
   if (!impl->wake) return errno_error("eventfd");
   Impl* raw = impl.get();
   std::unique_ptr<Interceptor> out(new Interceptor(std::move(impl)));
-  raw->thread = std::thread([raw] { raw->run(); });
+  raw->thread = std::thread([raw] {
+    if (raw->options.on_thread_start) raw->options.on_thread_start();
+    raw->run();
+  });
   return out;
 }
 

@@ -91,6 +91,9 @@ struct InterceptorOptions {
   // Called (on the interceptor's thread) after a violation reset a
   // connection, with the log line.
   std::function<void(const std::string&)> on_violation;
+  // Run first on the interceptor's thread, before it touches a connection
+  // (the shim drops that thread's capabilities there: they are per thread).
+  std::function<void()> on_thread_start;
 };
 
 struct InterceptedConnection {

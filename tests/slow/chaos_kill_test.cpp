@@ -21,21 +21,7 @@
 namespace moat::test {
 namespace {
 
-std::string state_of(const std::string& name) {
-  auto o = run_moat({"inspect", name});
-  auto at = o.out.find("\"state\": \"");
-  if (o.exit_code != 0 || at == std::string::npos) return "";
-  at += 10;
-  return o.out.substr(at, o.out.find('"', at) - at);
-}
-
-std::string id_of(const std::string& name) {
-  auto o = run_moat({"inspect", name});
-  auto at = o.out.find("\"id\": \"");
-  if (o.exit_code != 0 || at == std::string::npos) return "";
-  at += 7;
-  return o.out.substr(at, o.out.find('"', at) - at);
-}
+std::string state_of(const std::string& name) { return inspected_field(name, "state"); }
 
 // The victim's pid at this moment: the shim (its pid file) or its QEMU.
 pid_t victim_pid(const std::string& dir, bool shim) {
@@ -78,9 +64,11 @@ TEST(SlowChaos, KilledShimOrQemuLeavesTrueRecordsAndRmLeavesNothing) {
     const std::string name = "c" + std::to_string(run);
     auto c = run_moat({"create", "--name", name, "--rootfs-dir", busybox_rootfs()});
     ASSERT_EQ(c.exit_code, 0) << c.err;
-    std::string id = id_of(name);
+    std::string id = inspected_field(name, "id");
     std::string dir = test_home() + "/sandboxes/" + id;
-    if (op != "start") ASSERT_EQ(run_moat({"start", name}).exit_code, 0);
+    if (op != "start") {
+      ASSERT_EQ(run_moat({"start", name}).exit_code, 0);
+    }
     std::vector<std::string> args = {op, name};
     if (op == "exec") args = {"exec", name, "--", "sh", "-c", "echo one; sleep 1; echo two"};
     int delay_ms = std::uniform_int_distribution<int>(0, 2500)(rng);

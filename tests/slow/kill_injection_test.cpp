@@ -18,23 +18,14 @@ constexpr int kRuns = 60;
 
 std::string sandbox_dir(const std::string& id) { return test_home() + "/sandboxes/" + id; }
 
-// The id of sandbox `name`, or "" if there is none.
-std::string id_of(const std::string& name) {
-  auto o = run_moat({"inspect", name});
-  auto at = o.out.find("\"id\": \"");
-  if (o.exit_code != 0 || at == std::string::npos) return "";
-  at += 7;
-  return o.out.substr(at, o.out.find('"', at) - at);
-}
-
 bool shows_state(const std::string& name, const std::string& state) {
-  return run_moat({"inspect", name}).out.find("\"state\": \"" + state + "\"") != std::string::npos;
+  return inspected_field(name, "state") == state;
 }
 
 // After reconcile: processes of the sandbox only while it reads running. A
 // shim whose starter was killed mid-boot ends itself; it is given a moment.
 void expect_true_record(const std::string& name, int run, const std::string& what) {
-  std::string id = id_of(name);
+  std::string id = inspected_field(name, "id");
   if (id.empty()) {
     // No record: nothing of it may run (any id: look for the name's dirs).
     for (const auto& left : leftover_sandboxes()) {
@@ -83,7 +74,7 @@ TEST(SlowKillInjection, KilledLifecycleCommandsLeaveTrueRecordsAndNoStrayVm) {
     ASSERT_EQ(run_moat({"ls"}).exit_code, 0) << what;
     expect_true_record(name, run, what);
     // Whatever is left can be removed, and then nothing of it remains.
-    std::string id = id_of(name);
+    std::string id = inspected_field(name, "id");
     if (!id.empty()) {
       auto rm = run_moat({"rm", "-f", name});
       EXPECT_EQ(rm.exit_code, 0) << what << ": " << rm.err;

@@ -265,6 +265,15 @@ pid_t qemu_of(const std::string& sandbox_dir) {
   return -1;
 }
 
+std::string inspected_field(const std::string& name, const std::string& field) {
+  auto o = run_moat({"inspect", name});
+  std::string key = "\"" + field + "\": \"";
+  auto at = o.out.find(key);
+  if (o.exit_code != 0 || at == std::string::npos) return "";
+  at += key.size();
+  return o.out.substr(at, o.out.find('"', at) - at);
+}
+
 std::vector<std::string> leftover_sandboxes() { return dir_entries(test_home() + "/sandboxes"); }
 
 std::vector<std::string> dir_entries(const std::string& dir) {

@@ -55,6 +55,9 @@ std::vector<pid_t> processes_mentioning(const std::string& needle);
 std::string write_fake_qemu(const std::string& name, const std::string& script);
 // The QEMU of the sandbox in `sandbox_dir`, or -1.
 pid_t qemu_of(const std::string& sandbox_dir);
+// A field of `moat inspect NAME` ("id", "state", ...), or "" when there is
+// no such sandbox (or field).
+std::string inspected_field(const std::string& name, const std::string& field);
 // Entries left in the test home's sandboxes/ directory.
 std::vector<std::string> leftover_sandboxes();
 // Names in `dir` (not . and ..); empty if it cannot be read.
