@@ -3,6 +3,7 @@
 # before a change and the change) measured alternately on the same machine,
 # so drift and load hit both alike. Medians and the ratio after/before for:
 #   cold start   `moat run --rootfs-dir <busybox> -- true`
+#   cold + volume the same with a host directory as a volume (its server)
 #   exec (CLI)   `moat exec ID -- true` on a running sandbox
 #   exec (API)   Sandbox::exec of `true` (moat_bench_exec, the library)
 #   pull         `moat image pull` of the Debian python3 fixture from a local
@@ -45,6 +46,15 @@ for ((i = 0; i < runs; i++)); do
   done
 done
 
+# Cold start with a volume: its server process, device and guest mount.
+mkdir -p "$work/volume"
+for ((i = 0; i < runs; i++)); do
+  for which in before after; do
+    add cold_volume-$which "$(timed_ms with_home $which "$(moat_of $which)" run --rootfs-dir "$rootfs" \
+      -v "$work/volume:/data" -- true)"
+  done
+done
+
 # Exec through the CLI: one running sandbox per build, blocks of execs
 # alternating (ABAB) so neither build always goes first.
 declare -A ids
@@ -82,6 +92,7 @@ done
 echo "| benchmark | before (median) | after (median) | after / before |"
 echo "|---|---|---|---|"
 row cold ms
+row cold_volume ms
 row exec_cli ms
 row exec_api ms
 row pull ms
