@@ -271,33 +271,32 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
     g.paths_.push_back(dir);
   }
 
-  auto at = [&g](const char* controller) -> const std::string& { return g.path_of(controller); };
   const bool v2 = g.version_ == CgroupVersion::kV2;
   g.memory_limit_ = limits.memory_bytes;
   g.pids_limit_ = limits.pids;
   if (limits.memory_bytes != 0) {
     std::string bytes = std::to_string(limits.memory_bytes);
-    MOAT_TRY(write_value(at("memory") + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), bytes));
+    MOAT_TRY(write_value(g.path_of("memory") + (v2 ? "/memory.max" : "/memory.limit_in_bytes"), bytes));
     // No swap beyond the limit, where the kernel accounts swap at all.
-    std::string swap = at("memory") + (v2 ? "/memory.swap.max" : "/memory.memsw.limit_in_bytes");
+    std::string swap = g.path_of("memory") + (v2 ? "/memory.swap.max" : "/memory.memsw.limit_in_bytes");
     if (exists(swap)) MOAT_TRY(write_value(swap, v2 ? "0" : bytes));
   }
-  if (limits.pids != 0) MOAT_TRY(write_value(at("pids") + "/pids.max", std::to_string(limits.pids)));
+  if (limits.pids != 0) MOAT_TRY(write_value(g.path_of("pids") + "/pids.max", std::to_string(limits.pids)));
   if (limits.cpu_weight != 0) {
     if (v2) {
-      MOAT_TRY(write_value(at("cpu") + "/cpu.weight", std::to_string(limits.cpu_weight)));
+      MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.weight", std::to_string(limits.cpu_weight)));
     } else {
       std::uint64_t shares = std::max<std::uint64_t>(2, std::uint64_t{limits.cpu_weight} * 1024 / 100);
-      MOAT_TRY(write_value(at("cpu") + "/cpu.shares", std::to_string(shares)));
+      MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.shares", std::to_string(shares)));
     }
   }
   if (limits.cpu_millis != 0) {
     std::uint64_t quota = kCpuPeriodUs * limits.cpu_millis / 1000;
     if (v2) {
-      MOAT_TRY(write_value(at("cpu") + "/cpu.max", std::to_string(quota) + " " + std::to_string(kCpuPeriodUs)));
+      MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.max", std::to_string(quota) + " " + std::to_string(kCpuPeriodUs)));
     } else {
-      MOAT_TRY(write_value(at("cpu") + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)));
-      MOAT_TRY(write_value(at("cpu") + "/cpu.cfs_quota_us", std::to_string(quota)));
+      MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.cfs_period_us", std::to_string(kCpuPeriodUs)));
+      MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.cfs_quota_us", std::to_string(quota)));
     }
   }
   for (const auto& dir : g.paths_) {

@@ -3,20 +3,19 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <string>
 
 #include "jail/cgroup.h"
+#include "util/read_file.h"
 
 namespace moat::shim {
 namespace {
 
+// /proc/PID/stat and status are a few KiB; "" when QEMU is gone.
 std::string read_proc(pid_t pid, const char* name) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/" + name);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  auto text = read_file_bounded("/proc/" + std::to_string(pid) + "/" + name, 64 * 1024);
+  return text.ok() ? *text : std::string();
 }
 
 // utime + stime of every thread of `pid`, from /proc/PID/stat: fields 14
