@@ -39,6 +39,8 @@ ALLOWED = {
              MOAT},
     "sandbox": {"shim_contract", "net", "tls", "fs", "vm", "jail", "image/store", "image/oci", "image/erofs", "store", "tree",
                 "proto", "util", MOAT},
+    "json": {MOAT},
+    "capi": {MOAT},
     "cli": {MOAT},
 }
 # The agent is a static guest binary: of the public API it shares only the

@@ -94,6 +94,16 @@ struct TmpfsMount {
   std::uint64_t size_bytes = 0;  // 0: the kernel's default, half the guest memory
 };
 
+// The command-line forms (docs/volumes.md), which the C ABI takes too:
+//   "SOURCE:GUEST[:OPTIONS]"  OPTIONS: ro, rw, size=SIZE, comma-separated
+//   "GUEST[:SIZE]"            SIZE: bytes, or with k/m/g/t (64m), or size=64m
+// Guest paths must be absolute, without "..". Errors name the flag (-v,
+// --tmpfs) and the text.
+Result<VolumeMount> parse_volume_mount(const std::string& text);
+Result<TmpfsMount> parse_tmpfs_mount(const std::string& text);
+// "4096", "64k", "64m", "2g", "1t" (binary units; upper case too).
+Result<std::uint64_t> parse_byte_size(std::string_view text);
+
 // A secret the guest uses without seeing it (docs/tls.md): the guest's
 // environment holds NAME=<placeholder>, random per sandbox, and its shim
 // puts `value` in the placeholder's place in the request headers (an

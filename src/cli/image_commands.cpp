@@ -13,6 +13,7 @@
 #include "cli/exit_codes.h"
 #include "cli/pull_progress.h"
 #include "moat/images.h"
+#include "moat/json.h"
 
 namespace moat::cli {
 namespace {
@@ -105,36 +106,11 @@ int cmd_ls() {
   return 0;
 }
 
-nlohmann::json inspect_json(const ImageDetails& d) {
-  nlohmann::json layers = nlohmann::json::array();
-  for (const auto& l : d.layers) {
-    layers.push_back({{"digest", l.digest}, {"mediaType", l.media_type}, {"diffID", l.diff_id}, {"size", l.size}});
-  }
-  return nlohmann::json{
-      {"ref", d.ref},
-      {"digest", d.digest},
-      {"manifestDigest", d.manifest_digest},
-      {"mediaType", d.media_type},
-      {"platform", d.platform},
-      {"size", d.size},
-      {"config",
-       {{"digest", d.config_digest},
-        {"Entrypoint", d.entrypoint},
-        {"Cmd", d.cmd},
-        {"Env", d.env},
-        {"WorkingDir", d.working_dir},
-        {"User", d.user},
-        {"Labels", d.labels}}},
-      {"layers", layers},
-      {"erofs", d.root_path.empty() ? nlohmann::json() : nlohmann::json(d.root_path)},
-  };
-}
-
 int cmd_inspect() {
   auto d = inspect_image(flags().ref);
   if (!d) return fail(d.error());
   // Stored text is not trusted to be UTF-8: replace rather than throw.
-  std::cout << inspect_json(*d).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  std::cout << nlohmann::json::parse(to_json_text(*d)).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   return 0;
 }
 

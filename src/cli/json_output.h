@@ -1,4 +1,4 @@
-// What several commands print the same way: times, and `inspect`-style JSON
+// What several commands print the same way: `inspect`-style JSON
 // arrays of one object per name given.
 #pragma once
 
@@ -19,9 +19,6 @@ namespace moat::cli {
 inline std::string dump_lossy(const nlohmann::json& j, int indent) {
   return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-
-// UTC, ISO 8601 ("2026-11-22T10:04:42Z"); "-" for 0 (never).
-std::string time_text(std::int64_t unix_seconds);
 
 // Prints a JSON array of to_json(fetch(key)) for every key that works and an
 // error line for each that does not; returns 0, or 125 (kExitMoatError) if any failed.

@@ -1,10 +1,11 @@
 #include "cli/network_flags.h"
 
+#include "moat/sandbox.h"
+
 #include <cerrno>
 #include <charconv>
 #include <optional>
 
-#include "cli/mount_flags.h"
 
 namespace moat::cli {
 namespace {

@@ -18,12 +18,12 @@
 
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
+#include "moat/json.h"
 #include "moat/events.h"
 #include "moat/logs.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
 #include "moat/volumes.h"
-#include "cli/mount_flags.h"
 #include "cli/network_flags.h"
 #include "cli/pull_progress.h"
 #include "moat/text.h"
@@ -291,11 +291,11 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   }
   o.auto_remove = s.rm;
   for (const auto& v : s.volumes) {
-    MOAT_ASSIGN_OR_RETURN(auto m, parse_volume_flag(v));
+    MOAT_ASSIGN_OR_RETURN(auto m, parse_volume_mount(v));
     o.volumes.push_back(std::move(m));
   }
   for (const auto& t : s.tmpfs) {
-    MOAT_ASSIGN_OR_RETURN(auto m, parse_tmpfs_flag(t));
+    MOAT_ASSIGN_OR_RETURN(auto m, parse_tmpfs_mount(t));
     o.tmpfs.push_back(std::move(m));
   }
   NetworkFlags network = s.network;
@@ -320,84 +320,12 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
 }
 
 
-Json volumes_json(const std::vector<VolumeMount>& volumes) {
-  Json out = Json::array();
-  for (const auto& v : volumes) {
-    out.push_back({{"source", v.source},
-                   {"type", is_volume_name(v.source) ? "volume" : "directory"},
-                   {"guest_path", v.guest_path},
-                   {"read_only", v.read_only},
-                   {"size_bytes", v.size_bytes}});
-  }
-  return out;
-}
-
-Json tmpfs_json(const std::vector<TmpfsMount>& tmpfs) {
-  Json out = Json::array();
-  for (const auto& t : tmpfs) out.push_back({{"guest_path", t.guest_path}, {"size_bytes", t.size_bytes}});
-  return out;
-}
-
-Json network_json(const NetworkOptions& n) {
-  Json rules = Json::array();
-  for (const auto& r : n.rules) rules.push_back({{"allow", r.allow}, {"rule", r.rule}});
-  Json hosts = Json::array();
-  for (const auto& h : n.hosts) hosts.push_back({{"name", h.name}, {"address", h.address}});
-  Json ports = Json::array();
-  for (const auto& p : n.ports)
-    ports.push_back({{"host_ip", p.host_ip},
-                     {"host_port", p.host_port},
-                     {"guest_port", p.guest_port},
-                     {"protocol", p.udp ? "udp" : "tcp"}});
-  return Json{{"mode", to_string(n.mode)},
-              {"rules", std::move(rules)},
-              {"hosts", std::move(hosts)},
-              {"dns", n.dns},
-              {"ports", std::move(ports)},
-              {"max_connections", n.max_connections},
-              {"egress_bytes_per_second", n.egress_bytes_per_second},
-              {"tls",
-               {{"intercept", n.tls.enabled},
-                {"ports", n.tls.ports},
-                {"bypass", n.tls.bypass},
-                {"proxies", n.tls.proxies},
-                {"upstream_ca_file", n.tls.upstream_ca_file},
-                {"ca_certificate_file", n.tls.ca_certificate_file}}}};
-}
-
-// What `moat inspect` and `moat ls --json` show: text for people and
-// scripts, dumped lossily. The database keeps the same fields in another
-// form (sandbox_db.cpp spec_json: reversible bytes, no id, state or times),
-// and the two must be free to change apart: one is a display, the other a
+// What `moat inspect` and `moat ls --json` show (moat/json.h): text for
+// people and scripts. The database keeps the same fields in another form
+// (sandbox_db.cpp spec_json: reversible bytes, no id, state or times), and
+// the two must be free to change apart: one is a display, the other a
 // stored format that older records have to keep reading.
-Json to_json(const SandboxInfo& i) {
-  return Json{{"id", i.id},
-              {"name", i.name},
-              {"image", i.image},
-              {"image_digest", i.image_digest},
-              {"state", to_string(i.state)},
-              {"reason", i.reason},
-              {"created_at", time_text(i.created_at)},
-              {"started_at", time_text(i.started_at)},
-              {"finished_at", time_text(i.finished_at)},
-              {"labels", i.labels},
-              {"cpus", i.cpus},
-              {"cpu_weight", i.cpu_weight},
-              {"memory_mib", i.memory_mib},
-              {"disk_size_mib", i.disk_size_mib},
-              {"idle_timeout_s", std::chrono::duration_cast<std::chrono::seconds>(i.idle_timeout).count()},
-              {"max_duration_s", std::chrono::duration_cast<std::chrono::seconds>(i.max_duration).count()},
-              {"auto_remove", i.auto_remove},
-              {"command", i.command},
-              {"env", i.env},
-              {"workdir", i.workdir},
-              {"user", i.user},
-              {"dir", i.dir},
-              {"shim_pid", i.shim_pid},
-              {"volumes", volumes_json(i.volumes)},
-              {"tmpfs", tmpfs_json(i.tmpfs)},
-              {"network", network_json(i.network)}};
-}
+Json to_json(const SandboxInfo& i) { return Json::parse(to_json_text(i)); }
 
 int cmd_run(Flags& f, const std::vector<std::string>& after, Duration stop_timeout) {
   auto positional = positional_words(f.run, after);
@@ -496,7 +424,7 @@ int cmd_ls(const Flags& f) {
   std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATE", "CREATED");
   for (const auto& i : *list)
     std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", i.id.c_str(), i.name.c_str(),
-                i.image.empty() ? "-" : i.image.c_str(), to_string(i.state).c_str(), time_text(i.created_at).c_str());
+                i.image.empty() ? "-" : i.image.c_str(), to_string(i.state).c_str(), utc_time_text(i.created_at).c_str());
   return 0;
 }
 
@@ -509,8 +437,8 @@ int cmd_inspect(const Flags& f) {
 // printed as the bytes they were.
 std::string exec_line(const ExecEvent& e) {
   if (e.event.empty()) return e.message;  // a line that could not be read, as stored
-  if (e.event == "network") return time_text(e.time) + " " + e.message;
-  std::string out = time_text(e.time) + " [" + std::to_string(e.stream) + "] ";
+  if (e.event == "network") return utc_time_text(e.time) + " " + e.message;
+  std::string out = utc_time_text(e.time) + " [" + std::to_string(e.stream) + "] ";
   if (e.event == "exec") {
     out += "exec";
     for (const auto& a : e.argv) out += " " + a;
@@ -555,11 +483,11 @@ int cmd_events(const Flags& f) {
   o.follow = f.follow;
   auto st = watch_sandbox_events(o, [&](const SandboxEvent& e) {
     if (json) {
-      Json j = {{"seq", e.seq}, {"time", time_text(e.time)}, {"event", to_string(e.kind)},
+      Json j = {{"seq", e.seq}, {"time", utc_time_text(e.time)}, {"event", to_string(e.kind)},
                 {"id", e.id},   {"name", e.name},            {"reason", e.reason}};
       std::printf("%s\n", dump_lossy(j, -1).c_str());
     } else {
-      std::string line = time_text(e.time) + "  " + std::to_string(e.seq) + "  " + to_string(e.kind) + "  " + e.name +
+      std::string line = utc_time_text(e.time) + "  " + std::to_string(e.seq) + "  " + to_string(e.kind) + "  " + e.name +
                          " (" + e.id + ")";
       if (!e.reason.empty()) line += ": " + e.reason;
       std::printf("%s\n", line.c_str());

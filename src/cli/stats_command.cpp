@@ -12,6 +12,7 @@
 
 #include "cli/exec_runner.h"
 #include "cli/exit_codes.h"
+#include "moat/json.h"
 #include "cli/json_output.h"
 
 namespace moat::cli {
@@ -31,22 +32,12 @@ Flags& flags() {
   return f;
 }
 
+// moat/json.h's form, with the name asked for and the CPU share measured.
 nlohmann::json to_json(const std::string& name, const SandboxStats& s, double cpu) {
   nlohmann::json j = nlohmann::json::object();
   j["sandbox"] = name;
-  j["source"] = s.source;
   j["cpu_percent"] = cpu;
-  j["cpu_ns"] = s.cpu_ns;
-  j["memory_bytes"] = s.memory_bytes;
-  j["memory_limit_bytes"] = s.memory_limit_bytes;
-  j["pids"] = s.pids;
-  j["pids_limit"] = s.pids_limit;
-  j["oom_kills"] = s.oom_kills;
-  j["net_tx_bytes"] = s.net_tx_bytes;
-  j["net_rx_bytes"] = s.net_rx_bytes;
-  j["net_tx_packets"] = s.net_tx_packets;
-  j["net_rx_packets"] = s.net_rx_packets;
-  j["uptime_ms"] = s.uptime_ms;
+  j.update(nlohmann::json::parse(to_json_text(s)));
   return j;
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli/exec_runner.h"
 #include "cli/json_output.h"
+#include "moat/json.h"
 #include "moat/volumes.h"
 
 namespace moat::cli {
@@ -37,13 +38,7 @@ int fail(const std::string& message) {
   return kExitMoatError;
 }
 
-Json to_json(const VolumeInfo& v) {
-  return Json{{"name", v.name},
-              {"path", v.path},
-              {"created_at", time_text(v.created_at)},
-              {"labels", v.labels},
-              {"used_by", v.used_by}};
-}
+Json to_json(const VolumeInfo& v) { return Json::parse(to_json_text(v)); }
 
 int create() {
   auto& f = flags();
@@ -78,7 +73,7 @@ int ls() {
   for (const auto& v : *list) {
     std::string users;
     for (const auto& u : v.used_by) users += (users.empty() ? "" : ",") + u;
-    std::printf("%-24s  %-20s  %s\n", v.name.c_str(), time_text(v.created_at).c_str(), users.empty() ? "-" : users.c_str());
+    std::printf("%-24s  %-20s  %s\n", v.name.c_str(), utc_time_text(v.created_at).c_str(), users.empty() ? "-" : users.c_str());
   }
   return 0;
 }

@@ -9,7 +9,6 @@
 #include <fstream>
 
 #include "agent/boot_config.h"
-#include "cli/mount_flags.h"
 #include "moat/volumes.h"
 #include "proto/guest_mount.h"
 #include "sandbox/volumes.h"
@@ -102,71 +101,71 @@ TEST(VolumeQemuCommand, SharesNeedSharedMemoryAndOneDeviceEach) {
 }
 
 TEST(VolumeFlags, ParsesVolumeAndTmpfsFlags) {
-  auto v = cli::parse_volume_flag("/srv/data:/data:ro");
+  auto v = parse_volume_mount("/srv/data:/data:ro");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v->source, "/srv/data");
   EXPECT_EQ(v->guest_path, "/data");
   EXPECT_TRUE(v->read_only);
-  auto n = cli::parse_volume_flag("cache:/cache");
+  auto n = parse_volume_mount("cache:/cache");
   ASSERT_TRUE(n.ok());
   EXPECT_FALSE(n->read_only);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:rx").error().message,
+  EXPECT_EQ(parse_volume_mount("/a:/b:rx").error().message,
             "-v /a:/b:rx: unknown or repeated option \"rx\" (use ro or rw, and size=SIZE)");
-  EXPECT_EQ(cli::parse_volume_flag("/a").error().message, "-v /a: expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)");
-  EXPECT_FALSE(cli::parse_volume_flag(":/b").ok());
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro:x").ok());
+  EXPECT_EQ(parse_volume_mount("/a").error().message, "-v /a: expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)");
+  EXPECT_FALSE(parse_volume_mount(":/b").ok());
+  EXPECT_FALSE(parse_volume_mount("/a:/b:ro:x").ok());
   // ".." would move the mount elsewhere (/data/../etc is /etc); relative
   // paths have no meaning in the guest.
-  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:/data/../etc").error().message,
+  EXPECT_EQ(parse_volume_mount("/tmp/d:/data/../etc").error().message,
             "-v /tmp/d:/data/../etc: the guest path \"/data/../etc\" must not contain \"..\"");
-  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:/..").error().message,
+  EXPECT_EQ(parse_volume_mount("/tmp/d:/..").error().message,
             "-v /tmp/d:/..: the guest path \"/..\" must not contain \"..\"");
-  EXPECT_EQ(cli::parse_volume_flag("/tmp/d:data").error().message,
+  EXPECT_EQ(parse_volume_mount("/tmp/d:data").error().message,
             "-v /tmp/d:data: the guest path \"data\" must be absolute");
-  EXPECT_TRUE(cli::parse_volume_flag("/tmp/d:/a..b/..c").ok());
-  EXPECT_EQ(cli::parse_tmpfs_flag("/x/../etc:1m").error().message,
+  EXPECT_TRUE(parse_volume_mount("/tmp/d:/a..b/..c").ok());
+  EXPECT_EQ(parse_tmpfs_mount("/x/../etc:1m").error().message,
             "--tmpfs /x/../etc:1m: the guest path \"/x/../etc\" must not contain \"..\"");
-  EXPECT_EQ(cli::parse_tmpfs_flag("scratch").error().message,
+  EXPECT_EQ(parse_tmpfs_mount("scratch").error().message,
             "--tmpfs scratch: the guest path \"scratch\" must be absolute");
-  auto t = cli::parse_tmpfs_flag("/scratch:64m");
+  auto t = parse_tmpfs_mount("/scratch:64m");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->size_bytes, 64u << 20);
-  EXPECT_EQ(cli::parse_tmpfs_flag("/s:size=1g")->size_bytes, 1ull << 30);
-  EXPECT_EQ(cli::parse_tmpfs_flag("/s")->size_bytes, 0u);
-  EXPECT_EQ(cli::parse_tmpfs_flag("/s:0").error().message, "--tmpfs /s:0: the size must be above 0");
-  EXPECT_FALSE(cli::parse_tmpfs_flag("/s:12q").ok());
-  EXPECT_FALSE(cli::parse_byte_size("99999999999999999g").ok());
-  EXPECT_EQ(*cli::parse_byte_size("4096"), 4096u);
-  EXPECT_EQ(*cli::parse_byte_size("2K"), 2048u);
+  EXPECT_EQ(parse_tmpfs_mount("/s:size=1g")->size_bytes, 1ull << 30);
+  EXPECT_EQ(parse_tmpfs_mount("/s")->size_bytes, 0u);
+  EXPECT_EQ(parse_tmpfs_mount("/s:0").error().message, "--tmpfs /s:0: the size must be above 0");
+  EXPECT_FALSE(parse_tmpfs_mount("/s:12q").ok());
+  EXPECT_FALSE(parse_byte_size("99999999999999999g").ok());
+  EXPECT_EQ(*parse_byte_size("4096"), 4096u);
+  EXPECT_EQ(*parse_byte_size("2K"), 2048u);
 }
 
 TEST(VolumeFlags, SizeLimitsAreBoundedSizes) {
-  auto v = cli::parse_volume_flag("/srv/out:/out:size=1g");
+  auto v = parse_volume_mount("/srv/out:/out:size=1g");
   ASSERT_TRUE(v.ok()) << v.error().message;
   EXPECT_EQ(v->size_bytes, 1ull << 30);
   EXPECT_FALSE(v->read_only);
-  auto ro = cli::parse_volume_flag("cache:/c:ro,size=64M");
+  auto ro = parse_volume_mount("cache:/c:ro,size=64M");
   ASSERT_TRUE(ro.ok());
   EXPECT_TRUE(ro->read_only);
   EXPECT_EQ(ro->size_bytes, 64ull << 20);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=4k,rw")->size_bytes, 4096u);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1024t")->size_bytes, 1ull << 50);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b")->size_bytes, 0u);
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=0").error().message,
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=4k,rw")->size_bytes, 4096u);
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=1024t")->size_bytes, 1ull << 50);
+  EXPECT_EQ(parse_volume_mount("/a:/b")->size_bytes, 0u);
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=0").error().message,
             "-v /a:/b:size=0: the size must be between 4k and 1024t");
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=4095").error().message,
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=4095").error().message,
             "-v /a:/b:size=4095: the size must be between 4k and 1024t");
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1025t").error().message,
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=1025t").error().message,
             "-v /a:/b:size=1025t: the size must be between 4k and 1024t");
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1gb").error().message,
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=1gb").error().message,
             "-v /a:/b:size=1gb: bad size \"1gb\": give bytes, or a number with k, m, g or t (64m)");
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=").ok());
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=-1").ok());
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:size=99999999999999999999").ok());
-  EXPECT_EQ(cli::parse_volume_flag("/a:/b:size=1m,size=2m").error().message,
+  EXPECT_FALSE(parse_volume_mount("/a:/b:size=").ok());
+  EXPECT_FALSE(parse_volume_mount("/a:/b:size=-1").ok());
+  EXPECT_FALSE(parse_volume_mount("/a:/b:size=99999999999999999999").ok());
+  EXPECT_EQ(parse_volume_mount("/a:/b:size=1m,size=2m").error().message,
             "-v /a:/b:size=1m,size=2m: unknown or repeated option \"size=2m\" (use ro or rw, and size=SIZE)");
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro,rw").ok());
-  EXPECT_FALSE(cli::parse_volume_flag("/a:/b:ro,").ok());
+  EXPECT_FALSE(parse_volume_mount("/a:/b:ro,rw").ok());
+  EXPECT_FALSE(parse_volume_mount("/a:/b:ro,").ok());
 }
 
 TEST(VolumeNames, TellNamesFromPaths) {

@@ -1,10 +1,12 @@
-#include "cli/mount_flags.h"
+// The CLI forms of mounts (moat/sandbox.h): -v and --tmpfs, as `moat run`
+// and the C ABI take them.
+#include "moat/sandbox.h"
 
 #include <cerrno>
 #include <limits>
 #include <vector>
 
-namespace moat::cli {
+namespace moat {
 namespace {
 
 std::vector<std::string> split_on(const std::string& s, char sep) {
@@ -20,8 +22,8 @@ std::vector<std::string> split_on(const std::string& s, char sep) {
 
 // A mount point in the guest is an absolute path without ".." components:
 // "/data/../etc" would mount the volume over /etc, which nobody reading the
-// flag expects. The library checks the same (sandbox/volumes.cpp); here the
-// error names the flag as the user wrote it.
+// flag expects. create checks the same (volumes.cpp); here the error names
+// the flag as the user wrote it.
 Status check_guest_mount_path(const std::string& flag, const std::string& text, const std::string& path) {
   if (path.empty() || path[0] != '/')
     return make_error(flag + " " + text + ": the guest path \"" + path + "\" must be absolute", EINVAL);
@@ -68,7 +70,7 @@ Result<std::uint64_t> parse_volume_size(const std::string& flag, std::string_vie
   return *bytes;
 }
 
-Result<VolumeMount> parse_volume_flag(const std::string& text) {
+Result<VolumeMount> parse_volume_mount(const std::string& text) {
   auto parts = split_on(text, ':');
   if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty())
     return make_error("-v " + text + ": expected SOURCE:GUEST_PATH[:OPTIONS] (ro, rw, size=SIZE)", EINVAL);
@@ -92,7 +94,7 @@ Result<VolumeMount> parse_volume_flag(const std::string& text) {
   return m;
 }
 
-Result<TmpfsMount> parse_tmpfs_flag(const std::string& text) {
+Result<TmpfsMount> parse_tmpfs_mount(const std::string& text) {
   auto colon = text.find(':');
   TmpfsMount t;
   t.guest_path = text.substr(0, colon);
@@ -109,4 +111,4 @@ Result<TmpfsMount> parse_tmpfs_flag(const std::string& text) {
   return t;
 }
 
-}  // namespace moat::cli
+}  // namespace moat
