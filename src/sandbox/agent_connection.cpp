@@ -33,12 +33,21 @@ Result<AgentConnection> AgentConnection::connect(const std::string& socket_path)
   return c;
 }
 
+// What a caller of a handle whose sandbox is gone should read: ENOTCONN
+// (ErrorKind::kNotRunning), not the socket's EBADF or EPIPE.
+namespace {
+Error not_connected(const char* what) { return make_error(std::string(what), ENOTCONN); }
+}  // namespace
+
 Status AgentConnection::send(const proto::Message& m) {
+  if (!fd_) return not_connected("the connection to the sandbox is closed (it was stopped through this handle)");
   std::string buf = proto::encode_message(m);
   std::size_t off = 0;
   while (off < buf.size()) {
     ssize_t n = ::send(fd_.get(), buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+      return not_connected("the sandbox closed the connection (it stopped)");
     if (n <= 0) return errno_error("send to sandbox");
     off += static_cast<std::size_t>(n);
   }
@@ -52,7 +61,8 @@ Status AgentConnection::pump() {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return ok_status();
     if (n < 0) return errno_error("receive from sandbox");
-    if (n == 0) return make_error("the sandbox closed the connection (it stopped)");
+    if (n < 0 && errno == ECONNRESET) return not_connected("the sandbox closed the connection (it stopped)");
+    if (n == 0) return not_connected("the sandbox closed the connection (it stopped)");
     decoder_.feed(buf, static_cast<std::size_t>(n));
     if (n < static_cast<ssize_t>(sizeof(buf))) return ok_status();
   }
@@ -67,6 +77,7 @@ Result<std::optional<proto::Message>> AgentConnection::buffered() {
 }
 
 Result<std::optional<proto::Message>> AgentConnection::receive(int timeout_ms) {
+  if (!fd_) return not_connected("the connection to the sandbox is closed (it was stopped through this handle)");
   while (true) {
     MOAT_ASSIGN_OR_RETURN(auto m, buffered());
     if (m) return m;

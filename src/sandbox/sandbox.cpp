@@ -94,7 +94,14 @@ Result<ExitStatus> Sandbox::exec(const ExecOptions& options, ExecIo& io) {
 Result<Exec> Sandbox::start_exec(const ExecOptions& options, const ExecCallbacks& callbacks) {
   MOAT_TRY(check_exec_options(options));
   auto conn = sandbox::AgentConnection::connect(shim::control_socket_path(impl_->dir));
-  if (!conn) return conn.error().wrap("sandbox " + impl_->id + " is not reachable");
+  if (!conn) {
+    // No socket, or no shim behind it: the sandbox stopped (ENOTCONN, so a
+    // caller sees "not running" rather than a missing file).
+    int code = conn.error().code;
+    if (code == ENOENT || code == ECONNREFUSED)
+      return make_error("sandbox " + impl_->id + " is not running (" + conn.error().message + ")", ENOTCONN);
+    return conn.error().wrap("sandbox " + impl_->id + " is not reachable");
+  }
   return sandbox::start_exec(std::move(*conn), with_defaults(*impl_, options), callbacks);
 }
 
