@@ -1,0 +1,127 @@
+"""Sandboxes by id or name, images and volumes: the module-level functions.
+
+    moat.define_sandbox(image="busybox", name="web")   # no boot
+    moat.start_sandbox("web"); moat.stop_sandbox("web"); moat.remove_sandbox("web")
+    moat.list_sandboxes(labels={"team": "a"})
+    moat.pull_image("127.0.0.1:5000/app:1", insecure_registry=True)
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+from typing import Callable, Dict, List, Optional
+
+from . import _native as n
+from .sandbox import _Keep, _ms, _progress_callback, _sandbox_options
+
+
+def version() -> str:
+    """libmoat's version."""
+    return n.lib().moat_version().decode()
+
+
+def configure(*, home: Optional[str] = None, cache_dir: Optional[str] = None, qemu: Optional[str] = None,
+              kernel: Optional[str] = None, initramfs: Optional[str] = None, shim: Optional[str] = None,
+              default_rootfs: Optional[str] = None) -> None:
+    """Where state lives and what boots a VM (absolute paths); call once,
+    before anything else. Unset: the MOAT_* variables, else the defaults."""
+    keep = _Keep()
+    o = n.new(n.RuntimeOptions)
+    for key, value in dict(home=home, cache_dir=cache_dir, qemu=qemu, kernel=kernel, initramfs=initramfs,
+                           shim=shim, default_rootfs=default_rootfs).items():
+        setattr(o, key, keep.text(value))
+    n.call("moat_configure_runtime", ctypes.byref(o))
+
+
+def doctor() -> dict:
+    """`moat doctor`: {"ready": bool, "accel": ..., "checks": [...]}."""
+    return json.loads(n.call_string("moat_check_runtime"))
+
+
+def define_sandbox(image: Optional[str] = None, **options) -> dict:
+    """Defines a sandbox without booting it (Sandbox.create's options);
+    returns its record."""
+    keep = _Keep()
+    o = _sandbox_options(keep, dict(options, image=image))
+    return json.loads(n.call_string("moat_define_sandbox", ctypes.byref(o)))
+
+
+def start_sandbox(id_or_name: str) -> None:
+    n.call("moat_start_sandbox", n.encode(id_or_name))
+
+
+def stop_sandbox(id_or_name: str, timeout: float = 10) -> None:
+    n.call("moat_stop_sandbox", n.encode(id_or_name), _ms(timeout))
+
+
+def remove_sandbox(id_or_name: str, force: bool = False) -> None:
+    n.call("moat_remove_sandbox", n.encode(id_or_name), int(force))
+
+
+def inspect_sandbox(id_or_name: str) -> dict:
+    return json.loads(n.call_string("moat_inspect_sandbox", n.encode(id_or_name)))
+
+
+def list_sandboxes(labels: Optional[Dict[str, str]] = None) -> List[dict]:
+    keep = _Keep()
+    wanted = keep.strs(["%s=%s" % kv for kv in labels.items()]) if labels else None
+    return json.loads(n.call_string("moat_list_sandboxes", wanted))
+
+
+def sandbox_logs(id_or_name: str, follow: bool = False, on_console: Optional[Callable[[bytes], None]] = None,
+                 on_exec_event: Optional[Callable[[dict], None]] = None) -> None:
+    """The console output and the exec history (`moat logs`)."""
+    def console(_u, data, length):
+        if on_console:
+            on_console(ctypes.string_at(data, length))
+
+    def event(_u, text):
+        if on_exec_event:
+            on_exec_event(json.loads(text.decode("utf-8", "replace")))
+
+    cb = n.new(n.LogCallbacks, on_console=n.DATA_FN(console), on_exec_event=n.EVENT_FN(event))
+    n.call("moat_sandbox_logs", n.encode(id_or_name), ctypes.byref(cb), int(follow))
+
+
+def pull_image(ref: str, *, platform: Optional[str] = None, insecure_registry: bool = False,
+               parallel_downloads: int = 0, on_progress: Optional[Callable[[dict], None]] = None) -> dict:
+    keep = _Keep()
+    o = n.new(n.PullOptions, platform=keep.text(platform), insecure_registry=int(insecure_registry),
+              parallel_downloads=parallel_downloads)
+    if on_progress is not None:
+        o.on_progress = _progress_callback(keep, on_progress)
+    return json.loads(n.call_string("moat_image_pull", n.encode(ref), ctypes.byref(o)))
+
+
+def list_images() -> List[dict]:
+    return json.loads(n.call_string("moat_image_list"))
+
+
+def inspect_image(image: str) -> dict:
+    return json.loads(n.call_string("moat_image_inspect", n.encode(image)))
+
+
+def remove_image(ref: str) -> None:
+    n.call("moat_image_remove", n.encode(ref))
+
+
+def tag_image(source: str, target: str) -> None:
+    n.call("moat_image_tag", n.encode(source), n.encode(target))
+
+
+def create_volume(name: str, labels: Optional[Dict[str, str]] = None) -> dict:
+    keep = _Keep()
+    wanted = keep.strs(["%s=%s" % kv for kv in labels.items()]) if labels else None
+    return json.loads(n.call_string("moat_volume_create", n.encode(name), wanted))
+
+
+def inspect_volume(name: str) -> dict:
+    return json.loads(n.call_string("moat_volume_inspect", n.encode(name)))
+
+
+def list_volumes() -> List[dict]:
+    return json.loads(n.call_string("moat_volume_list"))
+
+
+def remove_volume(name: str, force: bool = False) -> None:
+    n.call("moat_volume_remove", n.encode(name), int(force))
