@@ -21,12 +21,17 @@ packages=(
   python3 util-linux procps coreutils attr kmod
 )
 
-# Components add their own needs in scripts/packages-<component>.txt.
+# Components add their own needs in scripts/packages-<component>.txt: one
+# package a line, then an optional `unless=PATH`: skipped where PATH exists
+# (what the package provides came with another installation, e.g. a Node
+# from elsewhere that brings its own headers).
 here=$(cd "$(dirname "$0")" && pwd)
 for list in "$here"/packages-*.txt; do
   [[ -e $list ]] || continue
-  while read -r p _; do
-    [[ -z $p || $p == \#* ]] || packages+=("$p")
+  while read -r p condition _; do
+    [[ -z $p || $p == \#* ]] && continue
+    if [[ $condition == unless=* && -e ${condition#unless=} ]]; then continue; fi
+    packages+=("$p")
   done < "$list"
 done
 
