@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "moat/events.h"
 #include "moat/images.h"
 #include "moat/logs.h"
 #include "moat/runtime.h"
@@ -34,6 +35,10 @@ std::string to_json_text(const FileInfo& info);
 std::string to_json_text(const DirEntry& entry);
 std::string to_json_text(const ExecEvent& event);
 std::string to_json_text(const RuntimeReport& report);
+std::string to_json_text(const SandboxEvent& event);
+std::string to_json_text(const LoadedImage& image);
+std::string to_json_text(const ImageCheck& check);
+std::string to_json_text(const PruneReport& report);
 
 // Reading the network's form back, for options given as JSON (the C ABI):
 // a missing field is its default ("{}" is the default NetworkOptions), a

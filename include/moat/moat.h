@@ -147,6 +147,21 @@ int moat_image_list(char** images_json, moat_error** err);
 int moat_image_inspect(const char* image, char** image_json, moat_error** err);
 int moat_image_remove(const char* ref, moat_error** err);
 int moat_image_tag(const char* source, const char* target, moat_error** err);
+/* Re-verifies blobs and roots (NULL or empty: every image): a JSON array of
+ * {"ref", "digest", "ok", "problems": []}. */
+int moat_image_check(const char* const* images, char** checks_json, moat_error** err);
+/* Removes what no reference leads to: {"images", "blobs", "roots", "tempFiles", "bytes"}. */
+int moat_image_prune(char** report_json, moat_error** err);
+/* Reads a docker-archive or OCI layout tar from fd: a JSON array of
+ * {"names", "digest", "manifestDigest", "erofs", "builtRoot"}. */
+int moat_image_load(int fd, char** loaded_json, moat_error** err);
+/* Writes images as one archive ("oci" or "docker") to fd. */
+int moat_image_save(const char* const* images, const char* format, int fd, moat_error** err);
+/* Checks the credentials, then keeps them in $MOAT_HOME/auth.json; logout
+ * forgets them (ENOENT: none were kept). */
+int moat_registry_login(const char* registry, const char* username, const char* password, int insecure,
+                        moat_error** err);
+int moat_registry_logout(const char* registry, moat_error** err);
 
 /* ---- Sandboxes ---- */
 
@@ -190,6 +205,12 @@ typedef struct moat_sandbox_options {
   const char* rootfs_image;
   int writable_root;
   uint64_t log_max_bytes;     /* 0: 1 MiB */
+  /* Secrets the guest uses without seeing (docs/tls.md): specs in the
+   * CLI's form "NAME@HOST[,HOST...][:body,query,http]", and their values at
+   * the same index (kept on the host only). */
+  const char* const* secrets;
+  const char* const* secret_values;
+  int stop_on_secret_violation; /* a violation also stops the sandbox */
 } moat_sandbox_options;
 
 typedef struct moat_sandbox moat_sandbox;
@@ -216,11 +237,28 @@ int moat_sandbox_update_network(moat_sandbox* sandbox, const char* policy_json, 
 /* Defines a sandbox without booting it; its record. */
 int moat_define_sandbox(const moat_sandbox_options* options, char** info_json, moat_error** err);
 int moat_start_sandbox(const char* id_or_name, moat_error** err);
+int moat_restart_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** err);
 int moat_stop_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** err);
 int moat_remove_sandbox(const char* id_or_name, int force, moat_error** err);
 int moat_inspect_sandbox(const char* id_or_name, char** info_json, moat_error** err);
 /* A JSON array of records, oldest first; labels "KEY=VALUE" all must match (NULL: all). */
 int moat_list_sandboxes(const char* const* labels, char** list_json, moat_error** err);
+/* A running sandbox's stats by id or name (moat_sandbox_stats's form). */
+int moat_stats_sandbox(const char* id_or_name, char** stats_json, moat_error** err);
+
+/* Sandbox events, oldest first, after sequence number `after` (0: all
+ * kept): {"seq", "time", "event": "created"|"started"|"stopped"|"crashed"|
+ * "removed"|"network_denied", "id", "name", "reason"}. With `follow`, then
+ * new ones as they happen. on_event returning nonzero ends the watch (not
+ * an error); so does moat_events_cancel from any thread. */
+typedef struct moat_events moat_events;
+/* A cancel token for a watch (may be NULL in moat_watch_sandbox_events). */
+int moat_events_new(moat_events** out, moat_error** err);
+void moat_events_cancel(moat_events* token);
+void moat_events_free(moat_events* token);
+int moat_watch_sandbox_events(uint64_t after, int follow, moat_events* token,
+                              int (*on_event)(void* user_data, const char* event_json), void* user_data,
+                              moat_error** err);
 
 /* The console (the older generation first), then the exec history
  * (`moat logs`); with `follow`, then the console's new output as it comes,

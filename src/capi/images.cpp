@@ -76,4 +76,54 @@ int moat_image_tag(const char* source, const char* target, moat_error** err) {
   });
 }
 
+int moat_image_check(const char* const* images, char** checks_json, moat_error** err) {
+  return guarded(err, [&] {
+    auto checks = moat::check_images(string_list(images));
+    if (!checks) return fail(checks.error(), err);
+    return give_string(moat::to_json_array_text(*checks), checks_json, err);
+  });
+}
+
+int moat_image_prune(char** report_json, moat_error** err) {
+  return guarded(err, [&] {
+    auto report = moat::prune_images();
+    if (!report) return fail(report.error(), err);
+    return give_string(moat::to_json_text(*report), report_json, err);
+  });
+}
+
+int moat_image_load(int fd, char** loaded_json, moat_error** err) {
+  return guarded(err, [&] {
+    if (fd < 0) return fail(EINVAL, "load: no descriptor given", err);
+    auto loaded = moat::load_images(fd);
+    if (!loaded) return fail(loaded.error(), err);
+    return give_string(moat::to_json_array_text(*loaded), loaded_json, err);
+  });
+}
+
+int moat_image_save(const char* const* images, const char* format, int fd, moat_error** err) {
+  return guarded(err, [&] {
+    if (fd < 0 || format == nullptr) return fail(EINVAL, "save: a format and a descriptor are required", err);
+    auto f = moat::parse_archive_format(format);
+    if (!f) return fail(f.error(), err);
+    return done(moat::save_images(string_list(images), *f, fd), err);
+  });
+}
+
+int moat_registry_login(const char* registry, const char* username, const char* password, int insecure,
+                        moat_error** err) {
+  return guarded(err, [&] {
+    if (registry == nullptr || username == nullptr || password == nullptr)
+      return fail(EINVAL, "login: a registry, a user name and a password are required", err);
+    return done(moat::registry_login(registry, username, password, insecure != 0), err);
+  });
+}
+
+int moat_registry_logout(const char* registry, moat_error** err) {
+  return guarded(err, [&] {
+    if (registry == nullptr) return fail(EINVAL, "logout: no registry given", err);
+    return done(moat::registry_logout(registry), err);
+  });
+}
+
 }  // extern "C"

@@ -4,6 +4,7 @@
 #include "moat/json.h"
 #include "moat/logs.h"
 #include "moat/sandboxes.h"
+#include "moat/stats.h"
 
 using namespace moat::capi;
 
@@ -62,6 +63,17 @@ moat::Result<moat::SandboxOptions> sandbox_options_of(const moat_sandbox_options
   s.rootfs_image = text_or_empty(o.rootfs_image);
   s.writable_root = o.writable_root != 0;
   s.log_max_bytes = o.log_max_bytes;
+  auto specs = string_list(o.secrets);
+  auto values = string_list(o.secret_values);
+  if (specs.size() != values.size())
+    return moat::make_error("secrets: " + std::to_string(specs.size()) + " specs but " +
+                                std::to_string(values.size()) + " values (one value per spec, at the same index)",
+                            EINVAL);
+  for (std::size_t i = 0; i < specs.size(); ++i) {
+    MOAT_ASSIGN_OR_RETURN(auto secret, moat::parse_secret(specs[i], values[i]));
+    s.secrets.push_back(std::move(secret));
+  }
+  if (o.stop_on_secret_violation) s.on_secret_violation = moat::SecretViolation::kBlockAndStop;
   return s;
 }
 
@@ -156,6 +168,22 @@ int moat_start_sandbox(const char* id_or_name, moat_error** err) {
   return guarded(err, [&] {
     if (id_or_name == nullptr) return fail(EINVAL, "start: no sandbox given", err);
     return done(moat::start_sandbox(id_or_name), err);
+  });
+}
+
+int moat_restart_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** err) {
+  return guarded(err, [&] {
+    if (id_or_name == nullptr) return fail(EINVAL, "restart: no sandbox given", err);
+    return done(moat::restart_sandbox(id_or_name, stop_timeout_of(timeout_ms)), err);
+  });
+}
+
+int moat_stats_sandbox(const char* id_or_name, char** stats_json, moat_error** err) {
+  return guarded(err, [&] {
+    if (id_or_name == nullptr) return fail(EINVAL, "stats: no sandbox given", err);
+    auto stats = moat::sandbox_stats(id_or_name);
+    if (!stats) return fail(stats.error(), err);
+    return give_string(moat::to_json_text(*stats), stats_json, err);
   });
 }
 

@@ -483,9 +483,7 @@ int cmd_events(const Flags& f) {
   o.follow = f.follow;
   auto st = watch_sandbox_events(o, [&](const SandboxEvent& e) {
     if (json) {
-      Json j = {{"seq", e.seq}, {"time", utc_time_text(e.time)}, {"event", to_string(e.kind)},
-                {"id", e.id},   {"name", e.name},            {"reason", e.reason}};
-      std::printf("%s\n", dump_lossy(j, -1).c_str());
+      std::printf("%s\n", to_json_text(e).c_str());
     } else {
       std::string line = utc_time_text(e.time) + "  " + std::to_string(e.seq) + "  " + to_string(e.kind) + "  " + e.name +
                          " (" + e.id + ")";

@@ -228,4 +228,33 @@ std::string to_json_text(const RuntimeReport& r) {
                       {"checks", std::move(checks)}});
 }
 
+std::string to_json_text(const SandboxEvent& e) {
+  return text_of(Json{{"seq", e.seq},
+                      {"time", utc_time_text(e.time)},
+                      {"event", to_string(e.kind)},
+                      {"id", e.id},
+                      {"name", e.name},
+                      {"reason", e.reason}});
+}
+
+std::string to_json_text(const LoadedImage& i) {
+  return text_of(Json{{"names", i.names},
+                      {"digest", i.digest},
+                      {"manifestDigest", i.manifest_digest},
+                      {"erofs", i.root_path},
+                      {"builtRoot", i.built_root}});
+}
+
+std::string to_json_text(const ImageCheck& c) {
+  return text_of(Json{{"ref", c.ref}, {"digest", c.digest}, {"ok", c.ok()}, {"problems", c.problems}});
+}
+
+std::string to_json_text(const PruneReport& r) {
+  return text_of(Json{{"images", r.images},
+                      {"blobs", r.blobs},
+                      {"roots", r.roots},
+                      {"tempFiles", r.temp_files},
+                      {"bytes", r.bytes}});
+}
+
 }  // namespace moat

@@ -31,6 +31,9 @@ export interface SandboxOptions {
   rootfsImage?: string;
   writableRoot?: boolean;
   logMaxBytes?: number;
+  /** { 'NAME@HOST[,HOST][:body,query,http]': value }: the guest's $NAME is a placeholder (docs/tls.md). */
+  secrets?: Record<string, string>;
+  stopOnSecretViolation?: boolean;
   /** Keep the sandbox after close() (default: ephemeral and auto-removed). */
   keep?: boolean;
 }
@@ -161,6 +164,10 @@ export declare function doctor(): Promise<{ ready: boolean; accel: string; check
 export declare function defineSandbox(options?: SandboxOptions): Promise<SandboxInfo>;
 export declare function startSandbox(idOrName: string): Promise<void>;
 export declare function stopSandbox(idOrName: string): Promise<void>;
+export declare function restartSandbox(idOrName: string): Promise<void>;
+export declare function sandboxStats(idOrName: string): Promise<Record<string, number | string>>;
+export interface SandboxEvent { seq: number; time: string; event: string; id: string; name: string; reason: string }
+export declare function events(options?: { after?: number }): Promise<SandboxEvent[]>;
 export declare function removeSandbox(idOrName: string, options?: { force?: boolean }): Promise<void>;
 export declare function inspectSandbox(idOrName: string): Promise<SandboxInfo>;
 export declare function listSandboxes(labels?: Record<string, string>): Promise<SandboxInfo[]>;

@@ -69,7 +69,7 @@ function invalid(message) { return new errorClasses.InvalidArgumentError(message
 const SANDBOX_OPTIONS = new Set(['image', 'pull', 'insecureRegistry', 'platform', 'name', 'labels', 'command',
   'entrypoint', 'volumes', 'tmpfs', 'network', 'cpus', 'cpuWeight', 'memoryMib', 'diskSizeMib', 'accel', 'hostname',
   'idleTimeoutMs', 'maxDurationMs', 'bootTimeoutMs', 'stopTimeoutMs', 'autoRemove', 'ephemeral', 'rootfsDir',
-  'rootfsImage', 'writableRoot', 'logMaxBytes', 'keep']);
+  'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'keep']);
 
 function sandboxOptionsJson(o = {}) {
   if (o === null || typeof o !== 'object') throw invalid('sandbox options must be an object');
@@ -97,6 +97,13 @@ function sandboxOptionsJson(o = {}) {
   if (o.labels !== undefined) j.labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`);
   if (o.volumes !== undefined && !Array.isArray(o.volumes)) j.volumes = Object.entries(o.volumes).map(([k, v]) => `${k}:${v}`);
   if (o.network !== undefined) j.network = typeof o.network === 'string' ? o.network : JSON.stringify(o.network);
+  if (o.secrets !== undefined) {
+    // { 'NAME@HOST[,HOST][:body,query,http]': value }: the guest sees a placeholder (docs/tls.md).
+    if (o.secrets === null || typeof o.secrets !== 'object') throw invalid('secrets: expected { "NAME@host": value }');
+    j.secrets = Object.keys(o.secrets);
+    j.secretValues = Object.values(o.secrets).map(String);
+  }
+  if (o.stopOnSecretViolation !== undefined) j.stopOnSecretViolation = o.stopOnSecretViolation ? 1 : 0;
   for (const k of ['command', 'entrypoint', 'volumes', 'tmpfs']) {
     if (j[k] !== undefined && !(Array.isArray(j[k]) && j[k].every((s) => typeof s === 'string'))) {
       throw invalid(`${k}: expected an array of strings`);
@@ -343,6 +350,9 @@ module.exports = {
   defineSandbox: (options = {}) => json(manager('define', sandboxOptionsJson(options))),
   startSandbox: (id) => manager('start', String(id)),
   stopSandbox: (id) => manager('stop', String(id)),
+  restartSandbox: (id) => manager('restart', String(id)),
+  sandboxStats: (id) => json(manager('stats', String(id))),
+  events: ({ after = 0 } = {}) => json(manager('events', String(after))),
   removeSandbox: (id, { force = false } = {}) => manager(force ? 'forceRemove' : 'remove', String(id)),
   inspectSandbox: (id) => json(manager('inspect', String(id))),
   listSandboxes: (labels) => json(manager('list', JSON.stringify(Object.entries(labels || {}).map(([k, v]) => `${k}=${v}`)))),

@@ -13,6 +13,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -298,6 +299,9 @@ void fill_sandbox_options(const Json& j, Strings& s, moat_sandbox_options* o) {
   o->rootfs_image = s.add(j, "rootfsImage");
   o->writable_root = number<int>(j, "writableRoot");
   o->log_max_bytes = number<uint64_t>(j, "logMaxBytes");
+  o->secrets = s.list(j, "secrets");
+  o->secret_values = s.list(j, "secretValues");
+  o->stop_on_secret_violation = number<int>(j, "stopOnSecretViolation");
 }
 
 void fill_exec_options(const Json& j, Strings& s, moat_exec_options* o) {
@@ -893,8 +897,33 @@ napi_value Manager(napi_env env, napi_callback_info info) {
     if (op == "volumes") return string_call([&](char** o, moat_error** e) { return moat_volume_list(o, e); });
     if (op == "createVolume") return string_call([&](char** o, moat_error** e) { return moat_volume_create(c1, nullptr, o, e); });
     if (op == "doctor") return string_call([&](char** o, moat_error** e) { return moat_check_runtime(o, e); });
+    if (op == "stats") return string_call([&](char** o, moat_error** e) { return moat_stats_sandbox(c1, o, e); });
+    if (op == "events") {
+      // The events kept after sequence number p1, as one JSON array.
+      return string_call([&](char** o, moat_error** e) {
+        std::string all = "[";
+        uint64_t after = p1.empty() ? 0 : std::stoull(p1);
+        int rc = moat_watch_sandbox_events(
+            after, 0, nullptr,
+            [](void* u, const char* event) {
+              auto* text = static_cast<std::string*>(u);
+              if (text->size() > 1) *text += ',';
+              *text += event;
+              return 0;
+            },
+            &all, e);
+        if (rc != 0) return rc;
+        *o = static_cast<char*>(std::malloc(all.size() + 2));
+        if (*o == nullptr) return ENOMEM;
+        std::memcpy(*o, all.data(), all.size());
+        (*o)[all.size()] = ']';
+        (*o)[all.size() + 1] = '\0';
+        return 0;
+      });
+    }
     return status_call([&](moat_error** e) {
       if (op == "start") return moat_start_sandbox(c1, e);
+      if (op == "restart") return moat_restart_sandbox(c1, 0, e);
       if (op == "stop") return moat_stop_sandbox(c1, 0, e);
       if (op == "remove") return moat_remove_sandbox(c1, 0, e);
       if (op == "forceRemove") return moat_remove_sandbox(c1, 1, e);

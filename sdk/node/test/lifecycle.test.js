@@ -111,3 +111,26 @@ test('version and doctor', async () => {
   const report = await moat.doctor();
   assert.equal(report.ready, true);
 });
+
+test('events, restart and stats by name', async () => {
+  const seq = Math.max(0, ...(await moat.events()).map((e) => e.seq));
+  await moat.defineSandbox({ name: 'node-events' });
+  await moat.startSandbox('node-events');
+  await moat.restartSandbox('node-events');
+  assert.ok((await moat.sandboxStats('node-events')).uptime_ms > 0);
+  await moat.stopSandbox('node-events');
+  await moat.removeSandbox('node-events');
+  const kinds = (await moat.events({ after: seq })).filter((e) => e.name === 'node-events').map((e) => e.event);
+  assert.deepEqual(kinds, ['created', 'started', 'stopped', 'started', 'stopped', 'removed']);
+});
+
+test('a secret is a placeholder inside', async () => {
+  const sb = await moat.Sandbox.create({ secrets: { 'API_KEY@api.example.test': 's3cret-value' } });
+  try {
+    const inside = (await sb.exec(['sh', '-c', 'printf %s "$API_KEY"'])).stdout.toString();
+    assert.ok(inside.length > 0 && !inside.includes('s3cret-value'));
+  } finally {
+    await sb.close();
+  }
+  await assert.rejects(moat.Sandbox.create({ secrets: { API_KEY: 'no host' } }), moat.InvalidArgumentError);
+});

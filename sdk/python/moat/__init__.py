@@ -12,9 +12,11 @@ from .aio import AsyncFiles, AsyncProcess, AsyncSandbox
 from .errors import (AlreadyExistsError, BusyError, CommandTimedOut, InterruptedError, InvalidArgumentError,
                      IoError, MoatError, NotFoundError, NotRunningError, PermissionDeniedError, ProtocolError,
                      ResourceExhaustedError, TimedOutError, UnsupportedError)
-from .manager import (configure, create_volume, define_sandbox, doctor, inspect_image, inspect_sandbox,
-                      inspect_volume, list_images, list_sandboxes, list_volumes, pull_image, remove_image,
-                      remove_sandbox, remove_volume, sandbox_logs, start_sandbox, stop_sandbox, tag_image, version)
+from .manager import (check_images, configure, create_volume, define_sandbox, doctor, events, inspect_image,
+                      inspect_sandbox, inspect_volume, list_images, list_sandboxes, list_volumes, load_images,
+                      prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
+                      remove_volume, restart_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
+                      stop_sandbox, tag_image, version, watch_events)
 from .sandbox import CommandFailed, ExecResult, Files, Process, Sandbox
 
 __all__ = [
@@ -24,5 +26,7 @@ __all__ = [
     "ResourceExhaustedError", "Sandbox", "TimedOutError", "UnsupportedError", "configure", "create_volume",
     "define_sandbox", "doctor", "inspect_image", "inspect_sandbox", "inspect_volume", "list_images",
     "list_sandboxes", "list_volumes", "pull_image", "remove_image", "remove_sandbox", "remove_volume",
-    "sandbox_logs", "start_sandbox", "stop_sandbox", "tag_image", "version",
+    "sandbox_logs", "start_sandbox", "stop_sandbox", "tag_image", "version", "check_images", "events",
+    "load_images", "prune_images", "registry_login", "registry_logout", "restart_sandbox", "sandbox_stats",
+    "save_images", "watch_events",
 ]

@@ -33,6 +33,7 @@ DATA_FN = ctypes.CFUNCTYPE(None, c_void_p, POINTER(ctypes.c_char), c_size_t)
 STARTED_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int)
 SINK_FN = ctypes.CFUNCTYPE(c_int, c_void_p, POINTER(ctypes.c_char), c_size_t)
 EVENT_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p)
+EVENT_CB = ctypes.CFUNCTYPE(c_int, c_void_p, c_char_p)  # nonzero: stop
 LOG_FN = ctypes.CFUNCTYPE(None, c_void_p, c_int, POINTER(ctypes.c_char), c_size_t)
 
 
@@ -113,6 +114,9 @@ class SandboxOptions(ctypes.Structure):
         ("rootfs_image", c_char_p),
         ("writable_root", c_int),
         ("log_max_bytes", c_uint64),
+        ("secrets", StrList),
+        ("secret_values", StrList),
+        ("stop_on_secret_violation", c_int),
     ]
 
 
@@ -205,6 +209,18 @@ _PROTOTYPES = {
     "moat_sandbox_update_network": (c_int, [H, c_char_p, Err]),
     "moat_define_sandbox": (c_int, [POINTER(SandboxOptions), OUT_STR, Err]),
     "moat_start_sandbox": (c_int, [c_char_p, Err]),
+    "moat_restart_sandbox": (c_int, [c_char_p, c_int64, Err]),
+    "moat_stats_sandbox": (c_int, [c_char_p, OUT_STR, Err]),
+    "moat_events_new": (c_int, [POINTER(H), Err]),
+    "moat_events_cancel": (None, [H]),
+    "moat_events_free": (None, [H]),
+    "moat_watch_sandbox_events": (c_int, [c_uint64, c_int, H, EVENT_CB, c_void_p, Err]),
+    "moat_image_check": (c_int, [StrList, OUT_STR, Err]),
+    "moat_image_prune": (c_int, [OUT_STR, Err]),
+    "moat_image_load": (c_int, [c_int, OUT_STR, Err]),
+    "moat_image_save": (c_int, [StrList, c_char_p, c_int, Err]),
+    "moat_registry_login": (c_int, [c_char_p, c_char_p, c_char_p, c_int, Err]),
+    "moat_registry_logout": (c_int, [c_char_p, Err]),
     "moat_stop_sandbox": (c_int, [c_char_p, c_int64, Err]),
     "moat_remove_sandbox": (c_int, [c_char_p, c_int, Err]),
     "moat_inspect_sandbox": (c_int, [c_char_p, OUT_STR, Err]),

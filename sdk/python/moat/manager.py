@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import threading
 from typing import Callable, Dict, List, Optional
 
 from . import _native as n
@@ -52,6 +53,55 @@ def start_sandbox(id_or_name: str) -> None:
 
 def stop_sandbox(id_or_name: str, timeout: float = 10) -> None:
     n.call("moat_stop_sandbox", n.encode(id_or_name), _ms(timeout))
+
+
+def restart_sandbox(id_or_name: str, timeout: float = 10) -> None:
+    n.call("moat_restart_sandbox", n.encode(id_or_name), _ms(timeout))
+
+
+def sandbox_stats(id_or_name: str) -> dict:
+    return json.loads(n.call_string("moat_stats_sandbox", n.encode(id_or_name)))
+
+
+def watch_events(on_event: Callable[[dict], Optional[bool]], after: int = 0, follow: bool = False,
+                 stop: Optional["threading.Event"] = None) -> None:
+    """Calls on_event with each sandbox event (oldest first, after sequence
+    number ``after``); with ``follow``, then new ones until on_event returns
+    False or ``stop`` (a threading.Event) is set."""
+    token = ctypes.c_void_p()
+    n.call("moat_events_new", ctypes.byref(token))
+    failure = []
+
+    def cb(_user, text):
+        try:
+            return 1 if on_event(json.loads(text.decode("utf-8", "replace"))) is False else 0
+        except BaseException as e:  # raised again below
+            failure.append(e)
+            return 1
+
+    watcher = None
+    if stop is not None:
+        def watch_stop():
+            stop.wait()
+            n.lib().moat_events_cancel(token)
+        watcher = threading.Thread(target=watch_stop, daemon=True)
+        watcher.start()
+    try:
+        n.call("moat_watch_sandbox_events", after, int(follow), token, n.EVENT_CB(cb), None)
+    finally:
+        if stop is not None:
+            stop.set()
+            watcher.join()
+        n.lib().moat_events_free(token)
+    if failure:
+        raise failure[0]
+
+
+def events(after: int = 0) -> List[dict]:
+    """The sandbox events kept, oldest first."""
+    out: List[dict] = []
+    watch_events(out.append, after=after)
+    return out
 
 
 def remove_sandbox(id_or_name: str, force: bool = False) -> None:
@@ -107,6 +157,35 @@ def remove_image(ref: str) -> None:
 
 def tag_image(source: str, target: str) -> None:
     n.call("moat_image_tag", n.encode(source), n.encode(target))
+
+
+def check_images(images: Optional[List[str]] = None) -> List[dict]:
+    keep = _Keep()
+    return json.loads(n.call_string("moat_image_check", keep.strs(images or [])))
+
+
+def prune_images() -> dict:
+    return json.loads(n.call_string("moat_image_prune"))
+
+
+def load_images(path: str) -> List[dict]:
+    """Loads a docker-archive or OCI layout tar."""
+    with open(path, "rb") as f:
+        return json.loads(n.call_string("moat_image_load", f.fileno()))
+
+
+def save_images(images: List[str], path: str, format: str = "oci") -> None:
+    keep = _Keep()
+    with open(path, "wb") as f:
+        n.call("moat_image_save", keep.strs(images), n.encode(format), f.fileno())
+
+
+def registry_login(registry: str, username: str, password: str, insecure: bool = False) -> None:
+    n.call("moat_registry_login", n.encode(registry), n.encode(username), n.encode(password), int(insecure))
+
+
+def registry_logout(registry: str) -> None:
+    n.call("moat_registry_logout", n.encode(registry))
 
 
 def create_volume(name: str, labels: Optional[Dict[str, str]] = None) -> dict:

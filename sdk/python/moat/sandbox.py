@@ -146,6 +146,14 @@ def _sandbox_options(keep: _Keep, kw) -> n.SandboxOptions:
             setattr(o, key, value)
     for key in ("idle_timeout", "max_duration", "boot_timeout", "stop_timeout"):
         setattr(o, key + "_ms", _ms(kw.pop(key, None)))
+    secrets = kw.pop("secrets", None)
+    if secrets is not None:
+        if not isinstance(secrets, dict):
+            raise InvalidArgumentError("secrets: expected {\"NAME@HOST[,HOST][:body,query,http]\": value}",
+                                       22, "invalid_argument")
+        o.secrets = keep.strs(list(secrets.keys()))
+        o.secret_values = keep.strs(list(secrets.values()))
+    o.stop_on_secret_violation = 1 if kw.pop("stop_on_secret_violation", False) else 0
     o.insecure_registry = 1 if kw.pop("insecure_registry", False) else 0
     o.writable_root = 1 if kw.pop("writable_root", False) else 0
     o.auto_remove = 1 if kw.pop("auto_remove", False) else 0
@@ -379,13 +387,14 @@ class Sandbox:
         """Boots a sandbox and returns once it runs commands.
 
         Options (all optional): name, labels (dict), command, entrypoint,
-        env-free image config is kept; cpus, cpu_weight, memory_mib,
+        cpus, cpu_weight, memory_mib,
         disk_size_mib, volumes (["SRC:/guest[:ro]"] or {src: guest}), tmpfs
         (["/guest[:size]"]), network (dict, docs/network.md), idle_timeout,
         max_duration, boot_timeout, stop_timeout (seconds), hostname, pull
         ("missing" | "always" | "never"), insecure_registry, platform,
         accel ("auto" | "kvm" | "tcg"), rootfs_dir, rootfs_image,
-        on_pull_progress (called with a dict).
+        on_pull_progress (called with a dict), secrets ({"NAME@host": value}:
+        the guest sees a placeholder, docs/tls.md), stop_on_secret_violation.
 
         Unless ``keep``, the sandbox is ephemeral and removed when it stops:
         close() (or the end of a ``with`` block, or this process exiting)

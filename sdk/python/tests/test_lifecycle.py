@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import pytest
@@ -128,3 +129,50 @@ def test_version_and_doctor():
     report = moat.doctor()
     assert report["ready"] is True
     assert {c["what"] for c in report["checks"]} >= {"qemu", "kernel", "shim"}
+
+
+def test_events_restart_and_stats_by_name():
+    seq = max([e["seq"] for e in moat.events()] or [0])
+    moat.define_sandbox(name="sdk-events")
+    moat.start_sandbox("sdk-events")
+    moat.restart_sandbox("sdk-events")
+    assert moat.sandbox_stats("sdk-events")["uptime_ms"] > 0
+    moat.stop_sandbox("sdk-events")
+    moat.remove_sandbox("sdk-events")
+    kinds = [e["event"] for e in moat.events(after=seq) if e["name"] == "sdk-events"]
+    assert kinds == ["created", "started", "stopped", "started", "stopped", "removed"]
+
+
+def test_a_followed_watch_sees_what_happens_next_and_can_be_stopped():
+    seq = max([e["seq"] for e in moat.events()] or [0])
+    threading.Timer(0.5, lambda: moat.define_sandbox(name="sdk-watched")).start()
+    seen = []
+
+    def on_event(e):
+        seen.append(e)
+        return False if e["name"] == "sdk-watched" else None
+
+    moat.watch_events(on_event, after=seq, follow=True)
+    assert [(e["event"], e["name"]) for e in seen] == [("created", "sdk-watched")]
+    moat.remove_sandbox("sdk-watched")
+    # A stop event ends a follow with nothing new to see.
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    start = time.monotonic()
+    moat.watch_events(lambda e: None, after=10**9, follow=True, stop=stop)
+    assert time.monotonic() - start < 10
+
+
+def test_a_secret_is_a_placeholder_inside():
+    with moat.Sandbox.create(secrets={"API_KEY@api.example.test": "s3cret-value"}) as s:
+        inside = s.exec(["sh", "-c", "printf %s \"$API_KEY\""]).stdout
+        assert inside and b"s3cret-value" not in inside
+    with pytest.raises(moat.InvalidArgumentError):
+        moat.Sandbox.create(secrets={"API_KEY": "no host"})
+
+
+def test_image_store_checks_on_an_empty_store():
+    assert moat.check_images() == []
+    assert moat.prune_images()["images"] == 0
+    with pytest.raises(moat.MoatError):
+        moat.load_images(__file__)
