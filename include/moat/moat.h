@@ -163,6 +163,19 @@ int moat_registry_login(const char* registry, const char* username, const char* 
                         moat_error** err);
 int moat_registry_logout(const char* registry, moat_error** err);
 
+/* Serving an image read-only on a host directory (FUSE; `moat image
+ * mount`). moat_image_mount mounts `image` (a reference, digest, id or the
+ * path of an EROFS file) on the existing directory `dir`;
+ * moat_mount_serve then answers the kernel on the calling thread (and
+ * `threads` workers, 0: the CPUs, 2 to 8) until the filesystem is unmounted
+ * (moat_image_unmount, or umount). Freeing a handle that was never served
+ * unmounts it. */
+typedef struct moat_mount moat_mount;
+int moat_image_mount(const char* image, const char* dir, unsigned threads, moat_mount** out, moat_error** err);
+int moat_mount_serve(moat_mount* mount, moat_error** err);
+void moat_mount_free(moat_mount* mount);
+int moat_image_unmount(const char* dir, int lazy, moat_error** err);
+
 /* ---- Sandboxes ---- */
 
 typedef enum moat_pull_policy { MOAT_PULL_MISSING, MOAT_PULL_ALWAYS, MOAT_PULL_NEVER } moat_pull_policy;

@@ -73,6 +73,13 @@ TEST(CApi, NullArgumentsAreInvalidNotCrashes) {
   EXPECT_EQ(moat_exec_write_stdin(nullptr, "x", 1, nullptr), EINVAL);
   EXPECT_EQ(moat_image_inspect(nullptr, nullptr, nullptr), EINVAL);
   EXPECT_EQ(moat_volume_remove(nullptr, 0, nullptr), EINVAL);
+  EXPECT_EQ(moat_image_mount(nullptr, nullptr, 0, nullptr, nullptr), EINVAL);
+  EXPECT_EQ(moat_mount_serve(nullptr, nullptr), EINVAL);
+  EXPECT_EQ(moat_image_unmount(nullptr, 0, nullptr), EINVAL);
+  EXPECT_EQ(moat_watch_sandbox_events(0, 0, nullptr, nullptr, nullptr, nullptr), EINVAL);
+  moat_mount_free(nullptr);
+  moat_events_cancel(nullptr);
+  moat_events_free(nullptr);
   moat_sandbox_close(nullptr);
   moat_exec_free(nullptr);
   moat_exec_cancel(nullptr);

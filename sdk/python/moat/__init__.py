@@ -12,11 +12,11 @@ from .aio import AsyncFiles, AsyncProcess, AsyncSandbox
 from .errors import (AlreadyExistsError, BusyError, CommandTimedOut, InterruptedError, InvalidArgumentError,
                      IoError, MoatError, NotFoundError, NotRunningError, PermissionDeniedError, ProtocolError,
                      ResourceExhaustedError, TimedOutError, UnsupportedError)
-from .manager import (check_images, configure, create_volume, define_sandbox, doctor, events, inspect_image,
+from .manager import (ImageMount, check_images, configure, create_volume, define_sandbox, doctor, events, inspect_image,
                       inspect_sandbox, inspect_volume, list_images, list_sandboxes, list_volumes, load_images,
-                      prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
+                      mount_image, prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
                       remove_volume, restart_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
-                      stop_sandbox, tag_image, version, watch_events)
+                      stop_sandbox, tag_image, unmount_image, version, watch_events)
 from .sandbox import CommandFailed, ExecResult, Files, Process, Sandbox
 
 __all__ = [
@@ -28,5 +28,5 @@ __all__ = [
     "list_sandboxes", "list_volumes", "pull_image", "remove_image", "remove_sandbox", "remove_volume",
     "sandbox_logs", "start_sandbox", "stop_sandbox", "tag_image", "version", "check_images", "events",
     "load_images", "prune_images", "registry_login", "registry_logout", "restart_sandbox", "sandbox_stats",
-    "save_images", "watch_events",
+    "save_images", "watch_events", "ImageMount", "mount_image", "unmount_image",
 ]

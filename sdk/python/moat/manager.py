@@ -13,6 +13,7 @@ import threading
 from typing import Callable, Dict, List, Optional
 
 from . import _native as n
+from .errors import MoatError
 from .sandbox import _Keep, _ms, _progress_callback, _sandbox_options
 
 
@@ -178,6 +179,64 @@ def save_images(images: List[str], path: str, format: str = "oci") -> None:
     keep = _Keep()
     with open(path, "wb") as f:
         n.call("moat_image_save", keep.strs(images), n.encode(format), f.fileno())
+
+
+class ImageMount:
+    """An image served read-only on a host directory (FUSE). serve() answers
+    the kernel until the filesystem is unmounted; serve_in_background() does
+    so on a thread. Use as a context manager to unmount on exit."""
+
+    def __init__(self, handle, directory: str):
+        self._h = handle
+        self.dir = directory
+        self._thread: Optional[threading.Thread] = None
+        self._error: Optional[BaseException] = None
+
+    def serve(self) -> None:
+        n.call("moat_mount_serve", self._h)
+
+    def serve_in_background(self) -> "ImageMount":
+        def run():
+            try:
+                self.serve()
+            except BaseException as e:  # seen by close()
+                self._error = e
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self, lazy: bool = False) -> None:
+        """Unmounts (if still mounted), waits for the server, frees the handle."""
+        if self._h is None:
+            return
+        if self._thread is not None:
+            try:
+                unmount_image(self.dir, lazy=lazy)
+            except MoatError:
+                pass  # already unmounted
+            self._thread.join()
+        h, self._h = self._h, None
+        n.lib().moat_mount_free(h)
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> "ImageMount":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def mount_image(image: str, directory: str, threads: int = 0) -> ImageMount:
+    """Mounts an image (reference, digest, id or EROFS file) on an existing
+    directory; call serve() or serve_in_background() on the result."""
+    h = ctypes.c_void_p()
+    n.call("moat_image_mount", n.encode(image), n.encode(directory), threads, ctypes.byref(h))
+    return ImageMount(h, directory)
+
+
+def unmount_image(directory: str, lazy: bool = False) -> None:
+    n.call("moat_image_unmount", n.encode(directory), int(lazy))
 
 
 def registry_login(registry: str, username: str, password: str, insecure: bool = False) -> None:

@@ -190,7 +190,8 @@ class Process:
     ``wait()`` runs; without, read it with ``output()`` (the guest sends
     more only as it is read, so an unread command is held back, and memory
     stays bounded). An exception raised by a callback kills the command and
-    is raised again by ``wait()``.
+    is raised again by ``wait()``. Closing the handle, or dropping the last
+    reference to it, kills a command that still runs.
     """
 
     def __init__(self, handle, callbacks, keep):

@@ -1,3 +1,4 @@
+import glob
 import json
 import os
 import subprocess
@@ -176,3 +177,21 @@ def test_image_store_checks_on_an_empty_store():
     assert moat.prune_images()["images"] == 0
     with pytest.raises(moat.MoatError):
         moat.load_images(__file__)
+
+
+def test_an_image_file_is_served_on_a_host_directory(sb, tmp_path):
+    # The default root, packed to EROFS by the sandbox this module booted.
+    roots = glob.glob(os.path.join(os.environ["MOAT_HOME"], "cache", "rootfs", "*.erofs"))
+    assert len(roots) == 1, roots
+    target = tmp_path / "mnt"
+    target.mkdir()
+    # What was packed: the bundled root beside the library (build/share/moat).
+    source = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(os.environ["MOAT_LIBRARY"]))),
+                          "share", "moat", "rootfs-busybox")
+    with moat.mount_image(roots[0], str(target)).serve_in_background():
+        assert sorted(os.listdir(target)) == sorted(os.listdir(source))
+        with open(target / "bin" / "busybox", "rb") as a, open(os.path.join(source, "bin", "busybox"), "rb") as b:
+            assert a.read() == b.read()
+    assert os.listdir(target) == []
+    with pytest.raises(moat.NotFoundError):
+        moat.mount_image("no-such-image:1", str(target))
