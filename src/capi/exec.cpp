@@ -10,8 +10,7 @@ using namespace moat::capi;
 namespace {
 
 moat::Result<moat::ExecOptions> exec_options_of(const moat_exec_options* given) {
-  moat_exec_options o;
-  if (!copy_struct(given, &o)) return moat::make_error("moat_exec_options: struct_size not set", EINVAL);
+  MOAT_ASSIGN_OR_RETURN(moat_exec_options o, read_struct(given, "moat_exec_options"));
   moat::ExecOptions x;
   x.argv = string_list(o.argv);
   if (x.argv.empty()) return moat::make_error("exec: no command given (argv is empty)", EINVAL);
@@ -30,9 +29,7 @@ moat::Result<moat::ExecOptions> exec_options_of(const moat_exec_options* given) 
 
 // The callbacks copied whole, so they outlive the caller's structure.
 moat::Result<moat_exec_callbacks> callbacks_of(const moat_exec_callbacks* given) {
-  moat_exec_callbacks c;
-  if (!copy_struct(given, &c)) return moat::make_error("moat_exec_callbacks: struct_size not set", EINVAL);
-  return c;
+  return read_struct(given, "moat_exec_callbacks");
 }
 
 moat::ExecCallbacks exec_callbacks(const moat_exec_callbacks& c) {

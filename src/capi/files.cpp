@@ -7,8 +7,7 @@ using namespace moat::capi;
 namespace {
 
 moat::Result<moat::WriteFileOptions> write_options_of(const moat_write_file_options* given) {
-  moat_write_file_options o;
-  if (!copy_struct(given, &o)) return moat::make_error("moat_write_file_options: struct_size not set", EINVAL);
+  MOAT_ASSIGN_OR_RETURN(moat_write_file_options o, read_struct(given, "moat_write_file_options"));
   if (given == nullptr) o.uid = o.gid = -1;
   moat::WriteFileOptions w;
   if (o.mode > 07777) return moat::make_error("write: mode must be at most 07777", EINVAL);

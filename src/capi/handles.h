@@ -66,15 +66,18 @@ int done(const R& r, moat_error** err) {
 }
 
 // A caller's structure as this library knows it: the bytes the caller's
-// struct_size covers (at most ours), the rest zero. NULL: all zero. A
-// struct_size below the field itself is refused (EINVAL from the caller).
+// struct_size covers (at most ours), the rest zero. NULL: all zero (the
+// defaults). A struct_size too small to hold itself is EINVAL naming the
+// type: the caller forgot to set it.
 template <class T>
-bool copy_struct(const T* given, T* out) {
-  std::memset(static_cast<void*>(out), 0, sizeof(T));
-  if (given == nullptr) return true;
-  if (given->struct_size < sizeof(given->struct_size)) return false;
-  std::memcpy(static_cast<void*>(out), given, given->struct_size < sizeof(T) ? given->struct_size : sizeof(T));
-  return true;
+Result<T> read_struct(const T* given, const char* type_name) {
+  T out;
+  std::memset(static_cast<void*>(&out), 0, sizeof(T));
+  if (given == nullptr) return out;
+  if (given->struct_size < sizeof(given->struct_size))
+    return make_error(std::string(type_name) + ": struct_size not set", EINVAL);
+  std::memcpy(static_cast<void*>(&out), given, given->struct_size < sizeof(T) ? given->struct_size : sizeof(T));
+  return out;
 }
 
 char* copy_out(const std::string& s);  // malloc'd, NUL-terminated; NULL on no memory

@@ -31,8 +31,9 @@ extern "C" {
 
 int moat_image_pull(const char* ref, const moat_pull_options* given, char** pulled_json, moat_error** err) {
   return guarded(err, [&] {
-    moat_pull_options o;
-    if (!copy_struct(given, &o)) return fail(EINVAL, "moat_pull_options: struct_size not set", err);
+    auto read = read_struct(given, "moat_pull_options");
+    if (!read) return fail(read.error(), err);
+    const moat_pull_options& o = *read;
     if (ref == nullptr) return fail(EINVAL, "pull: no image reference given", err);
     moat::PullOptions opts;
     opts.platform = text_or_empty(o.platform);

@@ -74,8 +74,9 @@ extern "C" {
 
 int moat_configure_runtime(const moat_runtime_options* given, moat_error** err) {
   return guarded(err, [&] {
-    moat_runtime_options o;
-    if (!copy_struct(given, &o)) return fail(EINVAL, "moat_runtime_options: struct_size not set", err);
+    auto read = read_struct(given, "moat_runtime_options");
+    if (!read) return fail(read.error(), err);
+    const moat_runtime_options& o = *read;
     moat::RuntimeOptions rt;
     rt.home = text_or_empty(o.home);
     rt.cache_dir = text_or_empty(o.cache_dir);

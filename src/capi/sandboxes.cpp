@@ -11,8 +11,7 @@ using namespace moat::capi;
 namespace {
 
 moat::Result<moat::SandboxOptions> sandbox_options_of(const moat_sandbox_options* given) {
-  moat_sandbox_options o;
-  if (!copy_struct(given, &o)) return moat::make_error("moat_sandbox_options: struct_size not set", EINVAL);
+  MOAT_ASSIGN_OR_RETURN(moat_sandbox_options o, read_struct(given, "moat_sandbox_options"));
   moat::SandboxOptions s;
   s.image = text_or_empty(o.image);
   switch (o.pull) {
@@ -222,8 +221,9 @@ int moat_list_sandboxes(const char* const* labels, char** list_json, moat_error*
 
 int moat_sandbox_logs(const char* id_or_name, const moat_log_callbacks* given, int follow, moat_error** err) {
   return guarded(err, [&] {
-    moat_log_callbacks c;
-    if (!copy_struct(given, &c)) return fail(EINVAL, "moat_log_callbacks: struct_size not set", err);
+    auto read = read_struct(given, "moat_log_callbacks");
+    if (!read) return fail(read.error(), err);
+    const moat_log_callbacks& c = *read;
     if (id_or_name == nullptr) return fail(EINVAL, "logs: no sandbox given", err);
     moat::LogCallbacks cb;
     if (c.on_console)

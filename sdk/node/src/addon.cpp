@@ -318,6 +318,18 @@ void fill_exec_options(const Json& j, Strings& s, moat_exec_options* o) {
   o->timeout_ms = number<int64_t>(j, "timeoutMs");
 }
 
+// Fills a C options structure from its JSON, or `out` with the reason.
+template <class Fill, class Options>
+bool options_from(const Json& j, Strings& s, Options* o, Fill fill, const char* what, Outcome& out) {
+  try {
+    fill(j, s, o);
+    return true;
+  } catch (const std::exception& e) {
+    out.fail_with(EINVAL, "invalid_argument", std::string(what) + ": bad option: " + e.what());
+    return false;
+  }
+}
+
 bool parse_json(napi_env env, napi_value v, Json* out) {
   std::string text;
   if (!get_string(env, v, &text)) return false;
@@ -342,12 +354,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
     Strings s;
     moat_sandbox_options o;
     Outcome out;
-    try {
-      fill_sandbox_options(*j, s, &o);
-    } catch (const std::exception& e) {
-      out.fail_with(EINVAL, "invalid_argument", std::string("create: bad option: ") + e.what());
-      return out;
-    }
+    if (!options_from(*j, s, &o, fill_sandbox_options, "create", out)) return out;
     moat_sandbox* sb = nullptr;
     moat_error* err = nullptr;
     int rc = moat_sandbox_create(&o, &sb, &err);
@@ -388,6 +395,17 @@ SandboxHandle* sandbox_arg(napi_env env, napi_value v, napi_value* bad) {
   return h;
 }
 
+// The boilerplate of a call on a sandbox: its arguments, the open handle in
+// the first (else a rejected promise), then `call`.
+template <class Call>
+napi_value with_sandbox(napi_env env, napi_callback_info info, size_t nargs, Call call) {
+  auto a = args_of(env, info, nargs);
+  napi_value bad;
+  auto* h = sandbox_arg(env, a[0], &bad);
+  if (!h) return bad;
+  return call(a, h->sandbox);
+}
+
 napi_value SandboxId(napi_env env, napi_callback_info info) {
   auto a = args_of(env, info, 1);
   auto* h = unwrap<SandboxHandle>(env, a[0]);
@@ -405,42 +423,34 @@ napi_value Close(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-#define SANDBOX_STRING_CALL(Name, call_expr)                                      \
-  napi_value Name(napi_env env, napi_callback_info info) {                        \
-    auto a = args_of(env, info, 1);                                               \
-    napi_value bad;                                                               \
-    auto* h = sandbox_arg(env, a[0], &bad);                                       \
-    if (!h) return bad;                                                           \
-    moat_sandbox* sb = h->sandbox;                                                \
-    return start(env, [sb] { return string_call([sb](char** out, moat_error** err) { return call_expr; }); }, {a[0]}); \
-  }
+// A call on a sandbox whose result is JSON text.
+napi_value sandbox_text_call(napi_env env, napi_callback_info info, int (*call)(moat_sandbox*, char**, moat_error**)) {
+  return with_sandbox(env, info, 1, [&](const std::vector<napi_value>& a, moat_sandbox* sb) {
+    return start(env, [sb, call] { return string_call([&](char** out, moat_error** err) { return call(sb, out, err); }); },
+                 {a[0]});
+  });
+}
 
-SANDBOX_STRING_CALL(Info, moat_sandbox_info(sb, out, err))
-SANDBOX_STRING_CALL(Stats, moat_sandbox_stats(sb, out, err))
+napi_value Info(napi_env env, napi_callback_info info) { return sandbox_text_call(env, info, moat_sandbox_info); }
+napi_value Stats(napi_env env, napi_callback_info info) { return sandbox_text_call(env, info, moat_sandbox_stats); }
 
 napi_value Stop(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  int64_t ms = 0;
-  get_int64(env, a[1], &ms);
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, ms] { return status_call([&](moat_error** err) { return moat_sandbox_stop(sb, ms, err); }); },
-               {a[0]});
+  return with_sandbox(env, info, 2, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    int64_t ms = 0;
+    get_int64(env, a[1], &ms);
+    return start(env, [sb, ms] { return status_call([&](moat_error** err) { return moat_sandbox_stop(sb, ms, err); }); },
+                 {a[0]});
+  });
 }
 
 napi_value UpdateNetwork(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  std::string policy;
-  if (!get_string(env, a[1], &policy)) return rejected(env, EINVAL, "updateNetwork: the policy must be JSON text");
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, policy] {
-    return status_call([&](moat_error** err) { return moat_sandbox_update_network(sb, policy.c_str(), err); });
-  }, {a[0]});
+  return with_sandbox(env, info, 2, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    std::string policy;
+    if (!get_string(env, a[1], &policy)) return rejected(env, EINVAL, "updateNetwork: the policy must be JSON text");
+    return start(env, [sb, policy] {
+      return status_call([&](moat_error** err) { return moat_sandbox_update_network(sb, policy.c_str(), err); });
+    }, {a[0]});
+  });
 }
 
 // ---- exec ----
@@ -462,63 +472,55 @@ napi_value status_object(napi_env env, const moat_exit_status& st) {
 
 // exec(handle, optionsJson, stdin|undefined) -> {code, signal, timedOut, stdout, stderr}
 napi_value Exec(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 3);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  auto j = std::make_shared<Json>();
-  if (!parse_json(env, a[1], j.get())) return rejected(env, EINVAL, "exec: options must be a JSON object");
-  napi_valuetype t;
-  napi_typeof(env, a[2], &t);
-  auto input = std::make_shared<std::string>();
-  bool has_input = t != napi_undefined && t != napi_null;
-  if (has_input && !get_bytes(env, a[2], input.get())) return rejected(env, EINVAL, "exec: stdin must be a Buffer or string");
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, j, input, has_input] {
-    Outcome out;
-    Strings s;
-    moat_exec_options o;
-    try {
-      fill_exec_options(*j, s, &o);
-    } catch (const std::exception& e) {
-      out.fail_with(EINVAL, "invalid_argument", std::string("exec: bad option: ") + e.what());
+  return with_sandbox(env, info, 3, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    auto j = std::make_shared<Json>();
+    if (!parse_json(env, a[1], j.get())) return rejected(env, EINVAL, "exec: options must be a JSON object");
+    napi_valuetype t;
+    napi_typeof(env, a[2], &t);
+    auto input = std::make_shared<std::string>();
+    bool has_input = t != napi_undefined && t != napi_null;
+    if (has_input && !get_bytes(env, a[2], input.get())) return rejected(env, EINVAL, "exec: stdin must be a Buffer or string");
+    return start(env, [sb, j, input, has_input] {
+      Outcome out;
+      Strings s;
+      moat_exec_options o;
+      if (!options_from(*j, s, &o, fill_exec_options, "exec", out)) return out;
+      auto got = std::make_shared<Collected>();
+      moat_exec_callbacks cb;
+      std::memset(&cb, 0, sizeof cb);
+      cb.struct_size = sizeof cb;
+      cb.user_data = got.get();
+      cb.on_stdout = [](void* u, const char* d, size_t n) { static_cast<Collected*>(u)->out.append(d, n); };
+      cb.on_stderr = [](void* u, const char* d, size_t n) { static_cast<Collected*>(u)->err.append(d, n); };
+      moat_exit_status st{};
+      moat_error* err = nullptr;
+      int rc;
+      if (!has_input) {
+        rc = moat_sandbox_exec(sb, &o, &cb, -1, &st, &err);
+      } else {
+        // Stdin through an exec handle: written while its output is read.
+        moat_exec* ex = nullptr;
+        o.stdin_open = 1;
+        rc = moat_exec_start(sb, &o, &cb, &ex, &err);
+        if (rc == 0) rc = moat_exec_write_stdin(ex, input->data(), input->size(), &err);
+        if (rc == 0) rc = moat_exec_close_stdin(ex, &err);
+        int ended = 0;
+        if (rc == 0) rc = moat_exec_wait(ex, -1, &ended, &st, &err);
+        moat_exec_free(ex);
+      }
+      if (rc != 0) {
+        out.fail_with(rc, err);
+        return out;
+      }
+      out.make = [st, got](napi_env env) {
+        napi_value o = status_object(env, st);
+        napi_set_named_property(env, o, "stdout", buffer_value(env, got->out));
+        napi_set_named_property(env, o, "stderr", buffer_value(env, got->err));
+        return o;
+      };
       return out;
-    }
-    auto got = std::make_shared<Collected>();
-    moat_exec_callbacks cb;
-    std::memset(&cb, 0, sizeof cb);
-    cb.struct_size = sizeof cb;
-    cb.user_data = got.get();
-    cb.on_stdout = [](void* u, const char* d, size_t n) { static_cast<Collected*>(u)->out.append(d, n); };
-    cb.on_stderr = [](void* u, const char* d, size_t n) { static_cast<Collected*>(u)->err.append(d, n); };
-    moat_exit_status st{};
-    moat_error* err = nullptr;
-    int rc;
-    if (!has_input) {
-      rc = moat_sandbox_exec(sb, &o, &cb, -1, &st, &err);
-    } else {
-      // Stdin through an exec handle: written while its output is read.
-      moat_exec* ex = nullptr;
-      o.stdin_open = 1;
-      rc = moat_exec_start(sb, &o, &cb, &ex, &err);
-      if (rc == 0) rc = moat_exec_write_stdin(ex, input->data(), input->size(), &err);
-      if (rc == 0) rc = moat_exec_close_stdin(ex, &err);
-      int ended = 0;
-      if (rc == 0) rc = moat_exec_wait(ex, -1, &ended, &st, &err);
-      moat_exec_free(ex);
-    }
-    if (rc != 0) {
-      out.fail_with(rc, err);
-      return out;
-    }
-    out.make = [st, got](napi_env env) {
-      napi_value o = status_object(env, st);
-      napi_set_named_property(env, o, "stdout", buffer_value(env, got->out));
-      napi_set_named_property(env, o, "stderr", buffer_value(env, got->err));
-      return o;
-    };
-    return out;
-  }, {a[0]});
+    }, {a[0]});
+  });
 }
 
 // One piece of a spawned command's output on its way to JavaScript.
@@ -591,12 +593,7 @@ napi_value StartSpawned(napi_env env, napi_callback_info info) {
     Outcome out;
     Strings s;
     moat_exec_options o;
-    try {
-      fill_exec_options(*j, s, &o);
-    } catch (const std::exception& e) {
-      out.fail_with(EINVAL, "invalid_argument", std::string("spawn: bad option: ") + e.what());
-      return out;
-    }
+    if (!options_from(*j, s, &o, fill_exec_options, "spawn", out)) return out;
     moat_exec_callbacks cb;
     std::memset(&cb, 0, sizeof cb);
     cb.struct_size = sizeof cb;
@@ -619,55 +616,53 @@ ExecHandle* running_exec(napi_env env, napi_value v, napi_value* bad) {
   return h;
 }
 
-napi_value WriteStdin(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
+// The same for a call on a started process.
+template <class Call>
+napi_value with_exec(napi_env env, napi_callback_info info, size_t nargs, Call call) {
+  auto a = args_of(env, info, nargs);
   napi_value bad;
   auto* h = running_exec(env, a[0], &bad);
   if (!h) return bad;
-  auto data = std::make_shared<std::string>();
-  if (!get_bytes(env, a[1], data.get())) return rejected(env, EINVAL, "writeStdin: a Buffer or string is required");
-  moat_exec* ex = h->exec;
-  return start(env, [ex, data] {
-    return status_call([&](moat_error** err) { return moat_exec_write_stdin(ex, data->data(), data->size(), err); });
-  }, {a[0]});
+  return call(a, h->exec);
+}
+
+napi_value WriteStdin(napi_env env, napi_callback_info info) {
+  return with_exec(env, info, 2, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    auto data = std::make_shared<std::string>();
+    if (!get_bytes(env, a[1], data.get())) return rejected(env, EINVAL, "writeStdin: a Buffer or string is required");
+    return start(env, [ex, data] {
+      return status_call([&](moat_error** err) { return moat_exec_write_stdin(ex, data->data(), data->size(), err); });
+    }, {a[0]});
+  });
 }
 
 napi_value CloseStdin(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 1);
-  napi_value bad;
-  auto* h = running_exec(env, a[0], &bad);
-  if (!h) return bad;
-  moat_exec* ex = h->exec;
-  return start(env, [ex] { return status_call([&](moat_error** err) { return moat_exec_close_stdin(ex, err); }); }, {a[0]});
+  return with_exec(env, info, 1, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    return start(env, [ex] { return status_call([&](moat_error** err) { return moat_exec_close_stdin(ex, err); }); }, {a[0]});
+  });
 }
 
 napi_value Signal(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = running_exec(env, a[0], &bad);
-  if (!h) return bad;
-  int64_t sig = 0;
-  get_int64(env, a[1], &sig);
-  moat_exec* ex = h->exec;
-  return start(env, [ex, sig] {
-    return status_call([&](moat_error** err) { return moat_exec_signal(ex, static_cast<int>(sig), err); });
-  }, {a[0]});
+  return with_exec(env, info, 2, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    int64_t sig = 0;
+    get_int64(env, a[1], &sig);
+    return start(env, [ex, sig] {
+      return status_call([&](moat_error** err) { return moat_exec_signal(ex, static_cast<int>(sig), err); });
+    }, {a[0]});
+  });
 }
 
 napi_value Resize(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 3);
-  napi_value bad;
-  auto* h = running_exec(env, a[0], &bad);
-  if (!h) return bad;
-  int64_t rows = 0, cols = 0;
-  get_int64(env, a[1], &rows);
-  get_int64(env, a[2], &cols);
-  moat_exec* ex = h->exec;
-  return start(env, [ex, rows, cols] {
-    return status_call([&](moat_error** err) {
-      return moat_exec_resize(ex, static_cast<uint16_t>(rows), static_cast<uint16_t>(cols), err);
-    });
-  }, {a[0]});
+  return with_exec(env, info, 3, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    int64_t rows = 0, cols = 0;
+    get_int64(env, a[1], &rows);
+    get_int64(env, a[2], &cols);
+    return start(env, [ex, rows, cols] {
+      return status_call([&](moat_error** err) {
+        return moat_exec_resize(ex, static_cast<uint16_t>(rows), static_cast<uint16_t>(cols), err);
+      });
+    }, {a[0]});
+  });
 }
 
 // Synchronous and non-blocking: stops a wait in progress (its promise
@@ -687,76 +682,70 @@ napi_value Pid(napi_env env, napi_callback_info info) {
 
 // wait(exec, timeoutMs) -> status | null
 napi_value Wait(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = running_exec(env, a[0], &bad);
-  if (!h) return bad;
-  int64_t ms = -1;
-  get_int64(env, a[1], &ms);
-  moat_exec* ex = h->exec;
-  return start(env, [ex, ms] {
-    Outcome out;
-    int ended = 0;
-    moat_exit_status st{};
-    moat_error* err = nullptr;
-    int rc = moat_exec_wait(ex, ms, &ended, &st, &err);
-    if (rc != 0) {
-      out.fail_with(rc, err);
-      return out;
-    }
-    out.make = [ended, st](napi_env env) {
-      if (!ended) {
-        napi_value n;
-        napi_get_null(env, &n);
-        return n;
+  return with_exec(env, info, 2, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    int64_t ms = -1;
+    get_int64(env, a[1], &ms);
+    return start(env, [ex, ms] {
+      Outcome out;
+      int ended = 0;
+      moat_exit_status st{};
+      moat_error* err = nullptr;
+      int rc = moat_exec_wait(ex, ms, &ended, &st, &err);
+      if (rc != 0) {
+        out.fail_with(rc, err);
+        return out;
       }
-      return status_object(env, st);
-    };
-    return out;
-  }, {a[0]});
+      out.make = [ended, st](napi_env env) {
+        if (!ended) {
+          napi_value n;
+          napi_get_null(env, &n);
+          return n;
+        }
+        return status_object(env, st);
+      };
+      return out;
+    }, {a[0]});
+  });
 }
 
 // read(exec, timeoutMs) -> {kind: "stdout"|"stderr", data} | {kind: "exit", ...status} | null
 napi_value Read(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = running_exec(env, a[0], &bad);
-  if (!h) return bad;
-  int64_t ms = -1;
-  get_int64(env, a[1], &ms);
-  moat_exec* ex = h->exec;
-  return start(env, [ex, ms] {
-    Outcome out;
-    moat_exec_output piece{};
-    moat_error* err = nullptr;
-    int rc = moat_exec_read(ex, ms, &piece, &err);
-    if (rc != 0) {
-      out.fail_with(rc, err);
-      return out;
-    }
-    std::string data = piece.data ? std::string(piece.data, piece.length) : std::string();
-    moat_string_free(piece.data);
-    int kind = piece.kind;
-    moat_exit_status st = piece.status;
-    out.make = [kind, data, st](napi_env env) {
-      if (kind == MOAT_OUTPUT_NONE) {
-        napi_value n;
-        napi_get_null(env, &n);
-        return n;
+  return with_exec(env, info, 2, [&](const std::vector<napi_value>& a, moat_exec* ex) -> napi_value {
+    int64_t ms = -1;
+    get_int64(env, a[1], &ms);
+    return start(env, [ex, ms] {
+      Outcome out;
+      moat_exec_output piece{};
+      moat_error* err = nullptr;
+      int rc = moat_exec_read(ex, ms, &piece, &err);
+      if (rc != 0) {
+        out.fail_with(rc, err);
+        return out;
       }
-      napi_value o;
-      if (kind == MOAT_OUTPUT_EXIT) {
-        o = status_object(env, st);
-        napi_set_named_property(env, o, "kind", string_value(env, "exit"));
+      std::string data = piece.data ? std::string(piece.data, piece.length) : std::string();
+      moat_string_free(piece.data);
+      int kind = piece.kind;
+      moat_exit_status st = piece.status;
+      out.make = [kind, data, st](napi_env env) {
+        if (kind == MOAT_OUTPUT_NONE) {
+          napi_value n;
+          napi_get_null(env, &n);
+          return n;
+        }
+        napi_value o;
+        if (kind == MOAT_OUTPUT_EXIT) {
+          o = status_object(env, st);
+          napi_set_named_property(env, o, "kind", string_value(env, "exit"));
+          return o;
+        }
+        napi_create_object(env, &o);
+        napi_set_named_property(env, o, "kind", string_value(env, kind == MOAT_OUTPUT_STDOUT ? "stdout" : "stderr"));
+        napi_set_named_property(env, o, "data", buffer_value(env, data));
         return o;
-      }
-      napi_create_object(env, &o);
-      napi_set_named_property(env, o, "kind", string_value(env, kind == MOAT_OUTPUT_STDOUT ? "stdout" : "stderr"));
-      napi_set_named_property(env, o, "data", buffer_value(env, data));
-      return o;
-    };
-    return out;
-  }, {a[0]});
+      };
+      return out;
+    }, {a[0]});
+  });
 }
 
 // Frees the command now (killing it if it runs); later calls get ENOTCONN.
@@ -773,88 +762,79 @@ napi_value FreeExec(napi_env env, napi_callback_info info) {
 // ---- files ----
 
 napi_value ReadFile(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 2);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  std::string path;
-  if (!get_string(env, a[1], &path)) return rejected(env, EINVAL, "readFile: the path must be a string");
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, path] {
-    Outcome out;
-    auto data = std::make_shared<std::string>();
-    moat_error* err = nullptr;
-    int rc = moat_sandbox_read_file(
-        sb, path.c_str(),
-        [](void* u, const char* d, size_t n) {
-          static_cast<std::string*>(u)->append(d, n);
-          return 0;
-        },
-        data.get(), &err);
-    if (rc != 0) {
-      out.fail_with(rc, err);
+  return with_sandbox(env, info, 2, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    std::string path;
+    if (!get_string(env, a[1], &path)) return rejected(env, EINVAL, "readFile: the path must be a string");
+    return start(env, [sb, path] {
+      Outcome out;
+      auto data = std::make_shared<std::string>();
+      moat_error* err = nullptr;
+      int rc = moat_sandbox_read_file(
+          sb, path.c_str(),
+          [](void* u, const char* d, size_t n) {
+            static_cast<std::string*>(u)->append(d, n);
+            return 0;
+          },
+          data.get(), &err);
+      if (rc != 0) {
+        out.fail_with(rc, err);
+        return out;
+      }
+      out.make = [data](napi_env env) { return buffer_value(env, *data); };
       return out;
-    }
-    out.make = [data](napi_env env) { return buffer_value(env, *data); };
-    return out;
-  }, {a[0]});
+    }, {a[0]});
+  });
 }
 
 // writeFile(handle, path, data, optionsJson)
 napi_value WriteFile(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 4);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  std::string path;
-  auto data = std::make_shared<std::string>();
-  Json j;
-  if (!get_string(env, a[1], &path) || !get_bytes(env, a[2], data.get()) || !parse_json(env, a[3], &j))
-    return rejected(env, EINVAL, "writeFile: a path, a Buffer or string, and options are required");
-  moat_write_file_options o;
-  std::memset(&o, 0, sizeof o);
-  o.struct_size = sizeof o;
-  o.mode = number<uint32_t>(j, "mode");
-  o.uid = j.contains("uid") ? number<int64_t>(j, "uid") : -1;
-  o.gid = j.contains("gid") ? number<int64_t>(j, "gid") : -1;
-  o.append = number<int>(j, "append");
-  o.exclusive = number<int>(j, "exclusive");
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, path, data, o] {
-    return status_call([&](moat_error** err) {
-      return moat_sandbox_write_file(sb, path.c_str(), data->data(), data->size(), &o, err);
-    });
-  }, {a[0]});
+  return with_sandbox(env, info, 4, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    std::string path;
+    auto data = std::make_shared<std::string>();
+    Json j;
+    if (!get_string(env, a[1], &path) || !get_bytes(env, a[2], data.get()) || !parse_json(env, a[3], &j))
+      return rejected(env, EINVAL, "writeFile: a path, a Buffer or string, and options are required");
+    moat_write_file_options o;
+    std::memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.mode = number<uint32_t>(j, "mode");
+    o.uid = j.contains("uid") ? number<int64_t>(j, "uid") : -1;
+    o.gid = j.contains("gid") ? number<int64_t>(j, "gid") : -1;
+    o.append = number<int>(j, "append");
+    o.exclusive = number<int>(j, "exclusive");
+    return start(env, [sb, path, data, o] {
+      return status_call([&](moat_error** err) {
+        return moat_sandbox_write_file(sb, path.c_str(), data->data(), data->size(), &o, err);
+      });
+    }, {a[0]});
+  });
 }
 
 // fileOp(handle, op, a, b, flag, mode): the small file calls by name.
 napi_value FileOp(napi_env env, napi_callback_info info) {
-  auto a = args_of(env, info, 6);
-  napi_value bad;
-  auto* h = sandbox_arg(env, a[0], &bad);
-  if (!h) return bad;
-  std::string op, p1, p2;
-  if (!get_string(env, a[1], &op) || !get_string(env, a[2], &p1)) return rejected(env, EINVAL, "a path is required");
-  get_string(env, a[3], &p2);
-  int64_t flag = 0, mode = 0;
-  get_int64(env, a[4], &flag);
-  get_int64(env, a[5], &mode);
-  moat_sandbox* sb = h->sandbox;
-  return start(env, [sb, op, p1, p2, flag, mode] {
-    int f = static_cast<int>(flag);
-    auto m = static_cast<uint32_t>(mode);
-    if (op == "stat") return string_call([&](char** o, moat_error** e) { return moat_sandbox_stat(sb, p1.c_str(), f, o, e); });
-    if (op == "list") return string_call([&](char** o, moat_error** e) { return moat_sandbox_list_dir(sb, p1.c_str(), o, e); });
-    return status_call([&](moat_error** e) {
-      if (op == "mkdir") return moat_sandbox_mkdir(sb, p1.c_str(), f, m, e);
-      if (op == "remove") return moat_sandbox_remove(sb, p1.c_str(), f, e);
-      if (op == "rename") return moat_sandbox_rename(sb, p1.c_str(), p2.c_str(), e);
-      if (op == "chmod") return moat_sandbox_chmod(sb, p1.c_str(), m, e);
-      if (op == "copyIn") return moat_sandbox_copy_in(sb, p1.c_str(), p2.c_str(), f, e);
-      if (op == "copyOut") return moat_sandbox_copy_out(sb, p1.c_str(), p2.c_str(), f, e);
-      return EINVAL;
-    });
-  }, {a[0]});
+  return with_sandbox(env, info, 6, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    std::string op, p1, p2;
+    if (!get_string(env, a[1], &op) || !get_string(env, a[2], &p1)) return rejected(env, EINVAL, "a path is required");
+    get_string(env, a[3], &p2);
+    int64_t flag = 0, mode = 0;
+    get_int64(env, a[4], &flag);
+    get_int64(env, a[5], &mode);
+    return start(env, [sb, op, p1, p2, flag, mode] {
+      int f = static_cast<int>(flag);
+      auto m = static_cast<uint32_t>(mode);
+      if (op == "stat") return string_call([&](char** o, moat_error** e) { return moat_sandbox_stat(sb, p1.c_str(), f, o, e); });
+      if (op == "list") return string_call([&](char** o, moat_error** e) { return moat_sandbox_list_dir(sb, p1.c_str(), o, e); });
+      return status_call([&](moat_error** e) {
+        if (op == "mkdir") return moat_sandbox_mkdir(sb, p1.c_str(), f, m, e);
+        if (op == "remove") return moat_sandbox_remove(sb, p1.c_str(), f, e);
+        if (op == "rename") return moat_sandbox_rename(sb, p1.c_str(), p2.c_str(), e);
+        if (op == "chmod") return moat_sandbox_chmod(sb, p1.c_str(), m, e);
+        if (op == "copyIn") return moat_sandbox_copy_in(sb, p1.c_str(), p2.c_str(), f, e);
+        if (op == "copyOut") return moat_sandbox_copy_out(sb, p1.c_str(), p2.c_str(), f, e);
+        return EINVAL;
+      });
+    }, {a[0]});
+  });
 }
 
 // ---- the manager, images, volumes: calls by id or name ----
