@@ -168,6 +168,7 @@ export declare function restartSandbox(idOrName: string): Promise<void>;
 export declare function sandboxStats(idOrName: string): Promise<Record<string, number | string>>;
 export interface SandboxEvent { seq: number; time: string; event: string; id: string; name: string; reason: string }
 export declare function events(options?: { after?: number }): Promise<SandboxEvent[]>;
+export declare function sandboxLogs(idOrName: string): Promise<{ console: string; events: Record<string, unknown>[] }>;
 export declare function removeSandbox(idOrName: string, options?: { force?: boolean }): Promise<void>;
 export declare function inspectSandbox(idOrName: string): Promise<SandboxInfo>;
 export declare function listSandboxes(labels?: Record<string, string>): Promise<SandboxInfo[]>;

@@ -353,6 +353,8 @@ module.exports = {
   restartSandbox: (id) => manager('restart', String(id)),
   sandboxStats: (id) => json(manager('stats', String(id))),
   events: ({ after = 0 } = {}) => json(manager('events', String(after))),
+  // What the sandbox's logs hold now: { console: string, events: [...] } (exec history).
+  sandboxLogs: (id) => json(manager('logs', String(id))),
   removeSandbox: (id, { force = false } = {}) => manager(force ? 'forceRemove' : 'remove', String(id)),
   inspectSandbox: (id) => json(manager('inspect', String(id))),
   listSandboxes: (labels) => json(manager('list', JSON.stringify(Object.entries(labels || {}).map(([k, v]) => `${k}=${v}`)))),

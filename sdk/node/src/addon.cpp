@@ -877,6 +877,31 @@ napi_value Manager(napi_env env, napi_callback_info info) {
     if (op == "volumes") return string_call([&](char** o, moat_error** e) { return moat_volume_list(o, e); });
     if (op == "createVolume") return string_call([&](char** o, moat_error** e) { return moat_volume_create(c1, nullptr, o, e); });
     if (op == "doctor") return string_call([&](char** o, moat_error** e) { return moat_check_runtime(o, e); });
+    if (op == "logs") {
+      // What a sandbox's logs hold now: {"console": text, "events": [...]}.
+      return string_call([&](char** o, moat_error** e) {
+        struct Collected {
+          std::string console;
+          Json events = Json::array();
+        } got;
+        moat_log_callbacks cb;
+        std::memset(&cb, 0, sizeof cb);
+        cb.struct_size = sizeof cb;
+        cb.user_data = &got;
+        cb.on_console = [](void* u, const char* d, size_t n) { static_cast<Collected*>(u)->console.append(d, n); };
+        cb.on_exec_event = [](void* u, const char* event) {
+          static_cast<Collected*>(u)->events.push_back(Json::parse(event, nullptr, false));
+        };
+        int rc = moat_sandbox_logs(c1, &cb, 0, e);
+        if (rc != 0) return rc;
+        Json all = {{"console", got.console}, {"events", got.events}};
+        std::string text = all.dump(-1, ' ', false, Json::error_handler_t::replace);
+        *o = static_cast<char*>(std::malloc(text.size() + 1));
+        if (*o == nullptr) return ENOMEM;
+        std::memcpy(*o, text.c_str(), text.size() + 1);
+        return 0;
+      });
+    }
     if (op == "stats") return string_call([&](char** o, moat_error** e) { return moat_stats_sandbox(c1, o, e); });
     if (op == "events") {
       // The events kept after sequence number p1, as one JSON array.

@@ -118,6 +118,13 @@ test('events, restart and stats by name', async () => {
   await moat.startSandbox('node-events');
   await moat.restartSandbox('node-events');
   assert.ok((await moat.sandboxStats('node-events')).uptime_ms > 0);
+  const s = await moat.Sandbox.open('node-events');
+  await s.exec(['sh', '-c', 'echo to-the-console > /dev/console; exit 7']);
+  await s.close();
+  const logs = await moat.sandboxLogs('node-events');
+  assert.match(logs.console, /to-the-console/);
+  const exits = logs.events.filter((e) => e.event === 'exit').map((e) => e.code);
+  assert.deepEqual(exits, [7]);
   await moat.stopSandbox('node-events');
   await moat.removeSandbox('node-events');
   const kinds = (await moat.events({ after: seq })).filter((e) => e.name === 'node-events').map((e) => e.event);
