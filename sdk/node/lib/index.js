@@ -155,37 +155,38 @@ class Process {
   constructor(handle, errorBox) {
     this._h = handle;
     this._error = errorBox;
-    this._waiting = null;
+    this._inflight = new Set();  // calls on the handle not settled yet: close() waits for them
     this.result = null;
   }
   get pid() { return this._h ? native.pid(this._h) : 0; }
-  _handle() {
-    if (!this._h) throw new errorClasses.NotRunningError('the process handle is closed', 107);
-    return this._h;
+  _call(fn) {
+    if (!this._h) return Promise.reject(new errorClasses.NotRunningError('the process handle is closed', 107));
+    const p = call(fn(this._h));
+    this._inflight.add(p);
+    const done = () => this._inflight.delete(p);
+    p.then(done, done);
+    return p;
   }
-  writeStdin(data) { return call(native.writeStdin(this._handle(), data)); }
-  closeStdin() { return call(native.closeStdin(this._handle())); }
+  writeStdin(data) { return this._call((h) => native.writeStdin(h, data)); }
+  closeStdin() { return this._call((h) => native.closeStdin(h)); }
   signal(sig) {
     const n = typeof sig === 'string' ? require('os').constants.signals[sig] : sig;
     if (!Number.isInteger(n)) return Promise.reject(invalid(`signal: unknown signal ${sig}`));
-    return call(native.signal(this._handle(), n));
+    return this._call((h) => native.signal(h, n));
   }
   kill() { return this.signal('SIGKILL'); }
-  resize(rows, cols) { return call(native.resize(this._handle(), rows, cols)); }
+  resize(rows, cols) { return this._call((h) => native.resize(h, rows, cols)); }
   // Delivers output to the callbacks until the command ends; null when
   // timeoutMs passed first. A callback that threw killed the command: its
   // error is thrown here.
   async wait(timeoutMs = -1) {
     if (this.result) return this.result;
-    this._waiting = call(native.wait(this._handle(), timeoutMs));
     let st;
     try {
-      st = await this._waiting;
+      st = await this._call((h) => native.wait(h, timeoutMs));
     } catch (e) {
       if (this._error.error) throw this._error.error;
       throw e;
-    } finally {
-      this._waiting = null;
     }
     if (this._error.error) throw this._error.error;
     if (st === null) return null;
@@ -197,7 +198,7 @@ class Process {
   // `result` when the loop ends. The guest sends more only as it is read.
   async *output() {
     while (!this.result) {
-      const p = await call(native.read(this._handle(), -1));
+      const p = await this._call((h) => native.read(h, -1));
       if (p.kind === 'exit') {
         this.result = result(p);
         return;
@@ -205,13 +206,14 @@ class Process {
       yield { stream: p.kind, data: p.data };
     }
   }
-  // Kills the command if it still runs and frees the handle.
+  // Kills the command if it still runs, waits for calls in flight, and
+  // frees the handle.
   async close() {
     if (!this._h) return;
     const h = this._h;
     if (!this.result) native.cancel(h);
-    if (this._waiting) await this._waiting.catch(() => {});
     this._h = null;
+    await Promise.allSettled([...this._inflight]);
     native.freeExec(h);
   }
   async [Symbol.asyncDispose]() { await this.close(); }
