@@ -201,6 +201,23 @@ class Process:
         self._error: Optional[BaseException] = None
         self._result: Optional[ExecResult] = None
         self._lock = threading.Lock()
+        # Calls running on the handle (from any thread): close() waits for
+        # them before it frees it.
+        self._busy = 0
+        self._idle = threading.Condition(self._lock)
+
+    def _call(self, name, *args):
+        with self._lock:
+            if self._h is None:
+                raise NotRunningError("the process handle is closed", 107, "not_running")
+            h = self._h
+            self._busy += 1
+        try:
+            n.call(name, h, *args)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._idle.notify_all()
 
     @property
     def pid(self) -> int:
@@ -216,20 +233,20 @@ class Process:
         """Sends bytes to the command's stdin (spawn(stdin=True)); blocks
         while the command has not read what was sent before."""
         b = n.encode(data)
-        n.call("moat_exec_write_stdin", self._handle(), b, len(b))
+        self._call("moat_exec_write_stdin", b, len(b))
 
     def close_stdin(self) -> None:
-        n.call("moat_exec_close_stdin", self._handle())
+        self._call("moat_exec_close_stdin")
 
     def signal(self, sig: int) -> None:
-        n.call("moat_exec_signal", self._handle(), int(sig))
+        self._call("moat_exec_signal", int(sig))
 
     def kill(self) -> None:
-        n.call("moat_exec_kill", self._handle())
+        self._call("moat_exec_kill")
 
     def resize(self, rows: int, cols: int) -> None:
         """The terminal's new size (spawn(tty=True))."""
-        n.call("moat_exec_resize", self._handle(), rows, cols)
+        self._call("moat_exec_resize", rows, cols)
 
     def wait(self, timeout: Optional[float] = None) -> Optional[ExecResult]:
         """Runs the callbacks until the command ends and returns how it
@@ -240,7 +257,7 @@ class Process:
         st = n.ExitStatus()
         limit = -1 if timeout is None else _ms(timeout)
         try:
-            n.call("moat_exec_wait", self._handle(), limit, ctypes.byref(ended), ctypes.byref(st))
+            self._call("moat_exec_wait", limit, ctypes.byref(ended), ctypes.byref(st))
         except Exception:
             if self._error is not None:
                 raise self._error
@@ -260,7 +277,7 @@ class Process:
         limit = -1 if timeout is None else _ms(timeout)
         while self._result is None:
             out = n.ExecOutput()
-            n.call("moat_exec_read", self._handle(), limit, ctypes.byref(out))
+            self._call("moat_exec_read", limit, ctypes.byref(out))
             if out.kind == n.OUTPUT_NONE:
                 from .errors import TimedOutError
                 raise TimedOutError("no output for %s s" % timeout, 110, "timed_out")
@@ -279,11 +296,18 @@ class Process:
         return self._result
 
     def close(self) -> None:
-        """Kills the command if it still runs, and frees the handle."""
+        """Kills the command if it still runs, waits for calls other threads
+        have running on it (they fail with InterruptedError), and frees the
+        handle."""
         with self._lock:
             h, self._h = self._h, None
-        if h is not None:
-            n.lib().moat_exec_free(h)
+            if h is None:
+                return
+            if self._result is None:
+                n.lib().moat_exec_cancel(h)
+            while self._busy:
+                self._idle.wait()
+        n.lib().moat_exec_free(h)
 
     def __enter__(self):
         return self
@@ -524,7 +548,9 @@ class Sandbox:
                     fn(ctypes.string_at(data, length))
                 except BaseException as e:  # kills the command; wait() raises it
                     proc._error = e
-                    n.lib().moat_exec_cancel(proc._h)
+                    h = proc._h
+                    if h is not None:
+                        n.lib().moat_exec_cancel(h)
             return n.DATA_FN(cb)
 
         cbs = None

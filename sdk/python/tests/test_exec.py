@@ -127,3 +127,26 @@ def test_eight_concurrent_commands_keep_their_output_apart(sb):
         t.join()
     for i in range(8):
         assert results[i] == b"".join(b"%d-%d\n" % (i, n) for n in range(1, 6))
+
+
+def test_closing_a_process_another_thread_waits_on_ends_that_wait(sb):
+    p = sb.spawn(["sleep", "60"])
+    errors = []
+
+    def waiter():
+        try:
+            p.wait()
+        except moat.MoatError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    time.sleep(0.5)
+    start = time.monotonic()
+    p.close()
+    t.join(timeout=30)
+    assert not t.is_alive()
+    assert time.monotonic() - start < 20
+    assert errors and isinstance(errors[0], moat.InterruptedError)
+    with pytest.raises(moat.NotRunningError):
+        p.wait()
