@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 #include <sstream>
 
@@ -38,15 +39,15 @@ std::string canonical(const std::string& p) {
 Result<std::string> find_file(const std::string& configured, const char* env, const std::string& fallback,
                               const std::string& what, const std::string& hint) {
   if (!configured.empty()) {
-    if (!is_file(configured)) return make_error(what + " " + configured + " (from the runtime options) does not exist");
+    if (!is_file(configured)) return make_error(what + " " + configured + " (from the runtime options) does not exist", ENOENT);
     return canonical(configured);
   }
   if (const char* v = std::getenv(env); v && *v) {
-    if (!is_file(v)) return make_error(what + " " + v + " (from $" + env + ") does not exist");
+    if (!is_file(v)) return make_error(what + " " + v + " (from $" + env + ") does not exist", ENOENT);
     return canonical(v);
   }
   if (is_file(fallback)) return canonical(fallback);
-  return make_error(what + " not found at " + fallback + " (" + hint + ", or set $" + env + ")");
+  return make_error(what + " not found at " + fallback + " (" + hint + ", or set $" + env + ")", ENOENT);
 }
 
 }  // namespace
@@ -72,15 +73,15 @@ std::string find_on_path(const std::string& name) {
 
 Result<std::string> find_qemu() {
   if (std::string q = util::configured_qemu(); !q.empty()) {
-    if (::access(q.c_str(), X_OK) != 0) return make_error("QEMU " + q + " (from the runtime options) is not executable");
+    if (::access(q.c_str(), X_OK) != 0) return make_error("QEMU " + q + " (from the runtime options) is not executable", EACCES);
     return q;
   }
   if (const char* v = std::getenv("MOAT_QEMU"); v && *v) {
-    if (::access(v, X_OK) != 0) return make_error(std::string("QEMU ") + v + " (from $MOAT_QEMU) is not executable");
+    if (::access(v, X_OK) != 0) return make_error(std::string("QEMU ") + v + " (from $MOAT_QEMU) is not executable", EACCES);
     return std::string(v);
   }
   if (std::string found = find_on_path("qemu-system-x86_64"); !found.empty()) return found;
-  return make_error("qemu-system-x86_64 not found on PATH (apt-get install qemu-system-x86, or set $MOAT_QEMU)");
+  return make_error("qemu-system-x86_64 not found on PATH (apt-get install qemu-system-x86, or set $MOAT_QEMU)", ENOENT);
 }
 
 Result<std::string> find_kernel() {
@@ -99,7 +100,7 @@ Result<std::string> find_default_rootfs() {
   std::string fallback = share_path("rootfs-busybox");
   if (std::string c = util::configured_default_rootfs(); !c.empty()) fallback = c;
   else if (const char* v = std::getenv("MOAT_DEFAULT_ROOTFS"); v && *v) fallback = v;
-  if (!is_dir(fallback)) return make_error("default root filesystem " + fallback + " not found (run `make rootfs`)");
+  if (!is_dir(fallback)) return make_error("default root filesystem " + fallback + " not found (run `make rootfs`)", ENOENT);
   return canonical(fallback);
 }
 
