@@ -48,6 +48,15 @@ Result<NetworkOptions> network_options_from_json_text(std::string_view text);
 // {"mode": "none", "rules": [{"allow": false, "rule": "..."}]}: "rules"
 // required, "mode" optional (unset: kept).
 Result<NetworkPolicyUpdate> network_update_from_json_text(std::string_view text);
+// The options of a new sandbox (docs/json.md "Sandbox options"), the names
+// of SandboxInfo's form: "image", "memory_mib", "idle_timeout_s", ...;
+// volumes and tmpfs as their command-line text or as objects. Everything
+// the command-line forms check is checked; the rest create checks.
+Result<SandboxOptions> sandbox_options_from_json_text(std::string_view text);
+// A command (docs/json.md "Exec options"): "argv" required; "env", "cwd",
+// "user", "tty", "rows", "cols", "stdin_open", "timeout_s", "rlimits".
+// Checked as check_exec_options does.
+Result<ExecOptions> exec_options_from_json_text(std::string_view text);
 
 // "[a,b,...]" of the forms above.
 template <class T>
