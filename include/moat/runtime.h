@@ -42,6 +42,9 @@ struct RuntimeOptions {
 Status configure_runtime(const RuntimeOptions& options);
 // The settings as configured (empty fields: not set, defaults apply).
 RuntimeOptions runtime_options();
+// The state directory in effect (configured, $MOAT_HOME or the default),
+// made (mode 0700) if it is missing.
+Result<std::string> home_directory();
 
 // ---- Is this host ready to run sandboxes? (`moat doctor`) ----
 

@@ -7,6 +7,7 @@
 #include "cli/doctor.h"
 #include "cli/exec_runner.h"
 #include "cli/sandbox_commands.h"
+#include "cli/serve_command.h"
 #include "cli/fs_commands.h"
 #include "cli/image_commands.h"
 #include "cli/network_commands.h"
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   moat::cli::register_volume_commands(app);
   moat::cli::register_network_commands(app);
   moat::cli::register_stats_command(app);
+  moat::cli::register_serve_command(app);
 
   try {
     app.parse(argc, argv);
@@ -68,6 +70,7 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_network_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_stats_command(); rc >= 0) return rc;
+  if (int rc = moat::cli::run_serve_command(); rc >= 0) return rc;
   if (*doctor) return moat::cli::run_doctor();
   return moat::cli::kExitMoatError;
 }

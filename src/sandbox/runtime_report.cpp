@@ -116,4 +116,6 @@ RuntimeReport check_runtime() {
   return r;
 }
 
+Result<std::string> home_directory() { return store::moat_home(); }
+
 }  // namespace moat

@@ -1,0 +1,73 @@
+#include "cli/serve_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "cli/exec_runner.h"
+#include "cli/exit_codes.h"
+#include "server/server.h"
+
+namespace moat::cli {
+namespace {
+
+struct Flags {
+  CLI::App* serve = nullptr;
+  server::ServeOptions options;
+  std::string log_format = "text";
+  bool routes = false;
+};
+
+Flags& flags() {
+  static Flags f;
+  return f;
+}
+
+}  // namespace
+
+void register_serve_command(CLI::App& app) {
+  Flags& f = flags();
+  f.serve = app.add_subcommand("serve", "Serve moat's API over HTTP and WebSocket (REST, /metrics)");
+  auto& o = f.options;
+  f.serve->add_option("--socket", o.unix_socket, "Unix socket to listen on (default $MOAT_HOME/moat.sock, mode 0600)");
+  f.serve->add_option("--listen", o.listen, "Listen on TCP HOST:PORT instead; clients need the bearer token");
+  f.serve->add_option("--token-file", o.token_file,
+                      "The bearer token for --listen (default $MOAT_HOME/server.token, made with mode 0600 if absent)");
+  f.serve->add_option("--log-format", f.log_format, "Request log on stderr: text or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  f.serve->add_flag("--stop-on-exit", o.stop_on_exit, "Stop the sandboxes this server started when it ends");
+  f.serve->add_option("--max-body", o.max_body_bytes, "Largest JSON request body in bytes (file uploads stream)")
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
+  f.serve->add_option("--max-connections", o.max_connections, "Connections at once; more are answered 503")
+      ->check(CLI::Range(1u, 1u << 20));
+  f.serve->add_option("--max-requests", o.max_in_flight, "Requests handled at once; more are answered 503")
+      ->check(CLI::Range(1u, 1u << 16));
+  f.serve->add_option("--idle-timeout", o.idle_timeout_s, "Seconds a connection may wait between requests")
+      ->check(CLI::Range(1u, 86400u));
+  f.serve->add_flag("--routes", f.routes, "Print the routes served and exit");
+  f.serve->get_option("--socket")->excludes("--listen");
+}
+
+int run_serve_command() {
+  Flags& f = flags();
+  if (!f.serve || !*f.serve) return -1;
+  if (f.routes) {
+    std::fputs(server::route_table().c_str(), stdout);
+    return 0;
+  }
+  f.options.log_json = f.log_format == "json";
+  Status served = server::serve(f.options);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  if (!served) {
+    print_error(served.error().message);
+    std::fflush(stderr);
+    ::_exit(kExitMoatError);
+  }
+  // Threads of requests that were still running (a followed log, an
+  // attached command) end with the process, not by static destructors
+  // pulled from under them.
+  ::_exit(0);
+}
+
+}  // namespace moat::cli

@@ -1,0 +1,37 @@
+// Small pieces every route file uses: query flags checked like the body's
+// fields, the sandbox a path names, writing a streamed body.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "moat/duration.h"
+#include "moat/result.h"
+#include "moat/sandboxes.h"
+#include "server/http_types.h"
+
+namespace moat::server {
+
+// ?name=true|false|1|0 (absent: `fallback`); EINVAL naming it otherwise.
+Result<bool> query_flag(const Request& req, const std::string& name, bool fallback);
+// ?name=SECONDS (fractions allowed, at most a day); absent: `fallback`.
+Result<Duration> query_seconds(const Request& req, const std::string& name, Duration fallback);
+Result<std::uint64_t> query_number(const Request& req, const std::string& name, std::uint64_t fallback,
+                                   std::uint64_t max);
+
+// The record of the sandbox {id} names (an id or a name).
+Result<SandboxInfo> sandbox_of(const Request& req);
+
+// The whole of `bytes` to `fd`; false once the reader is gone.
+bool write_all_fd(int fd, std::string_view bytes);
+
+// Server-sent events when the client asked for them (Accept:
+// text/event-stream), else NDJSON: one JSON text a line.
+bool wants_event_stream(const Request& req);
+std::string stream_content_type(const Request& req);
+std::string stream_record(const Request& req, const std::string& json);
+
+Response json_ok(std::string body);
+Response no_content();
+
+}  // namespace moat::server

@@ -1,0 +1,197 @@
+"""The REST API over the unix socket: a sandbox's whole life, commands,
+files (50 MiB by sha256, with curl), bad input answered with typed errors."""
+import hashlib
+import json
+import os
+import socket
+import stat
+import subprocess
+
+from conftest import MOAT, UnixHTTPConnection
+
+
+def test_socket_is_private(server):
+    mode = stat.S_IMODE(os.stat(server.socket_path).st_mode)
+    assert mode == 0o600
+
+
+def test_health_and_version(api):
+    assert api.json("GET", "/v1/health") == {"status": "ok"}
+    v = api.json("GET", "/v1/version")
+    assert v["api"] == "v1" and v["version"]
+
+
+def test_exec_without_streaming(api, sandbox):
+    r = api.json("POST", "/v1/sandboxes/%s/exec" % sandbox["name"],
+                 {"argv": ["sh", "-c", "read x; echo out:$x; echo err >&2; exit 7"], "stdin": "hi\n", "wait": True})
+    assert r["exit_code"] == 7 and r["signal"] == 0 and r["timed_out"] is False
+    assert r["stdout"] == "out:hi\n" and r["stderr"] == "err\n"
+    assert r["stdout_truncated"] is False
+
+
+def test_exec_output_as_base64_and_limited(api, sandbox):
+    r = api.json("POST", "/v1/sandboxes/%s/exec" % sandbox["id"],
+                 {"argv": ["sh", "-c", "printf '\\377\\000abc'; head -c 5000 /dev/zero"], "wait": True,
+                  "output": "base64", "output_limit_bytes": 100})
+    import base64
+    out = base64.b64decode(r["stdout_base64"])
+    assert out[:5] == b"\xff\x00abc" and len(out) == 100 and r["stdout_truncated"] is True
+
+
+def test_exec_timeout_and_signal(api, sandbox):
+    r = api.json("POST", "/v1/sandboxes/%s/exec" % sandbox["id"],
+                 {"argv": ["sleep", "30"], "timeout_s": 1, "wait": True})
+    assert r["timed_out"] is True
+
+
+def test_files_round_trip_50_mib_with_curl(server, sandbox, tmp_path):
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(50 << 20))
+    want = hashlib.sha256(src.read_bytes()).hexdigest()
+    base = "http://moat/v1/sandboxes/%s" % sandbox["id"]
+    out = subprocess.run(["curl", "-sS", "--fail-with-body", "--unix-socket", server.socket_path, "-T", str(src),
+                          base + "/files/root/big.bin?mode=0640"], capture_output=True, check=True)
+    info = json.loads(out.stdout)
+    assert info["size"] == 50 << 20 and info["mode"] == 0o640 and info["type"] == "file"
+    back = tmp_path / "back.bin"
+    subprocess.run(["curl", "-sS", "--fail", "--unix-socket", server.socket_path, "-o", str(back),
+                    base + "/files/root/big.bin"], check=True)
+    assert hashlib.sha256(back.read_bytes()).hexdigest() == want
+
+
+def test_files_stat_list_mkdir_remove(api, sandbox):
+    base = "/v1/sandboxes/%s" % sandbox["id"]
+    d = api.json("POST", base + "/dirs/work/a/b?parents=true&mode=0700", expect=201)
+    assert d["type"] == "dir" and d["mode"] == 0o700
+    status, _, _ = api.request("PUT", base + "/files/work/a/b/x.txt", body=b"hello")
+    assert status == 201
+    status, _, data = api.request("GET", base + "/files/work/a/b/x.txt")
+    assert status == 200 and data == b"hello"
+    entries = api.json("GET", base + "/dirs/work/a/b")["entries"]
+    assert [(e["name"], e["size"]) for e in entries] == [("x.txt", 5)]
+    assert api.json("GET", base + "/stat/work/a/b/x.txt")["size"] == 5
+    status, _, _ = api.request("DELETE", base + "/files/work/a?recursive=true")
+    assert status == 204
+    status, _, data = api.request("GET", base + "/stat/work/a")
+    assert status == 404 and json.loads(data)["error"]["kind"] == "not_found"
+
+
+def test_upload_cut_short_leaves_the_old_file(api, server, sandbox):
+    base = "/v1/sandboxes/%s" % sandbox["id"]
+    assert api.request("PUT", base + "/files/root/keep.txt", body=b"original")[0] == 201
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server.socket_path)
+    s.sendall(("PUT %s/files/root/keep.txt HTTP/1.1\r\nHost: moat\r\nContent-Length: 1000000\r\n\r\n" % base)
+              .encode() + b"x" * 1000)
+    s.close()
+    import time
+    time.sleep(1)
+    status, _, data = api.request("GET", base + "/files/root/keep.txt")
+    assert (status, data) == (200, b"original")
+    names = [e["name"] for e in api.json("GET", base + "/dirs/root")["entries"]]
+    assert not [n for n in names if n.startswith(".moat-upload-")], names
+
+
+def test_lifecycle_stop_start_restart_delete(api):
+    info = api.json("POST", "/v1/sandboxes", {"name": "life", "labels": {"team": "a"}, "start": False}, expect=201)
+    assert info["state"] == "created"
+    assert [s["name"] for s in api.json("GET", "/v1/sandboxes?label=team=a")["sandboxes"]] == ["life"]
+    assert api.json("GET", "/v1/sandboxes?label=team=b")["sandboxes"] == []
+    assert api.json("POST", "/v1/sandboxes/life/start")["state"] == "running"
+    assert api.json("POST", "/v1/sandboxes/life/restart")["state"] == "running"
+    stats = api.json("GET", "/v1/sandboxes/life/stats")
+    assert stats["name"] == "life" and stats["memory_bytes"] > 0
+    assert api.json("POST", "/v1/sandboxes/life/stop")["state"] == "stopped"
+    status, _, data = api.request("POST", "/v1/sandboxes/life/exec", {"argv": ["true"], "wait": True})
+    assert status == 409 and json.loads(data)["error"]["kind"] == "not_running"
+    assert api.request("DELETE", "/v1/sandboxes/life")[0] == 204
+    status, _, data = api.request("GET", "/v1/sandboxes/life")
+    assert status == 404 and json.loads(data)["error"]["kind"] == "not_found"
+    events = [json.loads(l) for l in api.request("GET", "/v1/events")[2].splitlines()]
+    mine = [e["event"] for e in events if e["name"] == "life"]
+    assert mine == ["created", "started", "stopped", "started", "stopped", "removed"], mine
+    after = events[-1]["seq"]
+    assert api.request("GET", "/v1/events?after=%d" % after)[2] == b""
+
+
+def test_idempotency_key_makes_one_sandbox(api):
+    body = {"name": "idem", "start": False}
+    h = {"Idempotency-Key": "k-1"}
+    first = api.json("POST", "/v1/sandboxes", body, headers=h, expect=201)
+    status, headers, data = api.request("POST", "/v1/sandboxes", body, headers=h)
+    assert status == 201 and json.loads(data)["id"] == first["id"] and headers["idempotent-replayed"] == "true"
+    status, _, data = api.request("POST", "/v1/sandboxes", {"name": "idem2", "start": False}, headers=h)
+    assert status == 422
+    assert len([s for s in api.json("GET", "/v1/sandboxes")["sandboxes"] if s["name"].startswith("idem")]) == 1
+    assert api.request("DELETE", "/v1/sandboxes/idem")[0] == 204
+
+
+def test_bad_input_gets_typed_errors(api, server):
+    def error(method, path, body=None, headers=None):
+        status, _, data = api.request(method, path, body, headers)
+        return status, json.loads(data)["error"]["kind"]
+
+    assert error("GET", "/v1/nothing") == (404, "not_found")
+    assert error("DELETE", "/v1/health") == (405, "unsupported")
+    assert error("POST", "/v1/sandboxes", b"{not json") == (400, "invalid_argument")
+    assert error("POST", "/v1/sandboxes", {"memory_mb": 256}) == (400, "invalid_argument")
+    assert error("POST", "/v1/sandboxes", {"memory_mib": "lots"}) == (400, "invalid_argument")
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server.socket_path)
+    s.sendall(b"POST /v1/sandboxes HTTP/1.1\r\nHost: m\r\nContent-Length: %d\r\n\r\n{" % (9 << 20))
+    assert s.recv(100).startswith(b"HTTP/1.1 413")
+    s.close()
+    assert error("GET", "/v1/sandboxes/nosuch") == (404, "not_found")
+    assert error("GET", "/v1/sandboxes?label=") == (400, "invalid_argument")
+    assert error("GET", "/v1/sandboxes/x/execs/y/attach") == (426, "invalid_argument")
+    assert error("POST", "/v1/volumes", {"name": "v", "color": "red"}) == (400, "invalid_argument")
+    # A head over 16 KiB, and bytes that are not HTTP: answered, and the server stays up.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server.socket_path)
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nX: " + b"a" * 20000 + b"\r\n\r\n")
+    assert s.recv(100).startswith(b"HTTP/1.1 431")
+    s.close()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server.socket_path)
+    s.sendall(b"\x00\x01garbage\r\n\r\n")
+    assert s.recv(100).startswith(b"HTTP/1.1 400")
+    s.close()
+    assert api.json("GET", "/v1/health") == {"status": "ok"}
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server):
+    c = UnixHTTPConnection(server.socket_path)
+    for _ in range(20):
+        c.request("GET", "/v1/health")
+        r = c.getresponse()
+        assert r.status == 200 and r.read() == b'{"status":"ok"}'
+    c.close()
+
+
+def test_volumes(api):
+    v = api.json("POST", "/v1/volumes", {"name": "data", "labels": {"a": "b"}}, expect=201)
+    assert v["name"] == "data" and v["labels"] == {"a": "b"}
+    assert [x["name"] for x in api.json("GET", "/v1/volumes")["volumes"]] == ["data"]
+    assert api.json("GET", "/v1/volumes/data")["name"] == "data"
+    assert api.request("DELETE", "/v1/volumes/data")[0] == 204
+    assert api.request("GET", "/v1/volumes/data")[0] == 404
+
+
+def test_logs_and_history(api, sandbox):
+    api.json("POST", "/v1/sandboxes/%s/exec" % sandbox["id"], {"argv": ["echo", "logged"], "wait": True})
+    status, headers, data = api.request("GET", "/v1/sandboxes/%s/logs" % sandbox["id"])
+    assert status == 200 and headers["content-type"].startswith("text/plain")
+    # The console only (the CLI's `moat logs` adds the history after it).
+    cli = subprocess.run([MOAT, "logs", sandbox["id"]], capture_output=True, check=True,
+                         env=dict(os.environ, MOAT_HOME=os.path.dirname(api.server.socket_path)))
+    assert cli.stdout.startswith(data)
+    history = [json.loads(l) for l in api.request("GET", "/v1/sandboxes/%s/history" % sandbox["id"])[2].splitlines()]
+    assert any(e["event"] == "exec" and e["argv"] == ["echo", "logged"] for e in history)
+
+
+def test_request_log_has_no_query_or_token(server, api):
+    api.request("GET", "/v1/sandboxes?label=secret=shh")
+    log = open(server.log_path).read().splitlines()
+    lines = [json.loads(l) for l in log if l.startswith("{")]
+    assert any(l["path"] == "/v1/sandboxes" and l["status"] == 200 for l in lines)
+    assert "shh" not in "\n".join(log)
