@@ -108,10 +108,13 @@ std::string status_json(const ExitStatus& st) {
 // Runs the command to its end, its output kept. A client that leaves ends
 // the wait: the command is killed or left to finish, as it asked.
 Response run_to_end(ServerState& state, const SandboxInfo& info, ExecRequest& r, Request& req) {
-  Captured out{{}, false, r.output_limit}, err{{}, false, r.output_limit};
+  // Shared with the callbacks: a command left to go on after its client
+  // left outlives this call.
+  auto out = std::make_shared<Captured>(Captured{{}, false, r.output_limit});
+  auto err = std::make_shared<Captured>(Captured{{}, false, r.output_limit});
   ExecCallbacks cb;
-  cb.on_stdout = [&](std::string_view s) { out.add(s); };
-  cb.on_stderr = [&](std::string_view s) { err.add(s); };
+  cb.on_stdout = [out](std::string_view s) { out->add(s); };
+  cb.on_stderr = [err](std::string_view s) { err->add(s); };
   auto ex = state.handles.with<Exec>(info.id, [&](Sandbox& sb) { return sb.start_exec(r.options, cb); });
   if (!ex) return error_response(ex.error());
   state.counters.execs_started++;
@@ -126,14 +129,14 @@ Response run_to_end(ServerState& state, const SandboxInfo& info, ExecRequest& r,
     if (*st) {
       Json j = Json::parse(status_json(**st));
       if (r.base64_output) {
-        j["stdout_base64"] = base64_encode(out.data);
-        j["stderr_base64"] = base64_encode(err.data);
+        j["stdout_base64"] = base64_encode(out->data);
+        j["stderr_base64"] = base64_encode(err->data);
       } else {
-        j["stdout"] = lossy_utf8(out.data);
-        j["stderr"] = lossy_utf8(err.data);
+        j["stdout"] = lossy_utf8(out->data);
+        j["stderr"] = lossy_utf8(err->data);
       }
-      j["stdout_truncated"] = out.truncated;
-      j["stderr_truncated"] = err.truncated;
+      j["stdout_truncated"] = out->truncated;
+      j["stderr_truncated"] = err->truncated;
       return json_ok(j.dump());
     }
     if (req.client_gone && req.client_gone()) {
@@ -141,8 +144,18 @@ Response run_to_end(ServerState& state, const SandboxInfo& info, ExecRequest& r,
         (void)ex->kill();
         ex->cancel();
       } else {
-        // Goes on unread: its handle is kept until it is attached or deleted.
-        (void)state.execs.add(info.id, std::move(*ex), std::make_shared<ExecSink>(), false);
+        // Goes on to its end, read (and dropped past the output limit) by a
+        // thread of its own; no one can attach to it (it has no id).
+        try {
+          std::thread([exec = std::move(*ex), out, err]() mutable {
+            while (true) {
+              auto st = exec.wait(std::chrono::seconds(1));
+              if (!st || *st) return;
+            }
+          }).detach();
+        } catch (const std::system_error&) {
+          // No thread: the handle's end kills the command.
+        }
       }
       return error_response(499, "interrupted", "the client closed the connection");
     }

@@ -21,8 +21,8 @@ struct ServeOptions {
   std::uint64_t max_body_bytes = 8 << 20;  // whole bodies (JSON); file uploads stream
   std::uint32_t max_connections = 4096;
   std::uint32_t max_in_flight = 256;       // requests being handled at once
-  std::uint32_t idle_timeout_s = 60;       // a keep-alive connection with no request
-  std::uint32_t header_timeout_s = 30;     // the request head, once started
+  std::uint32_t idle_timeout_s = 60;       // waiting for a request's head (keep-alive included)
+  std::uint32_t header_timeout_s = 30;     // a stall while reading a request's body
 };
 
 // Serves until SIGINT or SIGTERM; then stops taking connections, lets the

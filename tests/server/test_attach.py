@@ -158,10 +158,25 @@ def test_slow_reader_holds_the_command_back(api, server, sandbox):
     assert total == 64 << 20
 
 
+def live_fds(server):
+    """The server's descriptors but SQLite's: a closed connection's fd stays
+    open while another connection to moat.db holds a lock (SQLite's POSIX
+    lock workaround) and is reused by the next one, so those count the
+    most connections ever open at once, not a leak."""
+    d = "/proc/%d/fd" % server.proc.pid
+    n = 0
+    for f in os.listdir(d):
+        try:
+            n += not os.path.basename(os.readlink(os.path.join(d, f))).startswith("moat.db")
+        except OSError:
+            pass
+    return n
+
+
 def test_fifty_attaches_on_five_sandboxes(api, server):
     boxes = [api.json("POST", "/v1/sandboxes", {"name": "many-%d" % i, "memory_mib": 128}, expect=201)["id"]
              for i in range(5)]
-    fds_before = server.fds()
+    fds_before = live_fds(server)
     idle_rss = server.rss_kib()
     results, errors = {}, []
     peak = [0]
@@ -191,10 +206,8 @@ def test_fifty_attaches_on_five_sandboxes(api, server):
     for box in boxes:
         assert api.request("DELETE", "/v1/sandboxes/%s?force=true" % box)[0] == 204
     deadline = time.time() + 15
-    while time.time() < deadline and server.fds() > fds_before + 2:
+    while time.time() < deadline and live_fds(server) > fds_before:
         time.sleep(0.5)
-    fd_dir = "/proc/%d/fd" % server.proc.pid
-    assert server.fds() <= fds_before + 2, (fds_before, sorted(os.readlink(os.path.join(fd_dir, f))
-                                                            for f in os.listdir(fd_dir)))
+    assert live_fds(server) <= fds_before
     metrics = api.request("GET", "/metrics")[2].decode()
     assert "moat_server_exec_attaches 0" in metrics
