@@ -70,7 +70,7 @@ Response pull(Request& req) {
   r.content_type = stream_content_type(req);
   bool sse = wants_event_stream(req);
   r.stream = [ref, options, sse](int fd) mutable {
-    auto record = [sse](const std::string& json) { return sse ? "data: " + json + "\n\n" : json + "\n"; };
+    auto record = [sse](const std::string& json) { return stream_record(sse, json); };
     std::mutex mu;  // reports come from the download threads
     bool gone = false;
     std::uint64_t last_done = 0;

@@ -64,8 +64,8 @@ std::string stream_content_type(const Request& req) {
   return wants_event_stream(req) ? "text/event-stream" : "application/x-ndjson";
 }
 
-std::string stream_record(const Request& req, const std::string& json) {
-  return wants_event_stream(req) ? "data: " + json + "\n\n" : json + "\n";
+std::string stream_record(bool event_stream, const std::string& json) {
+  return event_stream ? "data: " + json + "\n\n" : json + "\n";
 }
 
 Response json_ok(std::string body) { return json_response(200, std::move(body)); }

@@ -29,7 +29,8 @@ bool write_all_fd(int fd, std::string_view bytes);
 // text/event-stream), else NDJSON: one JSON text a line.
 bool wants_event_stream(const Request& req);
 std::string stream_content_type(const Request& req);
-std::string stream_record(const Request& req, const std::string& json);
+// One record of such a stream: "data: JSON\n\n" for server-sent events, else "JSON\n".
+std::string stream_record(bool event_stream, const std::string& json);
 
 Response json_ok(std::string body);
 Response no_content();
