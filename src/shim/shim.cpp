@@ -304,6 +304,7 @@ Status Shim::boot() {
   }
   MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get(), qemu_jail_.child()));
   qemu_ = std::move(q);
+  vm_started_at_ = Clock::now();
   qemu_end.reset();
   net_qemu_end.reset();
   console_qemu_end.reset();
@@ -587,7 +588,7 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
   } else if (m.type == proto::msg::kNetworkUpdate) {
     handle_network_update(c, m);
   } else if (m.type == proto::msg::kStats) {
-    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - booted_at_).count();
+    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count();
     SandboxStats stats = collect_sandbox_stats(qemu_jail_.cgroup ? &*qemu_jail_.cgroup : nullptr,
                                                qemu_ ? qemu_->pid() : -1, network_.get(),
                                                static_cast<std::uint64_t>(uptime));

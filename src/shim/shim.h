@@ -152,7 +152,8 @@ class Shim {
   UniqueFd lock_fd_;
   // How this run ends, for last_exit.json: the first reason wins.
   std::optional<ShimExit> exit_;
-  Clock::time_point booted_at_{};
+  Clock::time_point booted_at_{};     // serving began: the lifetime and owner limits count from here
+  Clock::time_point vm_started_at_{};  // QEMU launched: what stats report as uptime (never 0 once ready)
   Clock::time_point idle_since_{};
   Clock::time_point last_refusal_log_{};
   // The write end of the starter's verdict pipe until the verdict is sent.
