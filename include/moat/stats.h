@@ -29,6 +29,18 @@ struct SandboxStats {
   std::uint64_t net_rx_bytes = 0;
   std::uint64_t net_tx_packets = 0;
   std::uint64_t net_rx_packets = 0;
+  // The host's side: what the sandbox's processes (QEMU and its shim) hold
+  // resident, and what its writable disk takes on the host's filesystem
+  // (allocated blocks; the disk is sparse) out of the size the guest sees.
+  std::uint64_t host_rss_bytes = 0;
+  std::uint64_t disk_bytes = 0;
+  std::uint64_t disk_size_bytes = 0;
+  // The guest's own view of its memory, from its /proc/meminfo: total, and
+  // used (total less what it could make available). Both zero when the
+  // guest did not answer in time (a hung or very busy guest).
+  std::uint64_t guest_memory_total_bytes = 0;
+  std::uint64_t guest_memory_used_bytes = 0;
+  std::uint64_t execs = 0;       // commands started since the VM was started
   std::uint64_t uptime_ms = 0;   // since the VM was started
   std::uint64_t sampled_ns = 0;  // the host's monotonic clock when taken
 };

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 
+#include "agent/guest_memory.h"
 #include "agent/system_setup.h"
 #include "agent/user_db.h"
 #include "proto/exec.h"
@@ -122,6 +123,12 @@ void AgentServer::handle_control(const proto::Message& m) {
     send(proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
   } else if (m.type == proto::msg::kShutdown) {
     shutdown_requested_ = true;
+  } else if (m.type == proto::msg::kStats) {
+    GuestMemory mem = read_guest_memory();
+    proto::Json p = proto::Json::object();
+    p["mem_total_bytes"] = mem.total_bytes;
+    p["mem_available_bytes"] = mem.available_bytes;
+    send(proto::make_message(proto::kControlStream, proto::msg::kStats, std::move(p)));
   } else {
     send(proto::make_error_message(proto::kControlStream, "unknown_type",
                                    "unknown control message \"" + m.type + "\"", false));

@@ -25,6 +25,8 @@ struct Flags {
   CLI::App* stats = nullptr;
   std::vector<std::string> sandboxes;
   bool json = false;
+  std::string format = "table";
+  bool no_stream = false;
 };
 
 Flags& flags() {
@@ -41,52 +43,95 @@ nlohmann::json to_json(const std::string& name, const SandboxStats& s, double cp
   return j;
 }
 
+std::string used_of(std::uint64_t used, std::uint64_t total) {
+  return size_text(used) + " / " + (total ? size_text(total) : "-");
+}
+
+void print_header() {
+  std::printf("%-20s %8s  %-23s %7s  %-21s %-19s %9s  %5s  %5s  %s\n", "SANDBOX", "CPU %", "MEM USAGE / LIMIT",
+              "MEM %", "GUEST MEM USED / TOTAL", "DISK USED / SIZE", "HOST RSS", "PIDS", "EXECS", "NET RX / TX");
+}
+
 void print_row(const std::string& name, const SandboxStats& s, double cpu) {
-  std::string memory = size_text(s.memory_bytes) + " / " + (s.memory_limit_bytes ? size_text(s.memory_limit_bytes) : "-");
   char mem_pct[16] = "-";
   if (s.memory_limit_bytes != 0)
     std::snprintf(mem_pct, sizeof mem_pct, "%.1f%%",
                   100.0 * static_cast<double>(s.memory_bytes) / static_cast<double>(s.memory_limit_bytes));
+  std::string guest = s.guest_memory_total_bytes ? used_of(s.guest_memory_used_bytes, s.guest_memory_total_bytes)
+                                                 : std::string("-");
   std::string net = size_text(s.net_rx_bytes) + " / " + size_text(s.net_tx_bytes);
-  std::printf("%-20s %7.1f%%  %-23s %7s  %5llu  %s\n", name.c_str(), cpu, memory.c_str(), mem_pct,
-              static_cast<unsigned long long>(s.pids), net.c_str());
+  std::printf("%-20s %7.1f%%  %-23s %7s  %-21s %-19s %9s  %5llu  %5llu  %s\n", name.c_str(), cpu,
+              used_of(s.memory_bytes, s.memory_limit_bytes).c_str(), mem_pct, guest.c_str(),
+              used_of(s.disk_bytes, s.disk_size_bytes).c_str(), size_text(s.host_rss_bytes).c_str(),
+              static_cast<unsigned long long>(s.pids), static_cast<unsigned long long>(s.execs), net.c_str());
+}
+
+// One sample of each sandbox still shown; a sandbox that fails (it stopped,
+// or never ran) is reported once and left out from then on.
+struct Watched {
+  std::string name;
+  std::optional<SandboxStats> last;
+  bool failed = false;
+};
+
+void sample_all(std::vector<Watched>& all, int& rc) {
+  for (auto& w : all) {
+    if (w.failed) continue;
+    auto s = sandbox_stats(w.name);
+    if (!s) {
+      rc = fail(s.error());
+      w.failed = true;
+      continue;
+    }
+    w.last = *s;
+  }
+}
+
+// Prints the rows of a second sample against the first; false when no
+// sandbox is left to show.
+bool show(std::vector<Watched>& all, const std::vector<std::optional<SandboxStats>>& before, bool json, int& rc) {
+  sample_all(all, rc);
+  nlohmann::json out = nlohmann::json::array();
+  bool any = false;
+  for (std::size_t i = 0; i < all.size(); ++i) any = any || (!all[i].failed && before[i]);
+  if (!any) return false;
+  if (!json) print_header();
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    if (all[i].failed || !before[i]) continue;
+    double cpu = cpu_percent(*before[i], *all[i].last);
+    if (json) {
+      out.push_back(to_json(all[i].name, *all[i].last, cpu));
+    } else {
+      print_row(all[i].name, *all[i].last, cpu);
+    }
+  }
+  // Streamed JSON is one array per line, so a reader can take each sample as it comes.
+  if (json) std::printf("%s\n", flags().no_stream ? dump_lossy(out, 2).c_str() : dump_lossy(out, -1).c_str());
+  std::fflush(stdout);
+  return true;
 }
 
 int run() {
   const Flags& f = flags();
-  std::vector<std::optional<SandboxStats>> first(f.sandboxes.size());
+  bool json = f.json || f.format == "json";
+  if (f.format != "json" && f.format != "table")
+    return fail(Error{EINVAL, "--format " + f.format + ": expected table or json"});
+  std::vector<Watched> all;
+  for (const auto& name : f.sandboxes) all.push_back(Watched{name, std::nullopt, false});
   int rc = 0;
-  for (std::size_t i = 0; i < f.sandboxes.size(); ++i) {
-    auto s = sandbox_stats(f.sandboxes[i]);
-    if (s) {
-      first[i] = *s;
-    } else {
-      rc = fail(s.error());
-    }
+  sample_all(all, rc);
+  // A terminal gets one screen, redrawn; a pipe gets each sample after the last.
+  bool redraw = !f.no_stream && !json && ::isatty(STDOUT_FILENO);
+  while (true) {
+    std::vector<std::optional<SandboxStats>> before;
+    for (const auto& w : all) before.push_back(w.failed ? std::nullopt : w.last);
+    bool any = false;
+    for (const auto& b : before) any = any || b.has_value();
+    if (!any) return rc;  // nothing (left) to show: only the errors
+    std::this_thread::sleep_for(kSampleGap);
+    if (redraw) std::printf("\033[H\033[J");
+    if (!show(all, before, json, rc) || f.no_stream) return rc;
   }
-  bool any = false;
-  for (const auto& s : first) any = any || s.has_value();
-  if (!any) return rc;  // nothing to show: only the errors
-  std::this_thread::sleep_for(kSampleGap);
-  nlohmann::json out = nlohmann::json::array();
-  if (!f.json) std::printf("%-20s %8s  %-23s %7s  %5s  %s\n", "SANDBOX", "CPU %", "MEM USAGE / LIMIT", "MEM %",
-                           "PIDS", "NET RX / TX");
-  for (std::size_t i = 0; i < f.sandboxes.size(); ++i) {
-    if (!first[i]) continue;
-    auto s = sandbox_stats(f.sandboxes[i]);
-    if (!s) {
-      rc = fail(s.error());
-      continue;
-    }
-    double cpu = cpu_percent(*first[i], *s);
-    if (f.json) {
-      out.push_back(to_json(f.sandboxes[i], *s, cpu));
-    } else {
-      print_row(f.sandboxes[i], *s, cpu);
-    }
-  }
-  if (f.json) std::printf("%s\n", dump_lossy(out, 2).c_str());
-  return rc;
 }
 
 }  // namespace
@@ -116,9 +161,12 @@ double cpu_percent(const SandboxStats& before, const SandboxStats& after) {
 
 void register_stats_command(CLI::App& app) {
   Flags& f = flags();
-  f.stats = app.add_subcommand("stats", "Show what running sandboxes use: CPU, memory, tasks, network");
+  f.stats = app.add_subcommand(
+      "stats", "Show what running sandboxes use, every second until they stop: CPU, memory, disk, tasks, network");
   f.stats->add_option("sandbox", f.sandboxes, "Sandbox ids or names")->required();
-  f.stats->add_flag("--json", f.json, "Print a JSON array: every counter, and CPU % over one second");
+  f.stats->add_option("--format", f.format, "table or json (a JSON array per sample: every counter, and CPU %)");
+  f.stats->add_flag("--json", f.json, "The same as --format json");
+  f.stats->add_flag("--no-stream", f.no_stream, "Show one sample (CPU % over one second) and exit");
 }
 
 int run_stats_command() {

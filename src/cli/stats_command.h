@@ -1,6 +1,9 @@
-// `moat stats [--json] SANDBOX...`: what running sandboxes use now (CPU %,
-// memory against its limit, tasks, the guest's network), from two samples a
-// second apart (include/moat/stats.h).
+// `moat stats [--format table|json] [--no-stream] SANDBOX...`: what running
+// sandboxes use (CPU %, memory against its limit, the guest's own memory,
+// the writable disk, host RSS, tasks, commands started, the guest's
+// network), each second from the last sample a second before
+// (include/moat/stats.h); until every sandbox has stopped, or once with
+// --no-stream.
 //
 // Wiring (main.cpp), around CLI11's parse:
 //

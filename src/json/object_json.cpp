@@ -185,6 +185,12 @@ std::string to_json_text(const SandboxStats& s) {
                       {"net_rx_bytes", s.net_rx_bytes},
                       {"net_tx_packets", s.net_tx_packets},
                       {"net_rx_packets", s.net_rx_packets},
+                      {"host_rss_bytes", s.host_rss_bytes},
+                      {"disk_bytes", s.disk_bytes},
+                      {"disk_size_bytes", s.disk_size_bytes},
+                      {"guest_memory_total_bytes", s.guest_memory_total_bytes},
+                      {"guest_memory_used_bytes", s.guest_memory_used_bytes},
+                      {"execs", s.execs},
                       {"uptime_ms", s.uptime_ms},
                       {"sampled_ns", s.sampled_ns}});
 }

@@ -40,6 +40,8 @@ inline constexpr std::string_view kStop = "stop";
 inline constexpr std::string_view kNetworkUpdate = "network_update";
 // client -> shim, {}: what the sandbox uses now; answered on the control
 // stream by `stats` with the counters of shim_contract/stats_json.h.
+// shim -> agent, {}: the guest's memory; answered on the control stream by
+// `stats` {"mem_total_bytes": N, "mem_available_bytes": N}.
 inline constexpr std::string_view kStats = "stats";
 inline constexpr std::string_view kOk = "ok";
 inline constexpr std::string_view kExec = "exec";

@@ -1,6 +1,9 @@
 #include "shim/sandbox_stats.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include <cstdlib>
 #include <sstream>
@@ -49,12 +52,42 @@ std::uint64_t status_value(const std::string& status, const std::string& name) {
   return 0;
 }
 
+std::string read_proc_self_status() {
+  auto text = read_file_bounded("/proc/self/status", 64 * 1024);
+  return text.ok() ? *text : std::string();
+}
+
+// A count the guest sent, or 0.
+std::uint64_t guest_count(const nlohmann::json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end() || !it->is_number_integer()) return 0;
+  return it->is_number_unsigned() || it->get<std::int64_t>() >= 0 ? it->get<std::uint64_t>() : 0;
+}
+
 }  // namespace
 
-SandboxStats collect_sandbox_stats(const jail::Cgroup* group, pid_t qemu, const netstack::NetworkService* network,
-                                   std::uint64_t uptime_ms) {
+void add_guest_memory(SandboxStats& stats, const nlohmann::json& agent_answer) {
+  if (!agent_answer.is_object()) return;
+  std::uint64_t total = guest_count(agent_answer, "mem_total_bytes");
+  std::uint64_t available = guest_count(agent_answer, "mem_available_bytes");
+  stats.guest_memory_total_bytes = total;
+  stats.guest_memory_used_bytes = total - std::min(available, total);
+}
+
+SandboxStats collect_sandbox_stats(const StatsSources& from) {
+  const jail::Cgroup* group = from.group;
+  pid_t qemu = from.qemu;
   SandboxStats s;
-  s.uptime_ms = uptime_ms;
+  s.uptime_ms = from.uptime_ms;
+  s.execs = from.execs;
+  s.host_rss_bytes = status_value(read_proc_self_status(), "VmRSS");
+  if (qemu > 0) s.host_rss_bytes += status_value(read_proc(qemu, "status"), "VmRSS");
+  for (const auto& path : from.writable_disks) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) continue;
+    s.disk_bytes += static_cast<std::uint64_t>(st.st_blocks) * 512;
+    s.disk_size_bytes += static_cast<std::uint64_t>(st.st_size);
+  }
   s.cpu_ns = qemu > 0 ? cpu_ns_of(qemu) : 0;
   if (group != nullptr) {
     s.source = group->version() == jail::CgroupVersion::kV2 ? "cgroup v2" : "cgroup v1";
@@ -69,8 +102,8 @@ SandboxStats collect_sandbox_stats(const jail::Cgroup* group, pid_t qemu, const 
     s.memory_bytes = status_value(status, "VmRSS");
     s.pids = status_value(status, "Threads");
   }
-  if (network != nullptr) {
-    auto t = network->traffic();
+  if (from.network != nullptr) {
+    auto t = from.network->traffic();
     s.net_tx_bytes = t.tx_bytes;
     s.net_rx_bytes = t.rx_bytes;
     s.net_tx_packets = t.tx_packets;

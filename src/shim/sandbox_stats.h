@@ -8,6 +8,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "jail/cgroup.h"
 #include "moat/stats.h"
@@ -15,8 +19,22 @@
 
 namespace moat::shim {
 
-// `group` and `network` may be null (none made).
-SandboxStats collect_sandbox_stats(const jail::Cgroup* group, pid_t qemu, const netstack::NetworkService* network,
-                                   std::uint64_t uptime_ms);
+struct StatsSources {
+  const jail::Cgroup* group = nullptr;                // null: none made
+  pid_t qemu = -1;                                    // -1: not running
+  const netstack::NetworkService* network = nullptr;  // null: no device
+  std::vector<std::string> writable_disks;            // host paths
+  std::uint64_t uptime_ms = 0;
+  std::uint64_t execs = 0;
+};
+
+// Everything the host knows; the guest's memory is added by
+// add_guest_memory once the agent answers.
+SandboxStats collect_sandbox_stats(const StatsSources& from);
+
+// The agent's `stats` answer ({"mem_total_bytes", "mem_available_bytes"},
+// proto/message.h) into `stats`. The guest's word: a field that is not a
+// count is ignored, and used never exceeds total.
+void add_guest_memory(SandboxStats& stats, const nlohmann::json& agent_answer);
 
 }  // namespace moat::shim

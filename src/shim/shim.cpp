@@ -146,6 +146,7 @@ void Shim::finish(bool clean, const std::string& reason) {
 // when it ends (proto/exec_log.h). Best effort: a full disk must not stop the
 // relay, and no client or guest text can make writing it fail.
 void Shim::note_exec(std::uint32_t guest_stream, const proto::Message& exec) {
+  ++execs_started_;
   exec_log_.write(proto::exec_log_start(realtime_ns() / 1000000000ull, guest_stream, exec.payload) + "\n");
 }
 
@@ -588,15 +589,48 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
   } else if (m.type == proto::msg::kNetworkUpdate) {
     handle_network_update(c, m);
   } else if (m.type == proto::msg::kStats) {
-    auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count();
-    SandboxStats stats = collect_sandbox_stats(qemu_jail_.cgroup ? &*qemu_jail_.cgroup : nullptr,
-                                               qemu_ ? qemu_->pid() : -1, network_.get(),
-                                               static_cast<std::uint64_t>(uptime));
-    send_to_client(c, proto::make_message(proto::kControlStream, proto::msg::kStats, stats_to_json(stats)));
+    ask_guest_for_stats(c);
   } else {
     send_to_client(c, proto::make_error_message(proto::kControlStream, "unknown_type",
                                                 "unknown control message \"" + m.type + "\"", false));
   }
+}
+
+// The guest's memory numbers come from its agent: requests wait for its
+// answer (or kGuestStatsWait, then go without them), and requests that
+// arrive meanwhile share the one question.
+void Shim::ask_guest_for_stats(Client& c) {
+  if (pending_stats_.size() >= kMaxPendingStats) {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, "busy", "too many stats requests", false));
+    return;
+  }
+  pending_stats_.push_back(c.id);
+  if (pending_stats_.size() > 1) return;
+  if (!agent_fd_ || stopping_) {
+    answer_stats(proto::Json());
+    return;
+  }
+  send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kStats));
+  stats_due_ = Clock::now() + kGuestStatsWait;
+}
+
+void Shim::answer_stats(const proto::Json& guest) {
+  StatsSources from;
+  from.group = qemu_jail_.cgroup ? &*qemu_jail_.cgroup : nullptr;
+  from.qemu = qemu_ ? qemu_->pid() : -1;
+  from.network = network_.get();
+  for (const auto& disk : cfg_.vm.disks)
+    if (!disk.read_only) from.writable_disks.push_back(disk.path);
+  from.uptime_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count());
+  from.execs = execs_started_;
+  SandboxStats stats = collect_sandbox_stats(from);
+  add_guest_memory(stats, guest);
+  auto reply = proto::make_message(proto::kControlStream, proto::msg::kStats, stats_to_json(stats));
+  for (ClientId id : pending_stats_)
+    if (auto it = clients_.find(id); it != clients_.end()) send_to_client(*it->second, reply);
+  pending_stats_.clear();
+  stats_due_.reset();
 }
 
 void Shim::drop_client(ClientId id) {
@@ -661,6 +695,10 @@ void Shim::on_signal() {
 void Shim::handle_agent_frame(const proto::Frame& f) {
   if (f.stream == proto::kControlStream) {
     auto m = proto::decode_message(f);
+    if (m && m->type == proto::msg::kStats) {
+      if (!pending_stats_.empty()) answer_stats(m->payload);
+      return;
+    }
     if (m && m->type == proto::msg::kError)
       log("agent error: " + proto::lossy_utf8(proto::parse_error(m->payload, "error", "?").message));
     return;
@@ -847,6 +885,12 @@ void Shim::serve() {
     if (int summary = log_.flush_due_ms(); summary >= 0 && (timeout < 0 || summary < timeout)) timeout = summary;
     // A held-back network event is written when its gap is over.
     if (!network_event_.empty()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
+    // Stats requests whose guest answer is late go without it.
+    if (stats_due_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stats_due_ - Clock::now()).count();
+      int wait = left < 0 ? 0 : static_cast<int>(left) + 1;
+      timeout = timeout < 0 ? wait : std::min(timeout, wait);
+    }
     if (auto ran = loop_.run_once(timeout); !ran) {
       log(ran.error().message);
       break;
@@ -862,6 +906,7 @@ void Shim::serve() {
     if (router_.open_streams() > 0 || had_streams) idle_since_ = Clock::now();
     had_streams = router_.open_streams() > 0;
     check_limits();
+    if (stats_due_ && Clock::now() >= *stats_due_) answer_stats(proto::Json());
     if (stop_deadline_ && Clock::now() >= *stop_deadline_) {
       if (!killed_) {
         log("guest did not power off in time; killing QEMU");

@@ -76,6 +76,10 @@ class Shim {
   // `network_update` (proto/message.h): applies the new policy and answers
   // `ok`, or `error` with nothing changed.
   void handle_network_update(Client& c, const proto::Message& m);
+  // `stats` (proto/message.h): answered with the host's counters and the
+  // guest's memory.
+  void ask_guest_for_stats(Client& c);
+  void answer_stats(const proto::Json& guest);
   void drop_client(ClientId id);
   void read_agent();
   void handle_agent_frame(const proto::Frame& f);
@@ -155,6 +159,13 @@ class Shim {
   Clock::time_point booted_at_{};     // serving began: the lifetime and owner limits count from here
   Clock::time_point vm_started_at_{};  // QEMU launched: what stats report as uptime (never 0 once ready)
   Clock::time_point idle_since_{};
+  std::uint64_t execs_started_ = 0;
+  // Clients waiting for a stats answer, in order, until the agent answers
+  // or stats_due_ passes.
+  std::vector<ClientId> pending_stats_;
+  std::optional<Clock::time_point> stats_due_;
+  static constexpr auto kGuestStatsWait = std::chrono::milliseconds(1000);
+  static constexpr std::size_t kMaxPendingStats = 1024;
   Clock::time_point last_refusal_log_{};
   // The write end of the starter's verdict pipe until the verdict is sent.
   // Its reader gone means the command that started the sandbox died.

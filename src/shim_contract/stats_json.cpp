@@ -19,6 +19,12 @@ constexpr std::pair<const char*, std::uint64_t SandboxStats::*> kCounters[] = {
     {"net_rx_bytes", &SandboxStats::net_rx_bytes},
     {"net_tx_packets", &SandboxStats::net_tx_packets},
     {"net_rx_packets", &SandboxStats::net_rx_packets},
+    {"host_rss_bytes", &SandboxStats::host_rss_bytes},
+    {"disk_bytes", &SandboxStats::disk_bytes},
+    {"disk_size_bytes", &SandboxStats::disk_size_bytes},
+    {"guest_memory_total_bytes", &SandboxStats::guest_memory_total_bytes},
+    {"guest_memory_used_bytes", &SandboxStats::guest_memory_used_bytes},
+    {"execs", &SandboxStats::execs},
     {"uptime_ms", &SandboxStats::uptime_ms},
 };
 

@@ -22,6 +22,10 @@ def test_metrics_move_with_the_guest(api, sandbox):
     assert before[("moat_sandboxes", "")] >= 0
     cpu0 = before[("moat_sandbox_cpu_seconds_total", name)]
     mem0 = before[("moat_sandbox_memory_bytes", name)]
+    guest0 = before[("moat_sandbox_guest_memory_bytes", name)]
+    execs0 = before[("moat_sandbox_execs_total", name)]
+    assert 0 < guest0 < before[("moat_sandbox_guest_memory_total_bytes", name)]
+    assert before[("moat_sandbox_host_resident_bytes", name)] > 0
     assert before[("moat_sandbox_memory_limit_bytes", name)] > 0
     api.json("POST", "/v1/sandboxes/%s/exec" % name,
              {"argv": ["sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"], "wait": True})
@@ -32,5 +36,7 @@ def test_metrics_move_with_the_guest(api, sandbox):
     after = scrape(api)
     assert after[("moat_sandbox_cpu_seconds_total", name)] > cpu0 + 0.5
     assert after[("moat_sandbox_memory_bytes", name)] > mem0 + 64 * 2**20
+    assert after[("moat_sandbox_guest_memory_bytes", name)] > guest0 + 90 * 2**20
+    assert after[("moat_sandbox_execs_total", name)] == execs0 + 2
     assert after[("moat_server_requests_total", "")] > before[("moat_server_requests_total", "")]
     api.json("POST", "/v1/sandboxes/%s/exec" % name, {"argv": ["sh", "-c", "rm /m/fill; umount /m"], "wait": True})

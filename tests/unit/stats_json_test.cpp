@@ -22,6 +22,12 @@ TEST(StatsJson, EveryCounterRoundTrips) {
   s.net_rx_bytes = 8;
   s.net_tx_packets = 9;
   s.net_rx_packets = 10;
+  s.host_rss_bytes = 11;
+  s.disk_bytes = 12;
+  s.disk_size_bytes = 13;
+  s.guest_memory_total_bytes = 14;
+  s.guest_memory_used_bytes = 15;
+  s.execs = 16;
   s.uptime_ms = 0xffffffffffffffffull;
   auto back = stats_from_json(stats_to_json(s));
   ASSERT_TRUE(back) << back.error().message;
@@ -36,6 +42,12 @@ TEST(StatsJson, EveryCounterRoundTrips) {
   EXPECT_EQ(back->net_rx_bytes, 8u);
   EXPECT_EQ(back->net_tx_packets, 9u);
   EXPECT_EQ(back->net_rx_packets, 10u);
+  EXPECT_EQ(back->host_rss_bytes, 11u);
+  EXPECT_EQ(back->disk_bytes, 12u);
+  EXPECT_EQ(back->disk_size_bytes, 13u);
+  EXPECT_EQ(back->guest_memory_total_bytes, 14u);
+  EXPECT_EQ(back->guest_memory_used_bytes, 15u);
+  EXPECT_EQ(back->execs, 16u);
   EXPECT_EQ(back->uptime_ms, 0xffffffffffffffffull);
   EXPECT_EQ(back->sampled_ns, 0u) << "the reader stamps it";
 }
