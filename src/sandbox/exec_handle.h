@@ -6,10 +6,9 @@
 #include "moat/sandbox.h"
 #include "proto/exec.h"
 #include "sandbox/agent_connection.h"
+#include "sandbox/exec_request.h"
 
 namespace moat::sandbox {
-
-proto::ExecRequest to_request(const ExecOptions& o);
 
 // Starts a command on a connection of its own, which the handle keeps.
 Result<Exec> start_exec(AgentConnection conn, const ExecOptions& options, const ExecCallbacks& callbacks);

@@ -1,0 +1,26 @@
+#include "sandbox/exec_request.h"
+
+namespace moat {
+namespace sandbox {
+
+proto::ExecRequest to_request(const ExecOptions& o) {
+  proto::ExecRequest r;
+  r.argv = o.argv;
+  r.env = o.env;
+  r.cwd = o.cwd;
+  r.user = o.user;
+  r.tty = o.tty;
+  r.rows = o.rows;
+  r.cols = o.cols;
+  r.stdin_open = o.stdin_open;
+  // A negative timeout becomes one past the request's bound: rejected.
+  r.timeout_ms = static_cast<std::uint64_t>(o.timeout.count());
+  for (const auto& [k, v] : o.rlimits) r.rlimits[k] = proto::Rlimit{v.soft, v.hard};
+  return r;
+}
+
+}  // namespace sandbox
+
+Status check_exec_options(const ExecOptions& options) { return proto::check_exec_request(sandbox::to_request(options)); }
+
+}  // namespace moat
