@@ -69,7 +69,7 @@ Result<ExecOptions> exec_options_from_json_text(std::string_view text) {
     MOAT_ASSIGN_OR_RETURN(e.rlimits, rlimits_of(o));
   }
   auto checked = check_exec_options(e);
-  if (!checked) return checked.error().wrap("exec");
+  if (!checked) return json_fields::refused(checked.error(), "exec");
   return e;
 }
 

@@ -12,6 +12,7 @@ namespace {
 using json_fields::bad;
 using json_fields::Json;
 using json_fields::Object;
+using json_fields::refused;
 
 constexpr std::size_t kMaxSandboxJson = 4 << 20;  // patches may carry file texts
 constexpr std::uint64_t kDaySeconds = 24 * 3600;
@@ -53,12 +54,22 @@ Result<RootPatch> patch_of(const Json& j, const std::string& where) {
     MOAT_ASSIGN_OR_RETURN(auto gid, o.whole("gid", 0, std::numeric_limits<std::uint32_t>::max() - 1));
     p.gid = static_cast<std::uint32_t>(gid);
   }
-  // The same checks as the command-line form (absolute, no climbing out).
+  // The same checks as the command-line form (absolute, no climbing out),
+  // on that form's text. It splits a write at the first "=" and a copy at
+  // the last ":/", so a path holding those would be checked as another path
+  // than the one given ("/x=/.." as "/x", writing the root): refused.
   auto checked = parse_root_patch(p.kind, p.kind == RootPatch::Kind::kCopy ? p.host_path + ":" + p.guest_path
                                           : p.kind == RootPatch::Kind::kWrite ? p.guest_path + "=" + p.text
                                                                                : p.guest_path);
-  if (!checked) return checked.error().wrap(where);
-  return p;
+  if (!checked) return refused(checked.error(), where);
+  if (checked->host_path != p.host_path || checked->text != p.text)
+    return bad(o.at("path"), p.kind == RootPatch::Kind::kWrite ? "a write's path cannot hold \"=\""
+                                                                : "a copy's path cannot hold \":/\"");
+  // The path as the command line makes it ("/a/../b" is "/b").
+  checked->mode = p.mode;
+  checked->uid = p.uid;
+  checked->gid = p.gid;
+  return *checked;
 }
 
 Result<Secret> secret_of(const Json& j, const std::string& where) {
@@ -83,7 +94,11 @@ Result<Secret> secret_of(const Json& j, const std::string& where) {
   std::string spec = s.name + "@";
   for (std::size_t i = 0; i < s.hosts.size(); ++i) spec += (i ? "," : "") + s.hosts[i];
   auto checked = parse_secret(spec, s.value);
-  if (!checked) return checked.error().wrap(where);
+  if (!checked) return refused(checked.error(), where);
+  // A separator of that text in a name or host would be read as another
+  // part: the host "a.com:query" as "a.com" with the query option.
+  if (checked->name != s.name || checked->hosts != s.hosts)
+    return bad(where, "the name cannot hold \"@\", nor a host \",\" or \":\"");
   checked->in_query = s.in_query;
   checked->in_body = s.in_body;
   checked->plain_http = s.plain_http;
@@ -95,7 +110,7 @@ Result<Secret> secret_of(const Json& j, const std::string& where) {
 Result<VolumeMount> volume_of(const Json& j, const std::string& where) {
   if (j.is_string()) {
     auto v = parse_volume_mount(j.get<std::string>());
-    if (!v) return v.error().wrap(where);
+    if (!v) return refused(v.error(), where);
     return *v;
   }
   Object o(j, where);
@@ -103,6 +118,11 @@ Result<VolumeMount> volume_of(const Json& j, const std::string& where) {
   if (!o.has("source") || !o.has("guest_path")) return bad(where, "\"source\" and \"guest_path\" are required");
   MOAT_ASSIGN_OR_RETURN(auto source, o.string("source"));
   MOAT_ASSIGN_OR_RETURN(auto guest, o.string("guest_path"));
+  // The fields are checked as the command-line text "SOURCE:GUEST:OPTIONS",
+  // where a ":" in either would be read as the next part: the guest path
+  // "/data:ro" as a read-only "/data".
+  if (source.find(':') != std::string::npos) return bad(o.at("source"), "cannot hold \":\"");
+  if (guest.find(':') != std::string::npos) return bad(o.at("guest_path"), "cannot hold \":\"");
   std::string text = source + ":" + guest;
   std::string opts;
   if (o.has("read_only")) {
@@ -115,27 +135,29 @@ Result<VolumeMount> volume_of(const Json& j, const std::string& where) {
   }
   if (!opts.empty()) text += ":" + opts;
   auto v = parse_volume_mount(text);
-  if (!v) return v.error().wrap(where);
+  if (!v) return refused(v.error(), where);
   return *v;
 }
 
 Result<TmpfsMount> tmpfs_of(const Json& j, const std::string& where) {
   if (j.is_string()) {
     auto t = parse_tmpfs_mount(j.get<std::string>());
-    if (!t) return t.error().wrap(where);
+    if (!t) return refused(t.error(), where);
     return *t;
   }
   Object o(j, where);
   MOAT_TRY(o.only({"guest_path", "size_bytes"}));
   if (!o.has("guest_path")) return bad(where, "\"guest_path\" is required");
   MOAT_ASSIGN_OR_RETURN(auto guest, o.string("guest_path"));
+  // Checked as "GUEST[:SIZE]": a ":" in the path would be read as a size.
+  if (guest.find(':') != std::string::npos) return bad(o.at("guest_path"), "cannot hold \":\"");
   std::string text = guest;
   if (o.has("size_bytes")) {
     MOAT_ASSIGN_OR_RETURN(auto size, o.whole("size_bytes", 1, kMaxVolumeSize));
     text += ":" + std::to_string(size);
   }
   auto t = parse_tmpfs_mount(text);
-  if (!t) return t.error().wrap(where);
+  if (!t) return refused(t.error(), where);
   return *t;
 }
 
@@ -222,7 +244,7 @@ Status read_resource_fields(const Object& o, SandboxOptions& s) {
   if (o.has("accel")) {
     MOAT_ASSIGN_OR_RETURN(auto accel, o.string("accel"));
     auto parsed = parse_accel(accel);
-    if (!parsed) return parsed.error().wrap(o.at("accel"));
+    if (!parsed) return refused(parsed.error(), o.at("accel"));
     s.accel = *parsed;
   }
   if (o.has("log_max_bytes")) {
@@ -260,7 +282,7 @@ Status read_content_fields(const Object& o, SandboxOptions& s) {
   if (o.has("on_secret_violation")) {
     MOAT_ASSIGN_OR_RETURN(auto text, o.string("on_secret_violation"));
     auto parsed = parse_secret_violation(text);
-    if (!parsed) return parsed.error().wrap(o.at("on_secret_violation"));
+    if (!parsed) return refused(parsed.error(), o.at("on_secret_violation"));
     s.on_secret_violation = *parsed;
   }
   if (o.has("volumes")) {

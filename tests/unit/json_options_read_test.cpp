@@ -64,6 +64,38 @@ TEST(SandboxOptionsJson, RefusesWhatIsWrongNamingTheField) {
   expect_error(R"({"network": {"mode": "sideways"}})", "network.mode");
   expect_error(R"([1])", "sandbox");
   expect_error(R"({bad)", "sandbox");
+  // The command-line parsers' own codes (EPERM, EISDIR) are a bad field here.
+  expect_error(R"({"patches": [{"kind": "mkdir", "path": "/../x"}]})", "sandbox.patches[0]");
+  expect_error(R"({"patches": [{"kind": "write", "path": "/etc/", "text": "x"}]})", "sandbox.patches[0]");
+  expect_error((R"({"network": )" + std::string(100, '[') + std::string(100, ']') + "}").c_str(), "sandbox");
+}
+
+// A value holding a separator of the command-line text would be checked as
+// another path or part than the one given.
+TEST(SandboxOptionsJson, RefusesSeparatorsOfTheCommandLineForm) {
+  auto refused = [](const char* text, const char* field) {
+    auto o = sandbox_options_from_json_text(text);
+    ASSERT_FALSE(o) << text;
+    EXPECT_EQ(o.error().code, EINVAL) << text;
+    EXPECT_NE(o.error().message.find(field), std::string::npos) << o.error().message;
+  };
+  // Checked as "/x" with the text "/..=t": a write to the root.
+  refused(R"({"patches": [{"kind": "write", "path": "/x=/..", "text": "t"}]})", "sandbox.patches[0].path");
+  refused(R"({"patches": [{"kind": "copy", "path": "/a:/b", "host_path": "/h"}]})", "sandbox.patches[0].path");
+  // Read as a read-only "/data", and as a 5-byte tmpfs at "/t".
+  refused(R"({"volumes": [{"source": "v", "guest_path": "/data:ro"}]})", "sandbox.volumes[0].guest_path");
+  refused(R"({"tmpfs": [{"guest_path": "/t:5"}]})", "sandbox.tmpfs[0].guest_path");
+  refused(R"({"secrets": [{"name": "K", "value": "v", "hosts": ["a.com:query"]}]})", "sandbox.secrets[0]");
+  refused(R"({"secrets": [{"name": "K@a.com", "value": "v", "hosts": ["b.com"]}]})", "sandbox.secrets[0]");
+
+  auto o = sandbox_options_from_json_text(
+      R"({"patches": [{"kind": "copy", "path": "/opt/../srv", "host_path": "/h:/x"},
+                      {"kind": "write", "path": "/etc/motd", "text": "a=b", "mode": 384}]})");
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->patches[0].guest_path, "/srv");
+  EXPECT_EQ(o->patches[0].host_path, "/h:/x");
+  EXPECT_EQ(o->patches[1].text, "a=b");
+  EXPECT_EQ(*o->patches[1].mode, 0600u);
 }
 
 TEST(ExecOptionsJson, ReadsAndChecks) {
