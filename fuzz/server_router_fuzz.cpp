@@ -26,7 +26,8 @@ void require(bool ok) {
 
 // As `moat serve --routes` prints them (src/server/*_routes.cpp), in the
 // order they are added: the order decides between patterns that both fit
-// ("/v1/images/pull" before "/v1/images/{ref*}").
+// ("/v1/images/pull" before "/v1/images/{ref*}"). tests/server/test_openapi.py
+// checks this copy against the server's table.
 constexpr const char* kRoutes[][2] = {
     {"GET", "/v1/health"},
     {"GET", "/v1/version"},
@@ -53,6 +54,8 @@ constexpr const char* kRoutes[][2] = {
     {"GET", "/v1/sandboxes/{id}/stat/{path*}"},
     {"GET", "/v1/sandboxes/{id}/dirs/{path*}"},
     {"POST", "/v1/sandboxes/{id}/dirs/{path*}"},
+    {"GET", "/v1/sandboxes/{id}/archive/{path*}"},
+    {"PUT", "/v1/sandboxes/{id}/archive/{path*}"},
     {"GET", "/v1/images"},
     {"POST", "/v1/images/pull"},
     {"GET", "/v1/images/{ref*}"},
@@ -157,17 +160,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::string method(input.substr(0, space));
   std::string_view target = input.substr(space + 1);
 
-  // read_target(): the path before the first "?", decoded, absolute.
-  std::size_t q = target.find('?');
-  auto path = moat::server::percent_decode(target.substr(0, q));
-  if (q != std::string_view::npos) {
-    auto query = moat::server::parse_query(target.substr(q + 1));
-    if (query) {
-      for (const auto& [name, value] : *query)
-        require(name.find('\0') == std::string::npos && value.find('\0') == std::string::npos);
-    }
-  }
-  if (!path || path->empty() || (*path)[0] != '/') return 0;
+  // The server's own split: the path before the first "?", decoded, absolute.
+  moat::server::Request req;
+  req.target = std::string(target);
+  if (moat::server::split_target(req)) return 0;
+  require(!req.path.empty() && req.path[0] == '/' && req.path.find('\0') == std::string::npos);
+  for (const auto& [name, value] : req.query)
+    require(name.find('\0') == std::string::npos && value.find('\0') == std::string::npos);
+  const std::string* path = &req.path;
 
   std::map<std::string, std::string> params;
   bool path_known = false;

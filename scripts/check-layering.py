@@ -39,9 +39,10 @@ ALLOWED = {
              MOAT},
     "sandbox": {"shim_contract", "net", "tls", "fs", "vm", "jail", "image/store", "image/oci", "image/erofs", "store", "tree",
                 "proto", "util", MOAT},
-    "json": {MOAT},
+    "json": {"util", MOAT},
     "capi": {MOAT},
-    # The server: a front end like the CLI, plus util's header-only base64.
+    # The server: a front end like the CLI, plus util's header-only base64 and
+    # bounded JSON reader.
     "server": {"util", MOAT},
     "cli": {"server", MOAT},
 }

@@ -36,11 +36,14 @@ struct ExecEvent {
 struct LogCallbacks {
   std::function<void(std::string_view)> on_console;
   std::function<void(const ExecEvent&)> on_exec_event;
+  // Asked between polls while following (every 200 ms): true ends the
+  // follow, e.g. because the reader left. Unset: follow to the end.
+  std::function<bool()> stop;
 };
 
 // Hands the callbacks the console (the older generation first), then the
 // command history. With `follow`, then the console's new output as it comes,
-// until the sandbox is no longer running.
+// until the sandbox is no longer running or `stop` says so.
 Status read_sandbox_logs(const std::string& id_or_name, const LogCallbacks& callbacks, bool follow = false);
 
 }  // namespace moat

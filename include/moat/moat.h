@@ -282,6 +282,9 @@ typedef struct moat_log_callbacks {
   void (*on_console)(void* user_data, const char* data, size_t length);
   void (*on_exec_event)(void* user_data, const char* event_json);
   void* user_data;
+  /* Asked between polls while following (every 200 ms): nonzero ends the
+   * follow. NULL (or a struct_size without it): follow to the end. */
+  int (*stop)(void* user_data);
 } moat_log_callbacks;
 int moat_sandbox_logs(const char* id_or_name, const moat_log_callbacks* callbacks, int follow, moat_error** err);
 
@@ -390,6 +393,16 @@ int moat_sandbox_copy_in(moat_sandbox* sandbox, const char* host_path, const cha
                          moat_error** err);
 int moat_sandbox_copy_out(moat_sandbox* sandbox, const char* guest_path, const char* host_path, int preserve_owner,
                           moat_error** err);
+/* Trees as tar streams (moat/sandbox.h: read_archive, write_archive). The
+ * tar of guest_path (its top-level entry the path's own name) to a callback
+ * (return nonzero to stop: ECANCELED); a tar read from fd to its end,
+ * extracted into the existing directory guest_dir (not all or nothing).
+ * `entries` (may be NULL) receives how many entries moved. */
+int moat_sandbox_read_archive(moat_sandbox* sandbox, const char* guest_path,
+                              int (*sink)(void* user_data, const char* data, size_t length), void* user_data,
+                              uint64_t* entries, moat_error** err);
+int moat_sandbox_write_archive_from_fd(moat_sandbox* sandbox, const char* guest_dir, int fd, uint64_t* entries,
+                                       moat_error** err);
 
 /* ---- Volumes ---- */
 

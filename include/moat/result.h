@@ -53,7 +53,8 @@ inline ErrorKind Error::kind() const {
     case 0: return ErrorKind::kUnknown;
     case ENOENT: case ESRCH: return ErrorKind::kNotFound;
     case EEXIST: return ErrorKind::kAlreadyExists;
-    case EINVAL: case ENAMETOOLONG: case E2BIG: case ERANGE: case EDOM: return ErrorKind::kInvalidArgument;
+    case EINVAL: case ENAMETOOLONG: case E2BIG: case ERANGE: case EDOM: case ENOTDIR: case EISDIR: case ELOOP:
+      return ErrorKind::kInvalidArgument;
     case EBUSY: case EAGAIN: return ErrorKind::kBusy;
     case ENOTCONN: return ErrorKind::kNotRunning;
     case ETIMEDOUT: return ErrorKind::kTimedOut;

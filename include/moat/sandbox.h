@@ -242,6 +242,12 @@ struct CopyOptions {
   bool preserve_owner = false;
 };
 
+// What a tar stream moved (Sandbox::read_archive, write_archive).
+struct ArchiveTotals {
+  std::uint64_t entries = 0;  // files, directories, links, ...
+  std::uint64_t bytes = 0;    // of file contents
+};
+
 // ---- end of files in the guest: types ----
 
 struct SandboxInfo;
@@ -318,6 +324,20 @@ class Sandbox {
                  const CopyOptions& options = {});
   Status copy_out(const std::string& guest_path, const std::string& host_path,
                   const CopyOptions& options = {});
+  // Trees as tar streams, for callers that move them without a host path
+  // (moat serve's archive route). read_archive streams `guest_path` (a file,
+  // a symlink itself or a directory tree; symlinks below it are not
+  // followed) as a pax tar whose top-level entry is the path's own name
+  // ("root" for "/"), with the guest's owners and modes. write_archive
+  // extracts a tar read from `host_fd` to its end into the existing guest
+  // directory `guest_dir`, with the archive's owners and modes; nothing
+  // the archive names is followed (no "..", no absolute names, no writing
+  // through a symlink it planted or that was there). It is not all or
+  // nothing: on an error (a malformed archive, ENOSPC) the entries
+  // extracted before it stay.
+  Result<ArchiveTotals> read_archive(const std::string& guest_path,
+                                     const std::function<Status(std::string_view)>& sink);
+  Result<ArchiveTotals> write_archive(const std::string& guest_dir, int host_fd);
   // ---- end of files in the guest ----
 
  private:

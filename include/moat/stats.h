@@ -29,6 +29,10 @@ struct SandboxStats {
   std::uint64_t net_rx_bytes = 0;
   std::uint64_t net_tx_packets = 0;
   std::uint64_t net_rx_packets = 0;
+  // Connections open now through the sandbox's network policy: TCP
+  // connections and UDP flows (a DNS lookup answered by the sandbox's own
+  // resolver is not one).
+  std::uint64_t net_connections = 0;
   // The host's side: what the sandbox's processes (QEMU and its shim) hold
   // resident, and what its writable disk takes on the host's filesystem
   // (allocated blocks; the disk is sparse) out of the size the guest sees.

@@ -130,4 +130,31 @@ int moat_sandbox_copy_out(moat_sandbox* sandbox, const char* guest_path, const c
   });
 }
 
+int moat_sandbox_read_archive(moat_sandbox* sandbox, const char* guest_path,
+                              int (*sink)(void* user_data, const char* data, size_t length), void* user_data,
+                              uint64_t* entries, moat_error** err) {
+  return guarded(err, [&] {
+    if (bad_args(sandbox, guest_path) || sink == nullptr) return fail(EINVAL, "read archive: a handle, a path and a sink are required", err);
+    auto totals = sandbox->sandbox.read_archive(guest_path, [&](std::string_view chunk) -> moat::Status {
+      if (sink(user_data, chunk.data(), chunk.size()) != 0)
+        return moat::make_error(std::string("archive of ") + guest_path + ": stopped by the caller", ECANCELED);
+      return moat::ok_status();
+    });
+    if (!totals) return fail(totals.error(), err);
+    if (entries) *entries = totals->entries;
+    return 0;
+  });
+}
+
+int moat_sandbox_write_archive_from_fd(moat_sandbox* sandbox, const char* guest_dir, int fd, uint64_t* entries,
+                                       moat_error** err) {
+  return guarded(err, [&] {
+    if (bad_args(sandbox, guest_dir) || fd < 0) return fail(EINVAL, "write archive: a handle, a directory and a descriptor are required", err);
+    auto totals = sandbox->sandbox.write_archive(guest_dir, fd);
+    if (!totals) return fail(totals.error(), err);
+    if (entries) *entries = totals->entries;
+    return 0;
+  });
+}
+
 }  // extern "C"

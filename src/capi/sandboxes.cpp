@@ -230,6 +230,7 @@ int moat_sandbox_logs(const char* id_or_name, const moat_log_callbacks* given, i
       cb.on_console = [&](std::string_view s) { c.on_console(c.user_data, s.data(), s.size()); };
     if (c.on_exec_event)
       cb.on_exec_event = [&](const moat::ExecEvent& e) { c.on_exec_event(c.user_data, moat::to_json_text(e).c_str()); };
+    if (c.stop) cb.stop = [&] { return c.stop(c.user_data) != 0; };
     return done(moat::read_sandbox_logs(id_or_name, cb, follow != 0), err);
   });
 }

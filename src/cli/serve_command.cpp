@@ -33,6 +33,9 @@ void register_serve_command(CLI::App& app) {
   f.serve->add_option("--listen", o.listen, "Listen on TCP HOST:PORT instead; clients need the bearer token");
   f.serve->add_option("--token-file", o.token_file,
                       "The bearer token for --listen (default $MOAT_HOME/server.token, made with mode 0600 if absent)");
+  f.serve->add_option("--tls-cert", o.tls_cert, "PEM certificate (chain) for --listen: clients connect with TLS")
+      ->check(CLI::ExistingFile);
+  f.serve->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert")->check(CLI::ExistingFile);
   f.serve->add_option("--log-format", f.log_format, "Request log on stderr: text or json")
       ->check(CLI::IsMember({"text", "json"}));
   f.serve->add_flag("--stop-on-exit", o.stop_on_exit, "Stop the sandboxes this server started when it ends");
@@ -46,6 +49,8 @@ void register_serve_command(CLI::App& app) {
       ->check(CLI::Range(1u, 86400u));
   f.serve->add_flag("--routes", f.routes, "Print the routes served and exit");
   f.serve->get_option("--socket")->excludes("--listen");
+  f.serve->get_option("--tls-cert")->needs("--listen")->needs("--tls-key");
+  f.serve->get_option("--tls-key")->needs("--tls-cert");
 }
 
 int run_serve_command() {

@@ -17,6 +17,7 @@
 
 #include "moat/duration.h"
 #include "moat/result.h"
+#include "util/json_object.h"
 
 namespace moat::json_fields {
 
@@ -29,28 +30,9 @@ inline Error bad(const std::string& where, const std::string& why) { return make
 // path that climbs out of "/" is EPERM there) and naming the field.
 inline Error refused(const Error& e, const std::string& where) { return bad(where, e.message); }
 
-// Far deeper than any form here (sandbox.network.tls.ports is four levels).
-// Reading is iterative, but writing a value back out (dump()) recurses once
-// per level: a few hundred KiB of "[" would overflow the stack.
-constexpr int kMaxDepth = 64;
-
-// Parses `text` as one JSON object of at most `max_bytes` and kMaxDepth.
+// Parses `text` as one JSON object of at most `max_bytes` and kMaxJsonDepth.
 inline Result<Json> parse_object(std::string_view text, const std::string& where, std::size_t max_bytes) {
-  if (text.size() > max_bytes) return bad(where, "the JSON is over " + std::to_string(max_bytes >> 10) + " KiB");
-  bool too_deep = false;
-  // Values past the limit are dropped as they are read, so a refused text
-  // costs no more memory than an accepted one.
-  Json j = Json::parse(
-      text,
-      [&](int depth, Json::parse_event_t, Json&) {
-        if (depth > kMaxDepth) too_deep = true;
-        return !too_deep;
-      },
-      false);
-  if (too_deep) return bad(where, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
-  if (j.is_discarded()) return bad(where, "not valid JSON");
-  if (!j.is_object()) return bad(where, "expected a JSON object");
-  return j;
+  return parse_json_object(text, where, max_bytes);
 }
 
 // One object's fields, read by name: `at(name)` is the path of a field.

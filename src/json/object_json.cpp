@@ -185,6 +185,7 @@ std::string to_json_text(const SandboxStats& s) {
                       {"net_rx_bytes", s.net_rx_bytes},
                       {"net_tx_packets", s.net_tx_packets},
                       {"net_rx_packets", s.net_rx_packets},
+                      {"net_connections", s.net_connections},
                       {"host_rss_bytes", s.host_rss_bytes},
                       {"disk_bytes", s.disk_bytes},
                       {"disk_size_bytes", s.disk_size_bytes},

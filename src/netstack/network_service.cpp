@@ -75,6 +75,7 @@ struct NetworkService::Impl {
   std::function<void()> on_thread_start;  // NetworkService::start's
   // Written by the network thread only, read by any (NetworkService::traffic).
   std::atomic<std::uint64_t> tx_bytes{0}, rx_bytes{0}, tx_packets{0}, rx_packets{0};
+  std::atomic<std::uint64_t> open_flows{0};  // the filter's, as of the last round
 
   std::mutex mu;
   std::condition_variable applied;
@@ -307,6 +308,7 @@ struct NetworkService::Impl {
         next_expiry = now + std::chrono::seconds(10);
       }
       if (qemu_open) flush();
+      open_flows.store(filter->flows(), std::memory_order_relaxed);
     }
   }
 };
@@ -432,6 +434,7 @@ NetworkService::Traffic NetworkService::traffic() const {
   t.rx_bytes = impl_->rx_bytes.load(std::memory_order_relaxed);
   t.tx_packets = impl_->tx_packets.load(std::memory_order_relaxed);
   t.rx_packets = impl_->rx_packets.load(std::memory_order_relaxed);
+  t.open_flows = impl_->open_flows.load(std::memory_order_relaxed);
   return t;
 }
 

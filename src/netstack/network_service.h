@@ -66,6 +66,7 @@ class NetworkService {
   // it sent; rx: frames queued for it). Callable from any thread.
   struct Traffic {
     std::uint64_t tx_bytes = 0, rx_bytes = 0, tx_packets = 0, rx_packets = 0;
+    std::uint64_t open_flows = 0;  // TCP connections and UDP flows now
   };
   Traffic traffic() const;
 

@@ -241,4 +241,37 @@ Status Sandbox::copy_out(const std::string& guest_path, const std::string& host_
   return ok_status();
 }
 
+Result<ArchiveTotals> Sandbox::read_archive(const std::string& guest_path,
+                                            const std::function<Status(std::string_view)>& sink) {
+  std::string src = guest_path_of(guest_path);
+  auto req = request(proto::msg::kTarOut, src);
+  req.name = src == "/" ? "root" : base_name(src);
+  sandbox::DataReceiver rx(impl_->conn, req);
+  while (true) {
+    auto chunk = rx.next();
+    if (!chunk) return chunk.error().wrap("archive of " + guest_path);
+    if (!*chunk) return ArchiveTotals{rx.result().entries, rx.result().bytes};
+    MOAT_TRY(sink(**chunk));
+  }
+}
+
+Result<ArchiveTotals> Sandbox::write_archive(const std::string& guest_dir, int host_fd) {
+  std::string dir = guest_path_of(guest_dir);
+  MOAT_ASSIGN_OR_RETURN(auto st, sandbox::stat_file(impl_->conn, dir, /*follow=*/true));
+  if (st.type != proto::FileType::kDir) return make_error(guest_dir + " is not a directory in the sandbox", ENOTDIR);
+  sandbox::DataSender tx(impl_->conn, request(proto::msg::kTarIn, dir));
+  std::string buf(kChunk, '\0');
+  while (true) {
+    ssize_t n = ::read(host_fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error("read the archive");
+    if (n == 0) break;
+    auto sent = tx.send(std::string_view(buf.data(), static_cast<std::size_t>(n)));
+    if (!sent) return sent.error().wrap("extract into " + guest_dir);
+  }
+  auto done = tx.finish();
+  if (!done) return done.error().wrap("extract into " + guest_dir);
+  return ArchiveTotals{done->entries, done->bytes};
+}
+
 }  // namespace moat

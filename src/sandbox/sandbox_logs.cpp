@@ -56,6 +56,7 @@ Status read_sandbox_logs(const std::string& id_or_name, const LogCallbacks& call
   while (true) {
     std::this_thread::sleep_for(kFollowInterval);
     follower.drain();
+    if (callbacks.stop && callbacks.stop()) return ok_status();
     auto now = inspect_sandbox(info.id);
     if (!now || now->state != SandboxState::kRunning) break;
   }

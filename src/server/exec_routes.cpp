@@ -14,6 +14,7 @@
 #include "server/route_support.h"
 #include "server/server_state.h"
 #include "util/base64.h"
+#include "util/json_object.h"
 
 namespace moat::server {
 namespace {
@@ -38,8 +39,8 @@ struct ExecRequest {
 };
 
 Result<ExecRequest> exec_request_of(const std::string& body) {
-  Json j = Json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return make_error("exec: expected a JSON object", EINVAL);
+  // Bounded depth: what is left is written back out with dump() below.
+  MOAT_ASSIGN_OR_RETURN(Json j, parse_json_object(body, "exec", body.size()));
   ExecRequest r;
   auto take_bool = [&](const char* key, bool& out) -> Status {
     if (!j.contains(key)) return ok_status();
@@ -241,7 +242,8 @@ class Attachment {
       if (!s && s.error().code != EPIPE) send_error(s.error());
       return;
     }
-    Json j = Json::parse(m.data, nullptr, false);
+    auto parsed = parse_json_object(m.data, "frame", m.data.size());
+    Json j = parsed ? std::move(*parsed) : Json();
     std::string type = j.is_object() && j.contains("type") && j["type"].is_string() ? j["type"].get<std::string>() : "";
     Status s = ok_status();
     if (type == "stdin") {

@@ -2,6 +2,7 @@
 //   GET/PUT/DELETE /v1/sandboxes/{id}/files/{path}  a file's bytes, streamed
 //   GET /v1/sandboxes/{id}/stat/{path}               its metadata
 //   GET/POST /v1/sandboxes/{id}/dirs/{path}          list / make a directory
+//   GET/PUT /v1/sandboxes/{id}/archive/{path}        a tree as a tar / a tar extracted
 #include <unistd.h>
 
 #include <atomic>
@@ -161,6 +162,44 @@ Response make_dir(ServerState& state, Request& req) {
   return json_response(201, to_json_text(*done));
 }
 
+// The tree at `path` as a tar, streamed as the guest writes it. Checked
+// first, so a missing path is a 404 rather than a cut-off 200. An error
+// after the head was sent can only cut the stream short: the client sees
+// a chunked body without its end (and a tar without its end marker).
+Response read_archive(ServerState& state, Request& req) {
+  std::string path = path_of(req);
+  auto info = on_running<FileInfo>(state, req, [&](Sandbox& sb) { return sb.stat(path, false); });
+  if (!info) return error_response(info.error());
+  auto sandbox = sandbox_of(req);
+  if (!sandbox) return error_response(sandbox.error());
+  Response r;
+  r.content_type = "application/x-tar";
+  std::string id = sandbox->id;
+  r.stream = [&state, id, path](int fd) {
+    (void)state.handles.with<ArchiveTotals>(
+        id, [&](Sandbox& sb) { return sb.read_archive(path, [fd](std::string_view d) -> Status {
+                                 if (!write_all_fd(fd, d)) return make_error("the client left", EPIPE);
+                                 return ok_status();
+                               }); });
+  };
+  return r;
+}
+
+// The body (a tar) extracted into the existing directory `path`; the
+// answer counts what it held.
+Response write_archive(ServerState& state, Request& req) {
+  std::string path = path_of(req);
+  auto totals = on_running<ArchiveTotals>(state, req, [&](Sandbox& sb) -> Result<ArchiveTotals> {
+    MOAT_ASSIGN_OR_RETURN(ArchiveTotals t, sb.write_archive(path, req.body_fd));
+    if (req.body_complete && !req.body_complete())
+      return make_error("the request body ended before its end (" + std::to_string(t.entries) +
+                            " entries were extracted)", EINVAL);
+    return t;
+  });
+  if (!totals) return error_response(totals.error());
+  return json_ok(Json{{"entries", totals->entries}, {"bytes", totals->bytes}}.dump());
+}
+
 }  // namespace
 
 void add_file_routes(ServerState& s) {
@@ -172,6 +211,8 @@ void add_file_routes(ServerState& s) {
   r.add({"GET", "/v1/sandboxes/{id}/stat/{path*}", Route::Body::kNone, false, bind(stat)});
   r.add({"GET", "/v1/sandboxes/{id}/dirs/{path*}", Route::Body::kNone, false, bind(list)});
   r.add({"POST", "/v1/sandboxes/{id}/dirs/{path*}", Route::Body::kNone, false, bind(make_dir)});
+  r.add({"GET", "/v1/sandboxes/{id}/archive/{path*}", Route::Body::kNone, false, bind(read_archive)});
+  r.add({"PUT", "/v1/sandboxes/{id}/archive/{path*}", Route::Body::kStream, false, bind(write_archive)});
 }
 
 }  // namespace moat::server

@@ -14,12 +14,16 @@
 #include <deque>
 #include <limits>
 #include <mutex>
+#include <optional>
+#include <type_traits>
 #include <thread>
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 #include <nlohmann/json.hpp>
 
 #include "moat/version.h"
@@ -33,6 +37,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
+namespace ssl = asio::ssl;
 using asio::awaitable;
 using asio::use_awaitable;
 using Clock = std::chrono::steady_clock;
@@ -43,6 +48,7 @@ constexpr std::size_t kWsQueue = 16;                  // messages each way
 constexpr std::size_t kWsMaxMessage = 1 << 20;        // from a client
 constexpr auto kWriteTimeout = std::chrono::seconds(120);  // a client that takes nothing for this long is dropped
 constexpr auto kShutdownGrace = std::chrono::seconds(10);
+constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
 
 auto on_error(beast::error_code& ec) { return asio::redirect_error(use_awaitable, ec); }
 
@@ -52,6 +58,7 @@ struct Shared {
   ServerState& state;
   std::string token;
   bool tcp = false;
+  std::optional<ssl::context> tls;  // --tls-cert/--tls-key: every TCP connection is TLS
   bool stopping = false;
   std::atomic<int> threads{0};  // handler and producer threads alive
   std::mutex log_mu;
@@ -257,34 +264,77 @@ struct ConnectionCount {
   ~ConnectionCount() { n--; }
 };
 
-template <class Protocol>
-class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
- public:
-  using Stream = beast::basic_stream<Protocol>;
+template <class T>
+struct IsTls : std::false_type {};
+template <class Next>
+struct IsTls<beast::ssl_stream<Next>> : std::true_type {};
 
-  Connection(Shared& sh, typename Protocol::socket socket)
-      : sh_(sh), stream_(std::move(socket)), count_(sh.state.counters.connections) {}
+// A connection over `Stream`: beast::basic_stream of a unix or TCP socket,
+// or beast::ssl_stream of the TCP one. Timeouts and the socket itself are
+// the lowest layer's.
+template <class Stream>
+class Connection : public std::enable_shared_from_this<Connection<Stream>> {
+ public:
+  static constexpr bool kTls = IsTls<Stream>::value;
+
+  template <class Socket>
+  Connection(Shared& sh, Socket socket)
+      : sh_(sh), stream_(make_stream(sh, std::move(socket))), count_(sh.state.counters.connections) {}
 
   awaitable<void> run() {
-    while (!sh_.stopping && co_await serve_one()) {
+    if (co_await handshake()) {
+      while (!sh_.stopping && co_await serve_one()) {
+      }
     }
     beast::error_code ec;
-    stream_.socket().shutdown(asio::socket_base::shutdown_both, ec);
-    stream_.socket().close(ec);
+    socket().shutdown(asio::socket_base::shutdown_both, ec);
+    socket().close(ec);
   }
 
   // Past the connection limit: one typed answer, then closed.
   awaitable<void> shed() {
+    if (!co_await handshake()) {
+      beast::error_code ec;
+      socket().close(ec);
+      co_return;
+    }
     Request req;
     req.method = "-";
     req.path = "-";
     co_await respond(req, error_response(503, "busy", "the server has too many connections; try again later"),
                      false, 11, Clock::now());
     beast::error_code ec;
-    stream_.socket().close(ec);
+    socket().close(ec);
   }
 
  private:
+  template <class Socket>
+  static Stream make_stream(Shared& sh, Socket socket) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *sh.tls);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
+
+  auto& lowest() { return beast::get_lowest_layer(stream_); }
+  auto& socket() { return lowest().socket(); }
+
+  // TLS first, within its own time limit: a client that connects and says
+  // nothing, or speaks plain HTTP, is dropped (it gets no HTTP answer: the
+  // first bytes were not TLS).
+  awaitable<bool> handshake() {
+    if constexpr (kTls) {
+      lowest().expires_after(kHandshakeTimeout);
+      beast::error_code ec;
+      co_await stream_.async_handshake(ssl::stream_base::server, on_error(ec));
+      if (ec) sh_.state.counters.tls_handshake_failures++;
+      co_return !ec;
+    } else {
+      co_return true;
+    }
+  }
+
   struct InFlight {
     std::atomic<std::uint64_t>& n;
     explicit InFlight(std::atomic<std::uint64_t>& c) : n(c) { n++; }
@@ -296,7 +346,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
     http::request_parser<http::buffer_body> parser;
     parser.header_limit(kHeaderLimit);
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // per route, below
-    stream_.expires_after(std::chrono::seconds(sh_.state.options.idle_timeout_s));
+    lowest().expires_after(std::chrono::seconds(sh_.state.options.idle_timeout_s));
     beast::error_code ec;
     co_await http::async_read_header(stream_, buffer_, parser, on_error(ec));
     auto started = Clock::now();
@@ -381,7 +431,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
     } else {
       auto gone = std::make_shared<std::atomic<bool>>(false);
       req.client_gone = [gone] { return gone->load(); };
-      watch_for_hangup(gone);
+      watch_for_hangup([gone] { gone->store(true); });
       bool ran = co_await run_on_thread(sh_, [&] { res = route->handler(req); });
       stop_watching();
       if (!ran) res = error_response(503, "busy", "the server could not start a thread for the request");
@@ -398,17 +448,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
 
   // Splits the target into path and query; an error response if it is bad.
   static std::optional<Response> read_target(Request& req) {
-    std::string_view target = req.target;
-    std::size_t q = target.find('?');
-    auto path = percent_decode(target.substr(0, q));
-    if (!path || path->empty() || (*path)[0] != '/')
-      return error_response(400, "invalid_argument", "bad request target");
-    req.path = *path;
-    if (q != std::string_view::npos) {
-      auto query = parse_query(target.substr(q + 1));
-      if (!query) return error_response(400, "invalid_argument", "bad query string");
-      req.query = std::move(*query);
-    }
+    if (auto bad = split_target(req)) return error_response(400, "invalid_argument", *bad);
     return std::nullopt;
   }
 
@@ -416,7 +456,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
     if (lower(req.header("expect")) != "100-continue") co_return;
     http::response<http::empty_body> cont{http::status::continue_, version};
     beast::error_code ec;
-    stream_.expires_after(kWriteTimeout);
+    lowest().expires_after(kWriteTimeout);
     co_await http::async_write(stream_, cont, on_error(ec));
   }
 
@@ -446,7 +486,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
                                                         std::vector<char>& buf) {
     parser.get().body().data = buf.data();
     parser.get().body().size = buf.size();
-    stream_.expires_after(std::chrono::seconds(sh_.state.options.header_timeout_s));
+    lowest().expires_after(std::chrono::seconds(sh_.state.options.header_timeout_s));
     beast::error_code ec;
     co_await http::async_read(stream_, buffer_, parser, on_error(ec));
     if (ec == http::error::need_buffer) ec = {};
@@ -507,22 +547,24 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
 
   // While a handler runs: a client that hangs up is noticed (a peek that
   // reads end of file), so a long command's wait can stop.
-  void watch_for_hangup(std::shared_ptr<std::atomic<bool>> gone) {
+  // Calls `on_gone` (on the connection's executor) if the client hangs up
+  // before stop_watching().
+  void watch_for_hangup(std::function<void()> on_gone) {
     if (buffer_.size() != 0) return;  // a pipelined request is waiting: it is there
     watching_ = true;
     auto self = this->shared_from_this();
-    stream_.socket().async_wait(asio::socket_base::wait_read, [self, gone](beast::error_code ec) {
+    socket().async_wait(asio::socket_base::wait_read, [self, on_gone = std::move(on_gone)](beast::error_code ec) {
       if (ec) return;
       char c;
-      ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) gone->store(true);
+      ssize_t n = ::recv(self->socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) on_gone();
     });
   }
   void stop_watching() {
     if (!watching_) return;
     watching_ = false;
     beast::error_code ec;
-    stream_.socket().cancel(ec);
+    socket().cancel(ec);
   }
 
   template <class Message>
@@ -539,7 +581,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
     m.body() = res.body;
     m.keep_alive(keep_alive);
     m.prepare_payload();
-    stream_.expires_after(kWriteTimeout);
+    lowest().expires_after(kWriteTimeout);
     beast::error_code ec;
     co_await http::async_write(stream_, m, on_error(ec));
     log_request(req, res.status, res.body.size(), started);
@@ -567,26 +609,37 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
     head.keep_alive(keep_alive);
     head.chunked(true);
     http::response_serializer<http::empty_body> sr{head};
-    asio::posix::stream_descriptor in(co_await asio::this_coro::executor, p[0]);
+    auto in = std::make_shared<asio::posix::stream_descriptor>(co_await asio::this_coro::executor, p[0]);
     beast::error_code ec;
-    stream_.expires_after(kWriteTimeout);
+    lowest().expires_after(kWriteTimeout);
     co_await http::async_write_header(stream_, sr, on_error(ec));
+    // A client that hangs up while the producer has nothing to send (a
+    // quiet followed log) closes the pipe's read end, which the producer
+    // notices (reader_gone) without having to write.
+    auto hung_up = std::make_shared<bool>(false);
+    if (!ec) watch_for_hangup([in, hung_up] {
+      *hung_up = true;
+      beast::error_code ignored;
+      in->close(ignored);
+    });
     std::vector<char> buf(kChunk);
     std::uint64_t sent = 0;
     bool failed = static_cast<bool>(ec);
     while (!failed) {
       beast::error_code rec;
-      std::size_t n = co_await in.async_read_some(asio::buffer(buf), on_error(rec));
-      if (rec) break;  // the producer is done
-      stream_.expires_after(kWriteTimeout);
+      std::size_t n = co_await in->async_read_some(asio::buffer(buf), on_error(rec));
+      if (rec) break;  // the producer is done, or the client left
+      lowest().expires_after(kWriteTimeout);
       co_await asio::async_write(stream_, http::make_chunk(asio::buffer(buf.data(), n)), on_error(ec));
       if (ec) failed = true;
       sent += n;
     }
+    stop_watching();
+    failed = failed || *hung_up;
     beast::error_code ignored;
-    in.close(ignored);
+    in->close(ignored);
     if (!failed) {
-      stream_.expires_after(kWriteTimeout);
+      lowest().expires_after(kWriteTimeout);
       co_await asio::async_write(stream_, http::make_chunk_last(), on_error(ec));
       failed = static_cast<bool>(ec);
     }
@@ -596,7 +649,7 @@ class Connection : public std::enable_shared_from_this<Connection<Protocol>> {
 
   awaitable<void> run_websocket(http::request<http::buffer_body> upgrade, std::function<void(MessageChannel&)> handler,
                                 const Request& req, Clock::time_point started) {
-    stream_.expires_never();
+    lowest().expires_never();
     auto ws = std::make_shared<websocket::stream<Stream>>(std::move(stream_));
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = std::chrono::seconds(60);
@@ -667,8 +720,8 @@ awaitable<void> shed_connection(std::shared_ptr<C> connection) {
   co_await connection->shed();
 }
 
-template <class Protocol>
-awaitable<void> accept_loop(Shared& sh, typename Protocol::acceptor& acceptor) {
+template <class Stream, class Acceptor>
+awaitable<void> accept_loop(Shared& sh, Acceptor& acceptor) {
   for (;;) {
     beast::error_code ec;
     auto socket = co_await acceptor.async_accept(on_error(ec));
@@ -679,7 +732,7 @@ awaitable<void> accept_loop(Shared& sh, typename Protocol::acceptor& acceptor) {
       co_await pause.async_wait(on_error(ec));
       continue;
     }
-    auto connection = std::make_shared<Connection<Protocol>>(sh, std::move(socket));
+    auto connection = std::make_shared<Connection<Stream>>(sh, std::move(socket));
     if (sh.state.counters.connections > sh.state.options.max_connections) {
       sh.state.counters.connections_shed++;
       asio::co_spawn(acceptor.get_executor(), shed_connection(connection), asio::detached);
@@ -740,6 +793,23 @@ Status bind_unix(asio::local::stream_protocol::acceptor& acceptor, const std::st
   return ok_status();
 }
 
+// TLS 1.2 and later, the certificate chain and key from PEM files. Loaded
+// once: a renewed certificate takes a restart.
+Result<ssl::context> tls_context(const std::string& cert, const std::string& key) {
+  if (cert.empty() || key.empty()) return make_error("TLS needs both --tls-cert and --tls-key", EINVAL);
+  ssl::context context(ssl::context::tls_server);
+  context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                      ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+  beast::error_code ec;
+  context.use_certificate_chain_file(cert, ec);
+  if (ec) return make_error("--tls-cert " + cert + ": " + ec.message(), EINVAL);
+  context.use_private_key_file(key, ssl::context::pem, ec);
+  if (ec) return make_error("--tls-key " + key + ": " + ec.message(), EINVAL);
+  if (::SSL_CTX_check_private_key(context.native_handle()) != 1)
+    return make_error("--tls-key " + key + " does not match the certificate in " + cert, EINVAL);
+  return context;
+}
+
 }  // namespace
 
 Status run_http_server(ServerState& state, const Listener& listener, const std::function<void()>& on_ready) {
@@ -750,9 +820,14 @@ Status run_http_server(ServerState& state, const Listener& listener, const std::
   asio::ip::tcp::acceptor tcp_acceptor(sh.io);
   if (!sh.tcp) {
     MOAT_TRY(bind_unix(unix_acceptor, listener.unix_path));
-    asio::co_spawn(sh.io, accept_loop<asio::local::stream_protocol>(sh, unix_acceptor), asio::detached);
+    asio::co_spawn(sh.io, accept_loop<beast::basic_stream<asio::local::stream_protocol>>(sh, unix_acceptor),
+                   asio::detached);
   } else {
     if (sh.token.empty()) return make_error("a TCP listener needs a token", EINVAL);
+    if (!listener.tls_cert.empty() || !listener.tls_key.empty()) {
+      MOAT_ASSIGN_OR_RETURN(auto context, tls_context(listener.tls_cert, listener.tls_key));
+      sh.tls.emplace(std::move(context));
+    }
     MOAT_ASSIGN_OR_RETURN(auto endpoint, tcp_endpoint(listener.tcp_address));
     beast::error_code ec;
     tcp_acceptor.open(endpoint.protocol(), ec);
@@ -760,7 +835,11 @@ Status run_http_server(ServerState& state, const Listener& listener, const std::
     if (!ec) tcp_acceptor.bind(endpoint, ec);
     if (!ec) tcp_acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) return make_error("listen on " + listener.tcp_address + ": " + ec.message(), ec.value());
-    asio::co_spawn(sh.io, accept_loop<asio::ip::tcp>(sh, tcp_acceptor), asio::detached);
+    if (sh.tls) {
+      asio::co_spawn(sh.io, accept_loop<beast::ssl_stream<beast::tcp_stream>>(sh, tcp_acceptor), asio::detached);
+    } else {
+      asio::co_spawn(sh.io, accept_loop<beast::tcp_stream>(sh, tcp_acceptor), asio::detached);
+    }
   }
 
   asio::signal_set signals(sh.io, SIGINT, SIGTERM);

@@ -23,6 +23,9 @@ struct Listener {
   std::string unix_path;    // or:
   std::string tcp_address;  // "127.0.0.1:8080", "[::1]:8080"
   std::string token;        // required of TCP clients
+  // PEM files: TCP connections are TLS (1.2 or later) when both are set.
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 // Serves `listener` until SIGINT/SIGTERM; then stops accepting and waits (at

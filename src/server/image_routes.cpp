@@ -9,6 +9,7 @@
 #include "server/api_error.h"
 #include "server/route_support.h"
 #include "server/server_state.h"
+#include "util/json_object.h"
 
 namespace moat::server {
 namespace {
@@ -51,8 +52,9 @@ std::string progress_json(const PullProgress& p) {
 // progress records, then {"status": "pulled", "image": ...} or
 // {"status": "error", "error": {...}}.
 Response pull(Request& req) {
-  Json j = Json::parse(req.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("ref") || !j["ref"].is_string())
+  auto parsed = parse_json_object(req.body, "pull", req.body.size());
+  Json j = parsed ? std::move(*parsed) : Json();
+  if (!j.is_object() || !j.contains("ref") || !j["ref"].is_string())
     return error_response(400, "invalid_argument", "pull: expected {\"ref\": \"IMAGE\", ...}");
   PullOptions options;
   for (const auto& [key, value] : j.items()) {

@@ -32,6 +32,8 @@ const Family kSandboxFamilies[] = {
      [](const SandboxStats& s) { return static_cast<double>(s.net_tx_packets); }},
     {"moat_sandbox_network_receive_packets_total", "counter", "Packets the guest received.",
      [](const SandboxStats& s) { return static_cast<double>(s.net_rx_packets); }},
+    {"moat_sandbox_network_connections", "gauge", "TCP connections and UDP flows open through the policy now.",
+     [](const SandboxStats& s) { return static_cast<double>(s.net_connections); }},
     {"moat_sandbox_host_resident_bytes", "gauge", "Host memory resident in the sandbox's QEMU and shim.",
      [](const SandboxStats& s) { return static_cast<double>(s.host_rss_bytes); }},
     {"moat_sandbox_guest_memory_bytes", "gauge", "Memory the guest's kernel counts as used (0: no answer).",
@@ -100,6 +102,8 @@ std::string metrics_text(const std::vector<SandboxInfo>& all, const std::vector<
   counter("moat_server_execs_started_total", "counter", "Commands started through the server.",
           counters.execs_started.load());
   counter("moat_server_exec_attaches", "gauge", "WebSockets attached to commands now.", counters.attaches.load());
+  counter("moat_server_tls_handshake_failures_total", "counter", "TCP connections dropped in the TLS handshake.",
+          counters.tls_handshake_failures.load());
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "server/route_support.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,33 +18,66 @@ Result<bool> query_flag(const Request& req, const std::string& name, bool fallba
   return make_error("query " + name + ": expected true or false, not \"" + *v + "\"", EINVAL);
 }
 
+namespace {
+
+// Plain decimal digits only: strtod and strtoull also take leading spaces,
+// signs ("-1" wraps to 2^64-1), hex, exponents and "inf".
+bool all_digits(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
+}  // namespace
+
+// "S" or "S.F": seconds with an optional fraction, to the millisecond.
 Result<Duration> query_seconds(const Request& req, const std::string& name, Duration fallback) {
   const std::string* v = req.query_value(name);
   if (!v) return fallback;
-  char* end = nullptr;
-  errno = 0;
-  double s = std::strtod(v->c_str(), &end);
-  if (v->empty() || *end != '\0' || errno != 0 || !(s >= 0) || s > 86400)
-    return make_error("query " + name + ": expected seconds from 0 to 86400, not \"" + *v + "\"", EINVAL);
-  return Duration(static_cast<std::int64_t>(s * 1000 + 0.5));
+  std::string_view text = *v;
+  std::size_t dot = text.find('.');
+  std::string_view whole = text.substr(0, dot);
+  std::string_view fraction = dot == std::string_view::npos ? std::string_view() : text.substr(dot + 1);
+  bool ok = all_digits(whole) && whole.size() <= 5 && (dot == std::string_view::npos || all_digits(fraction));
+  std::int64_t ms = 0;
+  if (ok) {
+    for (char c : whole) ms = ms * 10 + (c - '0');
+    ms *= 1000;
+    // Milliseconds from the first three fraction digits, rounded by the fourth.
+    std::int64_t scale = 100;
+    for (std::size_t i = 0; i < fraction.size() && i < 3; ++i, scale /= 10) ms += (fraction[i] - '0') * scale;
+    if (fraction.size() > 3 && fraction[3] >= '5') ++ms;
+    ok = ms <= 86400 * 1000;
+  }
+  if (!ok) return make_error("query " + name + ": expected seconds from 0 to 86400, not \"" + *v + "\"", EINVAL);
+  return Duration(ms);
 }
 
 Result<std::uint64_t> query_number(const Request& req, const std::string& name, std::uint64_t fallback,
                                    std::uint64_t max) {
   const std::string* v = req.query_value(name);
   if (!v) return fallback;
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long n = std::strtoull(v->c_str(), &end, 10);
-  if (v->empty() || *end != '\0' || errno != 0 || (*v)[0] == '-' || n > max)
-    return make_error("query " + name + ": expected a whole number from 0 to " + std::to_string(max), EINVAL);
-  return static_cast<std::uint64_t>(n);
+  std::uint64_t n = 0;
+  bool ok = all_digits(*v);
+  for (std::size_t i = 0; ok && i < v->size(); ++i) {
+    std::uint64_t digit = static_cast<std::uint64_t>((*v)[i] - '0');
+    ok = digit <= max && n <= (max - digit) / 10;
+    n = n * 10 + digit;
+  }
+  if (!ok) return make_error("query " + name + ": expected a whole number from 0 to " + std::to_string(max), EINVAL);
+  return n;
 }
 
 Result<SandboxInfo> sandbox_of(const Request& req) {
   auto it = req.params.find("id");
   if (it == req.params.end()) return make_error("no sandbox in the path", EINVAL);
   return inspect_sandbox(it->second);
+}
+
+bool reader_gone(int fd) {
+  pollfd p{fd, 0, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }
 
 bool write_all_fd(int fd, std::string_view bytes) {

@@ -24,6 +24,9 @@ Result<SandboxInfo> sandbox_of(const Request& req);
 
 // The whole of `bytes` to `fd`; false once the reader is gone.
 bool write_all_fd(int fd, std::string_view bytes);
+// Whether the reader of the stream pipe `fd` left (POLLERR on the write
+// end), learnt without writing: a follow with nothing to send stops on it.
+bool reader_gone(int fd);
 
 // Server-sent events when the client asked for them (Accept:
 // text/event-stream), else NDJSON: one JSON text a line.

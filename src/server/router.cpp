@@ -110,4 +110,18 @@ std::optional<std::map<std::string, std::string>> parse_query(std::string_view t
   return out;
 }
 
+std::optional<std::string> split_target(Request& req) {
+  std::string_view target = req.target;
+  std::size_t q = target.find('?');
+  auto path = percent_decode(target.substr(0, q));
+  if (!path || path->empty() || (*path)[0] != '/') return std::string("bad request target");
+  req.path = std::move(*path);
+  if (q != std::string_view::npos) {
+    auto query = parse_query(target.substr(q + 1));
+    if (!query) return std::string("bad query string");
+    req.query = std::move(*query);
+  }
+  return std::nullopt;
+}
+
 }  // namespace moat::server

@@ -42,5 +42,8 @@ class Router {
 std::optional<std::string> percent_decode(std::string_view text, bool plus_is_space = false);
 // "a=1&b=x%20y" → {a: 1, b: "x y"}; nullopt for a bad escape.
 std::optional<std::map<std::string, std::string>> parse_query(std::string_view text);
+// Fills req.path (decoded, absolute) and req.query from req.target; what is
+// wrong with the target if it cannot (nothing is matched against it then).
+std::optional<std::string> split_target(Request& req);
 
 }  // namespace moat::server

@@ -8,6 +8,7 @@
 #include "server/api_error.h"
 #include "server/route_support.h"
 #include "server/server_state.h"
+#include "util/json_object.h"
 
 namespace moat::server {
 namespace {
@@ -44,9 +45,10 @@ Response list(Request& req) {
 // boot in one call. A sandbox that was made but could not boot is removed,
 // so a failed request leaves nothing behind.
 Response create(ServerState& state, Request& req) {
-  Json j = Json::parse(req.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return error_response(400, "invalid_argument", "sandbox: expected a JSON object");
+  // Bounded depth: the body is written back out with dump() below.
+  auto parsed = parse_json_object(req.body, "sandbox", req.body.size());
+  if (!parsed) return error_response(parsed.error());
+  Json j = std::move(*parsed);
   bool start = true;
   if (j.contains("start")) {
     if (!j["start"].is_boolean()) return error_response(400, "invalid_argument", "sandbox.start: expected true or false");
@@ -157,8 +159,9 @@ Response logs(Request& req) {
     cb.on_console = [&](std::string_view s) {
       if (!gone && !write_all_fd(fd, s)) gone = true;
     };
-    // A reader that left ends a follow at the next output; the library
-    // stops following when the sandbox stops.
+    // A follow ends when the sandbox stops or the reader leaves (noticed
+    // within a poll interval, with or without output to write).
+    cb.stop = [&] { return gone || reader_gone(fd); };
     (void)read_sandbox_logs(id, cb, f);
   };
   return r;

@@ -66,17 +66,25 @@ Status serve(const ServeOptions& options) {
 
   Listener listener;
   MOAT_ASSIGN_OR_RETURN(std::string home, home_directory());
+  std::string where;
   if (!options.listen.empty()) {
     std::string token_file = options.token_file.empty() ? home + "/server.token" : options.token_file;
     MOAT_ASSIGN_OR_RETURN(listener.token, load_or_create_token(token_file));
     listener.tcp_address = options.listen;
-    std::fprintf(stderr, "moat serve: listening on http://%s (bearer token in %s)\n", options.listen.c_str(),
-                 token_file.c_str());
+    listener.tls_cert = options.tls_cert;
+    listener.tls_key = options.tls_key;
+    where = (options.tls_cert.empty() ? "http://" : "https://") + options.listen + " (bearer token in " + token_file + ")";
   } else {
+    if (!options.tls_cert.empty() || !options.tls_key.empty())
+      return make_error("--tls-cert and --tls-key are for --listen (the unix socket's mode is its protection)", EINVAL);
     listener.unix_path = options.unix_socket.empty() ? home + "/moat.sock" : options.unix_socket;
-    std::fprintf(stderr, "moat serve: listening on unix:%s\n", listener.unix_path.c_str());
+    where = "unix:" + listener.unix_path;
   }
-  Status served = run_http_server(state, listener, [] { std::fflush(stderr); });
+  // Said once listening, so a caller that waits for the line can connect.
+  Status served = run_http_server(state, listener, [&] {
+    std::fprintf(stderr, "moat serve: listening on %s\n", where.c_str());
+    std::fflush(stderr);
+  });
   state.handles.clear();
   if (options.stop_on_exit) stop_started(state);
   return served;

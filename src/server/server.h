@@ -16,6 +16,9 @@ struct ServeOptions {
   std::string unix_socket;
   std::string listen;
   std::string token_file;  // default $MOAT_HOME/server.token (made if absent)
+  // PEM certificate chain and private key: the TCP listener speaks TLS.
+  std::string tls_cert;
+  std::string tls_key;
   bool log_json = false;   // one JSON object per line on stderr
   bool stop_on_exit = false;  // stop the sandboxes this server started when it ends
   std::uint64_t max_body_bytes = 8 << 20;  // whole bodies (JSON); file uploads stream

@@ -24,6 +24,7 @@ struct ServerCounters {
   std::atomic<std::uint64_t> in_flight{0};
   std::atomic<std::uint64_t> execs_started{0};
   std::atomic<std::uint64_t> attaches{0};          // WebSockets open now
+  std::atomic<std::uint64_t> tls_handshake_failures{0};
 };
 
 struct ServerState {

@@ -1,6 +1,4 @@
 // The server itself and the whole home: health, version, events, metrics.
-#include <poll.h>
-
 #include <nlohmann/json.hpp>
 
 #include "moat/events.h"
@@ -20,12 +18,6 @@ Response health(Request&) { return json_ok("{\"status\":\"ok\"}"); }
 
 Response version_of(Request&) { return json_ok(Json{{"version", moat::version()}, {"api", "v1"}}.dump()); }
 
-// A pipe's writer learns the reader left from poll (POLLERR), without
-// having to write.
-bool reader_gone(int fd) {
-  pollfd p{fd, 0, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLERR | POLLHUP)) != 0;
-}
 
 // ?after=SEQ&follow=true: the kept events after SEQ, then new ones as they
 // come, as NDJSON or server-sent events.

@@ -6,6 +6,7 @@
 #include "server/api_error.h"
 #include "server/route_support.h"
 #include "server/server_state.h"
+#include "util/json_object.h"
 
 namespace moat::server {
 namespace {
@@ -20,8 +21,9 @@ Response list(Request&) {
 
 // Body: {"name": "...", "labels": {...}}.
 Response create(Request& req) {
-  Json j = Json::parse(req.body, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("name") || !j["name"].is_string())
+  auto parsed = parse_json_object(req.body, "volume", req.body.size());
+  Json j = parsed ? std::move(*parsed) : Json();
+  if (!j.is_object() || !j.contains("name") || !j["name"].is_string())
     return error_response(400, "invalid_argument", "volume: expected {\"name\": \"NAME\", \"labels\": {...}}");
   std::map<std::string, std::string> labels;
   for (const auto& [key, value] : j.items()) {

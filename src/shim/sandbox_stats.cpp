@@ -108,6 +108,7 @@ SandboxStats collect_sandbox_stats(const StatsSources& from) {
     s.net_rx_bytes = t.rx_bytes;
     s.net_tx_packets = t.tx_packets;
     s.net_rx_packets = t.rx_packets;
+    s.net_connections = t.open_flows;
   }
   return s;
 }

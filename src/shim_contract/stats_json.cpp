@@ -19,6 +19,7 @@ constexpr std::pair<const char*, std::uint64_t SandboxStats::*> kCounters[] = {
     {"net_rx_bytes", &SandboxStats::net_rx_bytes},
     {"net_tx_packets", &SandboxStats::net_tx_packets},
     {"net_rx_packets", &SandboxStats::net_rx_packets},
+    {"net_connections", &SandboxStats::net_connections},
     {"host_rss_bytes", &SandboxStats::host_rss_bytes},
     {"disk_bytes", &SandboxStats::disk_bytes},
     {"disk_size_bytes", &SandboxStats::disk_size_bytes},

@@ -76,6 +76,67 @@ def test_files_stat_list_mkdir_remove(api, sandbox):
     assert status == 404 and json.loads(data)["error"]["kind"] == "not_found"
 
 
+def test_archive_of_a_tree_and_back(api, server, sandbox, tmp_path):
+    """GET a tree as a tar (owners, modes, symlinks, hardlinks exact), PUT
+    it back elsewhere; a hostile tar writes nothing outside its directory."""
+    import io
+    import tarfile
+    base = "/v1/sandboxes/%s" % sandbox["id"]
+    made = api.json("POST", base + "/exec", {"wait": True, "argv": ["sh", "-c", (
+        "set -e; mkdir -p /tree/sub/deep; echo one > /tree/a.txt; chmod 0750 /tree/sub; "
+        "printf x%.0s $(seq 1 3000) > /tree/sub/deep/big; chown 1000:2000 /tree/sub/deep/big; "
+        "ln -s ../a.txt /tree/sub/link; ln /tree/a.txt /tree/hard; mkdir /dest")]})
+    assert made["exit_code"] == 0, made
+    status, hdrs, data = api.request("GET", base + "/archive/tree")
+    assert status == 200 and hdrs["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        members = {m.name: m for m in t.getmembers()}
+        assert sorted(members) == ["tree", "tree/a.txt", "tree/hard", "tree/sub", "tree/sub/deep",
+                                   "tree/sub/deep/big", "tree/sub/link"]
+        assert members["tree/sub"].isdir() and members["tree/sub"].mode == 0o750
+        big = members["tree/sub/deep/big"]
+        assert (big.size, big.uid, big.gid) == (3000, 1000, 2000)
+        assert t.extractfile(big).read() == b"x" * 3000
+        assert members["tree/sub/link"].issym() and members["tree/sub/link"].linkname == "../a.txt"
+        hard = [n for n in ("tree/a.txt", "tree/hard") if members[n].islnk()]
+        assert len(hard) == 1
+    status, _, data = api.request("PUT", base + "/archive/dest", body=data, headers={"Content-Type": "application/x-tar"})
+    assert status == 200, data
+    assert json.loads(data) == {"entries": 7, "bytes": 3004}
+    check = api.json("POST", base + "/exec", {"wait": True, "argv": ["sh", "-c", (
+        "cd /dest/tree && stat -c '%n %a %u:%g %s %h' a.txt hard sub/deep/big && stat -c '%n %a' sub && "
+        "readlink sub/link && cat a.txt")]})
+    assert check["stdout"] == ("a.txt 644 0:0 4 2\nhard 644 0:0 4 2\nsub/deep/big 644 1000:2000 3000 1\n"
+                               "sub 750\n../a.txt\none\n"), check
+    # The root: its top-level entry is "root".
+    status, _, data = api.request("GET", base + "/archive/tree/a.txt")
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        assert t.getnames() == ["a.txt"]
+    # Hostile archives: a name climbing out, an absolute name, a symlink then
+    # a file through it. Refused; nothing lands outside /dest.
+    for name, extra in (("../escaped", None), ("/escaped", None), ("lnk/escaped", "lnk")):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+            if extra:
+                info = tarfile.TarInfo(extra)
+                info.type = tarfile.SYMTYPE
+                info.linkname = "/"
+                t.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            t.addfile(info, io.BytesIO(b"bad"))
+        status, _, data = api.request("PUT", base + "/archive/dest", body=buf.getvalue())
+        assert status == 400 or status == 403, (name, status, data)
+        assert json.loads(data)["error"]["kind"] in ("invalid_argument", "permission_denied"), data
+    gone = api.json("POST", base + "/exec", {"wait": True, "argv": ["sh", "-c", "ls /escaped /dest/../escaped"]})
+    assert gone["exit_code"] != 0
+    # Not a directory, a missing path, garbage.
+    assert api.request("PUT", base + "/archive/tree/a.txt", body=b"")[0] == 400
+    assert api.request("GET", base + "/archive/nosuch")[0] == 404
+    status, _, data = api.request("PUT", base + "/archive/dest", body=b"not a tar" * 100)
+    assert status == 400, data
+
+
 def test_upload_cut_short_leaves_the_old_file(api, server, sandbox):
     base = "/v1/sandboxes/%s" % sandbox["id"]
     assert api.request("PUT", base + "/files/root/keep.txt", body=b"original")[0] == 201
@@ -159,6 +220,19 @@ def test_bad_input_gets_typed_errors(api, server):
     assert api.json("GET", "/v1/health") == {"status": "ok"}
 
 
+def test_deeply_nested_bodies_are_refused(api, sandbox):
+    """200k levels of "[" (well under the body limit) would overflow the
+    stack of a recursive writer: refused as read, and the server stays up."""
+    deep = b"[" * 200000 + b"]" * 200000
+    for path, body in (("/v1/sandboxes", b'{"network": ' + deep + b"}"),
+                       ("/v1/sandboxes/%s/exec" % sandbox["id"], b'{"argv": ["true"], "env": ' + deep + b"}"),
+                       ("/v1/volumes", b'{"name": "deep", "labels": ' + deep + b"}"),
+                       ("/v1/images/pull", b'{"ref": "x", "platform": ' + deep + b"}")):
+        status, _, data = api.request("POST", path, body, {"Content-Type": "application/json"})
+        assert (status, json.loads(data)["error"]["kind"]) == (400, "invalid_argument"), (path, data[:200])
+    assert api.json("GET", "/v1/health") == {"status": "ok"}
+
+
 def test_keep_alive_serves_many_requests_on_one_connection(server):
     c = UnixHTTPConnection(server.socket_path)
     for _ in range(20):
@@ -187,6 +261,36 @@ def test_logs_and_history(api, sandbox):
     assert cli.stdout.startswith(data)
     history = [json.loads(l) for l in api.request("GET", "/v1/sandboxes/%s/history" % sandbox["id"])[2].splitlines()]
     assert any(e["event"] == "exec" and e["argv"] == ["echo", "logged"] for e in history)
+
+
+def test_a_followed_log_ends_when_its_client_leaves(api, server, sandbox):
+    """A quiet console: nothing to write, yet the follow stops once the
+    client hung up (in-flight requests back to where they were)."""
+    import time
+
+    def in_flight():
+        for line in api.request("GET", "/metrics")[2].decode().splitlines():
+            if line.startswith("moat_server_requests_in_flight "):
+                return float(line.split()[1])
+        raise AssertionError("no moat_server_requests_in_flight")
+
+    def threads():
+        return len(os.listdir("/proc/%d/task" % server.proc.pid))
+
+    before, threads_before = in_flight(), threads()
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(server.socket_path)
+    s.sendall(b"GET /v1/sandboxes/%s/logs?follow=true HTTP/1.1\r\nHost: moat\r\n\r\n" % sandbox["id"].encode())
+    assert s.recv(100).startswith(b"HTTP/1.1 200")
+    deadline = time.time() + 10
+    while in_flight() < before + 1:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    s.close()
+    deadline = time.time() + 5
+    while in_flight() > before or threads() > threads_before:
+        assert time.time() < deadline, "the follow went on after its client left"
+        time.sleep(0.05)
 
 
 def test_request_log_has_no_query_or_token(server, api):

@@ -33,6 +33,17 @@ def test_every_route_is_documented_and_nothing_else():
     assert documented - served == set(), "in docs/openapi.yaml but not served"
 
 
+def test_the_router_fuzzer_knows_every_route_in_order():
+    """fuzz/server_router_fuzz.cpp checks matching against a copy of the
+    route table (it links the router alone): the copy must be the table."""
+    served = [tuple(line.split(" ", 1)) for line in
+              subprocess.run([MOAT, "serve", "--routes"], capture_output=True, text=True, check=True).stdout.splitlines()
+              if line]
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "fuzz", "server_router_fuzz.cpp")) as f:
+        copied = re.findall(r'^\s*\{"([A-Z]+)", "([^"]+)"\},$', f.read(), re.M)
+    assert copied == served
+
+
 def validator(schema_ref):
     s = spec()
     schema = {"$ref": schema_ref, "components": s["components"]}

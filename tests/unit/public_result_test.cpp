@@ -23,6 +23,7 @@ TEST(PublicResult, ErrorKindsFollowTheCode) {
   EXPECT_EQ(make_error("full", ENOSPC).kind(), ErrorKind::kResourceExhausted);
   EXPECT_EQ(make_error("peer", EPROTO).kind(), ErrorKind::kProtocol);
   EXPECT_EQ(make_error("disk", EIO).kind(), ErrorKind::kIo);
+  EXPECT_EQ(make_error("a file, not a directory", ENOTDIR).kind(), ErrorKind::kInvalidArgument);
   EXPECT_STREQ(to_string(make_error("a", ENOENT).wrap("context").kind()), "not_found");
 }
 

@@ -12,6 +12,7 @@
 #include "server/bearer_token.h"
 #include "server/idempotency_cache.h"
 #include "server/metrics_text.h"
+#include "server/route_support.h"
 #include "server/router.h"
 
 namespace moat::server {
@@ -58,6 +59,36 @@ TEST(ServerRouter, DecodesPercentEscapesAndQueries) {
   EXPECT_EQ(q->at("b"), "x y");
   EXPECT_EQ(q->at("flag"), "");
   EXPECT_FALSE(parse_query("a=%G0"));
+}
+
+TEST(ServerQuery, NumbersAndSecondsArePlainDecimal) {
+  Request req;
+  auto number = [&](const std::string& text) {
+    req.query["n"] = text;
+    return query_number(req, "n", 7, 1000);
+  };
+  EXPECT_EQ(*query_number(req, "n", 7, 1000), 7u);
+  EXPECT_EQ(*number("0"), 0u);
+  EXPECT_EQ(*number("1000"), 1000u);
+  for (const char* bad : {"", "1001", " 5", "+5", "-1", " -1", "5 ", "0x10", "1e2", "18446744073709551616"})
+    EXPECT_FALSE(number(bad)) << bad;
+  req.query["n"] = "18446744073709551615";
+  EXPECT_EQ(*query_number(req, "n", 0, UINT64_MAX), UINT64_MAX);
+  req.query["n"] = "5";
+  EXPECT_FALSE(query_number(req, "n", 0, 3));
+
+  auto seconds = [&](const std::string& text) {
+    req.query["s"] = text;
+    return query_seconds(req, "s", Duration(9));
+  };
+  EXPECT_EQ(query_seconds(req, "x", Duration(9))->count(), 9);
+  EXPECT_EQ(seconds("0")->count(), 0);
+  EXPECT_EQ(seconds("2")->count(), 2000);
+  EXPECT_EQ(seconds("1.5")->count(), 1500);
+  EXPECT_EQ(seconds("0.0015")->count(), 2);
+  EXPECT_EQ(seconds("86400")->count(), 86400000);
+  for (const char* bad : {"", " 1", "-1", "+1", "1e3", "inf", "nan", "0x1", "86400.001", "99999999", "1..2", ".5"})
+    EXPECT_FALSE(seconds(bad)) << bad;
 }
 
 TEST(ServerToken, IsMadePrivateReadBackAndCompared) {

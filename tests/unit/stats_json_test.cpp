@@ -22,6 +22,7 @@ TEST(StatsJson, EveryCounterRoundTrips) {
   s.net_rx_bytes = 8;
   s.net_tx_packets = 9;
   s.net_rx_packets = 10;
+  s.net_connections = 3;
   s.host_rss_bytes = 11;
   s.disk_bytes = 12;
   s.disk_size_bytes = 13;
@@ -42,6 +43,7 @@ TEST(StatsJson, EveryCounterRoundTrips) {
   EXPECT_EQ(back->net_rx_bytes, 8u);
   EXPECT_EQ(back->net_tx_packets, 9u);
   EXPECT_EQ(back->net_rx_packets, 10u);
+  EXPECT_EQ(back->net_connections, 3u);
   EXPECT_EQ(back->host_rss_bytes, 11u);
   EXPECT_EQ(back->disk_bytes, 12u);
   EXPECT_EQ(back->disk_size_bytes, 13u);

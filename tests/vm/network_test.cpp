@@ -22,6 +22,7 @@
 #include "tests/vm/harness.h"
 #include "tls/certificate_authority.h"
 
+#include <nlohmann/json.hpp>
 #include <openssl/pem.h>
 
 namespace moat::test {
@@ -254,6 +255,10 @@ TEST(VmNetwork, UpdateFlipsAFetchAndClosesDeniedConnections) {
   Running slow = spawn_moat({"exec", id, "--", "sh", "-c",
                              "wget -q -O /dev/null http://10.0.2.2:" + p + "/slow; echo rc=$?"});
   std::this_thread::sleep_for(std::chrono::seconds(5));
+  // The download is a connection open through the policy.
+  auto during = run_moat({"stats", "--no-stream", "--format", "json", id});
+  ASSERT_EQ(during.exit_code, 0) << during.err;
+  EXPECT_GE(nlohmann::json::parse(during.out).at(0).at("net_connections").get<std::uint64_t>(), 1u) << during.out;
   auto down = run_moat({"network", "update", id});
   ASSERT_EQ(down.exit_code, 0) << down.err;
   Outcome cut = finish(slow, 60);

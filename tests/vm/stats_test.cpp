@@ -40,6 +40,7 @@ TEST(VmStats, CountersComeFromTheSandboxesGroupAndHoldItsLimits) {
   EXPECT_TRUE(idle["source"] == "cgroup v1" || idle["source"] == "cgroup v2") << idle.dump();
   EXPECT_EQ(idle["memory_limit_bytes"], static_cast<std::uint64_t>(256 + 256 + (tcg ? 16 : 0)) << 20);
   EXPECT_EQ(idle["pids_limit"], 512u);
+  EXPECT_EQ(idle["net_connections"], 0u) << idle.dump();
   EXPECT_GT(idle["memory_bytes"].get<std::uint64_t>(), 0u);
   EXPECT_LT(idle["memory_bytes"].get<std::uint64_t>(), idle["memory_limit_bytes"].get<std::uint64_t>());
   EXPECT_GE(idle["pids"].get<std::uint64_t>(), 2u) << "QEMU's main thread and its vCPU at least";

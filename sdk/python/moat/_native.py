@@ -254,6 +254,8 @@ _PROTOTYPES = {
     "moat_sandbox_chmod": (c_int, [H, c_char_p, c_uint32, Err]),
     "moat_sandbox_copy_in": (c_int, [H, c_char_p, c_char_p, c_int, Err]),
     "moat_sandbox_copy_out": (c_int, [H, c_char_p, c_char_p, c_int, Err]),
+    "moat_sandbox_read_archive": (c_int, [H, c_char_p, SINK_FN, c_void_p, POINTER(c_uint64), Err]),
+    "moat_sandbox_write_archive_from_fd": (c_int, [H, c_char_p, c_int, POINTER(c_uint64), Err]),
     "moat_volume_create": (c_int, [c_char_p, StrList, OUT_STR, Err]),
     "moat_volume_inspect": (c_int, [c_char_p, OUT_STR, Err]),
     "moat_volume_list": (c_int, [OUT_STR, Err]),

@@ -395,6 +395,31 @@ class Files:
     def copy_out(self, guest_path: str, host_path: str, preserve_owner: bool = False) -> None:
         n.call("moat_sandbox_copy_out", self._sb._handle(), n.encode(guest_path), n.encode(host_path), int(preserve_owner))
 
+    def read_archive(self, path: str, host_file=None) -> Optional[bytes]:
+        """A guest file or tree as a tar (its top-level entry the path's own
+        name): returned as bytes, or streamed into an open binary host file."""
+        chunks: List[bytes] = []
+
+        def sink(_user, data, length):
+            if host_file is None:
+                chunks.append(ctypes.string_at(data, length))
+            else:
+                host_file.write(ctypes.string_at(data, length))
+            return 0
+
+        cb = n.SINK_FN(sink)
+        n.call("moat_sandbox_read_archive", self._sb._handle(), n.encode(path), cb, None, None)
+        return None if host_file is not None else b"".join(chunks)
+
+    def write_archive(self, path: str, host_file) -> int:
+        """Extracts a tar, read from an open binary host file (from its
+        position), into the existing guest directory `path`; returns the
+        number of entries."""
+        entries = ctypes.c_uint64(0)
+        n.call("moat_sandbox_write_archive_from_fd", self._sb._handle(), n.encode(path), host_file.fileno(),
+               ctypes.byref(entries))
+        return entries.value
+
 
 class Sandbox:
     """A running microVM sandbox. Use one handle from one thread at a time;

@@ -53,6 +53,26 @@ def test_copy_in_and_out_of_a_tree(sb, tmp_path):
     assert (tmp_path / "back" / "sub" / "x").read_bytes() == b"xx"
 
 
+def test_a_tree_as_a_tar_and_back(sb, tmp_path):
+    import io
+    import tarfile
+    sb.files.mkdir("/arch/sub", parents=True)
+    sb.files.write("/arch/sub/x", b"xyz", mode=0o600)
+    data = sb.files.read_archive("/arch")
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        assert sorted(t.getnames()) == ["arch", "arch/sub", "arch/sub/x"]
+        assert t.getmember("arch/sub/x").mode == 0o600
+    with open(tmp_path / "a.tar", "wb") as f:
+        assert sb.files.read_archive("/arch/sub", f) is None
+    sb.files.mkdir("/back")
+    with open(tmp_path / "a.tar", "rb") as f:
+        assert sb.files.write_archive("/back", f) == 2
+    assert sb.files.read("/back/sub/x") == b"xyz"
+    with pytest.raises(moat.InvalidArgumentError):
+        with open(tmp_path / "a.tar", "rb") as f:
+            sb.files.write_archive("/back/sub/x", f)
+
+
 def test_missing_files_are_not_found_with_the_guests_errno(sb):
     with pytest.raises(moat.NotFoundError) as e:
         sb.files.read("/no/such/file")

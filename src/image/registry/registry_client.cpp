@@ -22,6 +22,14 @@ bool is_redirect(long status) {
 
 bool retriable_status(long status) { return status == 429 || (status >= 500 && status <= 599); }
 
+// EAGAIN marks a failure worth another attempt. Once the attempts are
+// spent it is an I/O error reaching the registry (kind "io"): "busy" would
+// tell the caller that something of theirs held a lock.
+Error spent(Error e) {
+  if (e.code == EAGAIN) e.code = EIO;
+  return e;
+}
+
 // The "errors" array of a distribution-spec error body, as one line.
 std::string registry_message(const std::string& body) {
   auto json = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -196,7 +204,7 @@ Result<std::string> RegistryClient::fetch_token(HttpClient& http, const AuthChal
     }
     if (!retriable_status(resp->status)) break;
   }
-  if (!resp) return resp.error().wrap("fetching a registry token");
+  if (!resp) return spent(resp.error().wrap("fetching a registry token"));
   if (resp->status == 401 || resp->status == 403) {
     return make_error(ref_.registry + ": token server refused " +
                           (credentials_ ? "the configured credentials" : "anonymous access") + " (" +
@@ -275,8 +283,8 @@ Result<FetchedManifest> RegistryClient::get_manifest(const std::string& tag_or_d
     }
     if (!retriable_status(resp->status)) break;
   }
-  if (!resp) return resp.error().wrap(what);
-  if (resp->status != 200) return http_error(*resp, what);
+  if (!resp) return spent(resp.error().wrap(what));
+  if (resp->status != 200) return spent(http_error(*resp, what));
 
   FetchedManifest m;
   m.digest = sha256_digest(body);
@@ -360,8 +368,8 @@ Status RegistryClient::fetch_blob(const Descriptor& desc, const BlobStore& store
     }
   }
   if (!writer->complete() && !last.ok()) {
-    return last.error().wrap("giving up after " + std::to_string(options_.max_attempts) +
-                             " attempts (partial data kept for a resume)");
+    return spent(last.error().wrap("giving up after " + std::to_string(options_.max_attempts) +
+                                   " attempts (partial data kept for a resume)"));
   }
   return writer->commit();
 }
