@@ -286,6 +286,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       while (!sh_.stopping && co_await serve_one()) {
       }
     }
+    if (moved_to_websocket_) co_return;
     beast::error_code ec;
     socket().shutdown(asio::socket_base::shutdown_both, ec);
     socket().close(ec);
@@ -650,6 +651,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   awaitable<void> run_websocket(http::request<http::buffer_body> upgrade, std::function<void(MessageChannel&)> handler,
                                 const Request& req, Clock::time_point started) {
     lowest().expires_never();
+    // The WebSocket owns the stream from here; this connection's copy is
+    // moved-from and must not be touched again (an ssl_stream's is empty).
+    moved_to_websocket_ = true;
     auto ws = std::make_shared<websocket::stream<Stream>>(std::move(stream_));
     auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
     timeouts.idle_timeout = std::chrono::seconds(60);
@@ -707,6 +711,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   beast::flat_buffer buffer_;
   ConnectionCount count_;
   bool watching_ = false;
+  bool moved_to_websocket_ = false;
 };
 
 // The connection rides in the coroutine's frame: a coroutine started by

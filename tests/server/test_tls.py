@@ -61,7 +61,7 @@ def https(tls_server, pki, method, path, token=None, body=None):
     c.request(method, path, body=body, headers=headers)
     r = c.getresponse()
     data = r.read()
-    version = c.sock.version()
+    version = c.sock.version() if c.sock else None  # a 401 closes the connection
     c.close()
     return r.status, data, version
 
@@ -175,6 +175,7 @@ def test_exec_and_attach_over_wss(tls_server, pki, token):
         ws.close()
         assert (out, err, m["exit_code"]) == (b"over tls\n", b"bye\n", 0)
     finally:
+        assert tls_server.proc.poll() is None, open(tls_server.log_path).read()[-3000:]
         assert https(tls_server, pki, "DELETE", "/v1/sandboxes/%s?force=true" % sandbox, token)[0] == 204
 
 
@@ -187,7 +188,7 @@ def test_a_key_that_does_not_match_is_refused(home, pki):
     code, err = serve_fails(home, ["--listen", "127.0.0.1:%d" % free_port(), "--tls-cert", pki["cert"],
                                    "--tls-key", pki["other_key"]])
     assert code != 0
-    assert "does not match the certificate" in err, err
+    assert "mismatch" in err or "does not match" in err, err
 
 
 def test_tls_needs_listen_and_both_files(home, pki):
