@@ -14,6 +14,7 @@ import pytest
 import websocket
 
 from conftest import MOAT, Server, free_port
+from test_attach import collect
 
 
 def openssl(*args):
@@ -157,21 +158,7 @@ def test_exec_and_attach_over_wss(tls_server, pki, token):
         assert json.loads(ws.recv())["type"] == "attached"
         ws.send_binary(b"over tls\n")
         ws.send(json.dumps({"type": "stdin_close"}))
-        out, err = b"", b""
-        while True:
-            op, payload = ws.recv_data()
-            if op == websocket.ABNF.OPCODE_BINARY:
-                if payload[:1] == b"\x01":
-                    out += payload[1:]
-                else:
-                    err += payload[1:]
-            elif op == websocket.ABNF.OPCODE_TEXT:
-                m = json.loads(payload)
-                assert m["type"] != "error", m
-                if m["type"] == "exit":
-                    break
-            else:
-                raise AssertionError("closed before the exit message")
+        out, err, m = collect(ws)
         ws.close()
         assert (out, err, m["exit_code"]) == (b"over tls\n", b"bye\n", 0)
     finally:
