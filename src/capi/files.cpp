@@ -1,4 +1,6 @@
 // Files in the guest through the C ABI (the file methods of moat/sandbox.h).
+#include <functional>
+
 #include "capi/handles.h"
 #include "moat/json.h"
 
@@ -22,6 +24,17 @@ moat::Result<moat::WriteFileOptions> write_options_of(const moat_write_file_opti
 
 bool bad_args(const moat_sandbox* sandbox, const char* path) { return sandbox == nullptr || path == nullptr; }
 
+// A caller's C sink as the library's: nonzero from it stops the stream
+// (ECANCELED, naming `what`).
+std::function<moat::Status(std::string_view)> caller_sink(int (*sink)(void*, const char*, size_t), void* user_data,
+                                                          std::string what) {
+  return [sink, user_data, what = std::move(what)](std::string_view chunk) -> moat::Status {
+    if (sink(user_data, chunk.data(), chunk.size()) != 0)
+      return moat::make_error(what + ": stopped by the caller", ECANCELED);
+    return moat::ok_status();
+  };
+}
+
 }  // namespace
 
 extern "C" {
@@ -31,11 +44,7 @@ int moat_sandbox_read_file(moat_sandbox* sandbox, const char* guest_path,
                            moat_error** err) {
   return guarded(err, [&] {
     if (bad_args(sandbox, guest_path) || sink == nullptr) return fail(EINVAL, "read file: a handle, a path and a sink are required", err);
-    auto st = sandbox->sandbox.read_file(guest_path, [&](std::string_view chunk) -> moat::Status {
-      if (sink(user_data, chunk.data(), chunk.size()) != 0)
-        return moat::make_error(std::string("read ") + guest_path + ": stopped by the caller", ECANCELED);
-      return moat::ok_status();
-    });
+    auto st = sandbox->sandbox.read_file(guest_path, caller_sink(sink, user_data, std::string("read ") + guest_path));
     return done(st, err);
   });
 }
@@ -135,11 +144,8 @@ int moat_sandbox_read_archive(moat_sandbox* sandbox, const char* guest_path,
                               uint64_t* entries, moat_error** err) {
   return guarded(err, [&] {
     if (bad_args(sandbox, guest_path) || sink == nullptr) return fail(EINVAL, "read archive: a handle, a path and a sink are required", err);
-    auto totals = sandbox->sandbox.read_archive(guest_path, [&](std::string_view chunk) -> moat::Status {
-      if (sink(user_data, chunk.data(), chunk.size()) != 0)
-        return moat::make_error(std::string("archive of ") + guest_path + ": stopped by the caller", ECANCELED);
-      return moat::ok_status();
-    });
+    auto totals =
+        sandbox->sandbox.read_archive(guest_path, caller_sink(sink, user_data, std::string("archive of ") + guest_path));
     if (!totals) return fail(totals.error(), err);
     if (entries) *entries = totals->entries;
     return 0;

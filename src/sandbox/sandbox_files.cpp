@@ -61,6 +61,27 @@ std::string dir_name(const std::string& p) {
   return p.substr(0, slash);
 }
 
+// Every chunk of a read or tar_out stream to `sink`, to the stream's end.
+Status receive_all(sandbox::DataReceiver& rx, const std::function<Status(std::string_view)>& sink) {
+  while (true) {
+    MOAT_ASSIGN_OR_RETURN(auto chunk, rx.next());
+    if (!chunk) return ok_status();
+    MOAT_TRY(sink(*chunk));
+  }
+}
+
+// A host fd, read to EOF, as the data of a write or tar_in stream.
+Status send_all(sandbox::DataSender& tx, int host_fd, const char* what) {
+  std::string buf(kChunk, '\0');
+  while (true) {
+    ssize_t n = ::read(host_fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno_error(what);
+    if (n == 0) return ok_status();
+    MOAT_TRY(tx.send(std::string_view(buf.data(), static_cast<std::size_t>(n))));
+  }
+}
+
 Status check_name(const std::string& name, const std::string& path) {
   if (name.empty() || name == "." || name == "..")
     return make_error("cannot copy " + path + ": give a path with a file name", EINVAL);
@@ -85,11 +106,7 @@ Result<std::vector<DirEntry>> Sandbox::list_dir(const std::string& guest_path) {
 Status Sandbox::read_file(const std::string& guest_path,
                           const std::function<Status(std::string_view)>& sink) {
   sandbox::DataReceiver rx(impl_->conn, request(proto::msg::kRead, guest_path));
-  while (true) {
-    MOAT_ASSIGN_OR_RETURN(auto chunk, rx.next());
-    if (!chunk) return ok_status();
-    MOAT_TRY(sink(*chunk));
-  }
+  return receive_all(rx, sink);
 }
 
 Status Sandbox::read_file(const std::string& guest_path, int host_fd) {
@@ -104,14 +121,7 @@ Status Sandbox::write_file(const std::string& guest_path, int host_fd, const Wri
   r.append = o.append;
   r.exclusive = o.exclusive;
   sandbox::DataSender tx(impl_->conn, r);
-  std::string buf(kChunk, '\0');
-  while (true) {
-    ssize_t n = ::read(host_fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read");
-    if (n == 0) break;
-    MOAT_TRY(tx.send(std::string_view(buf.data(), static_cast<std::size_t>(n))));
-  }
+  MOAT_TRY(send_all(tx, host_fd, "read"));
   MOAT_TRY(tx.finish());
   return ok_status();
 }
@@ -247,12 +257,8 @@ Result<ArchiveTotals> Sandbox::read_archive(const std::string& guest_path,
   auto req = request(proto::msg::kTarOut, src);
   req.name = src == "/" ? "root" : base_name(src);
   sandbox::DataReceiver rx(impl_->conn, req);
-  while (true) {
-    auto chunk = rx.next();
-    if (!chunk) return chunk.error().wrap("archive of " + guest_path);
-    if (!*chunk) return ArchiveTotals{rx.result().entries, rx.result().bytes};
-    MOAT_TRY(sink(**chunk));
-  }
+  if (Status got = receive_all(rx, sink); !got) return got.error().wrap("archive of " + guest_path);
+  return ArchiveTotals{rx.result().entries, rx.result().bytes};
 }
 
 Result<ArchiveTotals> Sandbox::write_archive(const std::string& guest_dir, int host_fd) {
@@ -260,15 +266,7 @@ Result<ArchiveTotals> Sandbox::write_archive(const std::string& guest_dir, int h
   MOAT_ASSIGN_OR_RETURN(auto st, sandbox::stat_file(impl_->conn, dir, /*follow=*/true));
   if (st.type != proto::FileType::kDir) return make_error(guest_dir + " is not a directory in the sandbox", ENOTDIR);
   sandbox::DataSender tx(impl_->conn, request(proto::msg::kTarIn, dir));
-  std::string buf(kChunk, '\0');
-  while (true) {
-    ssize_t n = ::read(host_fd, buf.data(), buf.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return errno_error("read the archive");
-    if (n == 0) break;
-    auto sent = tx.send(std::string_view(buf.data(), static_cast<std::size_t>(n)));
-    if (!sent) return sent.error().wrap("extract into " + guest_dir);
-  }
+  if (Status sent = send_all(tx, host_fd, "read the archive"); !sent) return sent.error().wrap("extract into " + guest_dir);
   auto done = tx.finish();
   if (!done) return done.error().wrap("extract into " + guest_dir);
   return ArchiveTotals{done->entries, done->bytes};
