@@ -23,15 +23,19 @@ def openssl(*args):
 
 @pytest.fixture(scope="module")
 def pki(home):
-    """A self-signed certificate for 127.0.0.1 and its key, and a second key."""
+    """A self-signed certificate for 127.0.0.1 and its key, and a second
+    self-signed certificate (for the same address, its own key) that a client
+    can trust instead. The tests never rely on the system's CA store: a
+    machine without ca-certificates must give the same answers."""
     d = os.path.join(home, "tls")
     os.makedirs(d)
-    cert, key, other = (os.path.join(d, n) for n in ("cert.pem", "key.pem", "other-key.pem"))
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-subj", "/CN=moat-test", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2",
-            "-keyout", key, "-out", cert)
-    openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", other)
-    return {"cert": cert, "key": key, "other_key": other}
+    cert, key, other_cert, other = (os.path.join(d, n)
+                                    for n in ("cert.pem", "key.pem", "other-cert.pem", "other-key.pem"))
+    for c, k in ((cert, key), (other_cert, other)):
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                "-subj", "/CN=moat-test", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "2",
+                "-keyout", k, "-out", c)
+    return {"cert": cert, "key": key, "other_cert": other_cert, "other_key": other}
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +100,16 @@ def test_curl_with_the_certificate(tls_server, pki, token):
                        capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["api"] == "v1"
-    # Without the certificate curl does not trust the server (exit 60:
+    # Trusting another certificate, curl does not trust the server (exit 60:
     # peer certificate cannot be authenticated).
-    r = subprocess.run(["curl", "-sS", "-H", "Authorization: Bearer " + token, url], capture_output=True, timeout=60)
+    r = subprocess.run(["curl", "-sS", "--cacert", pki["other_cert"], "-H", "Authorization: Bearer " + token, url],
+                       capture_output=True, timeout=60)
     assert r.returncode == 60, (r.returncode, r.stderr)
 
 
-def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_server):
+def test_a_client_that_does_not_trust_the_certificate_is_refused(tls_server, pki):
     c = http.client.HTTPSConnection("127.0.0.1", tls_server.tcp_port, timeout=60,
-                                    context=ssl.create_default_context())
+                                    context=ssl.create_default_context(cafile=pki["other_cert"]))
     with pytest.raises(ssl.SSLCertVerificationError):
         c.request("GET", "/v1/health")
     c.close()
