@@ -19,6 +19,7 @@
 #include "moat/runtime.h"
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
+#include "moat/snapshots.h"
 #include "moat/stats.h"
 #include "moat/volumes.h"
 
@@ -30,6 +31,7 @@ std::string to_json_text(const ImageSummary& image);
 std::string to_json_text(const ImageDetails& image);
 std::string to_json_text(const PulledImage& image);
 std::string to_json_text(const VolumeInfo& volume);
+std::string to_json_text(const SnapshotInfo& snapshot);
 std::string to_json_text(const SandboxStats& stats);
 std::string to_json_text(const FileInfo& info);
 std::string to_json_text(const DirEntry& entry);

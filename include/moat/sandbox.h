@@ -194,6 +194,11 @@ struct SandboxOptions {
   // What the guest may reach, the names it resolves, the ports the host
   // publishes (moat/network.h). Checked by create: EINVAL with the reason.
   NetworkOptions network;
+  // A disk snapshot (id or name, moat/snapshots.h) to start from: the root is
+  // the snapshot's image (or lower disk) under a copy of its upper disk, and
+  // its command the default. Excludes `image`, `rootfs_dir` and
+  // `rootfs_image`; `disk_size_mib` is the snapshot's.
+  std::string from_snapshot;
 };
 
 // Where Sandbox::exec()'s streams go. Callbacks run on the thread calling

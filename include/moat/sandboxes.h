@@ -58,6 +58,8 @@ struct SandboxInfo {
   std::vector<VolumeMount> volumes;
   std::vector<TmpfsMount> tmpfs;
   NetworkOptions network;  // as create set it and `moat network update` changed it
+  // The disk snapshot it was made from (its id; moat/snapshots.h), if any.
+  std::string snapshot;
 };
 
 // Defines a sandbox: resolves (and per the pull policy pulls) the image,

@@ -100,6 +100,8 @@ void AgentServer::handle_frame(const proto::Frame& frame) {
   }
   if (m->stream == proto::kControlStream) return handle_control(*m);
   if (m->type == proto::msg::kExec) return start_exec(*m);
+  if (m->type == proto::msg::kFreeze) return start_freeze(*m);
+  if (freezer_.holder() == m->stream) return on_freeze_message(*m);
   if (proto::is_file_request(m->type)) return files_.open(*m);
   if (files_.on_message(*m)) return;
   auto it = sessions_.find(m->stream);
@@ -123,6 +125,11 @@ void AgentServer::handle_control(const proto::Message& m) {
     send(proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
   } else if (m.type == proto::msg::kShutdown) {
     shutdown_requested_ = true;
+    // Power-off remounts the upper read-only, which would wait on a freeze.
+    if (auto holder = freezer_.holder()) {
+      (void)freezer_.thaw();
+      send(proto::make_error_message(*holder, "shutting_down", "the sandbox is stopping", true));
+    }
   } else if (m.type == proto::msg::kStats) {
     GuestMemory mem = read_guest_memory();
     proto::Json p = proto::Json::object();
@@ -180,6 +187,40 @@ void AgentServer::start_exec(const proto::Message& m) {
   sessions_[m.stream] = std::move(session);
 }
 
+void AgentServer::start_freeze(const proto::Message& m) {
+  if (sessions_.count(m.stream) || freezer_.holder() == m.stream) {
+    send(proto::make_error_message(m.stream, "stream_in_use", "stream id already in use", false));
+    return;
+  }
+  auto limit = proto::get_uint(m.payload, "timeout_ms", proto::kMaxFreezeMs);
+  if (!limit || *limit == 0) {
+    send(proto::make_error_message(m.stream, "bad_request",
+                                   "freeze needs timeout_ms between 1 and " + std::to_string(proto::kMaxFreezeMs),
+                                   true));
+    return;
+  }
+  auto st = freezer_.freeze(upper_filesystem_handle(), m.stream, std::chrono::milliseconds(*limit));
+  if (!st) {
+    const char* code = st.error().code == EBUSY ? "busy" : st.error().code == ENODEV ? "no_upper" : "freeze_failed";
+    send(proto::make_error_message(m.stream, code, st.error().message, true));
+    return;
+  }
+  send(proto::make_message(m.stream, proto::msg::kFrozen));
+}
+
+void AgentServer::on_freeze_message(const proto::Message& m) {
+  if (m.type != proto::msg::kThaw && m.type != proto::msg::kCancel) return;
+  auto held = freezer_.thaw();
+  if (m.type == proto::msg::kCancel) return;  // nobody to answer
+  if (!held) {
+    send(proto::make_error_message(m.stream, "thaw_failed", held.error().message, true));
+    return;
+  }
+  proto::Json p = proto::Json::object();
+  p["held"] = *held;
+  send(proto::make_message(m.stream, proto::msg::kThawed, std::move(p), proto::kFlagEndStream));
+}
+
 void AgentServer::reap_children() {
   struct signalfd_siginfo info;
   while (::read(signal_fd_.get(), &info, sizeof(info)) == sizeof(info)) {
@@ -188,6 +229,7 @@ void AgentServer::reap_children() {
   pid_t pid;
   while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
     if (pid == pending_setup_) pending_setup_ = -1;
+    if (freezer_.owns(pid)) freezer_.on_reaped();
     auto it = pid_streams_.find(pid);
     if (it == pid_streams_.end()) continue;  // an orphan re-parented to us
     auto s = sessions_.find(it->second);

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "agent/disk_freezer.h"
 #include "agent/exec_session.h"
 #include "agent/file_server.h"
 #include "proto/frame.h"
@@ -37,6 +38,9 @@ class AgentServer {
   void handle_frame(const proto::Frame& frame);
   void handle_control(const proto::Message& m);
   void start_exec(const proto::Message& m);
+  void start_freeze(const proto::Message& m);
+  // A message on the freezing stream: thaw (or cancel) ends it.
+  void on_freeze_message(const proto::Message& m);
   void reap_children();
   void drop_finished_sessions();
 
@@ -46,6 +50,7 @@ class AgentServer {
   std::string out_buf_;
   std::map<std::uint32_t, std::unique_ptr<ExecSession>> sessions_;
   std::map<pid_t, std::uint32_t> pid_streams_;
+  DiskFreezer freezer_;
   FileServer files_{[this](proto::Message m) { send(std::move(m)); }};
   bool shutdown_requested_ = false;
   bool channel_eof_ = false;

@@ -124,6 +124,8 @@ void console_log(const std::string& line) {
   }
 }
 
+int upper_filesystem_handle() { return g_upper_handle; }
+
 Status mount_early_filesystems() {
   MOAT_TRY(make_dir("/proc", 0555));
   MOAT_TRY(make_dir("/sys", 0555));

@@ -19,6 +19,10 @@ Status mount_early_filesystems();
 // process it starts. Keeps what is needed to sync and unmount it later.
 Status enter_root_filesystem(const BootConfig& cfg);
 
+// An O_PATH handle on the writable upper filesystem of an overlay root (-1
+// for any other root): what the disk freezer freezes.
+int upper_filesystem_handle();
+
 // Mounts /proc, /sys, /dev, /dev/pts, /dev/shm, /tmp, /run and cgroup2 in the
 // current root, and creates the /dev/fd family of links.
 Status mount_guest_filesystems();

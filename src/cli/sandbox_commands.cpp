@@ -67,6 +67,7 @@ struct SandboxFlags {
   NetworkFlags network;
   std::vector<std::string> secrets;  // --secret NAME@HOST[,HOST...]
   std::string on_secret_violation;   // empty: block
+  std::string from_snapshot;
 };
 
 struct Flags {
@@ -129,6 +130,8 @@ void add_exec_flags(CLI::App* cmd, ExecFlags& f) {
 
 void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
   cmd->add_option("--name", f.name, "Name of the sandbox (unique; default: its id)");
+  cmd->add_option("--from-snapshot", f.from_snapshot,
+                  "Start from this disk snapshot (moat snapshot create): its root and files; no IMAGE then");
   cmd->add_option("--label", f.labels, "Label KEY=VALUE (repeatable)")->allow_extra_args(false);
   cmd->add_flag("--rm", f.rm,
                 is_run ? "Remove the sandbox when it stops (the default for unnamed sandboxes)"
@@ -266,7 +269,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   MOAT_ASSIGN_OR_RETURN(o.boot_timeout, seconds_flag("--boot-timeout", v.boot_timeout_s, 1, 3600));
   // The image is the first word before `--`, unless an option gave the root.
   std::size_t first_command = 0;
-  if (v.rootfs_dir.empty() && v.rootfs_image.empty() && !words.before.empty()) {
+  if (v.rootfs_dir.empty() && v.rootfs_image.empty() && f.sb.from_snapshot.empty() && !words.before.empty()) {
     o.image = words.before[0];
     first_command = 1;
   }
@@ -277,6 +280,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.insecure_registry = s.insecure;
   o.platform = s.platform;
   o.name = s.name;
+  o.from_snapshot = s.from_snapshot;
   MOAT_ASSIGN_OR_RETURN(o.labels, parse_labels(s.labels));
   if (s.entrypoint_set)
     o.entrypoint = s.entrypoint.empty() ? std::vector<std::string>{} : std::vector<std::string>{s.entrypoint};

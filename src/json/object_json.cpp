@@ -119,7 +119,8 @@ std::string to_json_text(const SandboxInfo& i) {
                       {"shim_pid", i.shim_pid},
                       {"volumes", volumes_json(i.volumes)},
                       {"tmpfs", tmpfs_json(i.tmpfs)},
-                      {"network", network_json(i.network)}});
+                      {"network", network_json(i.network)},
+                      {"snapshot", i.snapshot}});
 }
 
 std::string to_json_text(const NetworkOptions& network) { return text_of(network_json(network)); }
@@ -171,6 +172,23 @@ std::string to_json_text(const VolumeInfo& v) {
                       {"created_at", utc_time_text(v.created_at)},
                       {"labels", v.labels},
                       {"used_by", v.used_by}});
+}
+
+std::string to_json_text(const SnapshotInfo& s) {
+  return text_of(Json{{"id", s.id},
+                      {"name", s.name},
+                      {"created_at", utc_time_text(s.created_at)},
+                      {"labels", s.labels},
+                      {"source_id", s.source_id},
+                      {"source_name", s.source_name},
+                      {"image", s.image},
+                      {"image_digest", s.image_digest},
+                      {"lower_path", s.lower_path},
+                      {"disk_size_mib", s.disk_size_mib},
+                      {"allocated_bytes", s.allocated_bytes},
+                      {"content_digest", s.content_digest},
+                      {"command", s.command},
+                      {"used_by", s.used_by}});
 }
 
 std::string to_json_text(const SandboxStats& s) {

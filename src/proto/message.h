@@ -44,6 +44,17 @@ inline constexpr std::string_view kNetworkUpdate = "network_update";
 // `stats` {"mem_total_bytes": N, "mem_available_bytes": N}.
 inline constexpr std::string_view kStats = "stats";
 inline constexpr std::string_view kOk = "ok";
+// client -> agent, on a stream of its own, {"timeout_ms": N} (at most
+// kMaxFreezeMs): freeze the writable upper filesystem so its disk can be
+// copied consistently from the host. Answered by `frozen` {} once the
+// filesystem is flushed and frozen. `thaw` {} (or a cancel, or the client
+// leaving) thaws it; the agent answers `thawed` {"held": bool} and ends the
+// stream. `held` is false when the time limit passed first: the agent thawed
+// on its own and a copy made meanwhile may be inconsistent.
+inline constexpr std::string_view kFreeze = "freeze";
+inline constexpr std::string_view kFrozen = "frozen";
+inline constexpr std::string_view kThaw = "thaw";
+inline constexpr std::string_view kThawed = "thawed";
 inline constexpr std::string_view kExec = "exec";
 inline constexpr std::string_view kStarted = "started";
 inline constexpr std::string_view kStdin = "stdin";
@@ -57,6 +68,8 @@ inline constexpr std::string_view kCancel = "cancel";
 inline constexpr std::string_view kExit = "exit";
 inline constexpr std::string_view kError = "error";
 }  // namespace msg
+
+inline constexpr std::uint64_t kMaxFreezeMs = 10 * 60 * 1000;
 
 struct Message {
   std::uint32_t stream = 0;

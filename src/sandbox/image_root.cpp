@@ -28,6 +28,15 @@ Result<image::PullResult> pull(image::ImageStore& store, const SandboxOptions& o
 
 std::string image_user_of_sandbox(const std::string& id) { return "sandbox:" + id; }
 
+Status pin_image(const std::string& home, const std::string& manifest_digest, const std::string& user) {
+  MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
+  // Shared, as a create's: `rm` and `prune` cannot run between the check and the record.
+  MOAT_ASSIGN_OR_RETURN(auto lock, image::StoreLock::acquire(home, image::StoreLock::Mode::kShared));
+  auto found = store->resolve(manifest_digest);
+  if (!found) return found.error().wrap("image " + manifest_digest);
+  return store->db().add_user(found->second.manifest_digest, user);
+}
+
 Status release_image(const std::string& home, const std::string& user) {
   MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
   return store->db().remove_user(user);

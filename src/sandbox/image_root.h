@@ -29,6 +29,10 @@ struct ImageRoot {
 // reports to o.on_pull_progress.
 Result<ImageRoot> resolve_image_root(const std::string& home, const SandboxOptions& o, const std::string& user);
 
+// Records `user` as using the image of `manifest_digest` (which must be in
+// the store), so that neither `image rm` nor `prune` deletes it.
+Status pin_image(const std::string& home, const std::string& manifest_digest, const std::string& user);
+
 // Forgets `user`; the image may then be pruned.
 Status release_image(const std::string& home, const std::string& user);
 

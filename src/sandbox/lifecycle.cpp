@@ -18,6 +18,7 @@
 #include "sandbox/root_disks.h"
 #include "sandbox/root_patches.h"
 #include "sandbox/shim_launcher.h"
+#include "sandbox/snapshot_restore.h"
 #include "sandbox/volumes.h"
 #include "proto/text.h"
 #include "shim_contract/sandbox_layout.h"
@@ -244,7 +245,8 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
 
 // Fills the record's root and process defaults from the image, or from the
 // options alone for a directory or image-file root.
-Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effective, SandboxInfo& info) {
+Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effective, SandboxInfo& info,
+                    const UpperSource* upper) {
   if (o.image.empty()) {
     info.command = o.entrypoint ? *o.entrypoint : std::vector<std::string>{};
     info.command.insert(info.command.end(), o.command.begin(), o.command.end());
@@ -260,7 +262,8 @@ Status resolve_root(Manager& m, const SandboxOptions& o, SandboxOptions& effecti
     if (!parts || root.workdir[0] != '/') return make_error("the image's WorkingDir \"" + root.workdir + "\" is not a usable absolute path", EINVAL);
     root.workdir = store::join_guest_path(*parts);
   }
-  if (!root.workdir.empty() && root.workdir != "/") {
+  // An upper copied from another sandbox already holds what its create made.
+  if (!upper && !root.workdir.empty() && root.workdir != "/") {
     MOAT_ASSIGN_OR_RETURN(bool has_workdir, lower_has_path(root.erofs_path, root.workdir));
     if (!has_workdir) {
       RootPatch mkdir;
@@ -289,14 +292,15 @@ struct GuestTlsSetup {
 };
 
 Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r, const GuestTlsSetup& tls,
-                           std::string* accel_reason) {
+                           std::string* accel_reason, const UpperSource* upper) {
   const std::string& ca_pem = tls.ca_pem;
   SandboxOptions effective = o;
-  MOAT_TRY(resolve_root(m, o, effective, r.info));
+  MOAT_TRY(resolve_root(m, o, effective, r.info, upper));
+  if (upper && !upper->image_display.empty()) r.info.image = upper->image_display;
   MOAT_ASSIGN_OR_RETURN(r.vm, vm_record_for(o, r.info.id, accel_reason));
   // Before the disks: bad mounts and missing runtime files fail cheaply.
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
-  MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm));
+  MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm, upper ? upper->disk : ""));
   if (!ca_pem.empty()) {
     if (cfg.vm.root_mode != "overlay" || cfg.vm.lower_fs != "erofs" || cfg.vm.disks.empty())
       return make_error("TLS interception (--tls-intercept, --secret) needs an image or --rootfs-dir root: the guest's trust is written into it",
@@ -446,7 +450,9 @@ Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   return require(reconcile(m, std::move(*found), false), id_or_name);
 }
 
-Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason) {
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason,
+                                  const UpperSource* upper) {
+  if (!o.from_snapshot.empty()) return create_from_snapshot(m, o, accel_reason);
   MOAT_TRY(validate(o));
   if (!o.name.empty() && !valid_object_name(o.name))
     return make_error("invalid name \"" + o.name + "\": use letters, digits, '_', '.', '-' (at most 64, starting "
@@ -461,7 +467,8 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   r.info.cpus = o.cpus;
   r.info.cpu_weight = o.cpu_weight;
   r.info.memory_mib = o.memory_mib;
-  r.info.disk_size_mib = o.disk_size_mib;
+  r.info.disk_size_mib = upper ? upper->disk_size_mib : o.disk_size_mib;
+  if (upper) r.info.snapshot = upper->snapshot_id;
   r.info.idle_timeout = o.idle_timeout;
   r.info.max_duration = o.max_duration;
   r.info.auto_remove = o.auto_remove;
@@ -493,7 +500,7 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   volumes_lock.release();
   Status prepared = ok_status();
   if (!secrets.file.secrets.empty()) prepared = shim::write_secrets(r.info.dir, secrets.file);
-  if (prepared) prepared = prepare_sandbox_dir(m, o, r, tls, accel_reason);
+  if (prepared) prepared = prepare_sandbox_dir(m, o, r, tls, accel_reason, upper);
   if (prepared) prepared = m.db->update_spec(r);
   if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {

@@ -45,9 +45,21 @@ Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name);
 // Finds a sandbox by id or name and reconciles it; "no such sandbox" if none.
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name);
 
+// Where a new sandbox's upper disk comes from when it does not start empty:
+// a copy (reflink or sparse) of `disk`, a snapshot's or a fork's consistent
+// copy, already checked by the caller.
+struct UpperSource {
+  std::string disk;
+  std::uint64_t disk_size_mib = 0;
+  std::string image_display;  // the reference the record shows (the options name the image by digest)
+  std::string snapshot_id;    // recorded as the sandbox's origin ("" for a fork)
+};
+
 // Creates the record, directory, disks and patches (state created).
-// `accel_reason`, if given, receives why the accelerator was chosen.
-Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason = nullptr);
+// `accel_reason`, if given, receives why the accelerator was chosen. With
+// o.from_snapshot set, the snapshot gives the root (snapshots.cpp).
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason = nullptr,
+                                  const UpperSource* upper = nullptr);
 
 // Boots a sandbox. `ephemeral`: the first client to connect owns it, and the
 // sandbox stops when that client goes away (moat run, Sandbox::create).

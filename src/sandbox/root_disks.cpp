@@ -10,6 +10,7 @@
 #include "image/store/directory_image.h"
 #include "shim_contract/sandbox_layout.h"
 #include "store/ext4_image.h"
+#include "store/sparse_copy.h"
 #include "util/unique_fd.h"
 #include "vm/runtime_files.h"
 
@@ -30,7 +31,7 @@ Result<ImageKind> detect_image_kind(const std::string& path) {
 }
 
 Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_dir, const std::string& cache_dir,
-                          vm::VmSpec& spec) {
+                          vm::VmSpec& spec, const std::string& upper_from) {
   if (!o.rootfs_dir.empty() && !o.rootfs_image.empty())
     return make_error("give either a root filesystem directory or an image, not both");
   std::string lower;
@@ -49,6 +50,7 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
     kind = ImageKind::kErofs;
   }
   if (o.writable_root) {
+    if (!upper_from.empty()) return make_error("a writable root cannot start from another sandbox's disk", EINVAL);
     if (kind != ImageKind::kExt4) return make_error("a writable root must be an ext4 image");
     if (::access(lower.c_str(), W_OK) != 0) return errno_error("writable root " + lower);
     spec.disks = {{lower, false}};
@@ -57,7 +59,11 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
     return ok_status();
   }
   std::string upper = shim::upper_disk_path(sandbox_dir);
-  MOAT_TRY(store::make_upper_disk(upper, o.disk_size_mib, cache_dir));
+  if (upper_from.empty()) {
+    MOAT_TRY(store::make_upper_disk(upper, o.disk_size_mib, cache_dir));
+  } else {
+    MOAT_TRY(store::sparse_copy(upper_from, upper));
+  }
   spec.disks = {{lower, true}, {upper, false}};
   spec.root_mode = "overlay";
   spec.lower_fs = kind == ImageKind::kErofs ? "erofs" : "ext4";

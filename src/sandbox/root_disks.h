@@ -16,8 +16,9 @@ enum class ImageKind { kUnknown, kExt4, kErofs };
 Result<ImageKind> detect_image_kind(const std::string& path);
 
 // Fills spec.disks, spec.root_mode and spec.lower_fs. The upper disk (if
-// any) is created at sandbox_dir/upper.ext4.
+// any) is created at sandbox_dir/upper.ext4: empty, or a copy of
+// `upper_from` when that is given.
 Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_dir, const std::string& cache_dir,
-                          vm::VmSpec& spec);
+                          vm::VmSpec& spec, const std::string& upper_from = "");
 
 }  // namespace moat::sandbox

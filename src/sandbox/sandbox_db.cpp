@@ -137,7 +137,8 @@ std::string spec_json(const SandboxRecord& r) {
             {"dir", bytes_to_json(i.dir)},
             {"volumes", volumes_json(i)},
             {"tmpfs", tmpfs_json(i)},
-            {"network", shim::network_to_json(i.network)}};
+            {"network", shim::network_to_json(i.network)},
+            {"snapshot", i.snapshot}};
   if (r.vm.stored) j["vm"] = vm_json(r.vm);
   // Label keys are checked to be UTF-8 before a record is made; should one
   // slip through, a lossy key beats an exception.
@@ -231,6 +232,7 @@ Status read_spec_fields(const Json& j, SandboxInfo& i) {
   MOAT_TRY(read_bytes(j, "workdir", i.workdir));
   MOAT_TRY(read_bytes(j, "user", i.user));
   MOAT_TRY(read_bytes(j, "dir", i.dir));
+  MOAT_TRY(read_bytes(j, "snapshot", i.snapshot));
   // A record from before networks were kept has the default options.
   if (auto it = j.find("network"); it != j.end()) {
     MOAT_ASSIGN_OR_RETURN(i.network, shim::network_from_json(*it));

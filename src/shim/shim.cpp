@@ -552,11 +552,11 @@ void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_vi
     send_to_client(c, proto::make_error_message(h.stream, "stopping", "the sandbox is stopping", true));
     return;
   }
-  // Only an exec or a file request opens a stream. Anything else for a
+  // Only an exec, a file request or a freeze opens a stream. Anything else for a
   // stream the router does not know is a late frame of one that already
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
-  if (type == proto::msg::kExec || proto::is_file_request(type)) {
+  if (type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze) {
     guest = router_.to_guest(c.id, h.stream);
   } else {
     guest = router_.find_guest(c.id, h.stream);

@@ -1,5 +1,6 @@
 // Layout of moat's state directory ($MOAT_HOME, default ~/.local/share/moat):
 //   sandboxes/<id>/   one directory per sandbox (shim socket, logs, upper disk)
+//   snapshots/<id>/   one directory per disk snapshot (sandbox/snapshot_store.h)
 //   cache/rootfs/     ext4 images built from --rootfs-dir trees, by content digest
 //   cache/upper/      empty upper-disk templates, by size
 #pragma once
