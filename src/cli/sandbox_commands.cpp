@@ -342,7 +342,7 @@ int cmd_run(Flags& f, const std::vector<std::string>& after, Duration stop_timeo
   ExecFlags check = f.exec;
   check.command = o->command.empty() ? std::vector<std::string>{"sh"} : o->command;
   if (auto e = exec_options_from(check); !e) return fail(e.error());
-  if (o->image.empty() && o->command.empty() && !f.sb.detach)
+  if (o->image.empty() && o->from_snapshot.empty() && o->command.empty() && !f.sb.detach)
     return fail(Error{EINVAL, "no command given: moat run [OPTIONS] [IMAGE] [COMMAND...] (or the command after --)"});
   // Docker's default: an unnamed sandbox leaves nothing behind.
   if (f.sb.name.empty()) o->auto_remove = true;

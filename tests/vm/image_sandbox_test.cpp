@@ -117,6 +117,40 @@ TEST_F(VmImageSandbox, ImageConfigGivesCommandEnvWorkdirAndUser) {
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
+// A snapshot pins its image by digest: untagged and pruned, the image stays
+// while the snapshot exists, a sandbox made from it has the image's config
+// and the snapshot's command and files, and once the snapshot is removed a
+// prune takes the image.
+TEST_F(VmImageSandbox, ASnapshotKeepsItsImageAndItsCommand) {
+  ASSERT_EQ(run_moat({"create", "--insecure", "--name", "snapsrc", app_, "print(open('/srv/app/state').read())"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"start", "snapsrc"}).exit_code, 0);
+  auto w = run_moat({"exec", "-u", "root", "snapsrc", "--", "sh", "-c", "echo kept > /srv/app/state"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  auto s = run_moat({"snapshot", "create", "snapsrc", "app-snap"});
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto digest = inspected_field("snapsrc", "image_digest");
+  ASSERT_EQ(run_moat({"rm", "-f", "snapsrc"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"image", "rm", app_}).exit_code, 0);
+  ASSERT_EQ(run_moat({"image", "prune"}).exit_code, 0);
+
+  auto r = run_moat({"run", "--from-snapshot", "app-snap"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "kept\n\n");
+  auto env = run_moat({"run", "--from-snapshot", "app-snap", "--entrypoint", "/bin/sh", "--", "-c",
+                       "pwd; id -un; echo $GREETING"});
+  EXPECT_EQ(env.out, "/srv/app\nnobody\nhello from the image\n") << env.err;
+  auto info = Json::parse(run_moat({"snapshot", "inspect", "app-snap"}).out, nullptr, false);
+  ASSERT_TRUE(info.is_array());
+  EXPECT_EQ(info[0]["image"], app_);
+  EXPECT_EQ(info[0]["image_digest"], digest);
+
+  ASSERT_EQ(run_moat({"snapshot", "rm", "app-snap"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"image", "prune"}).exit_code, 0);
+  auto gone = run_moat({"run", "--pull", "never", digest, "--", "true"});
+  EXPECT_EQ(gone.exit_code, 125);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST_F(VmImageSandbox, SandboxesOfOneImageShareAReadOnlyRootAndNotTheirWrites) {
   std::string a = trimmed(run_moat({"run", "-d", "--insecure", "--name", "one", python_}).out);
   std::string b = trimmed(run_moat({"run", "-d", "--insecure", "--name", "two", python_}).out);
