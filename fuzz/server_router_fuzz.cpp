@@ -64,6 +64,11 @@ constexpr const char* kRoutes[][2] = {
     {"POST", "/v1/volumes"},
     {"GET", "/v1/volumes/{name}"},
     {"DELETE", "/v1/volumes/{name}"},
+    {"GET", "/v1/snapshots"},
+    {"POST", "/v1/snapshots"},
+    {"GET", "/v1/snapshots/{name}"},
+    {"DELETE", "/v1/snapshots/{name}"},
+    {"POST", "/v1/sandboxes/{id}/fork"},
 };
 constexpr std::size_t kRouteCount = sizeof kRoutes / sizeof kRoutes[0];
 

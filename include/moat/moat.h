@@ -224,6 +224,10 @@ typedef struct moat_sandbox_options {
   const char* const* secrets;
   const char* const* secret_values;
   int stop_on_secret_violation; /* a violation also stops the sandbox */
+  /* A disk snapshot (id or name) to start from: its root and files, its
+   * command the default; no image, rootfs_dir or rootfs_image then
+   * (docs/snapshots.md). */
+  const char* from_snapshot;
 } moat_sandbox_options;
 
 typedef struct moat_sandbox moat_sandbox;
@@ -411,6 +415,25 @@ int moat_volume_create(const char* name, const char* const* labels, char** volum
 int moat_volume_inspect(const char* name, char** volume_json, moat_error** err);
 int moat_volume_list(char** volumes_json, moat_error** err);
 int moat_volume_remove(const char* name, int force, moat_error** err);
+
+/* ---- Disk snapshots and forks (moat/snapshots.h, docs/snapshots.md) ---- */
+
+/* A snapshot of a sandbox's disk (frozen for the copy while it runs, at most
+ * freeze_timeout_ms; 0: 60 s). labels "KEY=VALUE" (NULL: none). The JSON:
+ * {"id", "name", "created_at", "labels", "source_id", "source_name", "image",
+ * "image_digest", "lower_path", "disk_size_mib", "allocated_bytes",
+ * "content_digest", "command", "used_by"}. */
+int moat_snapshot_create(const char* sandbox, const char* name, const char* const* labels, int64_t freeze_timeout_ms,
+                         char** snapshot_json, moat_error** err);
+int moat_snapshot_inspect(const char* id_or_name, char** snapshot_json, moat_error** err);
+int moat_snapshot_list(char** snapshots_json, moat_error** err);
+/* EBUSY while sandboxes made from it exist. */
+int moat_snapshot_remove(const char* id_or_name, moat_error** err);
+/* `count` (1 to 64) new sandboxes from a consistent copy of `sandbox`'s disk,
+ * named PREFIX-1 ... (name_prefix NULL: the source's name + "-fork"),
+ * booted unless no_start: a JSON array of their records. */
+int moat_sandbox_fork(const char* sandbox, int count, const char* name_prefix, int no_start, char** sandboxes_json,
+                      moat_error** err);
 
 #ifdef __cplusplus
 }

@@ -203,6 +203,9 @@ Status read_image_fields(const Object& o, SandboxOptions& s) {
   if (o.has("writable_root")) {
     MOAT_ASSIGN_OR_RETURN(s.writable_root, o.boolean("writable_root"));
   }
+  if (o.has("from_snapshot")) {
+    MOAT_ASSIGN_OR_RETURN(s.from_snapshot, o.string("from_snapshot"));
+  }
   return ok_status();
 }
 
@@ -308,7 +311,7 @@ Result<SandboxOptions> sandbox_options_from_json_text(std::string_view text) {
                    "name", "labels", "hostname", "command", "entrypoint", "cpus", "cpu_weight", "memory_mib",
                    "disk_size_mib", "accel", "log_max_bytes", "idle_timeout_s", "max_duration_s", "boot_timeout_s",
                    "stop_timeout_s", "auto_remove", "patches", "secrets", "on_secret_violation", "volumes", "tmpfs",
-                   "network"}));
+                   "network", "from_snapshot"}));
   SandboxOptions s;
   MOAT_TRY(read_image_fields(o, s));
   MOAT_TRY(read_identity_fields(o, s));

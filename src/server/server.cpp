@@ -21,6 +21,7 @@ void add_all_routes(ServerState& state) {
   add_file_routes(state);
   add_image_routes(state);
   add_volume_routes(state);
+  add_snapshot_routes(state);
 }
 
 // Every connection, pipe and socket to a shim is a descriptor: take what

@@ -252,6 +252,41 @@ def test_volumes(api):
     assert api.request("GET", "/v1/volumes/data")[0] == 404
 
 
+def test_snapshots_and_forks(api):
+    def sh(name, script):
+        r = api.json("POST", "/v1/sandboxes/%s/exec" % name, {"argv": ["sh", "-c", script], "wait": True})
+        assert r["exit_code"] == 0, r["stderr"]
+        return r["stdout"]
+
+    api.json("POST", "/v1/sandboxes", {"name": "snapsrc"}, expect=201)
+    sh("snapsrc", "echo before > /root/state")
+    snap = api.json("POST", "/v1/snapshots", {"sandbox": "snapsrc", "name": "s1", "labels": {"k": "v"}}, expect=201)
+    assert snap["name"] == "s1" and snap["source_name"] == "snapsrc" and snap["labels"] == {"k": "v"}
+    sh("snapsrc", "echo after > /root/state")
+    assert [x["name"] for x in api.json("GET", "/v1/snapshots")["snapshots"]] == ["s1"]
+    child = api.json("POST", "/v1/sandboxes", {"name": "snapchild", "from_snapshot": "s1"}, expect=201)
+    assert child["snapshot"] == snap["id"]
+    assert sh("snapchild", "cat /root/state") == "before\n"
+    status, _, data = api.request("DELETE", "/v1/snapshots/s1")
+    assert status == 409 and json.loads(data)["error"]["kind"] == "busy"
+    assert api.json("GET", "/v1/snapshots/s1")["used_by"] == ["snapchild"]
+    kids = api.json("POST", "/v1/sandboxes/snapsrc/fork", {"count": 2, "name_prefix": "kid"}, expect=201)["sandboxes"]
+    assert [k["name"] for k in kids] == ["kid-1", "kid-2"] and all(k["state"] == "running" for k in kids)
+    assert sh("kid-2", "cat /root/state") == "after\n"
+    for bad in ({"sandbox": "snapsrc"}, {"sandbox": "snapsrc", "name": "x", "color": 1},
+                {"sandbox": "snapsrc", "name": "x", "freeze_timeout_s": 0}):
+        status, _, data = api.request("POST", "/v1/snapshots", bad)
+        assert status == 400 and json.loads(data)["error"]["kind"] == "invalid_argument", bad
+    status, _, _ = api.request("POST", "/v1/sandboxes/snapsrc/fork", {"count": 65})
+    assert status == 400
+    status, _, data = api.request("POST", "/v1/snapshots", {"sandbox": "snapsrc", "name": "s1"})
+    assert status == 409 and json.loads(data)["error"]["kind"] == "already_exists"
+    for name in ("snapchild", "kid-1", "kid-2", "snapsrc"):
+        assert api.request("DELETE", "/v1/sandboxes/%s?force=true" % name)[0] == 204
+    assert api.request("DELETE", "/v1/snapshots/s1")[0] == 204
+    assert api.request("GET", "/v1/snapshots/s1")[0] == 404
+
+
 def test_logs_and_history(api, sandbox):
     api.json("POST", "/v1/sandboxes/%s/exec" % sandbox["id"], {"argv": ["echo", "logged"], "wait": True})
     status, headers, data = api.request("GET", "/v1/sandboxes/%s/logs" % sandbox["id"])

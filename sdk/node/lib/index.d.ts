@@ -29,6 +29,8 @@ export interface SandboxOptions {
   ephemeral?: boolean;
   rootfsDir?: string;
   rootfsImage?: string;
+  /** Start from this disk snapshot (its root and files; no image then). */
+  fromSnapshot?: string;
   writableRoot?: boolean;
   logMaxBytes?: number;
   /** { 'NAME@HOST[,HOST][:body,query,http]': value }: the guest's $NAME is a placeholder (docs/tls.md). */
@@ -130,6 +132,8 @@ export declare class Sandbox {
   readonly files: Files;
   info(): Promise<SandboxInfo>;
   stats(): Promise<Record<string, number | string>>;
+  snapshot(name: string, options?: SnapshotOptions): Promise<SnapshotInfo>;
+  fork(options?: ForkOptions): Promise<SandboxInfo[]>;
   updateNetwork(rules: { allow: boolean; rule: string }[], mode?: 'none' | 'public' | 'all'): Promise<void>;
   exec(argv: string[] | string, options?: ExecOptions): Promise<ExecResult>;
   spawn(argv: string[] | string, options?: SpawnOptions): Promise<Process>;
@@ -138,6 +142,13 @@ export declare class Sandbox {
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** A disk snapshot's record (docs/json.md, docs/snapshots.md). */
+export type SnapshotInfo = Record<string, any> & {
+  id: string; name: string; source_name: string; content_digest: string; used_by: string[];
+};
+export interface SnapshotOptions { labels?: Record<string, string>; freezeTimeoutMs?: number }
+export interface ForkOptions { count?: number; namePrefix?: string; start?: boolean }
 
 export declare class MoatError extends Error {
   kind: string;
@@ -179,3 +190,8 @@ export declare function removeImage(ref: string): Promise<void>;
 export declare function createVolume(name: string): Promise<Record<string, unknown>>;
 export declare function listVolumes(): Promise<Record<string, unknown>[]>;
 export declare function removeVolume(name: string): Promise<void>;
+export declare function createSnapshot(sandbox: string, name: string, options?: SnapshotOptions): Promise<SnapshotInfo>;
+export declare function listSnapshots(): Promise<SnapshotInfo[]>;
+export declare function inspectSnapshot(idOrName: string): Promise<SnapshotInfo>;
+export declare function removeSnapshot(idOrName: string): Promise<void>;
+export declare function forkSandbox(sandbox: string, options?: ForkOptions): Promise<SandboxInfo[]>;

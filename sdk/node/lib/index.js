@@ -69,7 +69,7 @@ function invalid(message) { return new errorClasses.InvalidArgumentError(message
 const SANDBOX_OPTIONS = new Set(['image', 'pull', 'insecureRegistry', 'platform', 'name', 'labels', 'command',
   'entrypoint', 'volumes', 'tmpfs', 'network', 'cpus', 'cpuWeight', 'memoryMib', 'diskSizeMib', 'accel', 'hostname',
   'idleTimeoutMs', 'maxDurationMs', 'bootTimeoutMs', 'stopTimeoutMs', 'autoRemove', 'ephemeral', 'rootfsDir',
-  'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'keep']);
+  'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'fromSnapshot', 'keep']);
 
 function sandboxOptionsJson(o = {}) {
   if (o === null || typeof o !== 'object') throw invalid('sandbox options must be an object');
@@ -275,6 +275,11 @@ class Sandbox {
   }
   async info() { return JSON.parse(await this._run((h) => native.info(h))); }
   async stats() { return JSON.parse(await this._run((h) => native.stats(h))); }
+  // A disk snapshot of this sandbox (frozen for the copy while it runs);
+  // Sandbox.create({ fromSnapshot: name }) starts from it.
+  snapshot(name, options = {}) { return createSnapshot(this.id, name, options); }
+  // New sandboxes from a consistent copy of this one's disk: their records.
+  fork(options = {}) { return forkSandbox(this.id, options); }
   updateNetwork(rules, mode) {
     const policy = { rules };
     if (mode !== undefined) policy.mode = mode;
@@ -345,6 +350,26 @@ class Sandbox {
 const manager = (op, a = '', b = '') => call(native.manager(op, a, b));
 const json = async (p) => JSON.parse(await p);
 
+function createSnapshot(sandbox, name, { labels, freezeTimeoutMs } = {}) {
+  if (typeof name !== 'string' || name === '') return Promise.reject(invalid('snapshot: a name is required'));
+  const j = { name };
+  if (labels !== undefined) j.labels = Object.entries(labels).map(([k, v]) => `${k}=${v}`);
+  if (freezeTimeoutMs !== undefined) {
+    if (!(Number.isInteger(freezeTimeoutMs) && freezeTimeoutMs >= 0)) {
+      return Promise.reject(invalid(`freezeTimeoutMs: expected a whole number >= 0, not ${freezeTimeoutMs}`));
+    }
+    j.freezeTimeoutMs = freezeTimeoutMs;
+  }
+  return json(manager('createSnapshot', String(sandbox), JSON.stringify(j)));
+}
+
+function forkSandbox(sandbox, { count = 1, namePrefix, start = true } = {}) {
+  if (!(Number.isInteger(count) && count >= 1)) return Promise.reject(invalid(`count: expected a whole number >= 1, not ${count}`));
+  const j = { count, noStart: start ? 0 : 1 };
+  if (namePrefix !== undefined) j.namePrefix = String(namePrefix);
+  return json(manager('fork', String(sandbox), JSON.stringify(j)));
+}
+
 module.exports = {
   Sandbox, Process, Files, MoatError, CommandTimedOutError, ...errorClasses,
   version: () => native.version(),
@@ -367,4 +392,9 @@ module.exports = {
   createVolume: (name) => json(manager('createVolume', name)),
   listVolumes: () => json(manager('volumes')),
   removeVolume: (name) => manager('removeVolume', name),
+  createSnapshot,
+  listSnapshots: () => json(manager('snapshots')),
+  inspectSnapshot: (idOrName) => json(manager('inspectSnapshot', String(idOrName))),
+  removeSnapshot: (idOrName) => manager('removeSnapshot', String(idOrName)),
+  forkSandbox,
 };

@@ -298,6 +298,7 @@ void fill_sandbox_options(const Json& j, Strings& s, moat_sandbox_options* o) {
   o->rootfs_dir = s.add(j, "rootfsDir");
   o->rootfs_image = s.add(j, "rootfsImage");
   o->writable_root = number<int>(j, "writableRoot");
+  o->from_snapshot = s.add(j, "fromSnapshot");
   o->log_max_bytes = number<uint64_t>(j, "logMaxBytes");
   o->secrets = s.list(j, "secrets");
   o->secret_values = s.list(j, "secretValues");
@@ -877,6 +878,31 @@ napi_value Manager(napi_env env, napi_callback_info info) {
     if (op == "volumes") return string_call([&](char** o, moat_error** e) { return moat_volume_list(o, e); });
     if (op == "createVolume") return string_call([&](char** o, moat_error** e) { return moat_volume_create(c1, nullptr, o, e); });
     if (op == "doctor") return string_call([&](char** o, moat_error** e) { return moat_check_runtime(o, e); });
+    // Disk snapshots (docs/snapshots.md): p1 the sandbox or snapshot, p2 the options as JSON.
+    if (op == "snapshots") return string_call([&](char** o, moat_error** e) { return moat_snapshot_list(o, e); });
+    if (op == "inspectSnapshot")
+      return string_call([&](char** o, moat_error** e) { return moat_snapshot_inspect(c1, o, e); });
+    if (op == "createSnapshot") {
+      Json j = Json::parse(p2.empty() ? "{}" : p2, nullptr, false);
+      if (!j.is_object()) j = Json::object();
+      Strings s;
+      std::string name = j.contains("name") && j["name"].is_string() ? j["name"].get<std::string>() : "";
+      const char* const* labels = s.list(j, "labels");
+      int64_t freeze = number<int64_t>(j, "freezeTimeoutMs");
+      return string_call([&](char** o, moat_error** e) {
+        return moat_snapshot_create(c1, name.c_str(), labels, freeze, o, e);
+      });
+    }
+    if (op == "fork") {
+      Json j = Json::parse(p2.empty() ? "{}" : p2, nullptr, false);
+      if (!j.is_object()) j = Json::object();
+      std::string prefix = j.contains("namePrefix") && j["namePrefix"].is_string() ? j["namePrefix"].get<std::string>() : "";
+      int count = number<int>(j, "count");
+      int no_start = number<int>(j, "noStart");
+      return string_call([&](char** o, moat_error** e) {
+        return moat_sandbox_fork(c1, count, prefix.empty() ? nullptr : prefix.c_str(), no_start, o, e);
+      });
+    }
     if (op == "logs") {
       // What a sandbox's logs hold now: {"console": text, "events": [...]}.
       return string_call([&](char** o, moat_error** e) {
@@ -934,6 +960,7 @@ napi_value Manager(napi_env env, napi_callback_info info) {
       if (op == "forceRemove") return moat_remove_sandbox(c1, 1, e);
       if (op == "removeImage") return moat_image_remove(c1, e);
       if (op == "removeVolume") return moat_volume_remove(c1, 0, e);
+      if (op == "removeSnapshot") return moat_snapshot_remove(c1, e);
       return EINVAL;
     });
   });

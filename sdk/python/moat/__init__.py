@@ -12,7 +12,8 @@ from .aio import AsyncFiles, AsyncProcess, AsyncSandbox
 from .errors import (AlreadyExistsError, BusyError, CommandTimedOut, InterruptedError, InvalidArgumentError,
                      IoError, MoatError, NotFoundError, NotRunningError, PermissionDeniedError, ProtocolError,
                      ResourceExhaustedError, TimedOutError, UnsupportedError)
-from .manager import (ImageMount, check_images, configure, create_volume, define_sandbox, doctor, events, inspect_image,
+from .manager import (ImageMount, check_images, configure, create_snapshot, create_volume, fork_sandbox,
+                      inspect_snapshot, list_snapshots, remove_snapshot, define_sandbox, doctor, events, inspect_image,
                       inspect_sandbox, inspect_volume, list_images, list_sandboxes, list_volumes, load_images,
                       mount_image, prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
                       remove_volume, restart_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
@@ -28,5 +29,6 @@ __all__ = [
     "list_sandboxes", "list_volumes", "pull_image", "remove_image", "remove_sandbox", "remove_volume",
     "sandbox_logs", "start_sandbox", "stop_sandbox", "tag_image", "version", "check_images", "events",
     "load_images", "prune_images", "registry_login", "registry_logout", "restart_sandbox", "sandbox_stats",
-    "save_images", "watch_events", "ImageMount", "mount_image", "unmount_image",
+    "save_images", "watch_events", "ImageMount", "mount_image", "unmount_image", "create_snapshot",
+    "inspect_snapshot", "list_snapshots", "remove_snapshot", "fork_sandbox",
 ]

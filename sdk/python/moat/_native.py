@@ -117,6 +117,7 @@ class SandboxOptions(ctypes.Structure):
         ("secrets", StrList),
         ("secret_values", StrList),
         ("stop_on_secret_violation", c_int),
+        ("from_snapshot", c_char_p),
     ]
 
 
@@ -260,6 +261,11 @@ _PROTOTYPES = {
     "moat_volume_inspect": (c_int, [c_char_p, OUT_STR, Err]),
     "moat_volume_list": (c_int, [OUT_STR, Err]),
     "moat_volume_remove": (c_int, [c_char_p, c_int, Err]),
+    "moat_snapshot_create": (c_int, [c_char_p, c_char_p, StrList, c_int64, OUT_STR, Err]),
+    "moat_snapshot_inspect": (c_int, [c_char_p, OUT_STR, Err]),
+    "moat_snapshot_list": (c_int, [OUT_STR, Err]),
+    "moat_snapshot_remove": (c_int, [c_char_p, Err]),
+    "moat_sandbox_fork": (c_int, [c_char_p, c_int, c_char_p, c_int, OUT_STR, Err]),
 }
 
 _lib = None

@@ -117,6 +117,12 @@ class AsyncSandbox:
     async def stats(self) -> dict:
         return await _run(self._sb.stats)
 
+    async def snapshot(self, name: str, **kw) -> dict:
+        return await _run(self._sb.snapshot, name, **kw)
+
+    async def fork(self, count: int = 1, **kw):
+        return await _run(self._sb.fork, count, **kw)
+
     async def update_network(self, rules, mode: Optional[str] = None) -> None:
         await _run(self._sb.update_network, rules, mode)
 

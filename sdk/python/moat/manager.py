@@ -263,3 +263,31 @@ def list_volumes() -> List[dict]:
 
 def remove_volume(name: str, force: bool = False) -> None:
     n.call("moat_volume_remove", n.encode(name), int(force))
+
+
+def create_snapshot(sandbox: str, name: str, labels: Optional[Dict[str, str]] = None,
+                    freeze_timeout: Optional[float] = None) -> dict:
+    """A disk snapshot of a sandbox (docs/snapshots.md): its record."""
+    keep = _Keep()
+    wanted = keep.strs(["%s=%s" % kv for kv in labels.items()]) if labels else None
+    return json.loads(n.call_string("moat_snapshot_create", n.encode(sandbox), n.encode(name), wanted,
+                                    _ms(freeze_timeout)))
+
+
+def inspect_snapshot(id_or_name: str) -> dict:
+    return json.loads(n.call_string("moat_snapshot_inspect", n.encode(id_or_name)))
+
+
+def list_snapshots() -> List[dict]:
+    return json.loads(n.call_string("moat_snapshot_list"))
+
+
+def remove_snapshot(id_or_name: str) -> None:
+    """BusyError while sandboxes made from it exist."""
+    n.call("moat_snapshot_remove", n.encode(id_or_name))
+
+
+def fork_sandbox(sandbox: str, count: int = 1, name_prefix: Optional[str] = None, start: bool = True) -> List[dict]:
+    """`count` new sandboxes from a consistent copy of `sandbox`'s disk: their records."""
+    return json.loads(n.call_string("moat_sandbox_fork", n.encode(sandbox), int(count),
+                                    n.encode(name_prefix) if name_prefix else None, 0 if start else 1))

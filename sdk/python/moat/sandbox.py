@@ -119,7 +119,7 @@ def _sandbox_options(keep: _Keep, kw) -> n.SandboxOptions:
     o.accel = {"auto": 0, "kvm": 1, "tcg": 2}.get(accel, -1)
     if o.accel < 0:
         raise InvalidArgumentError("accel: expected auto, kvm or tcg, not %r" % (accel,), 22, "invalid_argument")
-    for key in ("image", "platform", "name", "hostname", "rootfs_dir", "rootfs_image"):
+    for key in ("image", "platform", "name", "hostname", "rootfs_dir", "rootfs_image", "from_snapshot"):
         setattr(o, key, keep.text(kw.pop(key, None)))
     labels = kw.pop("labels", None)
     if labels is not None:
@@ -444,7 +444,9 @@ class Sandbox:
         ("missing" | "always" | "never"), insecure_registry, platform,
         accel ("auto" | "kvm" | "tcg"), rootfs_dir, rootfs_image,
         on_pull_progress (called with a dict), secrets ({"NAME@host": value}:
-        the guest sees a placeholder, docs/tls.md), stop_on_secret_violation.
+        the guest sees a placeholder, docs/tls.md), stop_on_secret_violation,
+        from_snapshot (a disk snapshot's name: its root and files,
+        docs/snapshots.md; no image then).
 
         Unless ``keep``, the sandbox is ephemeral and removed when it stops:
         close() (or the end of a ``with`` block, or this process exiting)
@@ -481,6 +483,19 @@ class Sandbox:
 
     def stats(self) -> dict:
         return json.loads(n.call_string("moat_sandbox_stats", self._handle()))
+
+    def snapshot(self, name: str, labels: Optional[Dict[str, str]] = None,
+                 freeze_timeout: Optional[float] = None) -> dict:
+        """A disk snapshot of this sandbox (its disk frozen for the copy while
+        it runs); new sandboxes start from it with from_snapshot=name."""
+        from .manager import create_snapshot
+        return create_snapshot(self._id, name, labels=labels, freeze_timeout=freeze_timeout)
+
+    def fork(self, count: int = 1, name_prefix: Optional[str] = None, start: bool = True) -> List[dict]:
+        """`count` new sandboxes from a consistent copy of this one's disk, with
+        its settings: their records (open them with Sandbox.open)."""
+        from .manager import fork_sandbox
+        return fork_sandbox(self._id, count=count, name_prefix=name_prefix, start=start)
 
     def update_network(self, rules: Sequence[dict], mode: Optional[str] = None) -> None:
         """Replaces the rule list (and the mode if given):
