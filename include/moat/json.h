@@ -18,6 +18,7 @@
 #include "moat/logs.h"
 #include "moat/runtime.h"
 #include "moat/sandbox.h"
+#include "moat/root_changes.h"
 #include "moat/sandboxes.h"
 #include "moat/snapshots.h"
 #include "moat/stats.h"
@@ -32,6 +33,7 @@ std::string to_json_text(const ImageDetails& image);
 std::string to_json_text(const PulledImage& image);
 std::string to_json_text(const VolumeInfo& volume);
 std::string to_json_text(const SnapshotInfo& snapshot);
+std::string to_json_text(const RootChange& change);
 std::string to_json_text(const SandboxStats& stats);
 std::string to_json_text(const FileInfo& info);
 std::string to_json_text(const DirEntry& entry);

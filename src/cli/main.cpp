@@ -12,6 +12,7 @@
 #include "cli/image_commands.h"
 #include "cli/network_commands.h"
 #include "cli/stats_command.h"
+#include "cli/root_commands.h"
 #include "cli/snapshot_commands.h"
 #include "cli/volume_commands.h"
 #include "moat/version.h"
@@ -54,6 +55,7 @@ int main(int argc, char** argv) {
   moat::cli::register_cp_command(app);
   moat::cli::register_volume_commands(app);
   moat::cli::register_snapshot_commands(app);
+  moat::cli::register_root_commands(app);
   moat::cli::register_network_commands(app);
   moat::cli::register_stats_command(app);
   moat::cli::register_serve_command(app);
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
   if (int rc = moat::cli::run_cp_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_volume_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_snapshot_command(); rc >= 0) return rc;
+  if (int rc = moat::cli::run_root_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_network_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_stats_command(); rc >= 0) return rc;
   if (int rc = moat::cli::run_serve_command(); rc >= 0) return rc;

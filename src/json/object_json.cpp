@@ -191,6 +191,10 @@ std::string to_json_text(const SnapshotInfo& s) {
                       {"used_by", s.used_by}});
 }
 
+std::string to_json_text(const RootChange& c) {
+  return text_of(Json{{"kind", std::string(1, to_char(c.kind))}, {"path", c.path}});
+}
+
 std::string to_json_text(const SandboxStats& s) {
   return text_of(Json{{"source", s.source},
                       {"cpu_ns", s.cpu_ns},

@@ -2,6 +2,8 @@
 // Started (detached) by libmoat; reads SANDBOX_DIR/config.json.
 // moat-shim --volume-server OPTIONS
 // Started by the shim itself, once per volume (shim/volume_server_process.h).
+// moat-shim --read-root MODE --upper-fd N --lower-fd M
+// Started by libmoat to read a sandbox's disks (shim/root_reader_process.h).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,6 +11,7 @@
 
 #include "jail/privileges.h"
 #include "shim/shim.h"
+#include "shim/root_reader_process.h"
 #include "shim/volume_server_process.h"
 
 int main(int argc, char** argv) {
@@ -24,6 +27,7 @@ int main(int argc, char** argv) {
     }
     return moat::shim::run_volume_server(*args);
   }
+  if (std::strcmp(argv[1], "--read-root") == 0) return moat::shim::run_root_reader(argc - 2, argv + 2);
   std::string dir = argv[1];
   int ready_fd = -1;
   for (int i = 2; i + 1 < argc; ++i)

@@ -73,4 +73,12 @@ jail::SyscallFilter volume_server_syscall_filter(const std::string& who) {
   return f;
 }
 
+jail::SyscallFilter root_reader_syscall_filter() {
+  jail::SyscallFilter f;
+  f.who = "moat-root-reader";
+  add_runtime(f);
+  add(f, {"fadvise64"});
+  return f;
+}
+
 }  // namespace moat::shim

@@ -25,4 +25,8 @@ jail::SyscallFilter shim_syscall_filter();
 // inherits, no signals to others.
 jail::SyscallFilter volume_server_syscall_filter(const std::string& who);
 
+// A root reader (root_reader_process.h): reading the disks it holds open and
+// writing to its pipes. No file may be opened.
+jail::SyscallFilter root_reader_syscall_filter();
+
 }  // namespace moat::shim

@@ -6,7 +6,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
 #include <regex>
 #include <sstream>
 
@@ -149,6 +153,129 @@ TEST_F(VmImageSandbox, ASnapshotKeepsItsImageAndItsCommand) {
   auto gone = run_moat({"run", "--pull", "never", digest, "--", "true"});
   EXPECT_EQ(gone.exit_code, 125);
   EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
+// JSON lines of tests/vm/tree_listing.py by path; mount points apart.
+struct Listing {
+  std::map<std::string, Json> entries;
+  std::set<std::string> mounts;
+};
+
+Listing parse_listing(const std::string& text) {
+  Listing l;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = Json::parse(line);
+    std::string path = j["path"];
+    if (j.contains("mount")) l.mounts.insert(path);
+    else l.entries[path] = j;
+  }
+  return l;
+}
+
+std::string parent_of(const std::string& p) {
+  auto slash = p.rfind('/');
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+bool is_dir(const Json& e) { return e["type"] == 0040000; }
+
+bool under_any(const std::string& p, const std::set<std::string>& tops) {
+  for (const auto& t : tops)
+    if (p == t || p.rfind(t + "/", 0) == 0) return true;
+  return false;
+}
+
+// What `moat diff` must say, from the image's tree and the guest's: every
+// new path A, every changed one C, and D for each removed path whose parent
+// is still the directory it was.
+std::set<std::string> expected_changes(const Listing& before, const Listing& after) {
+  std::set<std::string> out;
+  for (const auto& [p, e] : after.entries) {
+    auto b = before.entries.find(p);
+    if (b == before.entries.end()) out.insert("A " + p);
+    else if (b->second != e) out.insert("C " + p);
+  }
+  for (const auto& [p, e] : before.entries) {
+    if (after.entries.count(p) || under_any(p, after.mounts)) continue;
+    std::string parent = parent_of(p);
+    bool parent_kept = parent == "/" || (after.entries.count(parent) && is_dir(after.entries.at(parent)));
+    if (parent_kept) out.insert("D " + p);
+  }
+  return out;
+}
+
+// The guest changes, deletes and replaces files and directories (a directory
+// removed and made again, a file turned into a directory and back, a renamed
+// directory, hardlinks, an xattr, owner and mode changes); `moat diff` of the
+// running sandbox, then of the stopped one, is exactly what comparing the
+// image's tree with the guest's own listing says.
+TEST_F(VmImageSandbox, DiffIsExactAgainstTheGuestsOwnView) {
+  std::string listing_py = std::string(MOAT_VM_TEST_DIR) + "/tree_listing.py";
+  // The image's tree, as its EROFS serves it.
+  ASSERT_EQ(run_moat({"image", "pull", "--insecure", python_}).exit_code, 0);
+  std::string mnt = scratch_ + "/diff-image";
+  std::filesystem::create_directories(mnt);
+  auto mounted = run_moat({"image", "mount", python_, mnt});
+  ASSERT_EQ(mounted.exit_code, 0) << mounted.err;
+  auto before_run = it::run({"python3", listing_py, mnt}, {}, scratch_);
+  run_moat({"image", "umount", mnt});
+  ASSERT_EQ(before_run.exit_code, 0) << before_run.err;
+  Listing before = parse_listing(before_run.out);
+  ASSERT_GT(before.entries.size(), 1000u);
+
+  ASSERT_EQ(run_moat({"create", "--insecure", "--name", "differ", python_}).exit_code, 0);
+  ASSERT_EQ(run_moat({"start", "differ"}).exit_code, 0);
+  auto changed = run_moat({"exec", "differ", "--", "sh", "-ec",
+                           "echo new > /etc/debian_version\n"
+                           "chmod 600 /etc/issue\n"
+                           "chown 1000:1000 /etc/issue.net\n"
+                           "rm /etc/motd\n"
+                           "rm -r /usr/share/doc/bash\n"
+                           "rm -r /usr/share/doc/coreutils; mkdir /usr/share/doc/coreutils; echo n > /usr/share/doc/coreutils/new\n"
+                           "rm /etc/debconf.conf; mkdir /etc/debconf.conf; echo y > /etc/debconf.conf/inner\n"
+                           "rm -r /etc/skel; echo z > /etc/skel\n"
+                           "mv /usr/share/doc/dash /usr/share/doc/dash2\n"
+                           "ln /usr/bin/python3.11 /root/py\n"
+                           "echo h > /root/h1; ln /root/h1 /root/h2\n"
+                           "ln -s /etc/passwd /root/sym\n"
+                           "mkdir -p /srv/new/deep; echo d > /srv/new/deep/f\n"
+                           "touch -m -d 2001-02-03T04:05:06 /etc/shells\n"
+                           "python3 -c \"import os; os.setxattr('/etc/host.conf', 'user.moat', b'v')\"\n"});
+  ASSERT_EQ(changed.exit_code, 0) << changed.err;
+  std::ifstream script(listing_py);
+  std::stringstream text;
+  text << script.rdbuf();
+  auto after_run = run_moat({"exec", "differ", "--", "python3", "-c", text.str(), "/"});
+  ASSERT_EQ(after_run.exit_code, 0) << after_run.err;
+  Listing after = parse_listing(after_run.out);
+  std::set<std::string> want = expected_changes(before, after);
+  for (const char* line : {"C /etc/debian_version", "C /etc/issue", "C /etc/issue.net", "D /etc/motd",
+                           "D /usr/share/doc/bash", "C /usr/share/doc/coreutils", "A /usr/share/doc/coreutils/new",
+                           "C /etc/debconf.conf", "A /etc/debconf.conf/inner", "C /etc/skel",
+                           "D /usr/share/doc/dash", "A /usr/share/doc/dash2", "A /root/py", "A /root/h2",
+                           "A /root/sym", "A /srv/new/deep/f", "C /etc/shells", "C /etc/host.conf"})
+    EXPECT_TRUE(want.count(line)) << "the oracle misses " << line;
+
+  for (bool running : {true, false}) {
+    if (!running) ASSERT_EQ(run_moat({"stop", "differ"}).exit_code, 0);
+    auto diff = run_moat({"diff", "differ", "--format", "json"});
+    ASSERT_EQ(diff.exit_code, 0) << diff.err;
+    std::set<std::string> got;
+    for (const auto& c : Json::parse(diff.out)) {
+      std::string path = c["path"];
+      if (under_any(path, after.mounts)) continue;  // the guest cannot see those
+      got.insert(c["kind"].get<std::string>() + " " + path);
+    }
+    std::vector<std::string> missing, extra;
+    std::set_difference(want.begin(), want.end(), got.begin(), got.end(), std::back_inserter(missing));
+    std::set_difference(got.begin(), got.end(), want.begin(), want.end(), std::back_inserter(extra));
+    EXPECT_TRUE(missing.empty() && extra.empty())
+        << (running ? "running" : "stopped") << ": missing " << ::testing::PrintToString(missing) << ", extra "
+        << ::testing::PrintToString(extra);
+  }
+  EXPECT_EQ(run_moat({"rm", "differ"}).exit_code, 0);
 }
 
 TEST_F(VmImageSandbox, SandboxesOfOneImageShareAReadOnlyRootAndNotTheirWrites) {

@@ -1,0 +1,28 @@
+// What a sandbox changed in its root, read from its disks (docs/snapshots.md,
+// "Diff"): each path whose state differs from the image's, as `docker diff`
+// lists them. Works on a created, stopped or running sandbox (a running
+// one's disk is frozen for a moment and copied first).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "moat/result.h"
+
+namespace moat {
+
+struct RootChange {
+  enum class Kind { kAdded, kChanged, kDeleted };
+  Kind kind = Kind::kChanged;
+  std::string path;  // absolute, as the guest sees it
+};
+
+// 'A', 'C' or 'D'.
+char to_char(RootChange::Kind kind);
+
+// In path order, a directory before what is below it. EINVAL for a root
+// that is not an image or --rootfs-dir (an ext4 lower, or a writable root);
+// EUCLEAN for a stopped sandbox whose disk was not cleanly unmounted.
+Result<std::vector<RootChange>> diff_sandbox(const std::string& id_or_name);
+
+}  // namespace moat

@@ -1,0 +1,17 @@
+// `moat diff SANDBOX [--format json]`: what a sandbox changed in its root
+// against its image (docs/snapshots.md, "Diff").
+//
+// Wiring (main.cpp), as for the other command groups:
+//
+//   moat::cli::register_root_commands(app);                          // before app.parse()
+//   if (int rc = moat::cli::run_root_command(); rc >= 0) return rc;  // after
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace moat::cli {
+
+void register_root_commands(CLI::App& app);
+int run_root_command();
+
+}  // namespace moat::cli
