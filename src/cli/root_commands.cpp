@@ -1,6 +1,11 @@
 #include "cli/root_commands.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -16,8 +21,10 @@ using Json = nlohmann::json;
 
 struct RootFlags {
   CLI::App* diff = nullptr;
+  CLI::App* exp = nullptr;
   std::string sandbox;
   std::string format;
+  std::string output;
 };
 
 RootFlags& flags() {
@@ -49,6 +56,39 @@ int diff() {
   return 0;
 }
 
+// To -o FILE through a temporary beside it, renamed only once the tar is
+// whole: an interrupted export leaves no half archive under that name.
+int export_root() {
+  auto& f = flags();
+  if (f.output.empty()) {
+    if (::isatty(STDOUT_FILENO)) {
+      print_error("moat export writes a tar: give -o FILE or redirect stdout");
+      return kExitMoatError;
+    }
+    if (auto st = export_sandbox(f.sandbox, STDOUT_FILENO); !st) {
+      print_error(st.error().message);
+      return kExitMoatError;
+    }
+    return 0;
+  }
+  std::string tmp = f.output + ".moat-tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    print_error("create " + tmp + ": " + std::strerror(errno));
+    return kExitMoatError;
+  }
+  Status st = export_sandbox(f.sandbox, fd);
+  if (st && ::fsync(fd) != 0) st = errno_error("sync " + tmp);
+  ::close(fd);
+  if (st && ::rename(tmp.c_str(), f.output.c_str()) != 0) st = errno_error("rename " + tmp);
+  if (!st) {
+    ::unlink(tmp.c_str());
+    print_error(st.error().message);
+    return kExitMoatError;
+  }
+  return 0;
+}
+
 }  // namespace
 
 void register_root_commands(CLI::App& app) {
@@ -56,11 +96,15 @@ void register_root_commands(CLI::App& app) {
   f.diff = app.add_subcommand("diff", "List what a sandbox changed in its root (A added, C changed, D deleted)");
   f.diff->add_option("sandbox", f.sandbox, "Sandbox id or name")->required();
   f.diff->add_option("--format", f.format, "table (A/C/D lines) or json");
+  f.exp = app.add_subcommand("export", "Write a sandbox's root filesystem as a tar (as the guest sees it)");
+  f.exp->add_option("sandbox", f.sandbox, "Sandbox id or name")->required();
+  f.exp->add_option("-o,--output", f.output, "Write to FILE (made whole, then renamed into place) instead of stdout");
 }
 
 int run_root_command() {
   auto& f = flags();
   if (f.diff && *f.diff) return diff();
+  if (f.exp && *f.exp) return export_root();
   return -1;
 }
 

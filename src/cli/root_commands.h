@@ -1,5 +1,6 @@
 // `moat diff SANDBOX [--format json]`: what a sandbox changed in its root
-// against its image (docs/snapshots.md, "Diff").
+// against its image; `moat export SANDBOX [-o FILE]`: its root as a tar
+// (docs/snapshots.md, "Diff", "Export").
 //
 // Wiring (main.cpp), as for the other command groups:
 //

@@ -10,6 +10,7 @@
 
 #include "proto/text.h"
 #include "sandbox/lifecycle.h"
+#include "sandbox/root_changes.h"
 #include "sandbox/root_reader.h"
 #include "sandbox/upper_copy.h"
 
@@ -22,7 +23,7 @@ using Json = nlohmann::json;
 // A path is at most a few thousand components of 255 bytes; a line longer
 // than this is not one the reader writes.
 constexpr std::size_t kMaxLine = 4 << 20;
-constexpr Duration kDiffFreeze = std::chrono::seconds(60);
+constexpr Duration kReadFreeze = std::chrono::seconds(60);
 
 // The reader's lines, parsed as untrusted input.
 class ChangeLines {
@@ -96,27 +97,47 @@ char to_char(RootChange::Kind kind) {
   return 'C';
 }
 
-Result<std::vector<RootChange>> diff_sandbox(const std::string& id_or_name) {
-  using namespace sandbox;
+namespace sandbox {
+
+Status read_sandbox_root(const std::string& id_or_name, const std::string& mode,
+                         const std::function<Status(std::string_view)>& on_output, SandboxRecord* record) {
   MOAT_ASSIGN_OR_RETURN(auto m, Manager::open());
   MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
   const SandboxRecord& r = locked.record;
   if (r.state == kStateCreating) return make_error("sandbox " + id_or_name + " is still being created", EBUSY);
   MOAT_TRY(check_root(r));
+  if (record) *record = r;
   MOAT_ASSIGN_OR_RETURN(std::string upper, upper_disk_of(r));
   TempFile copy;
   if (r.info.state == SandboxState::kRunning) {
     // A moment's consistent copy; the guest goes on while it is read.
-    copy.path = m.dir_of(r.info.id) + "/diff-copy.ext4";
-    ::unlink(copy.path.c_str());  // a dead diff's: we hold the sandbox's lock
-    MOAT_TRY(copy_upper_disk(m, r, copy.path, kDiffFreeze));
+    copy.path = m.dir_of(r.info.id) + "/" + mode + "-copy.ext4";
+    ::unlink(copy.path.c_str());  // a dead reader's: we hold the sandbox's lock
+    MOAT_TRY(copy_upper_disk(m, r, copy.path, kReadFreeze));
     upper = copy.path;
     locked.lock.release();
   }
-  ChangeLines lines;
-  MOAT_TRY(run_root_reader("diff", upper, r.vm.disks[0].path,
-                           [&](std::string_view bytes) { return lines.feed(bytes); }));
+  return run_root_reader(mode, upper, r.vm.disks[0].path, on_output);
+}
+
+}  // namespace sandbox
+
+Result<std::vector<RootChange>> diff_sandbox(const std::string& id_or_name) {
+  sandbox::ChangeLines lines;
+  MOAT_TRY(sandbox::read_sandbox_root(id_or_name, "diff", [&](std::string_view bytes) { return lines.feed(bytes); }));
   return lines.finish();
+}
+
+Status export_sandbox(const std::string& id_or_name, int fd) {
+  return sandbox::read_sandbox_root(id_or_name, "export", [&](std::string_view bytes) -> Status {
+    while (!bytes.empty()) {
+      ssize_t n = ::write(fd, bytes.data(), bytes.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errno_error("write the export");
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return ok_status();
+  });
 }
 
 }  // namespace moat

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <clocale>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +16,7 @@
 #include "jail/syscall_filter.h"
 #include "proto/text.h"
 #include "root_view/root_diff.h"
+#include "root_view/root_export.h"
 #include "shim/syscall_lists.h"
 
 namespace moat::shim {
@@ -37,7 +39,7 @@ Result<Args> parse(int argc, char** argv) {
     else if (k == "--lower-fd") a.lower_fd = v;
     else return make_error("unknown argument " + k, EINVAL);
   }
-  if (a.mode != "diff") return make_error("unknown --read-root mode " + a.mode, EINVAL);
+  if (a.mode != "diff" && a.mode != "export") return make_error("unknown --read-root mode " + a.mode, EINVAL);
   if (a.upper_fd < 0 || a.lower_fd < 0) return make_error("--read-root needs --upper-fd and --lower-fd", EINVAL);
   return a;
 }
@@ -61,10 +63,15 @@ Status write_line(const std::string& line) {
 Status run(const Args& a) {
   MOAT_ASSIGN_OR_RETURN(auto lower, image::ErofsReader::from_fd(UniqueFd(a.lower_fd)));
   MOAT_ASSIGN_OR_RETURN(auto upper, root_view::Ext4TreeReader::open("/proc/self/fd/" + std::to_string(a.upper_fd)));
+  // Names are bytes: a UTF-8 locale lets libarchive write them without iconv
+  // (which would open its modules, a call the filter refuses); one that is
+  // not UTF-8 is written as binary (pax hdrcharset) for that entry alone.
+  if (!std::setlocale(LC_ALL, "C.UTF-8")) return make_error("the C.UTF-8 locale is missing", ENOENT);
   MOAT_TRY(confine());
   // A disk that never booted has no /upper yet: the root is the lower alone.
   MOAT_ASSIGN_OR_RETURN(auto upper_dir, upper.lookup(upper.root(), "upper"));
   root_view::OverlayView view(upper, upper_dir, lower);
+  if (a.mode == "export") return root_view::export_root(view, STDOUT_FILENO);
   MOAT_ASSIGN_OR_RETURN(auto changes, root_view::diff_root(view));
   for (const auto& c : changes) {
     nlohmann::json j = {{"kind", std::string(1, c.kind)}, {"path", proto::bytes_to_json(c.path)}};

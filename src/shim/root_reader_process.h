@@ -1,4 +1,4 @@
-// moat-shim --read-root diff --upper-fd N --lower-fd M
+// moat-shim --read-root diff|export --upper-fd N --lower-fd M
 //
 // Reads a sandbox's root from its two disks (src/root_view/) in a process
 // of its own, for libmoat (sandbox/root_reader.h): the upper disk was written
@@ -8,8 +8,9 @@
 // bug the guest's disk reaches can do no more than write wrong answers to
 // its pipe, which libmoat reads as untrusted.
 //
-// Output on stdout, one JSON object a line: {"kind": "A"|"C"|"D", "path":
-// PATH} (PATH a string, or {"hex": ...} when not UTF-8). Errors: one line on
+// Output on stdout. diff: one JSON object a line, {"kind": "A"|"C"|"D",
+// "path": PATH} (PATH a string, or {"hex": ...} when not UTF-8). export: the
+// merged root as a pax tar (root_view/root_export.h). Errors: one line on
 // stderr and exit status 1.
 #pragma once
 

@@ -210,8 +210,9 @@ std::set<std::string> expected_changes(const Listing& before, const Listing& aft
 // removed and made again, a file turned into a directory and back, a renamed
 // directory, hardlinks, an xattr, owner and mode changes); `moat diff` of the
 // running sandbox, then of the stopped one, is exactly what comparing the
-// image's tree with the guest's own listing says.
-TEST_F(VmImageSandbox, DiffIsExactAgainstTheGuestsOwnView) {
+// image's tree with the guest's own listing says, and `moat export`
+// extracted on the host lists exactly as the guest's root does.
+TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
   std::string listing_py = std::string(MOAT_VM_TEST_DIR) + "/tree_listing.py";
   // The image's tree, as its EROFS serves it.
   ASSERT_EQ(run_moat({"image", "pull", "--insecure", python_}).exit_code, 0);
@@ -274,6 +275,31 @@ TEST_F(VmImageSandbox, DiffIsExactAgainstTheGuestsOwnView) {
     EXPECT_TRUE(missing.empty() && extra.empty())
         << (running ? "running" : "stopped") << ": missing " << ::testing::PrintToString(missing) << ", extra "
         << ::testing::PrintToString(extra);
+
+    std::string tar = scratch_ + "/export.tar", dir = scratch_ + (running ? "/export-running" : "/export-stopped");
+    auto exported = run_moat({"export", "differ", "-o", tar});
+    ASSERT_EQ(exported.exit_code, 0) << exported.err;
+    std::filesystem::create_directories(dir);
+    auto x = it::run({"tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-xpf", tar, "-C", dir}, {}, scratch_);
+    ASSERT_EQ(x.exit_code, 0) << x.err;
+    auto listed = it::run({"python3", listing_py, dir}, {}, scratch_);
+    ASSERT_EQ(listed.exit_code, 0) << listed.err;
+    Listing out = parse_listing(listed.out);
+    std::vector<std::string> differ;
+    for (const auto& [p, e] : after.entries) {
+      auto o = out.entries.find(p);
+      if (o == out.entries.end()) differ.push_back("missing " + p);
+      else if (o->second != e) differ.push_back("differs " + e.dump() + " / " + o->second.dump());
+    }
+    for (const auto& [p, e] : out.entries)
+      if (!after.entries.count(p) && !under_any(p, after.mounts)) differ.push_back("extra " + p);
+    if (differ.size() > 10) differ.resize(10);
+    EXPECT_TRUE(differ.empty()) << (running ? "running: " : "stopped: ") << ::testing::PrintToString(differ);
+    struct stat h1 {}, h2 {};
+    ASSERT_EQ(::lstat((dir + "/root/h1").c_str(), &h1), 0);
+    ASSERT_EQ(::lstat((dir + "/root/h2").c_str(), &h2), 0);
+    EXPECT_EQ(h1.st_ino, h2.st_ino) << "the hard link was not kept";
+    std::filesystem::remove_all(dir);
   }
   EXPECT_EQ(run_moat({"rm", "differ"}).exit_code, 0);
 }
