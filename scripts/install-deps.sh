@@ -9,7 +9,7 @@ packages=(
   # toolchain
   g++ cmake ninja-build make pkg-config git
   # libraries (see README.md for why each is there)
-  nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev libarchive-dev
+  nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
   libcurl4-openssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev libseccomp-dev
   # fuzzing (clang's libFuzzer)
   clang libclang-rt-14-dev

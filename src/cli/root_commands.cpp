@@ -22,7 +22,11 @@ using Json = nlohmann::json;
 struct RootFlags {
   CLI::App* diff = nullptr;
   CLI::App* exp = nullptr;
+  CLI::App* commit = nullptr;
   std::string sandbox;
+  std::string ref;
+  std::vector<std::string> changes, env;
+  std::string workdir, message;
   std::string format;
   std::string output;
 };
@@ -89,6 +93,22 @@ int export_root() {
   return 0;
 }
 
+int commit() {
+  auto& f = flags();
+  CommitOptions o;
+  o.changes = f.changes;
+  o.env = f.env;
+  o.workdir = f.workdir;
+  o.message = f.message;
+  auto img = commit_sandbox(f.sandbox, f.ref, o);
+  if (!img) {
+    print_error(img.error().message);
+    return kExitMoatError;
+  }
+  std::printf("%s\n", img->manifest_digest.c_str());
+  return 0;
+}
+
 }  // namespace
 
 void register_root_commands(CLI::App& app) {
@@ -99,12 +119,22 @@ void register_root_commands(CLI::App& app) {
   f.exp = app.add_subcommand("export", "Write a sandbox's root filesystem as a tar (as the guest sees it)");
   f.exp->add_option("sandbox", f.sandbox, "Sandbox id or name")->required();
   f.exp->add_option("-o,--output", f.output, "Write to FILE (made whole, then renamed into place) instead of stdout");
+  f.commit = app.add_subcommand("commit", "Store a sandbox's changes as a new image: its image's layers plus one");
+  f.commit->add_option("sandbox", f.sandbox, "Sandbox id or name")->required();
+  f.commit->add_option("ref", f.ref, "Name of the new image (NAME[:TAG])")->required();
+  f.commit->add_option("-c,--change", f.changes,
+                       "Apply a Dockerfile instruction: CMD, ENTRYPOINT, ENV, LABEL, WORKDIR or USER (repeatable)")
+      ->allow_extra_args(false);
+  f.commit->add_option("-e,--env", f.env, "Set KEY=VALUE in the image's environment (repeatable)")->allow_extra_args(false);
+  f.commit->add_option("-w,--workdir", f.workdir, "The image's working directory");
+  f.commit->add_option("-m,--message", f.message, "A comment for the new layer's history entry");
 }
 
 int run_root_command() {
   auto& f = flags();
   if (f.diff && *f.diff) return diff();
   if (f.exp && *f.exp) return export_root();
+  if (f.commit && *f.commit) return commit();
   return -1;
 }
 

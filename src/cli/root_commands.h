@@ -1,6 +1,7 @@
 // `moat diff SANDBOX [--format json]`: what a sandbox changed in its root
 // against its image; `moat export SANDBOX [-o FILE]`: its root as a tar
-// (docs/snapshots.md, "Diff", "Export").
+// (docs/snapshots.md, "Diff", "Export"); `moat commit SANDBOX REF [-c INSTR]
+// [-e K=V] [-w DIR] [-m MSG]`: its changes as a new image ("Commit").
 //
 // Wiring (main.cpp), as for the other command groups:
 //

@@ -88,15 +88,6 @@ struct TempFile {
 }  // namespace
 }  // namespace sandbox
 
-char to_char(RootChange::Kind kind) {
-  switch (kind) {
-    case RootChange::Kind::kAdded: return 'A';
-    case RootChange::Kind::kDeleted: return 'D';
-    case RootChange::Kind::kChanged: break;
-  }
-  return 'C';
-}
-
 namespace sandbox {
 
 Status read_sandbox_root(const std::string& id_or_name, const std::string& mode,

@@ -17,6 +17,7 @@
 #include "proto/text.h"
 #include "root_view/root_diff.h"
 #include "root_view/root_export.h"
+#include "root_view/upper_layer.h"
 #include "shim/syscall_lists.h"
 
 namespace moat::shim {
@@ -39,7 +40,8 @@ Result<Args> parse(int argc, char** argv) {
     else if (k == "--lower-fd") a.lower_fd = v;
     else return make_error("unknown argument " + k, EINVAL);
   }
-  if (a.mode != "diff" && a.mode != "export") return make_error("unknown --read-root mode " + a.mode, EINVAL);
+  if (a.mode != "diff" && a.mode != "export" && a.mode != "layer")
+    return make_error("unknown --read-root mode " + a.mode, EINVAL);
   if (a.upper_fd < 0 || a.lower_fd < 0) return make_error("--read-root needs --upper-fd and --lower-fd", EINVAL);
   return a;
 }
@@ -72,6 +74,7 @@ Status run(const Args& a) {
   MOAT_ASSIGN_OR_RETURN(auto upper_dir, upper.lookup(upper.root(), "upper"));
   root_view::OverlayView view(upper, upper_dir, lower);
   if (a.mode == "export") return root_view::export_root(view, STDOUT_FILENO);
+  if (a.mode == "layer") return root_view::write_upper_layer(view, STDOUT_FILENO);
   MOAT_ASSIGN_OR_RETURN(auto changes, root_view::diff_root(view));
   for (const auto& c : changes) {
     nlohmann::json j = {{"kind", std::string(1, c.kind)}, {"path", proto::bytes_to_json(c.path)}};

@@ -1,4 +1,4 @@
-// moat-shim --read-root diff|export --upper-fd N --lower-fd M
+// moat-shim --read-root diff|export|layer --upper-fd N --lower-fd M
 //
 // Reads a sandbox's root from its two disks (src/root_view/) in a process
 // of its own, for libmoat (sandbox/root_reader.h): the upper disk was written
@@ -10,7 +10,8 @@
 //
 // Output on stdout. diff: one JSON object a line, {"kind": "A"|"C"|"D",
 // "path": PATH} (PATH a string, or {"hex": ...} when not UTF-8). export: the
-// merged root as a pax tar (root_view/root_export.h). Errors: one line on
+// merged root as a pax tar (root_view/root_export.h). layer: the upper as
+// an uncompressed OCI layer tar (root_view/upper_layer.h). Errors: one line on
 // stderr and exit status 1.
 #pragma once
 

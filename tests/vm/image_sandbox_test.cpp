@@ -301,6 +301,56 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
     EXPECT_EQ(h1.st_ino, h2.st_ino) << "the hard link was not kept";
     std::filesystem::remove_all(dir);
   }
+
+  // The commit: a sandbox of the new image, and umoci's unpacking of it as
+  // saved, list as the guest's root did, but for what every boot writes
+  // anew (and the mtime of /etc, whose entries those are).
+  auto committed = run_moat({"commit", "differ", "local/committed:1", "-c", "CMD [\"sh\"]", "-m", "the test's"});
+  ASSERT_EQ(committed.exit_code, 0) << committed.err;
+  auto comparable = [](Listing l) {
+    for (const char* p : {"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}) l.entries.erase(p);
+    if (l.entries.count("/etc")) l.entries["/etc"].erase("mtime");
+    return l;
+  };
+  auto compare = [&](const Listing& got, const char* what) {
+    Listing a = comparable(after), g = comparable(got);
+    std::vector<std::string> differ;
+    for (const auto& [p, e] : a.entries) {
+      auto o = g.entries.find(p);
+      if (o == g.entries.end()) differ.push_back("missing " + p);
+      else if (o->second != e) differ.push_back("differs " + e.dump() + " / " + o->second.dump());
+    }
+    for (const auto& [p, e] : g.entries)
+      if (!a.entries.count(p) && !under_any(p, after.mounts)) differ.push_back("extra " + p);
+    if (differ.size() > 10) differ.resize(10);
+    EXPECT_TRUE(differ.empty()) << what << ": " << ::testing::PrintToString(differ);
+  };
+  ASSERT_EQ(run_moat({"create", "--name", "from-commit", "--pull", "never", "local/committed:1"}).exit_code, 0);
+  ASSERT_EQ(run_moat({"start", "from-commit"}).exit_code, 0);
+  auto relisted = run_moat({"exec", "from-commit", "--", "python3", "-c", text.str(), "/"});
+  ASSERT_EQ(relisted.exit_code, 0) << relisted.err;
+  compare(parse_listing(relisted.out), "a sandbox of the committed image");
+  auto inodes = run_moat({"exec", "from-commit", "--", "sh", "-c", "stat -c %i /root/h1 /root/h2 | uniq | wc -l"});
+  EXPECT_EQ(inodes.out, "1\n") << "the hard link was not kept";
+  auto info = Json::parse(run_moat({"inspect", "from-commit"}).out, nullptr, false);
+  EXPECT_EQ(info[0]["command"], Json::array({"sh"}));
+  EXPECT_EQ(run_moat({"rm", "-f", "from-commit"}).exit_code, 0);
+
+  std::string saved = scratch_ + "/committed.tar", layout = scratch_ + "/committed-layout";
+  ASSERT_EQ(run_moat({"image", "save", "--format", "oci", "-o", saved, "local/committed:1"}).exit_code, 0);
+  auto inspect = it::run({"skopeo", "inspect", "oci-archive:" + saved}, {}, scratch_);
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.err;
+  auto base = Json::parse(run_moat({"image", "inspect", python_}).out, nullptr, false);
+  if (base.is_array()) base = base[0];
+  ASSERT_TRUE(base.is_object() && base["layers"].is_array());
+  EXPECT_EQ(Json::parse(inspect.out)["Layers"].size(), base["layers"].size() + 1) << inspect.out;
+  std::filesystem::create_directories(layout);
+  ASSERT_EQ(it::run({"tar", "-xf", saved, "-C", layout}, {}, scratch_).exit_code, 0);
+  auto unpacked = it::run({"umoci", "unpack", "--image", layout + ":1", scratch_ + "/bundle"}, {}, scratch_);
+  ASSERT_EQ(unpacked.exit_code, 0) << unpacked.err;
+  auto umoci_listing = it::run({"python3", listing_py, scratch_ + "/bundle/rootfs"}, {}, scratch_);
+  ASSERT_EQ(umoci_listing.exit_code, 0) << umoci_listing.err;
+  compare(parse_listing(umoci_listing.out), "umoci unpack of the committed image");
   EXPECT_EQ(run_moat({"rm", "differ"}).exit_code, 0);
 }
 
