@@ -69,6 +69,9 @@ constexpr const char* kRoutes[][2] = {
     {"GET", "/v1/snapshots/{name}"},
     {"DELETE", "/v1/snapshots/{name}"},
     {"POST", "/v1/sandboxes/{id}/fork"},
+    {"GET", "/v1/sandboxes/{id}/changes"},
+    {"GET", "/v1/sandboxes/{id}/export"},
+    {"POST", "/v1/sandboxes/{id}/commit"},
 };
 constexpr std::size_t kRouteCount = sizeof kRoutes / sizeof kRoutes[0];
 

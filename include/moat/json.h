@@ -34,6 +34,7 @@ std::string to_json_text(const PulledImage& image);
 std::string to_json_text(const VolumeInfo& volume);
 std::string to_json_text(const SnapshotInfo& snapshot);
 std::string to_json_text(const RootChange& change);
+std::string to_json_text(const CommittedImage& image);
 std::string to_json_text(const SandboxStats& stats);
 std::string to_json_text(const FileInfo& info);
 std::string to_json_text(const DirEntry& entry);

@@ -435,6 +435,26 @@ int moat_snapshot_remove(const char* id_or_name, moat_error** err);
 int moat_sandbox_fork(const char* sandbox, int count, const char* name_prefix, int no_start, char** sandboxes_json,
                       moat_error** err);
 
+/* ---- A sandbox's root read from its disks (moat/root_changes.h) ---- */
+
+/* What it changed against its image: [{"kind": "A"|"C"|"D", "path"}]. */
+int moat_sandbox_diff(const char* id_or_name, char** changes_json, moat_error** err);
+/* Its root as the guest sees it, a pax tar written to fd. */
+int moat_sandbox_export_to_fd(const char* id_or_name, int fd, moat_error** err);
+
+typedef struct moat_commit_options {
+  size_t struct_size;
+  const char* const* changes; /* "CMD [...]", "ENV K=V", "WORKDIR /w", ... (NULL: none) */
+  const char* const* env;     /* "KEY=VALUE" */
+  const char* workdir;        /* NULL: the image's */
+  const char* message;        /* the history entry's comment */
+} moat_commit_options;
+
+/* Its changes as a new image named ref (options may be NULL):
+ * {"ref", "manifest_digest", "layer_digest", "layer_size"}. */
+int moat_sandbox_commit(const char* id_or_name, const char* ref, const moat_commit_options* options,
+                        char** image_json, moat_error** err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -195,6 +195,13 @@ std::string to_json_text(const RootChange& c) {
   return text_of(Json{{"kind", std::string(1, to_char(c.kind))}, {"path", c.path}});
 }
 
+std::string to_json_text(const CommittedImage& i) {
+  return text_of(Json{{"ref", i.ref},
+                      {"manifest_digest", i.manifest_digest},
+                      {"layer_digest", i.layer_digest},
+                      {"layer_size", i.layer_size}});
+}
+
 std::string to_json_text(const SandboxStats& s) {
   return text_of(Json{{"source", s.source},
                       {"cpu_ns", s.cpu_ns},

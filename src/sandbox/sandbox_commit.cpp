@@ -122,10 +122,11 @@ Result<CommittedImage> commit_sandbox(const std::string& id_or_name, const std::
     for (const auto& c : options.changes) MOAT_TRY(apply_change(c, probe));
   }
   MOAT_ASSIGN_OR_RETURN(std::string home, store::moat_home());
-  std::string tmp_dir = home + "/tmp";
-  MOAT_TRY(store::make_dirs(tmp_dir, 0700));
+  MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
+  // Beside the blobs being downloaded: a commit killed half-way leaves its
+  // files where `moat image prune` removes stale ones.
   Scratch scratch;
-  std::string stem = tmp_dir + "/commit-" + store::random_id(12);
+  std::string stem = store->blobs().root() + "/incoming/commit-" + store::random_id(12);
   std::string layer_path = stem + ".layer.gz", archive_path = stem + ".oci.tar";
   scratch.paths = {layer_path, archive_path};
 
@@ -140,7 +141,6 @@ Result<CommittedImage> commit_sandbox(const std::string& id_or_name, const std::
                       EINVAL);
 
   // 2. Config and manifest.
-  MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
   MOAT_ASSIGN_OR_RETURN(auto found, store->resolve(r.info.image_digest));
   const image::ImageRecord& base = found.second;
   MOAT_ASSIGN_OR_RETURN(std::string base_config_text, store->blobs().read_verified(base.config_digest, image::kMaxConfigSize));

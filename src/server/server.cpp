@@ -22,6 +22,7 @@ void add_all_routes(ServerState& state) {
   add_image_routes(state);
   add_volume_routes(state);
   add_snapshot_routes(state);
+  add_root_routes(state);
 }
 
 // Every connection, pipe and socket to a shim is a descriptor: take what

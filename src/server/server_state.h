@@ -51,6 +51,7 @@ void add_file_routes(ServerState& state);
 void add_image_routes(ServerState& state);
 void add_volume_routes(ServerState& state);
 void add_snapshot_routes(ServerState& state);
+void add_root_routes(ServerState& state);
 void add_system_routes(ServerState& state);  // health, version, events, metrics
 
 }  // namespace moat::server

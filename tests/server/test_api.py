@@ -281,6 +281,19 @@ def test_snapshots_and_forks(api):
     assert status == 400
     status, _, data = api.request("POST", "/v1/snapshots", {"sandbox": "snapsrc", "name": "s1"})
     assert status == 409 and json.loads(data)["error"]["kind"] == "already_exists"
+    changes = api.json("GET", "/v1/sandboxes/snapsrc/changes")["changes"]
+    assert {"kind": "A", "path": "/root/state"} in changes
+    status, headers, tar = api.request("GET", "/v1/sandboxes/snapsrc/export")
+    assert status == 200 and headers["content-type"] == "application/x-tar"
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        assert t.extractfile("root/state").read() == b"after\n"
+    status, _, data = api.request("POST", "/v1/sandboxes/snapsrc/commit", {"ref": "local/x:1"})
+    assert status == 400 and "moat export" in json.loads(data)["error"]["message"]
+    status, _, data = api.request("POST", "/v1/sandboxes/snapsrc/commit", {"ref": "local/x:1", "color": 1})
+    assert status == 400 and json.loads(data)["error"]["kind"] == "invalid_argument"
+    assert api.request("GET", "/v1/sandboxes/nosuch/changes")[0] == 404
     for name in ("snapchild", "kid-1", "kid-2", "snapsrc"):
         assert api.request("DELETE", "/v1/sandboxes/%s?force=true" % name)[0] == 204
     assert api.request("DELETE", "/v1/snapshots/s1")[0] == 204

@@ -134,6 +134,9 @@ export declare class Sandbox {
   stats(): Promise<Record<string, number | string>>;
   snapshot(name: string, options?: SnapshotOptions): Promise<SnapshotInfo>;
   fork(options?: ForkOptions): Promise<SandboxInfo[]>;
+  diff(): Promise<RootChange[]>;
+  export(hostPath: string): Promise<void>;
+  commit(ref: string, options?: CommitOptions): Promise<CommittedImage>;
   updateNetwork(rules: { allow: boolean; rule: string }[], mode?: 'none' | 'public' | 'all'): Promise<void>;
   exec(argv: string[] | string, options?: ExecOptions): Promise<ExecResult>;
   spawn(argv: string[] | string, options?: SpawnOptions): Promise<Process>;
@@ -149,6 +152,9 @@ export type SnapshotInfo = Record<string, any> & {
 };
 export interface SnapshotOptions { labels?: Record<string, string>; freezeTimeoutMs?: number }
 export interface ForkOptions { count?: number; namePrefix?: string; start?: boolean }
+export interface RootChange { kind: 'A' | 'C' | 'D'; path: string }
+export interface CommitOptions { changes?: string[]; env?: Record<string, string>; workdir?: string; message?: string }
+export interface CommittedImage { ref: string; manifest_digest: string; layer_digest: string; layer_size: number }
 
 export declare class MoatError extends Error {
   kind: string;
@@ -195,3 +201,6 @@ export declare function listSnapshots(): Promise<SnapshotInfo[]>;
 export declare function inspectSnapshot(idOrName: string): Promise<SnapshotInfo>;
 export declare function removeSnapshot(idOrName: string): Promise<void>;
 export declare function forkSandbox(sandbox: string, options?: ForkOptions): Promise<SandboxInfo[]>;
+export declare function diffSandbox(sandbox: string): Promise<RootChange[]>;
+export declare function exportSandbox(sandbox: string, hostPath: string): Promise<void>;
+export declare function commitSandbox(sandbox: string, ref: string, options?: CommitOptions): Promise<CommittedImage>;

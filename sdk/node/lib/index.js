@@ -280,6 +280,12 @@ class Sandbox {
   snapshot(name, options = {}) { return createSnapshot(this.id, name, options); }
   // New sandboxes from a consistent copy of this one's disk: their records.
   fork(options = {}) { return forkSandbox(this.id, options); }
+  // What it changed in its root: [{ kind: 'A'|'C'|'D', path }].
+  diff() { return diffSandbox(this.id); }
+  // Its root as a tar, written to the host file `path`.
+  export(path) { return exportSandbox(this.id, path); }
+  // Its changes as a new image named `ref` ({ changes, env, workdir, message }).
+  commit(ref, options = {}) { return commitSandbox(this.id, ref, options); }
   updateNetwork(rules, mode) {
     const policy = { rules };
     if (mode !== undefined) policy.mode = mode;
@@ -363,6 +369,21 @@ function createSnapshot(sandbox, name, { labels, freezeTimeoutMs } = {}) {
   return json(manager('createSnapshot', String(sandbox), JSON.stringify(j)));
 }
 
+const diffSandbox = (sandbox) => json(manager('diff', String(sandbox)));
+function exportSandbox(sandbox, path) {
+  if (typeof path !== 'string' || path === '') return Promise.reject(invalid('export: a host path is required'));
+  return manager('export', String(sandbox), path);
+}
+function commitSandbox(sandbox, ref, { changes, env, workdir, message } = {}) {
+  if (typeof ref !== 'string' || ref === '') return Promise.reject(invalid('commit: a reference is required'));
+  const j = { ref };
+  if (changes !== undefined) j.changes = changes;
+  if (env !== undefined) j.env = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  if (workdir !== undefined) j.workdir = workdir;
+  if (message !== undefined) j.message = message;
+  return json(manager('commit', String(sandbox), JSON.stringify(j)));
+}
+
 function forkSandbox(sandbox, { count = 1, namePrefix, start = true } = {}) {
   if (!(Number.isInteger(count) && count >= 1)) return Promise.reject(invalid(`count: expected a whole number >= 1, not ${count}`));
   const j = { count, noStart: start ? 0 : 1 };
@@ -397,4 +418,7 @@ module.exports = {
   inspectSnapshot: (idOrName) => json(manager('inspectSnapshot', String(idOrName))),
   removeSnapshot: (idOrName) => manager('removeSnapshot', String(idOrName)),
   forkSandbox,
+  diffSandbox,
+  exportSandbox,
+  commitSandbox,
 };

@@ -11,6 +11,9 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -893,6 +896,22 @@ napi_value Manager(napi_env env, napi_callback_info info) {
         return moat_snapshot_create(c1, name.c_str(), labels, freeze, o, e);
       });
     }
+    // A sandbox's root from its disks: p1 the sandbox, p2 a path or options.
+    if (op == "diff") return string_call([&](char** o, moat_error** e) { return moat_sandbox_diff(c1, o, e); });
+    if (op == "commit") {
+      Json j = Json::parse(p2.empty() ? "{}" : p2, nullptr, false);
+      if (!j.is_object()) j = Json::object();
+      Strings s;
+      std::string ref = j.contains("ref") && j["ref"].is_string() ? j["ref"].get<std::string>() : "";
+      moat_commit_options co;
+      std::memset(&co, 0, sizeof co);
+      co.struct_size = sizeof co;
+      co.changes = s.list(j, "changes");
+      co.env = s.list(j, "env");
+      co.workdir = s.add(j, "workdir");
+      co.message = s.add(j, "message");
+      return string_call([&](char** o, moat_error** e) { return moat_sandbox_commit(c1, ref.c_str(), &co, o, e); });
+    }
     if (op == "fork") {
       Json j = Json::parse(p2.empty() ? "{}" : p2, nullptr, false);
       if (!j.is_object()) j = Json::object();
@@ -961,6 +980,13 @@ napi_value Manager(napi_env env, napi_callback_info info) {
       if (op == "removeImage") return moat_image_remove(c1, e);
       if (op == "removeVolume") return moat_volume_remove(c1, 0, e);
       if (op == "removeSnapshot") return moat_snapshot_remove(c1, e);
+      if (op == "export") {
+        int fd = ::open(p2.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) return errno;
+        int rc = moat_sandbox_export_to_fd(c1, fd, e);
+        ::close(fd);
+        return rc;
+      }
       return EINVAL;
     });
   });

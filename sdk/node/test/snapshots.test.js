@@ -63,3 +63,25 @@ test('snapshot, restore and fork', async () => {
   await assert.rejects(moat.inspectSnapshot('node-snap'), moat.NotFoundError);
   await assert.rejects(moat.Sandbox.create({ fromSnapshot: 'node-snap' }), moat.NotFoundError);
 });
+
+test('diff and export', async () => {
+  const os = require('os');
+  const fs = require('fs');
+  const path = require('path');
+  const sb = await moat.Sandbox.create({ name: 'node-diff' });
+  try {
+    await sh(sb, 'echo x > /root/new; chmod 700 /home');
+    const changes = await sb.diff();
+    assert.ok(changes.some((c) => c.kind === 'A' && c.path === '/root/new'), JSON.stringify(changes));
+    assert.ok(changes.some((c) => c.kind === 'C' && c.path === '/home'));
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'moat-node-export-')), 'root.tar');
+    await sb.export(out);
+    const { spawnSync } = require('child_process');
+    const t = spawnSync('tar', ['-xOf', out, 'root/new']);
+    assert.equal(t.stdout.toString(), 'x\n');
+    await assert.rejects(sb.commit('local/nothing:1'), (e) => e instanceof moat.InvalidArgumentError && /moat export/.test(e.message));
+    await assert.rejects(sb.commit(''), moat.InvalidArgumentError);
+  } finally {
+    await sb.close();
+  }
+});

@@ -13,7 +13,8 @@ from .errors import (AlreadyExistsError, BusyError, CommandTimedOut, Interrupted
                      IoError, MoatError, NotFoundError, NotRunningError, PermissionDeniedError, ProtocolError,
                      ResourceExhaustedError, TimedOutError, UnsupportedError)
 from .manager import (ImageMount, check_images, configure, create_snapshot, create_volume, fork_sandbox,
-                      inspect_snapshot, list_snapshots, remove_snapshot, define_sandbox, doctor, events, inspect_image,
+                      inspect_snapshot, list_snapshots, remove_snapshot, diff_sandbox, export_sandbox,
+                      commit_sandbox, define_sandbox, doctor, events, inspect_image,
                       inspect_sandbox, inspect_volume, list_images, list_sandboxes, list_volumes, load_images,
                       mount_image, prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
                       remove_volume, restart_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
@@ -30,5 +31,6 @@ __all__ = [
     "sandbox_logs", "start_sandbox", "stop_sandbox", "tag_image", "version", "check_images", "events",
     "load_images", "prune_images", "registry_login", "registry_logout", "restart_sandbox", "sandbox_stats",
     "save_images", "watch_events", "ImageMount", "mount_image", "unmount_image", "create_snapshot",
-    "inspect_snapshot", "list_snapshots", "remove_snapshot", "fork_sandbox",
+    "inspect_snapshot", "list_snapshots", "remove_snapshot", "fork_sandbox", "diff_sandbox", "export_sandbox",
+    "commit_sandbox",
 ]

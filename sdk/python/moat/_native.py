@@ -121,6 +121,16 @@ class SandboxOptions(ctypes.Structure):
     ]
 
 
+class CommitOptions(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("changes", StrList),
+        ("env", StrList),
+        ("workdir", c_char_p),
+        ("message", c_char_p),
+    ]
+
+
 class LogCallbacks(ctypes.Structure):
     _fields_ = [
         ("struct_size", c_size_t),
@@ -266,6 +276,9 @@ _PROTOTYPES = {
     "moat_snapshot_list": (c_int, [OUT_STR, Err]),
     "moat_snapshot_remove": (c_int, [c_char_p, Err]),
     "moat_sandbox_fork": (c_int, [c_char_p, c_int, c_char_p, c_int, OUT_STR, Err]),
+    "moat_sandbox_diff": (c_int, [c_char_p, OUT_STR, Err]),
+    "moat_sandbox_export_to_fd": (c_int, [c_char_p, c_int, Err]),
+    "moat_sandbox_commit": (c_int, [c_char_p, c_char_p, ctypes.POINTER(CommitOptions), OUT_STR, Err]),
 }
 
 _lib = None

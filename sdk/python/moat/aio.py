@@ -120,6 +120,15 @@ class AsyncSandbox:
     async def snapshot(self, name: str, **kw) -> dict:
         return await _run(self._sb.snapshot, name, **kw)
 
+    async def diff(self):
+        return await _run(self._sb.diff)
+
+    async def export(self, host_file) -> None:
+        await _run(self._sb.export, host_file)
+
+    async def commit(self, ref: str, **kw) -> dict:
+        return await _run(self._sb.commit, ref, **kw)
+
     async def fork(self, count: int = 1, **kw):
         return await _run(self._sb.fork, count, **kw)
 

@@ -291,3 +291,26 @@ def fork_sandbox(sandbox: str, count: int = 1, name_prefix: Optional[str] = None
     """`count` new sandboxes from a consistent copy of `sandbox`'s disk: their records."""
     return json.loads(n.call_string("moat_sandbox_fork", n.encode(sandbox), int(count),
                                     n.encode(name_prefix) if name_prefix else None, 0 if start else 1))
+
+
+def diff_sandbox(sandbox: str) -> List[dict]:
+    """What the sandbox changed in its root: [{"kind": "A"|"C"|"D", "path"}]."""
+    return json.loads(n.call_string("moat_sandbox_diff", n.encode(sandbox)))
+
+
+def export_sandbox(sandbox: str, host_file) -> None:
+    """Writes the sandbox's root as a tar into an open binary host file."""
+    host_file.flush()
+    n.call("moat_sandbox_export_to_fd", n.encode(sandbox), host_file.fileno())
+
+
+def commit_sandbox(sandbox: str, ref: str, changes: Optional[List[str]] = None, env: Optional[Dict[str, str]] = None,
+                   workdir: Optional[str] = None, message: Optional[str] = None) -> dict:
+    """The sandbox's changes as a new image named ref (docs/snapshots.md, "Commit")."""
+    keep = _Keep()
+    o = n.new(n.CommitOptions)
+    o.changes = keep.strs(changes)
+    o.env = keep.strs(["%s=%s" % kv for kv in env.items()]) if env else None
+    o.workdir = keep.text(workdir)
+    o.message = keep.text(message)
+    return json.loads(n.call_string("moat_sandbox_commit", n.encode(sandbox), n.encode(ref), ctypes.byref(o)))

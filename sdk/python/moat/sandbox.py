@@ -491,6 +491,22 @@ class Sandbox:
         from .manager import create_snapshot
         return create_snapshot(self._id, name, labels=labels, freeze_timeout=freeze_timeout)
 
+    def diff(self) -> List[dict]:
+        """What this sandbox changed in its root: [{"kind": "A"|"C"|"D", "path"}]."""
+        from .manager import diff_sandbox
+        return diff_sandbox(self._id)
+
+    def export(self, host_file) -> None:
+        """Writes this sandbox's root as a tar into an open binary host file."""
+        from .manager import export_sandbox
+        export_sandbox(self._id, host_file)
+
+    def commit(self, ref: str, **options) -> dict:
+        """This sandbox's changes as a new image named ref (changes=, env=,
+        workdir=, message=)."""
+        from .manager import commit_sandbox
+        return commit_sandbox(self._id, ref, **options)
+
     def fork(self, count: int = 1, name_prefix: Optional[str] = None, start: bool = True) -> List[dict]:
         """`count` new sandboxes from a consistent copy of this one's disk, with
         its settings: their records (open them with Sandbox.open)."""

@@ -57,6 +57,27 @@ def test_snapshot_restore_and_fork():
         moat.Sandbox.create(from_snapshot="sdk-snap")
 
 
+def test_diff_and_export(tmp_path):
+    with moat.Sandbox.create(name="sdk-diff") as sb:
+        sh(sb, "echo x > /root/new; rm /etc/hostname.bak 2>/dev/null; chmod 700 /home")
+        changes = sb.diff()
+        assert {"kind": "A", "path": "/root/new"} in changes
+        assert {"kind": "C", "path": "/home"} in changes
+        assert moat.diff_sandbox("sdk-diff") == changes
+        out = tmp_path / "root.tar"
+        with open(out, "wb") as f:
+            sb.export(f)
+        import tarfile
+        with tarfile.open(out) as t:
+            assert t.extractfile("root/new").read() == b"x\n"
+        # A busybox root has no image to commit onto.
+        with pytest.raises(moat.InvalidArgumentError) as e:
+            sb.commit("local/nothing:1")
+        assert "moat export" in str(e.value)
+    with pytest.raises(moat.NotFoundError):
+        moat.diff_sandbox("sdk-diff")
+
+
 def test_async_snapshot():
     async def main():
         async with await moat.AsyncSandbox.create(name="sdk-async-snap") as sb:
