@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "image/oci/digest.h"
 #include "util/unique_fd.h"
 
 namespace moat::sandbox {
@@ -33,13 +34,7 @@ std::string hex_digest(EVP_MD_CTX* md) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(md, out, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string s = "sha256:";
-  for (unsigned int i = 0; i < len; ++i) {
-    s += hex[out[i] >> 4];
-    s += hex[out[i] & 15];
-  }
-  return s;
+  return image::sha256_digest_of(out, len);
 }
 
 }  // namespace

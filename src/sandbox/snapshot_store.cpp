@@ -1,6 +1,6 @@
 #include "sandbox/snapshot_store.h"
 
-#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -10,6 +10,8 @@
 
 #include "sandbox/image_root.h"
 #include "store/moat_home.h"
+#include "store/tree_digest.h"
+#include "util/unique_fd.h"
 #include "util/runtime_settings.h"
 
 namespace moat::sandbox {
@@ -32,14 +34,9 @@ Status settle_record(SnapshotStore& s, const SnapshotRecord& r) {
 
 Status remove_orphan_dirs(SnapshotStore& s) {
   std::string root = snapshots_dir(s.home);
-  DIR* d = ::opendir(root.c_str());
-  if (!d) return errno == ENOENT ? ok_status() : errno_error("open " + root);
-  std::vector<std::string> names;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  ::closedir(d);
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errno == ENOENT ? ok_status() : errno_error("open " + root);
+  MOAT_ASSIGN_OR_RETURN(auto names, store::sorted_entries(fd.get(), root));
   for (const auto& id : names) {
     std::string dir = root + "/" + id;
     struct stat st {};

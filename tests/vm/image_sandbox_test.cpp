@@ -187,6 +187,22 @@ bool under_any(const std::string& p, const std::set<std::string>& tops) {
   return false;
 }
 
+// What differs between the guest's listing and another of the same tree:
+// entries missing, different or extra (those below the guest's mount points
+// aside), at most ten named.
+std::vector<std::string> listing_differences(const Listing& want, const Listing& got, const Listing& guest) {
+  std::vector<std::string> differ;
+  for (const auto& [p, e] : want.entries) {
+    auto o = got.entries.find(p);
+    if (o == got.entries.end()) differ.push_back("missing " + p);
+    else if (o->second != e) differ.push_back("differs " + e.dump() + " / " + o->second.dump());
+  }
+  for (const auto& [p, e] : got.entries)
+    if (!want.entries.count(p) && !under_any(p, guest.mounts)) differ.push_back("extra " + p);
+  if (differ.size() > 10) differ.resize(10);
+  return differ;
+}
+
 // What `moat diff` must say, from the image's tree and the guest's: every
 // new path A, every changed one C, and D for each removed path whose parent
 // is still the directory it was.
@@ -284,16 +300,7 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
     ASSERT_EQ(x.exit_code, 0) << x.err;
     auto listed = it::run({"python3", listing_py, dir}, {}, scratch_);
     ASSERT_EQ(listed.exit_code, 0) << listed.err;
-    Listing out = parse_listing(listed.out);
-    std::vector<std::string> differ;
-    for (const auto& [p, e] : after.entries) {
-      auto o = out.entries.find(p);
-      if (o == out.entries.end()) differ.push_back("missing " + p);
-      else if (o->second != e) differ.push_back("differs " + e.dump() + " / " + o->second.dump());
-    }
-    for (const auto& [p, e] : out.entries)
-      if (!after.entries.count(p) && !under_any(p, after.mounts)) differ.push_back("extra " + p);
-    if (differ.size() > 10) differ.resize(10);
+    auto differ = listing_differences(after, parse_listing(listed.out), after);
     EXPECT_TRUE(differ.empty()) << (running ? "running: " : "stopped: ") << ::testing::PrintToString(differ);
     struct stat h1 {}, h2 {};
     ASSERT_EQ(::lstat((dir + "/root/h1").c_str(), &h1), 0);
@@ -313,16 +320,7 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
     return l;
   };
   auto compare = [&](const Listing& got, const char* what) {
-    Listing a = comparable(after), g = comparable(got);
-    std::vector<std::string> differ;
-    for (const auto& [p, e] : a.entries) {
-      auto o = g.entries.find(p);
-      if (o == g.entries.end()) differ.push_back("missing " + p);
-      else if (o->second != e) differ.push_back("differs " + e.dump() + " / " + o->second.dump());
-    }
-    for (const auto& [p, e] : g.entries)
-      if (!a.entries.count(p) && !under_any(p, after.mounts)) differ.push_back("extra " + p);
-    if (differ.size() > 10) differ.resize(10);
+    auto differ = listing_differences(comparable(after), comparable(got), after);
     EXPECT_TRUE(differ.empty()) << what << ": " << ::testing::PrintToString(differ);
   };
   ASSERT_EQ(run_moat({"create", "--name", "from-commit", "--pull", "never", "local/committed:1"}).exit_code, 0);
