@@ -107,6 +107,12 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        # Under `make asan` the server reports memory and undefined-behaviour
+        # errors (and leaks, at exit) to its log: any is a failure.
+        with open(self.log_path, errors="replace") as f:
+            log = f.read()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            assert marker not in log, "moat serve reported: " + log[log.index(marker) - 200:][:4000]
 
 
 def free_port():
