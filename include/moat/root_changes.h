@@ -34,6 +34,9 @@ Result<std::vector<RootChange>> diff_sandbox(const std::string& id_or_name);
 // guest's own filesystems (/proc, /sys, /dev, /tmp, /run) are there as the
 // image has them, empty; volumes are not part of it.
 Status export_sandbox(const std::string& id_or_name, int fd);
+// The same into `path`, which appears only once the tar is whole (written
+// beside it under a temporary name, synced, renamed).
+Status export_sandbox_to_file(const std::string& id_or_name, const std::string& path);
 
 struct CommitOptions {
   // Dockerfile instructions applied to the new image's config, as `docker

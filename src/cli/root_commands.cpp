@@ -1,11 +1,8 @@
 #include "cli/root_commands.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include <nlohmann/json.hpp>
 
@@ -60,8 +57,8 @@ int diff() {
   return 0;
 }
 
-// To -o FILE through a temporary beside it, renamed only once the tar is
-// whole: an interrupted export leaves no half archive under that name.
+// To -o FILE (made whole under a temporary name, then renamed: an
+// interrupted export leaves no half archive under that name) or stdout.
 int export_root() {
   auto& f = flags();
   if (f.output.empty()) {
@@ -75,18 +72,7 @@ int export_root() {
     }
     return 0;
   }
-  std::string tmp = f.output + ".moat-tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    print_error("create " + tmp + ": " + std::strerror(errno));
-    return kExitMoatError;
-  }
-  Status st = export_sandbox(f.sandbox, fd);
-  if (st && ::fsync(fd) != 0) st = errno_error("sync " + tmp);
-  ::close(fd);
-  if (st && ::rename(tmp.c_str(), f.output.c_str()) != 0) st = errno_error("rename " + tmp);
-  if (!st) {
-    ::unlink(tmp.c_str());
+  if (auto st = export_sandbox_to_file(f.sandbox, f.output); !st) {
     print_error(st.error().message);
     return kExitMoatError;
   }

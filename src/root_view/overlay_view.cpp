@@ -23,9 +23,11 @@ bool clean_redirect(const std::string& r) {
   return true;
 }
 
-std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
-
 }  // namespace
+
+std::string join_root_path(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
+}
 
 RootEntry entry_of(const Ext4Inode& n) {
   RootEntry e;
@@ -61,11 +63,13 @@ RootEntry entry_of(const image::ErofsInode& n) {
 
 MergedDir OverlayView::root() const { return MergedDir{upper_dir_, lower_.root_nid(), "/"}; }
 
-Result<std::optional<std::string>> OverlayView::overlay_xattr(Ino ino, const std::string& name) const {
-  MOAT_ASSIGN_OR_RETURN(auto all, upper_.xattrs(ino));
-  for (auto& [k, v] : all)
-    if (k == name) return std::optional<std::string>(std::move(v));
-  return std::optional<std::string>{};
+Result<std::vector<std::pair<std::string, image::ErofsNid>>> OverlayView::lower_entries(image::ErofsNid dir) const {
+  std::vector<std::pair<std::string, image::ErofsNid>> names;
+  MOAT_TRY(lower_.read_dir(dir, [&](const image::ErofsDirent& d) {
+    if (d.name != "." && d.name != ".." && names.size() < kMaxDirEntries) names.emplace_back(std::string(d.name), d.nid);
+    return true;
+  }));
+  return names;
 }
 
 Result<std::vector<std::pair<std::string, RootEntry>>> OverlayView::children(const MergedDir& dir) const {
@@ -81,11 +85,7 @@ Result<std::vector<std::pair<std::string, RootEntry>>> OverlayView::children(con
     }
   }
   if (dir.lower) {
-    std::vector<std::pair<std::string, image::ErofsNid>> names;
-    MOAT_TRY(lower_.read_dir(*dir.lower, [&](const image::ErofsDirent& d) {
-      if (d.name != "." && d.name != ".." && names.size() < kMaxDirEntries) names.emplace_back(std::string(d.name), d.nid);
-      return true;
-    }));
+    MOAT_ASSIGN_OR_RETURN(auto names, lower_entries(*dir.lower));
     for (const auto& [name, nid] : names) {
       if (hidden.count(name)) continue;
       MOAT_ASSIGN_OR_RETURN(auto n, lower_.inode(nid));
@@ -99,13 +99,19 @@ Result<MergedDir> OverlayView::child_dir(const MergedDir& parent, const std::str
   MergedDir d;
   if (!e.upper) {
     d.lower = e.lower;
-    d.lower_path = join(parent.lower_path, name);
+    d.lower_path = join_root_path(parent.lower_path, name);
     return d;
   }
   d.upper = e.upper;
-  MOAT_ASSIGN_OR_RETURN(auto opaque, overlay_xattr(*e.upper, std::string(kOverlayXattrPrefix) + "opaque"));
-  if (opaque && *opaque == "y") return d;
-  MOAT_ASSIGN_OR_RETURN(auto redirect, overlay_xattr(*e.upper, std::string(kOverlayXattrPrefix) + "redirect"));
+  // One read of the directory's xattrs for both marks.
+  MOAT_ASSIGN_OR_RETURN(auto xattrs, upper_.xattrs(*e.upper));
+  std::optional<std::string> redirect;
+  for (auto& [k, v] : xattrs) {
+    if (k == std::string(kOverlayXattrPrefix) + "opaque") d.opaque = v == "y";
+    if (k == std::string(kOverlayXattrPrefix) + "redirect") redirect = std::move(v);
+  }
+  d.redirected = redirect.has_value();
+  if (d.opaque) return d;
   std::string path;
   if (redirect) {
     if (!clean_redirect(*redirect)) return make_error("a directory's overlay redirect is not a clean path", EIO);
@@ -113,11 +119,11 @@ Result<MergedDir> OverlayView::child_dir(const MergedDir& parent, const std::str
       path = *redirect;
     } else {
       if (!parent.lower) return d;  // nothing below to redirect into
-      path = join(parent.lower_path, *redirect);
+      path = join_root_path(parent.lower_path, *redirect);
     }
   } else {
     if (!parent.lower) return d;
-    path = join(parent.lower_path, name);
+    path = join_root_path(parent.lower_path, name);
   }
   auto nid = lower_.lookup_path(path);
   if (!nid) {

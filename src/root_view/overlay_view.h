@@ -49,7 +49,14 @@ struct MergedDir {
   std::optional<Ino> upper;
   std::optional<image::ErofsNid> lower;
   std::string lower_path;  // of `lower`, for relative redirects
+  // The upper directory's overlay marks (trusted.overlay.opaque "y",
+  // trusted.overlay.redirect present).
+  bool opaque = false;
+  bool redirected = false;
 };
+
+// "/" + name, or dir + "/" + name.
+std::string join_root_path(const std::string& dir, const std::string& name);
 
 RootEntry entry_of(const Ext4Inode& n);
 RootEntry entry_of(const image::ErofsInode& n);
@@ -68,6 +75,9 @@ class OverlayView {
   Result<std::vector<std::pair<std::string, RootEntry>>> children(const MergedDir& dir) const;
   // The merged directory a child directory entry of `parent` is.
   Result<MergedDir> child_dir(const MergedDir& parent, const std::string& name, const RootEntry& entry) const;
+  // The entries of a lower directory (not "." or ".."), in on-disk order, at
+  // most kMaxDirEntries.
+  Result<std::vector<std::pair<std::string, image::ErofsNid>>> lower_entries(image::ErofsNid dir) const;
 
   // What the guest sees of an entry: its xattrs (overlayfs's own left out),
   // symlink target, and file contents.
@@ -79,8 +89,6 @@ class OverlayView {
   const image::ErofsReader& lower() const { return lower_; }
 
  private:
-  Result<std::optional<std::string>> overlay_xattr(Ino ino, const std::string& name) const;
-
   const Ext4TreeReader& upper_;
   std::optional<Ino> upper_dir_;
   const image::ErofsReader& lower_;

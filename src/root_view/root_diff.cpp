@@ -12,8 +12,6 @@ namespace {
 constexpr int kMaxDepth = static_cast<int>(image::kErofsMaxPathComponents);
 constexpr std::size_t kCompareChunk = 1 << 20;
 
-std::string join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
-
 class Differ {
  public:
   explicit Differ(const OverlayView& v) : v_(v) {}
@@ -25,10 +23,8 @@ class Differ {
     MOAT_ASSIGN_OR_RETURN(auto merged, v_.children(now));
     std::map<std::string, image::ErofsNid> old;
     if (before) {
-      MOAT_TRY(v_.lower().read_dir(*before, [&](const image::ErofsDirent& d) {
-        if (d.name != "." && d.name != ".." && old.size() < kMaxDirEntries) old.emplace(std::string(d.name), d.nid);
-        return true;
-      }));
+      MOAT_ASSIGN_OR_RETURN(auto entries, v_.lower_entries(*before));
+      old.insert(entries.begin(), entries.end());
     }
     auto m = merged.begin();
     auto o = old.begin();
@@ -43,7 +39,7 @@ class Differ {
         MOAT_TRY(added(path, m->first, now, m->second, depth));
         ++m;
       } else {
-        changes_.push_back({'D', join(path, o->first)});
+        changes_.push_back({'D', join_root_path(path, o->first)});
         ++o;
       }
     }
@@ -55,7 +51,7 @@ class Differ {
  private:
   Status added(const std::string& parent, const std::string& name, const MergedDir& parent_dir, const RootEntry& e,
                int depth) {
-    std::string path = join(parent, name);
+    std::string path = join_root_path(parent, name);
     changes_.push_back({'A', path});
     if (!e.is_dir()) return ok_status();
     MOAT_ASSIGN_OR_RETURN(auto d, v_.child_dir(parent_dir, name, e));
@@ -64,7 +60,7 @@ class Differ {
 
   Status both(const std::string& parent, const std::string& name, const MergedDir& parent_dir, const RootEntry& e,
               image::ErofsNid before, int depth) {
-    std::string path = join(parent, name);
+    std::string path = join_root_path(parent, name);
     MOAT_ASSIGN_OR_RETURN(auto b, v_.lower().inode(before));
     RootEntry was = entry_of(b);
     MOAT_ASSIGN_OR_RETURN(bool changed, differs(e, was));

@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <set>
 
-#include "root_view/tar_writer.h"
+#include "root_view/root_export.h"
 
 namespace moat::root_view {
 namespace {
@@ -31,13 +31,11 @@ class LayerWriter {
       MOAT_TRY(tar_.add(v_, path, e));
       if (!e.is_dir()) continue;
       MOAT_ASSIGN_OR_RETURN(auto sub, v_.child_dir(dir, name, e));
-      MOAT_ASSIGN_OR_RETURN(auto redirect, has_xattr(ino, "redirect"));
-      MOAT_ASSIGN_OR_RETURN(auto opaque, has_xattr(ino, "opaque"));
-      if (redirect) {
+      if (sub.redirected) {
         MOAT_TRY(tar_.add_marker(path + "/.wh..wh..opq", 0644));
-        MOAT_TRY(whole_dir(path + "/", sub, depth + 1));
+        MOAT_TRY(write_merged_dir(v_, tar_, path + "/", sub, depth + 1));
       } else {
-        if (opaque) MOAT_TRY(tar_.add_marker(path + "/.wh..wh..opq", 0644));
+        if (sub.opaque) MOAT_TRY(tar_.add_marker(path + "/.wh..wh..opq", 0644));
         MOAT_TRY(upper_dir(path + "/", sub, depth + 1));
       }
     }
@@ -45,27 +43,6 @@ class LayerWriter {
   }
 
  private:
-  // Everything the guest sees below a renamed directory.
-  Status whole_dir(const std::string& prefix, const MergedDir& dir, int depth) {
-    if (depth > kMaxDepth) return make_error("the root is nested too deeply at /" + prefix, ELOOP);
-    MOAT_ASSIGN_OR_RETURN(auto children, v_.children(dir));
-    for (const auto& [name, e] : children) {
-      MOAT_TRY(tar_.add(v_, prefix + name, e));
-      if (!e.is_dir()) continue;
-      MOAT_ASSIGN_OR_RETURN(auto sub, v_.child_dir(dir, name, e));
-      MOAT_TRY(whole_dir(prefix + name + "/", sub, depth + 1));
-    }
-    return ok_status();
-  }
-
-  Result<bool> has_xattr(Ino ino, const char* which) {
-    MOAT_ASSIGN_OR_RETURN(auto all, v_.upper().xattrs(ino));
-    std::string name = std::string(kOverlayXattrPrefix) + which;
-    for (const auto& [k, v] : all)
-      if (k == name) return std::string(which) != "opaque" || v == "y";
-    return false;
-  }
-
   const OverlayView& v_;
   TarWriter& tar_;
 };

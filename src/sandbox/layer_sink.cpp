@@ -11,6 +11,7 @@
 
 #include "image/oci/digest.h"
 #include "util/unique_fd.h"
+#include "util/write_all.h"
 
 namespace moat::sandbox {
 
@@ -67,15 +68,8 @@ Status LayerSink::deflate_some(int flush) {
     std::size_t have = s_->out.size() - s_->z.avail_out;
     if (have > 0) {
       EVP_DigestUpdate(s_->gz_md, s_->out.data(), have);
-      const unsigned char* p = s_->out.data();
-      std::size_t left = have;
-      while (left > 0) {
-        ssize_t n = ::write(s_->fd.get(), p, left);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return errno_error("write the layer");
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
+      MOAT_TRY(write_all(s_->fd.get(), std::string_view(reinterpret_cast<const char*>(s_->out.data()), have),
+                         "write the layer"));
       size_ += have;
     }
     if (flush == Z_FINISH ? rc == Z_STREAM_END : s_->z.avail_out != 0) return ok_status();

@@ -35,10 +35,8 @@ namespace moat {
 namespace sandbox {
 namespace {
 
-constexpr std::size_t kMaxLabels = 64;
 constexpr Duration kMaxWait = std::chrono::hours(24);
 constexpr Duration kMaxLimit = std::chrono::hours(366 * 24);
-constexpr std::size_t kMaxLabelBytes = 4096;
 
 Status validate(const SandboxOptions& o) {
   if (o.cpus < 1 || o.cpus > 64) return make_error("--cpus must be between 1 and 64", EINVAL);
@@ -66,16 +64,7 @@ Status validate(const SandboxOptions& o) {
   MOAT_TRY(validate_secrets(o.secrets));
   if (o.log_max_bytes != 0 && (o.log_max_bytes < shim::kMinLogBytes || o.log_max_bytes > shim::kMaxLogBytes))
     return make_error("--log-size must be between 4k and 1g", EINVAL);
-  if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
-  for (const auto& [k, v] : o.labels) {
-    if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
-      return make_error("bad label \"" + k + "\": keys are non-empty, without '=', under 4 KiB with the value",
-                        EINVAL);
-    // Labels are metadata people read and filter on, printed as JSON text.
-    if (!proto::is_utf8(k) || !proto::is_utf8(v))
-      return make_error("bad label \"" + proto::lossy_utf8(k) + "\": keys and values must be UTF-8 text", EINVAL);
-  }
-  return ok_status();
+  return validate_labels(o.labels);
 }
 
 bool exists(const std::string& path) {
@@ -351,6 +340,21 @@ Result<SandboxRecord> require(Result<std::optional<SandboxRecord>> r, const std:
 }
 
 }  // namespace
+
+Status validate_labels(const std::map<std::string, std::string>& labels) {
+  constexpr std::size_t kMaxLabels = 64;
+  constexpr std::size_t kMaxLabelBytes = 4096;
+  if (labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
+  for (const auto& [k, v] : labels) {
+    if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
+      return make_error("bad label \"" + k + "\": keys are non-empty, without '=', under 4 KiB with the value",
+                        EINVAL);
+    // Labels are metadata people read and filter on, printed as JSON text.
+    if (!proto::is_utf8(k) || !proto::is_utf8(v))
+      return make_error("bad label \"" + proto::lossy_utf8(k) + "\": keys and values must be UTF-8 text", EINVAL);
+  }
+  return ok_status();
+}
 
 Result<Manager> Manager::open() {
   Manager m;

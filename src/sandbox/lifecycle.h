@@ -3,6 +3,7 @@
 // run, and the start/stop steps moat::Sandbox reuses.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,10 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
 // Asks a running sandbox's shim to stop (killing the VM after timeout_ms),
 // waits for it and records the outcome; a sandbox not running is left alone.
 Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms);
+// The rules of labels (of sandboxes and snapshots alike): at most 64, keys
+// non-empty and without '=', key and value under 4 KiB, both UTF-8.
+Status validate_labels(const std::map<std::string, std::string>& labels);
+
 // A stop timeout as the shim takes it; EINVAL unless 0 to a day.
 Result<int> stop_timeout_ms(Duration timeout);
 

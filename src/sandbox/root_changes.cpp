@@ -12,7 +12,10 @@
 #include "sandbox/lifecycle.h"
 #include "sandbox/root_changes.h"
 #include "sandbox/root_reader.h"
+#include "sandbox/scratch_files.h"
 #include "sandbox/upper_copy.h"
+#include "util/temp_output.h"
+#include "util/write_all.h"
 
 namespace moat {
 namespace sandbox {
@@ -77,14 +80,6 @@ Status check_root(const SandboxRecord& r) {
   return ok_status();
 }
 
-// Removes a temporary copy when it goes out of scope.
-struct TempFile {
-  std::string path;
-  ~TempFile() {
-    if (!path.empty()) ::unlink(path.c_str());
-  }
-};
-
 }  // namespace
 }  // namespace sandbox
 
@@ -99,13 +94,14 @@ Status read_sandbox_root(const std::string& id_or_name, const std::string& mode,
   MOAT_TRY(check_root(r));
   if (record) *record = r;
   MOAT_ASSIGN_OR_RETURN(std::string upper, upper_disk_of(r));
-  TempFile copy;
+  ScratchFiles scratch;
   if (r.info.state == SandboxState::kRunning) {
     // A moment's consistent copy; the guest goes on while it is read.
-    copy.path = m.dir_of(r.info.id) + "/" + mode + "-copy.ext4";
-    ::unlink(copy.path.c_str());  // a dead reader's: we hold the sandbox's lock
-    MOAT_TRY(copy_upper_disk(m, r, copy.path, kReadFreeze));
-    upper = copy.path;
+    std::string copy = m.dir_of(r.info.id) + "/" + mode + "-copy.ext4";
+    ::unlink(copy.c_str());  // a dead reader's: we hold the sandbox's lock
+    scratch.paths.push_back(copy);
+    MOAT_TRY(copy_upper_disk(m, r, copy, kReadFreeze));
+    upper = copy;
     locked.lock.release();
   }
   return run_root_reader(mode, upper, r.vm.disks[0].path, on_output);
@@ -120,15 +116,14 @@ Result<std::vector<RootChange>> diff_sandbox(const std::string& id_or_name) {
 }
 
 Status export_sandbox(const std::string& id_or_name, int fd) {
-  return sandbox::read_sandbox_root(id_or_name, "export", [&](std::string_view bytes) -> Status {
-    while (!bytes.empty()) {
-      ssize_t n = ::write(fd, bytes.data(), bytes.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return errno_error("write the export");
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return ok_status();
-  });
+  return sandbox::read_sandbox_root(id_or_name, "export",
+                                    [&](std::string_view bytes) { return write_all(fd, bytes, "write the export"); });
+}
+
+Status export_sandbox_to_file(const std::string& id_or_name, const std::string& path) {
+  MOAT_ASSIGN_OR_RETURN(auto out, image::TempOutput::create(path));
+  MOAT_TRY(export_sandbox(id_or_name, out.fd()));
+  return out.commit();
 }
 
 }  // namespace moat

@@ -30,6 +30,7 @@
 #include "moat/root_changes.h"
 #include "sandbox/commit_config.h"
 #include "sandbox/layer_sink.h"
+#include "sandbox/scratch_files.h"
 #include "sandbox/root_changes.h"
 #include "store/moat_home.h"
 #include "util/unique_fd.h"
@@ -59,14 +60,6 @@ Result<std::string> oci_layer_type(const std::string& type) {
     return type;
   return make_error("the base image has a layer of type " + type + ", which an OCI manifest cannot name", ENOTSUP);
 }
-
-// Removes temporary files when the commit ends, however it ends.
-struct Scratch {
-  std::vector<std::string> paths;
-  ~Scratch() {
-    for (const auto& p : paths) ::unlink(p.c_str());
-  }
-};
 
 struct ArchiveFree {
   void operator()(struct archive* a) const { archive_write_free(a); }
@@ -125,7 +118,7 @@ Result<CommittedImage> commit_sandbox(const std::string& id_or_name, const std::
   MOAT_ASSIGN_OR_RETURN(auto store, image::ImageStore::open(home));
   // Beside the blobs being downloaded: a commit killed half-way leaves its
   // files where `moat image prune` removes stale ones.
-  Scratch scratch;
+  ScratchFiles scratch;
   std::string stem = store->blobs().root() + "/incoming/commit-" + store::random_id(12);
   std::string layer_path = stem + ".layer.gz", archive_path = stem + ".oci.tar";
   scratch.paths = {layer_path, archive_path};

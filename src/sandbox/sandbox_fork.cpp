@@ -9,6 +9,7 @@
 #include "moat/snapshots.h"
 #include "sandbox/lifecycle.h"
 #include "sandbox/object_name.h"
+#include "sandbox/scratch_files.h"
 #include "sandbox/upper_copy.h"
 #include "shim_contract/sandbox_layout.h"
 #include "store/moat_home.h"
@@ -91,6 +92,8 @@ Result<std::vector<SandboxInfo>> fork_sandbox(const std::string& source, const F
     // should this process die before it is gone).
     std::string copy = m.dir_of(r.info.id) + "/fork-copy.ext4";
     ::unlink(copy.c_str());  // a dead fork's: we hold the sandbox's lock
+    ScratchFiles scratch;
+    scratch.paths.push_back(copy);
     MOAT_TRY(copy_upper_disk(m, r, copy, kForkFreeze));
     locked.lock.release();
     UpperSource upper;
@@ -101,12 +104,10 @@ Result<std::vector<SandboxInfo>> fork_sandbox(const std::string& source, const F
       auto child = create_record(m, options_of(r, prefix + "-" + std::to_string(i)), nullptr, &upper);
       if (!child) {
         remove_children(children);
-        ::unlink(copy.c_str());
         return child.error().wrap("fork " + std::to_string(i) + " of " + std::to_string(o.count));
       }
       children.push_back(std::move(*child));
     }
-    ::unlink(copy.c_str());
   }
   if (o.start) {
     if (auto st = start_all(children); !st) {

@@ -19,8 +19,6 @@ namespace moat {
 namespace sandbox {
 namespace {
 
-constexpr std::size_t kMaxLabels = 64;
-constexpr std::size_t kMaxLabelBytes = 4096;
 constexpr Duration kMaxFreeze = std::chrono::minutes(10);
 
 Status validate(const std::string& name, const SnapshotOptions& o) {
@@ -29,12 +27,7 @@ Status validate(const std::string& name, const SnapshotOptions& o) {
                       "starting with a letter or digit)", EINVAL);
   if (o.freeze_timeout < std::chrono::seconds(1) || o.freeze_timeout > kMaxFreeze)
     return make_error("the freeze timeout must be between 1 s and 10 minutes", EINVAL);
-  if (o.labels.size() > kMaxLabels) return make_error("too many labels (at most 64)", EINVAL);
-  for (const auto& [k, v] : o.labels)
-    if (k.empty() || k.find('=') != std::string::npos || k.size() + v.size() > kMaxLabelBytes)
-      return make_error("bad label \"" + k + "\": keys are non-empty, without '=', under 4 KiB with the value",
-                        EINVAL);
-  return ok_status();
+  return validate_labels(o.labels);
 }
 
 SnapshotRecord record_of(const SandboxRecord& src, const std::string& name, const SnapshotOptions& o) {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <vector>
 
+#include "util/hex.h"
 #include "util/unique_fd.h"
 
 namespace moat::store {
@@ -89,13 +90,7 @@ Result<std::string> disk_content_digest(const std::string& path) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(md.get(), out, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string s = "sha256:";
-  for (unsigned int i = 0; i < len; ++i) {
-    s += hex[out[i] >> 4];
-    s += hex[out[i] & 15];
-  }
-  return s;
+  return "sha256:" + lower_hex(out, len);
 }
 
 Result<std::uint64_t> allocated_bytes(const std::string& path) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "util/hex.h"
 #include "util/unique_fd.h"
 
 namespace moat::store {
@@ -95,13 +96,7 @@ Result<std::string> tree_digest(const std::string& root) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), md, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += hex[md[i] >> 4];
-    out += hex[md[i] & 15];
-  }
-  return out;
+  return lower_hex(md, len);
 }
 
 Result<TreeSize> tree_size(const std::string& root) {

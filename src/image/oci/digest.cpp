@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include "util/hex.h"
+
 namespace moat::image {
 namespace {
 
@@ -41,13 +43,7 @@ std::string sha256_digest(std::string_view data) {
 }
 
 std::string sha256_digest_of(const unsigned char* md, std::size_t len) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(kSha256Prefix);
-  for (std::size_t i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xf]);
-  }
-  return out;
+  return std::string(kSha256Prefix) + lower_hex(md, len);
 }
 
 }  // namespace moat::image
