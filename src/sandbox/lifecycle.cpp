@@ -83,6 +83,8 @@ bool wait_unlocked(const std::string& path, int timeout_ms) {
   }
 }
 
+}  // namespace
+
 Status remove_everything(Manager& m, const SandboxRecord& r) {
   MOAT_TRY(store::remove_tree(m.dir_of(r.info.id)));
   // QEMU's group, if a killed shim left it (shim/qemu_jail.h names it);
@@ -92,6 +94,8 @@ Status remove_everything(Manager& m, const SandboxRecord& r) {
   // Last: until the record is gone, the sandbox may still boot the image.
   return release_image(m.home, image_user_of_sandbox(r.info.id));
 }
+
+namespace {
 
 // What the shim left: why it ended. No record means the shim itself died.
 std::pair<SandboxState, std::string> outcome_of(const std::string& dir) {
@@ -454,9 +458,8 @@ Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   return require(reconcile(m, std::move(*found), false), id_or_name);
 }
 
-Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason,
-                                  const UpperSource* upper) {
-  if (!o.from_snapshot.empty()) return create_from_snapshot(m, o, accel_reason);
+Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::string* accel_reason,
+                                     const UpperSource* upper) {
   MOAT_TRY(validate(o));
   if (!o.name.empty() && !valid_object_name(o.name))
     return make_error("invalid name \"" + o.name + "\": use letters, digits, '_', '.', '-' (at most 64, starting "
@@ -506,10 +509,21 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
   if (!secrets.file.secrets.empty()) prepared = shim::write_secrets(r.info.dir, secrets.file);
   if (prepared) prepared = prepare_sandbox_dir(m, o, r, tls, accel_reason, upper);
   if (prepared) prepared = m.db->update_spec(r);
-  if (prepared) prepared = m.db->mark_created(r.info.id);
   if (!prepared) {
     (void)remove_everything(m, r);
     return prepared.error();
+  }
+  return PendingCreate{std::move(r), std::move(*lock)};
+}
+
+Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::string* accel_reason,
+                                  const UpperSource* upper) {
+  if (!o.from_snapshot.empty()) return create_from_snapshot(m, o, accel_reason);
+  MOAT_ASSIGN_OR_RETURN(auto pending, create_pending(m, o, accel_reason, upper));
+  SandboxRecord& r = pending.record;
+  if (auto st = m.db->mark_created(r.info.id); !st) {
+    (void)remove_everything(m, r);
+    return st.error();
   }
   r.info.state = SandboxState::kCreated;
   return r.info;

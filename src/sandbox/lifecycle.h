@@ -56,6 +56,21 @@ struct UpperSource {
   std::string snapshot_id;    // recorded as the sandbox's origin ("" for a fork)
 };
 
+// A new sandbox made whole but still recorded `creating`, its operation lock
+// held: nothing lists, starts or removes it, and should this process die
+// the lock goes with it and the next look at the record removes it all.
+// The caller marks it created (fork: all of its children in one transaction).
+struct PendingCreate {
+  SandboxRecord record;
+  FileLock lock;
+};
+Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::string* accel_reason,
+                                     const UpperSource* upper);
+
+// Removes a sandbox's record, directory and what it holds (volumes' uses,
+// the image's pin); the caller holds its operation lock.
+Status remove_everything(Manager& m, const SandboxRecord& r);
+
 // Creates the record, directory, disks and patches (state created).
 // `accel_reason`, if given, receives why the accelerator was chosen. With
 // o.from_snapshot set, the snapshot gives the root (snapshots.cpp).

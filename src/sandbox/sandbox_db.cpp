@@ -350,6 +350,12 @@ Status SandboxDb::set_state(const std::string& id, const std::string& state, con
                             const char* time_column, std::int64_t time) {
   store::Transaction tx(*db_);
   MOAT_TRY(tx.begin());
+  MOAT_TRY(change_state(id, state, reason, shim_pid, time_column, time));
+  return tx.commit();
+}
+
+Status SandboxDb::change_state(const std::string& id, const std::string& state, const std::string& reason,
+                               int shim_pid, const char* time_column, std::int64_t time) {
   MOAT_ASSIGN_OR_RETURN(auto now, row_state(id));
   // Told once: a start when the shim's pid first becomes known, the others
   // when the state really changes.
@@ -357,8 +363,7 @@ Status SandboxDb::set_state(const std::string& id, const std::string& state, con
     bool news = *kind == SandboxEventKind::kStarted ? now.state != state || now.shim_pid == 0 : now.state != state;
     if (news) MOAT_TRY(add_event(id, *kind, reason));
   }
-  MOAT_TRY(update_state(id, state, reason, shim_pid, time_column, time));
-  return tx.commit();
+  return update_state(id, state, reason, shim_pid, time_column, time);
 }
 
 Status SandboxDb::update_state(const std::string& id, const std::string& state, const std::string& reason,
@@ -386,6 +391,13 @@ Status SandboxDb::update_spec(const SandboxRecord& r) {
 
 Status SandboxDb::mark_created(const std::string& id) {
   return set_state(id, to_string(SandboxState::kCreated), "", 0, nullptr, 0);
+}
+
+Status SandboxDb::mark_all_created(const std::vector<std::string>& ids) {
+  store::Transaction tx(*db_);
+  MOAT_TRY(tx.begin());
+  for (const auto& id : ids) MOAT_TRY(change_state(id, to_string(SandboxState::kCreated), "", 0, nullptr, 0));
+  return tx.commit();
 }
 
 Status SandboxDb::mark_running(const std::string& id, int shim_pid, std::int64_t started_at) {

@@ -68,6 +68,8 @@ class SandboxDb {
   Status update_spec(const SandboxRecord& r);
   // Sets state, reason and the times/pid that go with it.
   Status mark_created(const std::string& id);
+  // Marks every one of `ids` created in one transaction: all or none (fork).
+  Status mark_all_created(const std::vector<std::string>& ids);
   Status mark_running(const std::string& id, int shim_pid, std::int64_t started_at);
   Status mark_finished(const std::string& id, SandboxState state, const std::string& reason,
                        std::int64_t finished_at);
@@ -88,6 +90,9 @@ class SandboxDb {
                       const char* time_column, std::int64_t time);
   Status set_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
                    const char* time_column, std::int64_t time);
+  // set_state's work inside the caller's transaction.
+  Status change_state(const std::string& id, const std::string& state, const std::string& reason, int shim_pid,
+                      const char* time_column, std::int64_t time);
   std::unique_ptr<store::SqliteDb> db_;
 };
 

@@ -71,6 +71,39 @@ Status start_all(const std::vector<SandboxInfo>& children) {
   return ok_status();
 }
 
+void remove_pending(Manager& m, const std::vector<PendingCreate>& pending) {
+  for (const auto& p : pending) (void)remove_everything(m, p.record);
+}
+
+// All N children or none, even under kill -9: each is made whole but stays
+// `creating` with its operation lock held (unlisted; removed by the next
+// look should this process die), then all are marked created in one
+// transaction, and only then are the locks let go.
+Result<std::vector<SandboxInfo>> create_children(Manager& m, const SandboxRecord& source, int count,
+                                                 const std::string& prefix, const UpperSource& upper) {
+  std::vector<PendingCreate> pending;
+  for (int i = 1; i <= count; ++i) {
+    auto child = create_pending(m, options_of(source, prefix + "-" + std::to_string(i)), nullptr, &upper);
+    if (!child) {
+      remove_pending(m, pending);
+      return child.error().wrap("fork " + std::to_string(i) + " of " + std::to_string(count));
+    }
+    pending.push_back(std::move(*child));
+  }
+  std::vector<std::string> ids;
+  for (const auto& p : pending) ids.push_back(p.record.info.id);
+  if (auto st = m.db->mark_all_created(ids); !st) {
+    remove_pending(m, pending);
+    return st.error().wrap("fork");
+  }
+  std::vector<SandboxInfo> children;
+  for (auto& p : pending) {
+    p.record.info.state = SandboxState::kCreated;
+    children.push_back(std::move(p.record.info));
+  }
+  return children;
+}
+
 void remove_children(const std::vector<SandboxInfo>& children) {
   for (const auto& c : children) (void)remove_sandbox(c.id, /*force=*/true);
 }
@@ -100,14 +133,7 @@ Result<std::vector<SandboxInfo>> fork_sandbox(const std::string& source, const F
     upper.disk = copy;
     upper.disk_size_mib = r.info.disk_size_mib;
     upper.image_display = r.info.image;
-    for (int i = 1; i <= o.count; ++i) {
-      auto child = create_record(m, options_of(r, prefix + "-" + std::to_string(i)), nullptr, &upper);
-      if (!child) {
-        remove_children(children);
-        return child.error().wrap("fork " + std::to_string(i) + " of " + std::to_string(o.count));
-      }
-      children.push_back(std::move(*child));
-    }
+    MOAT_ASSIGN_OR_RETURN(children, create_children(m, r, o.count, prefix, upper));
   }
   if (o.start) {
     if (auto st = start_all(children); !st) {

@@ -60,6 +60,29 @@ std::set<std::string> listed_ids() {
   return ids;
 }
 
+std::string sandboxes_root() { return test_home() + "/sandboxes"; }
+
+// Ages the directories under `root` that `keep` does not name, so the next
+// look removes them as a dead create's instead of waiting seconds for that.
+void age_unowned_dirs(const std::string& root, const std::set<std::string>& keep) {
+  for (const auto& d : dir_entries(root)) {
+    if (keep.count(d)) continue;
+    std::string path = root + "/" + d;
+    struct timeval old[2] = {{::time(nullptr) - 60, 0}, {::time(nullptr) - 60, 0}};
+    ::utimes(path.c_str(), old);
+  }
+}
+
+std::set<std::string> listed_sandbox_ids() {
+  auto o = run_moat({"ls", "--format", "json"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  std::set<std::string> ids;
+  auto j = Json::parse(o.out, nullptr, false);
+  if (j.is_array())
+    for (const auto& s : j) ids.insert(s.at("id").get<std::string>());
+  return ids;
+}
+
 // Each cycle writes a state, snapshots it (odd cycles while running, even
 // ones stopped), changes the source after, then boots the snapshot and goes
 // on from there: the fifth sandbox must hold all five cycles' files and none
@@ -144,16 +167,10 @@ TEST(VmSnapshot, KillingACreateLeavesTheOldStateOrTheNew) {
     ::kill(r.pid, SIGKILL);
     finish(r, 60);
   }
-  auto ids = listed_ids();
   // A directory with no record is removed once it is a few seconds old; age
   // any such one instead of waiting.
-  for (const auto& d : dir_entries(snapshots_root())) {
-    if (ids.count(d)) continue;
-    std::string path = snapshots_root() + "/" + d;
-    struct timeval old[2] = {{::time(nullptr) - 60, 0}, {::time(nullptr) - 60, 0}};
-    ::utimes(path.c_str(), old);
-  }
-  ids = listed_ids();
+  age_unowned_dirs(snapshots_root(), listed_ids());
+  auto ids = listed_ids();
   auto dirs = dir_entries(snapshots_root());
   EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()), ids);
   for (const auto& s : snapshot_list()) {
@@ -241,6 +258,61 @@ TEST(VmSnapshot, TenForksEachHaveTheParentsStateAndTheirOwnWrites) {
   EXPECT_EQ(inspected_field("p2-fork-1", "id"), "");
   EXPECT_EQ(inspected_field("p2-fork-3", "id"), "");
   ok({"rm", "p2", "p2-fork-2"});
+}
+
+// kill -9 of a fork while its children are being made (some exist, others
+// not yet), and at other moments: afterwards there are all of them or none,
+// and no directory is left that no sandbox owns.
+TEST(VmSnapshot, KillingAForkLeavesAllItsChildrenOrNone) {
+  constexpr int kChildren = 6;
+  ok({"create", "--rootfs-dir", busybox_rootfs(), "--name", "src"});
+  ok({"start", "src"});
+  in_guest("src", "dd if=/dev/urandom of=/root/big bs=1M count=32 2>/dev/null");
+  ok({"stop", "src"});
+  int mid_way = 0;
+  for (int round = 0; round < 5; ++round) {
+    std::string prefix = "k" + std::to_string(round);
+    std::size_t before = dir_entries(sandboxes_root()).size();
+    auto r = spawn_moat({"fork", "src", "-n", std::to_string(kChildren), "--no-start", "--name-prefix", prefix});
+    if (round < 3) {
+      // Until the second child's directory exists: inside the children's loop.
+      for (int i = 0; i < 20000 && dir_entries(sandboxes_root()).size() < before + 2; ++i)
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
+      if (dir_entries(sandboxes_root()).size() >= before + 2) ++mid_way;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(round == 3 ? 0 : 150));
+    }
+    ::kill(r.pid, SIGKILL);
+    finish(r, 60);
+    age_unowned_dirs(sandboxes_root(), listed_sandbox_ids());
+    int made = 0;
+    for (int i = 1; i <= kChildren; ++i) {
+      std::string kid = prefix + "-" + std::to_string(i);
+      std::string state = inspected_field(kid, "state");
+      if (state.empty()) continue;
+      ++made;
+      EXPECT_EQ(state, "created") << kid;
+    }
+    EXPECT_TRUE(made == 0 || made == kChildren) << "round " << round << ": " << made << " of " << kChildren;
+    auto ids = listed_sandbox_ids();
+    auto dirs = dir_entries(sandboxes_root());
+    EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()), ids) << "round " << round;
+    if (made == kChildren) {
+      // Whole: each boots with the source's files.
+      std::string kid = prefix + "-" + std::to_string(kChildren);
+      ok({"start", kid});
+      EXPECT_EQ(in_guest(kid, "wc -c < /root/big"), "33554432\n");
+    }
+    std::vector<std::string> rm = {"rm", "-f"};
+    for (int i = 1; i <= kChildren; ++i)
+      if (!inspected_field(prefix + "-" + std::to_string(i), "id").empty()) rm.push_back(prefix + "-" + std::to_string(i));
+    if (rm.size() > 2) ok(rm);
+  }
+  EXPECT_EQ(mid_way, 3) << "the kill did not land while the children were being made";
+  // The next fork of the source clears the dead ones' copy and works.
+  auto f = run_moat({"fork", "src", "-n", "2", "--no-start", "--name-prefix", "after"});
+  EXPECT_EQ(f.exit_code, 0) << f.err;
+  ok({"rm", "src", "after-1", "after-2"});
 }
 
 TEST(VmSnapshot, RulesAndErrors) {
