@@ -1,8 +1,10 @@
 #include "shim/root_reader_process.h"
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <clocale>
 #include <cstdio>
 #include <cstdlib>
@@ -63,6 +65,12 @@ Status write_line(const std::string& line) {
 }
 
 Status run(const Args& a) {
+  // Of no use once its caller is gone (a commit killed half-way): it dies
+  // with it rather than read a disk for nobody. Had the caller died before
+  // this line, the first write to its pipe ends the reader instead. The
+  // signal follows the spawning thread, which waits for the reader
+  // (sandbox/root_reader.cpp), so a server's request thread is no risk.
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   MOAT_ASSIGN_OR_RETURN(auto lower, image::ErofsReader::from_fd(UniqueFd(a.lower_fd)));
   MOAT_ASSIGN_OR_RETURN(auto upper, root_view::Ext4TreeReader::open("/proc/self/fd/" + std::to_string(a.upper_fd)));
   // Names are bytes: a UTF-8 locale lets libarchive write them without iconv

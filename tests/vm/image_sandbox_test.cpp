@@ -3,16 +3,20 @@
 // derived from it with Env, WorkingDir, User, Entrypoint and Cmd set.
 #include <gtest/gtest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <set>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -71,6 +75,15 @@ std::string VmImageSandbox::app_;
 std::string trimmed(std::string s) {
   while (!s.empty() && s.back() == '\n') s.pop_back();
   return s;
+}
+
+// False once `pid` has ended, reaped or not (a zombie has ended).
+bool process_alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
 std::string file_sha256(const std::string& path) {
@@ -349,7 +362,91 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
   auto umoci_listing = it::run({"python3", listing_py, scratch_ + "/bundle/rootfs"}, {}, scratch_);
   ASSERT_EQ(umoci_listing.exit_code, 0) << umoci_listing.err;
   compare(parse_listing(umoci_listing.out), "umoci unpack of the committed image");
+
+  // podman loads the same archive (its own store in the scratch directory,
+  // plain directories, nothing of the machine's), and its root lists alike.
+  std::string pstore = scratch_ + "/podman";
+  auto podman = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"podman",         "--root",          pstore + "/root",
+                                     "--runroot",      pstore + "/run",   "--storage-driver",
+                                     "vfs",            "--cgroup-manager", "cgroupfs",
+                                     "--events-backend", "none"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return it::run(argv, {}, scratch_);
+  };
+  auto loaded = podman({"load", "-q", "-i", saved});
+  ASSERT_EQ(loaded.exit_code, 0) << loaded.err;
+  auto ids = podman({"images", "-q", "--no-trunc"});
+  ASSERT_EQ(ids.exit_code, 0) << ids.err;
+  std::string image_id = trimmed(ids.out);
+  ASSERT_EQ(image_id.find('\n'), std::string::npos) << "one image expected: " << ids.out;
+  auto pmounted = podman({"image", "mount", image_id});
+  ASSERT_EQ(pmounted.exit_code, 0) << pmounted.err;
+  auto podman_listing = it::run({"python3", listing_py, trimmed(pmounted.out)}, {}, scratch_);
+  ASSERT_EQ(podman_listing.exit_code, 0) << podman_listing.err;
+  compare(parse_listing(podman_listing.out), "podman load of the committed image");
+  EXPECT_EQ(podman({"image", "unmount", image_id}).exit_code, 0);
+  EXPECT_EQ(podman({"rmi", "-f", image_id}).exit_code, 0);
+  std::filesystem::remove_all(pstore);
   EXPECT_EQ(run_moat({"rm", "differ"}).exit_code, 0);
+}
+
+// kill -9 of a commit at moments from its start to its end: afterwards the
+// name leads to a whole image or to none; no reader process outlives it, and
+// what a killed one wrote is scratch that prune clears.
+TEST_F(VmImageSandbox, AKilledCommitLeavesAWholeImageOrNone) {
+  ASSERT_EQ(run_moat({"create", "--insecure", "--name", "victim", python_}).exit_code, 0);
+  ASSERT_EQ(run_moat({"start", "victim"}).exit_code, 0);
+  auto w = run_moat({"exec", "victim", "--", "sh", "-c", "head -c 24000000 /dev/urandom > /root/data && mkdir /root/d"});
+  ASSERT_EQ(w.exit_code, 0) << w.err;
+  ASSERT_EQ(run_moat({"stop", "victim"}).exit_code, 0);
+  // One whole commit, timed, so the kills land across a commit's length.
+  auto t0 = std::chrono::steady_clock::now();
+  auto timed = run_moat({"commit", "victim", "local/killed:timed"});
+  ASSERT_EQ(timed.exit_code, 0) << timed.err;
+  auto length = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  ASSERT_EQ(run_moat({"image", "rm", "local/killed:timed"}).exit_code, 0);
+  std::string incoming = test_home() + "/blobs/incoming";
+  int whole = 0;
+  for (int percent : {0, 5, 20, 45, 70, 90}) {
+    std::string ref = "local/killed:" + std::to_string(percent);
+    auto r = spawn_moat({"commit", "victim", ref});
+    std::this_thread::sleep_for(length * percent / 100);
+    auto children = it::run({"pgrep", "-P", std::to_string(r.pid)}, {}, scratch_);
+    ::kill(r.pid, SIGKILL);
+    finish(r, 60);
+    // Its root reader, if it had one then, dies with it.
+    std::istringstream pids(children.out);
+    for (std::string pid; pids >> pid;) {
+      bool gone = false;
+      for (int i = 0; i < 200 && !gone; ++i) {
+        gone = !process_alive(std::stoi(pid));
+        if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      EXPECT_TRUE(gone) << "process " << pid << " outlived the commit killed at " << percent << "%";
+    }
+    auto inspected = run_moat({"image", "inspect", ref});
+    if (inspected.exit_code != 0) {
+      EXPECT_NE(inspected.err.find("no such image"), std::string::npos) << ref << ": " << inspected.err;
+      continue;
+    }
+    ++whole;
+    // Listed means whole: saving it reads and checks every blob.
+    auto saved = run_moat({"image", "save", "-o", scratch_ + "/killed.tar", ref});
+    EXPECT_EQ(saved.exit_code, 0) << ref << ": " << saved.err;
+    ASSERT_EQ(run_moat({"image", "rm", ref}).exit_code, 0);
+  }
+  EXPECT_LT(whole, 6) << "no kill landed before the commit ended";
+  // What the killed commits wrote ages out of blobs/incoming.
+  for (const auto& name : dir_entries(incoming)) {
+    std::string path = incoming + "/" + name;
+    struct timeval old[2] = {{::time(nullptr) - 7200, 0}, {::time(nullptr) - 7200, 0}};
+    ::utimes(path.c_str(), old);
+  }
+  ASSERT_EQ(run_moat({"image", "prune"}).exit_code, 0);
+  EXPECT_TRUE(dir_entries(incoming).empty()) << ::testing::PrintToString(dir_entries(incoming));
+  std::filesystem::remove(scratch_ + "/killed.tar");
+  EXPECT_EQ(run_moat({"rm", "victim"}).exit_code, 0);
 }
 
 TEST_F(VmImageSandbox, SandboxesOfOneImageShareAReadOnlyRootAndNotTheirWrites) {
