@@ -6,9 +6,7 @@
 
 #include <cerrno>
 
-#include <nlohmann/json.hpp>
-
-#include "proto/text.h"
+#include "sandbox/change_lines.h"
 #include "sandbox/lifecycle.h"
 #include "sandbox/root_changes.h"
 #include "sandbox/root_reader.h"
@@ -21,55 +19,7 @@ namespace moat {
 namespace sandbox {
 namespace {
 
-using Json = nlohmann::json;
-
-// A path is at most a few thousand components of 255 bytes; a line longer
-// than this is not one the reader writes.
-constexpr std::size_t kMaxLine = 4 << 20;
 constexpr Duration kReadFreeze = std::chrono::seconds(60);
-
-// The reader's lines, parsed as untrusted input.
-class ChangeLines {
- public:
-  Status feed(std::string_view bytes) {
-    partial_.append(bytes);
-    std::size_t start = 0;
-    while (true) {
-      std::size_t nl = partial_.find('\n', start);
-      if (nl == std::string::npos) break;
-      MOAT_TRY(line(std::string_view(partial_).substr(start, nl - start)));
-      start = nl + 1;
-    }
-    partial_.erase(0, start);
-    if (partial_.size() > kMaxLine) return make_error("the root reader wrote an overlong line", EIO);
-    return ok_status();
-  }
-  Result<std::vector<RootChange>> finish() {
-    if (!partial_.empty()) return make_error("the root reader's output ended mid-line", EIO);
-    return std::move(changes_);
-  }
-
- private:
-  Status line(std::string_view text) {
-    auto j = Json::parse(text, nullptr, false);
-    auto bad = [] { return make_error("the root reader wrote a line that is not a change", EIO); };
-    if (!j.is_object() || !j.contains("kind") || !j["kind"].is_string() || !j.contains("path")) return bad();
-    auto path = proto::bytes_from_json(j["path"]);
-    std::string kind = j["kind"].get<std::string>();
-    if (!path || path->empty() || (*path)[0] != '/') return bad();
-    RootChange c;
-    if (kind == "A") c.kind = RootChange::Kind::kAdded;
-    else if (kind == "C") c.kind = RootChange::Kind::kChanged;
-    else if (kind == "D") c.kind = RootChange::Kind::kDeleted;
-    else return bad();
-    c.path = std::move(*path);
-    changes_.push_back(std::move(c));
-    return ok_status();
-  }
-
-  std::string partial_;
-  std::vector<RootChange> changes_;
-};
 
 Status check_root(const SandboxRecord& r) {
   MOAT_TRY(upper_disk_of(r));
@@ -81,9 +31,6 @@ Status check_root(const SandboxRecord& r) {
 }
 
 }  // namespace
-}  // namespace sandbox
-
-namespace sandbox {
 
 Status read_sandbox_root(const std::string& id_or_name, const std::string& mode,
                          const std::function<Status(std::string_view)>& on_output, SandboxRecord* record) {
