@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  g++ cmake ninja-build make pkg-config git
+  g++ cmake ninja-build make pkg-config git ccache
   # libraries (see README.md for why each is there)
   nlohmann-json3-dev libcli11-dev libssl-dev libsqlite3-dev libarchive-dev zlib1g-dev
   libcurl4-openssl-dev libgtest-dev libgmock-dev googletest libbenchmark-dev libseccomp-dev

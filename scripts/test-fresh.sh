@@ -10,9 +10,10 @@
 #   - the network namespace: apt reaches the mirror, tests serve on 127.0.0.1;
 #   - /dev as a fresh devtmpfs mount (so /dev/kvm, /dev/fuse, /dev/net/tun and
 #     the loop devices are there as on any machine), with its own devpts;
-#   - read-only overlays of the guest-kernel and test-fixture caches, so the
-#     slow artefacts are not rebuilt (writes land in a throw-away upper layer:
-#     a kernel with another key would still be built there, slowly);
+#   - read-only overlays of the guest-kernel, test-fixture and compiler
+#     caches, so the slow artefacts are not rebuilt (writes land in a
+#     throw-away upper layer: a kernel with another key would still be built
+#     there, slowly);
 #   - an overlay of this machine's downloaded .debs over a download cache kept
 #     in ${XDG_CACHE_HOME:-~/.cache}/moat/fresh/apt-archives, so packages are
 #     fetched once, not on every run. The packages installed are the same.
@@ -59,6 +60,10 @@ if [[ ${1:-} == --inside ]]; then
   }
   overlay "$cache/kernel" "$root/root/.cache/moat/kernel" "$work/ovl/kernel"
   overlay "$cache/fixtures" "$root/root/.cache/moat/fixtures" "$work/ovl/fixtures"
+  # The compiler cache likewise: objects this machine compiled from the same
+  # sources are not compiled again (a missing header or library still fails:
+  # ccache checks every input, and linking is not cached).
+  overlay "${CCACHE_DIR:-$HOME/.cache/ccache}" "$root/root/.cache/ccache" "$work/ovl/ccache"
   # The download cache's upper layer outlives the run: .debs are fetched once.
   overlay /var/cache/apt/archives "$root/var/cache/apt/archives" "$cache/fresh/apt-archives"
 
