@@ -167,6 +167,12 @@ struct SandboxOptions {
   // or an image file (ext4 or EROFS). None: the bundled default root.
   std::string rootfs_dir;
   std::string rootfs_image;
+  // A host directory that is the root itself, served writable over virtio-fs
+  // (as volumes are): nothing copied or packed, the guest's writes land in
+  // it. What an OCI runtime's bundle gives (moat-runtime). It shows as the
+  // volume at "/" in the sandbox's info; snapshots, diff, export, commit and
+  // root patches need a disk root and refuse such a sandbox.
+  std::string rootfs_share;
   // Boot rootfs_image itself as the only, writable root (ext4 only) instead
   // of a read-only lower under a fresh writable upper.
   bool writable_root = false;

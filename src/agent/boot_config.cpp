@@ -9,6 +9,7 @@ void apply_option(BootConfig& cfg, std::string_view key, std::string_view value)
   if (key == "moat.root") {
     if (value == "overlay") cfg.root = RootMode::kOverlay;
     else if (value == "rw") cfg.root = RootMode::kWritable;
+    else if (value == "virtiofs") cfg.root = RootMode::kVirtiofs;
     else cfg.root = RootMode::kNone;
   } else if (key == "moat.lowerfs") {
     if (value == "erofs" || value == "ext4") cfg.lower_fs = std::string(value);

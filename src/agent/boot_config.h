@@ -13,7 +13,8 @@ namespace moat::agent {
 enum class RootMode {
   kNone,     // stay in the initramfs (diagnostics only)
   kOverlay,  // read-only lower (vda) + writable ext4 upper (vdb), joined by overlayfs
-  kWritable  // a single writable ext4 root (vda)
+  kWritable, // a single writable ext4 root (vda)
+  kVirtiofs  // the virtio-fs mount at "/" (moat.mount) is the root itself
 };
 
 struct BootConfig {

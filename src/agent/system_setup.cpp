@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -69,6 +70,20 @@ Status mount_overlay_root() {
                     "lowerdir=/lower,upperdir=/upperfs/upper,workdir=/upperfs/work,"
                     "index=off,xino=off,redirect_dir=on,metacopy=off"));
   trace("overlay mounted");
+  return ok_status();
+}
+
+// The host directory served as the root (an OCI bundle's rootfs): the
+// virtio-fs mount at "/", which is then no longer one of the sandbox mounts.
+Status mount_shared_root(BootConfig& cfg) {
+  auto root = std::find_if(cfg.mounts.begin(), cfg.mounts.end(), [](const proto::GuestMount& m) {
+    return m.kind == proto::GuestMount::Kind::kVirtiofs && m.path == "/";
+  });
+  if (root == cfg.mounts.end()) return make_error("moat.root=virtiofs but no virtio-fs mount at /");
+  unsigned long flags = root->read_only ? MS_RDONLY : 0;
+  MOAT_TRY(do_mount(root->tag.c_str(), "/newroot", "virtiofs", flags, nullptr));
+  cfg.mounts.erase(root);
+  trace("shared root mounted");
   return ok_status();
 }
 
@@ -137,10 +152,12 @@ Status mount_early_filesystems() {
   return ok_status();
 }
 
-Status enter_root_filesystem(const BootConfig& cfg) {
+Status enter_root_filesystem(BootConfig& cfg) {
   if (cfg.root == RootMode::kNone) return ok_status();
   MOAT_TRY(make_dir("/newroot", 0755));
-  if (cfg.root == RootMode::kWritable) {
+  if (cfg.root == RootMode::kVirtiofs) {
+    MOAT_TRY(mount_shared_root(cfg));
+  } else if (cfg.root == RootMode::kWritable) {
     MOAT_TRY(do_mount("/dev/vda", "/newroot", "ext4", MS_NOATIME, nullptr));
   } else {
     MOAT_TRY(mount_lower(cfg));

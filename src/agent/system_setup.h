@@ -16,8 +16,9 @@ namespace moat::agent {
 Status mount_early_filesystems();
 
 // Mounts the root described by `cfg` and makes it "/" for the agent and every
-// process it starts. Keeps what is needed to sync and unmount it later.
-Status enter_root_filesystem(const BootConfig& cfg);
+// process it starts. Keeps what is needed to sync and unmount it later. A
+// virtio-fs root takes its mount (the one at "/") out of `cfg.mounts`.
+Status enter_root_filesystem(BootConfig& cfg);
 
 // An O_PATH handle on the writable upper filesystem of an overlay root (-1
 // for any other root): what the disk freezer freezes.

@@ -57,6 +57,13 @@ Status validate(const SandboxOptions& o) {
   }
   if (!o.image.empty() && (!o.rootfs_dir.empty() || !o.rootfs_image.empty()))
     return make_error("give an image or a root filesystem (--rootfs-dir, --rootfs-image), not both", EINVAL);
+  if (!o.rootfs_share.empty()) {
+    if (!o.image.empty() || !o.rootfs_dir.empty() || !o.rootfs_image.empty() || o.writable_root || !o.from_snapshot.empty())
+      return make_error("a shared root directory excludes an image, --rootfs-dir, --rootfs-image and a snapshot", EINVAL);
+    if (!o.patches.empty()) return make_error("root patches need a disk root, not a shared root directory", EINVAL);
+    if (o.network.tls.enabled || !o.secrets.empty())
+      return make_error("TLS interception and secrets need an image or --rootfs-dir root, not a shared root directory", EINVAL);
+  }
   if (!o.hostname.empty()) {
     if (auto st = proto::check_hostname(o.hostname); !st) return st.error().wrap("--hostname");
   }
@@ -494,6 +501,12 @@ Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::s
   // a volume removal either sees this sandbox or runs before it exists.
   MOAT_ASSIGN_OR_RETURN(auto volumes_lock, FileLock::acquire(volumes_lock_path(m.home)));
   MOAT_ASSIGN_OR_RETURN(r.info.volumes, resolve_volume_mounts(m.home, o.volumes, r.info.tmpfs));
+  if (!o.rootfs_share.empty()) {
+    // The root is the volume at "/", first, so its tag is fixed (vol0) and
+    // the agent mounts it before switching into it.
+    MOAT_ASSIGN_OR_RETURN(auto root, root_share_mount(o.rootfs_share, r.info.volumes.size() + r.info.tmpfs.size()));
+    r.info.volumes.insert(r.info.volumes.begin(), std::move(root));
+  }
   if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);
   auto lock = FileLock::acquire(shim::op_lock_path(r.info.dir));
   if (!lock) {

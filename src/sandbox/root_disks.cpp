@@ -34,6 +34,14 @@ Status prepare_root_disks(const SandboxOptions& o, const std::string& sandbox_di
                           vm::VmSpec& spec, const std::string& upper_from) {
   if (!o.rootfs_dir.empty() && !o.rootfs_image.empty())
     return make_error("give either a root filesystem directory or an image, not both");
+  if (!o.rootfs_share.empty()) {
+    // No disk: the root is the volume at "/" (the record's first volume),
+    // which the agent mounts and switches into.
+    spec.disks.clear();
+    spec.root_mode = "virtiofs";
+    spec.lower_fs.clear();
+    return ok_status();
+  }
   std::string lower;
   ImageKind kind = ImageKind::kExt4;
   if (!o.rootfs_image.empty()) {

@@ -45,7 +45,7 @@ struct VmRecord {
   int stop_timeout_ms = 0;
   std::uint64_t log_max_bytes = 0;
   std::vector<vm::DiskSpec> disks;  // /dev/vda, /dev/vdb, ...
-  std::string root_mode;            // overlay | rw
+  std::string root_mode;            // overlay | rw | virtiofs
   std::string lower_fs;             // erofs | ext4
 };
 

@@ -47,7 +47,7 @@ struct VmSpec {
   int tcg_tb_size_mib = 16;
   // Guest disks in order: the first is /dev/vda, the second /dev/vdb.
   std::vector<DiskSpec> disks;
-  std::string root_mode = "overlay";  // moat.root: overlay | rw
+  std::string root_mode = "overlay";  // moat.root: overlay | rw | virtiofs (the mount at "/")
   std::string lower_fs = "ext4";      // moat.lowerfs
   std::string hostname = "moat";
   int agent_fd = 3;                   // fd of a connected socket QEMU inherits
