@@ -71,6 +71,10 @@ Status copy_frozen(const Manager& m, const SandboxRecord& r, const std::string& 
 }  // namespace
 
 Result<std::string> upper_disk_of(const SandboxRecord& r) {
+  if (r.vm.root_mode == "virtiofs")
+    return make_error("sandbox " + r.info.name + "'s root is a host directory, which holds its changes: "
+                      "there is no disk to snapshot, fork or compare",
+                      EINVAL);
   if (r.vm.root_mode != "overlay" || r.vm.disks.size() < 2 || r.vm.disks[1].read_only)
     return make_error("sandbox " + r.info.name + " has no separate writable disk (its root is an image booted "
                       "writable): there is nothing to snapshot, fork or compare",
