@@ -39,4 +39,28 @@ Received receive_with_fds(int sock, void* buf, std::size_t len, std::size_t max_
   return r;
 }
 
+Status send_with_fds(int sock, const void* buf, std::size_t len, const std::vector<int>& fds) {
+  if (len == 0 || fds.size() > kMaxPassedFds) return make_error("send_with_fds: bad arguments", EINVAL);
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  iovec iov{const_cast<void*>(buf), len};
+  msghdr mh{};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  if (!fds.empty()) {
+    mh.msg_control = control;
+    mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do {
+    n = ::sendmsg(sock, &mh, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno_error("sendmsg");
+  return ok_status();
+}
+
 }  // namespace moat

@@ -1,6 +1,6 @@
-// Receiving descriptors passed over a unix socket (SCM_RIGHTS): from
+// Passing descriptors over a unix socket (SCM_RIGHTS): received from
 // fusermount3 (one /dev/fuse fd) and from a vhost-user frontend (memory
-// regions, eventfds).
+// regions, eventfds); sent to an OCI engine's console socket (a pty master).
 #pragma once
 
 #include <sys/types.h>
@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "util/result.h"
 #include "util/unique_fd.h"
 
 namespace moat {
@@ -29,5 +30,10 @@ struct Received {
 // `truncated`: a caller that needs an exact count checks fds.size().
 Received receive_with_fds(int sock, void* buf, std::size_t len, std::size_t max_fds,
                           std::vector<UniqueFd>& fds);
+
+// One sendmsg of `len` bytes (at least one: a stream peer needs a byte to
+// receive the descriptors with) carrying `fds` (at most kMaxPassedFds),
+// retried on EINTR. The caller keeps its descriptors.
+Status send_with_fds(int sock, const void* buf, std::size_t len, const std::vector<int>& fds);
 
 }  // namespace moat
