@@ -46,6 +46,9 @@ ALLOWED = {
     # bounded JSON reader.
     "server": {"util", MOAT},
     "cli": {"server", MOAT},
+    # moat-runtime: a front end too, with util's small host helpers (the
+    # state files, descriptor passing).
+    "oci_runtime": {"util", MOAT},
 }
 # The agent is a static guest binary: of the public API it shares only the
 # result type, and it (with what it links: tree, proto) may use only the

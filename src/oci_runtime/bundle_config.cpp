@@ -1,0 +1,301 @@
+#include "oci_runtime/bundle_config.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <set>
+
+#include "util/json_object.h"
+#include "util/read_file.h"
+
+namespace moat::oci {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::size_t kMaxArgs = 4096;
+constexpr std::size_t kMaxEnv = 4096;
+constexpr std::size_t kMaxMounts = 256;
+
+Error bad(const std::string& field, const std::string& what) {
+  return Error{EINVAL, "config.json: " + field + ": " + what};
+}
+
+Result<std::vector<std::string>> string_list(const json& j, const std::string& field, std::size_t max) {
+  if (!j.is_array()) return bad(field, "expected an array of strings");
+  if (j.size() > max) return bad(field, "more than " + std::to_string(max) + " entries");
+  std::vector<std::string> out;
+  for (const auto& v : j) {
+    if (!v.is_string()) return bad(field, "expected an array of strings");
+    out.push_back(v.get<std::string>());
+  }
+  return out;
+}
+
+Result<std::string> string_field(const json& obj, const char* key, const std::string& field) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return bad(field, "expected a string");
+  return it->get<std::string>();
+}
+
+Result<std::uint64_t> unsigned_field(const json& v, const std::string& field, std::uint64_t max) {
+  if (!v.is_number_integer() && !v.is_number_unsigned()) return bad(field, "expected a whole number");
+  if (v.is_number_integer() && v.get<std::int64_t>() < 0) return bad(field, "must not be negative");
+  auto n = v.get<std::uint64_t>();
+  if (n > max) return bad(field, "at most " + std::to_string(max));
+  return n;
+}
+
+// "RLIMIT_NOFILE" -> "nofile", as ExecOptions::rlimits names them.
+std::string rlimit_name(std::string type) {
+  if (type.rfind("RLIMIT_", 0) == 0) type = type.substr(7);
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  return type;
+}
+
+Status read_user(const json& user, ProcessSpec& p, std::vector<std::string>& unsupported) {
+  if (!user.is_object()) return bad("process.user", "expected an object");
+  if (auto it = user.find("uid"); it != user.end()) {
+    MOAT_ASSIGN_OR_RETURN(auto uid, unsigned_field(*it, "process.user.uid", UINT32_MAX - 1));
+    p.uid = static_cast<std::uint32_t>(uid);
+  }
+  if (auto it = user.find("gid"); it != user.end()) {
+    MOAT_ASSIGN_OR_RETURN(auto gid, unsigned_field(*it, "process.user.gid", UINT32_MAX - 1));
+    p.gid = static_cast<std::uint32_t>(gid);
+  }
+  if (auto it = user.find("additionalGids"); it != user.end() && it->is_array() && !it->empty()) {
+    // The guest's own group database decides supplementary groups.
+    unsupported.push_back("process.user.additionalGids: the groups of the user in the image's /etc/group apply");
+  }
+  if (user.contains("umask")) unsupported.push_back("process.user.umask: the guest's default umask applies");
+  return ok_status();
+}
+
+Status read_rlimits(const json& list, ProcessSpec& p) {
+  if (!list.is_array()) return bad("process.rlimits", "expected an array");
+  for (const auto& r : list) {
+    if (!r.is_object() || !r.contains("type") || !r["type"].is_string())
+      return bad("process.rlimits", "each entry needs a type");
+    Rlimit lim;
+    MOAT_ASSIGN_OR_RETURN(lim.soft, unsigned_field(r.value("soft", json(0)), "process.rlimits.soft", UINT64_MAX));
+    MOAT_ASSIGN_OR_RETURN(lim.hard, unsigned_field(r.value("hard", json(0)), "process.rlimits.hard", UINT64_MAX));
+    p.rlimits[rlimit_name(r["type"].get<std::string>())] = lim;
+  }
+  return ok_status();
+}
+
+Result<ProcessSpec> process_from(const json& j, std::vector<std::string>& unsupported) {
+  if (!j.is_object()) return bad("process", "expected an object");
+  ProcessSpec p;
+  if (auto it = j.find("args"); it != j.end()) {
+    MOAT_ASSIGN_OR_RETURN(p.args, string_list(*it, "process.args", kMaxArgs));
+  }
+  if (p.args.empty()) return bad("process.args", "no command given");
+  if (auto it = j.find("env"); it != j.end() && !it->is_null()) {
+    MOAT_ASSIGN_OR_RETURN(p.env, string_list(*it, "process.env", kMaxEnv));
+  }
+  MOAT_ASSIGN_OR_RETURN(p.cwd, string_field(j, "cwd", "process.cwd"));
+  if (p.cwd.empty()) p.cwd = "/";
+  if (p.cwd[0] != '/') return bad("process.cwd", "must be an absolute path");
+  if (auto it = j.find("user"); it != j.end()) MOAT_TRY(read_user(*it, p, unsupported));
+  if (auto it = j.find("terminal"); it != j.end()) {
+    if (!it->is_boolean()) return bad("process.terminal", "expected true or false");
+    p.terminal = it->get<bool>();
+  }
+  if (auto it = j.find("consoleSize"); it != j.end() && it->is_object()) {
+    MOAT_ASSIGN_OR_RETURN(auto h, unsigned_field(it->value("height", json(24)), "process.consoleSize.height", 65535));
+    MOAT_ASSIGN_OR_RETURN(auto w, unsigned_field(it->value("width", json(80)), "process.consoleSize.width", 65535));
+    if (h) p.rows = static_cast<std::uint16_t>(h);
+    if (w) p.cols = static_cast<std::uint16_t>(w);
+  }
+  if (auto it = j.find("rlimits"); it != j.end() && !it->is_null()) MOAT_TRY(read_rlimits(*it, p));
+  // The VM is the isolation boundary: the guest process runs as the user
+  // given, with the guest kernel's defaults for the rest.
+  if (auto it = j.find("capabilities"); it != j.end() && !it->is_null())
+    unsupported.push_back("process.capabilities: the process has the guest's defaults for its user (the VM is the boundary)");
+  if (j.value("noNewPrivileges", false))
+    unsupported.push_back("process.noNewPrivileges: not applied inside the guest");
+  for (const char* key : {"apparmorProfile", "selinuxLabel", "oomScoreAdj", "ioPriority", "scheduler"}) {
+    if (j.contains(key)) unsupported.push_back(std::string("process.") + key + ": not applied (the VM is the boundary)");
+  }
+  return p;
+}
+
+bool has_option(const std::vector<std::string>& options, const char* name) {
+  return std::find(options.begin(), options.end(), name) != options.end();
+}
+
+// Mounts the guest makes itself, whatever the config says about them.
+bool guest_made(const std::string& type, const std::string& destination) {
+  static const std::set<std::string> types = {"proc", "sysfs", "devpts", "mqueue", "cgroup", "cgroup2"};
+  static const std::set<std::string> tmpfs_at = {"/dev", "/dev/shm", "/run", "/tmp"};
+  return types.count(type) || (type == "tmpfs" && tmpfs_at.count(destination));
+}
+
+std::uint64_t tmpfs_size(const std::vector<std::string>& options) {
+  for (const auto& o : options) {
+    if (o.rfind("size=", 0) != 0) continue;
+    std::string v = o.substr(5);
+    char* end = nullptr;
+    unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    std::uint64_t unit = 1;
+    if (end && *end) {
+      switch (*end) {
+        case 'k': case 'K': unit = 1ull << 10; break;
+        case 'm': case 'M': unit = 1ull << 20; break;
+        case 'g': case 'G': unit = 1ull << 30; break;
+        default: return 0;
+      }
+    }
+    return n * unit;
+  }
+  return 0;
+}
+
+Status read_mounts(const json& list, BundleConfig& c) {
+  if (!list.is_array()) return bad("mounts", "expected an array");
+  if (list.size() > kMaxMounts) return bad("mounts", "more than " + std::to_string(kMaxMounts));
+  for (const auto& m : list) {
+    if (!m.is_object()) return bad("mounts", "each entry must be an object");
+    MOAT_ASSIGN_OR_RETURN(auto destination, string_field(m, "destination", "mounts.destination"));
+    MOAT_ASSIGN_OR_RETURN(auto type, string_field(m, "type", "mounts.type"));
+    MOAT_ASSIGN_OR_RETURN(auto source, string_field(m, "source", "mounts.source"));
+    std::vector<std::string> options;
+    if (auto it = m.find("options"); it != m.end() && !it->is_null()) {
+      MOAT_ASSIGN_OR_RETURN(options, string_list(*it, "mounts.options", 256));
+    }
+    if (destination.empty() || destination[0] != '/') return bad("mounts.destination", "\"" + destination + "\" is not absolute");
+    bool bind = type == "bind" || has_option(options, "bind") || has_option(options, "rbind");
+    if (!bind && guest_made(type, destination)) continue;
+    if (type == "tmpfs" && !bind) {
+      c.tmpfs.push_back({destination, tmpfs_size(options)});
+      continue;
+    }
+    if (!bind) {
+      c.unsupported.push_back("mounts " + destination + ": type \"" + type + "\" is not supported");
+      continue;
+    }
+    if (source.empty() || source[0] != '/') return bad("mounts.source", "\"" + source + "\" is not absolute");
+    struct stat st {};
+    if (::stat(source.c_str(), &st) != 0)
+      return Error{errno, "config.json: mounts: bind source " + source + ": " + std::strerror(errno)};
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+      c.unsupported.push_back("mounts " + destination + ": " + source + " is neither a directory nor a file");
+      continue;
+    }
+    c.binds.push_back({source, destination, has_option(options, "ro"), S_ISREG(st.st_mode) != 0});
+  }
+  return ok_status();
+}
+
+// MiB of guest memory for a memory limit in bytes: the limit itself (the
+// guest kernel's own share comes out of it, as a cgroup's page cache does),
+// at least what moat boots with.
+int memory_mib_for(std::uint64_t limit) {
+  std::uint64_t mib = (limit + (1u << 20) - 1) >> 20;
+  return static_cast<int>(std::clamp<std::uint64_t>(mib, 128, 262144));
+}
+
+Status read_resources(const json& linux_obj, BundleConfig& c) {
+  auto res = linux_obj.find("resources");
+  if (res == linux_obj.end() || !res->is_object()) return ok_status();
+  if (auto mem = res->find("memory"); mem != res->end() && mem->is_object()) {
+    if (auto lim = mem->find("limit"); lim != mem->end() && lim->is_number_integer() && lim->get<std::int64_t>() > 0)
+      c.memory_mib = memory_mib_for(lim->get<std::uint64_t>());
+  }
+  if (auto cpu = res->find("cpu"); cpu != res->end() && cpu->is_object()) {
+    auto quota = cpu->value("quota", json(0));
+    auto period = cpu->value("period", json(0));
+    if (quota.is_number_integer() && period.is_number_integer() && quota.get<std::int64_t>() > 0 &&
+        period.get<std::int64_t>() > 0) {
+      std::int64_t q = quota.get<std::int64_t>(), p = period.get<std::int64_t>();
+      c.cpus = static_cast<int>(std::clamp<std::int64_t>((q + p - 1) / p, 1, 64));
+    }
+  }
+  for (const char* key : {"pids", "blockIO", "hugepageLimits", "network", "rdma", "unified"}) {
+    if (res->contains(key) && !(*res)[key].is_null())
+      c.unsupported.push_back(std::string("linux.resources.") + key + ": not applied (the VM's size bounds the container)");
+  }
+  return ok_status();
+}
+
+Status read_linux(const json& j, BundleConfig& c) {
+  auto it = j.find("linux");
+  if (it == j.end() || !it->is_object()) return ok_status();
+  MOAT_TRY(read_resources(*it, c));
+  if (auto ns = it->find("namespaces"); ns != it->end() && ns->is_array()) {
+    for (const auto& n : *ns) {
+      if (n.is_object() && n.value("type", "") == "network" && n.contains("path"))
+        c.unsupported.push_back("linux.namespaces network path: the container has no network yet");
+    }
+  }
+  for (const char* key : {"seccomp", "devices", "sysctl", "maskedPaths", "readonlyPaths", "uidMappings"}) {
+    if (it->contains(key) && !(*it)[key].is_null() && !(*it)[key].empty())
+      c.unsupported.push_back(std::string("linux.") + key + ": the guest kernel's own apply (the VM is the boundary)");
+  }
+  return ok_status();
+}
+
+Status read_annotations(const json& j, BundleConfig& c) {
+  auto it = j.find("annotations");
+  if (it == j.end() || it->is_null()) return ok_status();
+  if (!it->is_object()) return bad("annotations", "expected an object");
+  for (const auto& [k, v] : it->items()) {
+    if (!v.is_string()) return bad("annotations." + k, "expected a string");
+    c.annotations[k] = v.get<std::string>();
+  }
+  auto number = [&](const char* key, int min, int max, int& out) -> Status {
+    auto a = c.annotations.find(key);
+    if (a == c.annotations.end()) return ok_status();
+    char* end = nullptr;
+    long n = std::strtol(a->second.c_str(), &end, 10);
+    if (a->second.empty() || *end || n < min || n > max)
+      return bad(std::string("annotations.") + key, "expected a number from " + std::to_string(min) + " to " + std::to_string(max));
+    out = static_cast<int>(n);
+    return ok_status();
+  };
+  MOAT_TRY(number("io.moat.memory", 64, 262144, c.memory_mib));
+  MOAT_TRY(number("io.moat.cpus", 1, 64, c.cpus));
+  return ok_status();
+}
+
+}  // namespace
+
+Result<ProcessSpec> parse_process(const std::string& json_text, std::vector<std::string>& unsupported) {
+  MOAT_ASSIGN_OR_RETURN(auto j, parse_json_object(json_text, "process", kMaxConfigBytes));
+  return process_from(j, unsupported);
+}
+
+Result<BundleConfig> read_bundle_config(const std::string& bundle) {
+  if (bundle.empty() || bundle[0] != '/') return make_error("bundle " + bundle + ": not an absolute path", EINVAL);
+  MOAT_ASSIGN_OR_RETURN(auto text, read_file_bounded(bundle + "/config.json", kMaxConfigBytes));
+  return parse_bundle_config(text, bundle);
+}
+
+Result<BundleConfig> parse_bundle_config(std::string_view text, const std::string& bundle) {
+  MOAT_ASSIGN_OR_RETURN(auto j, parse_json_object(text, bundle + "/config.json", kMaxConfigBytes));
+  BundleConfig c;
+  MOAT_ASSIGN_OR_RETURN(c.oci_version, string_field(j, "ociVersion", "ociVersion"));
+  auto proc = j.find("process");
+  if (proc == j.end()) return bad("process", "missing (moat-runtime runs a process)");
+  MOAT_ASSIGN_OR_RETURN(c.process, process_from(*proc, c.unsupported));
+  auto root = j.find("root");
+  if (root == j.end() || !root->is_object()) return bad("root", "missing");
+  MOAT_ASSIGN_OR_RETURN(auto root_path, string_field(*root, "path", "root.path"));
+  if (root_path.empty()) return bad("root.path", "missing");
+  c.rootfs = root_path[0] == '/' ? root_path : bundle + "/" + root_path;
+  if (auto ro = root->find("readonly"); ro != root->end() && ro->is_boolean()) c.root_readonly = ro->get<bool>();
+  if (c.root_readonly) c.unsupported.push_back("root.readonly: the root is served writable");
+  MOAT_ASSIGN_OR_RETURN(c.hostname, string_field(j, "hostname", "hostname"));
+  if (auto m = j.find("mounts"); m != j.end() && !m->is_null()) MOAT_TRY(read_mounts(*m, c));
+  MOAT_TRY(read_linux(j, c));
+  MOAT_TRY(read_annotations(j, c));
+  if (j.contains("hooks") && !j["hooks"].empty())
+    c.unsupported.push_back("hooks: not run (they expect the container's namespaces on the host)");
+  return c;
+}
+
+}  // namespace moat::oci

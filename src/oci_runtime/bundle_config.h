@@ -1,0 +1,86 @@
+// An OCI bundle's config.json (runtime-spec 1.x) as moat-runtime applies it
+// to a sandbox. The engine writes the file, but it carries what the user of
+// the engine asked for (and, in a cluster, what any pod spec says), so it is
+// read as untrusted: its size is bounded, every field is type-checked, and a
+// field moat cannot honour is named in `unsupported` rather than dropped
+// without a word (the caller logs them).
+//
+// What each field becomes (docs/oci-runtime.md has the full table):
+//   process.args/env/cwd/user.uid+gid/terminal/rlimits -> the exec of the
+//       container's process in the guest
+//   root.path (relative to the bundle) -> the root served over virtio-fs
+//   hostname -> the sandbox's hostname
+//   mounts: bind of a directory -> a virtio-fs volume; bind of a file -> its
+//       bytes copied in at create; tmpfs -> a guest tmpfs; proc, sysfs,
+//       devpts, mqueue, cgroup and the tmpfs at /dev, /dev/shm, /run, /tmp
+//       -> the guest's own
+//   linux.resources.memory.limit -> VM memory; cpu quota/period -> vCPUs
+//   annotations io.moat.memory (MiB), io.moat.cpus -> the same, explicitly
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "moat/exec.h"
+#include "moat/result.h"
+
+namespace moat::oci {
+
+// config.json is a few KiB in practice; 4 MiB leaves room for large
+// annotations and environments.
+inline constexpr std::size_t kMaxConfigBytes = 4u << 20;
+
+// How the container's process runs (the spec's "process", or an exec's
+// process.json, which has the same form).
+struct ProcessSpec {
+  std::vector<std::string> args;
+  std::vector<std::string> env;
+  std::string cwd = "/";
+  std::uint32_t uid = 0;
+  std::uint32_t gid = 0;
+  bool terminal = false;
+  std::uint16_t rows = 24, cols = 80;  // process.consoleSize
+  std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", ...
+};
+
+struct BindMount {
+  std::string source;  // absolute host path
+  std::string destination;
+  bool read_only = false;
+  bool is_file = false;  // copied in at create instead of served
+};
+
+struct TmpfsSpec {
+  std::string destination;
+  std::uint64_t size_bytes = 0;
+};
+
+struct BundleConfig {
+  std::string oci_version;
+  ProcessSpec process;
+  std::string rootfs;  // absolute
+  bool root_readonly = false;
+  std::string hostname;
+  std::vector<BindMount> binds;
+  std::vector<TmpfsSpec> tmpfs;
+  int memory_mib = 0;  // 0: moat's default
+  int cpus = 0;        // 0: moat's default
+  std::map<std::string, std::string> annotations;
+  std::vector<std::string> unsupported;  // "field: why", for the log
+};
+
+// Reads <bundle>/config.json. `bundle` must be absolute.
+Result<BundleConfig> read_bundle_config(const std::string& bundle);
+// The same from the file's bytes (bind sources are still looked at on the
+// host: a file is copied, a directory shared).
+Result<BundleConfig> parse_bundle_config(std::string_view text, const std::string& bundle);
+
+// Parses a process object (config.json's "process", or the whole of an exec's
+// --process file). Fields moat cannot honour are appended to `unsupported`.
+Result<ProcessSpec> parse_process(const std::string& json_text, std::vector<std::string>& unsupported);
+
+}  // namespace moat::oci

@@ -1,0 +1,212 @@
+// moat-runtime under a real engine: Debian's podman (with conmon) runs a
+// busybox image imported from the test rootfs, each container a microVM.
+// podman keeps its own store in the test's scratch directory (vfs, cgroupfs,
+// no events), so nothing of the machine's podman is touched. The runtime's
+// state is its default root, which podman's bare `state` calls rely on.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+namespace it {
+
+struct CmdResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs argv with /dev/null as stdin; stdout and stderr through files in
+// `scratch`.
+CmdResult run(const std::vector<std::string>& argv, const std::string& scratch) {
+  std::string out_path = scratch + "/cmd.out", err_path = scratch + "/cmd.err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execvp(args[0], args.data());
+    ::_exit(127);
+  }
+  CmdResult r;
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  return r;
+}
+
+}  // namespace it
+
+std::string runtime_bin() { return std::string(MOAT_BIN_DIR) + "/moat-runtime"; }
+
+class Podman : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    scratch_ = test_home() + "/podman-scratch";
+    std::filesystem::create_directories(scratch_);
+    auto imported = it::run({"sh", "-c", "tar -C " + busybox_rootfs() + " -c . | " + podman_line() + " import - local/busybox:1"},
+                            scratch_);
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  }
+  static void TearDownTestSuite() {
+    it::run({"sh", "-c", podman_line() + " rm -af; " + podman_line() + " rmi -af"}, scratch_);
+    std::filesystem::remove_all(scratch_);
+  }
+  static std::string podman_line() {
+    return "podman --root " + scratch_ + "/root --runroot " + scratch_ + "/run --storage-driver vfs "
+           "--cgroup-manager cgroupfs --events-backend none --runtime " + runtime_bin();
+  }
+  static std::vector<std::string> podman(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"podman", "--root", scratch_ + "/root", "--runroot", scratch_ + "/run",
+                                     "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
+                                     "--events-backend", "none", "--runtime", runtime_bin()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  // `podman run --rm` with the options every run here needs: podman's
+  // default ulimits are above this machine's hard limit, and no network.
+  static std::vector<std::string> run_rm(std::vector<std::string> rest) {
+    std::vector<std::string> a = {"run", "--rm", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                                  "--network", "none"};
+    a.insert(a.end(), rest.begin(), rest.end());
+    return podman(a);
+  }
+  it::CmdResult go(const std::vector<std::string>& argv) { return it::run(argv, scratch_); }
+
+  // Nothing of moat's may remain once podman removed its containers.
+  void expect_nothing_left() {
+    auto listed = go({runtime_bin(), "list", "-q"});
+    EXPECT_EQ(listed.out, "") << listed.err;
+    auto sandboxes = dir_entries(std::string("/run/moat-runtime/moat/sandboxes"));
+    EXPECT_TRUE(sandboxes.empty()) << ::testing::PrintToString(sandboxes);
+    EXPECT_TRUE(processes_mentioning("/run/moat-runtime/moat/sandboxes/").empty());
+  }
+
+  static std::string scratch_;
+};
+std::string Podman::scratch_;
+
+TEST_F(Podman, RunPrintsAndExitsWithTheProcesssCode) {
+  auto hi = go(run_rm({"local/busybox:1", "echo", "hi"}));
+  EXPECT_EQ(hi.exit_code, 0) << hi.err;
+  EXPECT_EQ(hi.out, "hi\n") << hi.err;
+  // A VM, not a host container: PID 1 is moat's agent, the root its share.
+  auto where = go(run_rm({"local/busybox:1", "sh", "-c", "cat /proc/1/comm; grep ' / ' /proc/mounts | cut -d' ' -f1,3"}));
+  EXPECT_EQ(where.out, "init\nvol0 virtiofs\n") << where.err;
+  auto three = go(run_rm({"local/busybox:1", "sh", "-c", "echo out; echo err >&2; exit 3"}));
+  EXPECT_EQ(three.exit_code, 3) << three.err;
+  EXPECT_EQ(three.out, "out\n");
+  EXPECT_NE(three.err.find("err\n"), std::string::npos) << three.err;
+  auto killed = go(run_rm({"local/busybox:1", "sh", "-c", "kill -9 $$"}));
+  EXPECT_EQ(killed.exit_code, 137) << killed.err;
+  expect_nothing_left();
+}
+
+TEST_F(Podman, RunWithATerminalHasItsSizeAndItsCode) {
+  // podman -it needs a terminal of its own: script(1) gives it one, sized.
+  auto r = go({"script", "-qec",
+               "stty rows 33 cols 101; " + podman_line() +
+                   " run -it --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none local/busybox:1 "
+                   "sh -c 'tty; stty size; exit 5'",
+               "/dev/null"});
+  EXPECT_EQ(r.exit_code, 5) << r.out << r.err;
+  EXPECT_NE(r.out.find("/dev/pts/0\r\n33 101\r\n"), std::string::npos) << r.out;
+  expect_nothing_left();
+}
+
+TEST_F(Podman, MemoryLimitIsTheVmsMemory) {
+  auto r = go(run_rm({"--memory", "512m", "local/busybox:1", "sh", "-c", "grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  long kib = std::stol(r.out);
+  // 512 MiB less what the guest kernel keeps for itself.
+  EXPECT_GT(kib, 400 * 1024) << r.out;
+  EXPECT_LE(kib, 512 * 1024) << r.out;
+  expect_nothing_left();
+}
+
+TEST_F(Podman, EnvWorkdirAndUserReachTheProcess) {
+  auto r = go(run_rm({"--env", "GREETING=hello there", "--workdir", "/tmp", "--user", "1000:1000", "local/busybox:1",
+                      "sh", "-c", "echo \"$GREETING\"; pwd; id -u; id -g"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "hello there\n/tmp\n1000\n1000\n");
+  expect_nothing_left();
+}
+
+TEST_F(Podman, AVolumeIsSharedBothWays) {
+  std::string host = scratch_ + "/data";
+  std::filesystem::create_directories(host);
+  std::string bytes = random_bytes(300000);
+  std::ofstream(host + "/in.bin", std::ios::binary) << bytes;
+  auto r = go(run_rm({"-v", host + ":/data", "local/busybox:1", "sh", "-c",
+                      "sha256sum /data/in.bin | cut -d' ' -f1; cp /data/in.bin /data/out.bin"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, sha256_hex(bytes) + "\n");
+  EXPECT_EQ(it::slurp(host + "/out.bin"), bytes);
+  expect_nothing_left();
+}
+
+TEST_F(Podman, DetachedExecLogsStopAndRemove) {
+  auto started = go(podman({"run", "-d", "--name", "web", "--ulimit", "nofile=1024:1024", "--ulimit",
+                            "nproc=1024:1024", "--network", "none", "local/busybox:1", "sh", "-c",
+                            "echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 0.2; done"}));
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  auto ex = go(podman({"exec", "web", "sh", "-c", "echo from exec; exit 4"}));
+  EXPECT_EQ(ex.exit_code, 4) << ex.err;
+  EXPECT_EQ(ex.out, "from exec\n");
+  std::string id = go(podman({"inspect", "-f", "{{.Id}}", "web"})).out.substr(0, 64);
+  auto state = go({runtime_bin(), "state", id});
+  EXPECT_NE(state.out.find("\"status\": \"running\""), std::string::npos) << state.out << state.err;
+  auto stopped = go(podman({"stop", "-t", "10", "web"}));
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  auto logs = go(podman({"logs", "web"}));
+  EXPECT_EQ(logs.out, "started\ngot TERM\n") << logs.err;
+  auto code = go(podman({"inspect", "-f", "{{.State.ExitCode}}", "web"}));
+  EXPECT_EQ(code.out, "0\n");
+  EXPECT_EQ(go(podman({"rm", "web"})).exit_code, 0);
+
+  // A process that ignores TERM is ended by KILL: 137.
+  ASSERT_EQ(go(podman({"run", "-d", "--name", "stubborn", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
+                       "--network", "none", "local/busybox:1", "sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"}))
+                .exit_code,
+            0);
+  EXPECT_EQ(go(podman({"kill", "-s", "TERM", "stubborn"})).exit_code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(go(podman({"inspect", "-f", "{{.State.Running}}", "stubborn"})).out, "true\n");
+  EXPECT_EQ(go(podman({"kill", "-s", "KILL", "stubborn"})).exit_code, 0);
+  EXPECT_EQ(go(podman({"wait", "stubborn"})).out, "137\n");
+  EXPECT_EQ(go(podman({"rm", "stubborn"})).exit_code, 0);
+  expect_nothing_left();
+}
+
+}  // namespace
+}  // namespace moat::test
