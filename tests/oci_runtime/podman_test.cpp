@@ -196,9 +196,12 @@ TEST_F(Podman, DetachedExecLogsStopAndRemove) {
 
   // A process that ignores TERM is ended by KILL: 137.
   ASSERT_EQ(go(podman({"run", "-d", "--name", "stubborn", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                       "--network", "none", "local/busybox:1", "sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"}))
+                       "--network", "none", "local/busybox:1", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.2; done"}))
                 .exit_code,
             0);
+  // TERM only once the trap is set (a TERM before it would end the shell).
+  for (int i = 0; i < 100 && go(podman({"logs", "stubborn"})).out != "ready\n"; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(go(podman({"kill", "-s", "TERM", "stubborn"})).exit_code, 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   EXPECT_EQ(go(podman({"inspect", "-f", "{{.State.Running}}", "stubborn"})).out, "true\n");
