@@ -14,7 +14,8 @@ What counts as a command run on this machine:
     words after `chroot`/`ssh` run elsewhere and are not counted;
   - Python: the literal program of subprocess.* / os.exec* / shutil.which;
   - C++: the literal program of run({"prog", ...}) / execvp / execlp, and
-    the shell text of system(), popen(), run_quiet() and `cmd = "..."`.
+    the shell text of system(), popen(), run_quiet(), shell_output() and
+    `cmd = "..."`.
 Words that are builtins, keywords, functions defined in the scanned files,
 paths, or expansions are not commands of the system.
 
@@ -339,7 +340,7 @@ def shell_functions(text):
 
 CPP_STRING = re.compile(r'"((?:[^"\\\n]|\\.)*)"')
 CPP_ARGV_CALL = re.compile(r'\b(?:run|execvp|execlp|run_capture|run_command)\(\s*\{?\s*"([A-Za-z0-9][\w.+-]*)"')
-CPP_SHELL_CALL = re.compile(r'\b(?:system|popen|run_quiet|sh)\(|\bcmd\s*[+]?=')
+CPP_SHELL_CALL = re.compile(r'\b(?:system|popen|run_quiet|shell_output|sh)\(|\bcmd\s*[+]?=')
 PY_CALL = re.compile(
     r'\b(?:subprocess\.(?:run|call|check_call|check_output|Popen)|os\.exec\w+|shutil\.which)'
     r'\(\s*\[?\s*["\']([A-Za-z0-9][\w.+-]*)["\']')

@@ -3,69 +3,23 @@
 // podman keeps its own store in the test's scratch directory (vfs, cgroupfs,
 // no events), so nothing of the machine's podman is touched. The runtime's
 // state is its default root, which podman's bare `state` calls rely on.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "command_run.h"
 #include "tests/vm/harness.h"
 
 namespace moat::test {
 namespace {
 
-namespace it {
-
-struct CmdResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// Runs argv with /dev/null as stdin; stdout and stderr through files in
-// `scratch`.
-CmdResult run(const std::vector<std::string>& argv, const std::string& scratch) {
-  std::string out_path = scratch + "/cmd.out", err_path = scratch + "/cmd.err";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int o = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int e = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    int in = ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    ::execvp(args[0], args.data());
-    ::_exit(127);
-  }
-  CmdResult r;
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
-  return r;
-}
-
-}  // namespace it
+namespace it = moat::test_commands;
 
 std::string runtime_bin() { return std::string(MOAT_BIN_DIR) + "/moat-runtime"; }
 
@@ -75,11 +29,11 @@ class Podman : public ::testing::Test {
     scratch_ = test_home() + "/podman-scratch";
     std::filesystem::create_directories(scratch_);
     auto imported = it::run({"sh", "-c", "tar -C " + busybox_rootfs() + " -c . | " + podman_line() + " import - local/busybox:1"},
-                            scratch_);
+                            {}, scratch_);
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
   }
   static void TearDownTestSuite() {
-    it::run({"sh", "-c", podman_line() + " rm -af; " + podman_line() + " rmi -af"}, scratch_);
+    it::run({"sh", "-c", podman_line() + " rm -af; " + podman_line() + " rmi -af"}, {}, scratch_);
     std::filesystem::remove_all(scratch_);
   }
   static std::string podman_line() {
@@ -101,7 +55,7 @@ class Podman : public ::testing::Test {
     a.insert(a.end(), rest.begin(), rest.end());
     return podman(a);
   }
-  it::CmdResult go(const std::vector<std::string>& argv) { return it::run(argv, scratch_); }
+  it::CmdResult go(const std::vector<std::string>& argv) { return it::run(argv, {}, scratch_); }
 
   // Nothing of moat's may remain once podman removed its containers.
   void expect_nothing_left() {

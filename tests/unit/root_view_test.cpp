@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/command_run.h"
 #include "../image/erofs_check.h"
 #include "image/erofs/erofs_reader.h"
 #include "image/store/directory_image.h"
@@ -33,17 +34,6 @@ using image::testing::TempDir;
 
 constexpr std::int64_t kLowerTime = 1600000000;
 
-// Runs a shell command line; its exit status, and its output on failure.
-std::pair<int, std::string> shell_line(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = ::pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
 
 void write(const std::string& path, const std::string& text, std::int64_t mtime = kLowerTime) {
   std::ofstream(path) << text;
@@ -120,7 +110,7 @@ void make_upper(const std::string& root) {
 
 std::string make_ext4(const TempDir& tmp, const std::string& from, const std::string& name) {
   std::string image = tmp / name;
-  auto [rc, out] = shell_line("truncate -s 32M " + image + " && mkfs.ext4 -q -F -d " + from + " " + image);
+  auto [rc, out] = test_commands::shell_output("truncate -s 32M " + image + " && mkfs.ext4 -q -F -d " + from + " " + image);
   EXPECT_EQ(rc, 0) << out;
   return image;
 }

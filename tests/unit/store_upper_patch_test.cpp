@@ -2,6 +2,7 @@
 // e2fsck, by the kernel's own read of the ext4 (a read-only loop mount), and
 // by the overlay the guest would see (overlayfs over a lower directory).
 // Loop and overlay mounts need root, which these tests run as.
+#include "tests/command_run.h"
 #include "store/upper_patch.h"
 
 #include <fcntl.h>
@@ -46,21 +47,10 @@ class TempDir {
   std::string path_;
 };
 
-// Output and exit code of a shell command.
-std::pair<int, std::string> run(const std::string& cmd) {
-  std::string out;
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return {-1, ""};
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  int rc = ::pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
 
 // Empty when `e2fsck -fn` finds nothing to fix.
 std::string fsck(const std::string& image) {
-  auto [rc, out] = run("e2fsck -fn " + image);
+  auto [rc, out] = test_commands::shell_output("e2fsck -fn " + image);
   return rc == 0 ? "" : "e2fsck exit " + std::to_string(rc) + ":\n" + out;
 }
 
@@ -68,12 +58,12 @@ class Mount {
  public:
   Mount(const std::string& what, const std::string& dir, const std::string& args) : dir_(dir) {
     std::filesystem::create_directories(dir);
-    auto [rc, out] = run("mount " + args + " " + what + " " + dir);
+    auto [rc, out] = test_commands::shell_output("mount " + args + " " + what + " " + dir);
     ok_ = rc == 0;
     error_ = out;
   }
   ~Mount() {
-    if (ok_ && run("umount " + dir_).first != 0) run("umount -l " + dir_);
+    if (ok_ && test_commands::shell_output("umount " + dir_).first != 0) test_commands::shell_output("umount -l " + dir_);
   }
   bool ok() const { return ok_; }
   const std::string& error() const { return error_; }
@@ -648,7 +638,7 @@ TEST_F(StoreUpperPatch, LargeFilesAreByteExactAndSparseStaysSparse) {
 
 TEST_F(StoreUpperPatch, RefusesADiskWithoutAnUpperDirectory) {
   std::string plain = tmp_ / "plain.ext4";
-  ASSERT_EQ(run("truncate -s 64M " + plain + " && mkfs.ext4 -q -F " + plain).first, 0);
+  ASSERT_EQ(test_commands::shell_output("truncate -s 64M " + plain + " && mkfs.ext4 -q -F " + plain).first, 0);
   auto st = apply_upper_patches(plain, {patch(Kind::kMkdir, "/x")}, lookup_);
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("not a moat upper disk"), std::string::npos) << st.error().message;
@@ -675,7 +665,7 @@ TEST_F(StoreUpperPatch, AFullDiskFailsWithEnospcAndStaysConsistent) {
 }
 
 TEST_F(StoreUpperPatch, RefusesADiskWhoseJournalNeedsRecovery) {
-  ASSERT_EQ(run("debugfs -w -R 'feature needs_recovery' " + upper_).first, 0);
+  ASSERT_EQ(test_commands::shell_output("debugfs -w -R 'feature needs_recovery' " + upper_).first, 0);
   auto st = apply({patch(Kind::kMkdir, "/x")});
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code, EBUSY);
