@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "oci_runtime/bundle_config.h"
 #include "oci_runtime/init_keeper.h"
 #include "oci_runtime/runtime_log.h"
+#include "util/hex.h"
 #include "util/read_file.h"
 #include "util/unique_fd.h"
 #include "util/write_file_atomic.h"
@@ -120,15 +122,8 @@ Status remove_sandbox_quietly(const std::string& sandbox) {
 
 std::string random_suffix() {
   unsigned char b[6];
-  UniqueFd fd(::open("/dev/urandom", O_RDONLY | O_CLOEXEC));
-  if (!fd || ::read(fd.get(), b, sizeof(b)) != static_cast<ssize_t>(sizeof(b))) return std::to_string(::getpid());
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : b) {
-    out += hex[c >> 4];
-    out += hex[c & 15];
-  }
-  return out;
+  if (::getrandom(b, sizeof(b), 0) != static_cast<ssize_t>(sizeof(b))) return std::to_string(::getpid());
+  return lower_hex(b, sizeof(b));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "server/exec_registry.h"
 
 #include "server/http_types.h"
+#include "util/hex.h"
 
 #include <sys/random.h>
 
@@ -15,13 +16,7 @@ std::string new_exec_id() {
     static std::uint64_t counter = 0;
     return "x" + std::to_string(++counter);
   }
-  static const char kHex[] = "0123456789abcdef";
-  std::string id;
-  for (unsigned char b : raw) {
-    id += kHex[b >> 4];
-    id += kHex[b & 15];
-  }
-  return id;
+  return lower_hex(raw, sizeof raw);
 }
 
 }  // namespace
