@@ -173,6 +173,9 @@ struct SandboxOptions {
   // volume at "/" in the sandbox's info; snapshots, diff, export, commit and
   // root patches need a disk root and refuse such a sandbox.
   std::string rootfs_share;
+  // Serve rootfs_share read-only (the OCI bundle's root.readonly): the
+  // guest's root refuses writes (EROFS), enforced by the host-side server.
+  bool rootfs_share_read_only = false;
   // Boot rootfs_image itself as the only, writable root (ext4 only) instead
   // of a read-only lower under a fresh writable upper.
   bool writable_root = false;

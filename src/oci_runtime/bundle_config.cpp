@@ -226,16 +226,75 @@ Status read_linux(const json& j, BundleConfig& c) {
   auto it = j.find("linux");
   if (it == j.end() || !it->is_object()) return ok_status();
   MOAT_TRY(read_resources(*it, c));
-  if (auto ns = it->find("namespaces"); ns != it->end() && ns->is_array()) {
+  if (auto ns = it->find("namespaces"); ns != it->end() && !ns->is_null()) {
+    if (!ns->is_array()) return bad("linux.namespaces", "expected an array");
     for (const auto& n : *ns) {
-      if (n.is_object() && n.value("type", "") == "network" && n.contains("path"))
-        c.unsupported.push_back("linux.namespaces network path: the container has no network yet");
+      if (!n.is_object()) return bad("linux.namespaces", "expected objects");
+      MOAT_ASSIGN_OR_RETURN(auto type, string_field(n, "type", "linux.namespaces.type"));
+      if (type != "network") continue;
+      MOAT_ASSIGN_OR_RETURN(auto path, string_field(n, "path", "linux.namespaces network path"));
+      if (path.empty()) {
+        c.network_namespace = NetworkNamespace::kFresh;
+      } else {
+        if (path[0] != '/') return bad("linux.namespaces network path", "must be an absolute path");
+        c.network_namespace = NetworkNamespace::kJoin;
+        c.network_namespace_path = path;
+      }
     }
   }
   for (const char* key : {"seccomp", "devices", "sysctl", "maskedPaths", "readonlyPaths", "uidMappings"}) {
     if (it->contains(key) && !(*it)[key].is_null() && !(*it)[key].empty())
       c.unsupported.push_back(std::string("linux.") + key + ": the guest kernel's own apply (the VM is the boundary)");
   }
+  return ok_status();
+}
+
+// "a,b , c" -> {"a", "b", "c"}: annotations are strings, so lists are
+// comma-separated (no rule, port or address contains a comma).
+std::vector<std::string> comma_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    if (!item.empty()) out.push_back(item);
+    start = end + 1;
+  }
+  return out;
+}
+
+// io.moat.network=none|public|all, io.moat.network.allow / .deny=RULE,...
+// (all allows first, then all denies: one annotation cannot order them),
+// io.moat.network.publish=[IP:]HP:GP[/udp],..., io.moat.network.dns=IP[:PORT].
+Status read_network_annotations(BundleConfig& c) {
+  auto get = [&](const char* key) -> const std::string* {
+    auto a = c.annotations.find(key);
+    return a == c.annotations.end() ? nullptr : &a->second;
+  };
+  if (const auto* mode = get("io.moat.network")) {
+    auto m = parse_network_mode(*mode);
+    if (!m) return bad("annotations.io.moat.network", m.error().message);
+    c.network_mode = *m;
+  }
+  for (bool allow : {true, false}) {
+    if (const auto* rules = get(allow ? "io.moat.network.allow" : "io.moat.network.deny")) {
+      for (auto& r : comma_list(*rules)) c.network.rules.push_back({allow, r});
+    }
+  }
+  if (const auto* ports = get("io.moat.network.publish")) {
+    for (const auto& p : comma_list(*ports)) {
+      auto port = parse_published_port(p);
+      if (!port) return bad("annotations.io.moat.network.publish", port.error().message);
+      c.network.ports.push_back(*port);
+    }
+  }
+  if (const auto* dns = get("io.moat.network.dns")) c.network.dns = *dns;
+  if (c.network.rules.size() > kMaxNetworkRules)
+    return bad("annotations.io.moat.network.allow/deny", "more than " + std::to_string(kMaxNetworkRules) + " rules");
+  if (auto st = validate_network(c.network); !st) return bad("annotations.io.moat.network*", st.error().message);
   return ok_status();
 }
 
@@ -257,9 +316,13 @@ Status read_annotations(const json& j, BundleConfig& c) {
     out = static_cast<int>(n);
     return ok_status();
   };
+  for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"}) {
+    auto a = c.annotations.find(key);
+    if (a != c.annotations.end() && a->second == "sandbox") c.pod_sandbox = true;
+  }
   MOAT_TRY(number("io.moat.memory", 64, 262144, c.memory_mib));
   MOAT_TRY(number("io.moat.cpus", 1, 64, c.cpus));
-  return ok_status();
+  return read_network_annotations(c);
 }
 
 }  // namespace
@@ -288,7 +351,6 @@ Result<BundleConfig> parse_bundle_config(std::string_view text, const std::strin
   if (root_path.empty()) return bad("root.path", "missing");
   c.rootfs = root_path[0] == '/' ? root_path : bundle + "/" + root_path;
   if (auto ro = root->find("readonly"); ro != root->end() && ro->is_boolean()) c.root_readonly = ro->get<bool>();
-  if (c.root_readonly) c.unsupported.push_back("root.readonly: the root is served writable");
   MOAT_ASSIGN_OR_RETURN(c.hostname, string_field(j, "hostname", "hostname"));
   if (auto m = j.find("mounts"); m != j.end() && !m->is_null()) MOAT_TRY(read_mounts(*m, c));
   MOAT_TRY(read_linux(j, c));

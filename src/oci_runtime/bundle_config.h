@@ -16,6 +16,11 @@
 //       -> the guest's own
 //   linux.resources.memory.limit -> VM memory; cpu quota/period -> vCPUs
 //   annotations io.moat.memory (MiB), io.moat.cpus -> the same, explicitly
+//   linux.namespaces network: none -> moat's network from the host's
+//       namespace; a fresh one (no path) -> no network; the engine's (a
+//       path) -> the sandbox's shim opens its sockets in it
+//   annotations io.moat.network[.allow|.deny|.publish|.dns] -> the
+//       sandbox's network policy (docs/network.md's forms)
 #pragma once
 
 #include <cstdint>
@@ -26,6 +31,7 @@
 #include <vector>
 
 #include "moat/exec.h"
+#include "moat/network.h"
 #include "moat/result.h"
 
 namespace moat::oci {
@@ -59,6 +65,13 @@ struct TmpfsSpec {
   std::uint64_t size_bytes = 0;
 };
 
+// linux.namespaces' network entry.
+enum class NetworkNamespace {
+  kHost,   // none listed: runc leaves the container in the host's
+  kFresh,  // listed without a path: a new, empty one (no network)
+  kJoin,   // listed with a path: the engine's (a pod's), to join
+};
+
 struct BundleConfig {
   std::string oci_version;
   ProcessSpec process;
@@ -69,6 +82,16 @@ struct BundleConfig {
   std::vector<TmpfsSpec> tmpfs;
   int memory_mib = 0;  // 0: moat's default
   int cpus = 0;        // 0: moat's default
+  // A pod's sandbox ("pause") container, by the CRI's annotation: it runs
+  // nothing of the pod's and only holds the pod's namespaces, so moat holds
+  // them with its keeper and boots no VM for it.
+  bool pod_sandbox = false;
+  NetworkNamespace network_namespace = NetworkNamespace::kHost;
+  std::string network_namespace_path;  // kJoin
+  // From the io.moat.network* annotations; the mode is unset unless
+  // io.moat.network gives it (then it follows network_namespace).
+  std::optional<NetworkMode> network_mode;
+  NetworkOptions network;
   std::map<std::string, std::string> annotations;
   std::vector<std::string> unsupported;  // "field: why", for the log
 };

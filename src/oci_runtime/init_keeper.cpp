@@ -129,6 +129,25 @@ Status wait_for_start(int fifo, int sigfd) {
   }
 }
 
+// A pod's sandbox container: waits for `start` (a signal before it ends the
+// keeper as it would a process), then does what a pause process does:
+// nothing, until TERM or INT end it with 0.
+[[noreturn]] void hold_until_ended(int fifo, int sigfd) {
+  if (fifo >= 0) {
+    if (auto st = wait_for_start(fifo, sigfd); !st) {
+      std::fprintf(stderr, "moat-runtime: %s\n", st.error().message.c_str());
+      ::_exit(255);
+    }
+  }
+  while (true) {
+    signalfd_siginfo si{};
+    ssize_t n = ::read(sigfd, &si, sizeof(si));
+    if (n < 0 && errno == EINTR) continue;
+    if (n != static_cast<ssize_t>(sizeof(si))) ::_exit(255);
+    if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) ::_exit(0);
+  }
+}
+
 // Step 4's input: stdin and signals, each on its own thread so a command that
 // does not read its stdin never delays a signal.
 void forward_stdin(Exec* exec) {
@@ -232,6 +251,10 @@ int run_keeper(const KeeperSpec& spec, int ready_fd) {
     // keeps the fifo from reading as closed before `start` opens it.
     fifo = UniqueFd(::open(spec.start_fifo.c_str(), O_RDWR | O_CLOEXEC));
     if (!fifo) return fail(errno_error("open " + spec.start_fifo));
+  }
+  if (spec.sandbox.empty()) {
+    report(ready_fd, "ok\n");
+    hold_until_ended(fifo.get(), sigfd.get());
   }
   auto sandbox = Sandbox::open(spec.sandbox);
   if (!sandbox) return fail(sandbox.error());

@@ -33,7 +33,10 @@
 namespace moat::oci {
 
 struct KeeperSpec {
-  std::string sandbox;          // libmoat sandbox id
+  // libmoat sandbox id; "" for a pod's sandbox container: the keeper only
+  // holds its namespaces, as a pause process does, until TERM or INT
+  // (exit 0) or KILL.
+  std::string sandbox;
   ExecOptions process;          // argv, env, cwd, user, tty, size, rlimits
   bool wait_for_start = false;  // the init keeper: wait on start_fifo
   std::string start_fifo;

@@ -21,6 +21,7 @@
 #include "moat/version.h"
 #include "oci_runtime/bundle_config.h"
 #include "oci_runtime/init_keeper.h"
+#include "oci_runtime/network_namespace.h"
 #include "oci_runtime/runtime_log.h"
 #include "util/hex.h"
 #include "util/read_file.h"
@@ -56,9 +57,42 @@ ExecOptions exec_options_for(const ProcessSpec& p) {
   return o;
 }
 
+// The engine's resolv.conf for the container (a file bind at
+// /etc/resolv.conf), or "".
+std::string engine_resolv_conf(const BundleConfig& c) {
+  for (const auto& b : c.binds) {
+    if (b.is_file && b.destination == "/etc/resolv.conf") {
+      auto text = read_file_bounded(b.source, 64 * 1024);
+      return text ? *text : std::string();
+    }
+  }
+  return "";
+}
+
+// What the guest reaches unless io.moat.network says: in the host's
+// namespace (none listed) moat's default, public egress; in a fresh, empty
+// one nothing, as the engine asked for no network; in the engine's (a pod's)
+// everything the namespace reaches: its routes and the cluster's network
+// policies are the boundary there, and moat's rules (annotations) narrow it.
+NetworkOptions network_for(const BundleConfig& c) {
+  NetworkOptions n = c.network;
+  switch (c.network_namespace) {
+    case NetworkNamespace::kHost: n.mode = NetworkMode::kPublic; break;
+    case NetworkNamespace::kFresh: n.mode = NetworkMode::kNone; break;
+    case NetworkNamespace::kJoin: n.mode = NetworkMode::kAll; break;
+  }
+  if (c.network_mode) n.mode = *c.network_mode;
+  // In the engine's namespace the host's resolver may be out of reach (a
+  // 127.0.0.53 stub): moat's resolver asks the engine's instead.
+  if (c.network_namespace == NetworkNamespace::kJoin && n.dns.empty()) n.dns = first_nameserver(engine_resolv_conf(c));
+  return n;
+}
+
 SandboxOptions sandbox_options_for(const BundleConfig& c, const std::string& id) {
   SandboxOptions o;
+  o.network = network_for(c);
   o.rootfs_share = c.rootfs;
+  o.rootfs_share_read_only = c.root_readonly;
   o.hostname = c.hostname;
   if (c.memory_mib) o.memory_mib = c.memory_mib;
   if (c.cpus) o.cpus = c.cpus;
@@ -75,13 +109,34 @@ std::string dirname_of(const std::string& path) {
   return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
 }
 
+// The engine's resolv.conf keeps its search domains and options, but the
+// guest goes on asking moat's resolver (the nameservers the guest's agent
+// wrote), which forwards to the engine's: domain rules see every name.
+Status copy_resolv_conf(Sandbox& sb, const std::string& source, const WriteFileOptions& w) {
+  MOAT_ASSIGN_OR_RETURN(auto engine, read_file_bounded(source, 64 * 1024));
+  std::string guest;
+  MOAT_TRY(sb.read_file("/etc/resolv.conf", [&](std::string_view bytes) -> Status {
+    if (guest.size() + bytes.size() > 64 * 1024) return make_error("the guest's /etc/resolv.conf is too large", EFBIG);
+    guest.append(bytes);
+    return ok_status();
+  }));
+  if (first_nameserver(guest).empty()) return sb.write_file("/etc/resolv.conf", engine, w);  // no network: as given
+  return sb.write_file("/etc/resolv.conf", with_guest_nameservers(engine, guest), w);
+}
+
 // Bind mounts of single files (the engine's /etc/hosts, /etc/resolv.conf,
 // /etc/hostname, /run/.containerenv): virtio-fs shares directories, so their
 // bytes are written into the root instead. Later changes on the host are
-// not seen.
-Status copy_file_binds(const std::string& sandbox_id, const BundleConfig& c) {
+// not seen. A read-only root cannot take them: each is named in the log, and
+// the image's own files stay.
+Status copy_file_binds(const std::string& id, const std::string& sandbox_id, const BundleConfig& c) {
   bool any = std::any_of(c.binds.begin(), c.binds.end(), [](const BindMount& b) { return b.is_file; });
   if (!any) return ok_status();
+  if (c.root_readonly) {
+    for (const auto& b : c.binds)
+      if (b.is_file) log_warning(id + ": mounts " + b.destination + ": not copied in (the root is read-only)");
+    return ok_status();
+  }
   MOAT_ASSIGN_OR_RETURN(auto sb, Sandbox::open(sandbox_id));
   for (const auto& b : c.binds) {
     if (!b.is_file) continue;
@@ -92,7 +147,8 @@ Status copy_file_binds(const std::string& sandbox_id, const BundleConfig& c) {
     MOAT_TRY(sb.mkdir(dirname_of(b.destination), /*parents=*/true));
     WriteFileOptions w;
     w.mode = st.st_mode & 07777;
-    if (auto st2 = sb.write_file(b.destination, fd.get(), w); !st2) return st2.error().wrap("copying " + b.source + " to " + b.destination);
+    Status copied = b.destination == "/etc/resolv.conf" ? copy_resolv_conf(sb, b.source, w) : sb.write_file(b.destination, fd.get(), w);
+    if (!copied) return copied.error().wrap("copying " + b.source + " to " + b.destination);
   }
   return ok_status();
 }
@@ -161,11 +217,23 @@ int create_container(const StateDir& dir, const std::string& self, const std::st
     (void)dir.remove(id);
     return fail(e.wrap("create " + id));
   };
-  auto info = create_sandbox(sandbox_options_for(*cfg, id));
-  if (!info) return undo(info.error());
-  sandbox_id = info->id;
-  if (auto st = start_sandbox(sandbox_id); !st) return undo(st.error());
-  if (auto st = copy_file_binds(sandbox_id, *cfg); !st) return undo(st.error());
+  // Before the sandbox starts: its shim, forked from this thread, opens its
+  // sockets (egress, published ports) in the engine's namespace. The keeper
+  // is forked from here too, so /proc/KEEPER/ns/net, which engines hand to
+  // the other containers of a pod, is that namespace (or, for a fresh one,
+  // a new empty namespace, as runc would have made).
+  if (cfg->network_namespace == NetworkNamespace::kJoin) {
+    if (auto st = join_network_namespace(cfg->network_namespace_path); !st) return undo(st.error());
+  } else if (cfg->network_namespace == NetworkNamespace::kFresh) {
+    if (auto st = enter_new_network_namespace(); !st) return undo(st.error());
+  }
+  if (!cfg->pod_sandbox) {
+    auto info = create_sandbox(sandbox_options_for(*cfg, id));
+    if (!info) return undo(info.error());
+    sandbox_id = info->id;
+    if (auto st = start_sandbox(sandbox_id); !st) return undo(st.error());
+    if (auto st = copy_file_binds(id, sandbox_id, *cfg); !st) return undo(st.error());
+  }
 
   KeeperSpec spec;
   spec.sandbox = sandbox_id;
@@ -244,7 +312,7 @@ int kill_container(const StateDir& dir, const std::string& id, const std::string
   // The keeper forwards what it can catch to the process in the guest.
   // SIGKILL it cannot: it dies of it, and the VM is ended with it.
   if (::kill(r->keeper_pid, *sig) != 0 && errno != ESRCH) return fail(errno_error("kill"));
-  if (*sig == SIGKILL) (void)stop_sandbox(r->sandbox, std::chrono::seconds(0));
+  if (*sig == SIGKILL && !r->sandbox.empty()) (void)stop_sandbox(r->sandbox, std::chrono::seconds(0));
   return 0;
 }
 
@@ -323,6 +391,8 @@ int exec_in_container(const StateDir& dir, const std::string& self, const std::s
   if (!r) return fail_exec(r.error());
   if (status_of(dir, *r) == ContainerStatus::kStopped)
     return fail_exec(make_error("cannot exec in a stopped container", ESRCH));
+  if (r->sandbox.empty())
+    return fail_exec(make_error("container " + id + " is a pod's sandbox container: it holds the pod's namespaces and runs nothing", EINVAL));
   ProcessSpec p;
   std::vector<std::string> unsupported;
   if (!f.process_file.empty()) {

@@ -504,7 +504,7 @@ Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::s
   if (!o.rootfs_share.empty()) {
     // The root is the volume at "/", first, so its tag is fixed (vol0) and
     // the agent mounts it before switching into it.
-    MOAT_ASSIGN_OR_RETURN(auto root, root_share_mount(o.rootfs_share, r.info.volumes.size() + r.info.tmpfs.size()));
+    MOAT_ASSIGN_OR_RETURN(auto root, root_share_mount(o.rootfs_share, o.rootfs_share_read_only, r.info.volumes.size() + r.info.tmpfs.size()));
     r.info.volumes.insert(r.info.volumes.begin(), std::move(root));
   }
   if (::mkdir(r.info.dir.c_str(), 0700) != 0) return errno_error("create " + r.info.dir);

@@ -145,14 +145,14 @@ Result<std::vector<VolumeMount>> resolve_volume_mounts(const std::string& home, 
   return out;
 }
 
-Result<VolumeMount> root_share_mount(const std::string& directory, std::size_t others) {
+Result<VolumeMount> root_share_mount(const std::string& directory, bool read_only, std::size_t others) {
   if (others + 1 > proto::kMaxGuestMounts)
     return make_error("too many volumes and tmpfs mounts besides the shared root (at most " +
                           std::to_string(proto::kMaxGuestMounts - 1) + ")", EINVAL);
   if (directory.empty() || directory[0] != '/')
     return make_error("shared root \"" + directory + "\": give an absolute host directory", EINVAL);
   MOAT_ASSIGN_OR_RETURN(auto real, real_directory(directory));
-  return VolumeMount{real, "/", false, 0};
+  return VolumeMount{real, "/", read_only, 0};
 }
 
 Status add_sandbox_mounts(const std::string& home, const std::vector<VolumeMount>& volumes,

@@ -27,9 +27,9 @@ Result<std::vector<VolumeMount>> resolve_volume_mounts(const std::string& home, 
                                                        const std::vector<TmpfsMount>& tmpfs);
 Result<std::vector<TmpfsMount>> resolve_tmpfs_mounts(const std::vector<TmpfsMount>& tmpfs);
 // The mount of a shared root (SandboxOptions::rootfs_share): the real host
-// directory at guest path "/", writable. `others` is how many volumes and
+// directory at guest path "/", writable unless read_only. `others` is how many volumes and
 // tmpfs mounts the sandbox has besides (the root counts towards the limit).
-Result<VolumeMount> root_share_mount(const std::string& directory, std::size_t others);
+Result<VolumeMount> root_share_mount(const std::string& directory, bool read_only, std::size_t others);
 
 // Adds the shares (served by the shim) and guest mounts of resolved mounts
 // to a shim config; fails if the kernel command line would not hold them.

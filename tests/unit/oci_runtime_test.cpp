@@ -10,6 +10,7 @@
 
 #include "oci_runtime/bundle_config.h"
 #include "oci_runtime/container_state.h"
+#include "oci_runtime/network_namespace.h"
 #include "oci_runtime/runtime_commands.h"
 
 namespace moat::oci {
@@ -93,8 +94,85 @@ TEST_F(BundleDir, WhatIsNotAppliedIsNamed) {
   ASSERT_TRUE(c.ok()) << c.error().message;
   std::vector<std::string> fields;
   for (const auto& u : c->unsupported) fields.push_back(u.substr(0, u.find(':')));
-  EXPECT_EQ(fields, (std::vector<std::string>{"process.capabilities", "process.noNewPrivileges", "root.readonly",
-                                              "linux.namespaces network path", "linux.seccomp", "hooks"}));
+  EXPECT_EQ(fields, (std::vector<std::string>{"process.capabilities", "process.noNewPrivileges",
+                                              "linux.seccomp", "hooks"}));
+  EXPECT_TRUE(c->root_readonly);  // applied: the root share is served read-only
+  EXPECT_EQ(c->network_namespace, NetworkNamespace::kJoin);  // applied: joined
+  EXPECT_EQ(c->network_namespace_path, "/run/netns/x");
+}
+
+TEST_F(BundleDir, TheNetworkNamespaceAndTheNetworkAnnotations) {
+  auto j = base();
+  write_config(j);
+  auto host = read_bundle_config(dir_);
+  ASSERT_TRUE(host.ok()) << host.error().message;
+  EXPECT_EQ(host->network_namespace, NetworkNamespace::kHost);
+  EXPECT_FALSE(host->network_mode.has_value());
+
+  j["linux"]["namespaces"] = {{{"type", "pid"}}, {{"type", "network"}}};
+  j["annotations"]["io.moat.network"] = "public";
+  j["annotations"]["io.moat.network.allow"] = "@host:8080, example.com:443";
+  j["annotations"]["io.moat.network.deny"] = "10.0.0.0/8";
+  j["annotations"]["io.moat.network.publish"] = "0.0.0.0:80:8080,127.0.0.1:53:53/udp";
+  j["annotations"]["io.moat.network.dns"] = "10.96.0.10";
+  write_config(j);
+  auto c = read_bundle_config(dir_);
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->network_namespace, NetworkNamespace::kFresh);
+  EXPECT_EQ(c->network_mode, NetworkMode::kPublic);
+  ASSERT_EQ(c->network.rules.size(), 3u);
+  EXPECT_TRUE(c->network.rules[0].allow);
+  EXPECT_EQ(c->network.rules[0].rule, "@host:8080");
+  EXPECT_EQ(c->network.rules[1].rule, "example.com:443");
+  EXPECT_FALSE(c->network.rules[2].allow);
+  EXPECT_EQ(c->network.rules[2].rule, "10.0.0.0/8");
+  ASSERT_EQ(c->network.ports.size(), 2u);
+  EXPECT_EQ(to_string(c->network.ports[0]), "0.0.0.0:80:8080");
+  EXPECT_EQ(to_string(c->network.ports[1]), "127.0.0.1:53:53/udp");
+  EXPECT_EQ(c->network.dns, "10.96.0.10");
+
+  struct Case {
+    const char* key;
+    const char* value;
+    const char* prefix;
+  };
+  const Case bad[] = {
+      {"io.moat.network", "open", "config.json: annotations.io.moat.network: "},
+      {"io.moat.network.allow", "@nowhere", "config.json: annotations.io.moat.network*: "},
+      {"io.moat.network.publish", "80", "config.json: annotations.io.moat.network.publish: "},
+      {"io.moat.network.dns", "not-an-ip", "config.json: annotations.io.moat.network*: "},
+  };
+  for (const auto& k : bad) {
+    auto b = base();
+    b["annotations"][k.key] = k.value;
+    write_config(b);
+    auto r = read_bundle_config(dir_);
+    ASSERT_FALSE(r.ok()) << k.key;
+    EXPECT_EQ(r.error().code, EINVAL);
+    EXPECT_EQ(r.error().message.rfind(k.prefix, 0), 0u) << r.error().message;
+  }
+  auto relative = base();
+  relative["linux"]["namespaces"] = {{{"type", "network"}, {"path", "netns/x"}}};
+  write_config(relative);
+  auto r = read_bundle_config(dir_);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "config.json: linux.namespaces network path: must be an absolute path");
+}
+
+TEST(OciNetwork, TheEnginesResolvConfKeepsItsSearchButAsksMoatsResolver) {
+  std::string engine = "search default.svc.cluster.local svc.cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n";
+  EXPECT_EQ(first_nameserver(engine), "10.96.0.10");
+  EXPECT_EQ(first_nameserver("# none\n"), "");
+  EXPECT_EQ(first_nameserver("nameserver\nnameserver   fd00::1  \n"), "fd00::1");
+  EXPECT_EQ(with_guest_nameservers(engine, "nameserver 10.0.2.3\n"),
+            "nameserver 10.0.2.3\nsearch default.svc.cluster.local svc.cluster.local\noptions ndots:5\n");
+}
+
+TEST(OciNetwork, JoiningANamespaceThatIsNotThereSaysWhich) {
+  auto st = join_network_namespace("/nonexistent/netns");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, ENOENT);
+  EXPECT_NE(st.error().message.find("/nonexistent/netns"), std::string::npos) << st.error().message;
 }
 
 TEST_F(BundleDir, BadFieldsAreErrorsThatNameThem) {
