@@ -79,10 +79,20 @@ Status read_rlimits(const json& list, ProcessSpec& p) {
   for (const auto& r : list) {
     if (!r.is_object() || !r.contains("type") || !r["type"].is_string())
       return bad("process.rlimits", "each entry needs a type");
+    // The runtime spec: a value that cannot be mapped to the kernel is an
+    // error, not a limit silently left out (the guest's agent knows these).
+    static const std::set<std::string> kKnown = {"as",      "core",   "cpu",  "data",   "fsize",
+                                                 "locks",   "memlock", "msgqueue", "nice", "nofile",
+                                                 "nproc",   "rss",    "rtprio", "sigpending", "stack"};
+    std::string type = r["type"].get<std::string>();
+    std::string name = rlimit_name(type);
+    if (type.rfind("RLIMIT_", 0) != 0 || !kKnown.count(name))
+      return bad("process.rlimits", "unknown type \"" + type + "\"");
     Rlimit lim;
     MOAT_ASSIGN_OR_RETURN(lim.soft, unsigned_field(r.value("soft", json(0)), "process.rlimits.soft", UINT64_MAX));
     MOAT_ASSIGN_OR_RETURN(lim.hard, unsigned_field(r.value("hard", json(0)), "process.rlimits.hard", UINT64_MAX));
-    p.rlimits[rlimit_name(r["type"].get<std::string>())] = lim;
+    if (lim.soft > lim.hard) return bad("process.rlimits", type + ": the soft limit is above the hard one");
+    p.rlimits[name] = lim;
   }
   return ok_status();
 }

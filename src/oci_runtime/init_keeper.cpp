@@ -23,6 +23,7 @@
 #include "util/json_object.h"
 #include "util/unique_fd.h"
 #include "util/write_all.h"
+#include "util/write_file_atomic.h"
 
 extern char** environ;
 
@@ -129,16 +130,21 @@ Status wait_for_start(int fifo, int sigfd) {
   }
 }
 
+void mark_running(const std::string& marker) {
+  if (!marker.empty()) (void)write_file_atomic(marker, "", 0600);
+}
+
 // A pod's sandbox container: waits for `start` (a signal before it ends the
 // keeper as it would a process), then does what a pause process does:
 // nothing, until TERM or INT end it with 0.
-[[noreturn]] void hold_until_ended(int fifo, int sigfd) {
+[[noreturn]] void hold_until_ended(int fifo, int sigfd, const std::string& running_marker) {
   if (fifo >= 0) {
     if (auto st = wait_for_start(fifo, sigfd); !st) {
       std::fprintf(stderr, "moat-runtime: %s\n", st.error().message.c_str());
       ::_exit(255);
     }
   }
+  mark_running(running_marker);
   while (true) {
     signalfd_siginfo si{};
     ssize_t n = ::read(sigfd, &si, sizeof(si));
@@ -201,6 +207,7 @@ std::string keeper_spec_json(const KeeperSpec& s) {
             {"rlimits", rl},
             {"waitForStart", s.wait_for_start},
             {"startFifo", s.start_fifo},
+            {"runningMarker", s.running_marker},
             {"stopSandboxOnExit", s.stop_sandbox_on_exit},
             {"consoleSocket", s.console_socket}};
   return j.dump();
@@ -221,6 +228,7 @@ Result<KeeperSpec> parse_keeper_spec(const std::string& text) {
     for (const auto& [k, v] : j.at("rlimits").items()) s.process.rlimits[k] = {v.at(0).get<std::uint64_t>(), v.at(1).get<std::uint64_t>()};
     s.wait_for_start = j.at("waitForStart").get<bool>();
     s.start_fifo = j.at("startFifo").get<std::string>();
+    s.running_marker = j.value("runningMarker", std::string());
     s.stop_sandbox_on_exit = j.at("stopSandboxOnExit").get<bool>();
     s.console_socket = j.at("consoleSocket").get<std::string>();
   } catch (const json::exception& e) {
@@ -254,7 +262,7 @@ int run_keeper(const KeeperSpec& spec, int ready_fd) {
   }
   if (spec.sandbox.empty()) {
     report(ready_fd, "ok\n");
-    hold_until_ended(fifo.get(), sigfd.get());
+    hold_until_ended(fifo.get(), sigfd.get(), spec.running_marker);
   }
   auto sandbox = Sandbox::open(spec.sandbox);
   if (!sandbox) return fail(sandbox.error());
@@ -286,6 +294,7 @@ int run_keeper(const KeeperSpec& spec, int ready_fd) {
     if (spec.stop_sandbox_on_exit) (void)sandbox->stop(std::chrono::seconds(2));
     return 127;
   }
+  mark_running(spec.running_marker);
   Exec* e = &*exec;
   // Detached: both block in read() and end with the process.
   std::thread(forward_stdin, e).detach();

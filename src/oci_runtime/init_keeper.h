@@ -40,6 +40,10 @@ struct KeeperSpec {
   ExecOptions process;          // argv, env, cwd, user, tty, size, rlimits
   bool wait_for_start = false;  // the init keeper: wait on start_fifo
   std::string start_fifo;
+  // Made once the process runs in the guest (or, for a pod's sandbox
+  // container, once started): `start` returns only then, so a signal an
+  // engine sends right after it reaches the program, not an exec in flight.
+  std::string running_marker;
   bool stop_sandbox_on_exit = false;
   std::string console_socket;   // "" : no terminal from the engine
 };

@@ -182,6 +182,9 @@ std::string random_suffix() {
   return lower_hex(b, sizeof(b));
 }
 
+// How long `start` waits for the guest to run the program.
+constexpr std::chrono::seconds kStartTimeout{60};
+
 }  // namespace
 
 Result<int> parse_signal(const std::string& text) {
@@ -240,6 +243,7 @@ int create_container(const StateDir& dir, const std::string& self, const std::st
   spec.process = exec_options_for(cfg->process);
   spec.wait_for_start = true;
   spec.start_fifo = dir.dir_of(id) + "/start.fifo";
+  spec.running_marker = dir.dir_of(id) + "/running";
   spec.stop_sandbox_on_exit = true;
   spec.console_socket = f.console_socket.empty() ? "" : absolute(f.console_socket);
   if (cfg->process.terminal && spec.console_socket.empty())
@@ -288,6 +292,20 @@ int start_container(const StateDir& dir, const std::string& id) {
   if (!fifo || ::write(fifo.get(), "s", 1) != 1) {
     ::unlink(started.c_str());
     return fail(make_error("cannot start container " + id + ": its process is gone", ESRCH));
+  }
+  // Until the program runs in the guest (the keeper marks it), or the keeper
+  // is gone: a process that could not be started is start's error, as
+  // runc's is.
+  std::string running = dir.dir_of(id) + "/running";
+  auto deadline = std::chrono::steady_clock::now() + kStartTimeout;
+  struct stat st {};
+  while (::stat(running.c_str(), &st) != 0) {
+    if (!keeper_alive(*r))
+      return fail(make_error("cannot start container " + id + ": its process did not start (see the container's output)", ESRCH));
+    if (std::chrono::steady_clock::now() >= deadline)
+      return fail(make_error("container " + id + ": its process did not start within " +
+                                 std::to_string(kStartTimeout.count()) + " s", ETIMEDOUT));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   return 0;
 }

@@ -236,6 +236,7 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
     MOAT_TRY(adopt_stored_vm_settings(m, r, *old));
   }
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
+  MOAT_TRY(check_device_slots(cfg));
   if (old) cfg.vm.extra_qemu_args = old->vm.extra_qemu_args;
   cfg.stop_when_owner_leaves = ephemeral;
   cfg.remove_dir_on_exit = r.info.auto_remove;
@@ -301,6 +302,7 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
   // Before the disks: bad mounts and missing runtime files fail cheaply.
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
   MOAT_TRY(prepare_root_disks(effective, r.info.dir, store::cache_dir(m.home), cfg.vm, upper ? upper->disk : ""));
+  MOAT_TRY(check_device_slots(cfg));
   if (!ca_pem.empty()) {
     if (cfg.vm.root_mode != "overlay" || cfg.vm.lower_fs != "erofs" || cfg.vm.disks.empty())
       return make_error("TLS interception (--tls-intercept, --secret) needs an image or --rootfs-dir root: the guest's trust is written into it",

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "moat/sandboxes.h"
+#include "moat/network.h"
 #include "moat/volumes.h"
 #include "sandbox/file_lock.h"
 #include "sandbox/lifecycle.h"
@@ -153,6 +154,21 @@ Result<VolumeMount> root_share_mount(const std::string& directory, bool read_onl
     return make_error("shared root \"" + directory + "\": give an absolute host directory", EINVAL);
   MOAT_ASSIGN_OR_RETURN(auto real, real_directory(directory));
   return VolumeMount{real, "/", read_only, 0};
+}
+
+Status check_device_slots(const shim::ShimConfig& cfg) {
+  // The shares become vhost-user-fs devices when the shim starts QEMU; the
+  // network device too, when the options need one.
+  bool network = network_needs_device(cfg.network);
+  std::size_t others = vm::kFixedVirtioDevices + cfg.vm.disks.size() + (network ? 1 : 0);
+  if (others + cfg.volumes.size() <= vm::kMicrovmVirtioSlots) return ok_status();
+  std::size_t room = others >= vm::kMicrovmVirtioSlots ? 0 : vm::kMicrovmVirtioSlots - others;
+  return make_error("too many volumes: " + std::to_string(cfg.volumes.size()) + " given, room for " +
+                        std::to_string(room) + " (the VM has " + std::to_string(vm::kMicrovmVirtioSlots) +
+                        " device slots; the agent's channel and entropy take 2, the root's disks " +
+                        std::to_string(cfg.vm.disks.size()) + (network ? ", the network 1" : "") +
+                        "; tmpfs mounts take none)",
+                    EINVAL);
 }
 
 Status add_sandbox_mounts(const std::string& home, const std::vector<VolumeMount>& volumes,

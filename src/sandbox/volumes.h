@@ -31,6 +31,10 @@ Result<std::vector<TmpfsMount>> resolve_tmpfs_mounts(const std::vector<TmpfsMoun
 // tmpfs mounts the sandbox has besides (the root counts towards the limit).
 Result<VolumeMount> root_share_mount(const std::string& directory, bool read_only, std::size_t others);
 
+// Whether the VM of `cfg` (its disks known) has a device slot for every
+// volume: EINVAL saying how many fit otherwise.
+Status check_device_slots(const shim::ShimConfig& cfg);
+
 // Adds the shares (served by the shim) and guest mounts of resolved mounts
 // to a shim config; fails if the kernel command line would not hold them.
 Status add_sandbox_mounts(const std::string& home, const std::vector<VolumeMount>& volumes,

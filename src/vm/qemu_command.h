@@ -71,6 +71,11 @@ struct VmSpec {
   std::vector<std::string> extra_qemu_args;
 };
 
+// QEMU's microvm machine has eight virtio-mmio transports, one device each;
+// entropy and the agent's serial port always take two. A ninth device fails
+// QEMU's start ("No 'virtio-bus' bus found"), so callers count first.
+inline constexpr std::size_t kMicrovmVirtioSlots = 8;
+inline constexpr std::size_t kFixedVirtioDevices = 2;
 // The most the x86 kernel keeps of its command line (COMMAND_LINE_SIZE).
 inline constexpr std::size_t kMaxKernelCommandLine = 2047;
 

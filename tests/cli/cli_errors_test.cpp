@@ -99,6 +99,19 @@ TEST(CliErrors, MountPathsMustBeAbsoluteWithoutDotDot) {
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
+// QEMU's microvm has eight device slots: more volumes than fit fail create
+// with the count, before any VM is started, and leave nothing behind.
+TEST(CliErrors, MoreVolumesThanTheVmHasSlotsForAreRefused) {
+  std::vector<std::string> a = {"create", "--rootfs-dir", busybox_rootfs()};
+  for (const char* g : {"/a", "/b", "/c", "/d"}) a.insert(a.end(), {"-v", std::string("/tmp:") + g});
+  expect_error(a, "too many volumes: 4 given, room for 3 (the VM has 8 device slots; the agent's channel and entropy "
+                  "take 2, the root's disks 2, the network 1; tmpfs mounts take none)");
+  a.insert(a.end(), {"--net", "none", "-v", "/tmp:/e"});
+  expect_error(a, "too many volumes: 5 given, room for 4 (the VM has 8 device slots; the agent's channel and entropy "
+                  "take 2, the root's disks 2; tmpfs mounts take none)");
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(CliErrors, EnvironmentOverTheRequestLimitIsNamedBeforeSending) {
   // Nine values of 120 KiB: each fits one argument of the host's execve and
   // of the protocol, together they pass the 1 MiB of one exec request.

@@ -189,6 +189,9 @@ TEST_F(BundleDir, BadFieldsAreErrorsThatNameThem) {
       {"/process/terminal", "yes", "config.json: process.terminal: expected true or false"},
       {"/root/path", "", "config.json: root.path: missing"},
       {"/annotations/io.moat.memory", "12", "config.json: annotations.io.moat.memory: expected a number from 64 to 262144"},
+      {"/process/rlimits/0/type", "RLIMIT_TEST", "config.json: process.rlimits: unknown type \"RLIMIT_TEST\""},
+      {"/process/rlimits/0/type", "NOFILE", "config.json: process.rlimits: unknown type \"NOFILE\""},
+      {"/process/rlimits/0/soft", 4096, "config.json: process.rlimits: RLIMIT_NOFILE: the soft limit is above the hard one"},
   };
   for (const auto& k : cases) {
     auto j = base();

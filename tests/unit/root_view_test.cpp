@@ -216,7 +216,7 @@ TEST_F(RootView, ADiskThatNeverBootedHasNoChanges) {
 }
 
 TEST_F(RootView, ARedirectOutOfTheLowerIsRefused) {
-  for (const std::string& target : {"../ren", "/ren/../../etc", "a//b", "."}) {
+  for (std::string target : {"../ren", "/ren/../../etc", "a//b", "."}) {
     std::string root = tmp_ / ("r" + std::to_string(target.size()));
     make_dir(root);
     make_dir(root + "/upper");

@@ -285,8 +285,9 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
                            "D /usr/share/doc/bash", "C /usr/share/doc/coreutils", "A /usr/share/doc/coreutils/new",
                            "C /etc/debconf.conf", "A /etc/debconf.conf/inner", "C /etc/skel",
                            "D /usr/share/doc/dash", "A /usr/share/doc/dash2", "A /root/py", "A /root/h2",
-                           "A /root/sym", "A /srv/new/deep/f", "C /etc/shells", "C /etc/host.conf"})
+                           "A /root/sym", "A /srv/new/deep/f", "C /etc/shells", "C /etc/host.conf"}) {
     EXPECT_TRUE(want.count(line)) << "the oracle misses " << line;
+  }
 
   for (bool running : {true, false}) {
     if (!running) ASSERT_EQ(run_moat({"stop", "differ"}).exit_code, 0);

@@ -26,11 +26,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
-
 std::string snapshots_root() { return test_home() + "/snapshots"; }
 
 std::string sandbox_id(const std::string& name) { return inspected_field(name, "id"); }
