@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# moat-runtime under podman (docs/oci-runtime.md), side by side in one run:
-#   - `podman run --rm IMG true` with moat-runtime;
-#   - the same with crun, podman's own runtime, where it can run here;
-#   - `moat run --rm` of the same root (the image's rootfs as --rootfs-dir),
-#     what moat-runtime adds podman's own work to.
-# Medians of RUNS wall times. Usage: bench/oci_runtime.sh [BUILD] [RUNS]
+# moat-runtime under podman and containerd (docs/oci-runtime.md), side by
+# side in one run:
+#   - `podman run --rm IMG true` with moat-runtime, and with runc and crun
+#     (the engine's own work plus a container that costs next to nothing);
+#   - `ctr run --rm IMG ID true` through containerd's runc shim, with
+#     moat-runtime and with runc (a containerd of the benchmark's own);
+#   - `moat run --rm` of the same root (the image's rootfs as --rootfs-dir).
+# What moat-runtime adds is (engine + moat-runtime) - (engine + runc), set
+# against `moat run`. Medians of RUNS wall times.
+# Usage: bench/oci_runtime.sh [BUILD] [RUNS]
 set -euo pipefail
 build=${1:-build}
 runs=${2:-10}
@@ -15,14 +19,38 @@ work=$(mktemp -d /tmp/moat-bench-oci-XXXXXX)
 podman=(podman --root "$work/root" --runroot "$work/run" --storage-driver vfs --cgroup-manager cgroupfs
         --events-backend none)
 limits=(--ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --network none)
+ctr=(ctr --address "$work/containerd.sock")
+containerd_pid=
 cleanup() {
   "${podman[@]}" --runtime "$build/bin/moat-runtime" rm -af >/dev/null 2>&1 || true
   "${podman[@]}" rmi -af >/dev/null 2>&1 || true
+  [[ -z $containerd_pid ]] || { kill "$containerd_pid"; wait "$containerd_pid" || true; }
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 tar -C "$build/share/moat/rootfs-busybox" -c . | "${podman[@]}" import - local/busybox:1 >/dev/null 2>&1
+"${podman[@]}" save --format oci-archive -o "$work/busybox.tar" local/busybox:1 >/dev/null 2>&1
+cat > "$work/containerd.toml" <<EOF
+version = 2
+root = "$work/containerd-root"
+state = "$work/containerd-state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$work/containerd.sock"
+[ttrpc]
+  address = "$work/containerd.sock.ttrpc"
+EOF
+containerd --config "$work/containerd.toml" >"$work/containerd.log" 2>&1 &
+containerd_pid=$!
+for _ in $(seq 100); do "${ctr[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
+"${ctr[@]}" images import --snapshotter native "$work/busybox.tar" >/dev/null
+n=0
+ctr_run() {  # runtime-binary: one container, a fresh id each time
+  n=$((n + 1))
+  "${ctr[@]}" run --rm --snapshotter native --runc-binary "$1" --runc-root "$work/runc-root" \
+    localhost/local/busybox:1 "bench-$n" true
+}
 samples() {  # label command...
   local label=$1
   shift
@@ -40,10 +68,16 @@ echo
 echo "| command | seconds |"
 echo "|---|---|"
 samples "podman moat-runtime" "${podman[@]}" --runtime "$build/bin/moat-runtime" run --rm "${limits[@]}" local/busybox:1 true
+samples "podman runc" "${podman[@]}" --runtime runc run --rm "${limits[@]}" local/busybox:1 true
 samples "podman crun" "${podman[@]}" --runtime crun run --rm "${limits[@]}" local/busybox:1 true
+samples "ctr moat-runtime" ctr_run "$build/bin/moat-runtime"
+samples "ctr runc" ctr_run "$(command -v runc)"
 MOAT_HOME="$work/moat-home" samples "moat run" "$build/bin/moat" run --rm --rootfs-dir "$build/share/moat/rootfs-busybox" -- true
 echo
-if [[ -n ${median_podman_moat_runtime:-} && -n ${median_moat_run:-} ]]; then
-  awk -v a="$median_podman_moat_runtime" -v b="$median_moat_run" \
-    'BEGIN{printf "podman + moat-runtime / moat run: %.2f\n", a/b}'
-fi
+ratio() {  # label engine+moat engine+runc
+  [[ -n $2 && -n $3 && -n ${median_moat_run:-} ]] || return 0
+  awk -v label="$1" -v a="$2" -v b="$3" -v m="$median_moat_run" \
+    'BEGIN{printf "%s: moat-runtime adds %.3f s over the engine with runc; / moat run %.3f s: %.2f\n", label, a-b, m, (a-b)/m}'
+}
+ratio podman "${median_podman_moat_runtime:-}" "${median_podman_runc:-}"
+ratio containerd "${median_ctr_moat_runtime:-}" "${median_ctr_runc:-}"
