@@ -31,6 +31,17 @@ struct Rlimit {
   std::uint64_t hard = 0;
 };
 
+// A process's capability sets (capabilities(7)), each a bit mask: bit N is
+// capability N of <linux/capability.h> (CAP_CHOWN = 0 ... CAP_CHECKPOINT_RESTORE
+// = 40). What an OCI runtime's process.capabilities asks for.
+struct CapabilitySets {
+  std::uint64_t bounding = 0;
+  std::uint64_t effective = 0;
+  std::uint64_t permitted = 0;
+  std::uint64_t inheritable = 0;
+  std::uint64_t ambient = 0;
+};
+
 struct ExecOptions {
   std::vector<std::string> argv;
   std::vector<std::string> env;  // KEY=VALUE, on top of PATH/HOME/TERM defaults
@@ -42,6 +53,13 @@ struct ExecOptions {
   bool stdin_open = false;       // otherwise the command reads /dev/null
   Duration timeout{0};           // zero: no limit
   std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", "as", ...
+  // Unset: what the user gets by default in the guest (every capability for
+  // root, none for others). Set: the bounding set is cut to `bounding`
+  // before the user changes, then the sets are applied, as runc does (a
+  // root process gets its bounding set back as effective on exec, as the
+  // kernel gives root).
+  std::optional<CapabilitySets> capabilities;
+  bool no_new_privileges = false;  // PR_SET_NO_NEW_PRIVS before exec
 };
 
 struct ExitStatus {

@@ -2,8 +2,10 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -58,6 +60,26 @@ struct ChildPlan {
   bool tty;
 };
 
+// Effective, permitted and inheritable by capset(2) (version 3: two 32-bit
+// words per set), then each ambient capability raised (it must be permitted
+// and inheritable by then). Raw system calls: this runs in the vfork child.
+void apply_capability_sets(const proto::ExecRequest& req, const char* who) {
+  struct __user_cap_header_struct header {};
+  header.version = _LINUX_CAPABILITY_VERSION_3;
+  header.pid = 0;
+  struct __user_cap_data_struct data[2] {};
+  for (int i = 0; i < 2; ++i) {
+    data[i].effective = static_cast<std::uint32_t>(req.cap_effective >> (32 * i));
+    data[i].permitted = static_cast<std::uint32_t>(req.cap_permitted >> (32 * i));
+    data[i].inheritable = static_cast<std::uint32_t>(req.cap_inheritable >> (32 * i));
+  }
+  if (::syscall(SYS_capset, &header, data) != 0) child_fail("capabilities for", who, errno, 126);
+  for (int cap = 0; cap < 64; ++cap) {
+    if (!(req.cap_ambient & (1ull << cap))) continue;
+    if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) child_fail("ambient capabilities for", who, errno, 126);
+  }
+}
+
 // Runs in a vfork()ed child: it shares the agent's memory until execve, so
 // it only makes system calls (raw ones where glibc would keep state) and
 // touches nothing the parent owns. Under TCG, vfork saves the page-table copy
@@ -76,12 +98,25 @@ struct ChildPlan {
   for (const auto& [resource, rl] : plan.rlimits)
     if (::setrlimit(resource, &rl) != 0) child_fail("setrlimit for", plan.argv[0], errno, 126);
   const char* who = plan.req->user.c_str();
+  const proto::ExecRequest& req = *plan.req;
+  if (req.has_capabilities) {
+    // The bounding set is cut while the process still has CAP_SETPCAP; the
+    // other sets survive the user change because of KEEPCAPS.
+    for (int cap = 0; cap < 64; ++cap) {
+      if (req.cap_bounding & (1ull << cap)) continue;
+      if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) child_fail("capabilities for", who, errno, 126);
+    }
+    if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) child_fail("capabilities for", who, errno, 126);
+  }
   if (::syscall(SYS_setgroups, plan.cred->groups.size(), plan.cred->groups.data()) != 0)
     child_fail("setgroups for", who, errno, 126);
   if (::syscall(SYS_setresgid, plan.cred->gid, plan.cred->gid, plan.cred->gid) != 0)
     child_fail("setgid for", who, errno, 126);
   if (::syscall(SYS_setresuid, plan.cred->uid, plan.cred->uid, plan.cred->uid) != 0)
     child_fail("setuid for", who, errno, 126);
+  if (req.has_capabilities) apply_capability_sets(req, who);
+  if (req.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+    child_fail("no_new_privs for", who, errno, 126);
   const char* cwd = plan.req->cwd.empty() ? "/" : plan.req->cwd.c_str();
   if (::chdir(cwd) != 0) child_fail("working directory", cwd, errno, 126);
   // As execvp: the first candidate that runs wins; EACCES is remembered

@@ -74,6 +74,47 @@ Status read_user(const json& user, ProcessSpec& p, std::vector<std::string>& uns
   return ok_status();
 }
 
+// capabilities(7)'s names by number, as <linux/capability.h> numbers them.
+constexpr const char* kCapabilityNames[] = {
+    "CAP_CHOWN",        "CAP_DAC_OVERRIDE",   "CAP_DAC_READ_SEARCH", "CAP_FOWNER",         "CAP_FSETID",
+    "CAP_KILL",         "CAP_SETGID",         "CAP_SETUID",          "CAP_SETPCAP",        "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",    "CAP_NET_RAW",        "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",    "CAP_SYS_MODULE",     "CAP_SYS_RAWIO",       "CAP_SYS_CHROOT",     "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",    "CAP_SYS_ADMIN",      "CAP_SYS_BOOT",        "CAP_SYS_NICE",       "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",     "CAP_SYS_TTY_CONFIG", "CAP_MKNOD",           "CAP_LEASE",          "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP",       "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",      "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",   "CAP_BLOCK_SUSPEND",  "CAP_AUDIT_READ",      "CAP_PERFMON",        "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
+
+Result<std::uint64_t> capability_mask(const json& list, const std::string& field) {
+  MOAT_ASSIGN_OR_RETURN(auto names, string_list(list, field, 64));
+  std::uint64_t mask = 0;
+  for (const auto& name : names) {
+    auto* found = std::find(std::begin(kCapabilityNames), std::end(kCapabilityNames), name);
+    if (found == std::end(kCapabilityNames)) return bad(field, "unknown capability \"" + name + "\"");
+    mask |= 1ull << (found - std::begin(kCapabilityNames));
+  }
+  return mask;
+}
+
+Result<CapabilitySets> read_capabilities(const json& j) {
+  if (!j.is_object()) return bad("process.capabilities", "expected an object");
+  CapabilitySets c;
+  auto set = [&](const char* key, std::uint64_t& out) -> Status {
+    auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return ok_status();
+    MOAT_ASSIGN_OR_RETURN(out, capability_mask(*it, std::string("process.capabilities.") + key));
+    return ok_status();
+  };
+  MOAT_TRY(set("bounding", c.bounding));
+  MOAT_TRY(set("effective", c.effective));
+  MOAT_TRY(set("permitted", c.permitted));
+  MOAT_TRY(set("inheritable", c.inheritable));
+  MOAT_TRY(set("ambient", c.ambient));
+  return c;
+}
+
 Status read_rlimits(const json& list, ProcessSpec& p) {
   if (!list.is_array()) return bad("process.rlimits", "expected an array");
   for (const auto& r : list) {
@@ -124,10 +165,13 @@ Result<ProcessSpec> process_from(const json& j, std::vector<std::string>& unsupp
   if (auto it = j.find("rlimits"); it != j.end() && !it->is_null()) MOAT_TRY(read_rlimits(*it, p));
   // The VM is the isolation boundary: the guest process runs as the user
   // given, with the guest kernel's defaults for the rest.
-  if (auto it = j.find("capabilities"); it != j.end() && !it->is_null())
-    unsupported.push_back("process.capabilities: the process has the guest's defaults for its user (the VM is the boundary)");
-  if (j.value("noNewPrivileges", false))
-    unsupported.push_back("process.noNewPrivileges: not applied inside the guest");
+  if (auto it = j.find("capabilities"); it != j.end() && !it->is_null()) {
+    MOAT_ASSIGN_OR_RETURN(p.capabilities, read_capabilities(*it));
+  }
+  if (auto it = j.find("noNewPrivileges"); it != j.end() && !it->is_null()) {
+    if (!it->is_boolean()) return bad("process.noNewPrivileges", "expected true or false");
+    p.no_new_privileges = it->get<bool>();
+  }
   for (const char* key : {"apparmorProfile", "selinuxLabel", "oomScoreAdj", "ioPriority", "scheduler"}) {
     if (j.contains(key)) unsupported.push_back(std::string("process.") + key + ": not applied (the VM is the boundary)");
   }

@@ -51,6 +51,8 @@ struct ProcessSpec {
   bool terminal = false;
   std::uint16_t rows = 24, cols = 80;  // process.consoleSize
   std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", ...
+  std::optional<CapabilitySets> capabilities;
+  bool no_new_privileges = false;
 };
 
 struct BindMount {

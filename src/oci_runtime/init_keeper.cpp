@@ -205,6 +205,11 @@ std::string keeper_spec_json(const KeeperSpec& s) {
             {"rows", s.process.rows},
             {"cols", s.process.cols},
             {"rlimits", rl},
+            {"caps", s.process.capabilities ? json::array({s.process.capabilities->bounding, s.process.capabilities->effective,
+                                                           s.process.capabilities->permitted, s.process.capabilities->inheritable,
+                                                           s.process.capabilities->ambient})
+                                            : json()},
+            {"noNewPrivileges", s.process.no_new_privileges},
             {"waitForStart", s.wait_for_start},
             {"startFifo", s.start_fifo},
             {"runningMarker", s.running_marker},
@@ -226,6 +231,12 @@ Result<KeeperSpec> parse_keeper_spec(const std::string& text) {
     s.process.rows = j.at("rows").get<std::uint16_t>();
     s.process.cols = j.at("cols").get<std::uint16_t>();
     for (const auto& [k, v] : j.at("rlimits").items()) s.process.rlimits[k] = {v.at(0).get<std::uint64_t>(), v.at(1).get<std::uint64_t>()};
+    if (auto caps = j.find("caps"); caps != j.end() && !caps->is_null()) {
+      auto v = caps->get<std::vector<std::uint64_t>>();
+      if (v.size() != 5) return make_error("keeper spec: caps must be five masks", EINVAL);
+      s.process.capabilities = CapabilitySets{v[0], v[1], v[2], v[3], v[4]};
+    }
+    s.process.no_new_privileges = j.value("noNewPrivileges", false);
     s.wait_for_start = j.at("waitForStart").get<bool>();
     s.start_fifo = j.at("startFifo").get<std::string>();
     s.running_marker = j.value("runningMarker", std::string());

@@ -53,6 +53,8 @@ ExecOptions exec_options_for(const ProcessSpec& p) {
   o.rows = p.rows;
   o.cols = p.cols;
   o.rlimits = p.rlimits;
+  o.capabilities = p.capabilities;
+  o.no_new_privileges = p.no_new_privileges;
   o.stdin_open = true;
   return o;
 }

@@ -84,6 +84,9 @@ Json to_payload(const ExecRequest& r) {
   Json limits = Json::object();
   for (const auto& [name, lim] : r.rlimits) limits[name] = Json::array({lim.soft, lim.hard});
   p["rlimits"] = limits;
+  if (r.has_capabilities)
+    p["caps"] = Json::array({r.cap_bounding, r.cap_effective, r.cap_permitted, r.cap_inheritable, r.cap_ambient});
+  if (r.no_new_privileges) p["nnp"] = true;
   return p;
 }
 
@@ -127,6 +130,19 @@ Result<ExecRequest> parse_exec_request(const Json& p) {
       r.rlimits[name] = lim;
     }
   }
+  if (has(p, "caps")) {
+    const Json& caps = p["caps"];
+    if (!caps.is_array() || caps.size() != 5) return make_error("exec: caps must be five bit masks");
+    for (const auto& c : caps)
+      if (!c.is_number_unsigned()) return make_error("exec: caps must be five bit masks");
+    r.has_capabilities = true;
+    r.cap_bounding = caps[0].get<std::uint64_t>();
+    r.cap_effective = caps[1].get<std::uint64_t>();
+    r.cap_permitted = caps[2].get<std::uint64_t>();
+    r.cap_inheritable = caps[3].get<std::uint64_t>();
+    r.cap_ambient = caps[4].get<std::uint64_t>();
+  }
+  if (has(p, "nnp")) { MOAT_ASSIGN_OR_RETURN(r.no_new_privileges, get_bool(p, "nnp")); }
   return r;
 }
 

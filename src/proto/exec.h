@@ -40,6 +40,11 @@ struct ExecRequest {
   bool stdin_open = false;       // false: the process reads /dev/null
   std::uint64_t timeout_ms = 0;  // 0: none
   std::map<std::string, Rlimit> rlimits;  // "nofile", "nproc", "as", ...
+  // Capability sets as bit masks (bounding, effective, permitted,
+  // inheritable, ambient), when the caller sets them.
+  bool has_capabilities = false;
+  std::uint64_t cap_bounding = 0, cap_effective = 0, cap_permitted = 0, cap_inheritable = 0, cap_ambient = 0;
+  bool no_new_privileges = false;
 };
 
 Json to_payload(const ExecRequest& r);

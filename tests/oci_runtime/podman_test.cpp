@@ -130,6 +130,19 @@ TEST_F(Podman, AReadOnlyRootRefusesWrites) {
   expect_nothing_left();
 }
 
+// process.capabilities and noNewPrivileges are applied in the guest: podman's
+// --cap-drop/--cap-add and --security-opt no-new-privileges.
+TEST_F(Podman, CapabilitiesAndNoNewPrivilegesApplyInTheGuest) {
+  auto r = go(run_rm({"--cap-drop", "ALL", "--cap-add", "NET_BIND_SERVICE", "--cap-add", "CHOWN",
+                      "--security-opt", "no-new-privileges", "local/busybox:1", "sh", "-c",
+                      "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status | tr -s '\t' ' '; "
+                      "touch /tmp/f; chown 1000 /tmp/f && echo chown ok; ip link set lo down 2>/dev/null || echo netadmin refused"}));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "CapPrm: 0000000000000401\nCapEff: 0000000000000401\nCapBnd: 0000000000000401\nNoNewPrivs: 1\n"
+                   "chown ok\nnetadmin refused\n");
+  expect_nothing_left();
+}
+
 TEST_F(Podman, AVolumeIsSharedBothWays) {
   std::string host = scratch_ + "/data";
   std::filesystem::create_directories(host);

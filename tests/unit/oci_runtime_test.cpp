@@ -94,8 +94,11 @@ TEST_F(BundleDir, WhatIsNotAppliedIsNamed) {
   ASSERT_TRUE(c.ok()) << c.error().message;
   std::vector<std::string> fields;
   for (const auto& u : c->unsupported) fields.push_back(u.substr(0, u.find(':')));
-  EXPECT_EQ(fields, (std::vector<std::string>{"process.capabilities", "process.noNewPrivileges",
-                                              "linux.seccomp", "hooks"}));
+  EXPECT_EQ(fields, (std::vector<std::string>{"linux.seccomp", "hooks"}));
+  ASSERT_TRUE(c->process.capabilities.has_value());  // applied in the guest
+  EXPECT_EQ(c->process.capabilities->bounding, 1ull << 0);  // CAP_CHOWN
+  EXPECT_EQ(c->process.capabilities->effective, 0u);
+  EXPECT_TRUE(c->process.no_new_privileges);
   EXPECT_TRUE(c->root_readonly);  // applied: the root share is served read-only
   EXPECT_EQ(c->network_namespace, NetworkNamespace::kJoin);  // applied: joined
   EXPECT_EQ(c->network_namespace_path, "/run/netns/x");
@@ -189,6 +192,9 @@ TEST_F(BundleDir, BadFieldsAreErrorsThatNameThem) {
       {"/process/terminal", "yes", "config.json: process.terminal: expected true or false"},
       {"/root/path", "", "config.json: root.path: missing"},
       {"/annotations/io.moat.memory", "12", "config.json: annotations.io.moat.memory: expected a number from 64 to 262144"},
+      {"/process/capabilities", {{"effective", {"CAP_NET_RAW", "CAP_FLY"}}},
+       "config.json: process.capabilities.effective: unknown capability \"CAP_FLY\""},
+      {"/process/noNewPrivileges", "yes", "config.json: process.noNewPrivileges: expected true or false"},
       {"/process/rlimits/0/type", "RLIMIT_TEST", "config.json: process.rlimits: unknown type \"RLIMIT_TEST\""},
       {"/process/rlimits/0/type", "NOFILE", "config.json: process.rlimits: unknown type \"NOFILE\""},
       {"/process/rlimits/0/soft", 4096, "config.json: process.rlimits: RLIMIT_NOFILE: the soft limit is above the hard one"},
