@@ -117,6 +117,25 @@ TEST(ProtoExec, RequestRoundTrip) {
   EXPECT_EQ(back->timeout_ms, 1500u);
   EXPECT_EQ(back->rlimits["nofile"].soft, 1024u);
   EXPECT_EQ(back->rlimits["nofile"].hard, 2048u);
+  EXPECT_FALSE(back->has_capabilities);
+  EXPECT_FALSE(back->no_new_privileges);
+
+  r.has_capabilities = true;
+  r.cap_bounding = 0x401;
+  r.cap_effective = 0x400;
+  r.cap_permitted = 0x401;
+  r.cap_inheritable = 1ull << 40;
+  r.cap_ambient = 0;
+  r.no_new_privileges = true;
+  auto caps = parse_exec_request(to_payload(r));
+  ASSERT_TRUE(caps.ok()) << caps.error().message;
+  EXPECT_TRUE(caps->has_capabilities);
+  EXPECT_EQ(caps->cap_bounding, 0x401u);
+  EXPECT_EQ(caps->cap_effective, 0x400u);
+  EXPECT_EQ(caps->cap_permitted, 0x401u);
+  EXPECT_EQ(caps->cap_inheritable, 1ull << 40);
+  EXPECT_EQ(caps->cap_ambient, 0u);
+  EXPECT_TRUE(caps->no_new_privileges);
 }
 
 TEST(ProtoExec, RequestValidation) {
@@ -127,6 +146,9 @@ TEST(ProtoExec, RequestValidation) {
   EXPECT_FALSE(parse_exec_request(Json{{"argv", {std::string("a\0b", 3)}}}).ok());
   EXPECT_FALSE(parse_exec_request(Json{{"argv", {"a"}}, {"rows", -1}}).ok());
   EXPECT_FALSE(parse_exec_request(Json{{"argv", {"a"}}, {"rlimits", {{"nofile", {5, 1}}}}}).ok());
+  EXPECT_FALSE(parse_exec_request(Json{{"argv", {"a"}}, {"caps", {1, 2, 3}}}).ok());
+  EXPECT_FALSE(parse_exec_request(Json{{"argv", {"a"}}, {"caps", {1, 2, 3, 4, -5}}}).ok());
+  EXPECT_FALSE(parse_exec_request(Json{{"argv", {"a"}}, {"nnp", "yes"}}).ok());
   EXPECT_TRUE(parse_exec_request(Json{{"argv", {"a"}}}).ok());
 }
 
