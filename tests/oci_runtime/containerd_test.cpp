@@ -5,8 +5,11 @@
 // off) and imports a busybox image made from the test rootfs, so the bundle's
 // rootfs is a snapshot containerd mounted, as under Kubernetes.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -34,11 +37,8 @@ class Containerd : public ::testing::Test {
     scratch_ = test_home() + "/containerd-scratch";
     std::filesystem::create_directories(scratch_);
     write_config();
-    auto started = it::run({"sh", "-c", "containerd --config " + scratch_ + "/config.toml >" + scratch_ +
-                                            "/containerd.log 2>&1 & echo $!"},
-                           {}, scratch_);
-    ASSERT_EQ(started.exit_code, 0) << started.err;
-    daemon_ = std::stoi(started.out);
+    daemon_ = start_containerd();
+    ASSERT_GT(daemon_, 0);
     bool up = false;
     for (int i = 0; i < 100 && !up; ++i) {
       up = it::run(ctr({"version"}), {}, scratch_).exit_code == 0;
@@ -65,9 +65,28 @@ class Containerd : public ::testing::Test {
   static void TearDownTestSuite() {
     if (daemon_ > 0) {
       ::kill(daemon_, SIGTERM);
-      for (int i = 0; i < 100 && ::kill(daemon_, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      for (int i = 0; i < 100 && ::waitpid(daemon_, nullptr, WNOHANG) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
     std::filesystem::remove_all(scratch_);
+  }
+  // containerd as a child that dies with this process (a test process that
+  // ends early must not leave a daemon behind), its output in scratch.
+  static pid_t start_containerd() {
+    std::string config = scratch_ + "/config.toml", log = scratch_ + "/containerd.log";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      int null = ::open("/dev/null", O_RDONLY);
+      if (fd < 0 || null < 0) ::_exit(127);
+      ::dup2(null, 0);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execlp("containerd", "containerd", "--config", config.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    return pid;
   }
   static void write_config() {
     std::ofstream(scratch_ + "/config.toml")

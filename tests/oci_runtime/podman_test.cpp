@@ -7,9 +7,13 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -29,6 +33,7 @@ class Podman : public ::testing::Test {
   static void SetUpTestSuite() {
     scratch_ = test_home() + "/podman-scratch";
     std::filesystem::create_directories(scratch_);
+    before_ = default_root();
     auto imported = it::run({"sh", "-c", "tar -C " + busybox_rootfs() + " -c . | " + podman_line() + " import - local/busybox:1"},
                             {}, scratch_);
     ASSERT_EQ(imported.exit_code, 0) << imported.err;
@@ -58,18 +63,40 @@ class Podman : public ::testing::Test {
   }
   it::CmdResult go(const std::vector<std::string>& argv) { return it::run(argv, {}, scratch_); }
 
-  // Nothing of moat's may remain once podman removed its containers.
+  // What the runtime's default root (shared by every user of this machine)
+  // holds: containers, sandboxes and their processes.
+  struct DefaultRoot {
+    std::set<std::string> containers, sandboxes;
+    std::set<pid_t> processes;
+  };
+  static DefaultRoot default_root() {
+    DefaultRoot d;
+    std::istringstream listed(it::run({runtime_bin(), "list", "-q"}, {}, scratch_).out);
+    for (std::string line; std::getline(listed, line);) d.containers.insert(line);
+    for (const auto& e : dir_entries(std::string("/run/moat-runtime/moat/sandboxes"))) d.sandboxes.insert(e);
+    for (pid_t p : processes_mentioning("/run/moat-runtime/moat/sandboxes/")) d.processes.insert(p);
+    return d;
+  }
+  template <typename T>
+  static std::vector<T> added(const std::set<T>& now, const std::set<T>& before) {
+    std::vector<T> out;
+    std::set_difference(now.begin(), now.end(), before.begin(), before.end(), std::back_inserter(out));
+    return out;
+  }
+  // Nothing of moat's may remain once podman removed its containers (what
+  // was there before the suite, from other users of the root, is not ours).
   void expect_nothing_left() {
-    auto listed = go({runtime_bin(), "list", "-q"});
-    EXPECT_EQ(listed.out, "") << listed.err;
-    auto sandboxes = dir_entries(std::string("/run/moat-runtime/moat/sandboxes"));
-    EXPECT_TRUE(sandboxes.empty()) << ::testing::PrintToString(sandboxes);
-    EXPECT_TRUE(processes_mentioning("/run/moat-runtime/moat/sandboxes/").empty());
+    DefaultRoot now = default_root();
+    EXPECT_TRUE(added(now.containers, before_.containers).empty()) << ::testing::PrintToString(now.containers);
+    EXPECT_TRUE(added(now.sandboxes, before_.sandboxes).empty()) << ::testing::PrintToString(now.sandboxes);
+    EXPECT_TRUE(added(now.processes, before_.processes).empty());
   }
 
   static std::string scratch_;
+  static DefaultRoot before_;
 };
 std::string Podman::scratch_;
+Podman::DefaultRoot Podman::before_;
 
 TEST_F(Podman, RunPrintsAndExitsWithTheProcesssCode) {
   auto hi = go(run_rm({"local/busybox:1", "echo", "hi"}));
