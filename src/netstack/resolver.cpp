@@ -12,27 +12,12 @@
 
 #include "net/network_settings.h"
 #include "proto/guest_network.h"
+#include "util/resolv_conf.h"
 
 namespace moat::netstack {
-namespace {
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 std::optional<UpstreamResolver> upstream_from_resolv_conf(std::string_view text) {
-  while (!text.empty()) {
-    std::size_t end = text.find('\n');
-    std::string_view line = trim(text.substr(0, end));
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    if (line.substr(0, 10) != "nameserver") continue;
-    std::string_view value = trim(line.substr(10));
-    if (value.size() == line.size() - 10) continue;  // no blank after the keyword
-    value = value.substr(0, value.find_first_of(" \t#;"));
+  for (std::string_view value : resolv_conf_nameservers(text)) {
     // A zone (fe80::1%eth0) names an interface of the host: not usable here.
     if (auto a = net::IpAddress::parse(value)) return UpstreamResolver{*a, 53};
   }

@@ -3,22 +3,17 @@
 #include <fcntl.h>
 #include <sched.h>
 
-#include <sstream>
 #include <vector>
 
+#include "moat/network.h"
+#include "util/resolv_conf.h"
 #include "util/unique_fd.h"
 
 namespace moat::oci {
 namespace {
 
-// resolv.conf's lines, split into "nameserver" ones and the rest.
-bool is_nameserver_line(std::string_view line, std::string* address) {
-  std::istringstream in{std::string(line)};
-  std::string key, value;
-  if (!(in >> key) || key != "nameserver" || !(in >> value)) return false;
-  if (address) *address = value;
-  return true;
-}
+// A "nameserver" line, as resolv_conf_nameservers reads them.
+bool is_nameserver_line(std::string_view line) { return !resolv_conf_nameservers(line).empty(); }
 
 std::vector<std::string_view> lines_of(std::string_view text) {
   std::vector<std::string_view> out;
@@ -45,9 +40,11 @@ Status enter_new_network_namespace() {
 }
 
 std::string first_nameserver(std::string_view resolv_conf) {
-  for (auto line : lines_of(resolv_conf)) {
-    std::string address;
-    if (is_nameserver_line(line, &address)) return address;
+  for (std::string_view value : resolv_conf_nameservers(resolv_conf)) {
+    // The first the sandbox's resolver can use (not, say, fe80::1%eth0).
+    NetworkOptions probe;
+    probe.dns = std::string(value);
+    if (validate_network(probe)) return probe.dns;
   }
   return "";
 }
@@ -55,10 +52,10 @@ std::string first_nameserver(std::string_view resolv_conf) {
 std::string with_guest_nameservers(std::string_view engine_resolv_conf, std::string_view guest_resolv_conf) {
   std::string out;
   for (auto line : lines_of(guest_resolv_conf)) {
-    if (is_nameserver_line(line, nullptr)) out.append(line).push_back('\n');
+    if (is_nameserver_line(line)) out.append(line).push_back('\n');
   }
   for (auto line : lines_of(engine_resolv_conf)) {
-    if (!is_nameserver_line(line, nullptr)) out.append(line).push_back('\n');
+    if (!is_nameserver_line(line)) out.append(line).push_back('\n');
   }
   return out;
 }

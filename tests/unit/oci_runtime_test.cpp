@@ -167,6 +167,8 @@ TEST(OciNetwork, TheEnginesResolvConfKeepsItsSearchButAsksMoatsResolver) {
   EXPECT_EQ(first_nameserver(engine), "10.96.0.10");
   EXPECT_EQ(first_nameserver("# none\n"), "");
   EXPECT_EQ(first_nameserver("nameserver\nnameserver   fd00::1  \n"), "fd00::1");
+  // As the sandbox's own resolver reads resolv.conf: an address it cannot use is passed over.
+  EXPECT_EQ(first_nameserver("nameserver fe80::1%eth0\nnameserver 10.0.0.1 # second\n"), "10.0.0.1");
   EXPECT_EQ(with_guest_nameservers(engine, "nameserver 10.0.2.3\n"),
             "nameserver 10.0.2.3\nsearch default.svc.cluster.local svc.cluster.local\noptions ndots:5\n");
 }
