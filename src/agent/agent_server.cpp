@@ -16,6 +16,7 @@
 #include "agent/user_db.h"
 #include "proto/exec.h"
 #include "proto/file_ops.h"
+#include "proto/frame_peek.h"
 
 namespace moat::agent {
 namespace {
@@ -24,6 +25,9 @@ constexpr const char* kAgentVersion = "moat-agent/0.1.0";
 // Bytes one file stream may queue per loop round, so exec output and other
 // streams keep their turn.
 constexpr std::size_t kFileProduceBudget = 256 * 1024;
+// Bytes read from the channel per loop round, so the processes' output and
+// the outgoing streams keep their turn.
+constexpr std::size_t kChannelReadBudget = 256 * 1024;
 
 void set_clock_from(const proto::Json& p) {
   auto ns = proto::get_uint(p, "time_ns", ~0ull);
@@ -47,45 +51,52 @@ AgentServer::AgentServer(UniqueFd channel) : channel_(std::move(channel)) {
   ::fcntl(channel_.get(), F_SETFL, flags | O_NONBLOCK);
 }
 
-void AgentServer::send(proto::Message m) {
-  proto::encode_message(m, out_buf_);
-}
+void AgentServer::send(proto::Message m) { out_.send(m); }
 
-void AgentServer::flush_output() {
-  while (!out_buf_.empty()) {
-    ssize_t n = ::write(channel_.get(), out_buf_.data(), out_buf_.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN: poll for POLLOUT
-    out_buf_.erase(0, static_cast<std::size_t>(n));
-  }
-}
+// What the channel does not take now waits for POLLOUT.
+void AgentServer::flush_output() { (void)out_.flush(channel_.get()); }
 
 void AgentServer::read_channel() {
+  // virtio-serial hands out one of its (page-sized) receive buffers per
+  // read, so take what is queued, up to a bound, before going back to poll.
   char buf[64 * 1024];
-  ssize_t n = ::read(channel_.get(), buf, sizeof(buf));
-  if (n < 0) return;  // EAGAIN/EINTR
-  if (n == 0) {
-    // No host on the other end right now; do not spin on it.
-    channel_eof_ = true;
-    return;
+  for (std::size_t taken = 0; taken < kChannelReadBudget;) {
+    ssize_t n = ::read(channel_.get(), buf, sizeof(buf));
+    if (n < 0) break;  // EAGAIN/EINTR
+    if (n == 0) {
+      // No host on the other end right now; do not spin on it.
+      channel_eof_ = true;
+      break;
+    }
+    taken += static_cast<std::size_t>(n);
+    decoder_.feed(buf, static_cast<std::size_t>(n));
+    if (!handle_frames()) return;
   }
-  decoder_.feed(buf, static_cast<std::size_t>(n));
-  proto::Frame frame;
+}
+
+bool AgentServer::handle_frames() {
   while (true) {
-    auto got = decoder_.next(frame);
-    if (!got) {
-      send(proto::make_error_message(proto::kControlStream, "frame_too_large", got.error().message,
+    proto::FramePeek peek = decoder_.peek();
+    if (peek.status == proto::PeekStatus::kOversize) {
+      send(proto::make_error_message(proto::kControlStream, "frame_too_large",
+                                     proto::frame_too_large(peek.header.body_size, proto::kMaxBodySize).message,
                                      false));
       decoder_ = proto::FrameDecoder();
-      return;
+      return false;
     }
-    if (!*got) break;
-    handle_frame(frame);
+    if (peek.status != proto::PeekStatus::kComplete) return true;
+    // File data is taken from the decoder's buffer as it is; anything else
+    // is copied out and decoded in full.
+    auto d = proto::data_fast_path(peek.body);
+    if (!d || !files_.on_data(peek.header.stream, *d)) {
+      proto::Frame frame{peek.header.stream, peek.header.flags, std::string(peek.body)};
+      handle_frame(frame);
+    }
+    decoder_.consume(peek.frame_size());
   }
 }
 
 void AgentServer::handle_frame(const proto::Frame& frame) {
-  if (auto d = proto::data_fast_path(frame.body); d && files_.on_data(frame.stream, *d)) return;
   auto m = proto::decode_message(frame);
   if (!m) {
     send(proto::make_error_message(frame.stream, "bad_message", m.error().message,
@@ -181,8 +192,7 @@ void AgentServer::start_exec(const proto::Message& m) {
     return;
   }
   pid_t pid = proc->pid;
-  auto session = std::make_unique<ExecSession>(m.stream, std::move(*proc), *req,
-                                               [this](proto::Message msg) { send(std::move(msg)); });
+  auto session = std::make_unique<ExecSession>(m.stream, std::move(*proc), *req, out_);
   pid_streams_[pid] = m.stream;
   sessions_[m.stream] = std::move(session);
 }
@@ -266,17 +276,17 @@ void AgentServer::run() {
     fds.clear();
     short channel_events = 0;
     // Stop taking requests while a lot of output is queued for the host.
-    if (!channel_eof_ && out_buf_.size() < (8u << 20)) channel_events |= POLLIN;
-    if (!out_buf_.empty()) channel_events |= POLLOUT;
+    if (!channel_eof_ && out_.size() < (8u << 20)) channel_events |= POLLIN;
+    if (!out_.empty()) channel_events |= POLLOUT;
     fds.push_back({channel_.get(), channel_events, 0});
     fds.push_back({signal_fd_.get(), POLLIN, 0});
     std::size_t fixed = fds.size();
-    if (out_buf_.size() < (8u << 20))
+    if (out_.size() < (8u << 20))
       for (auto& [id, s] : sessions_) s->add_poll_fds(fds);
 
     int timeout_ms = channel_eof_ ? 100 : -1;
     // File streams with window left produce without waiting for an fd.
-    bool file_work = out_buf_.size() < (8u << 20) && files_.wants_to_produce();
+    bool file_work = out_.size() < (8u << 20) && files_.wants_to_produce();
     if (file_work) timeout_ms = 0;
     auto now = Clock::now();
     for (auto& [id, s] : sessions_) {
@@ -299,7 +309,7 @@ void AgentServer::run() {
       if (!fds[i].revents) continue;
       for (auto& [id, s] : sessions_) s->on_poll(fds[i].fd, fds[i].revents);
     }
-    if (out_buf_.size() < (8u << 20)) files_.produce(kFileProduceBudget);
+    if (out_.size() < (8u << 20)) files_.produce(kFileProduceBudget);
     now = Clock::now();
     for (auto& [id, s] : sessions_) s->on_timer(now);
     drop_finished_sessions();

@@ -13,6 +13,7 @@
 #include "agent/disk_freezer.h"
 #include "agent/exec_session.h"
 #include "agent/file_server.h"
+#include "agent/outbox.h"
 #include "proto/frame.h"
 #include "proto/message.h"
 #include "util/unique_fd.h"
@@ -35,6 +36,9 @@ class AgentServer {
   void send(proto::Message m);
   void flush_output();
   void read_channel();
+  // Handles every complete frame the decoder holds; false if the channel's
+  // bytes had to be dropped (an oversize frame).
+  bool handle_frames();
   void handle_frame(const proto::Frame& frame);
   void handle_control(const proto::Message& m);
   void start_exec(const proto::Message& m);
@@ -47,11 +51,11 @@ class AgentServer {
   UniqueFd channel_;
   UniqueFd signal_fd_;
   proto::FrameDecoder decoder_;
-  std::string out_buf_;
+  Outbox out_;
   std::map<std::uint32_t, std::unique_ptr<ExecSession>> sessions_;
   std::map<pid_t, std::uint32_t> pid_streams_;
   DiskFreezer freezer_;
-  FileServer files_{[this](proto::Message m) { send(std::move(m)); }};
+  FileServer files_{out_};
   bool shutdown_requested_ = false;
   bool channel_eof_ = false;
   pid_t pending_setup_ = -1;

@@ -23,12 +23,12 @@ constexpr std::size_t kMaxStdinBuffer = 2 * proto::kInitialWindow;
 }  // namespace
 
 ExecSession::ExecSession(std::uint32_t stream, SpawnedProcess proc, const proto::ExecRequest& req,
-                         SendFn send)
-    : stream_(stream), proc_(std::move(proc)), tty_(req.tty), send_(std::move(send)) {
+                         Outbox& out)
+    : stream_(stream), proc_(std::move(proc)), tty_(req.tty), out_(out) {
   if (req.timeout_ms > 0) timeout_at_ = Clock::now() + std::chrono::milliseconds(req.timeout_ms);
   proto::Json p = proto::Json::object();
   p["pid"] = proc_.pid;
-  send_(proto::make_message(stream_, proto::msg::kStarted, std::move(p)));
+  out_.send(proto::make_message(stream_, proto::msg::kStarted, std::move(p)));
 }
 
 void ExecSession::add_poll_fds(std::vector<pollfd>& fds) const {
@@ -61,18 +61,15 @@ void ExecSession::on_poll(int fd, short revents) {
 void ExecSession::read_output(UniqueFd& fd, std::string_view type) {
   std::size_t want = std::min<std::uint64_t>(out_credit_, proto::kMaxDataChunk);
   if (want == 0) return;
-  std::string buf(want, '\0');
-  ssize_t n = ::read(fd.get(), buf.data(), want);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  ssize_t n = out_.read_data(fd.get(), stream_, type, want);
+  if (n < 0 && errno == EAGAIN) return;
   if (n <= 0) {
     // EOF on a pipe, or EIO on a pty master once the last slave is closed.
     fd.reset();
     return;
   }
-  buf.resize(static_cast<std::size_t>(n));
   out_credit_ -= static_cast<std::uint64_t>(n);
   if (wait_status_) drain_deadline_ = Clock::now() + kDrainQuiet;
-  send_(proto::make_data_message(stream_, type, buf));
 }
 
 void ExecSession::write_stdin() {
@@ -116,7 +113,7 @@ void ExecSession::grant_stdin(std::size_t n, bool force) {
   proto::Json p = proto::Json::object();
   p["n"] = stdin_ungranted_;
   stdin_ungranted_ = 0;
-  send_(proto::make_message(stream_, proto::msg::kWindow, std::move(p)));
+  out_.send(proto::make_message(stream_, proto::msg::kWindow, std::move(p)));
 }
 
 void ExecSession::on_message(const proto::Message& m) {
@@ -160,7 +157,7 @@ void ExecSession::on_message(const proto::Message& m) {
   } else {
     // Unknown types on an exec stream are answered but do not end it, so a
     // newer client can probe.
-    send_(proto::make_error_message(stream_, "unknown_type", "unknown message type \"" + t + "\"",
+    out_.send(proto::make_error_message(stream_, "unknown_type", "unknown message type \"" + t + "\"",
                                     false));
   }
   maybe_finish();
@@ -172,7 +169,7 @@ void ExecSession::signal_group(int sig) {
 }
 
 void ExecSession::fail(std::string_view code, const std::string& text) {
-  send_(proto::make_error_message(stream_, code, text, true));
+  out_.send(proto::make_error_message(stream_, code, text, true));
   signal_group(SIGKILL);
   finished_ = true;
 }
@@ -219,7 +216,7 @@ void ExecSession::maybe_finish() {
   if (WIFSIGNALED(ws)) st.signal = WTERMSIG(ws);
   st.timed_out = timed_out_;
   grant_stdin(0, true);
-  send_(proto::make_message(stream_, proto::msg::kExit, proto::to_payload(st), proto::kFlagEndStream));
+  out_.send(proto::make_message(stream_, proto::msg::kExit, proto::to_payload(st), proto::kFlagEndStream));
   finished_ = true;
 }
 

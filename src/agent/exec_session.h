@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/outbox.h"
 #include "agent/process_spawner.h"
 #include "proto/exec.h"
 #include "proto/message.h"
@@ -20,11 +21,10 @@
 namespace moat::agent {
 
 using Clock = std::chrono::steady_clock;
-using SendFn = std::function<void(proto::Message)>;
 
 class ExecSession {
  public:
-  ExecSession(std::uint32_t stream, SpawnedProcess proc, const proto::ExecRequest& req, SendFn send);
+  ExecSession(std::uint32_t stream, SpawnedProcess proc, const proto::ExecRequest& req, Outbox& out);
 
   std::uint32_t stream() const { return stream_; }
   pid_t pid() const { return proc_.pid; }
@@ -60,7 +60,7 @@ class ExecSession {
   std::uint32_t stream_;
   SpawnedProcess proc_;
   bool tty_;
-  SendFn send_;
+  Outbox& out_;
 
   std::uint64_t out_credit_ = proto::kInitialWindow;
   std::string stdin_buf_;

@@ -18,7 +18,6 @@ namespace {
 
 using proto::FileRequest;
 using proto::Message;
-using SendFn = FileServer::SendFn;
 
 // Incoming data is acknowledged in batches of this size.
 constexpr std::uint64_t kGrantBatch = proto::kFileWindow / 4;
@@ -148,12 +147,13 @@ Status do_simple(const FileRequest& r) {
 
 // ---- outgoing streams: read, tar_out ----
 
-using Source = std::function<Result<std::size_t>(std::string& out, std::size_t max)>;
+// Writes at most `max` bytes of the stream to `dst`; 0 at its end.
+using Source = Outbox::Filler;
 
 class OutStream : public FileStream {
  public:
-  OutStream(std::uint32_t stream, SendFn send, Source source, std::function<std::uint64_t()> entries)
-      : stream_(stream), send_(std::move(send)), source_(std::move(source)), entries_(std::move(entries)) {}
+  OutStream(std::uint32_t stream, Outbox& out, Source source, std::function<std::uint64_t()> entries)
+      : stream_(stream), out_(out), source_(std::move(source)), entries_(std::move(entries)) {}
 
   void on_message(const Message& m) override {
     if (m.type == proto::msg::kWindow) {
@@ -167,36 +167,34 @@ class OutStream : public FileStream {
     while (!finished_ && credit_ > 0 && budget > 0) {
       std::size_t want = static_cast<std::size_t>(
           std::min<std::uint64_t>({credit_, proto::kMaxDataChunk, budget}));
-      std::string chunk;
-      auto got = source_(chunk, want);
+      auto got = out_.fill_data(stream_, proto::msg::kData, want, source_);
       if (!got) {
-        send_(error_message(stream_, got.error()));
+        out_.send(error_message(stream_, got.error()));
         finished_ = true;
         return;
       }
       if (*got == 0) {
         proto::FileResult r{bytes_, entries_ ? entries_() : 0};
-        send_(result_message(stream_, to_payload(r)));
+        out_.send(result_message(stream_, to_payload(r)));
         finished_ = true;
         return;
       }
       credit_ -= *got;
       budget -= std::min(budget, *got);
       bytes_ += *got;
-      send_(proto::make_data_message(stream_, proto::msg::kData, chunk));
     }
   }
 
  private:
   std::uint32_t stream_;
-  SendFn send_;
+  Outbox& out_;
   Source source_;
   std::function<std::uint64_t()> entries_;
   std::uint64_t credit_ = proto::kFileWindow;
   std::uint64_t bytes_ = 0;
 };
 
-Result<std::unique_ptr<FileStream>> open_read(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
+Result<std::unique_ptr<FileStream>> open_read(std::uint32_t stream, Outbox& out, const FileRequest& r) {
   UniqueFd fd(::open(r.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) return errno_error(r.path);
   struct stat st {};
@@ -206,23 +204,21 @@ Result<std::unique_ptr<FileStream>> open_read(std::uint32_t stream, const SendFn
   auto shared = std::make_shared<UniqueFd>(std::move(fd));
   std::uint64_t limit = r.length ? r.length : ~0ull;
   auto left = std::make_shared<std::uint64_t>(limit);
-  Source src = [shared, left](std::string& out, std::size_t max) -> Result<std::size_t> {
+  Source src = [shared, left](char* dst, std::size_t max) -> Result<std::size_t> {
     std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(*left, max));
     if (want == 0) return std::size_t{0};
-    out.resize(want);
     while (true) {
-      ssize_t n = ::read(shared->get(), out.data(), want);
+      ssize_t n = ::read(shared->get(), dst, want);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return errno_error("read");
-      out.resize(static_cast<std::size_t>(n));
       *left -= static_cast<std::uint64_t>(n);
       return static_cast<std::size_t>(n);
     }
   };
-  return std::unique_ptr<FileStream>(new OutStream(stream, send, std::move(src), nullptr));
+  return std::unique_ptr<FileStream>(new OutStream(stream, out, std::move(src), nullptr));
 }
 
-Result<std::unique_ptr<FileStream>> open_tar_out(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
+Result<std::unique_ptr<FileStream>> open_tar_out(std::uint32_t stream, Outbox& out, const FileRequest& r) {
   std::string name = r.name;
   if (name.empty()) {
     std::string p = r.path;
@@ -231,16 +227,16 @@ Result<std::unique_ptr<FileStream>> open_tar_out(std::uint32_t stream, const Sen
   }
   MOAT_ASSIGN_OR_RETURN(auto w, GuestTarWriter::open(r.path, name));
   std::shared_ptr<GuestTarWriter> writer(std::move(w));
-  Source src = [writer](std::string& out, std::size_t max) { return writer->read(out, max); };
+  Source src = [writer](char* dst, std::size_t max) { return writer->read(dst, max); };
   auto entries = [writer]() { return writer->entries(); };
-  return std::unique_ptr<FileStream>(new OutStream(stream, send, std::move(src), entries));
+  return std::unique_ptr<FileStream>(new OutStream(stream, out, std::move(src), entries));
 }
 
 // ---- listing ----
 
 class ListStream : public FileStream {
  public:
-  ListStream(std::uint32_t stream, SendFn send, DIR* dir) : stream_(stream), send_(std::move(send)), dir_(dir) {}
+  ListStream(std::uint32_t stream, Outbox& out, DIR* dir) : stream_(stream), out_(out), dir_(dir) {}
   ~ListStream() override { ::closedir(dir_); }
 
   void on_message(const Message& m) override {
@@ -254,7 +250,7 @@ class ListStream : public FileStream {
       struct dirent* de = ::readdir(dir_);
       if (!de) {
         if (errno) {
-          send_(error_message(stream_, errno_error("readdir")));
+          out_.send(error_message(stream_, errno_error("readdir")));
           finished_ = true;
           return;
         }
@@ -267,22 +263,22 @@ class ListStream : public FileStream {
       batch.push_back({name, to_file_stat(st, ::dirfd(dir_), de->d_name)});
     }
     total_ += batch.size();
-    if (!batch.empty()) send_(proto::make_message(stream_, proto::msg::kEntries, to_payload(batch)));
+    if (!batch.empty()) out_.send(proto::make_message(stream_, proto::msg::kEntries, to_payload(batch)));
     if (batch.size() < proto::kMaxEntriesPerBatch) {
       proto::FileResult r{0, total_};
-      send_(result_message(stream_, to_payload(r)));
+      out_.send(result_message(stream_, to_payload(r)));
       finished_ = true;
     }
   }
 
  private:
   std::uint32_t stream_;
-  SendFn send_;
+  Outbox& out_;
   DIR* dir_;
   std::uint64_t total_ = 0;
 };
 
-Result<std::unique_ptr<FileStream>> open_list(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
+Result<std::unique_ptr<FileStream>> open_list(std::uint32_t stream, Outbox& out, const FileRequest& r) {
   int fd = ::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return errno_error(r.path);
   DIR* d = ::fdopendir(fd);
@@ -290,7 +286,7 @@ Result<std::unique_ptr<FileStream>> open_list(std::uint32_t stream, const SendFn
     ::close(fd);
     return errno_error(r.path);
   }
-  return std::unique_ptr<FileStream>(new ListStream(stream, send, d));
+  return std::unique_ptr<FileStream>(new ListStream(stream, out, d));
 }
 
 // ---- incoming streams: write, tar_in ----
@@ -300,8 +296,8 @@ using Finish = std::function<Result<proto::FileResult>()>;
 
 class InStream : public FileStream {
  public:
-  InStream(std::uint32_t stream, SendFn send, Sink sink, Finish finish)
-      : stream_(stream), send_(std::move(send)), sink_(std::move(sink)), finish_(std::move(finish)) {}
+  InStream(std::uint32_t stream, Outbox& out, Sink sink, Finish finish)
+      : stream_(stream), out_(out), sink_(std::move(sink)), finish_(std::move(finish)) {}
 
   void on_data(std::string_view data) override {
     if (finished_) return;
@@ -311,7 +307,7 @@ class InStream : public FileStream {
     bytes_ += data.size();
     ungranted_ += data.size();
     if (ungranted_ >= kGrantBatch) {
-      send_(proto::make_message(stream_, proto::msg::kWindow, proto::Json{{"n", ungranted_}}));
+      out_.send(proto::make_message(stream_, proto::msg::kWindow, proto::Json{{"n", ungranted_}}));
       allowed_ += ungranted_;
       ungranted_ = 0;
     }
@@ -327,7 +323,7 @@ class InStream : public FileStream {
       auto r = finish_();
       if (!r) return fail(r.error());
       r->bytes = bytes_;
-      send_(result_message(stream_, to_payload(*r)));
+      out_.send(result_message(stream_, to_payload(*r)));
       finished_ = true;
     } else if (m.type == proto::msg::kCancel) {
       finished_ = true;
@@ -336,12 +332,12 @@ class InStream : public FileStream {
 
  private:
   void fail(const Error& e) {
-    send_(error_message(stream_, e));
+    out_.send(error_message(stream_, e));
     finished_ = true;
   }
 
   std::uint32_t stream_;
-  SendFn send_;
+  Outbox& out_;
   Sink sink_;
   Finish finish_;
   std::uint64_t allowed_ = proto::kFileWindow;
@@ -349,7 +345,7 @@ class InStream : public FileStream {
   std::uint64_t bytes_ = 0;
 };
 
-Result<std::unique_ptr<FileStream>> open_write(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
+Result<std::unique_ptr<FileStream>> open_write(std::uint32_t stream, Outbox& out, const FileRequest& r) {
   int flags = O_WRONLY | O_CREAT | O_CLOEXEC;
   flags |= r.append ? O_APPEND : O_TRUNC;
   if (r.exclusive) flags |= O_EXCL;
@@ -371,10 +367,10 @@ Result<std::unique_ptr<FileStream>> open_write(std::uint32_t stream, const SendF
     if (::close(shared->release()) != 0) return errno_error("close " + path);
     return proto::FileResult{};
   };
-  return std::unique_ptr<FileStream>(new InStream(stream, send, std::move(sink), std::move(finish)));
+  return std::unique_ptr<FileStream>(new InStream(stream, out, std::move(sink), std::move(finish)));
 }
 
-Result<std::unique_ptr<FileStream>> open_tar_in(std::uint32_t stream, const SendFn& send, const FileRequest& r) {
+Result<std::unique_ptr<FileStream>> open_tar_in(std::uint32_t stream, Outbox& out, const FileRequest& r) {
   // The destination directory itself is resolved as the guest sees it;
   // nothing inside the archive is ever followed (TreeWriter).
   UniqueFd dir(::open(r.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -395,39 +391,39 @@ Result<std::unique_ptr<FileStream>> open_tar_in(std::uint32_t stream, const Send
     MOAT_TRY(s->reader->finish());
     return proto::FileResult{s->writer->bytes(), s->writer->entries()};
   };
-  return std::unique_ptr<FileStream>(new InStream(stream, send, std::move(sink), std::move(finish)));
+  return std::unique_ptr<FileStream>(new InStream(stream, out, std::move(sink), std::move(finish)));
 }
 
 }  // namespace
 
 void FileServer::open(const proto::Message& m) {
   if (streams_.count(m.stream)) {
-    send_(proto::make_error_message(m.stream, "stream_in_use", "stream id already in use", false));
+    out_.send(proto::make_error_message(m.stream, "stream_in_use", "stream id already in use", false));
     return;
   }
   auto req = proto::parse_file_request(m.type, m.payload);
-  if (!req) return send_(error_message(m.stream, make_error(req.error().message, EINVAL)));
+  if (!req) return out_.send(error_message(m.stream, make_error(req.error().message, EINVAL)));
   const std::string& op = req->op;
   if (op == proto::msg::kStat) {
     auto st = do_stat(*req);
-    if (!st) return send_(error_message(m.stream, st.error()));
-    return send_(result_message(m.stream, proto::Json{{"stat", *st}}));
+    if (!st) return out_.send(error_message(m.stream, st.error()));
+    return out_.send(result_message(m.stream, proto::Json{{"stat", *st}}));
   }
   if (op == proto::msg::kMkdir || op == proto::msg::kRemove || op == proto::msg::kRename ||
       op == proto::msg::kChmod || op == proto::msg::kChown) {
     auto st = do_simple(*req);
-    if (!st) return send_(error_message(m.stream, st.error()));
-    return send_(result_message(m.stream));
+    if (!st) return out_.send(error_message(m.stream, st.error()));
+    return out_.send(result_message(m.stream));
   }
   if (streams_.size() >= kMaxFileStreams)
-    return send_(error_message(m.stream, make_error("too many open file streams", EMFILE)));
+    return out_.send(error_message(m.stream, make_error("too many open file streams", EMFILE)));
   Result<std::unique_ptr<FileStream>> s = make_error("unknown file request", EINVAL);
-  if (op == proto::msg::kRead) s = open_read(m.stream, send_, *req);
-  else if (op == proto::msg::kTarOut) s = open_tar_out(m.stream, send_, *req);
-  else if (op == proto::msg::kList) s = open_list(m.stream, send_, *req);
-  else if (op == proto::msg::kWrite) s = open_write(m.stream, send_, *req);
-  else if (op == proto::msg::kTarIn) s = open_tar_in(m.stream, send_, *req);
-  if (!s) return send_(error_message(m.stream, s.error()));
+  if (op == proto::msg::kRead) s = open_read(m.stream, out_, *req);
+  else if (op == proto::msg::kTarOut) s = open_tar_out(m.stream, out_, *req);
+  else if (op == proto::msg::kList) s = open_list(m.stream, out_, *req);
+  else if (op == proto::msg::kWrite) s = open_write(m.stream, out_, *req);
+  else if (op == proto::msg::kTarIn) s = open_tar_in(m.stream, out_, *req);
+  if (!s) return out_.send(error_message(m.stream, s.error()));
   streams_[m.stream] = std::move(*s);
 }
 

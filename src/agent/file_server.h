@@ -12,6 +12,7 @@
 #include <memory>
 #include <string_view>
 
+#include "agent/outbox.h"
 #include "proto/file_ops.h"
 #include "proto/message.h"
 
@@ -37,8 +38,7 @@ class FileStream {
 
 class FileServer {
  public:
-  using SendFn = std::function<void(proto::Message)>;
-  explicit FileServer(SendFn send) : send_(std::move(send)) {}
+  explicit FileServer(Outbox& out) : out_(out) {}
 
   // A request (proto::is_file_request(m.type)) opening stream m.stream.
   void open(const proto::Message& m);
@@ -54,7 +54,7 @@ class FileServer {
  private:
   void drop_finished();
 
-  SendFn send_;
+  Outbox& out_;
   std::map<std::uint32_t, std::unique_ptr<FileStream>> streams_;
 };
 

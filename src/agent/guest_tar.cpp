@@ -229,12 +229,12 @@ Status GuestTarWriter::next_entry() {
   return ok_status();
 }
 
-Result<std::size_t> GuestTarWriter::read(std::string& out, std::size_t max) {
+Result<std::size_t> GuestTarWriter::read(char* out, std::size_t max) {
   std::size_t added = 0;
   while (added < max && !done_) {
     if (pending_pos_ < pending_.size()) {
       std::size_t n = std::min(max - added, pending_.size() - pending_pos_);
-      out.append(pending_, pending_pos_, n);
+      std::memcpy(out + added, pending_.data() + pending_pos_, n);
       pending_pos_ += n;
       added += n;
       if (pending_pos_ == pending_.size()) {
@@ -245,22 +245,13 @@ Result<std::size_t> GuestTarWriter::read(std::string& out, std::size_t max) {
     }
     if (file_.valid()) {
       std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(file_remaining_, max - added));
-      std::size_t old = out.size();
-      out.resize(old + want);
-      ssize_t n = want ? ::read(file_.get(), out.data() + old, want) : 0;
-      if (n < 0 && errno == EINTR) {
-        out.resize(old);
-        continue;
-      }
-      if (n < 0) {
-        out.resize(old);
-        return errno_error("read");
-      }
+      ssize_t n = want ? ::read(file_.get(), out + added, want) : 0;
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return errno_error("read");
       // A file that shrank while being archived is padded with zeros to the
       // size its header announced; one that grew is cut at that size.
       std::size_t got = n == 0 ? want : static_cast<std::size_t>(n);
-      if (n == 0) std::memset(out.data() + old, 0, want);
-      out.resize(old + got);
+      if (n == 0) std::memset(out + added, 0, want);
       added += got;
       file_remaining_ -= got;
       if (file_remaining_ == 0) {

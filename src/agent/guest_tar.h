@@ -34,9 +34,9 @@ class GuestTarWriter {
  public:
   static Result<std::unique_ptr<GuestTarWriter>> open(const std::string& path, const std::string& top_name);
 
-  // Fills up to `max` bytes of the archive into `out` (appending); returns
-  // how many were added, 0 once the archive is complete.
-  Result<std::size_t> read(std::string& out, std::size_t max);
+  // Writes up to `max` bytes of the archive to `out`; returns how many, 0
+  // once the archive is complete.
+  Result<std::size_t> read(char* out, std::size_t max);
 
   std::uint64_t entries() const { return entries_; }
 

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "proto/data_frame.h"
 #include "proto/text.h"
 
 namespace moat::proto {
@@ -200,25 +201,9 @@ Result<FileResult> parse_file_result(const Json& p) {
 }
 
 std::optional<std::string_view> data_fast_path(std::string_view body) {
-  static constexpr std::string_view kHead("\xa3\x61p\xa1\x61" "d", 6);
-  static constexpr std::string_view kTail("\x61t\x64" "data" "\x61v\x01", 10);
-  if (body.size() < kHead.size() + 1 + kTail.size() || body.substr(0, kHead.size()) != kHead) return std::nullopt;
-  auto u = [&](std::size_t i) { return static_cast<std::uint64_t>(static_cast<unsigned char>(body[i])); };
-  std::size_t pos = kHead.size();
-  unsigned char lead = static_cast<unsigned char>(body[pos++]);
-  std::uint64_t len = 0;
-  std::size_t extra = 0;
-  if (lead >= 0x40 && lead <= 0x57) len = lead - 0x40;
-  else if (lead == 0x58) extra = 1;
-  else if (lead == 0x59) extra = 2;
-  else if (lead == 0x5a) extra = 4;
-  else return std::nullopt;
-  if (body.size() < pos + extra) return std::nullopt;
-  for (std::size_t i = 0; i < extra; ++i) len = (len << 8) | u(pos + i);
-  pos += extra;
-  if (body.size() - pos < kTail.size() || body.size() - pos - kTail.size() != len) return std::nullopt;
-  if (body.substr(pos + len) != kTail) return std::nullopt;
-  return body.substr(pos, len);
+  auto v = view_data_body(body);
+  if (!v || v->type != msg::kData || v->version != kProtocolVersion) return std::nullopt;
+  return v->bytes;
 }
 
 std::string errno_name(int err) {

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "proto/cbor_guard.h"
+#include "proto/data_frame.h"
 #include "proto/text.h"
 
 namespace moat::proto {
@@ -24,6 +25,18 @@ std::string encode_message(const Message& m) {
 }
 
 Result<Message> decode_message(const Frame& frame) {
+  // Data messages (every byte of output and file data) are read without
+  // the general parser, which handles byte strings a byte at a time.
+  if (auto d = view_data_body(frame.body)) {
+    Message m;
+    m.stream = frame.stream;
+    m.flags = frame.flags;
+    m.version = d->version;
+    m.type = std::string(d->type);
+    m.payload = Json::object();
+    m.payload["d"] = Json::binary(std::vector<std::uint8_t>(d->bytes.begin(), d->bytes.end()));
+    return m;
+  }
   MOAT_TRY(check_cbor_structure(frame.body));
   Json body = Json::from_cbor(frame.body.begin(), frame.body.end(), /*strict=*/true,
                               /*allow_exceptions=*/false);

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "proto/data_frame.h"
+
 namespace moat::sandbox {
 
 Result<AgentConnection> AgentConnection::connect(const std::string& socket_path) {
@@ -40,11 +42,22 @@ Error not_connected(const char* what) { return make_error(std::string(what), ENO
 }  // namespace
 
 Status AgentConnection::send(const proto::Message& m) {
+  out_.clear();
+  proto::encode_message(m, out_);
+  return send_buffered();
+}
+
+Status AgentConnection::send_data(std::uint32_t stream, std::string_view type, std::string_view bytes) {
+  out_.clear();
+  proto::append_data_frame(out_, stream, type, bytes);
+  return send_buffered();
+}
+
+Status AgentConnection::send_buffered() {
   if (!fd_) return not_connected("the connection to the sandbox is closed (it was stopped through this handle)");
-  std::string buf = proto::encode_message(m);
   std::size_t off = 0;
-  while (off < buf.size()) {
-    ssize_t n = ::send(fd_.get(), buf.data() + off, buf.size() - off, MSG_NOSIGNAL);
+  while (off < out_.size()) {
+    ssize_t n = ::send(fd_.get(), out_.data() + off, out_.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
       return not_connected("the sandbox closed the connection (it stopped)");
@@ -60,8 +73,8 @@ Status AgentConnection::pump() {
     ssize_t n = ::recv(fd_.get(), buf, sizeof(buf), MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) return ok_status();
-    if (n < 0) return errno_error("receive from sandbox");
     if (n < 0 && errno == ECONNRESET) return not_connected("the sandbox closed the connection (it stopped)");
+    if (n < 0) return errno_error("receive from sandbox");
     if (n == 0) return not_connected("the sandbox closed the connection (it stopped)");
     decoder_.feed(buf, static_cast<std::size_t>(n));
     if (n < static_cast<ssize_t>(sizeof(buf))) return ok_status();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proto/frame.h"
 #include "proto/message.h"
@@ -20,6 +21,9 @@ class AgentConnection {
   static Result<AgentConnection> connect(const std::string& socket_path);
 
   Status send(const proto::Message& m);
+  // Sends the frame of make_data_message(stream, type, bytes) without
+  // building the message (proto/data_frame.h): file and stdin data.
+  Status send_data(std::uint32_t stream, std::string_view type, std::string_view bytes);
   // Next message, waiting up to timeout_ms (-1: forever). An empty optional
   // means the timeout passed; an Error means the connection failed or closed.
   Result<std::optional<proto::Message>> receive(int timeout_ms);
@@ -35,8 +39,12 @@ class AgentConnection {
   void close() { fd_.reset(); }
 
  private:
+  Status send_buffered();
+
   UniqueFd fd_;
   proto::FrameDecoder decoder_;
+  // The frame being sent, kept so that its allocation is reused.
+  std::string out_;
   std::uint32_t next_stream_ = 1;
   std::string agent_version_;
 };

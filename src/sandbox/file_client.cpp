@@ -193,7 +193,7 @@ Status DataSender::send(std::string_view data) {
     }
     std::size_t n = static_cast<std::size_t>(
         std::min<std::uint64_t>({credit_, proto::kMaxDataChunk, data.size()}));
-    MOAT_TRY(conn_.send(proto::make_data_message(stream_, proto::msg::kData, data.substr(0, n))));
+    MOAT_TRY(conn_.send_data(stream_, proto::msg::kData, data.substr(0, n)));
     credit_ -= n;
     data.remove_prefix(n);
   }

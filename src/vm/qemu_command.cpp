@@ -64,7 +64,13 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   if (spec.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
   } else {
-    add({"-accel", "tcg,thread=multi,tb-size=" + std::to_string(spec.tcg_tb_size_mib), "-cpu", "max"});
+    // Without ERMS/FSRM the guest's kernel and libc copy and clear memory
+    // with 8-byte string moves or vector loops instead of `rep movsb`, which
+    // TCG runs one byte per iteration: the agent channel moved data 1.4-1.8x
+    // faster (bench/results/channel-2026-12-07.md). On KVM the host's CPU
+    // does these in hardware, so only TCG turns them off.
+    add({"-accel", "tcg,thread=multi,tb-size=" + std::to_string(spec.tcg_tb_size_mib), "-cpu",
+         "max,erms=off,fsrm=off"});
   }
   add({"-smp", std::to_string(spec.cpus), "-m", std::to_string(spec.memory_mib)});
   if (!spec.fs_shares.empty()) {

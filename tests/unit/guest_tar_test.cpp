@@ -137,10 +137,13 @@ std::string guest_tar_of(const std::string& path, const std::string& name) {
   EXPECT_TRUE(w) << (w ? "" : w.error().message);
   if (!w) return "";
   std::string out;
+  // Odd-sized reads, so header, data and padding cross chunk edges.
+  char chunk[10007];
   while (true) {
-    auto n = (*w)->read(out, 10000);
+    auto n = (*w)->read(chunk, sizeof(chunk));
     EXPECT_TRUE(n) << (n ? "" : n.error().message);
     if (!n || *n == 0) break;
+    out.append(chunk, *n);
   }
   return out;
 }
