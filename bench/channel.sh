@@ -7,6 +7,8 @@
 # call, so each path carries one command's fixed cost, shown as `exec true`):
 #   vol read cold   cat /vol/big > /dev/null after dropping the guest's page cache
 #   vol read warm   the same again (the guest's page cache)
+#   guest write     cat /vol/big > /root/local (warm): what writing the file into the
+#                   upper costs the guest with no channel at all, the floor under `cp in`
 #   cp in           moat cp FILE ID:/root/big (the overlay's ext4 upper)
 #   cp in shm       moat cp FILE ID:/dev/shm/big (tmpfs: no filesystem cost)
 #   cp out          moat cp ID:/root/big FILE
@@ -60,6 +62,8 @@ for ((i = 1; i <= runs; i++)); do
   drop_caches
   timed "vol read cold" "$moat" exec "$id" -- sh -c 'cat /vol/big > /dev/null'
   timed "vol read warm" "$moat" exec "$id" -- sh -c 'cat /vol/big > /dev/null'
+  timed "guest write" "$moat" exec "$id" -- sh -c 'cat /vol/big > /root/local'
+  "$moat" exec "$id" -- rm -f /root/local
   "$moat" exec "$id" -- rm -f /root/big /dev/shm/big
   timed "cp in" "$moat" cp "$work/vol/big" "$id:/root/big"
   timed "cp in shm" "$moat" cp "$work/vol/big" "$id:/dev/shm/big"
@@ -86,7 +90,7 @@ out=$root/bench/results/channel-$(date -u +%Y-%m-%d).md
   echo
   echo "| path | median of $runs (ms) | MiB/s | vs vol read cold | vs vol read warm |"
   echo "|---|---|---|---|---|"
-  for k in "exec true" "vol read cold" "vol read warm" "cp in" "cp in shm" "cp out" "exec stdout"; do
+  for k in "exec true" "vol read cold" "vol read warm" "guest write" "cp in" "cp in shm" "cp out" "exec stdout"; do
     awk -v k="$k" -v t="${med[$k]}" -v c="${med[vol read cold]}" -v w="${med[vol read warm]}" -v s="$size_mib" \
       'BEGIN { if (k == "exec true") { printf "| %s | %.0f | | | |\n", k, t/1e6; exit }
                printf "| %s | %.0f | %.0f | %.2fx | %.2fx |\n", k, t/1e6, s/(t/1e9), c/t, w/t }'
@@ -95,4 +99,4 @@ out=$root/bench/results/channel-$(date -u +%Y-%m-%d).md
   echo "Raw runs (ns):"
   for k in "${!times[@]}"; do echo "- $k: ${times[$k]}"; done
 } >> "$out"
-tail -n $((14 + ${#times[@]})) "$out"
+tail -n $((15 + ${#times[@]})) "$out"

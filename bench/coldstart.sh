@@ -20,9 +20,12 @@ now() { date +%s%N; }
 "$moat" run --rootfs-dir "$rootfs" -- true
 id=$("$moat" run -d --rootfs-dir "$rootfs")
 cp "$MOAT_HOME/sandboxes/$id/qemu.cmdline" "$work/qemu.cmdline"
+cp "$MOAT_HOME/sandboxes/$id/config.json" "$work/config.json"
 "$moat" rm -f "$id" >/dev/null
 
-floor_command "$work" "$work/qemu.cmdline"
+floor_command "$work" "$work/qemu.cmdline" "$work/config.json"
+# One checked boot first: a floor that fails at once would otherwise time as fast.
+"${floor[@]}" </dev/null >/dev/null 2>"$work/floor.err" || { echo "the floor's QEMU failed:" >&2; cat "$work/floor.err" >&2; exit 1; }
 
 moat_times=() floor_times=()
 for ((i = 1; i <= runs; i++)); do

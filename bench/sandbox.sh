@@ -34,8 +34,11 @@ ref=$("$root/tests/fixtures/local-registry.sh" push "$reg" "$layout" python3 ben
 # The floor: this sandbox's own QEMU command line with a resetting init.
 id=$("$moat" run -d --insecure "$ref")
 cp "$MOAT_HOME/sandboxes/$id/qemu.cmdline" "$work/qemu.cmdline"
+cp "$MOAT_HOME/sandboxes/$id/config.json" "$work/config.json"
 "$moat" rm -f "$id" >/dev/null
-floor_command "$work" "$work/qemu.cmdline"
+floor_command "$work" "$work/qemu.cmdline" "$work/config.json"
+# One checked boot first: a floor that fails at once would otherwise time as fast.
+"${floor[@]}" </dev/null >/dev/null 2>"$work/floor.err" || { echo "the floor's QEMU failed:" >&2; cat "$work/floor.err" >&2; exit 1; }
 
 moat_times=() floor_times=()
 for ((i = 1; i <= runs; i++)); do

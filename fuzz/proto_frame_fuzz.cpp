@@ -1,11 +1,12 @@
 // Fuzzes what the host and the agent do with bytes from the other side:
-// frame decoding, the CBOR guard and message decoding, and the payload
-// parsers of exec requests, exit statuses, errors and file streams, and the
-// exec history written from them.
+// frame decoding, the CBOR guard and message decoding, data bodies read in
+// place, and the payload parsers of exec requests, exit statuses, errors and
+// file streams, and the exec history written from them.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "proto/data_frame.h"
 #include "proto/exec.h"
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
@@ -43,5 +44,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   moat::proto::Frame raw;
   raw.body.assign(reinterpret_cast<const char*>(data), size);
   (void)moat::proto::decode_message(raw);
+  (void)moat::proto::view_data_body(raw.body);
+  (void)moat::proto::data_fast_path(raw.body);
   return 0;
 }

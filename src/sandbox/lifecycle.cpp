@@ -226,9 +226,10 @@ Status adopt_stored_vm_settings(Manager& m, SandboxRecord& r, const shim::ShimCo
   return m.db->update_spec(r);
 }
 
-// What start hands the shim. extra_qemu_args is the one field not derived:
-// an experimenters' knob edited into config.json by hand (bench/volume.sh),
-// so it is carried over from the file as it stands.
+// What start hands the shim. extra_qemu_args and extra_kernel_args are the
+// fields not derived: experimenters' knobs edited into config.json by hand
+// (bench/volume.sh, moat.debug=1), so they are carried over from the file as
+// it stands.
 Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemeral) {
   auto old = shim::read_shim_config(shim::config_path(m.dir_of(r.info.id)));
   if (!r.vm.stored) {
@@ -237,7 +238,10 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   }
   MOAT_ASSIGN_OR_RETURN(auto cfg, shim_config_for(m, r));
   MOAT_TRY(check_device_slots(cfg));
-  if (old) cfg.vm.extra_qemu_args = old->vm.extra_qemu_args;
+  if (old) {
+    cfg.vm.extra_qemu_args = old->vm.extra_qemu_args;
+    cfg.vm.extra_kernel_args = old->vm.extra_kernel_args;
+  }
   cfg.stop_when_owner_leaves = ephemeral;
   cfg.remove_dir_on_exit = r.info.auto_remove;
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
