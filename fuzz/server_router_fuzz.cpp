@@ -40,6 +40,8 @@ constexpr const char* kRoutes[][2] = {
     {"POST", "/v1/sandboxes/{id}/start"},
     {"POST", "/v1/sandboxes/{id}/stop"},
     {"POST", "/v1/sandboxes/{id}/restart"},
+    {"POST", "/v1/sandboxes/{id}/pause"},
+    {"POST", "/v1/sandboxes/{id}/resume"},
     {"PUT", "/v1/sandboxes/{id}/network"},
     {"GET", "/v1/sandboxes/{id}/stats"},
     {"GET", "/v1/sandboxes/{id}/logs"},

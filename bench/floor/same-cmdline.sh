@@ -44,6 +44,8 @@ while i < len(args):
         a = "null,id=agent"
     elif a == "socket,id=console,fd=4":
         a = f"file,id=console,path={work}/floor-console.log"
+    elif a.startswith("socket,id=qmp,fd="):
+        a = "null,id=qmp"
     elif a.startswith("stream,id=net0,"):
         a = "hubport,id=net0,hubid=0"
     else:

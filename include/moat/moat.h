@@ -256,6 +256,10 @@ int moat_define_sandbox(const moat_sandbox_options* options, char** info_json, m
 int moat_start_sandbox(const char* id_or_name, moat_error** err);
 int moat_restart_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** err);
 int moat_stop_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** err);
+/* vCPUs stopped where they are, memory kept / run again (moat/sandboxes.h):
+ * a paused sandbox's record says "paused": true. */
+int moat_pause_sandbox(const char* id_or_name, moat_error** err);
+int moat_resume_sandbox(const char* id_or_name, moat_error** err);
 int moat_remove_sandbox(const char* id_or_name, int force, moat_error** err);
 int moat_inspect_sandbox(const char* id_or_name, char** info_json, moat_error** err);
 /* A JSON array of records, oldest first; labels "KEY=VALUE" all must match (NULL: all). */

@@ -308,6 +308,10 @@ class Sandbox {
   // also for a sandbox that is not running.
   Status update_network(const NetworkPolicyUpdate& update);
 
+  // pause_sandbox / resume_sandbox (moat/sandboxes.h) of this sandbox.
+  Status pause();
+  Status resume();
+
   // What the sandbox uses now: CPU time, memory and tasks against its
   // limits, the guest's network traffic (moat/stats.h).
   Result<SandboxStats> stats();

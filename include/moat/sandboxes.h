@@ -60,6 +60,8 @@ struct SandboxInfo {
   NetworkOptions network;  // as create set it and `moat network update` changed it
   // The disk snapshot it was made from (its id; moat/snapshots.h), if any.
   std::string snapshot;
+  // Running with its vCPUs paused (pause_sandbox).
+  bool paused = false;
 };
 
 // Defines a sandbox: resolves (and per the pull policy pulls) the image,
@@ -75,6 +77,18 @@ Status start_sandbox(const std::string& id_or_name);
 Status stop_sandbox(const std::string& id_or_name, Duration timeout = std::chrono::seconds(10));
 
 Status restart_sandbox(const std::string& id_or_name, Duration timeout = std::chrono::seconds(10));
+
+// Stops a running sandbox's vCPUs where they are, keeping its memory,
+// processes, open files and connections (the host side of them), until
+// resume_sandbox runs them again; the guest's wall clock is then set from
+// the host's. Returns once QEMU has done it. While paused, requests that
+// start something (exec, file operations, snapshots of a running upper) are
+// refused with an error saying so, commands already running wait, and
+// stop/remove work as usual. Its idle and max-duration limits keep counting.
+// Pausing a paused sandbox, or resuming a running one, does nothing; either
+// on a sandbox that is not running is ENOTCONN (kNotRunning).
+Status pause_sandbox(const std::string& id_or_name);
+Status resume_sandbox(const std::string& id_or_name);
 
 // Removes a sandbox and everything it has (disk, logs, sockets, record). A
 // running sandbox needs force, which kills it first.

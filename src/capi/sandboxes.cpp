@@ -194,6 +194,20 @@ int moat_stop_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** e
   });
 }
 
+int moat_pause_sandbox(const char* id_or_name, moat_error** err) {
+  return guarded(err, [&] {
+    if (id_or_name == nullptr) return fail(EINVAL, "pause: no sandbox given", err);
+    return done(moat::pause_sandbox(id_or_name), err);
+  });
+}
+
+int moat_resume_sandbox(const char* id_or_name, moat_error** err) {
+  return guarded(err, [&] {
+    if (id_or_name == nullptr) return fail(EINVAL, "resume: no sandbox given", err);
+    return done(moat::resume_sandbox(id_or_name), err);
+  });
+}
+
 int moat_remove_sandbox(const char* id_or_name, int force, moat_error** err) {
   return guarded(err, [&] {
     if (id_or_name == nullptr) return fail(EINVAL, "remove: no sandbox given", err);

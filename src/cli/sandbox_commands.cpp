@@ -86,6 +86,8 @@ struct Flags {
   CLI::App* start = nullptr;
   CLI::App* stop = nullptr;
   CLI::App* restart = nullptr;
+  CLI::App* pause = nullptr;
+  CLI::App* resume = nullptr;
   CLI::App* rm = nullptr;
   CLI::App* ls = nullptr;
   CLI::App* inspect = nullptr;
@@ -428,7 +430,8 @@ int cmd_ls(const Flags& f) {
   std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATE", "CREATED");
   for (const auto& i : *list)
     std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", i.id.c_str(), i.name.c_str(),
-                i.image.empty() ? "-" : i.image.c_str(), to_string(i.state).c_str(), utc_time_text(i.created_at).c_str());
+                i.image.empty() ? "-" : i.image.c_str(), i.paused ? "paused" : to_string(i.state).c_str(),
+                utc_time_text(i.created_at).c_str());
   return 0;
 }
 
@@ -554,6 +557,10 @@ void register_sandbox_commands(CLI::App& app) {
   f.stop->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
   f.stop->add_option("--timeout", f.stop_timeout_s, "Seconds to wait for a clean power-off")->capture_default_str();
 
+  f.pause = app.add_subcommand("pause", "Pause sandboxes: their vCPUs stop where they are, memory kept");
+  f.pause->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
+  f.resume = app.add_subcommand("resume", "Resume paused sandboxes (their clock is set from the host's)");
+  f.resume->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
   f.restart = app.add_subcommand("restart", "Stop and start sandboxes");
   f.restart->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
   f.restart->add_option("--timeout", f.stop_timeout_s, "Seconds to wait for a clean power-off")->capture_default_str();
@@ -611,6 +618,8 @@ int run_sandbox_command(const std::vector<std::string>& after) {
   if (*f.start) return for_each_id(f.ids, [](const std::string& id) { return start_sandbox(id); });
   if (*f.stop) return for_each_id(f.ids, [&](const std::string& id) { return stop_sandbox(id, timeout); });
   if (*f.restart) return for_each_id(f.ids, [&](const std::string& id) { return restart_sandbox(id, timeout); });
+  if (*f.pause) return for_each_id(f.ids, [](const std::string& id) { return pause_sandbox(id); });
+  if (*f.resume) return for_each_id(f.ids, [](const std::string& id) { return resume_sandbox(id); });
   if (*f.rm) return for_each_id(f.ids, [&](const std::string& id) { return remove_sandbox(id, f.force); });
   if (*f.ls) return cmd_ls(f);
   if (*f.inspect) return cmd_inspect(f);

@@ -99,6 +99,7 @@ std::string to_json_text(const SandboxInfo& i) {
                       {"image", i.image},
                       {"image_digest", i.image_digest},
                       {"state", to_string(i.state)},
+                      {"paused", i.paused},
                       {"reason", i.reason},
                       {"created_at", utc_time_text(i.created_at)},
                       {"started_at", utc_time_text(i.started_at)},

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "moat/sandboxes.h"
 #include "util/json_object.h"
 #include "util/read_file.h"
 #include "util/write_file_atomic.h"
@@ -39,6 +40,7 @@ const char* to_string(ContainerStatus s) {
   switch (s) {
     case ContainerStatus::kCreated: return "created";
     case ContainerStatus::kRunning: return "running";
+    case ContainerStatus::kPaused: return "paused";
     case ContainerStatus::kStopped: return "stopped";
   }
   return "unknown";
@@ -171,7 +173,11 @@ ContainerStatus status_of(const StateDir& dir, const ContainerRecord& r) {
   if (!keeper_alive(r)) return ContainerStatus::kStopped;
   struct stat st {};
   bool started = ::stat((dir.dir_of(r.id) + "/started").c_str(), &st) == 0;
-  return started ? ContainerStatus::kRunning : ContainerStatus::kCreated;
+  if (!started) return ContainerStatus::kCreated;
+  // Paused is the sandbox's state (its shim's word), not a file of ours.
+  if (!r.sandbox.empty())
+    if (auto info = inspect_sandbox(r.sandbox); info && info->paused) return ContainerStatus::kPaused;
+  return ContainerStatus::kRunning;
 }
 
 std::string state_json(const ContainerRecord& r, ContainerStatus status) {

@@ -29,7 +29,7 @@ namespace moat::oci {
 // must be where create put it.
 inline constexpr const char* kDefaultRoot = "/run/moat-runtime";
 
-enum class ContainerStatus { kCreated, kRunning, kStopped };
+enum class ContainerStatus { kCreated, kRunning, kPaused, kStopped };
 const char* to_string(ContainerStatus s);
 
 struct ContainerRecord {

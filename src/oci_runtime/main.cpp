@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   kill->add_option("-s,--signal", signal, "Name or number");
   kill->add_flag("-a,--all", all, "Every process of the container (they are all in its VM)");
 
+  auto* pause = app.add_subcommand("pause", "Pause the container: its VM's vCPUs stop, memory kept");
+  pause->add_option("id", id)->required();
+  auto* resume = app.add_subcommand("resume", "Resume a paused container");
+  resume->add_option("id", id)->required();
+
   bool force = false;
   auto* del = app.add_subcommand("delete", "Delete a container and its VM");
   del->add_option("id", id)->required();
@@ -156,6 +161,8 @@ int main(int argc, char** argv) {
   if (state->parsed()) return print_state(dir, id);
   if (kill->parsed()) return kill_container(dir, id, signal, all);
   if (del->parsed()) return delete_container(dir, id, force);
+  if (pause->parsed()) return set_container_paused(dir, id, true);
+  if (resume->parsed()) return set_container_paused(dir, id, false);
   if (list->parsed()) return list_containers(dir, format, quiet);
   if (ps->parsed()) {
     auto rest = ps->remaining();

@@ -282,7 +282,8 @@ int start_container(const StateDir& dir, const std::string& id) {
   if (!lock) return fail(lock.error());
   switch (status_of(dir, *r)) {
     case ContainerStatus::kStopped: return fail(make_error("cannot start a container that has stopped", EINVAL));
-    case ContainerStatus::kRunning: return fail(make_error("cannot start an already running container", EBUSY));
+    case ContainerStatus::kRunning:
+    case ContainerStatus::kPaused: return fail(make_error("cannot start an already running container", EBUSY));
     case ContainerStatus::kCreated: break;
   }
   std::string started = dir.dir_of(id) + "/started";
@@ -336,6 +337,25 @@ int kill_container(const StateDir& dir, const std::string& id, const std::string
   return 0;
 }
 
+// runc's pause and resume: the container's VM has its vCPUs stopped (and
+// run again) by its shim; the process and its keeper stay as they are.
+int set_container_paused(const StateDir& dir, const std::string& id, bool pause) {
+  auto r = dir.load(id);
+  if (!r) return fail(r.error());
+  auto lock = dir.lock(id);
+  if (!lock) return fail(lock.error());
+  ContainerStatus status = status_of(dir, *r);
+  if (pause && status != ContainerStatus::kRunning)
+    return fail(make_error("container " + id + " is not running", status == ContainerStatus::kPaused ? EBUSY : ESRCH));
+  if (!pause && status != ContainerStatus::kPaused)
+    return fail(make_error("container " + id + " is not paused", EINVAL));
+  if (r->sandbox.empty())
+    return fail(make_error("container " + id + " is a pod's sandbox container: it has no VM to pause", EINVAL));
+  Status st = pause ? pause_sandbox(r->sandbox) : resume_sandbox(r->sandbox);
+  if (!st) return fail(st.error());
+  return 0;
+}
+
 int delete_container(const StateDir& dir, const std::string& id, bool force) {
   if (auto st = check_container_id(id); !st) return fail(st.error());
   auto r = dir.load(id);
@@ -349,8 +369,8 @@ int delete_container(const StateDir& dir, const std::string& id, bool force) {
   auto lock = dir.lock(id);
   if (!lock) return fail(lock.error());
   ContainerStatus status = status_of(dir, *r);
-  if (status == ContainerStatus::kRunning && !force)
-    return fail(make_error("cannot delete container " + id + " that is not stopped: running", EBUSY));
+  if ((status == ContainerStatus::kRunning || status == ContainerStatus::kPaused) && !force)
+    return fail(make_error("cannot delete container " + id + " that is not stopped: " + to_string(status), EBUSY));
   // A created container is killed without --force, as runc does.
   if (status != ContainerStatus::kStopped) {
     ::kill(r->keeper_pid, SIGKILL);

@@ -34,6 +34,7 @@ int start_container(const StateDir& dir, const std::string& id);
 int print_state(const StateDir& dir, const std::string& id);
 int kill_container(const StateDir& dir, const std::string& id, const std::string& signal, bool all);
 int delete_container(const StateDir& dir, const std::string& id, bool force);
+int set_container_paused(const StateDir& dir, const std::string& id, bool pause);
 int list_containers(const StateDir& dir, const std::string& format, bool quiet);
 int print_ps(const StateDir& dir, const std::string& id, const std::string& format);
 int exec_in_container(const StateDir& dir, const std::string& self, const std::string& id, const ExecFlags& f);

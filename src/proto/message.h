@@ -43,6 +43,15 @@ inline constexpr std::string_view kNetworkUpdate = "network_update";
 // shim -> agent, {}: the guest's memory; answered on the control stream by
 // `stats` {"mem_total_bytes": N, "mem_available_bytes": N}.
 inline constexpr std::string_view kStats = "stats";
+// client -> shim, {}: stop the VM's vCPUs (memory and devices kept) / run
+// them again. Answered on the control stream by `ok` once QEMU did it (or
+// already was so), or by `error`. While paused the shim refuses requests
+// that open streams (code "EBUSY", a message saying it is paused); frames
+// of open streams wait. On resume
+// the shim sends the agent a `hello` with the host's time, since the
+// guest's clock stood still.
+inline constexpr std::string_view kPause = "pause";
+inline constexpr std::string_view kResume = "resume";
 inline constexpr std::string_view kOk = "ok";
 // client -> agent, on a stream of its own, {"timeout_ms": N} (at most
 // kMaxFreezeMs): freeze the writable upper filesystem so its disk can be

@@ -468,7 +468,16 @@ Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name) {
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto found, m.db->find(id_or_name));
   if (!found) return make_error("no such sandbox: " + id_or_name, ENOENT);
-  return require(reconcile(m, std::move(*found), false), id_or_name);
+  MOAT_ASSIGN_OR_RETURN(auto r, require(reconcile(m, std::move(*found), false), id_or_name));
+  note_paused(m, r);
+  return r;
+}
+
+// Whether a running sandbox is paused is its shim's to say (the marker it
+// keeps while QEMU's vCPUs are stopped); the record does not hold it.
+void note_paused(Manager& m, SandboxRecord& r) {
+  r.info.paused = r.state != kStateCreating && r.info.state == SandboxState::kRunning &&
+                  exists(shim::paused_marker_path(m.dir_of(r.info.id)));
 }
 
 Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::string* accel_reason,
@@ -647,6 +656,7 @@ Result<std::vector<SandboxInfo>> list_sandboxes(const std::map<std::string, std:
   for (auto& rec : all) {
     MOAT_ASSIGN_OR_RETURN(auto r, sandbox::reconcile(m, std::move(rec), false));
     if (!r || r->state == sandbox::kStateCreating) continue;
+    sandbox::note_paused(m, *r);
     bool match = true;
     for (const auto& [k, v] : labels) {
       auto it = r->info.labels.find(k);

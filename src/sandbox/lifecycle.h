@@ -45,6 +45,8 @@ Result<Locked> lock_sandbox(Manager& m, const std::string& id_or_name);
 
 // Finds a sandbox by id or name and reconciles it; "no such sandbox" if none.
 Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name);
+// Sets r.info.paused from the running shim's marker.
+void note_paused(Manager& m, SandboxRecord& r);
 
 // Where a new sandbox's upper disk comes from when it does not start empty:
 // a copy (reflink or sparse) of `disk`, a snapshot's or a fork's consistent

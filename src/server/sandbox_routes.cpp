@@ -108,6 +108,17 @@ Response stop(ServerState& state, Request& req, bool restart) {
   return json_ok(to_json_text(*now));
 }
 
+// Pause or resume; answers the record as it is then ("paused" says which).
+Response set_paused(Request& req, bool pause) {
+  auto info = sandbox_of(req);
+  if (!info) return error_response(info.error());
+  Status s = pause ? pause_sandbox(info->id) : resume_sandbox(info->id);
+  if (!s) return error_response(s.error());
+  auto now = inspect_sandbox(info->id);
+  if (!now) return error_response(now.error());
+  return json_ok(to_json_text(*now));
+}
+
 Response remove(ServerState& state, Request& req) {
   auto info = sandbox_of(req);
   if (!info) return error_response(info.error());
@@ -200,6 +211,10 @@ void add_sandbox_routes(ServerState& s) {
          [&s](Request& req) { return stop(s, req, false); }});
   r.add({"POST", "/v1/sandboxes/{id}/restart", Route::Body::kNone, false,
          [&s](Request& req) { return stop(s, req, true); }});
+  r.add({"POST", "/v1/sandboxes/{id}/pause", Route::Body::kNone, false,
+         [](Request& req) { return set_paused(req, true); }});
+  r.add({"POST", "/v1/sandboxes/{id}/resume", Route::Body::kNone, false,
+         [](Request& req) { return set_paused(req, false); }});
   r.add({"PUT", "/v1/sandboxes/{id}/network", Route::Body::kWhole, false, update_network});
   r.add({"GET", "/v1/sandboxes/{id}/stats", Route::Body::kNone, false, stats});
   r.add({"GET", "/v1/sandboxes/{id}/logs", Route::Body::kNone, false, logs});

@@ -29,6 +29,7 @@
 #include "shim/syscall_lists.h"
 #include "shim_contract/stats_json.h"
 #include "store/moat_home.h"
+#include "util/write_file_atomic.h"
 
 namespace moat::shim {
 namespace {
@@ -56,7 +57,8 @@ enum DispatchOrder : int {
   kSignals = 3,
   kListener = 4,
   kAgentChannel = 5,
-  kClientChannel = 6,
+  kMonitor = 6,
+  kClientChannel = 7,
 };
 
 constexpr EventLoop::Events kReadableOrGone = EventLoop::kReadable | EventLoop::kHangup | EventLoop::kError;
@@ -274,6 +276,11 @@ Status Shim::boot() {
   UniqueFd net_qemu_end;
   MOAT_TRY(start_network(net_qemu_end));
   cfg_.vm.net_fd = net_qemu_end ? pass(net_qemu_end.get()) : -1;
+  int monitor_pair[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, monitor_pair) != 0) return errno_error("socketpair");
+  UniqueFd monitor_qemu_end(monitor_pair[1]);
+  monitor_ = QmpChannel(UniqueFd(monitor_pair[0]));
+  cfg_.vm.qmp_fd = pass(monitor_qemu_end.get());
   std::vector<UniqueFd> disk_fds;
   auto open_disk = [&](const std::string& path, int flags) -> Result<int> {
     int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -308,6 +315,7 @@ Status Shim::boot() {
   vm_started_at_ = Clock::now();
   qemu_end.reset();
   net_qemu_end.reset();
+  monitor_qemu_end.reset();
   console_qemu_end.reset();
   output_qemu_end.reset();
   set_nonblocking(agent_fd_.get());
@@ -556,7 +564,14 @@ void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_vi
   // stream the router does not know is a late frame of one that already
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
-  if (type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze) {
+  bool opens_stream = type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze;
+  if (opens_stream && paused_) {
+    send_to_client(c, proto::make_error_message(h.stream, "EBUSY",
+                                                "the sandbox is paused; resume it to run commands or use its files",
+                                                true));
+    return;
+  }
+  if (opens_stream) {
     guest = router_.to_guest(c.id, h.stream);
   } else {
     guest = router_.find_guest(c.id, h.stream);
@@ -590,10 +605,48 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     handle_network_update(c, m);
   } else if (m.type == proto::msg::kStats) {
     ask_guest_for_stats(c);
+  } else if (m.type == proto::msg::kPause || m.type == proto::msg::kResume) {
+    set_paused(c, m.type == proto::msg::kPause);
   } else {
     send_to_client(c, proto::make_error_message(proto::kControlStream, "unknown_type",
                                                 "unknown control message \"" + m.type + "\"", false));
   }
+}
+
+// Pause and resume go through QEMU's monitor; the answer goes to the client
+// once QEMU did it. Asking for the state the VM is already in is answered
+// `ok` at once. The marker file tells the library (and so `moat ps`) that
+// the sandbox is paused; it goes with the shim.
+void Shim::set_paused(Client& c, bool pause) {
+  if (stopping_) {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, "ESHUTDOWN", "the sandbox is stopping", false));
+    return;
+  }
+  ClientId id = c.id;
+  monitor_.execute(pause ? "stop" : "cont", [this, id, pause](Result<proto::Json> done) {
+    auto it = clients_.find(id);
+    if (!done) {
+      log(std::string(pause ? "pause" : "resume") + " failed: " + done.error().message);
+      if (it != clients_.end())
+        send_to_client(*it->second, proto::make_error_message(proto::kControlStream, "EIO", done.error().message, false));
+      return;
+    }
+    if (paused_ != pause) {
+      paused_ = pause;
+      if (pause) {
+        if (auto st = write_file_atomic(paused_marker_path(cfg_.dir), "", 0644); !st) log(st.error().message);
+      } else {
+        ::unlink(paused_marker_path(cfg_.dir).c_str());
+        // The guest's clocks stood still while paused: its wall clock is
+        // set from the host's again (as at boot).
+        proto::Json hello = proto::Json::object();
+        hello["time_ns"] = realtime_ns();
+        if (agent_fd_) send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+      }
+      log(pause ? "paused" : "resumed");
+    }
+    if (it != clients_.end()) send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
+  });
 }
 
 // The guest's memory numbers come from its agent: requests wait for its
@@ -717,6 +770,8 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
 void Shim::begin_stop(const std::string& why) {
   if (stopping_) return;
   stopping_ = true;
+  // A paused guest cannot power off: its vCPUs run again first.
+  if (paused_) monitor_.execute("cont", [](Result<proto::Json>) {});
   finish(true, why);
   log("stopping: " + why);
   if (cfg_.discard_on_stop) {
@@ -829,6 +884,15 @@ Status Shim::watch_serving_channels() {
         agent_fd_.get(), EventLoop::kReadable, [this](EventLoop::Events ev) { on_agent_events(ev); },
         kAgentChannel));
   }
+  if (monitor_.fd() >= 0) {
+    MOAT_TRY(loop_.add(
+        monitor_.fd(), EventLoop::kReadable,
+        [this](EventLoop::Events ev) {
+          if (ev & kReadableOrGone) monitor_.on_readable();
+          if (ev & EventLoop::kWritable) monitor_.on_writable();
+        },
+        kMonitor));
+  }
   return ok_status();
 }
 
@@ -848,6 +912,10 @@ void Shim::update_interest() {
     if (!agent_out_.empty()) ev |= EventLoop::kWritable;
     wanted.emplace_back(agent_fd_.get(), ev);
   }
+  if (monitor_.fd() >= 0 && !monitor_.broken())
+    wanted.emplace_back(monitor_.fd(), EventLoop::kReadable | (monitor_.wants_write() ? EventLoop::kWritable : 0));
+  else if (monitor_.fd() >= 0)
+    wanted.emplace_back(monitor_.fd(), 0);
   for (auto& [id, c] : clients_) {
     EventLoop::Events ev = 0;
     if (!agent_backlog && !c->closing) ev |= EventLoop::kReadable;
@@ -948,6 +1016,7 @@ void Shim::cleanup() {
   if (network_log_wake_) drain_network_log();
   flush_network_event(true);
   listen_fd_.reset();
+  ::unlink(paused_marker_path(cfg_.dir).c_str());
   ::unlink(control_socket_path(cfg_.dir).c_str());
   ::unlink(shim_pid_path(cfg_.dir).c_str());
   if (cfg_.remove_dir_on_exit) {

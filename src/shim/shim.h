@@ -21,6 +21,7 @@
 #include "shim/output_pump.h"
 #include "shim/qemu_jail.h"
 #include "shim/qemu_process.h"
+#include "shim/qmp_channel.h"
 #include "shim_contract/shim_config.h"
 #include "shim/shim_log.h"
 #include "shim/stream_router.h"
@@ -78,6 +79,7 @@ class Shim {
   void handle_network_update(Client& c, const proto::Message& m);
   // `stats` (proto/message.h): answered with the host's counters and the
   // guest's memory.
+  void set_paused(Client& c, bool pause);
   void ask_guest_for_stats(Client& c);
   void answer_stats(const proto::Json& guest);
   void drop_client(ClientId id);
@@ -137,6 +139,8 @@ class Shim {
   // Its uid lease lasts as long as the shim (shim/qemu_jail.h).
   QemuJail qemu_jail_;
   std::optional<QemuProcess> qemu_;
+  QmpChannel monitor_;  // QEMU's machine protocol: pause and resume
+  bool paused_ = false;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;
   UniqueFd spare_fd_;  // given up to refuse a client when descriptors run out

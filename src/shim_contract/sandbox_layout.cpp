@@ -15,6 +15,7 @@ std::string qemu_cmdline_path(const std::string& dir) { return dir + "/qemu.cmdl
 std::string console_log_path(const std::string& dir) { return dir + "/console.log"; }
 std::string qemu_log_path(const std::string& dir) { return dir + "/qemu.log"; }
 std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
+std::string paused_marker_path(const std::string& dir) { return dir + "/paused"; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
 std::string secrets_path(const std::string& dir) { return dir + "/secrets.json"; }
 

@@ -25,6 +25,9 @@ std::string control_socket_path(const std::string& dir);
 std::string qemu_root_path(const std::string& dir);
 // The same for each volume server's root (shim/volume_server_process.h).
 std::string volume_root_path(const std::string& dir);
+// Present while the running sandbox's vCPUs are paused (written and removed
+// by the shim).
+std::string paused_marker_path(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.

@@ -120,6 +120,10 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
          // reads as down (NO-CARRIER) to programs that ask.
          std::string("virtio-net-device,netdev=net0,status=off,mac=") + proto::kGuestMac});
   }
+  if (spec.qmp_fd >= 0) {
+    // The machine protocol, for pause and resume (shim/qmp_channel.h).
+    add({"-chardev", "socket,id=qmp,fd=" + std::to_string(spec.qmp_fd), "-mon", "chardev=qmp,mode=control"});
+  }
   c.insert(c.end(), spec.extra_qemu_args.begin(), spec.extra_qemu_args.end());
   return c;
 }

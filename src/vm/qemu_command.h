@@ -59,6 +59,9 @@ struct VmSpec {
   // `-netdev stream` framing: a 4-byte big-endian length before each
   // frame). -1: no network device, and the guest has only loopback.
   int net_fd = -1;
+  // QEMU's machine protocol (QMP): a connected socket QEMU inherits, on
+  // which the shim pauses and resumes the VM. -1: no monitor at all.
+  int qmp_fd = -1;
   std::vector<std::string> extra_kernel_args;
   // What the agent mounts besides the root (moat.mount= on the command line).
   std::vector<proto::GuestMount> mounts;

@@ -252,6 +252,37 @@ TEST_F(Podman, APublishedPortReachesTheGuestsServer) {
   expect_nothing_left();
 }
 
+TEST_F(Podman, PauseStopsTheContainerAndUnpauseGoesOn) {
+  auto started = go(podman({"run", "-d", "--name", "ticker", "--ulimit", "nofile=1024:1024", "--ulimit",
+                            "nproc=1024:1024", "--network", "none", "local/busybox:1", "sh", "-c",
+                            "i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done"}));
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  std::string id = go(podman({"inspect", "-f", "{{.Id}}", "ticker"})).out.substr(0, 64);
+  for (int i = 0; i < 100 && go(podman({"logs", "ticker"})).out.size() < 4; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto paused = go(podman({"pause", "ticker"}));
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_EQ(go(podman({"inspect", "-f", "{{.State.Status}}", "ticker"})).out, "paused\n");
+  auto state = go({runtime_bin(), "state", id});
+  EXPECT_NE(state.out.find("\"status\": \"paused\""), std::string::npos) << state.out << state.err;
+  // Nothing is printed while paused.
+  std::string before = go(podman({"logs", "ticker"})).out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  EXPECT_EQ(go(podman({"logs", "ticker"})).out, before);
+  auto resumed = go(podman({"unpause", "ticker"}));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(go(podman({"inspect", "-f", "{{.State.Status}}", "ticker"})).out, "running\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  std::string after = go(podman({"logs", "ticker"})).out;
+  EXPECT_GT(after.size(), before.size() + 4) << "the container does not go on after unpause";
+  // Its count goes on from where it stood: the first line after the pause
+  // follows the last one before it.
+  std::string last_before = before.substr(before.rfind('\n', before.size() - 2) + 1);
+  long long n = std::stoll(last_before);
+  EXPECT_EQ(after.substr(before.size(), after.find('\n', before.size()) - before.size()), std::to_string(n + 1));
+  EXPECT_EQ(go(podman({"rm", "-f", "ticker"})).exit_code, 0);
+}
+
 TEST_F(Podman, DetachedExecLogsStopAndRemove) {
   auto started = go(podman({"run", "-d", "--name", "web", "--ulimit", "nofile=1024:1024", "--ulimit",
                             "nproc=1024:1024", "--network", "none", "local/busybox:1", "sh", "-c",

@@ -161,6 +161,13 @@ def test_lifecycle_stop_start_restart_delete(api):
     assert api.json("GET", "/v1/sandboxes?label=team=b")["sandboxes"] == []
     assert api.json("POST", "/v1/sandboxes/life/start")["state"] == "running"
     assert api.json("POST", "/v1/sandboxes/life/restart")["state"] == "running"
+    paused = api.json("POST", "/v1/sandboxes/life/pause")
+    assert paused["state"] == "running" and paused["paused"] is True
+    status, _, data = api.request("POST", "/v1/sandboxes/life/exec", {"argv": ["true"], "wait": True})
+    error = json.loads(data)["error"]
+    assert status == 409 and error["kind"] == "busy" and "paused" in error["message"], (status, data)
+    assert api.json("POST", "/v1/sandboxes/life/resume")["paused"] is False
+    assert api.json("POST", "/v1/sandboxes/life/exec", {"argv": ["true"], "wait": True})["exit_code"] == 0
     stats = api.json("GET", "/v1/sandboxes/life/stats")
     assert stats["name"] == "life" and stats["memory_bytes"] > 0
     assert api.json("POST", "/v1/sandboxes/life/stop")["state"] == "stopped"

@@ -77,6 +77,14 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_NE(joined.find("-chardev socket,id=console,fd=4 -serial chardev:console"), std::string::npos);
   EXPECT_EQ(joined.find("file,"), std::string::npos);
   EXPECT_NE(joined.find("name=agent"), std::string::npos);
+  // No monitor unless the shim hands QEMU one.
+  EXPECT_EQ(joined.find("-mon"), std::string::npos);
+  VmSpec with_monitor = s;
+  with_monitor.qmp_fd = 7;
+  std::string mon_joined;
+  for (auto& a : build_qemu_command(with_monitor)) mon_joined += a + " ";
+  EXPECT_NE(mon_joined.find("-chardev socket,id=qmp,fd=7 -mon chardev=qmp,mode=control "), std::string::npos)
+      << mon_joined;
   // Commas in paths are doubled so QEMU does not split the option there.
   EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);
   EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw "), std::string::npos);

@@ -142,6 +142,8 @@ export declare class Sandbox {
   spawn(argv: string[] | string, options?: SpawnOptions): Promise<Process>;
   stream(argv: string[] | string, options?: SpawnOptions): AsyncGenerator<OutputPiece, void, undefined>;
   stop(timeoutMs?: number): Promise<void>;
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -182,6 +184,8 @@ export declare function defineSandbox(options?: SandboxOptions): Promise<Sandbox
 export declare function startSandbox(idOrName: string): Promise<void>;
 export declare function stopSandbox(idOrName: string): Promise<void>;
 export declare function restartSandbox(idOrName: string): Promise<void>;
+export declare function pauseSandbox(idOrName: string): Promise<void>;
+export declare function resumeSandbox(idOrName: string): Promise<void>;
 export declare function sandboxStats(idOrName: string): Promise<Record<string, number | string>>;
 export interface SandboxEvent { seq: number; time: string; event: string; id: string; name: string; reason: string }
 export declare function events(options?: { after?: number }): Promise<SandboxEvent[]>;

@@ -338,6 +338,9 @@ class Sandbox {
     }
   }
   stop(timeoutMs = 0) { return this._run((h) => native.stop(h, timeoutMs)); }
+  // vCPUs stopped where they are, memory kept; resume runs them again.
+  pause() { return manager('pause', this.id); }
+  resume() { return manager('resume', this.id); }
   // Closes the handle; an ephemeral sandbox (create without keep) is
   // stopped and removed first. Waits for calls already running on it.
   async close() {
@@ -399,6 +402,8 @@ module.exports = {
   startSandbox: (id) => manager('start', String(id)),
   stopSandbox: (id) => manager('stop', String(id)),
   restartSandbox: (id) => manager('restart', String(id)),
+  pauseSandbox: (id) => manager('pause', String(id)),
+  resumeSandbox: (id) => manager('resume', String(id)),
   sandboxStats: (id) => json(manager('stats', String(id))),
   events: ({ after = 0 } = {}) => json(manager('events', String(after))),
   // What the sandbox's logs hold now: { console: string, events: [...] } (exec history).

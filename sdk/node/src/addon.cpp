@@ -975,6 +975,8 @@ napi_value Manager(napi_env env, napi_callback_info info) {
       if (op == "start") return moat_start_sandbox(c1, e);
       if (op == "restart") return moat_restart_sandbox(c1, 0, e);
       if (op == "stop") return moat_stop_sandbox(c1, 0, e);
+      if (op == "pause") return moat_pause_sandbox(c1, e);
+      if (op == "resume") return moat_resume_sandbox(c1, e);
       if (op == "remove") return moat_remove_sandbox(c1, 0, e);
       if (op == "forceRemove") return moat_remove_sandbox(c1, 1, e);
       if (op == "removeImage") return moat_image_remove(c1, e);

@@ -51,6 +51,15 @@ test('define, start, open, stop and remove by name', async () => {
   await moat.startSandbox('node-managed');
   const s = await moat.Sandbox.open('node-managed');
   assert.match((await s.exec(['hostname'])).stdout.toString(), /^moat-/);
+  await s.pause();
+  assert.equal((await s.info()).paused, true);
+  await assert.rejects(s.exec(['true']), (e) => e instanceof moat.BusyError && /paused/.test(e.message));
+  await moat.resumeSandbox('node-managed');
+  assert.equal((await s.exec(['true'])).exitCode, 0);
+  await moat.pauseSandbox('node-managed');
+  assert.equal((await moat.inspectSandbox('node-managed')).paused, true);
+  await s.resume();
+  assert.equal((await moat.inspectSandbox('node-managed')).paused, false);
   await s.close();
   assert.equal((await moat.inspectSandbox('node-managed')).state, 'running');
   await moat.stopSandbox('node-managed');

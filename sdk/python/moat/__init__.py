@@ -17,7 +17,7 @@ from .manager import (ImageMount, check_images, configure, create_snapshot, crea
                       commit_sandbox, define_sandbox, doctor, events, inspect_image,
                       inspect_sandbox, inspect_volume, list_images, list_sandboxes, list_volumes, load_images,
                       mount_image, prune_images, pull_image, registry_login, registry_logout, remove_image, remove_sandbox,
-                      remove_volume, restart_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
+                      remove_volume, restart_sandbox, pause_sandbox, resume_sandbox, sandbox_logs, sandbox_stats, save_images, start_sandbox,
                       stop_sandbox, tag_image, unmount_image, version, watch_events)
 from .sandbox import CommandFailed, ExecResult, Files, Process, Sandbox
 
@@ -32,5 +32,5 @@ __all__ = [
     "load_images", "prune_images", "registry_login", "registry_logout", "restart_sandbox", "sandbox_stats",
     "save_images", "watch_events", "ImageMount", "mount_image", "unmount_image", "create_snapshot",
     "inspect_snapshot", "list_snapshots", "remove_snapshot", "fork_sandbox", "diff_sandbox", "export_sandbox",
-    "commit_sandbox",
+    "commit_sandbox", "pause_sandbox", "resume_sandbox",
 ]

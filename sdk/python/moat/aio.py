@@ -147,6 +147,12 @@ class AsyncSandbox:
             async for piece in proc.output():
                 yield piece
 
+    async def pause(self) -> None:
+        await _run(self._sb.pause)
+
+    async def resume(self) -> None:
+        await _run(self._sb.resume)
+
     async def stop(self, timeout: float = 10) -> None:
         await _run(self._sb.stop, timeout)
 

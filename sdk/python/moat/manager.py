@@ -56,6 +56,16 @@ def stop_sandbox(id_or_name: str, timeout: float = 10) -> None:
     n.call("moat_stop_sandbox", n.encode(id_or_name), _ms(timeout))
 
 
+def pause_sandbox(id_or_name: str) -> None:
+    """Stops the sandbox's vCPUs where they are, memory kept."""
+    n.call("moat_pause_sandbox", n.encode(id_or_name))
+
+
+def resume_sandbox(id_or_name: str) -> None:
+    """Runs a paused sandbox's vCPUs again; its clock is set from the host's."""
+    n.call("moat_resume_sandbox", n.encode(id_or_name))
+
+
 def restart_sandbox(id_or_name: str, timeout: float = 10) -> None:
     n.call("moat_restart_sandbox", n.encode(id_or_name), _ms(timeout))
 

@@ -627,6 +627,14 @@ class Sandbox:
             yield from p.output()
             return p.result
 
+    def pause(self) -> None:
+        """Stops the vCPUs where they are, memory kept (moat pause)."""
+        n.call("moat_pause_sandbox", n.encode(self.id))
+
+    def resume(self) -> None:
+        """Runs the vCPUs again; the guest's clock is set from the host's."""
+        n.call("moat_resume_sandbox", n.encode(self.id))
+
     def stop(self, timeout: float = 10) -> None:
         """Powers the guest off (filesystems synced), killing it after
         ``timeout`` seconds."""

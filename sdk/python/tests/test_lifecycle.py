@@ -77,6 +77,17 @@ def test_manager_define_start_open_stop_remove_by_name():
     with moat.Sandbox.open("sdk-managed") as s:
         assert s.exec(["hostname"]).stdout.startswith(b"moat-")
         assert s.stats()["uptime_ms"] > 0
+        s.pause()
+        assert s.info()["paused"] is True and s.info()["state"] == "running"
+        with pytest.raises(moat.BusyError) as e:
+            s.exec(["true"])
+        assert "paused" in str(e.value)
+        moat.resume_sandbox("sdk-managed")
+        assert s.exec(["true"]).exit_code == 0
+        moat.pause_sandbox("sdk-managed")
+        assert moat.inspect_sandbox("sdk-managed")["paused"] is True
+        s.resume()
+        assert moat.inspect_sandbox("sdk-managed")["paused"] is False
     # Closing an opened handle leaves the sandbox running.
     assert moat.inspect_sandbox("sdk-managed")["state"] == "running"
     moat.stop_sandbox("sdk-managed")

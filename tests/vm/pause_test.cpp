@@ -1,0 +1,153 @@
+// `moat pause` / `moat resume` (include/moat/sandboxes.h): a paused
+// sandbox's vCPUs stand still (a busy guest costs no CPU, a counter does not
+// count) and go on from where they were; new commands are refused at once
+// with a clear error while one already running completes after the resume;
+// the guest's clock is the host's again after it; stop works on a paused
+// sandbox, and neither verb works on one that is not running.
+#include <gtest/gtest.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/vm/harness.h"
+
+namespace moat::test {
+namespace {
+
+// User + system CPU time of a process, in clock ticks.
+long long cpu_ticks(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  return utime + stime;
+}
+
+long long guest_count(const std::string& name) {
+  auto o = run_moat({"exec", name, "--", "cat", "/tmp/count"});
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  return o.exit_code == 0 ? std::stoll(o.out) : -1;
+}
+
+// `paused` of `moat inspect NAME`: "true", "false", or "" if absent.
+std::string paused_of(const std::string& name) {
+  auto o = run_moat({"inspect", name});
+  auto all = nlohmann::json::parse(o.out, nullptr, false);
+  if (o.exit_code != 0 || !all.is_array() || all.size() != 1 || !all[0].contains("paused")) return "";
+  return all[0]["paused"].dump();
+}
+
+void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+TEST(VmPause, TheGuestStandsStillWhilePausedAndGoesOnFromWhereItWas) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pz", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("pz", "dir");
+  pid_t qemu = qemu_of(dir);
+  ASSERT_GT(qemu, 0);
+  // A counter ten times a second, and a spinning loop.
+  ASSERT_EQ(run_moat({"exec", "pz", "--", "sh", "-c",
+                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 & "
+                      "(while :; do :; done) >/dev/null 2>&1 &"})
+                .exit_code,
+            0);
+  for (int i = 0; i < 100 && guest_count("pz") < 5; ++i) sleep_ms(100);
+  ASSERT_GE(guest_count("pz"), 5);
+  // A command under way when the pause comes completes after the resume.
+  auto in_flight = std::async(std::launch::async, [] {
+    return run_moat({"exec", "pz", "--", "sh", "-c", "sleep 1; echo done"});
+  });
+  sleep_ms(300);
+
+  auto paused = run_moat({"pause", "pz"});
+  ASSERT_EQ(paused.exit_code, 0) << paused.err;
+  EXPECT_EQ(paused_of("pz"), "true");
+  EXPECT_EQ(inspected_field("pz", "state"), "running");
+  auto listed = run_moat({"ls"});
+  EXPECT_NE(listed.out.find(" paused "), std::string::npos) << listed.out;
+  EXPECT_EQ(run_moat({"pause", "pz"}).exit_code, 0) << "pausing a paused sandbox does nothing";
+
+  // No CPU for a spinning guest: QEMU's time hardly moves in 1.5 s.
+  long long before = cpu_ticks(qemu);
+  sleep_ms(1500);
+  long long spent = cpu_ticks(qemu) - before;
+  EXPECT_LT(spent, sysconf(_SC_CLK_TCK) / 5) << "QEMU used " << spent << " ticks while paused";
+
+  // New work is refused at once, saying why.
+  auto refused = run_moat({"exec", "pz", "--", "true"});
+  EXPECT_EQ(refused.exit_code, 125);
+  EXPECT_NE(refused.err.find("the sandbox is paused"), std::string::npos) << refused.err;
+  EXPECT_LT(refused.seconds, 5.0);
+  auto cp = run_moat({"cp", "pz:/tmp/count", test_home() + "/count"});
+  EXPECT_NE(cp.exit_code, 0);
+  EXPECT_NE(cp.err.find("paused"), std::string::npos) << cp.err;
+  EXPECT_EQ(in_flight.wait_for(std::chrono::seconds(0)), std::future_status::timeout)
+      << "the command in flight ended while the guest was paused";
+
+  auto resumed = run_moat({"resume", "pz"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(paused_of("pz"), "false");
+  EXPECT_EQ(run_moat({"resume", "pz"}).exit_code, 0) << "resuming a running sandbox does nothing";
+  auto done = in_flight.get();
+  EXPECT_EQ(done.exit_code, 0) << done.err;
+  EXPECT_EQ(done.out, "done\n");
+
+  // The counter goes on from where it stood (about 1.5 s of counting was
+  // not done), and counts again.
+  long long after = guest_count("pz");
+  sleep_ms(1000);
+  long long later = guest_count("pz");
+  EXPECT_GE(later, after + 3) << "the counter does not count after the resume";
+  // The guest's wall clock is the host's again.
+  auto date = run_moat({"exec", "pz", "--", "date", "+%s"});
+  ASSERT_EQ(date.exit_code, 0);
+  long long guest_now = std::stoll(date.out);
+  long long host_now = static_cast<long long>(::time(nullptr));
+  EXPECT_LE(std::llabs(guest_now - host_now), 2) << "guest " << guest_now << ", host " << host_now;
+  EXPECT_EQ(run_moat({"rm", "-f", "pz"}).exit_code, 0);
+}
+
+TEST(VmPause, StopWorksOnAPausedSandboxAndOnlyARunningOneCanPause) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pz2", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("pz2", "dir");
+  ASSERT_EQ(run_moat({"pause", "pz2"}).exit_code, 0);
+  EXPECT_EQ(access((dir + "/paused").c_str(), F_OK), 0);
+  // The guest powers off cleanly after being resumed, well before the
+  // stop's 10 s timeout would have QEMU killed.
+  auto stopped = run_moat({"stop", "pz2"});
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_LT(stopped.seconds, 8.0);
+  EXPECT_EQ(inspected_field("pz2", "state"), "stopped");
+  EXPECT_EQ(paused_of("pz2"), "false");
+  EXPECT_NE(access((dir + "/paused").c_str(), F_OK), 0) << "the marker goes with the shim";
+  for (const char* verb : {"pause", "resume"}) {
+    auto o = run_moat({verb, "pz2"});
+    EXPECT_EQ(o.exit_code, 125) << verb;
+    EXPECT_NE(o.err.find("sandbox pz2 is not running"), std::string::npos) << o.err;
+  }
+  // Started again, it is simply running.
+  ASSERT_EQ(run_moat({"start", "pz2"}).exit_code, 0);
+  EXPECT_EQ(paused_of("pz2"), "false");
+  EXPECT_EQ(run_moat({"exec", "pz2", "--", "true"}).exit_code, 0);
+  auto missing = run_moat({"pause", "no-such-sandbox"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.err.find("no such sandbox"), std::string::npos) << missing.err;
+  EXPECT_EQ(run_moat({"rm", "-f", "pz2"}).exit_code, 0);
+}
+
+}  // namespace
+}  // namespace moat::test
