@@ -1,6 +1,7 @@
 #include "image/registry/http_client.h"
 
-#include <curl/curl.h>
+#include "image/registry/curl_library.h"
+
 
 #include <algorithm>
 #include <cctype>
@@ -31,6 +32,7 @@ std::string redact(const std::string& url) { return url.substr(0, url.find('?'))
 struct Transfer {
   const HttpRequest* req = nullptr;
   HttpResponse* resp = nullptr;
+  const CurlLibrary* lib = nullptr;
   CURL* curl = nullptr;
   bool headers_done = false;
   bool to_sink = false;
@@ -41,7 +43,7 @@ struct Transfer {
 
 void end_of_headers(Transfer& t) {
   long status = 0;
-  curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+  t.lib->easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
   t.resp->status = status;
   t.headers_done = true;
   t.to_sink = t.req->want_body && t.req->want_body(status, t.resp->headers);
@@ -66,7 +68,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   }
   if (line == "\r\n" || line == "\n") {
     long status = 0;
-    curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+    t.lib->easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200) end_of_headers(t);
     return len;
   }
@@ -128,86 +130,96 @@ std::vector<std::string> HttpHeaders::get_all(std::string_view name) const {
 }
 
 HttpClient::HttpClient() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-  curl_ = curl_easy_init();
+  auto lib = curl_library();
+  if (!lib) return;  // perform() reports why
+  lib_ = *lib;
+  curl_ = (*lib)->easy_init();
 }
 
-HttpClient::~HttpClient() { curl_easy_cleanup(static_cast<CURL*>(curl_)); }
+HttpClient::~HttpClient() {
+  if (curl_) static_cast<const CurlLibrary*>(lib_)->easy_cleanup(static_cast<CURL*>(curl_));
+}
 
 Result<HttpResponse> HttpClient::perform(const HttpRequest& req) {
+  MOAT_ASSIGN_OR_RETURN(const CurlLibrary* lib, curl_library());
   CURL* c = static_cast<CURL*>(curl_);
   if (!c) return make_error("curl_easy_init failed", ENOMEM);
-  curl_easy_reset(c);
+  lib->easy_reset(c);
   HttpResponse resp;
   Transfer t;
   t.req = &req;
   t.resp = &resp;
+  t.lib = lib;
   t.curl = c;
 
   curl_slist* headers = nullptr;
-  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  for (const auto& h : req.headers) headers = lib->slist_append(headers, h.c_str());
   std::string range;
   if (req.range_start > 0) range = std::to_string(req.range_start) + "-";
 
-  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
-  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // safe with threads
-  curl_easy_setopt(c, CURLOPT_USERAGENT, "moat/0.1");
-  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.stall_timeout_s);
-  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  if (!range.empty()) curl_easy_setopt(c, CURLOPT_RANGE, range.c_str());
+  lib->easy_setopt(c, CURLOPT_URL, req.url.c_str());
+  lib->easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  lib->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // safe with threads
+  lib->easy_setopt(c, CURLOPT_USERAGENT, "moat/0.1");
+  lib->easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  lib->easy_setopt(c, CURLOPT_CONNECTTIMEOUT, req.connect_timeout_s);
+  lib->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  lib->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, req.stall_timeout_s);
+  lib->easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  lib->easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+  lib->easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (!range.empty()) lib->easy_setopt(c, CURLOPT_RANGE, range.c_str());
   if (req.method == "HEAD") {
-    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    lib->easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (req.method != "GET") {
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    lib->easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
   }
 
-  CURLcode rc = curl_easy_perform(c);
-  curl_slist_free_all(headers);
+  CURLcode rc = lib->easy_perform(c);
+  lib->slist_free_all(headers);
   if (t.failure) return *t.failure;
   if (rc == CURLE_WRITE_ERROR && t.error_body_full) rc = CURLE_OK;
   if (rc != CURLE_OK) {
-    return make_error(req.method + " " + redact(req.url) + ": " + curl_easy_strerror(rc), EAGAIN);
+    return make_error(req.method + " " + redact(req.url) + ": " + lib->easy_strerror(rc), EAGAIN);
   }
   if (!t.headers_done) end_of_headers(t);
   return resp;
 }
 
 Result<std::string> resolve_url(const std::string& base, const std::string& location) {
-  CURLU* u = curl_url();
+  MOAT_ASSIGN_OR_RETURN(const CurlLibrary* lib, curl_library());
+  CURLU* u = lib->url();
   if (!u) return make_error("out of memory", ENOMEM);
   std::string out;
   char* s = nullptr;
-  if (curl_url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
-      curl_url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK &&
-      curl_url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
+  if (lib->url_set(u, CURLUPART_URL, base.c_str(), 0) == CURLUE_OK &&
+      lib->url_set(u, CURLUPART_URL, location.c_str(), 0) == CURLUE_OK &&
+      lib->url_get(u, CURLUPART_URL, &s, 0) == CURLUE_OK) {
     out = s;
   }
-  curl_free(s);
-  curl_url_cleanup(u);
+  lib->free(s);
+  lib->url_cleanup(u);
   if (out.empty()) return make_error("invalid redirect location '" + redact(location) + "'", EPROTO);
   return out;
 }
 
 namespace {
+// "" when the URL does not parse (or libcurl cannot be loaded: the request
+// that follows says why).
 std::string url_part(const std::string& url, CURLUPart part, unsigned flags = 0) {
-  CURLU* u = curl_url();
+  auto lib = curl_library();
+  if (!lib) return "";
+  CURLU* u = (*lib)->url();
   std::string out;
   char* s = nullptr;
-  if (u && curl_url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
-      curl_url_get(u, part, &s, flags) == CURLUE_OK) {
+  if (u && (*lib)->url_set(u, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK &&
+      (*lib)->url_get(u, part, &s, flags) == CURLUE_OK) {
     out = s;
   }
-  curl_free(s);
-  curl_url_cleanup(u);
+  (*lib)->free(s);
+  (*lib)->url_cleanup(u);
   return out;
 }
 }  // namespace

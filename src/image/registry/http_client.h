@@ -63,7 +63,8 @@ class HttpClient {
   Result<HttpResponse> perform(const HttpRequest& request);
 
  private:
-  void* curl_;  // CURL*
+  const void* lib_ = nullptr;  // const CurlLibrary*, once loaded
+  void* curl_ = nullptr;       // CURL*
 };
 
 // Resolves `location` (absolute or relative) against `base`.
