@@ -9,5 +9,6 @@ echo "# moat benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, accel: $("$build/
 "$build/bin/moat_bench_exec" "${EXEC_RUNS:-200}" "$build/share/moat/rootfs-busybox"
 "$here/exec_cli.sh" "$build" "${EXEC_RUNS:-200}"
 "$here/memory.sh" "$build" 10
+"$here/channel.sh" "$build" "${CHANNEL_RUNS:-5}"   # writes bench/results/channel-<date>.md
 "$here/pull.sh" "$build" "${PULL_RUNS:-5}"   # writes bench/results/pull-<date>.md
 "$here/sandbox.sh" "$build" "${COLD_RUNS:-10}" "${DENSITY:-20}"
