@@ -890,6 +890,10 @@ Status Shim::watch_serving_channels() {
         [this](EventLoop::Events ev) {
           if (ev & kReadableOrGone) monitor_.on_readable();
           if (ev & EventLoop::kWritable) monitor_.on_writable();
+          // A broken channel is watched no more: a socket QEMU closed would
+          // otherwise report its hang-up at every wake-up. (Why it broke is
+          // what a later pause or resume fails with, and logs.)
+          if (monitor_.broken()) loop_.remove(monitor_.fd());
         },
         kMonitor));
   }
@@ -914,8 +918,6 @@ void Shim::update_interest() {
   }
   if (monitor_.fd() >= 0 && !monitor_.broken())
     wanted.emplace_back(monitor_.fd(), EventLoop::kReadable | (monitor_.wants_write() ? EventLoop::kWritable : 0));
-  else if (monitor_.fd() >= 0)
-    wanted.emplace_back(monitor_.fd(), 0);
   for (auto& [id, c] : clients_) {
     EventLoop::Events ev = 0;
     if (!agent_backlog && !c->closing) ev |= EventLoop::kReadable;
