@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "proto/frame_peek.h"
+
 namespace moat::proto {
 namespace {
 
@@ -43,49 +45,33 @@ void put_frame_header(char* dst, std::uint32_t stream, std::size_t body_size) {
   dst[8] = 0;  // no flags: a data frame never ends its stream
 }
 
-// Reads a head of major type `major` at `pos` (any argument width up to 4
-// bytes); advances `pos`.
-std::optional<std::uint64_t> get_head(std::string_view b, std::size_t& pos, unsigned major) {
-  if (pos >= b.size()) return std::nullopt;
-  auto initial = static_cast<unsigned char>(b[pos++]);
-  if ((initial >> 5) != major) return std::nullopt;
-  unsigned info = initial & 0x1f;
-  if (info < 24) return info;
-  std::size_t n = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : 0;
-  if (n == 0 || b.size() - pos < n) return std::nullopt;
-  std::uint64_t v = 0;
-  for (std::size_t i = 0; i < n; ++i) v = (v << 8) | static_cast<unsigned char>(b[pos++]);
-  return v;
-}
-
-bool take(std::string_view b, std::size_t& pos, std::string_view want) {
-  if (b.size() - pos < want.size() || b.substr(pos, want.size()) != want) return false;
-  pos += want.size();
-  return true;
-}
-
 }  // namespace
 
-std::optional<DataView> view_data_body(std::string_view b) {
-  std::size_t pos = 0;
-  if (!take(b, pos, std::string_view(kMapHead, sizeof(kMapHead)))) return std::nullopt;
-  auto len = get_head(b, pos, 2);
-  if (!len || *len > b.size() - pos) return std::nullopt;
-  DataView v;
-  v.bytes = b.substr(pos, static_cast<std::size_t>(*len));
-  pos += static_cast<std::size_t>(*len);
-  if (!take(b, pos, "\x61t")) return std::nullopt;
-  auto tlen = get_head(b, pos, 3);
-  if (!tlen || *tlen == 0 || *tlen > kMaxTypeLength || *tlen > b.size() - pos) return std::nullopt;
-  v.type = b.substr(pos, static_cast<std::size_t>(*tlen));
-  for (char c : v.type)
+std::optional<DataView> view_data_body(std::string_view body) {
+  peek_detail::CborWalker walk(body);
+  // The next item is a head of `major` whose argument `want` accepts.
+  auto head = [&](unsigned major, auto want) -> std::optional<std::uint64_t> {
+    auto h = walk.head();
+    if (!h || h->major != major || !want(h->arg)) return std::nullopt;
+    return h->arg;
+  };
+  auto count = [](std::uint64_t n) { return [n](std::uint64_t arg) { return arg == n; }; };
+  auto any = [](std::uint64_t) { return true; };
+  auto key = [&](char k) { return head(3, count(1)) && walk.string_bytes(1) == std::string_view(&k, 1); };
+
+  if (!head(5, count(3)) || !key('p') || !head(5, count(1)) || !key('d')) return std::nullopt;
+  auto length = head(2, any);
+  auto bytes = length ? walk.string_bytes(*length) : std::nullopt;
+  if (!bytes || !key('t')) return std::nullopt;
+  auto type_length = head(3, [](std::uint64_t n) { return n >= 1 && n <= kMaxTypeLength; });
+  auto type = type_length ? walk.string_bytes(*type_length) : std::nullopt;
+  if (!type) return std::nullopt;
+  for (char c : *type)
     if (c < 0x21 || c > 0x7e) return std::nullopt;
-  pos += static_cast<std::size_t>(*tlen);
-  if (!take(b, pos, "\x61v")) return std::nullopt;
-  auto version = get_head(b, pos, 0);
-  if (!version || *version > 0xffffffffu || pos != b.size()) return std::nullopt;
-  v.version = static_cast<std::uint32_t>(*version);
-  return v;
+  if (!key('v')) return std::nullopt;
+  auto version = head(0, [](std::uint64_t v) { return v <= 0xffffffffu; });
+  if (!version || walk.remaining() != 0) return std::nullopt;
+  return DataView{*type, *bytes, static_cast<std::uint32_t>(*version)};
 }
 
 std::size_t data_tail_size(std::string_view type) {
