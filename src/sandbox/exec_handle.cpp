@@ -117,6 +117,11 @@ struct Exec::Impl {
     return conn->send(m);
   }
 
+  Status send_stdin(std::string_view bytes) {
+    std::lock_guard lk(send_mu);
+    return conn->send_data(stream, proto::msg::kStdin, bytes);
+  }
+
   bool ended_locked() const { return status || failure || cancelled; }
 
   Error cancelled_error() const {
@@ -249,7 +254,7 @@ struct Exec::Impl {
       std::lock_guard lk(mu);
       stdin_credit -= static_cast<std::uint64_t>(n);
     }
-    return send(proto::make_data_message(stream, proto::msg::kStdin, buf));
+    return send_stdin(buf);
   }
 
   Status close_stdin() {
@@ -379,7 +384,7 @@ Status Exec::write_stdin(std::string_view bytes) {
       n = std::min<std::uint64_t>({s.stdin_credit, proto::kMaxDataChunk, bytes.size()});
       s.stdin_credit -= n;
     }
-    MOAT_TRY(s.send(proto::make_data_message(s.stream, proto::msg::kStdin, bytes.substr(0, n))));
+    MOAT_TRY(s.send_stdin(bytes.substr(0, n)));
     bytes.remove_prefix(n);
   }
   return ok_status();
