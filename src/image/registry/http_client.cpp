@@ -130,14 +130,12 @@ std::vector<std::string> HttpHeaders::get_all(std::string_view name) const {
 }
 
 HttpClient::HttpClient() {
-  auto lib = curl_library();
-  if (!lib) return;  // perform() reports why
-  lib_ = *lib;
-  curl_ = (*lib)->easy_init();
+  if (auto lib = curl_library()) curl_ = (*lib)->easy_init();  // else perform() reports why
 }
 
 HttpClient::~HttpClient() {
-  if (curl_) static_cast<const CurlLibrary*>(lib_)->easy_cleanup(static_cast<CURL*>(curl_));
+  // A handle exists only if the library loaded.
+  if (curl_) (*curl_library())->easy_cleanup(static_cast<CURL*>(curl_));
 }
 
 Result<HttpResponse> HttpClient::perform(const HttpRequest& req) {

@@ -63,8 +63,7 @@ class HttpClient {
   Result<HttpResponse> perform(const HttpRequest& request);
 
  private:
-  const void* lib_ = nullptr;  // const CurlLibrary*, once loaded
-  void* curl_ = nullptr;       // CURL*
+  void* curl_ = nullptr;  // CURL*
 };
 
 // Resolves `location` (absolute or relative) against `base`.
