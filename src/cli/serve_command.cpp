@@ -47,10 +47,16 @@ void register_serve_command(CLI::App& app) {
       ->check(CLI::Range(1u, 1u << 16));
   f.serve->add_option("--idle-timeout", o.idle_timeout_s, "Seconds a connection may wait between requests")
       ->check(CLI::Range(1u, 86400u));
+  f.serve->add_flag("--e2b", o.e2b,
+                    "Serve the E2B-compatible API too (docs/e2b.md): point E2B_API_URL and E2B_SANDBOX_URL here");
+  f.serve->add_option("--e2b-templates", o.e2b_templates, "JSON file mapping E2B template ids to images (docs/e2b.md)")
+      ->check(CLI::ExistingFile);
   f.serve->add_flag("--routes", f.routes, "Print the routes served and exit");
   f.serve->get_option("--socket")->excludes("--listen");
   f.serve->get_option("--tls-cert")->needs("--listen")->needs("--tls-key");
   f.serve->get_option("--tls-key")->needs("--tls-cert");
+  f.serve->get_option("--e2b")->needs("--listen");
+  f.serve->get_option("--e2b-templates")->needs("--e2b");
 }
 
 int run_serve_command() {

@@ -379,8 +379,13 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     }
     bool has_body = !parser.is_done();
 
-    // 1. Who is asking (TCP needs the token; the unix socket's mode is its check).
-    if (sh_.tcp) {
+    // 1. Which route.
+    bool path_known = false;
+    const Route* route = sh_.state.router.match(req.method, req.path, req.params, path_known);
+
+    // 2. Who is asking (TCP needs the token; the unix socket's mode is its
+    // check; routes of their own auth check their own credentials).
+    if (sh_.tcp && !(route && route->own_auth)) {
       std::string given = bearer_of(req.header("authorization"));
       if (given.empty() || !token_matches(given, sh_.token)) {
         Response r = error_response(401, "unauthenticated",
@@ -391,10 +396,6 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
         co_return false;
       }
     }
-
-    // 2. Which route.
-    bool path_known = false;
-    const Route* route = sh_.state.router.match(req.method, req.path, req.params, path_known);
     if (!route) {
       Response r = path_known ? error_response(405, "unsupported", req.method + " is not a method of " + req.path)
                               : error_response(404, "not_found", "no route " + req.path);

@@ -22,6 +22,9 @@ struct Route {
   Body body = Body::kNone;
   bool websocket = false;  // the answer is an upgrade (Response::websocket)
   Handler handler;
+  // The handler checks who is asking itself (the E2B front end's API keys
+  // and access tokens) instead of the server's bearer token.
+  bool own_auth = false;
 };
 
 class Router {

@@ -8,6 +8,7 @@
 #include "moat/runtime.h"
 #include "moat/sandboxes.h"
 #include "server/bearer_token.h"
+#include "server/e2b/e2b_service.h"
 #include "server/http_server.h"
 #include "server/server_state.h"
 
@@ -76,7 +77,15 @@ Status serve(const ServeOptions& options) {
     listener.tls_cert = options.tls_cert;
     listener.tls_key = options.tls_key;
     where = (options.tls_cert.empty() ? "http://" : "https://") + options.listen + " (bearer token in " + token_file + ")";
+    if (options.e2b) {
+      MOAT_ASSIGN_OR_RETURN(e2b::TemplateMap templates, e2b::TemplateMap::load(options.e2b_templates));
+      state.e2b = std::make_shared<e2b::E2bService>(std::move(templates), listener.token, state.handles);
+      e2b::add_e2b_routes(state, *state.e2b);
+      where += "; E2B API on the same address";
+    }
   } else {
+    if (options.e2b)
+      return make_error("--e2b needs --listen HOST:PORT: the E2B SDKs reach a server by URL", EINVAL);
     if (!options.tls_cert.empty() || !options.tls_key.empty())
       return make_error("--tls-cert and --tls-key are for --listen (the unix socket's mode is its protection)", EINVAL);
     listener.unix_path = options.unix_socket.empty() ? home + "/moat.sock" : options.unix_socket;
@@ -87,6 +96,7 @@ Status serve(const ServeOptions& options) {
     std::fprintf(stderr, "moat serve: listening on %s\n", where.c_str());
     std::fflush(stderr);
   });
+  state.e2b.reset();
   state.handles.clear();
   if (options.stop_on_exit) stop_started(state);
   return served;

@@ -26,6 +26,10 @@ struct ServeOptions {
   std::uint32_t max_in_flight = 256;       // requests being handled at once
   std::uint32_t idle_timeout_s = 60;       // waiting for a request's head (keep-alive included)
   std::uint32_t header_timeout_s = 30;     // a stall while reading a request's body
+  // The E2B-compatible API beside moat's own (docs/e2b.md); needs `listen`.
+  // `e2b_templates`: the JSON file mapping E2B template ids to images.
+  bool e2b = false;
+  std::string e2b_templates;
 };
 
 // Serves until SIGINT or SIGTERM; then stops taking connections, lets the

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -14,6 +15,10 @@
 #include "server/server.h"
 
 namespace moat::server {
+
+namespace e2b {
+class E2bService;
+}
 
 struct ServerCounters {
   std::atomic<std::uint64_t> requests{0};
@@ -34,6 +39,8 @@ struct ServerState {
   ExecRegistry execs;
   IdempotencyCache idempotency;
   ServerCounters counters;
+  // The E2B front end when `moat serve --e2b` (its routes use it).
+  std::shared_ptr<e2b::E2bService> e2b;
 
   // Sandboxes this server booted, for --stop-on-exit.
   std::mutex started_mu;
