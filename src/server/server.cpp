@@ -79,7 +79,7 @@ Status serve(const ServeOptions& options) {
     where = (options.tls_cert.empty() ? "http://" : "https://") + options.listen + " (bearer token in " + token_file + ")";
     if (options.e2b) {
       MOAT_ASSIGN_OR_RETURN(e2b::TemplateMap templates, e2b::TemplateMap::load(options.e2b_templates));
-      state.e2b = std::make_shared<e2b::E2bService>(std::move(templates), listener.token, state.handles);
+      state.e2b = std::make_shared<e2b::E2bService>(std::move(templates), listener.token);
       e2b::add_e2b_routes(state, *state.e2b);
       where += "; E2B API on the same address";
     }

@@ -76,9 +76,14 @@ class E2bHarness {
     return fs.existsSync(this.logPath) ? fs.readFileSync(this.logPath, 'utf8') : '';
   }
 
+  // The moat CLI on this server's MOAT_HOME.
+  moat(args) {
+    return sh(MOAT, args, { env: { ...process.env, MOAT_HOME: this.home } });
+  }
+
   // The sandboxes moat knows in this server's MOAT_HOME.
   moatSandboxes() {
-    const out = sh(MOAT, ['ls', '-q'], { env: { ...process.env, MOAT_HOME: this.home } });
+    const out = this.moat(['ls', '-q']);
     return out ? out.split('\n') : [];
   }
 
@@ -89,7 +94,7 @@ class E2bHarness {
       await ended;
     }
     const left = this.home ? this.moatSandboxes() : [];
-    if (left.length) sh(MOAT, ['rm', '-f', ...left], { env: { ...process.env, MOAT_HOME: this.home } });
+    if (left.length) this.moat(['rm', '-f', ...left]);
     if (this.registryDir) sh(path.join(fixtures, 'local-registry.sh'), ['stop', this.registryDir]);
     const log = this.log();
     for (const marker of ['ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:'])

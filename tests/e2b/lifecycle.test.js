@@ -85,6 +85,39 @@ test('the README quick start runs as written', async () => {
   assert.equal(out, 'Hello from E2B!\n\n');
 });
 
+test('an access token opens its own sandbox only', async () => {
+  const { Sandbox } = E2B;
+  const [a, b] = await Promise.all([Sandbox.create(), Sandbox.create()]);
+  const list = (id, token) => fetch(`${h.url}/process.Process/List`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', 'E2b-Sandbox-Id': id, ...(token ? { 'X-Access-Token': token } : {}) },
+    body: '{}',
+  });
+  const own = await list(a.sandboxId, a.envdAccessToken);
+  assert.equal(own.status, 200);
+  assert.deepEqual(await own.json(), { processes: [] });
+  for (const [token, what] of [[b.envdAccessToken, "another sandbox's token"], [undefined, 'no token'], ['x', 'a made-up token']]) {
+    const r = await list(a.sandboxId, token);
+    assert.equal(r.status, 401, what);
+    assert.equal((await r.json()).code, 'unauthenticated', what);
+  }
+  // The REST side too: a file of A with B's token.
+  const file = await fetch(`${h.url}/files?path=/etc/hostname`, {
+    headers: { 'E2b-Sandbox-Id': a.sandboxId, 'X-Access-Token': b.envdAccessToken },
+  });
+  assert.equal(file.status, 401);
+  await Promise.all([a.kill(), b.kill()]);
+});
+
+test('a sandbox stopped behind the API\'s back leaves the list', async () => {
+  const { Sandbox, SandboxNotFoundError } = E2B;
+  const sb = await Sandbox.create();
+  h.moat(['stop', sb.sandboxId]);
+  assert.deepEqual((await Sandbox.list().nextItems()).filter((s) => s.sandboxId === sb.sandboxId), []);
+  await assert.rejects(Sandbox.getInfo(sb.sandboxId), (e) => e instanceof SandboxNotFoundError);
+  assert.ok(h.moatSandboxes().includes(sb.sandboxId), 'its moat record stays');
+});
+
 test('an unknown template and a wrong API key are refused as the SDK expects', async () => {
   const { Sandbox, AuthenticationError, SandboxError } = E2B;
   await assert.rejects(Sandbox.create('no-such-template'),

@@ -16,6 +16,9 @@ Result<ConnectCall> begin_call(E2bService& svc, const Request& req, CallKind exp
                    ": send it with the matching content type"};
     return make_error(refusal.message, EINVAL);
   }
+  // Who is asking before anything of the body is read.
+  auto envd = svc.envd_call(req, refusal);
+  if (!envd) return envd.error();
   std::string_view text = req.body;
   if (*kind == CallKind::kStreaming) {
     auto one = single_message(req.body);
@@ -30,8 +33,6 @@ Result<ConnectCall> begin_call(E2bService& svc, const Request& req, CallKind exp
     refusal = connect_error_of(message.error());
     return message.error();
   }
-  auto envd = svc.envd_call(req, refusal);
-  if (!envd) return envd.error();
   return ConnectCall{std::move(*envd), std::move(*message)};
 }
 

@@ -158,9 +158,16 @@ Response create(ServerState& state, E2bService& svc, Request& req) {
   return r;
 }
 
-bool is_paused(const std::string& id) {
+// Whether the sandbox is paused, or nullopt when moat's sandbox is no longer
+// running (its guest powered off or crashed, or someone stopped it): it
+// then leaves the E2B list, as E2B forgets a sandbox that ended; its moat
+// record stays for `moat logs` until `moat rm`.
+std::optional<bool> paused_if_alive(E2bService& svc, const std::string& id) {
   auto info = inspect_sandbox(id);
-  return info && info->paused;
+  if (info && info->state == SandboxState::kRunning) return info->paused;
+  svc.sandboxes.erase(id);
+  svc.forget(id);
+  return std::nullopt;
 }
 
 // ?metadata=k%3Dv%26k2%3Dv2 (URL-encoded "k=v&k2=v2"), ?state=running,paused.
@@ -187,19 +194,26 @@ Response list(E2bService& svc, Request& req) {
   if (auto denied = svc.check_api_key(req)) return *denied;
   Json out = Json::array();
   for (const E2bSandbox& s : svc.sandboxes.list()) {
-    bool paused = is_paused(s.id);
-    if (matches(s, paused, req)) out.push_back(listed_json(s, paused, false));
+    auto paused = paused_if_alive(svc, s.id);
+    if (paused && matches(s, *paused, req)) out.push_back(listed_json(s, *paused, false));
   }
   Response r;
   r.body = out.dump();
   return r;
 }
 
-Result<E2bSandbox> known(E2bService& svc, const Request& req) {
+struct Known {
+  E2bSandbox sandbox;
+  bool paused = false;
+};
+
+// The E2B sandbox {id} names, alive; ENOENT otherwise.
+Result<Known> known(E2bService& svc, const Request& req) {
   std::string id = req.params.at("id");
   auto s = svc.sandboxes.find(id);
-  if (!s) return make_error("sandbox " + id + " not found", ENOENT);
-  return *s;
+  auto paused = s ? paused_if_alive(svc, id) : std::nullopt;
+  if (!paused) return make_error("sandbox " + id + " not found", ENOENT);
+  return Known{std::move(*s), *paused};
 }
 
 Response get(E2bService& svc, Request& req) {
@@ -207,7 +221,7 @@ Response get(E2bService& svc, Request& req) {
   auto s = known(svc, req);
   if (!s) return api_error(s.error());
   Response r;
-  r.body = listed_json(*s, is_paused(s->id), true).dump();
+  r.body = listed_json(s->sandbox, s->paused, true).dump();
   return r;
 }
 
@@ -215,7 +229,7 @@ Response kill(E2bService& svc, Request& req) {
   if (auto denied = svc.check_api_key(req)) return *denied;
   auto s = known(svc, req);
   if (!s) return api_error(s.error());
-  Status killed = svc.kill(s->id);
+  Status killed = svc.kill(s->sandbox.id);
   if (!killed && killed.error().kind() != ErrorKind::kNotFound) return api_error(killed.error());
   return no_content();
 }
@@ -231,7 +245,7 @@ Response set_timeout(E2bService& svc, Request& req) {
   if (!body->contains("timeout")) return api_error(400, "timeout: missing");
   auto timeout = timeout_of(*body, 0);
   if (!timeout) return api_error(timeout.error());
-  svc.sandboxes.set_end(s->id, Clock::now() + std::chrono::seconds(*timeout));
+  svc.sandboxes.set_end(s->sandbox.id, Clock::now() + std::chrono::seconds(*timeout));
   return no_content();
 }
 
@@ -250,7 +264,7 @@ Response refresh(E2bService& svc, Request& req) {
     duration = d.get<int>();
   }
   auto end = Clock::now() + std::chrono::seconds(duration);
-  if (end > s->end_at) svc.sandboxes.set_end(s->id, end);
+  if (end > s->sandbox.end_at) svc.sandboxes.set_end(s->sandbox.id, end);
   return no_content();
 }
 
@@ -262,8 +276,8 @@ Response pause(E2bService& svc, Request& req) {
   if (!body) return api_error(body.error());
   if (body->contains("memory") && (*body)["memory"].is_boolean() && !(*body)["memory"].get<bool>())
     return api_error(400, "pause without memory (keepMemory: false) is not supported: moat pauses a sandbox in memory");
-  if (is_paused(s->id)) return api_error(409, "sandbox " + s->id + " is already paused");
-  if (Status p = pause_sandbox(s->id); !p) return api_error(p.error());
+  if (s->paused) return api_error(409, "sandbox " + s->sandbox.id + " is already paused");
+  if (Status p = pause_sandbox(s->sandbox.id); !p) return api_error(p.error());
   return no_content();
 }
 
@@ -277,18 +291,18 @@ Response connect(E2bService& svc, Request& req, bool resume_only) {
   if (!body) return api_error(body.error());
   auto timeout = timeout_of(*body, -1);
   if (!timeout) return api_error(timeout.error());
-  bool paused = is_paused(s->id);
-  if (resume_only && !paused) return api_error(409, "sandbox " + s->id + " is not paused");
+  bool paused = s->paused;
+  if (resume_only && !paused) return api_error(409, "sandbox " + s->sandbox.id + " is not paused");
   if (paused) {
-    if (Status r = resume_sandbox(s->id); !r) return api_error(r.error());
+    if (Status r = resume_sandbox(s->sandbox.id); !r) return api_error(r.error());
   }
   if (*timeout >= 0) {
     auto end = Clock::now() + std::chrono::seconds(*timeout);
-    if (end > s->end_at) svc.sandboxes.set_end(s->id, end);
+    if (end > s->sandbox.end_at) svc.sandboxes.set_end(s->sandbox.id, end);
   }
   Response r;
   r.status = paused ? 201 : 200;
-  r.body = sandbox_json(*s).dump();
+  r.body = sandbox_json(s->sandbox).dump();
   return r;
 }
 
@@ -298,14 +312,14 @@ Response metrics(E2bService& svc, Request& req) {
   if (auto denied = svc.check_api_key(req)) return *denied;
   auto s = known(svc, req);
   if (!s) return api_error(s.error());
-  auto st = sandbox_stats(s->id);
+  auto st = sandbox_stats(s->sandbox.id);
   if (!st) return api_error(st.error());
   Json sample = Json::parse(to_json_text(*st), nullptr, false);
   Json out = {{"timestamp", time_text(Clock::now())},
               {"timestampUnix", std::chrono::duration_cast<std::chrono::seconds>(
                                     Clock::now().time_since_epoch()).count()},
-              {"cpuCount", s->cpus},
-              {"memTotal", static_cast<std::uint64_t>(s->memory_mib) << 20}};
+              {"cpuCount", s->sandbox.cpus},
+              {"memTotal", static_cast<std::uint64_t>(s->sandbox.memory_mib) << 20}};
   if (sample.is_object()) out["moat"] = sample;
   Response r;
   r.body = Json::array({out}).dump();

@@ -23,8 +23,8 @@ std::string basic_user(const std::string& authorization) {
 
 }  // namespace
 
-E2bService::E2bService(TemplateMap t, std::string api_key, HandlePool& h)
-    : templates(std::move(t)), handles(h), api_key_(std::move(api_key)) {
+E2bService::E2bService(TemplateMap t, std::string api_key)
+    : templates(std::move(t)), api_key_(std::move(api_key)) {
   reaper_ = std::thread([this] { reap_loop(); });
 }
 

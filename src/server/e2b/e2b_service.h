@@ -48,9 +48,9 @@ struct EnvdCall {
   GuestUsers users;
 };
 
-class E2bService {
+class E2bService : public std::enable_shared_from_this<E2bService> {
  public:
-  E2bService(TemplateMap templates, std::string api_key, HandlePool& handles);
+  E2bService(TemplateMap templates, std::string api_key);
   ~E2bService();
   E2bService(const E2bService&) = delete;
   E2bService& operator=(const E2bService&) = delete;
@@ -72,7 +72,9 @@ class E2bService {
   TemplateMap templates;
   SandboxTable sandboxes;
   std::shared_ptr<ProcessTable> processes = std::make_shared<ProcessTable>();
-  HandlePool& handles;
+  // Its own pool, so that streams still running when the server ends (they
+  // hold the service, not the server's state) use nothing the server freed.
+  HandlePool handles;
 
  private:
   void reap_loop();

@@ -80,8 +80,8 @@ Response download(E2bService& svc, Request& req) {
   r.content_type = "application/octet-stream";
   r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + base_name(*path) + "\"");
   std::string p = *path;
-  r.stream = [&svc, id, p](int fd) {
-    (void)svc.handles.with<bool>(id, [&](Sandbox& sb) -> Result<bool> {
+  r.stream = [self = svc.shared_from_this(), id, p](int fd) {
+    (void)self->handles.with<bool>(id, [&](Sandbox& sb) -> Result<bool> {
       MOAT_TRY(sb.read_file(p, fd));
       return true;
     });

@@ -204,7 +204,8 @@ Response watch_dir(E2bService& svc, Request& req) {
   Response r;
   r.content_type = "application/connect+json";
   std::string dir = *path;
-  r.stream = [&svc, id, dir, recursive, before = std::move(*first)](int fd) mutable {
+  r.stream = [self = svc.shared_from_this(), id, dir, recursive, before = std::move(*first)](int fd) mutable {
+    E2bService& svc = *self;
     if (!write_all_fd(fd, envelope("{\"start\":{}}"))) return;
     auto last_sent = std::chrono::steady_clock::now();
     for (;;) {

@@ -48,8 +48,9 @@ GuestUsers GuestUsers::parse(std::string_view passwd, std::string_view group) {
     auto uid = id_of(f[2]);
     auto gid = id_of(f[3]);
     if (!uid || !gid) return;
-    GuestUser user{std::string(f[0]), *uid, *gid, std::string(f[5])};
-    if (user.home.empty() || user.home.front() != '/') user.home = "/";
+    std::string_view home = f[5];
+    if (home.empty() || home.front() != '/') home = "/";
+    GuestUser user{std::string(f[0]), *uid, *gid, std::string(home)};
     u.uid_names_.emplace(*uid, user.name);
     u.users_.emplace(user.name, std::move(user));
   });
