@@ -80,6 +80,7 @@ Status serve(const ServeOptions& options) {
     if (options.e2b) {
       MOAT_ASSIGN_OR_RETURN(e2b::TemplateMap templates, e2b::TemplateMap::load(options.e2b_templates));
       state.e2b = std::make_shared<e2b::E2bService>(std::move(templates), listener.token);
+      MOAT_TRY(state.e2b->keep_records_in(home + "/e2b/sandboxes"));
       e2b::add_e2b_routes(state, *state.e2b);
       where += "; E2B API on the same address";
     }

@@ -55,16 +55,29 @@ class E2bHarness {
     }));
     this.port = await freePort();
     this.logPath = path.join(this.dir, 'serve.log');
-    const log = fs.openSync(this.logPath, 'w');
-    this.server = spawn(MOAT, ['serve', '--listen', `127.0.0.1:${this.port}`, '--e2b', '--e2b-templates', this.templates],
-      { env: { ...process.env, MOAT_HOME: this.home }, stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    await waitFor('moat serve', () => fs.readFileSync(this.logPath, 'utf8').includes('listening on') ||
-      (this.server.exitCode !== null && Promise.reject(new Error('moat serve ended: ' + this.log()))), 30000);
+    await this.startServer();
     this.url = `http://127.0.0.1:${this.port}`;
     this.token = fs.readFileSync(path.join(this.home, 'server.token'), 'utf8').trim();
     Object.assign(process.env, this.env());
     return this;
+  }
+
+  async startServer() {
+    const log = fs.openSync(this.logPath, 'a');
+    const from = fs.statSync(this.logPath).size;
+    this.server = spawn(MOAT, ['serve', '--listen', `127.0.0.1:${this.port}`, '--e2b', '--e2b-templates', this.templates],
+      { env: { ...process.env, MOAT_HOME: this.home }, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    await waitFor('moat serve', () => fs.readFileSync(this.logPath, 'utf8').slice(from).includes('listening on') ||
+      (this.server.exitCode !== null && Promise.reject(new Error('moat serve ended: ' + this.log()))), 30000);
+  }
+
+  async stopServer() {
+    if (this.server && this.server.exitCode === null) {
+      const ended = new Promise((r) => this.server.once('exit', r));
+      this.server.kill('SIGTERM');
+      await ended;
+    }
   }
 
   // What a program needs in its environment to reach this server.
@@ -88,11 +101,7 @@ class E2bHarness {
   }
 
   async stop() {
-    if (this.server && this.server.exitCode === null) {
-      const ended = new Promise((r) => this.server.once('exit', r));
-      this.server.kill('SIGTERM');
-      await ended;
-    }
+    await this.stopServer();
     const left = this.home ? this.moatSandboxes() : [];
     if (left.length) this.moat(['rm', '-f', ...left]);
     if (this.registryDir) sh(path.join(fixtures, 'local-registry.sh'), ['stop', this.registryDir]);

@@ -118,6 +118,22 @@ test('a sandbox stopped behind the API\'s back leaves the list', async () => {
   assert.ok(h.moatSandboxes().includes(sb.sandboxId), 'its moat record stays');
 });
 
+test('a restarted server still knows, serves and times out the sandboxes an earlier one made', async () => {
+  const { Sandbox } = E2B;
+  const sb = await Sandbox.create({ metadata: { keep: 'me' }, envs: { KEPT: 'yes' } });
+  const short = await Sandbox.create({ timeoutMs: 600000 });
+  await short.setTimeout(6000);
+  await h.stopServer();
+  await h.startServer();
+  const listed = await Sandbox.list({ query: { metadata: { keep: 'me' } } }).nextItems();
+  assert.deepEqual(listed.map((s) => s.sandboxId), [sb.sandboxId]);
+  // The SDK object from before the restart still works: same token, same envd variables.
+  assert.equal((await sb.commands.run('echo $KEPT')).stdout, 'yes\n');
+  await waitFor('the shortened sandbox to end', async () => !(await short.isRunning()), 20000);
+  await waitFor('moat to remove it', () => !h.moatSandboxes().includes(short.sandboxId), 15000);
+  assert.equal(await Sandbox.kill(sb.sandboxId), true);
+});
+
 test('an unknown template and a wrong API key are refused as the SDK expects', async () => {
   const { Sandbox, AuthenticationError, SandboxError } = E2B;
   await assert.rejects(Sandbox.create('no-such-template'),

@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,7 @@
 #include "server/e2b/guest_users.h"
 #include "server/e2b/multipart_reader.h"
 #include "server/e2b/process_table.h"
+#include "server/e2b/sandbox_records.h"
 #include "server/e2b/sandbox_table.h"
 #include "server/e2b/templates.h"
 
@@ -272,6 +275,84 @@ TEST(E2bEventQueue, AFullQueueHoldsThePublisherUntilRead) {
   q.close();
   q.push({big, false, std::nullopt});
   EXPECT_FALSE(q.pop(std::chrono::milliseconds(1)));
+}
+
+}  // namespace
+}  // namespace moat::server::e2b
+
+namespace moat::server::e2b {
+namespace {
+
+TEST(E2bSandboxRecords, RoundTripAndRefusals) {
+  E2bSandbox s;
+  s.id = "abc123";
+  s.template_id = "base";
+  s.access_token = std::string(48, 'f');
+  s.user = "user";
+  s.metadata = {{"k", "v"}};
+  s.env_vars = {{"A", "1"}};
+  s.started_at = Clock::time_point(std::chrono::seconds(1700000000));
+  s.end_at = s.started_at + std::chrono::seconds(300);
+  s.cpus = 2;
+  s.memory_mib = 1024;
+  auto back = record_from_json(record_json(s));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->id, s.id);
+  EXPECT_EQ(back->access_token, s.access_token);
+  EXPECT_EQ(back->metadata, s.metadata);
+  EXPECT_EQ(back->env_vars, s.env_vars);
+  EXPECT_EQ(back->end_at, s.end_at);
+  EXPECT_EQ(back->cpus, 2);
+  Json j = Json::parse(record_json(s));
+  for (const char* field : {"id", "access_token", "end_at_ns", "cpus"}) {
+    Json bad = j;
+    bad.erase(field);
+    EXPECT_FALSE(record_from_json(bad.dump())) << field;
+  }
+  Json traversal = j;
+  traversal["id"] = "../../etc";
+  EXPECT_FALSE(record_from_json(traversal.dump()));
+  Json short_token = j;
+  short_token["access_token"] = "x";
+  EXPECT_FALSE(record_from_json(short_token.dump()));
+  EXPECT_FALSE(plain_id(""));
+  EXPECT_FALSE(plain_id("A1"));
+  EXPECT_TRUE(plain_id("9c80f1fd0206"));
+}
+
+TEST(E2bSandboxRecords, TheTableKeepsItsRecordsInStep) {
+  char tmpl[] = "/tmp/moat-e2b-records-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string dir = std::string(tmpl) + "/records";
+  auto records = SandboxRecords::open(dir);
+  ASSERT_TRUE(records) << records.error().message;
+  SandboxTable t;
+  t.persist_to(*records);
+  E2bSandbox a;
+  a.id = "aaa";
+  a.template_id = "base";
+  a.access_token = std::string(48, 'a');
+  a.user = "root";
+  a.end_at = Clock::now() + std::chrono::hours(1);
+  ASSERT_TRUE(t.add(a));
+  auto now_end = Clock::now() + std::chrono::hours(2);
+  ASSERT_TRUE(t.set_end("aaa", now_end));
+  std::vector<std::string> problems;
+  auto loaded = records->load(problems);
+  ASSERT_EQ(loaded.size(), 1u);
+  EXPECT_EQ(loaded[0].end_at, now_end);
+  // A file that is not a record is named, not taken.
+  std::FILE* f = std::fopen((dir + "/bbb.json").c_str(), "w");
+  std::fputs("{not json", f);
+  std::fclose(f);
+  loaded = records->load(problems);
+  EXPECT_EQ(loaded.size(), 1u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("bbb.json"), std::string::npos);
+  t.erase("aaa");
+  problems.clear();
+  EXPECT_TRUE(records->load(problems).empty());
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace

@@ -55,6 +55,22 @@ void E2bService::reap_loop() {
   }
 }
 
+Status E2bService::keep_records_in(const std::string& dir) {
+  MOAT_ASSIGN_OR_RETURN(SandboxRecords records, SandboxRecords::open(dir));
+  std::vector<std::string> problems;
+  for (E2bSandbox& s : records.load(problems)) {
+    auto info = inspect_sandbox(s.id);
+    if (info && info->state == SandboxState::kRunning) {
+      sandboxes.add(std::move(s));
+    } else {
+      records.remove(s.id);
+    }
+  }
+  for (const std::string& p : problems) std::fprintf(stderr, "moat serve: e2b: skipped %s\n", p.c_str());
+  sandboxes.persist_to(std::move(records));
+  return ok_status();
+}
+
 std::optional<Response> E2bService::check_api_key(const Request& req) const {
   std::string given = req.header("x-api-key");
   if (given.empty()) given = bearer_of(req.header("authorization"));

@@ -55,6 +55,11 @@ class E2bService : public std::enable_shared_from_this<E2bService> {
   E2bService(const E2bService&) = delete;
   E2bService& operator=(const E2bService&) = delete;
 
+  // Takes up the records an earlier server left in `dir` (those whose moat
+  // sandbox still runs; the others are dropped) and keeps every change there
+  // from now on.
+  Status keep_records_in(const std::string& dir);
+
   // The control plane's check of X-API-Key; an answer to send when it fails.
   std::optional<Response> check_api_key(const Request& req) const;
   // The sandbox of an envd call (E2b-Sandbox-Id, X-Access-Token) and its

@@ -11,26 +11,17 @@
 #include <string>
 #include <vector>
 
+#include "server/e2b/e2b_sandbox.h"
+#include "server/e2b/sandbox_records.h"
+
 namespace moat::server::e2b {
-
-using Clock = std::chrono::system_clock;
-
-struct E2bSandbox {
-  std::string id;  // moat's sandbox id, also the E2B sandboxID
-  std::string template_id;
-  std::string access_token;
-  std::string user;  // the template's default user
-  std::map<std::string, std::string> metadata;
-  std::map<std::string, std::string> env_vars;
-  Clock::time_point started_at;
-  Clock::time_point end_at;
-  int cpus = 1;
-  int memory_mib = 512;
-};
 
 class SandboxTable {
  public:
   static constexpr std::size_t kMaxSandboxes = 4096;
+
+  // From now on every change is written to `records` too.
+  void persist_to(SandboxRecords records);
 
   // False when the table is full.
   bool add(E2bSandbox sandbox);
@@ -43,8 +34,12 @@ class SandboxTable {
   std::vector<std::string> take_expired(Clock::time_point now);
 
  private:
+  void saved(const E2bSandbox& s);  // mu_ held
+  void dropped(const std::string& id);
+
   std::mutex mu_;
   std::map<std::string, E2bSandbox> sandboxes_;
+  std::optional<SandboxRecords> records_;
 };
 
 }  // namespace moat::server::e2b
