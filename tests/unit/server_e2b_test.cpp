@@ -10,7 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/e2b/binary_codec.h"
 #include "server/e2b/connect_protocol.h"
+#include "server/e2b/envd/process.pb.h"
 #include "server/e2b/entry_info.h"
 #include "server/e2b/guest_users.h"
 #include "server/e2b/multipart_reader.h"
@@ -58,7 +60,14 @@ TEST(E2bConnect, CallKindComesFromTheContentType) {
   EXPECT_EQ(*call_kind_of(r), CallKind::kUnary);
   r.headers["content-type"] = "Application/Connect+JSON";
   EXPECT_EQ(*call_kind_of(r), CallKind::kStreaming);
+  EXPECT_FALSE(binary_codec_of(r));
   r.headers["content-type"] = "application/proto";
+  EXPECT_EQ(*call_kind_of(r), CallKind::kUnary);
+  EXPECT_TRUE(binary_codec_of(r));
+  r.headers["content-type"] = "application/connect+proto";
+  EXPECT_EQ(*call_kind_of(r), CallKind::kStreaming);
+  EXPECT_TRUE(binary_codec_of(r));
+  r.headers["content-type"] = "application/grpc";
   EXPECT_EQ(call_kind_of(r).error().code, ENOTSUP);
   r.headers["content-type"] = "application/json";
   r.headers["content-encoding"] = "gzip";
@@ -353,6 +362,55 @@ TEST(E2bSandboxRecords, TheTableKeepsItsRecordsInStep) {
   problems.clear();
   EXPECT_TRUE(records->load(problems).empty());
   std::filesystem::remove_all(tmpl);
+}
+
+}  // namespace
+}  // namespace moat::server::e2b
+
+namespace moat::server::e2b {
+namespace {
+
+TEST(E2bBinaryCodec, TranslatesEnvdMessagesBothWays) {
+  EXPECT_FALSE(BinaryCodec::for_path("/process.Process/Nope"));
+  EXPECT_FALSE(BinaryCodec::for_path("/nope.Nope/Start"));
+  EXPECT_FALSE(BinaryCodec::for_path("process.Process.Start"));
+  EXPECT_FALSE(BinaryCodec::for_path("/process.Process/Start/x"));
+  auto start = BinaryCodec::for_path("/process.Process/Start");
+  ASSERT_TRUE(start);
+
+  process::StartRequest req;
+  req.mutable_process()->set_cmd("/bin/bash");
+  req.mutable_process()->add_args("-c");
+  (*req.mutable_process()->mutable_envs())["A"] = "1";
+  req.set_tag("t");
+  req.set_stdin(false);  // proto3 optional: present though false
+  auto json = start->request_json(req.SerializeAsString());
+  ASSERT_TRUE(json) << json.error().message;
+  EXPECT_EQ(Json::parse(*json),
+            Json::parse(R"({"process":{"cmd":"/bin/bash","args":["-c"],"envs":{"A":"1"}},"tag":"t","stdin":false})"));
+  EXPECT_EQ(start->request_json("\xff\xff\xff").error().code, EINVAL);
+
+  auto bytes = start->response_bytes(R"({"event":{"data":{"stdout":"aGkK"}}})");
+  ASSERT_TRUE(bytes) << bytes.error().message;
+  process::StartResponse res;
+  ASSERT_TRUE(res.ParseFromString(*bytes));
+  EXPECT_EQ(res.event().data().stdout(), "hi\n");
+  auto end = start->response_bytes(end_event_json(ExitStatus{0, SIGKILL, false}));
+  ASSERT_TRUE(end) << end.error().message;
+  ASSERT_TRUE(res.ParseFromString(*end));
+  EXPECT_EQ(res.event().end().exit_code(), -1);
+  EXPECT_EQ(res.event().end().status(), "signal: killed");
+  EXPECT_FALSE(start->response_bytes(R"({"event":{"data":{"stdout":"not base64!"}}})"));
+
+  // The EntryInfo the filesystem handlers write is exactly the message.
+  auto stat = BinaryCodec::for_path("/filesystem.Filesystem/Stat");
+  ASSERT_TRUE(stat);
+  FileInfo fi;
+  fi.size = 12;
+  fi.mode = 0644;
+  fi.mtime_ns = 1747699200123456789;
+  auto users = GuestUsers::parse("", "");
+  EXPECT_TRUE(stat->response_bytes(Json{{"entry", entry_info_json("/a/b", fi, users)}}.dump()));
 }
 
 }  // namespace

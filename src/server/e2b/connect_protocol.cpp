@@ -129,12 +129,17 @@ Result<CallKind> call_kind_of(const Request& req) {
   std::string stream_encoding = req.header("connect-content-encoding");
   if ((!encoding.empty() && encoding != "identity") || (!stream_encoding.empty() && stream_encoding != "identity"))
     return make_error("compressed requests are not supported (send them uncompressed)", ENOTSUP);
-  if (type == "application/json") return CallKind::kUnary;
-  if (type == "application/connect+json") return CallKind::kStreaming;
+  if (type == "application/json" || type == "application/proto") return CallKind::kUnary;
+  if (type == "application/connect+json" || type == "application/connect+proto") return CallKind::kStreaming;
   return make_error("content type '" + type +
-                        "' is not served: this endpoint speaks Connect with the JSON codec "
-                        "(application/json, application/connect+json)",
+                        "' is not served: this endpoint speaks Connect with the JSON or binary codec "
+                        "(application/json, application/proto, application/connect+json, application/connect+proto)",
                     ENOTSUP);
+}
+
+bool binary_codec_of(const Request& req) {
+  std::string type = media_type(req);
+  return type == "application/proto" || type == "application/connect+proto";
 }
 
 Response unary_ok(std::string json) {

@@ -1,5 +1,6 @@
 // The Connect protocol (connectrpc.com/docs/protocol) as E2B's envd speaks
-// it to the e2b SDKs, JSON codec only (the SDKs' transports use JSON):
+// it to the e2b SDKs, with the JSON codec (the JS SDK) or the binary one
+// (the Python SDK; binary_codec.h translates it to JSON for the handlers):
 //   unary:            POST /pkg.Service/Method, Content-Type application/json,
 //                     the message as the body; an error is an HTTP status
 //                     with {"code", "message"}.
@@ -72,10 +73,12 @@ std::string end_stream(const std::optional<ConnectError>& error = std::nullopt);
 Result<std::string_view> single_message(std::string_view body);
 
 // What kind of call a request is, from its Content-Type; an error for a
-// codec or compression this server does not speak (binary protobuf,
-// gzip), with the Connect code to answer.
+// codec or compression this server does not speak (gzip, ...).
 enum class CallKind { kUnary, kStreaming };
 Result<CallKind> call_kind_of(const Request& req);
+// Whether the request is in Connect's binary codec (application/proto,
+// application/connect+proto).
+bool binary_codec_of(const Request& req);
 
 // Answers in the form the call kind needs.
 Response unary_ok(std::string json);

@@ -40,7 +40,7 @@ Result<T> on_sandbox(E2bService& svc, const ConnectCall& call, const std::functi
 
 Response entry_answer(const ConnectCall& call, const std::string& path, const Result<FileInfo>& info) {
   if (!info) return unary_error(connect_error_of(info.error()));
-  return unary_ok(Json{{"entry", entry_info_json(path, *info, call.envd.users)}}.dump());
+  return unary_answer(call, Json{{"entry", entry_info_json(path, *info, call.envd.users)}}.dump());
 }
 
 Response stat(E2bService& svc, Request& req) {
@@ -92,7 +92,7 @@ Response remove(E2bService& svc, Request& req) {
     return true;
   });
   if (!done) return unary_error(connect_error_of(done.error()));
-  return unary_ok("{}");
+  return unary_answer(*call, "{}");
 }
 
 std::string child_path(const std::string& dir, const std::string& name) {
@@ -138,7 +138,7 @@ Response list_dir(E2bService& svc, Request& req) {
   if (!listed) return unary_error(connect_error_of(listed.error()));
   Json entries = Json::array();
   for (const auto& [rel, info] : *listed) entries.push_back(entry_info_json(child_path(*path, rel), info, call->envd.users));
-  return unary_ok(Json{{"entries", entries}}.dump());
+  return unary_answer(*call, Json{{"entries", entries}}.dump());
 }
 
 // What a poll compares of an entry.
@@ -202,11 +202,20 @@ Response watch_dir(E2bService& svc, Request& req) {
   auto first = snapshot(svc, id, *path, recursive);
   if (!first) return streaming_error(connect_error_of(first.error()));
   Response r;
-  r.content_type = "application/connect+json";
+  r.content_type = stream_content_type(call->codec);
   std::string dir = *path;
-  r.stream = [self = svc.shared_from_this(), id, dir, recursive, before = std::move(*first)](int fd) mutable {
+  r.stream = [self = svc.shared_from_this(), codec = call->codec, id, dir, recursive,
+              before = std::move(*first)](int fd) mutable {
     E2bService& svc = *self;
-    if (!write_all_fd(fd, envelope("{\"start\":{}}"))) return;
+    auto send = [&](std::string_view json) {
+      auto bytes = stream_envelope(codec, json);
+      if (!bytes) {
+        (void)write_all_fd(fd, end_stream(ConnectError{ConnectCode::kInternal, bytes.error().message}));
+        return false;
+      }
+      return write_all_fd(fd, *bytes);
+    };
+    if (!send("{\"start\":{}}")) return;
     auto last_sent = std::chrono::steady_clock::now();
     for (;;) {
       std::this_thread::sleep_for(kWatchInterval);
@@ -217,12 +226,12 @@ Response watch_dir(E2bService& svc, Request& req) {
         return;
       }
       for (const std::string& ev : differences(before, *now)) {
-        if (!write_all_fd(fd, envelope(ev))) return;
+        if (!send(ev)) return;
         last_sent = std::chrono::steady_clock::now();
       }
       before = std::move(*now);
       if (std::chrono::steady_clock::now() - last_sent > std::chrono::seconds(30)) {
-        if (!write_all_fd(fd, envelope("{\"keepalive\":{}}"))) return;
+        if (!send("{\"keepalive\":{}}")) return;
         last_sent = std::chrono::steady_clock::now();
       }
     }
@@ -240,7 +249,7 @@ Response unimplemented(Request&) {
 void add_e2b_filesystem_routes(ServerState& st, E2bService& svc) {
   Router& r = st.router;
   auto add = [&r](const std::string& method, Handler h) {
-    Route route{"POST", "/filesystem.Filesystem/" + method, Route::Body::kWhole, false, std::move(h)};
+    Route route{"POST", "/filesystem.Filesystem/" + method, Route::Body::kWhole, false, connect_route(std::move(h))};
     route.own_auth = true;
     r.add(std::move(route));
   };

@@ -52,31 +52,46 @@ std::chrono::milliseconds keepalive_of(const Request& req) {
   return std::chrono::seconds(s);
 }
 
-// Writes what `queue` gets to the client until the command's end or the
-// client's leaving, a keepalive event whenever nothing came for a while.
+// Writes what `queue` gets to the client, in the call's codec, until the
+// command's end or the client's leaving; a keepalive event whenever nothing
+// came for a while.
 void pump(const std::shared_ptr<ProcessEntry>& entry, const std::shared_ptr<EventQueue>& queue,
-          std::chrono::milliseconds keepalive, int fd, const std::string& first_event) {
-  bool ok = first_event.empty() || write_all_fd(fd, envelope(first_event));
+          const std::optional<BinaryCodec>& codec, std::chrono::milliseconds keepalive, int fd,
+          const std::string& first_event) {
+  std::optional<ConnectError> broken;
+  auto send = [&](std::string_view json) {
+    auto bytes = stream_envelope(codec, json);
+    if (!bytes) {
+      broken = ConnectError{ConnectCode::kInternal, bytes.error().message};
+      return false;
+    }
+    return write_all_fd(fd, *bytes);
+  };
+  bool ok = first_event.empty() || send(first_event);
   while (ok) {
     auto item = queue->pop(keepalive);
     if (!item) {
-      ok = !reader_gone(fd) && write_all_fd(fd, envelope(keepalive_event_json()));
+      ok = !reader_gone(fd) && send(keepalive_event_json());
       continue;
     }
-    if (!item->json.empty()) ok = write_all_fd(fd, envelope(item->json));
+    if (!item->json.empty()) ok = send(item->json);
     if (item->last) {
       if (ok) (void)write_all_fd(fd, end_stream(item->error));
       break;
     }
   }
+  if (broken) (void)write_all_fd(fd, end_stream(broken));
   entry->unfollow(queue);
 }
 
-Response streaming(const std::shared_ptr<ProcessEntry>& entry, const std::shared_ptr<EventQueue>& queue,
-                   std::chrono::milliseconds keepalive, std::string first_event) {
+Response streaming(const ConnectCall& call, const std::shared_ptr<ProcessEntry>& entry,
+                   const std::shared_ptr<EventQueue>& queue, std::chrono::milliseconds keepalive,
+                   std::string first_event) {
   Response r;
-  r.content_type = "application/connect+json";
-  r.stream = [entry, queue, keepalive, first_event](int fd) { pump(entry, queue, keepalive, fd, first_event); };
+  r.content_type = stream_content_type(call.codec);
+  r.stream = [entry, queue, codec = call.codec, keepalive, first_event](int fd) {
+    pump(entry, queue, codec, keepalive, fd, first_event);
+  };
   return r;
 }
 
@@ -178,13 +193,13 @@ Response start(E2bService& svc, Request& req) {
     entry->unfollow(queue);
     return streaming_error({ConnectCode::kDeadlineExceeded, "the command did not start within 60 s"});
   }
-  if (*pid == 0) return streaming(entry, queue, keepalive_of(req), "");
+  if (*pid == 0) return streaming(*call, entry, queue, keepalive_of(req), "");
   if (!entry->enter(*svc.processes)) {
     (void)entry->exec->kill();
     entry->unfollow(queue);
     return streaming_error({ConnectCode::kResourceExhausted, "too many commands in this sandbox"});
   }
-  return streaming(entry, queue, keepalive_of(req), start_event_json(*pid));
+  return streaming(*call, entry, queue, keepalive_of(req), start_event_json(*pid));
 }
 
 Response connect(E2bService& svc, Request& req) {
@@ -195,7 +210,7 @@ Response connect(E2bService& svc, Request& req) {
   if (!entry) return streaming_error(connect_error_of(entry.error()));
   auto queue = (*entry)->follow();
   if (!queue) return streaming_error({ConnectCode::kNotFound, "the process ended"});
-  return streaming(*entry, queue, keepalive_of(req), start_event_json((*entry)->pid));
+  return streaming(*call, *entry, queue, keepalive_of(req), start_event_json((*entry)->pid));
 }
 
 Response list(E2bService& svc, Request& req) {
@@ -208,7 +223,7 @@ Response list(E2bService& svc, Request& req) {
     if (e->tag) p["tag"] = *e->tag;
     out.push_back(std::move(p));
   }
-  return unary_ok(Json{{"processes", out}}.dump());
+  return unary_answer(*call, Json{{"processes", out}}.dump());
 }
 
 // The unary calls on one command: run `act` on it, answer {}.
@@ -221,7 +236,7 @@ Response on_process(E2bService& svc, Request& req, F&& act) {
   if (!entry) return unary_error(connect_error_of(entry.error()));
   Status s = act(**entry, call->message);
   if (!s) return unary_error(connect_error_of(s.error()));
-  return unary_ok("{}");
+  return unary_answer(*call, "{}");
 }
 
 Status send_input(ProcessEntry& e, const Json& m) {
@@ -263,7 +278,7 @@ Status update(ProcessEntry& e, const Json& m) {
 void add_e2b_process_routes(ServerState& st, E2bService& svc) {
   Router& r = st.router;
   auto add = [&r](const std::string& method, Handler h) {
-    Route route{"POST", "/process.Process/" + method, Route::Body::kWhole, false, std::move(h)};
+    Route route{"POST", "/process.Process/" + method, Route::Body::kWhole, false, connect_route(std::move(h))};
     route.own_auth = true;
     r.add(std::move(route));
   };
