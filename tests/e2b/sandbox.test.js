@@ -45,6 +45,17 @@ test('a failing command raises CommandExitError with its code and output', async
   });
 });
 
+test('a command that cannot start fails with the reason', async () => {
+  await assert.rejects(sb.commands.run('pwd', { cwd: '/no/such/dir' }), (e) => {
+    assert.match(e.message, /no\/such\/dir/);
+    return true;
+  });
+  await assert.rejects(sb.commands.run('true', { user: 'nobody-here' }), (e) => {
+    assert.match(e.message, /user 'nobody-here' does not exist/);
+    return true;
+  });
+});
+
 test('onStdout streams 1000 lines in order', async () => {
   const chunks = [];
   const r = await sb.commands.run('seq 1 1000', { onStdout: (d) => chunks.push(d) });

@@ -99,13 +99,19 @@ Response streaming(const ConnectCall& call, const std::shared_ptr<ProcessEntry>&
 void start_reader(std::shared_ptr<ProcessEntry> entry, std::shared_ptr<ProcessTable> table) {
   std::thread([entry = std::move(entry), table = std::move(table)] {
     auto status = entry->exec->wait();
-    entry->finish(*table);
+    // The end goes to the followers before the entry is marked finished, so
+    // a start that sees "finished" finds the reason in its queue.
     if (status && *status) {
       entry->publish({end_event_json(**status), true, std::nullopt});
     } else {
-      std::string why = status ? "the command's wait ended without a status" : status.error().message;
-      entry->publish({"", true, ConnectError{ConnectCode::kUnavailable, "the sandbox stopped: " + why}});
+      // The code follows the error: a sandbox that stopped is unavailable
+      // (the SDK's "not running anymore"), a command that could not run is
+      // what its error says.
+      ConnectError why = status ? ConnectError{ConnectCode::kUnavailable, "the command's wait ended without a status"}
+                                : connect_error_of(status.error());
+      entry->publish({"", true, std::move(why)});
     }
+    entry->finish(*table);
   }).detach();
 }
 
@@ -193,7 +199,18 @@ Response start(E2bService& svc, Request& req) {
     entry->unfollow(queue);
     return streaming_error({ConnectCode::kDeadlineExceeded, "the command did not start within 60 s"});
   }
-  if (*pid == 0) return streaming(*call, entry, queue, keepalive_of(req), "");
+  if (*pid == 0) {
+    // Ended before it started (a working directory or program that is not
+    // there): the stream is the reason, not events without a start.
+    std::optional<ConnectError> why;
+    while (auto item = queue->pop(std::chrono::milliseconds(0)))
+      if (item->last) {
+        why = item->error;
+        break;
+      }
+    entry->unfollow(queue);
+    return streaming_error(why.value_or(ConnectError{ConnectCode::kFailedPrecondition, "the command ended before it started"}));
+  }
   if (!entry->enter(*svc.processes)) {
     (void)entry->exec->kill();
     entry->unfollow(queue);
