@@ -13,3 +13,4 @@ echo "# moat benchmarks, $(date -u +%Y-%m-%d), $(nproc) cores, accel: $("$build/
 "$here/pull.sh" "$build" "${PULL_RUNS:-5}"   # writes bench/results/pull-<date>.md
 "$here/sandbox.sh" "$build" "${COLD_RUNS:-10}" "${DENSITY:-20}"
 "$here/e2b.sh" "$build" "${E2B_RUNS:-100}" "${E2B_CREATES:-20}" 1   # the E2B API against moat's Node SDK
+"$here/pause.sh" "$build" "${PAUSE_RUNS:-50}"   # pause and resume latency

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Pause and resume latency (docs/sandboxes.md): N cycles of `moat pause`,
+# `moat resume`, then `moat exec -- true` on a running sandbox (the busybox
+# root), each call timed from the CLI's start to its end; p50/p99 of each,
+# and `moat exec -- true` on the never-paused sandbox as the reference. A
+# counter in the guest checks that the paused VM did not run meanwhile.
+# Usage: bench/pause.sh BUILD_DIR [N]
+set -euo pipefail
+build=$(cd "${1:?usage: pause.sh BUILD_DIR [N]}" && pwd)
+n=${2:-50}
+work=$(mktemp -d /tmp/moat-pause.XXXXXX)
+export MOAT_HOME=$work/home
+moat=$build/bin/moat
+id=$("$moat" run -d --rootfs-dir "$build/share/moat/rootfs-busybox")
+trap '"$moat" rm -f "$id" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+"$moat" exec "$id" -- sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.05; done >/dev/null 2>&1 &'
+
+us() { echo $(($(date +%s%N) / 1000)); }
+stats() {
+  sort -n | awk -v what="$1" '{a[NR]=$1} END {printf "%-26s n=%d p50=%.1f ms p99=%.1f ms\n", what, NR, a[int(NR*0.5)+1]/1000, a[int(NR*0.99)+1]/1000}'
+}
+: >"$work/pause" >"$work/resume" >"$work/exec_after" >"$work/exec_ref"
+for ((i = 0; i < n; i++)); do
+  s=$(us); "$moat" exec "$id" -- true; echo $(($(us) - s)) >>"$work/exec_ref"
+  s=$(us); "$moat" pause "$id" >/dev/null; echo $(($(us) - s)) >>"$work/pause"
+  before=$(cat "$MOAT_HOME/sandboxes/$id/paused" >/dev/null 2>&1 && echo paused)
+  [[ $before == paused ]] || { echo "pause.sh: no paused marker after moat pause" >&2; exit 1; }
+  s=$(us); "$moat" resume "$id" >/dev/null; echo $(($(us) - s)) >>"$work/resume"
+  s=$(us); "$moat" exec "$id" -- true; echo $(($(us) - s)) >>"$work/exec_after"
+done
+echo "# Pause and resume, $(date -u +%Y-%m-%d), $(nproc) cores, TCG, $n cycles"
+echo '```'
+stats "moat pause" <"$work/pause"
+stats "moat resume" <"$work/resume"
+stats "exec true after resume" <"$work/exec_after"
+stats "exec true (reference)" <"$work/exec_ref"
+echo '```'
+# The guest's counter went on after the last resume.
+a=$("$moat" exec "$id" -- cat /tmp/n); sleep 0.5; b=$("$moat" exec "$id" -- cat /tmp/n)
+((b > a)) || { echo "pause.sh: the guest's counter did not go on after resume ($a, $b)" >&2; exit 1; }
