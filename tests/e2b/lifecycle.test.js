@@ -134,6 +134,28 @@ test('a restarted server still knows, serves and times out the sandboxes an earl
   assert.equal(await Sandbox.kill(sb.sandboxId), true);
 });
 
+test('network: allowOut and denyOut become moat rules, updateNetwork replaces them', async () => {
+  const http = require('node:http');
+  const server = http.createServer((req, res) => res.end('reached\n'));
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address();
+  const { Sandbox, ALL_TRAFFIC, CommandExitError, SandboxError } = E2B;
+  try {
+    const sb = await Sandbox.create({ network: { allowOut: [`@host:${port}`], denyOut: [ALL_TRAFFIC] } });
+    const get = () => sb.commands.run(`curl -sS -m 5 http://host.moat.internal:${port}/`);
+    assert.equal((await get()).stdout, 'reached\n');
+    await sb.updateNetwork({ denyOut: [ALL_TRAFFIC] });
+    await assert.rejects(get(), (e) => e instanceof CommandExitError && e.exitCode !== 0);
+    await sb.updateNetwork({ allowOut: [`@host:${port}`] });
+    assert.equal((await get()).stdout, 'reached\n');
+    await sb.kill();
+    await assert.rejects(Sandbox.create({ network: { allowOut: ['not a rule!'] } }),
+      (e) => e instanceof SandboxError && e.statusCode === 400 && /not a rule!/.test(e.message));
+  } finally {
+    server.close();
+  }
+});
+
 test('an unknown template and a wrong API key are refused as the SDK expects', async () => {
   const { Sandbox, AuthenticationError, SandboxError } = E2B;
   await assert.rejects(Sandbox.create('no-such-template'),

@@ -2,6 +2,7 @@
 // needs for a sandbox's life: create, list, get, kill, timeout, pause and
 // connect (which resumes a paused sandbox). Errors are {"code", "message"}
 // with the HTTP status, which the SDK maps to its error types.
+#include <algorithm>
 #include <random>
 
 #include <nlohmann/json.hpp>
@@ -86,10 +87,37 @@ Json listed_json(const E2bSandbox& s, bool paused, bool detail) {
   return j;
 }
 
+// E2B's egress lists as moat rules: allowOut before denyOut (in E2B an
+// allowed target wins over a denied range), the first match deciding as
+// moat's rules do. Entries are moat rule text (IP, CIDR, domain, *.suffix,
+// moat's @classes, :PORT), so every E2B entry is one; each is checked when
+// the sandbox is made or updated. What else E2B's network object carries
+// (transform rules, an egress proxy, public inbound traffic) is refused.
+Result<std::vector<NetworkRule>> egress_rules(const Json& network) {
+  std::vector<NetworkRule> rules;
+  if (network.is_null()) return rules;
+  if (!network.is_object()) return make_error("network: expected an object", EINVAL);
+  for (auto it = network.begin(); it != network.end(); ++it) {
+    bool allow = it.key() == "allowOut";
+    if (!allow && it.key() != "denyOut") {
+      if (it.value().is_null()) continue;
+      return make_error("network." + it.key() + " is not supported by moat's E2B API (docs/e2b.md)", EINVAL);
+    }
+    if (!it.value().is_array()) return make_error("network." + it.key() + ": expected a list of targets", EINVAL);
+    for (const Json& target : it.value()) {
+      if (!target.is_string()) return make_error("network." + it.key() + ": expected strings", EINVAL);
+      if (rules.size() >= kMaxNetworkRules) return make_error("network: more than 1024 rules", EINVAL);
+      rules.push_back(NetworkRule{allow, target.get<std::string>()});
+    }
+  }
+  std::stable_partition(rules.begin(), rules.end(), [](const NetworkRule& r) { return r.allow; });
+  return rules;
+}
+
 // Fields of E2B's create that moat cannot honour are refused by name, not
 // dropped: a caller that asked for them must know.
 Status refuse_unsupported(const Json& body) {
-  static const char* kRefused[] = {"mcp", "volumeMounts", "network", "iam", "autoResume"};
+  static const char* kRefused[] = {"mcp", "volumeMounts", "iam", "autoResume"};
   for (const char* f : kRefused)
     if (body.contains(f) && !body[f].is_null() && !(body[f].is_object() && body[f].empty()))
       return make_error(std::string(f) + " is not supported by moat's E2B API (docs/e2b.md)", EINVAL);
@@ -129,6 +157,10 @@ Response create(ServerState& state, E2bService& svc, Request& req) {
   if (body->contains("allow_internet_access") && (*body)["allow_internet_access"].is_boolean() &&
       !(*body)["allow_internet_access"].get<bool>())
     o.network.mode = NetworkMode::kNone;
+  auto rules = egress_rules(body->value("network", Json()));
+  if (!rules) return api_error(rules.error());
+  o.network.rules = std::move(*rules);
+  if (Status valid = validate_network(o.network); !valid) return api_error(valid.error());
   auto info = create_sandbox(o);
   if (!info) return api_error(info.error());
   if (Status started = start_sandbox(info->id); !started) {
@@ -306,6 +338,31 @@ Response connect(E2bService& svc, Request& req, bool resume_only) {
   return r;
 }
 
+// PUT .../network {"allowOut", "denyOut", "allow_internet_access"}: the
+// egress lists replace the sandbox's rules whole (omitted lists clear them,
+// as E2B's update does); allow_internet_access switches between moat's
+// `public` and `none`.
+Response update_network(E2bService& svc, Request& req) {
+  if (auto denied = svc.check_api_key(req)) return *denied;
+  auto s = known(svc, req);
+  if (!s) return api_error(s.error());
+  auto body = body_of(req);
+  if (!body) return api_error(body.error());
+  NetworkPolicyUpdate update;
+  Json lists = *body;
+  if (lists.contains("allow_internet_access")) {
+    const Json& a = lists["allow_internet_access"];
+    if (!a.is_boolean()) return api_error(400, "allow_internet_access: expected true or false");
+    update.mode = a.get<bool>() ? NetworkMode::kPublic : NetworkMode::kNone;
+    lists.erase("allow_internet_access");
+  }
+  auto rules = egress_rules(lists);
+  if (!rules) return api_error(rules.error());
+  update.rules = std::move(*rules);
+  if (Status st = update_sandbox_network(s->sandbox.id, update); !st) return api_error(st.error());
+  return no_content();
+}
+
 // GET .../metrics: one sample, now (E2B keeps a series; moat reads the
 // sandbox's counters when asked).
 Response metrics(E2bService& svc, Request& req) {
@@ -353,6 +410,8 @@ void add_e2b_control_routes(ServerState& st, E2bService& svc) {
              [&svc](Request& req) { return connect(svc, req, false); }}));
   r.add(own({"POST", "/v2/sandboxes/{id}/connect", Route::Body::kWhole, false,
              [&svc](Request& req) { return connect(svc, req, false); }}));
+  r.add(own({"PUT", "/sandboxes/{id}/network", Route::Body::kWhole, false,
+             [&svc](Request& req) { return update_network(svc, req); }}));
   r.add(own({"GET", "/sandboxes/{id}/metrics", Route::Body::kNone, false,
              [&svc](Request& req) { return metrics(svc, req); }}));
 }
