@@ -96,3 +96,18 @@ test('Stat and ListDir answer EntryInfo in the binary codec; errors keep their c
   await assert.rejects(Filesystem.stat({ path: '/etc' }, { headers: { ...headers, 'X-Access-Token': 'x' } }),
     (e) => e instanceof ConnectError && e.code === Code.Unauthenticated);
 });
+
+test('polled watchers (CreateWatcher, GetWatcherEvents) report what changed between two calls', async () => {
+  await sb.files.makeDir('/home/user/pw');
+  const { watcherId } = await Filesystem.createWatcher({ path: 'pw' }, { headers });
+  assert.ok(watcherId);
+  await sb.files.write('/home/user/pw/a.txt', 'x');
+  const names = async () => (await Filesystem.getWatcherEvents({ watcherId }, { headers })).events.map((e) => [e.name, e.type]);
+  assert.deepEqual(await names(), [['a.txt', 1]]);  // EVENT_TYPE_CREATE
+  assert.deepEqual(await names(), []);
+  await sb.files.remove('/home/user/pw/a.txt');
+  assert.deepEqual(await names(), [['a.txt', 3]]);  // EVENT_TYPE_REMOVE
+  await Filesystem.removeWatcher({ watcherId }, { headers });
+  await assert.rejects(Filesystem.getWatcherEvents({ watcherId }, { headers }),
+    (e) => e instanceof ConnectError && e.code === Code.NotFound);
+});

@@ -170,6 +170,7 @@ Status E2bService::make_dirs_as(const EnvdCall& call, const std::string& path) {
 
 void E2bService::forget(const std::string& id) {
   processes->forget_sandbox(id);
+  watchers.forget_sandbox(id);
   handles.forget(id);
   std::lock_guard lock(users_mu_);
   users_.erase(id);

@@ -20,6 +20,7 @@
 
 #include "moat/result.h"
 #include "server/e2b/connect_protocol.h"
+#include "server/e2b/dir_state.h"
 #include "server/e2b/guest_users.h"
 #include "server/e2b/process_table.h"
 #include "server/e2b/sandbox_table.h"
@@ -77,6 +78,7 @@ class E2bService : public std::enable_shared_from_this<E2bService> {
   TemplateMap templates;
   SandboxTable sandboxes;
   std::shared_ptr<ProcessTable> processes = std::make_shared<ProcessTable>();
+  PolledWatchers watchers;
   // Its own pool, so that streams still running when the server ends (they
   // hold the service, not the server's state) use nothing the server freed.
   HandlePool handles;

@@ -4,10 +4,12 @@
 // user's home, as envd resolves them.
 //
 // WatchDir is polling here: the directory is listed every kWatchInterval and
-// the differences become events (create, write, remove, chmod). envd uses
+// the differences become events (create, write, remove, chmod); the polled
+// watchers (CreateWatcher, GetWatcherEvents) list it at each call. envd uses
 // inotify, which reports each change; a poll sees the state between two
 // looks, so a file made and removed within one interval makes no event and
 // several writes make one.
+#include <atomic>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +27,8 @@ using Json = nlohmann::json;
 constexpr std::size_t kMaxListed = 100000;
 constexpr std::uint32_t kMaxDepth = 64;
 constexpr auto kWatchInterval = std::chrono::milliseconds(200);
+
+std::atomic<std::uint64_t> next_watcher_id{1};
 
 
 Result<std::string> path_field(const ConnectCall& call, const char* name) {
@@ -141,49 +145,37 @@ Response list_dir(E2bService& svc, Request& req) {
   return unary_answer(*call, Json{{"entries", entries}}.dump());
 }
 
-// What a poll compares of an entry.
-struct Seen {
-  FileType type;
-  std::uint32_t mode;
-  std::uint64_t size;
-  std::int64_t mtime_ns;
-};
-
-Result<std::map<std::string, Seen>> snapshot(E2bService& svc, const std::string& id, const std::string& dir,
-                                             bool recursive) {
-  return svc.handles.with<std::map<std::string, Seen>>(id, [&](Sandbox& sb) -> Result<std::map<std::string, Seen>> {
+Result<DirState> snapshot(E2bService& svc, const std::string& id, const std::string& dir, bool recursive) {
+  return svc.handles.with<DirState>(id, [&](Sandbox& sb) -> Result<DirState> {
     std::vector<std::pair<std::string, FileInfo>> out;
     MOAT_TRY(walk(sb, dir, "", recursive ? kMaxDepth : 1, out));
-    std::map<std::string, Seen> m;
-    for (const auto& [rel, i] : out) m[rel] = Seen{i.type, i.mode, i.size, i.mtime_ns};
+    DirState m;
+    for (const auto& [rel, i] : out) m[rel] = EntryState{i.type, i.mode, i.size, i.mtime_ns};
     return m;
   });
 }
 
-std::string fs_event(const std::string& name, const char* type) {
-  return Json{{"filesystem", {{"name", name}, {"type", type}}}}.dump();
-}
-
-// The events between two looks, in name order: removals, creations, then
-// writes and mode changes of what stayed.
-std::vector<std::string> differences(const std::map<std::string, Seen>& before, const std::map<std::string, Seen>& now) {
-  std::vector<std::string> out;
+// The FilesystemEvents between two looks, in name order: removals,
+// creations, then writes and mode changes of what stayed.
+std::vector<Json> differences(const DirState& before, const DirState& now) {
+  std::vector<Json> out;
+  auto event = [&](const std::string& name, const char* type) { out.push_back(Json{{"name", name}, {"type", type}}); };
   for (const auto& [name, s] : before)
-    if (!now.count(name)) out.push_back(fs_event(name, "EVENT_TYPE_REMOVE"));
+    if (!now.count(name)) event(name, "EVENT_TYPE_REMOVE");
   for (const auto& [name, s] : now) {
     auto it = before.find(name);
     if (it == before.end()) {
-      out.push_back(fs_event(name, "EVENT_TYPE_CREATE"));
+      event(name, "EVENT_TYPE_CREATE");
       continue;
     }
-    const Seen& b = it->second;
+    const EntryState& b = it->second;
     if (b.type != s.type) {
-      out.push_back(fs_event(name, "EVENT_TYPE_REMOVE"));
-      out.push_back(fs_event(name, "EVENT_TYPE_CREATE"));
+      event(name, "EVENT_TYPE_REMOVE");
+      event(name, "EVENT_TYPE_CREATE");
     } else if (b.size != s.size || b.mtime_ns != s.mtime_ns) {
-      out.push_back(fs_event(name, "EVENT_TYPE_WRITE"));
+      event(name, "EVENT_TYPE_WRITE");
     } else if (b.mode != s.mode) {
-      out.push_back(fs_event(name, "EVENT_TYPE_CHMOD"));
+      event(name, "EVENT_TYPE_CHMOD");
     }
   }
   return out;
@@ -225,8 +217,8 @@ Response watch_dir(E2bService& svc, Request& req) {
         (void)write_all_fd(fd, end_stream(connect_error_of(now.error())));
         return;
       }
-      for (const std::string& ev : differences(before, *now)) {
-        if (!send(ev)) return;
+      for (const Json& ev : differences(before, *now)) {
+        if (!send(Json{{"filesystem", ev}}.dump())) return;
         last_sent = std::chrono::steady_clock::now();
       }
       before = std::move(*now);
@@ -239,9 +231,63 @@ Response watch_dir(E2bService& svc, Request& req) {
   return r;
 }
 
-Response unimplemented(Request&) {
-  return unary_error({ConnectCode::kUnimplemented,
-                      "polled watchers are not supported by moat's E2B API; use the WatchDir stream"});
+// CreateWatcher, GetWatcherEvents, RemoveWatcher: the polled form of
+// WatchDir (E2B's Python SDK uses it where it cannot hold a stream). Each
+// GetWatcherEvents answers what changed since the previous look.
+Response create_watcher(E2bService& svc, Request& req) {
+  ConnectError refusal;
+  auto call = begin_call(svc, req, CallKind::kUnary, refusal);
+  if (!call) return unary_error(refusal);
+  auto path = path_field(*call, "path");
+  if (!path) return unary_error(connect_error_of(path.error()));
+  if (call->message.value("includeEntry", false))
+    return unary_error({ConnectCode::kUnimplemented, "watch events with entries are not supported"});
+  bool recursive = call->message.value("recursive", false);
+  auto first = snapshot(svc, call->envd.sandbox.id, *path, recursive);
+  if (!first) return unary_error(connect_error_of(first.error()));
+  std::string id = "w" + std::to_string(next_watcher_id.fetch_add(1));
+  if (!svc.watchers.add(id, PolledWatcher{call->envd.sandbox.id, *path, recursive, std::move(*first)}))
+    return unary_error({ConnectCode::kResourceExhausted, "too many watchers in this sandbox"});
+  return unary_answer(*call, Json{{"watcherId", id}}.dump());
+}
+
+Result<std::string> watcher_field(const ConnectCall& call) {
+  const Json& v = call.message.value("watcherId", Json());
+  if (!v.is_string() || v.get<std::string>().empty()) return make_error("watcherId: missing", EINVAL);
+  return v.get<std::string>();
+}
+
+Response get_watcher_events(E2bService& svc, Request& req) {
+  ConnectError refusal;
+  auto call = begin_call(svc, req, CallKind::kUnary, refusal);
+  if (!call) return unary_error(refusal);
+  auto id = watcher_field(*call);
+  if (!id) return unary_error(connect_error_of(id.error()));
+  std::string sandbox = call->envd.sandbox.id;
+  std::optional<PolledWatcher> w;
+  if (!svc.watchers.with(sandbox, *id, [&](PolledWatcher& pw) { w = pw; }))
+    return unary_error({ConnectCode::kNotFound, "watcher " + *id + " not found"});
+  auto now = snapshot(svc, sandbox, w->dir, w->recursive);
+  if (!now) return unary_error(connect_error_of(now.error()));
+  Json events = Json::array();
+  // Two calls at once on one watcher: each reports against the state the
+  // table holds when it stores its own, so no change is reported twice.
+  svc.watchers.with(sandbox, *id, [&](PolledWatcher& pw) {
+    for (Json& ev : differences(pw.last, *now)) events.push_back(std::move(ev));
+    pw.last = std::move(*now);
+  });
+  return unary_answer(*call, Json{{"events", events}}.dump());
+}
+
+Response remove_watcher(E2bService& svc, Request& req) {
+  ConnectError refusal;
+  auto call = begin_call(svc, req, CallKind::kUnary, refusal);
+  if (!call) return unary_error(refusal);
+  auto id = watcher_field(*call);
+  if (!id) return unary_error(connect_error_of(id.error()));
+  if (!svc.watchers.remove(call->envd.sandbox.id, *id))
+    return unary_error({ConnectCode::kNotFound, "watcher " + *id + " not found"});
+  return unary_answer(*call, "{}");
 }
 
 }  // namespace
@@ -259,9 +305,9 @@ void add_e2b_filesystem_routes(ServerState& st, E2bService& svc) {
   add("ListDir", [&svc](Request& req) { return list_dir(svc, req); });
   add("Remove", [&svc](Request& req) { return remove(svc, req); });
   add("WatchDir", [&svc](Request& req) { return watch_dir(svc, req); });
-  add("CreateWatcher", unimplemented);
-  add("GetWatcherEvents", unimplemented);
-  add("RemoveWatcher", unimplemented);
+  add("CreateWatcher", [&svc](Request& req) { return create_watcher(svc, req); });
+  add("GetWatcherEvents", [&svc](Request& req) { return get_watcher_events(svc, req); });
+  add("RemoveWatcher", [&svc](Request& req) { return remove_watcher(svc, req); });
 }
 
 }  // namespace moat::server::e2b
