@@ -290,7 +290,9 @@ TEST_F(VmImageSandbox, DiffAndExportAreExactAgainstTheGuestsOwnView) {
   }
 
   for (bool running : {true, false}) {
-    if (!running) ASSERT_EQ(run_moat({"stop", "differ"}).exit_code, 0);
+    if (!running) {
+      ASSERT_EQ(run_moat({"stop", "differ"}).exit_code, 0);
+    }
     auto diff = run_moat({"diff", "differ", "--format", "json"});
     ASSERT_EQ(diff.exit_code, 0) << diff.err;
     std::set<std::string> got;
@@ -433,7 +435,7 @@ TEST_F(VmImageSandbox, AKilledCommitLeavesAWholeImageOrNone) {
     }
     ++whole;
     // Listed means whole: saving it reads and checks every blob.
-    auto saved = run_moat({"image", "save", "-o", scratch_ + "/killed.tar", ref});
+    auto saved = run_moat({"image", "save", "--format", "oci", "-o", scratch_ + "/killed.tar", ref});
     EXPECT_EQ(saved.exit_code, 0) << ref << ": " << saved.err;
     ASSERT_EQ(run_moat({"image", "rm", ref}).exit_code, 0);
   }
