@@ -10,6 +10,8 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "util/hex.h"
+
 namespace moat::server {
 namespace {
 
@@ -23,14 +25,7 @@ std::string trimmed(std::string s) {
 }
 
 Result<std::string> create_token(const std::string& path) {
-  unsigned char raw[32];
-  if (getrandom(raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw)) return errno_error("getrandom");
-  static const char kHex[] = "0123456789abcdef";
-  std::string token;
-  for (unsigned char b : raw) {
-    token += kHex[b >> 4];
-    token += kHex[b & 15];
-  }
+  MOAT_ASSIGN_OR_RETURN(std::string token, random_hex_token(32));
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return errno_error("create token file " + path);
   std::string line = token + "\n";
@@ -46,6 +41,12 @@ Result<std::string> create_token(const std::string& path) {
 }
 
 }  // namespace
+
+Result<std::string> random_hex_token(std::size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (getrandom(raw.data(), raw.size(), 0) != static_cast<ssize_t>(raw.size())) return errno_error("getrandom");
+  return lower_hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+}
 
 Result<std::string> load_or_create_token(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);

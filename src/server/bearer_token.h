@@ -14,6 +14,10 @@ namespace moat::server {
 // write is refused, as is a token shorter than 16 characters.
 Result<std::string> load_or_create_token(const std::string& path);
 
+// `bytes` bytes from the kernel's random source (getrandom), as lower hex:
+// the server's token and the E2B front end's per-sandbox access tokens.
+Result<std::string> random_hex_token(std::size_t bytes);
+
 // Compares in time that does not depend on where the texts differ (both
 // are hashed first, so not on their lengths either).
 bool token_matches(std::string_view given, std::string_view expected);

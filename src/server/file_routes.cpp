@@ -3,10 +3,6 @@
 //   GET /v1/sandboxes/{id}/stat/{path}               its metadata
 //   GET/POST /v1/sandboxes/{id}/dirs/{path}          list / make a directory
 //   GET/PUT /v1/sandboxes/{id}/archive/{path}        a tree as a tar / a tar extracted
-#include <unistd.h>
-
-#include <atomic>
-
 #include <nlohmann/json.hpp>
 
 #include "moat/json.h"
@@ -70,14 +66,6 @@ Result<WriteFileOptions> write_options(const Request& req) {
   return o;
 }
 
-// A name beside `path` for the upload to go to first.
-std::string upload_path(const std::string& path) {
-  std::size_t slash = path.rfind('/');
-  static std::atomic<std::uint64_t> counter{0};
-  return path.substr(0, slash + 1) + ".moat-upload-" + std::to_string(::getpid()) + "-" +
-         std::to_string(++counter) + "-" + path.substr(slash + 1, 64);
-}
-
 // The body goes to a new file beside the target, which replaces the
 // target only once the whole body arrived: a client that stops halfway
 // leaves the old file as it was. An existing file's mode and owner carry
@@ -95,13 +83,11 @@ Status upload(Sandbox& sb, const std::string& path, Request& req, WriteFileOptio
     options.uid = existing->uid;
     options.gid = existing->gid;
   }
-  std::string temp = upload_path(path);
+  std::string temp = upload_temp_path(path);
   options.exclusive = true;
   Status wrote = sb.write_file(temp, req.body_fd, options);
   if (wrote && cut_short()) wrote = make_error("the request body ended before its end", EINVAL);
-  if (wrote) wrote = sb.rename(temp, path);
-  if (!wrote) (void)sb.remove(temp);
-  return wrote;
+  return finish_upload(sb, temp, path, std::move(wrote));
 }
 
 Response write(ServerState& state, Request& req) {

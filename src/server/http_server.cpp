@@ -29,6 +29,7 @@
 #include "moat/version.h"
 #include "server/api_error.h"
 #include "server/bearer_token.h"
+#include "util/ascii_case.h"
 
 namespace moat::server {
 namespace {
@@ -129,12 +130,6 @@ bool start_thread(Shared& sh, F f) {
 }
 
 std::string text_of(beast::string_view s) { return std::string(s.data(), s.size()); }
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 // The WebSocket side of a MessageChannel: the handler's threads on one end,
 // the connection's read and write loops (on the event loop) on the other.
@@ -373,7 +368,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
       co_return false;
     }
     for (const auto& field : head) {
-      std::string name = lower(text_of(field.name_string()));
+      std::string name = ascii_lower(text_of(field.name_string()));
       auto& value = req.headers[name];
       value += (value.empty() ? "" : ", ") + text_of(field.value());
     }
@@ -455,7 +450,7 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
   }
 
   awaitable<void> send_continue_if_asked(const Request& req, unsigned version) {
-    if (lower(req.header("expect")) != "100-continue") co_return;
+    if (ascii_lower(req.header("expect")) != "100-continue") co_return;
     http::response<http::empty_body> cont{http::status::continue_, version};
     beast::error_code ec;
     lowest().expires_after(kWriteTimeout);

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 
@@ -109,6 +110,19 @@ Response no_content() {
   r.status = 204;
   r.content_type.clear();
   return r;
+}
+
+std::string upload_temp_path(const std::string& path) {
+  std::size_t slash = path.rfind('/');
+  static std::atomic<std::uint64_t> counter{0};
+  return path.substr(0, slash + 1) + ".moat-upload-" + std::to_string(::getpid()) + "-" +
+         std::to_string(++counter) + "-" + path.substr(slash + 1, 64);
+}
+
+Status finish_upload(Sandbox& sb, const std::string& temp, const std::string& path, Status wrote) {
+  if (wrote) wrote = sb.rename(temp, path);
+  if (!wrote) (void)sb.remove(temp);
+  return wrote;
 }
 
 }  // namespace moat::server

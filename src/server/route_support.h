@@ -7,6 +7,7 @@
 
 #include "moat/duration.h"
 #include "moat/result.h"
+#include "moat/sandbox.h"
 #include "moat/sandboxes.h"
 #include "server/http_types.h"
 
@@ -34,6 +35,13 @@ bool wants_event_stream(const Request& req);
 std::string stream_content_type(const Request& req);
 // One record of such a stream: "data: JSON\n\n" for server-sent events, else "JSON\n".
 std::string stream_record(bool event_stream, const std::string& json);
+
+// Uploads go to a new file beside their target that replaces the target
+// only once the whole body arrived: the temporary name for `path`, and the
+// end of such an upload (the rename when `wrote` is ok, else the temporary
+// file removed), which returns how the upload went.
+std::string upload_temp_path(const std::string& path);
+Status finish_upload(Sandbox& sb, const std::string& temp, const std::string& path, Status wrote);
 
 Response json_ok(std::string body);
 Response no_content();

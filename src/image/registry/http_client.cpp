@@ -1,6 +1,7 @@
 #include "image/registry/http_client.h"
 
 #include "image/registry/curl_library.h"
+#include "util/ascii_case.h"
 
 
 #include <algorithm>
@@ -11,12 +12,6 @@
 
 namespace moat::image {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -74,7 +69,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   }
   auto colon = line.find(':');
   if (colon != std::string_view::npos) {
-    t.resp->headers.fields.emplace_back(lower(trim(line.substr(0, colon))),
+    t.resp->headers.fields.emplace_back(ascii_lower(trim(line.substr(0, colon))),
                                         trim(line.substr(colon + 1)));
   }
   return len;
@@ -222,11 +217,11 @@ std::string url_part(const std::string& url, CURLUPart part, unsigned flags = 0)
 }
 }  // namespace
 
-std::string url_scheme(const std::string& url) { return lower(url_part(url, CURLUPART_SCHEME)); }
+std::string url_scheme(const std::string& url) { return ascii_lower(url_part(url, CURLUPART_SCHEME)); }
 
 std::string url_origin(const std::string& url) {
   std::string scheme = url_scheme(url);
-  std::string host = lower(url_part(url, CURLUPART_HOST));
+  std::string host = ascii_lower(url_part(url, CURLUPART_HOST));
   std::string port = url_part(url, CURLUPART_PORT, CURLU_DEFAULT_PORT);
   if (scheme.empty() || host.empty()) return "";
   return scheme + "://" + host + ":" + port;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "image/oci/reference.h"
+#include "util/ascii_case.h"
 #include "util/read_file.h"
 #include "util/write_file_atomic.h"
 
@@ -13,12 +14,6 @@ namespace moat::image {
 namespace {
 
 constexpr std::size_t kMaxDockerConfig = 1 << 20;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool is_token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) !=
@@ -78,7 +73,7 @@ Result<std::vector<AuthChallenge>> parse_www_authenticate(std::string_view s) {
     std::string scheme = read_token(s, i);
     if (scheme.empty()) return make_error("WWW-Authenticate: malformed challenge", EPROTO);
     AuthChallenge ch;
-    ch.scheme = lower(scheme);
+    ch.scheme = ascii_lower(scheme);
     // Parameters until a token that is not followed by '=' (the next scheme).
     while (true) {
       skip_space(s, i);
@@ -101,7 +96,7 @@ Result<std::vector<AuthChallenge>> parse_www_authenticate(std::string_view s) {
       } else {
         value = read_token(s, i);
       }
-      ch.params[lower(name)] = value;
+      ch.params[ascii_lower(name)] = value;
     }
     out.push_back(std::move(ch));
     if (i < s.size() && !is_token_char(s[i]) && s[i] != ',' && s[i] != ' ') {

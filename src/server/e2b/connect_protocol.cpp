@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "util/ascii_case.h"
+
 namespace moat::server::e2b {
 
 const char* wire_name(ConnectCode code) {
@@ -117,8 +119,7 @@ std::string media_type(const Request& req) {
   std::size_t semi = type.find(';');
   if (semi != std::string::npos) type.resize(semi);
   while (!type.empty() && type.back() == ' ') type.pop_back();
-  for (char& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return type;
+  return ascii_lower(type);
 }
 
 }  // namespace

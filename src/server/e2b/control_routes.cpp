@@ -3,18 +3,18 @@
 // connect (which resumes a paused sandbox). Errors are {"code", "message"}
 // with the HTTP status, which the SDK maps to its error types.
 #include <algorithm>
-#include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "moat/json.h"
 #include "moat/sandboxes.h"
 #include "moat/stats.h"
+#include "server/bearer_token.h"
 #include "server/e2b/e2b_service.h"
 #include "server/e2b/entry_info.h"
+#include "server/e2b/string_map.h"
 #include "server/route_support.h"
 #include "server/server_state.h"
-#include "util/hex.h"
 #include "util/json_object.h"
 
 namespace moat::server::e2b {
@@ -23,29 +23,9 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::size_t kMaxCreateBody = 1 << 20;
-constexpr std::size_t kMaxMapEntries = 1024;
-
-std::string new_access_token() {
-  std::random_device rd;
-  unsigned char bytes[24];
-  for (auto& b : bytes) b = static_cast<unsigned char>(rd());
-  return lower_hex(bytes, sizeof bytes);
-}
 
 std::string time_text(Clock::time_point t) {
   return timestamp_text(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
-}
-
-Result<std::map<std::string, std::string>> string_map(const Json& j, const std::string& field) {
-  std::map<std::string, std::string> out;
-  if (j.is_null()) return out;
-  if (!j.is_object()) return make_error(field + ": expected an object of strings", EINVAL);
-  if (j.size() > kMaxMapEntries) return make_error(field + ": more than 1024 entries", EINVAL);
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!it.value().is_string()) return make_error(field + "." + it.key() + ": expected a string", EINVAL);
-    out[it.key()] = it.value().get<std::string>();
-  }
-  return out;
 }
 
 Result<int> timeout_of(const Json& body, int fallback) {
@@ -140,9 +120,9 @@ Response create(ServerState& state, E2bService& svc, Request& req) {
   if (!tmpl) return api_error(tmpl.error());
   auto timeout = timeout_of(*body, kDefaultTimeoutS);
   if (!timeout) return api_error(timeout.error());
-  auto metadata = string_map(body->value("metadata", Json()), "metadata");
+  auto metadata = string_map_of(body->value("metadata", Json()), "metadata");
   if (!metadata) return api_error(metadata.error());
-  auto env_vars = string_map(body->value("envVars", Json()), "envVars");
+  auto env_vars = string_map_of(body->value("envVars", Json()), "envVars");
   if (!env_vars) return api_error(env_vars.error());
   for (const auto& [k, v] : *env_vars)
     if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
@@ -168,11 +148,16 @@ Response create(ServerState& state, E2bService& svc, Request& req) {
     return api_error(started.error().wrap("start sandbox for template " + template_id));
   }
   state.note_started(info->id);
+  auto token = random_hex_token(24);
+  if (!token) {
+    (void)remove_sandbox(info->id, true);
+    return api_error(token.error());
+  }
 
   E2bSandbox s;
   s.id = info->id;
   s.template_id = template_id;
-  s.access_token = new_access_token();
+  s.access_token = std::move(*token);
   s.user = tmpl->user;
   s.metadata = std::move(*metadata);
   s.env_vars = std::move(*env_vars);

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -89,12 +88,6 @@ Response download(E2bService& svc, Request& req) {
   return r;
 }
 
-std::string temp_beside(const std::string& path) {
-  static std::atomic<std::uint64_t> counter{0};
-  std::size_t slash = path.rfind('/');
-  return path.substr(0, slash + 1) + ".moat-upload-" + std::to_string(::getpid()) + "-" + std::to_string(++counter);
-}
-
 std::string parent_of(const std::string& path) {
   std::size_t slash = path.rfind('/');
   return slash == 0 || slash == std::string::npos ? "/" : path.substr(0, slash);
@@ -110,7 +103,7 @@ Status store(E2bService& svc, const EnvdCall& call, const std::string& path,
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return make_error("pipe", errno);
   UniqueFd read_end(fds[0]), write_end(fds[1]);
-  std::string temp = temp_beside(path);
+  std::string temp = upload_temp_path(path);
   WriteFileOptions o;
   o.mode = 0644;
   o.uid = call.user.uid;
@@ -128,18 +121,12 @@ Status store(E2bService& svc, const EnvdCall& call, const std::string& path,
   Status filled = fill(write_end.get());
   write_end.reset();
   writer.join();
-  if (!filled || !wrote) {
-    (void)svc.handles.with<bool>(call.sandbox.id, [&](Sandbox& sb) -> Result<bool> {
-      (void)sb.remove(temp);
-      return true;
-    });
-    return filled ? wrote : filled;
-  }
-  auto renamed = svc.handles.with<bool>(call.sandbox.id, [&](Sandbox& sb) -> Result<bool> {
-    MOAT_TRY(sb.rename(temp, path));
+  if (!filled) wrote = filled;
+  auto done = svc.handles.with<bool>(call.sandbox.id, [&](Sandbox& sb) -> Result<bool> {
+    MOAT_TRY(finish_upload(sb, temp, path, std::move(wrote)));
     return true;
   });
-  if (!renamed) return renamed.error();
+  if (!done) return done.error();
   return ok_status();
 }
 

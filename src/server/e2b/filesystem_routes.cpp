@@ -30,7 +30,6 @@ constexpr auto kWatchInterval = std::chrono::milliseconds(200);
 
 std::atomic<std::uint64_t> next_watcher_id{1};
 
-
 Result<std::string> path_field(const ConnectCall& call, const char* name) {
   const Json& v = call.message.value(name, Json());
   if (!v.is_string() || v.get<std::string>().empty()) return make_error(std::string(name) + ": expected a path", EINVAL);

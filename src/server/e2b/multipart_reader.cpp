@@ -4,16 +4,12 @@
 #include <cerrno>
 #include <cstring>
 
+#include "util/ascii_case.h"
+
 namespace moat::server::e2b {
 namespace {
 
 constexpr std::size_t kReadChunk = 64 << 10;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -52,7 +48,7 @@ std::optional<std::string> disposition_parameter(std::string_view value, std::st
     while (i < value.size() && (value[i] == ' ' || value[i] == '\t')) ++i;
     std::size_t eq = value.find('=', i);
     if (eq == std::string_view::npos) return std::nullopt;
-    std::string key = lower(trim(value.substr(i, eq - i)));
+    std::string key = ascii_lower(trim(value.substr(i, eq - i)));
     std::size_t v = eq + 1;
     std::string val;
     std::size_t next;
@@ -73,7 +69,7 @@ std::optional<std::string> disposition_parameter(std::string_view value, std::st
 }
 
 Result<std::string> MultipartReader::boundary_of(std::string_view content_type) {
-  std::string type = lower(trim(content_type.substr(0, content_type.find(';'))));
+  std::string type = ascii_lower(trim(content_type.substr(0, content_type.find(';'))));
   if (type != "multipart/form-data") return make_error("expected multipart/form-data, got '" + type + "'", EINVAL);
   auto b = disposition_parameter(content_type, "boundary");
   if (!b || b->empty()) return make_error("multipart/form-data without a boundary", EINVAL);
@@ -198,11 +194,11 @@ Result<MultipartReader::PartHead> MultipartReader::read_head() {
     lines = nl == std::string_view::npos ? std::string_view() : lines.substr(nl + 2);
     std::size_t colon = line.find(':');
     if (colon == std::string_view::npos) return make_error("a multipart head line without ':'", EINVAL);
-    std::string name = lower(trim(line.substr(0, colon)));
+    std::string name = ascii_lower(trim(line.substr(0, colon)));
     std::string_view value = trim(line.substr(colon + 1));
     if (name == "content-disposition") {
       disposition = true;
-      if (lower(trim(value.substr(0, value.find(';')))) != "form-data")
+      if (ascii_lower(trim(value.substr(0, value.find(';')))) != "form-data")
         return make_error("a multipart part that is not form-data", EINVAL);
       head.name = disposition_parameter(value, "name").value_or("");
       head.filename = disposition_parameter(value, "filename");

@@ -3,8 +3,10 @@
 // List, SendInput, SendSignal, CloseStdin and Update act on one by pid or
 // tag. Commands run through moat's Exec; the process table keeps them past
 // the stream that started them.
+#include <algorithm>
 #include <csignal>
 #include <thread>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -19,10 +21,6 @@ namespace {
 using Json = nlohmann::json;
 
 constexpr std::chrono::seconds kStartTimeout{60};
-
-
-// The parts every call shares: the call kind, the sandbox and user, the
-// request message.
 
 // ProcessSelector {"pid": N} or {"tag": "..."}.
 Result<std::shared_ptr<ProcessEntry>> selected(E2bService& svc, const ConnectCall& call) {
@@ -115,8 +113,14 @@ void start_reader(std::shared_ptr<ProcessEntry> entry, std::shared_ptr<ProcessTa
   }).detach();
 }
 
-Result<ExecOptions> exec_options(const ConnectCall& call, const Json& process, bool& pty, std::uint16_t& rows,
-                                 std::uint16_t& cols) {
+// A PTY message's size (rows, cols), each clamped to 1..1000.
+std::pair<std::uint16_t, std::uint16_t> pty_size(const Json& pty) {
+  const Json& size = pty.value("size", Json::object());
+  return {static_cast<std::uint16_t>(std::clamp<long long>(size.value("rows", 24LL), 1, 1000)),
+          static_cast<std::uint16_t>(std::clamp<long long>(size.value("cols", 80LL), 1, 1000))};
+}
+
+Result<ExecOptions> exec_options(const ConnectCall& call, const Json& process) {
   ExecOptions o;
   if (!process.is_object() || !process.contains("cmd") || !process["cmd"].is_string() ||
       process["cmd"].get<std::string>().empty())
@@ -145,15 +149,10 @@ Result<ExecOptions> exec_options(const ConnectCall& call, const Json& process, b
   o.cwd = call.envd.user.home;
   if (process.contains("cwd") && process["cwd"].is_string() && !process["cwd"].get<std::string>().empty())
     o.cwd = resolve_guest_path(process["cwd"].get<std::string>(), call.envd.user.home);
-  const Json& p = call.message.value("pty", Json());
-  pty = p.is_object();
-  if (pty) {
-    const Json& size = p.value("size", Json::object());
-    rows = static_cast<std::uint16_t>(std::clamp<long long>(size.value("rows", 24LL), 1, 1000));
-    cols = static_cast<std::uint16_t>(std::clamp<long long>(size.value("cols", 80LL), 1, 1000));
+  const Json& pty = call.message.value("pty", Json());
+  if (pty.is_object()) {
     o.tty = true;
-    o.rows = rows;
-    o.cols = cols;
+    std::tie(o.rows, o.cols) = pty_size(pty);
     o.stdin_open = true;
   } else {
     o.stdin_open = call.message.value("stdin", false);
@@ -167,15 +166,13 @@ Response start(E2bService& svc, Request& req) {
   auto call = begin_call(svc, req, CallKind::kStreaming, refusal);
   if (!call) return streaming_error(refusal);
   const Json& process = call->message.value("process", Json());
-  bool pty = false;
-  std::uint16_t rows = 24, cols = 80;
-  auto options = exec_options(*call, process, pty, rows, cols);
+  auto options = exec_options(*call, process);
   if (!options) return streaming_error(connect_error_of(options.error()));
 
   auto entry = std::make_shared<ProcessEntry>();
   entry->sandbox_id = call->envd.sandbox.id;
-  entry->config_json = process.dump();
-  entry->pty = pty;
+  entry->config = process;
+  entry->pty = options->tty;
   if (call->message.contains("tag") && call->message["tag"].is_string())
     entry->tag = call->message["tag"].get<std::string>();
   // The starting stream follows before the command runs: nothing it prints is missed.
@@ -197,7 +194,8 @@ Response start(E2bService& svc, Request& req) {
   if (!pid) {
     entry->exec->cancel();
     entry->unfollow(queue);
-    return streaming_error({ConnectCode::kDeadlineExceeded, "the command did not start within 60 s"});
+    return streaming_error({ConnectCode::kDeadlineExceeded,
+                            "the command did not start within " + std::to_string(kStartTimeout.count()) + " s"});
   }
   if (*pid == 0) {
     // Ended before it started (a working directory or program that is not
@@ -236,7 +234,7 @@ Response list(E2bService& svc, Request& req) {
   if (!call) return unary_error(refusal);
   Json out = Json::array();
   for (const auto& e : svc.processes->list(call->envd.sandbox.id)) {
-    Json p = {{"config", Json::parse(e->config_json, nullptr, false)}, {"pid", e->pid}};
+    Json p = {{"config", e->config}, {"pid", e->pid}};
     if (e->tag) p["tag"] = *e->tag;
     out.push_back(std::move(p));
   }
@@ -284,9 +282,7 @@ Status update(ProcessEntry& e, const Json& m) {
   const Json& pty = m.value("pty", Json());
   if (!pty.is_object()) return ok_status();
   if (!e.pty) return make_error("the process has no terminal to resize", EINVAL);
-  const Json& size = pty.value("size", Json::object());
-  auto rows = static_cast<std::uint16_t>(std::clamp<long long>(size.value("rows", 24LL), 1, 1000));
-  auto cols = static_cast<std::uint16_t>(std::clamp<long long>(size.value("cols", 80LL), 1, 1000));
+  auto [rows, cols] = pty_size(pty);
   return e.exec->resize(rows, cols);
 }
 

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "moat/exec.h"
 #include "server/e2b/connect_protocol.h"
 
@@ -56,7 +58,7 @@ struct ProcessEntry : std::enable_shared_from_this<ProcessEntry> {
   std::string sandbox_id;
   int pid = 0;
   std::optional<std::string> tag;
-  std::string config_json;  // the ProcessConfig it was started with (for List)
+  nlohmann::json config;  // the ProcessConfig it was started with (for List)
   bool pty = false;
   std::optional<Exec> exec;  // set once started; the reader thread waits on it
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/e2b/string_map.h"
 #include "util/json_object.h"
 #include "util/read_file.h"
 #include "util/write_file_atomic.h"
@@ -23,17 +24,6 @@ std::int64_t ns_of(Clock::time_point t) {
 
 Clock::time_point time_of(std::int64_t ns) {
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
-}
-
-Result<std::map<std::string, std::string>> strings_of(const Json& j, const char* field) {
-  std::map<std::string, std::string> out;
-  if (!j.contains(field)) return out;
-  if (!j[field].is_object()) return make_error(std::string(field) + ": expected an object", EINVAL);
-  for (auto it = j[field].begin(); it != j[field].end(); ++it) {
-    if (!it.value().is_string()) return make_error(std::string(field) + "." + it.key() + ": expected a string", EINVAL);
-    out[it.key()] = it.value().get<std::string>();
-  }
-  return out;
 }
 
 }  // namespace
@@ -76,8 +66,8 @@ Result<E2bSandbox> record_from_json(std::string_view text) {
   MOAT_ASSIGN_OR_RETURN(s.access_token, str("access_token"));
   if (s.access_token.size() < 32) return make_error("access_token: too short", EINVAL);
   MOAT_ASSIGN_OR_RETURN(s.user, str("user"));
-  MOAT_ASSIGN_OR_RETURN(s.metadata, strings_of(j, "metadata"));
-  MOAT_ASSIGN_OR_RETURN(s.env_vars, strings_of(j, "env_vars"));
+  MOAT_ASSIGN_OR_RETURN(s.metadata, string_map_of(j.value("metadata", Json()), "metadata"));
+  MOAT_ASSIGN_OR_RETURN(s.env_vars, string_map_of(j.value("env_vars", Json()), "env_vars"));
   MOAT_ASSIGN_OR_RETURN(std::int64_t started, num("started_at_ns"));
   MOAT_ASSIGN_OR_RETURN(std::int64_t end, num("end_at_ns"));
   s.started_at = time_of(started);
