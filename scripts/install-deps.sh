@@ -24,13 +24,16 @@ packages=(
 # Components add their own needs in scripts/packages-<component>.txt: one
 # package a line, then an optional `unless=PATH`: skipped where PATH exists
 # (what the package provides came with another installation, e.g. a Node
-# from elsewhere that brings its own headers).
+# from elsewhere that brings its own headers). --list names every package,
+# conditions or not: a check of which package provides a command must see
+# the same list before the install (where the PATH was absent) and after it
+# (where the package just installed is what made it present).
 here=$(cd "$(dirname "$0")" && pwd)
 for list in "$here"/packages-*.txt; do
   [[ -e $list ]] || continue
   while read -r p condition _; do
     [[ -z $p || $p == \#* ]] && continue
-    if [[ $condition == unless=* && -e ${condition#unless=} ]]; then continue; fi
+    if [[ ${1:-} != --list && $condition == unless=* && -e ${condition#unless=} ]]; then continue; fi
     packages+=("$p")
   done < "$list"
 done

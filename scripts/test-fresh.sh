@@ -8,6 +8,8 @@
 #
 # What the root shares with this machine, and why:
 #   - the network namespace: apt reaches the mirror, tests serve on 127.0.0.1;
+#   - the network's resolver and local CA certificates (those a machine of
+#     this network is installed with);
 #   - /dev as a fresh devtmpfs mount (so /dev/kvm, /dev/fuse, /dev/net/tun and
 #     the loop devices are there as on any machine), with its own devpts;
 #   - read-only overlays of the guest-kernel, test-fixture and compiler
@@ -68,6 +70,17 @@ if [[ ${1:-} == --inside ]]; then
   overlay /var/cache/apt/archives "$root/var/cache/apt/archives" "$cache/fresh/apt-archives"
 
   cp /etc/resolv.conf "$root/etc/resolv.conf"
+  # The network's trust anchors, as the machine's resolver: where the
+  # network's egress re-signs TLS (a proxy's own CA, installed on every
+  # machine of it), a new machine trusts that CA too. The local CAs go where
+  # update-ca-certificates reads them when the ca-certificates package is
+  # installed, and the bundle where clients look before it is.
+  if [[ -d /usr/local/share/ca-certificates ]]; then
+    mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+    cp -r /usr/local/share/ca-certificates/. "$root/usr/local/share/ca-certificates/"
+    [[ ! -f /etc/ssl/certs/ca-certificates.crt ]] ||
+      cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+  fi
   printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
   # A new user's login environment, not this one's. Not exec'd: this shell
   # stays PID 1 of the namespace and reaps the orphans (shims) it inherits.
