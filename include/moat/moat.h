@@ -259,6 +259,10 @@ int moat_stop_sandbox(const char* id_or_name, int64_t timeout_ms, moat_error** e
 /* vCPUs stopped where they are, memory kept / run again (moat/sandboxes.h):
  * a paused sandbox's record says "paused": true. */
 int moat_pause_sandbox(const char* id_or_name, moat_error** err);
+/* The whole VM saved to the sandbox's directory and ended: the record says
+ * "state": "stopped", "saved": true; moat_resume_sandbox (or start)
+ * restores it, stop discards it. */
+int moat_pause_sandbox_to_disk(const char* id_or_name, moat_error** err);
 int moat_resume_sandbox(const char* id_or_name, moat_error** err);
 int moat_remove_sandbox(const char* id_or_name, int force, moat_error** err);
 int moat_inspect_sandbox(const char* id_or_name, char** info_json, moat_error** err);

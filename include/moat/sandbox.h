@@ -266,6 +266,12 @@ struct ArchiveTotals {
 
 struct SandboxInfo;
 
+// How pause_sandbox (moat/sandboxes.h) keeps a sandbox: its vCPUs stopped
+// with its memory held, or (to_disk) its whole VM saved to disk and ended.
+struct PauseOptions {
+  bool to_disk = false;
+};
+
 class Sandbox {
  public:
   // Boots a new sandbox and returns once it runs commands.
@@ -309,7 +315,7 @@ class Sandbox {
   Status update_network(const NetworkPolicyUpdate& update);
 
   // pause_sandbox / resume_sandbox (moat/sandboxes.h) of this sandbox.
-  Status pause();
+  Status pause(const PauseOptions& options = {});
   Status resume();
 
   // What the sandbox uses now: CPU time, memory and tasks against its

@@ -62,6 +62,9 @@ struct SandboxInfo {
   std::string snapshot;
   // Running with its vCPUs paused (pause_sandbox).
   bool paused = false;
+  // Not running, with its VM's state saved by a pause to disk: start or
+  // resume goes on from there; stop discards the state.
+  bool saved = false;
 };
 
 // Defines a sandbox: resolves (and per the pull policy pulls) the image,
@@ -87,7 +90,20 @@ Status restart_sandbox(const std::string& id_or_name, Duration timeout = std::ch
 // stop/remove work as usual. Its idle and max-duration limits keep counting.
 // Pausing a paused sandbox, or resuming a running one, does nothing; either
 // on a sandbox that is not running is ENOTCONN (kNotRunning).
-Status pause_sandbox(const std::string& id_or_name);
+//
+// With to_disk, the VM's whole state (memory, devices, vCPUs) is saved in
+// the sandbox's directory and its QEMU and shim end, so it holds no memory
+// and no process; the sandbox reads as stopped with `saved` set. resume (or
+// start) restores it and it goes on from where it was: processes, files in
+// memory, the counter of a loop. What does not survive: commands and file
+// transfers under way end with an error saying so (their connections go
+// with the shim), as do the host sides of the guest's network connections.
+// Refused (EOPNOTSUPP) for a sandbox with volumes, whose virtio-fs devices
+// QEMU cannot save, and (EINVAL) for one removed when it stops. A restore
+// that fails (the sandbox's VM settings changed since, another QEMU) keeps
+// the state and says why; stop discards it so that start boots afresh.
+// (PauseOptions is in moat/sandbox.h.)
+Status pause_sandbox(const std::string& id_or_name, const PauseOptions& options = {});
 Status resume_sandbox(const std::string& id_or_name);
 
 // Removes a sandbox and everything it has (disk, logs, sockets, record). A

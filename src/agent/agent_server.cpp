@@ -110,6 +110,8 @@ void AgentServer::handle_frame(const proto::Frame& frame) {
     return;
   }
   if (m->stream == proto::kControlStream) return handle_control(*m);
+  // A quiet agent takes no stream's frames (a correct host sends none).
+  if (quiesced_) return;
   if (m->type == proto::msg::kExec) return start_exec(*m);
   if (m->type == proto::msg::kFreeze) return start_freeze(*m);
   if (freezer_.holder() == m->stream) return on_freeze_message(*m);
@@ -131,7 +133,11 @@ void AgentServer::handle_frame(const proto::Frame& frame) {
 
 void AgentServer::handle_control(const proto::Message& m) {
   if (m.type == proto::msg::kHello) {
-    set_clock_from(m.payload);
+    on_host_hello(m.payload);
+  } else if (m.type == proto::msg::kQuiesce) {
+    // Everything queued before goes out first; `quiesced` is the last frame.
+    quiesced_ = true;
+    send(proto::make_message(proto::kControlStream, proto::msg::kQuiesced));
   } else if (m.type == proto::msg::kPing) {
     send(proto::make_message(proto::kControlStream, proto::msg::kPong, m.payload));
   } else if (m.type == proto::msg::kShutdown) {
@@ -151,6 +157,30 @@ void AgentServer::handle_control(const proto::Message& m) {
     send(proto::make_error_message(proto::kControlStream, "unknown_type",
                                    "unknown control message \"" + m.type + "\"", false));
   }
+}
+
+void AgentServer::on_host_hello(const proto::Json& payload) {
+  set_clock_from(payload);
+  quiesced_ = false;
+  auto restored = payload.find("restored");
+  if (restored == payload.end() || !restored->is_boolean() || !restored->get<bool>()) return;
+  end_every_stream();
+  proto::Json hello = proto::Json::object();
+  hello["version"] = proto::kProtocolVersion;
+  hello["agent"] = kAgentVersion;
+  hello["restored"] = true;
+  send(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+}
+
+// The commands' processes are killed as a cancel would (a command whose
+// client is gone has nobody to read it); processes they started in the
+// background live on, as after any cancel.
+void AgentServer::end_every_stream() {
+  for (auto& [id, s] : sessions_) s->cancel();
+  sessions_.clear();
+  pid_streams_.clear();
+  files_.end_all();
+  if (freezer_.holder()) (void)freezer_.thaw();
 }
 
 void AgentServer::start_exec(const proto::Message& m) {
@@ -279,17 +309,22 @@ void AgentServer::run() {
     if (!channel_eof_ && out_.size() < (8u << 20)) channel_events |= POLLIN;
     if (!out_.empty()) channel_events |= POLLOUT;
     fds.push_back({channel_.get(), channel_events, 0});
-    fds.push_back({signal_fd_.get(), POLLIN, 0});
+    // While quiet (proto/message.h: quiesce) nothing runs that could send:
+    // no reaping (an exit would be reported), no output, no file data, no
+    // timers. A child's SIGCHLD waits in the signalfd until the quiet ends.
+    bool producing = !quiesced_ && out_.size() < (8u << 20);
+    fds.push_back({signal_fd_.get(), static_cast<short>(quiesced_ ? 0 : POLLIN), 0});
     std::size_t fixed = fds.size();
-    if (out_.size() < (8u << 20))
+    if (producing)
       for (auto& [id, s] : sessions_) s->add_poll_fds(fds);
 
     int timeout_ms = channel_eof_ ? 100 : -1;
     // File streams with window left produce without waiting for an fd.
-    bool file_work = out_.size() < (8u << 20) && files_.wants_to_produce();
+    bool file_work = producing && files_.wants_to_produce();
     if (file_work) timeout_ms = 0;
     auto now = Clock::now();
     for (auto& [id, s] : sessions_) {
+      if (quiesced_) break;
       if (auto d = s->next_deadline()) {
         auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1;
         if (ms < 0) ms = 0;
@@ -304,6 +339,7 @@ void AgentServer::run() {
     channel_eof_ = false;
     if (fds[0].revents & POLLIN) read_channel();
     if (fds[0].revents & POLLOUT) flush_output();
+    if (quiesced_) continue;  // (a quiesce read just now included)
     if (fds[1].revents & POLLIN) reap_children();
     for (std::size_t i = fixed; i < fds.size(); ++i) {
       if (!fds[i].revents) continue;

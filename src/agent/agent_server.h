@@ -47,6 +47,10 @@ class AgentServer {
   void on_freeze_message(const proto::Message& m);
   void reap_children();
   void drop_finished_sessions();
+  // A `hello` from the host: its clock, and the end of a quiet; a restored
+  // guest's new host also ends every stream of the old one.
+  void on_host_hello(const proto::Json& payload);
+  void end_every_stream();
 
   UniqueFd channel_;
   UniqueFd signal_fd_;
@@ -58,6 +62,9 @@ class AgentServer {
   FileServer files_{out_};
   bool shutdown_requested_ = false;
   bool channel_eof_ = false;
+  // Between `quiesce` and the next `hello` (proto/message.h): nothing is
+  // produced, only the control stream is read.
+  bool quiesced_ = false;
   pid_t pending_setup_ = -1;
 };
 

@@ -50,6 +50,9 @@ class FileServer {
   bool wants_to_produce() const;
   // One round of output over every stream that has window.
   void produce(std::size_t budget_per_stream);
+  // Every stream ends without a word to the host (a new host does not know
+  // them): files are closed, nothing more is sent.
+  void end_all() { streams_.clear(); }
 
  private:
   void drop_finished();

@@ -201,6 +201,13 @@ int moat_pause_sandbox(const char* id_or_name, moat_error** err) {
   });
 }
 
+int moat_pause_sandbox_to_disk(const char* id_or_name, moat_error** err) {
+  return guarded(err, [&] {
+    if (id_or_name == nullptr) return fail(EINVAL, "pause: no sandbox given", err);
+    return done(moat::pause_sandbox(id_or_name, {/*to_disk=*/true}), err);
+  });
+}
+
 int moat_resume_sandbox(const char* id_or_name, moat_error** err) {
   return guarded(err, [&] {
     if (id_or_name == nullptr) return fail(EINVAL, "resume: no sandbox given", err);

@@ -80,6 +80,7 @@ struct Flags {
   bool quiet = false;
   std::string format;
   bool follow = false;
+  bool to_disk = false;
   std::int64_t since_seq = 0;
   CLI::App* run = nullptr;
   CLI::App* create = nullptr;
@@ -430,7 +431,7 @@ int cmd_ls(const Flags& f) {
   std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", "ID", "NAME", "IMAGE", "STATE", "CREATED");
   for (const auto& i : *list)
     std::printf("%-12s  %-20s  %-30s  %-8s  %s\n", i.id.c_str(), i.name.c_str(),
-                i.image.empty() ? "-" : i.image.c_str(), i.paused ? "paused" : to_string(i.state).c_str(),
+                i.image.empty() ? "-" : i.image.c_str(), i.paused ? "paused" : i.saved ? "saved" : to_string(i.state).c_str(),
                 utc_time_text(i.created_at).c_str());
   return 0;
 }
@@ -559,7 +560,11 @@ void register_sandbox_commands(CLI::App& app) {
 
   f.pause = app.add_subcommand("pause", "Pause sandboxes: their vCPUs stop where they are, memory kept");
   f.pause->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
-  f.resume = app.add_subcommand("resume", "Resume paused sandboxes (their clock is set from the host's)");
+  f.pause->add_flag("--to-disk", f.to_disk,
+                    "Save the whole VM to the sandbox's directory and end it: no memory or process is held "
+                    "until resume (or start) restores it; stop discards it");
+  f.resume = app.add_subcommand("resume", "Resume paused sandboxes, or restore ones paused to disk "
+                                          "(their clock is set from the host's)");
   f.resume->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
   f.restart = app.add_subcommand("restart", "Stop and start sandboxes");
   f.restart->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
@@ -618,7 +623,7 @@ int run_sandbox_command(const std::vector<std::string>& after) {
   if (*f.start) return for_each_id(f.ids, [](const std::string& id) { return start_sandbox(id); });
   if (*f.stop) return for_each_id(f.ids, [&](const std::string& id) { return stop_sandbox(id, timeout); });
   if (*f.restart) return for_each_id(f.ids, [&](const std::string& id) { return restart_sandbox(id, timeout); });
-  if (*f.pause) return for_each_id(f.ids, [](const std::string& id) { return pause_sandbox(id); });
+  if (*f.pause) return for_each_id(f.ids, [&](const std::string& id) { return pause_sandbox(id, {f.to_disk}); });
   if (*f.resume) return for_each_id(f.ids, [](const std::string& id) { return resume_sandbox(id); });
   if (*f.rm) return for_each_id(f.ids, [&](const std::string& id) { return remove_sandbox(id, f.force); });
   if (*f.ls) return cmd_ls(f);

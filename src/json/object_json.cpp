@@ -100,6 +100,7 @@ std::string to_json_text(const SandboxInfo& i) {
                       {"image_digest", i.image_digest},
                       {"state", to_string(i.state)},
                       {"paused", i.paused},
+                      {"saved", i.saved},
                       {"reason", i.reason},
                       {"created_at", utc_time_text(i.created_at)},
                       {"started_at", utc_time_text(i.started_at)},

@@ -50,8 +50,28 @@ inline constexpr std::string_view kStats = "stats";
 // of open streams wait. On resume
 // the shim sends the agent a `hello` with the host's time, since the
 // guest's clock stood still.
+//
+// `pause` {"to_disk": true} instead saves the VM's state to the sandbox's
+// directory (QEMU's migration stream) and ends QEMU and the shim: the
+// answer `ok` comes once the file is complete, then the connection closes.
+// A later shim restores it (shim_config.h: restore_from).
 inline constexpr std::string_view kPause = "pause";
 inline constexpr std::string_view kResume = "resume";
+// shim -> agent, {}: before QEMU saves the VM's state. The agent stops
+// producing frames (no command output, no file data, no exits), sends what
+// it holds, and answers `quiesced` {} as its last frame; from then on it
+// reads only the control stream, until a `hello` ends the quiet. The shim
+// sends nothing after `quiesce`. So once `quiesced` has arrived both
+// directions of the channel are at a frame boundary with nothing in
+// flight, and the saved guest can meet a new shim cleanly.
+//
+// shim -> agent `hello` {"time_ns": N, "restored": true}: the guest was
+// restored from such a state under a new shim. The agent ends every stream
+// (their clients belonged to the shim that saved it: exec sessions' process
+// groups are killed, file streams and a freeze end), sets its clock, and
+// answers with its own `hello`, as at boot.
+inline constexpr std::string_view kQuiesce = "quiesce";
+inline constexpr std::string_view kQuiesced = "quiesced";
 inline constexpr std::string_view kOk = "ok";
 // client -> agent, on a stream of its own, {"timeout_ms": N} (at most
 // kMaxFreezeMs): freeze the writable upper filesystem so its disk can be

@@ -245,6 +245,8 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   cfg.stop_when_owner_leaves = ephemeral;
   cfg.remove_dir_on_exit = r.info.auto_remove;
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
+  // Paused to disk: the VM goes on from its saved state (pause.cpp).
+  if (std::string state = shim::memory_state_path(m.dir_of(r.info.id)); exists(state)) cfg.restore_from = state;
   return cfg;
 }
 
@@ -327,6 +329,8 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
 
 // Asks the shim to stop (it kills the VM after timeout_ms) and waits until
 // it is gone. A shim that does not answer is signalled.
+}  // namespace
+
 Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms) {
   std::string lock = shim::shim_lock_path(dir);
   auto conn = AgentConnection::connect(shim::control_socket_path(dir));
@@ -349,6 +353,8 @@ Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms)
   if (wait_unlocked(lock, 5000)) return ok_status();
   return make_error("the shim of sandbox " + r.info.id + " does not stop");
 }
+
+namespace {
 
 Result<SandboxRecord> require(Result<std::optional<SandboxRecord>> r, const std::string& id_or_name) {
   if (!r) return r.error();
@@ -474,10 +480,13 @@ Result<SandboxRecord> find_sandbox(Manager& m, const std::string& id_or_name) {
 }
 
 // Whether a running sandbox is paused is its shim's to say (the marker it
-// keeps while QEMU's vCPUs are stopped); the record does not hold it.
+// keeps while QEMU's vCPUs are stopped); the record does not hold it. One
+// that is not running is saved when its shim left the VM's state behind.
 void note_paused(Manager& m, SandboxRecord& r) {
-  r.info.paused = r.state != kStateCreating && r.info.state == SandboxState::kRunning &&
-                  exists(shim::paused_marker_path(m.dir_of(r.info.id)));
+  bool settled = r.state != kStateCreating;
+  bool running = settled && r.info.state == SandboxState::kRunning;
+  r.info.paused = running && exists(shim::paused_marker_path(m.dir_of(r.info.id)));
+  r.info.saved = settled && !running && exists(shim::memory_state_path(m.dir_of(r.info.id)));
 }
 
 Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::string* accel_reason,
@@ -559,6 +568,10 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
 
 Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
+  return start_locked(m, locked, id_or_name, ephemeral);
+}
+
+Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, bool ephemeral) {
   SandboxRecord& r = locked.record;
   std::string dir = m.dir_of(r.info.id);
   if (r.state == kStateCreating) return make_error("sandbox " + id_or_name + " is still being created", EBUSY);
@@ -590,6 +603,16 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral) {
   return m.db->mark_running(r.info.id, *pid, unix_now());
 }
 
+// A stop of a sandbox paused to disk: its saved VM state goes, and the next
+// start boots afresh.
+Status discard_saved_state(Manager& m, const SandboxRecord& r) {
+  std::string state = shim::memory_state_path(m.dir_of(r.info.id));
+  if (!exists(state)) return ok_status();
+  if (::unlink(state.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + state);
+  return m.db->mark_finished(r.info.id, SandboxState::kStopped, "stopped while paused to disk: its saved state was discarded",
+                             unix_now());
+}
+
 Result<int> stop_timeout_ms(Duration timeout) {
   if (timeout < Duration::zero() || timeout > kMaxWait)
     return make_error("stop timeout must be between 0 and a day", EINVAL);
@@ -600,7 +623,7 @@ Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms) {
   MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
   SandboxRecord& r = locked.record;
   std::string dir = m.dir_of(r.info.id);
-  if (r.info.state != SandboxState::kRunning) return ok_status();
+  if (r.info.state != SandboxState::kRunning) return discard_saved_state(m, r);
   MOAT_TRY(stop_shim(r, dir, timeout_ms));
   MOAT_TRY(reconcile(m, std::move(r), true));
   return ok_status();

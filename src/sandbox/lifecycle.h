@@ -80,8 +80,17 @@ Result<SandboxInfo> create_record(Manager& m, const SandboxOptions& o, std::stri
                                   const UpperSource* upper = nullptr);
 
 // Boots a sandbox. `ephemeral`: the first client to connect owns it, and the
-// sandbox stops when that client goes away (moat run, Sandbox::create).
+// sandbox stops when that client goes away (moat run, Sandbox::create). One
+// paused to disk goes on from its saved state instead.
 Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
+// The same with the sandbox's operation lock already held.
+Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, bool ephemeral);
+// Asks a shim to stop (killing the VM after timeout_ms) and waits until it
+// has gone, signalling it if it does not go; also waits out a shim that is
+// ending by itself (after a pause to disk).
+Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms);
+// Removes the VM state a pause to disk saved (stop of such a sandbox).
+Status discard_saved_state(Manager& m, const SandboxRecord& r);
 // Asks a running sandbox's shim to stop (killing the VM after timeout_ms),
 // waits for it and records the outcome; a sandbox not running is left alone.
 Status stop_record(Manager& m, const std::string& id_or_name, int timeout_ms);

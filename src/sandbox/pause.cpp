@@ -1,22 +1,46 @@
 // `moat pause` / `moat resume`: a running sandbox's vCPUs stopped and run
-// again by its shim through QEMU's monitor (include/moat/sandboxes.h).
+// again by its shim through QEMU's monitor, or its whole VM saved to disk
+// and restored by a new shim (include/moat/sandboxes.h).
+#include <unistd.h>
+
 #include <cerrno>
 
 #include "moat/sandbox.h"
 #include "moat/sandboxes.h"
+#include "sandbox/lifecycle.h"
 #include "sandbox/sandbox_impl.h"
 #include "sandbox/shim_request.h"
+#include "shim_contract/sandbox_layout.h"
+
 
 namespace moat {
 namespace sandbox {
 namespace {
 
-Status set_paused(Manager& m, const std::string& id_or_name, bool pause) {
+// The shim saves the VM, answers, and ends by itself; the record is settled
+// once it has gone (stopped, its state saved: note_paused says `saved`).
+Status pause_to_disk(Manager& m, Locked& locked) {
+  SandboxRecord& r = locked.record;
+  std::string dir = m.dir_of(r.info.id);
+  proto::Json p = {{"to_disk", true}};
+  MOAT_TRY(ask_shim(r.info.name, dir, proto::make_message(proto::kControlStream, proto::msg::kPause, p),
+                    "the pause to disk"));
+  MOAT_TRY(stop_shim(r, dir, 0));
+  MOAT_TRY(reconcile(m, std::move(r), true));
+  return ok_status();
+}
+
+Status set_paused(Manager& m, const std::string& id_or_name, bool pause, bool to_disk) {
   // Under the operation lock: a stop or remove does not overlap it.
   MOAT_ASSIGN_OR_RETURN(auto locked, lock_sandbox(m, id_or_name));
   SandboxRecord& r = locked.record;
-  if (r.state == kStateCreating || r.info.state != SandboxState::kRunning)
-    return make_error("sandbox " + r.info.name + " is not running", ENOTCONN);
+  bool running = r.state != kStateCreating && r.info.state == SandboxState::kRunning;
+  // A sandbox paused to disk is not running: its resume is a start, which
+  // restores the saved state.
+  if (!pause && !running && r.state != kStateCreating && ::access(shim::memory_state_path(m.dir_of(r.info.id)).c_str(), F_OK) == 0)
+    return start_locked(m, locked, id_or_name, /*ephemeral=*/false);
+  if (!running) return make_error("sandbox " + r.info.name + " is not running", ENOTCONN);
+  if (pause && to_disk) return pause_to_disk(m, locked);
   return ask_shim(r.info.name, m.dir_of(r.info.id),
                   proto::make_message(proto::kControlStream, pause ? proto::msg::kPause : proto::msg::kResume),
                   pause ? "the pause" : "the resume");
@@ -25,24 +49,24 @@ Status set_paused(Manager& m, const std::string& id_or_name, bool pause) {
 }  // namespace
 }  // namespace sandbox
 
-Status pause_sandbox(const std::string& id_or_name) {
+Status pause_sandbox(const std::string& id_or_name, const PauseOptions& options) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  return sandbox::set_paused(m, id_or_name, true);
+  return sandbox::set_paused(m, id_or_name, true, options.to_disk);
 }
 
 Status resume_sandbox(const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  return sandbox::set_paused(m, id_or_name, false);
+  return sandbox::set_paused(m, id_or_name, false, false);
 }
 
-Status Sandbox::pause() {
+Status Sandbox::pause(const PauseOptions& options) {
   std::lock_guard<std::mutex> lock(impl_->manager_mu);
-  return sandbox::set_paused(*impl_->manager, impl_->id, true);
+  return sandbox::set_paused(*impl_->manager, impl_->id, true, options.to_disk);
 }
 
 Status Sandbox::resume() {
   std::lock_guard<std::mutex> lock(impl_->manager_mu);
-  return sandbox::set_paused(*impl_->manager, impl_->id, false);
+  return sandbox::set_paused(*impl_->manager, impl_->id, false, false);
 }
 
 }  // namespace moat

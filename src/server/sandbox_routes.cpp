@@ -108,11 +108,14 @@ Response stop(ServerState& state, Request& req, bool restart) {
   return json_ok(to_json_text(*now));
 }
 
-// Pause or resume; answers the record as it is then ("paused" says which).
+// Pause (in memory, or to disk with ?to_disk=true) or resume; answers the
+// record as it is then ("paused" and "saved" say which).
 Response set_paused(Request& req, bool pause) {
   auto info = sandbox_of(req);
   if (!info) return error_response(info.error());
-  Status s = pause ? pause_sandbox(info->id) : resume_sandbox(info->id);
+  auto to_disk = query_flag(req, "to_disk", false);
+  if (!to_disk) return error_response(to_disk.error());
+  Status s = pause ? pause_sandbox(info->id, {*to_disk}) : resume_sandbox(info->id);
   if (!s) return error_response(s.error());
   auto now = inspect_sandbox(info->id);
   if (!now) return error_response(now.error());

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "proto/text.h"
 
@@ -23,20 +24,61 @@ QmpChannel::QmpChannel(UniqueFd fd) : fd_(std::move(fd)) {
 }
 
 void QmpChannel::execute(const std::string& command, Done done) {
+  execute(command, proto::Json(), std::move(done));
+}
+
+void QmpChannel::execute(const std::string& command, proto::Json arguments, Done done, int fd) {
   if (broken()) return done(qmp_error(broken_reason_));
   if (waiting_.size() >= kMaxQmpPending) return done(qmp_error("too many commands waiting for QEMU"));
   proto::Json cmd = {{"execute", command}};
-  out_ += cmd.dump() + "\n";
+  if (!arguments.is_null()) cmd["arguments"] = std::move(arguments);
+  Outgoing o{cmd.dump() + "\n", UniqueFd()};
+  if (fd >= 0) {
+    o.fd.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    if (!o.fd) return done(qmp_error("cannot hand QEMU a descriptor: " + std::string(std::strerror(errno))));
+  }
+  out_.push_back(std::move(o));
   waiting_.push_back(std::move(done));
 }
 
+// Sends what it can of the oldest command; false when the socket is full or
+// the channel broke.
+bool QmpChannel::send_front() {
+  Outgoing& o = out_.front();
+  ssize_t n;
+  if (o.fd) {
+    // The descriptor rides on the first byte sent, once.
+    struct iovec iov {o.text.data(), o.text.size()};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    struct msghdr msg {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    int passed = o.fd.get();
+    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
+    n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) o.fd.reset();
+  } else {
+    n = ::send(fd_.get(), o.text.data(), o.text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  if (n < 0 && errno == EINTR) return true;
+  if (n < 0 && errno == EAGAIN) return false;
+  if (n <= 0) {
+    close("the connection to QEMU failed");
+    return false;
+  }
+  o.text.erase(0, static_cast<std::size_t>(n));
+  if (o.text.empty()) out_.pop_front();
+  return true;
+}
+
 void QmpChannel::on_writable() {
-  while (!out_.empty() && !broken()) {
-    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) return;
-    if (n <= 0) return close("the connection to QEMU failed");
-    out_.erase(0, static_cast<std::size_t>(n));
+  while (!out_.empty() && !broken() && send_front()) {
   }
 }
 
@@ -61,7 +103,12 @@ void QmpChannel::handle_line(const std::string& line) {
   if (line.find_first_not_of(" \t\r") == std::string::npos) return;
   proto::Json msg = proto::Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded() || !msg.is_object()) return close("QEMU sent something that is not a JSON object");
-  if (msg.contains("QMP") || msg.contains("event")) return;  // the greeting; events
+  if (msg.contains("QMP")) return;  // the greeting
+  if (msg.contains("event")) {
+    if (on_event_ && msg["event"].is_string())
+      on_event_(msg["event"].get<std::string>(), msg.contains("data") ? msg["data"] : proto::Json());
+    return;
+  }
   bool answer = msg.contains("return") || msg.contains("error");
   if (!answer) return close("QEMU sent a message of no known kind");
   if (waiting_.empty()) return close("QEMU answered a command nobody sent");

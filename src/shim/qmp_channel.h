@@ -1,10 +1,13 @@
 // QEMU's machine protocol (QMP) on a socket QEMU inherits: how the shim
-// pauses and resumes the VM (`stop`, `cont`).
+// pauses and resumes the VM (`stop`, `cont`) and saves or restores its state
+// (`migrate` to, `migrate-incoming` from a descriptor it hands QEMU).
 //
 // The protocol: QEMU greets with {"QMP": ...}, the client answers
 // `qmp_capabilities`, then each command {"execute": NAME} gets exactly one
 // {"return": ...} or {"error": {"class", "desc"}}, in the order sent;
 // {"event": ...} lines come in between at any time. Each message is one line.
+// A descriptor travels with a command as SCM_RIGHTS on its first byte
+// (QEMU's `getfd`).
 //
 // Threat model: QEMU runs the guest, and a guest that broke out into QEMU
 // writes whatever it likes here. Lines are bounded (kMaxQmpLine), answers
@@ -41,9 +44,18 @@ class QmpChannel {
   int fd() const { return fd_.get(); }
   bool broken() const { return !broken_reason_.empty(); }
 
+  // An event QEMU sent: its name and its "data" (an object, or null).
+  using OnEvent = std::function<void(const std::string& name, const proto::Json& data)>;
+
   // Sends {"execute": command}; `done` runs from on_readable() with QEMU's
   // answer, or at once with an error if the channel is broken.
   void execute(const std::string& command, Done done);
+  // The same with {"arguments": arguments}, and `fd` (if >= 0) sent along
+  // (a duplicate is kept until it is sent).
+  void execute(const std::string& command, proto::Json arguments, Done done, int fd = -1);
+  // Events from now on go to `on_event` (one at a time; the data is QEMU's
+  // word, bounded by the line limit, to be checked by whoever reads it).
+  void on_event(OnEvent on_event) { on_event_ = std::move(on_event); }
 
   bool wants_write() const { return !out_.empty() && !broken(); }
   // Reads what QEMU sent and runs the callbacks of the commands it answered.
@@ -56,9 +68,17 @@ class QmpChannel {
   void handle_line(const std::string& line);
   void fail_all(const std::string& why);
 
+  // One command's bytes, and the descriptor that goes with its first byte.
+  struct Outgoing {
+    std::string text;
+    UniqueFd fd;
+  };
+  bool send_front();
+
   UniqueFd fd_;
   std::string in_;
-  std::string out_;
+  std::deque<Outgoing> out_;
+  OnEvent on_event_;
   std::deque<Done> waiting_;  // one per command sent, oldest first
   std::string broken_reason_;
 };

@@ -280,7 +280,21 @@ Status Shim::boot() {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, monitor_pair) != 0) return errno_error("socketpair");
   UniqueFd monitor_qemu_end(monitor_pair[1]);
   monitor_ = QmpChannel(UniqueFd(monitor_pair[0]));
+  monitor_.on_event([this](const std::string& name, const proto::Json& data) {
+    if (name != "MIGRATION" || !data.is_object()) return;
+    auto status = data.find("status");
+    if (status != data.end() && status->is_string()) on_migration_status(status->get<std::string>());
+  });
   cfg_.vm.qmp_fd = pass(monitor_qemu_end.get());
+  // A saved state to restore: QEMU reads it from a descriptor it inherits.
+  UniqueFd state_fd;
+  int state_fd_number = -1;
+  if (!cfg_.restore_from.empty()) {
+    state_fd.reset(::open(cfg_.restore_from.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!state_fd) return errno_error("the saved state " + cfg_.restore_from);
+    state_fd_number = pass(state_fd.get());
+    cfg_.vm.incoming = true;
+  }
   std::vector<UniqueFd> disk_fds;
   auto open_disk = [&](const std::string& path, int flags) -> Result<int> {
     int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -322,9 +336,13 @@ Status Shim::boot() {
 
   MOAT_TRY(watch_outputs());
   std::optional<Status> verdict;
+  if (state_fd_number >= 0) {
+    if (Status started = start_restore(state_fd_number); !started) verdict = std::move(started);
+  }
   if (Status watching = watch_boot_channels(verdict); !watching) verdict = std::move(watching);
   auto deadline = Clock::now() + std::chrono::milliseconds(cfg_.boot_timeout_ms);
   while (!verdict) {
+    if (restoring_) monitor_.on_writable();  // a few small commands: the socket takes them
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
       qemu_->signal(SIGKILL);
@@ -337,6 +355,14 @@ Status Shim::boot() {
     if (auto ran = loop_.run_once(static_cast<int>(left)); !ran) verdict = Status(ran.error().wrap("during boot"));
   }
   unwatch_boot_channels();
+  state_fd.reset();
+  if (restoring_ && *verdict) {
+    // The guest runs from the state now: a later start boots afresh.
+    ::unlink(cfg_.restore_from.c_str());
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count();
+    log("restored from " + cfg_.restore_from + " in " + std::to_string(ms) + " ms");
+  }
+  restoring_.reset();
   return std::move(*verdict);
 }
 
@@ -371,12 +397,41 @@ Status Shim::watch_boot_channels(std::optional<Status>& verdict) {
         if ((verdict = read_agent_hello())) loop_.stop_dispatch();
       },
       kAgentChannel));
+  if (restoring_) {
+    // A restore goes through the monitor: QEMU's `completed`, then `cont`,
+    // then the agent's hello in answer to the shim's.
+    MOAT_TRY(loop_.add(
+        monitor_.fd(), EventLoop::kReadable,
+        [this, &verdict](EventLoop::Events ev) {
+          if (ev & kReadableOrGone) monitor_.on_readable();
+          if (monitor_.broken() && restoring_->failure.empty())
+            restoring_->failure = "QEMU's monitor closed during the restore";
+          if (restoring_->completed && !restoring_->continued) {
+            restoring_->continued = true;
+            monitor_.execute("cont", [this](Result<proto::Json> done) {
+              if (!restoring_) return;
+              if (!done) {
+                restoring_->failure = "QEMU could not run the restored guest: " + done.error().message;
+                return;
+              }
+              send_host_hello(/*restored=*/true);
+              flush_agent();
+            });
+          }
+          if (!restoring_->failure.empty()) {
+            verdict = make_error(restoring_->failure);
+            loop_.stop_dispatch();
+          }
+        },
+        kMonitor));
+  }
   return ok_status();
 }
 
 // The verdict pipe is closed once the verdict is sent, and serve() watches
 // the agent and QEMU's exit with handlers of its own.
 void Shim::unwatch_boot_channels() {
+  if (restoring_) loop_.remove(monitor_.fd());
   if (ready_fd_ >= 0) loop_.remove(ready_fd_);
   if (qemu_) loop_.remove(qemu_->pidfd());
   loop_.remove(agent_fd_.get());
@@ -417,7 +472,12 @@ std::optional<Status> Shim::read_agent_hello() {
   }
 }
 
-void Shim::send_to_agent(const proto::Message& m) { proto::encode_message(m, agent_out_); }
+// Nothing goes to a quiet agent (memory_save.cpp): what a client asks
+// meanwhile is refused or dropped before it gets here.
+void Shim::send_to_agent(const proto::Message& m) {
+  if (agent_quiet_) return;
+  proto::encode_message(m, agent_out_);
+}
 
 void Shim::send_to_client(Client& c, const proto::Message& m) { proto::encode_message(m, c.out); }
 
@@ -565,6 +625,11 @@ void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_vi
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
   bool opens_stream = type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze;
+  if (saving_ || agent_quiet_) {
+    if (opens_stream)
+      send_to_client(c, proto::make_error_message(h.stream, "EBUSY", "the sandbox is being paused to disk", true));
+    return;
+  }
   if (opens_stream && paused_) {
     send_to_client(c, proto::make_error_message(h.stream, "EBUSY",
                                                 "the sandbox is paused; resume it to run commands or use its files",
@@ -605,6 +670,14 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     handle_network_update(c, m);
   } else if (m.type == proto::msg::kStats) {
     ask_guest_for_stats(c);
+  } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_disk")) {
+    auto to_disk = proto::get_bool(m.payload, "to_disk");
+    if (!to_disk)
+      send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL", to_disk.error().message, false));
+    else if (*to_disk)
+      save_to_disk(c);
+    else
+      set_paused(c, true);
   } else if (m.type == proto::msg::kPause || m.type == proto::msg::kResume) {
     set_paused(c, m.type == proto::msg::kPause);
   } else {
@@ -620,6 +693,11 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
 void Shim::set_paused(Client& c, bool pause) {
   if (stopping_) {
     send_to_client(c, proto::make_error_message(proto::kControlStream, "ESHUTDOWN", "the sandbox is stopping", false));
+    return;
+  }
+  if (saving_) {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, "EBUSY",
+                                                "the sandbox is being paused to disk", false));
     return;
   }
   ClientId id = c.id;
@@ -639,14 +717,20 @@ void Shim::set_paused(Client& c, bool pause) {
         ::unlink(paused_marker_path(cfg_.dir).c_str());
         // The guest's clocks stood still while paused: its wall clock is
         // set from the host's again (as at boot).
-        proto::Json hello = proto::Json::object();
-        hello["time_ns"] = realtime_ns();
-        if (agent_fd_) send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+        send_host_hello(/*restored=*/false);
       }
       log(pause ? "paused" : "resumed");
     }
     if (it != clients_.end()) send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
   });
+}
+
+void Shim::send_host_hello(bool restored) {
+  if (!agent_fd_) return;
+  proto::Json hello = proto::Json::object();
+  hello["time_ns"] = realtime_ns();
+  if (restored) hello["restored"] = true;
+  send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
 }
 
 // The guest's memory numbers come from its agent: requests wait for its
@@ -752,6 +836,7 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
       if (!pending_stats_.empty()) answer_stats(m->payload);
       return;
     }
+    if (m && m->type == proto::msg::kQuiesced) return on_agent_quiesced();
     if (m && m->type == proto::msg::kError)
       log("agent error: " + proto::lossy_utf8(proto::parse_error(m->payload, "error", "?").message));
     return;
@@ -769,6 +854,8 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
 
 void Shim::begin_stop(const std::string& why) {
   if (stopping_) return;
+  // A stop wins over a save under way: the guest runs again and powers off.
+  if (saving_) fail_save("the sandbox is stopping (" + why + ")");
   stopping_ = true;
   // A paused guest cannot power off: its vCPUs run again first.
   if (paused_) monitor_.execute("cont", [](Result<proto::Json>) {});
@@ -813,7 +900,9 @@ void Shim::on_qemu_exit() {
     log(qemu_exit_text() + (powered_off ? "" : " unexpectedly"));
   }
   // Every client with an open stream learns why it ends.
-  std::string why = stopping_ ? "the sandbox was stopped" : "the sandbox VM stopped unexpectedly (" + qemu_exit_text() + ")";
+  std::string why = saved_      ? "the sandbox was paused to disk; its commands ended"
+                    : stopping_ ? "the sandbox was stopped"
+                                : "the sandbox VM stopped unexpectedly (" + qemu_exit_text() + ")";
   for (auto& [id, c] : clients_) {
     for (std::uint32_t client_stream : router_.client_streams(id))
       send_to_client(*c, proto::make_error_message(client_stream, "sandbox_stopped", why, true));
@@ -961,11 +1050,17 @@ void Shim::serve() {
       int wait = left < 0 ? 0 : static_cast<int>(left) + 1;
       timeout = timeout < 0 ? wait : std::min(timeout, wait);
     }
+    if (saving_) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(saving_->deadline - Clock::now()).count();
+      int wait = left < 0 ? 0 : static_cast<int>(left) + 1;
+      timeout = timeout < 0 ? wait : std::min(timeout, wait);
+    }
     if (auto ran = loop_.run_once(timeout); !ran) {
       log(ran.error().message);
       break;
     }
     log_.flush();
+    check_save_deadline();
     flush_network_event(false);
     if (qemu_exited_) {
       on_qemu_exit();

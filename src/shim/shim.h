@@ -30,6 +30,10 @@
 
 namespace moat::shim {
 
+// The reason last_exit.json gives for a shim that ended after saving the
+// VM to disk (memory_save.cpp).
+inline constexpr char kSavedToDiskReason[] = "paused to disk";
+
 class Shim {
  public:
   explicit Shim(ShimConfig cfg);
@@ -80,6 +84,17 @@ class Shim {
   // `stats` (proto/message.h): answered with the host's counters and the
   // guest's memory.
   void set_paused(Client& c, bool pause);
+  // A `hello` to the agent with the host's time: after a resume, at the end
+  // of a quiet, and (`restored`) to a guest restored from a saved state.
+  void send_host_hello(bool restored);
+  // pause --to-disk and restore (memory_save.cpp).
+  void save_to_disk(Client& c);
+  void on_agent_quiesced();
+  void on_migration_status(const std::string& status);
+  void finish_save();
+  void fail_save(const std::string& why);
+  void check_save_deadline();
+  Status start_restore(int state_fd);
   void ask_guest_for_stats(Client& c);
   void answer_stats(const proto::Json& guest);
   void drop_client(ClientId id);
@@ -139,8 +154,29 @@ class Shim {
   // Its uid lease lasts as long as the shim (shim/qemu_jail.h).
   QemuJail qemu_jail_;
   std::optional<QemuProcess> qemu_;
-  QmpChannel monitor_;  // QEMU's machine protocol: pause and resume
+  QmpChannel monitor_;  // QEMU's machine protocol: pause and resume, save and restore
   bool paused_ = false;
+  // A save to disk under way (memory_save.cpp).
+  enum class SaveStep { kQuiescing, kMigrating };
+  struct SaveToDisk {
+    ClientId client = 0;
+    bool was_paused = false;
+    bool vcpus_stopped = false;
+    SaveStep step = SaveStep::kQuiescing;
+    UniqueFd file;  // memory.state.tmp
+    Clock::time_point started{};
+    Clock::time_point deadline{};
+  };
+  std::optional<SaveToDisk> saving_;
+  bool saved_ = false;        // the state is on disk; the shim is ending
+  bool agent_quiet_ = false;  // a quiesce was sent: nothing more goes to the agent
+  // A restore under way during the boot.
+  struct Restore {
+    bool completed = false;
+    bool continued = false;
+    std::string failure;
+  };
+  std::optional<Restore> restoring_;
   UniqueFd agent_fd_;
   UniqueFd listen_fd_;
   UniqueFd spare_fd_;  // given up to refuse a client when descriptors run out

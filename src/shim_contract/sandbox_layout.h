@@ -28,6 +28,10 @@ std::string volume_root_path(const std::string& dir);
 // Present while the running sandbox's vCPUs are paused (written and removed
 // by the shim).
 std::string paused_marker_path(const std::string& dir);
+// A sandbox paused to disk: QEMU's migration stream of the VM (written by
+// the shim as memory.state.tmp and renamed when complete; a later shim
+// restores from it and removes it once the guest runs again).
+std::string memory_state_path(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.

@@ -36,6 +36,9 @@ struct ShimConfig {
   // Nothing of the VM outlives it (a `run` on a fresh upper): stopping needs
   // no clean power-off, so the VM is simply ended.
   bool discard_on_stop = false;
+  // A saved VM state to restore instead of booting (memory_state_path):
+  // QEMU starts with the same devices and takes the guest from that file.
+  std::string restore_from;
   // Stop after this long without an open stream (exec or file transfer) /
   // this long after boot. 0: no limit.
   std::uint64_t idle_timeout_s = 0;

@@ -124,6 +124,7 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
     // The machine protocol, for pause and resume (shim/qmp_channel.h).
     add({"-chardev", "socket,id=qmp,fd=" + std::to_string(spec.qmp_fd), "-mon", "chardev=qmp,mode=control"});
   }
+  if (spec.incoming) add({"-incoming", "defer"});
   c.insert(c.end(), spec.extra_qemu_args.begin(), spec.extra_qemu_args.end());
   return c;
 }

@@ -62,6 +62,9 @@ struct VmSpec {
   // QEMU's machine protocol (QMP): a connected socket QEMU inherits, on
   // which the shim pauses and resumes the VM. -1: no monitor at all.
   int qmp_fd = -1;
+  // Restoring a saved VM: QEMU waits for its state (-incoming defer), which
+  // the shim then feeds it through the monitor (migrate-incoming).
+  bool incoming = false;
   std::vector<std::string> extra_kernel_args;
   // What the agent mounts besides the root (moat.mount= on the command line).
   std::vector<proto::GuestMount> mounts;

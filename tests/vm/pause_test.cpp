@@ -5,8 +5,12 @@
 // the guest's clock is the host's again after it; stop works on a paused
 // sandbox, and neither verb works on one that is not running.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <chrono>
 #include <fstream>
@@ -147,6 +151,103 @@ TEST(VmPause, StopWorksOnAPausedSandboxAndOnlyARunningOneCanPause) {
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.err.find("no such sandbox"), std::string::npos) << missing.err;
   EXPECT_EQ(run_moat({"rm", "-f", "pz2"}).exit_code, 0);
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && ::kill(pid, 0) == 0; }
+
+TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pd", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("pd", "dir");
+  pid_t qemu = qemu_of(dir);
+  auto record = nlohmann::json::parse(run_moat({"inspect", "pd"}).out, nullptr, false);
+  ASSERT_TRUE(record.is_array() && record.size() == 1);
+  pid_t shim = record[0].value("shim_pid", 0);
+  ASSERT_GT(qemu, 0);
+  ASSERT_GT(shim, 0);
+  // A counter in the background, and a file only in the guest's memory.
+  ASSERT_EQ(run_moat({"exec", "pd", "--", "sh", "-c",
+                      "mkdir -p /dev/shm/k && echo kept > /dev/shm/k/f && "
+                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 &"})
+                .exit_code,
+            0);
+  for (int i = 0; i < 100 && guest_count("pd") < 5; ++i) sleep_ms(100);
+  // A command under way ends with an error that says why; it does not hang.
+  auto in_flight = std::async(std::launch::async, [] {
+    return run_moat({"exec", "pd", "--", "sh", "-c", "sleep 30; echo late"});
+  });
+  sleep_ms(500);
+
+  auto saved = run_moat({"pause", "--to-disk", "pd"});
+  ASSERT_EQ(saved.exit_code, 0) << saved.err;
+  EXPECT_EQ(inspected_field("pd", "state"), "stopped");
+  EXPECT_EQ(inspected_field("pd", "reason"), "paused to disk");
+  auto all = nlohmann::json::parse(run_moat({"inspect", "pd"}).out, nullptr, false);
+  ASSERT_TRUE(all.is_array() && all.size() == 1);
+  EXPECT_EQ(all[0]["saved"], true);
+  EXPECT_EQ(all[0]["paused"], false);
+  EXPECT_NE(run_moat({"ls"}).out.find(" saved "), std::string::npos);
+  // Nothing of the VM is left running: no QEMU, no shim; the state is a file.
+  for (int i = 0; i < 50 && (process_alive(qemu) || process_alive(shim)); ++i) sleep_ms(100);
+  EXPECT_FALSE(process_alive(qemu)) << "QEMU still runs";
+  EXPECT_FALSE(process_alive(shim)) << "the shim still runs";
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/memory.state").c_str(), &st), 0);
+  EXPECT_GT(st.st_size, 1 << 20);
+  EXPECT_NE(access((dir + "/memory.state.tmp").c_str(), F_OK), 0);
+  auto ended = in_flight.get();
+  EXPECT_NE(ended.exit_code, 0);
+  EXPECT_NE(ended.err.find("paused to disk"), std::string::npos) << ended.err;
+  auto refused = run_moat({"exec", "pd", "--", "true"});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("not running"), std::string::npos) << refused.err;
+  sleep_ms(1000);
+
+  // Restored by a new shim: the counter goes on from where it stood (the
+  // second it was on disk was not counted), the file in memory is there.
+  auto resumed = run_moat({"resume", "pd"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  EXPECT_EQ(inspected_field("pd", "state"), "running");
+  EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0) << "the state is live again, its file goes";
+  long long after = guest_count("pd");
+  sleep_ms(1000);
+  long long later = guest_count("pd");
+  EXPECT_GE(later, after + 3) << "the counter does not count after the restore";
+  auto kept = run_moat({"exec", "pd", "--", "cat", "/dev/shm/k/f"});
+  EXPECT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_EQ(kept.out, "kept\n");
+  auto date = run_moat({"exec", "pd", "--", "date", "+%s"});
+  ASSERT_EQ(date.exit_code, 0);
+  EXPECT_LE(std::llabs(std::stoll(date.out) - static_cast<long long>(::time(nullptr))), 2);
+  EXPECT_NE(qemu_of(dir), qemu) << "a new QEMU runs it";
+
+  // Saved again and stopped: the state is discarded and start boots afresh
+  // (no counter runs any more).
+  ASSERT_EQ(run_moat({"pause", "--to-disk", "pd"}).exit_code, 0);
+  auto stopped = run_moat({"stop", "pd"});
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+  EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0);
+  auto again = nlohmann::json::parse(run_moat({"inspect", "pd"}).out, nullptr, false);
+  EXPECT_EQ(again[0]["saved"], false);
+  ASSERT_EQ(run_moat({"start", "pd"}).exit_code, 0);
+  auto fresh = run_moat({"exec", "pd", "--", "sh", "-c", "test -e /dev/shm/k/f && echo kept || echo gone"});
+  EXPECT_EQ(fresh.out, "gone\n");
+  EXPECT_EQ(run_moat({"rm", "-f", "pd"}).exit_code, 0);
+}
+
+TEST(VmPause, ToDiskIsRefusedWhereTheStateCannotBeSavedAndNothingChanges) {
+  std::string vol = test_home() + "/pd-vol";
+  ASSERT_EQ(::mkdir(vol.c_str(), 0755) == 0 || errno == EEXIST, true);
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pdv", "-v", vol + ":/data", "--rootfs-dir", busybox_rootfs()}).exit_code,
+            0);
+  auto refused = run_moat({"pause", "--to-disk", "pdv"});
+  EXPECT_EQ(refused.exit_code, 125);
+  EXPECT_NE(refused.err.find("with volumes cannot be paused to disk"), std::string::npos) << refused.err;
+  EXPECT_EQ(inspected_field("pdv", "state"), "running");
+  EXPECT_EQ(run_moat({"exec", "pdv", "--", "true"}).exit_code, 0);
+  std::string dir = inspected_field("pdv", "dir");
+  EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0);
+  EXPECT_NE(access((dir + "/memory.state.tmp").c_str(), F_OK), 0);
+  EXPECT_EQ(run_moat({"rm", "-f", "pdv"}).exit_code, 0);
 }
 
 }  // namespace

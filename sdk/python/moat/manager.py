@@ -56,13 +56,15 @@ def stop_sandbox(id_or_name: str, timeout: float = 10) -> None:
     n.call("moat_stop_sandbox", n.encode(id_or_name), _ms(timeout))
 
 
-def pause_sandbox(id_or_name: str) -> None:
-    """Stops the sandbox's vCPUs where they are, memory kept."""
-    n.call("moat_pause_sandbox", n.encode(id_or_name))
+def pause_sandbox(id_or_name: str, to_disk: bool = False) -> None:
+    """Stops the sandbox's vCPUs where they are, memory kept; with to_disk,
+    saves the whole VM to disk and ends it (resume restores it)."""
+    n.call("moat_pause_sandbox_to_disk" if to_disk else "moat_pause_sandbox", n.encode(id_or_name))
 
 
 def resume_sandbox(id_or_name: str) -> None:
-    """Runs a paused sandbox's vCPUs again; its clock is set from the host's."""
+    """Runs a paused sandbox's vCPUs again, or restores one paused to disk;
+    its clock is set from the host's."""
     n.call("moat_resume_sandbox", n.encode(id_or_name))
 
 

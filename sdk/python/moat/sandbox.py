@@ -627,9 +627,11 @@ class Sandbox:
             yield from p.output()
             return p.result
 
-    def pause(self) -> None:
-        """Stops the vCPUs where they are, memory kept (moat pause)."""
-        n.call("moat_pause_sandbox", n.encode(self.id))
+    def pause(self, to_disk: bool = False) -> None:
+        """Stops the vCPUs where they are, memory kept (moat pause); with
+        to_disk, saves the whole VM to disk and ends it (moat pause
+        --to-disk): resume() restores it."""
+        n.call("moat_pause_sandbox_to_disk" if to_disk else "moat_pause_sandbox", n.encode(self.id))
 
     def resume(self) -> None:
         """Runs the vCPUs again; the guest's clock is set from the host's."""

@@ -1,0 +1,209 @@
+// `moat pause --to-disk` and its restore (proto/message.h: pause, quiesce):
+// the VM's state goes to memory.state in the sandbox directory through
+// QEMU's migration stream, then QEMU and the shim end; a later shim starts
+// QEMU with the same devices waiting for that state and feeds it the file.
+//
+// Saving, step by step (each failure undoes what was done and answers the
+// client with why; the sandbox then runs on as before):
+//   1. refuse what cannot be saved: volumes (vhost-user-fs devices hold
+//      state in their backend, which QEMU cannot migrate), a sandbox that is
+//      removed when it stops, one already stopping or saving;
+//   2. a paused guest runs again (the agent must answer), and the agent is
+//      asked to quiesce: from then on the shim sends it nothing, and its
+//      `quiesced` is its last frame, so the channel is at a frame boundary
+//      in both directions with nothing in flight;
+//   3. QEMU stops the vCPUs and writes its migration stream into
+//      memory.state.tmp (a descriptor handed over the monitor), at full
+//      speed (QEMU's default limit is 32 MiB/s);
+//   4. on QEMU's `completed`: fsync, rename to memory.state, fsync the
+//      directory, answer `ok`, and end QEMU (its disks were flushed when the
+//      migration stopped the VM).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "proto/text.h"
+#include "shim/shim.h"
+
+namespace moat::shim {
+namespace {
+
+// The agent answers a quiesce once what it holds is sent: at most its 8 MiB
+// outbox, which a busy TCG guest sends in well under this.
+constexpr auto kQuiesceWait = std::chrono::seconds(20);
+// Writing the stream: the guest's touched memory at disk speed.
+constexpr auto kMigrateWait = std::chrono::seconds(300);
+// QEMU's migration speed limit, in bytes per second: none that matters.
+constexpr std::uint64_t kNoBandwidthLimit = 1ull << 40;
+constexpr char kStateFdName[] = "moat-state";
+
+std::string tmp_state_path(const std::string& dir) { return memory_state_path(dir) + ".tmp"; }
+
+Status fsync_dir(const std::string& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return errno_error("opening " + dir);
+  if (::fsync(fd.get()) != 0) return errno_error("syncing " + dir);
+  return ok_status();
+}
+
+}  // namespace
+
+void Shim::save_to_disk(Client& c) {
+  auto refuse = [&](const char* code, const std::string& why) {
+    send_to_client(c, proto::make_error_message(proto::kControlStream, code, why, false));
+  };
+  if (stopping_) return refuse("ESHUTDOWN", "the sandbox is stopping");
+  if (saving_) return refuse("EBUSY", "the sandbox is already being saved to disk");
+  if (!cfg_.volumes.empty())
+    return refuse("EOPNOTSUPP",
+                  "a sandbox with volumes cannot be paused to disk: QEMU cannot save the state of its virtio-fs "
+                  "devices (pause it in memory instead)");
+  if (cfg_.remove_dir_on_exit || cfg_.stop_when_owner_leaves)
+    return refuse("EINVAL", "a sandbox that is removed when it stops cannot be paused to disk");
+  if (!agent_fd_) return refuse("EIO", "the guest's agent channel is closed");
+  UniqueFd file(::open(tmp_state_path(cfg_.dir).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!file) return refuse("EIO", "cannot create " + tmp_state_path(cfg_.dir) + ": " + std::strerror(errno));
+
+  saving_.emplace();
+  saving_->client = c.id;
+  saving_->was_paused = paused_;
+  saving_->file = std::move(file);
+  saving_->started = Clock::now();
+  saving_->deadline = Clock::now() + kQuiesceWait;
+  log("saving to disk: quiescing the guest's agent");
+  auto quiesce = [this] {
+    send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kQuiesce));
+    agent_quiet_ = true;  // nothing more goes to the agent until a hello
+  };
+  if (!paused_) return quiesce();
+  monitor_.execute("cont", [this, quiesce](Result<proto::Json> done) {
+    if (!saving_) return;
+    if (!done) return fail_save("QEMU could not run the paused guest to quiesce it: " + done.error().message);
+    quiesce();
+  });
+}
+
+void Shim::on_agent_quiesced() {
+  if (!saving_ || saving_->step != SaveStep::kQuiescing) return;
+  saving_->step = SaveStep::kMigrating;
+  saving_->deadline = Clock::now() + kMigrateWait;
+  auto failed = [this](const char* what) {
+    return [this, what](Result<proto::Json> done) {
+      if (saving_ && !done) fail_save(std::string(what) + ": " + done.error().message);
+    };
+  };
+  // In order on the one channel; a failure of any ends the save, and the
+  // ones after it fail too (or do nothing once saving_ is gone).
+  monitor_.execute("stop", failed("QEMU could not stop the vCPUs"));
+  saving_->vcpus_stopped = true;
+  proto::Json caps = {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
+  monitor_.execute("migrate-set-capabilities", std::move(caps), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-set-parameters", {{"max-bandwidth", kNoBandwidthLimit}},
+                   failed("QEMU refused the migration speed"));
+  monitor_.execute("getfd", {{"fdname", kStateFdName}}, failed("QEMU did not take the state file"),
+                   saving_->file.get());
+  monitor_.execute("migrate", {{"uri", std::string("fd:") + kStateFdName}},
+                   failed("QEMU could not save the VM's state"));
+}
+
+// QEMU's MIGRATION events, while saving or restoring.
+void Shim::on_migration_status(const std::string& status) {
+  if (restoring_) {
+    if (status == "completed") {
+      restoring_->completed = true;
+    } else if (status == "failed" || status == "cancelled") {
+      restoring_->failure = "QEMU could not restore the saved state (" + status + ")";
+    }
+    return;
+  }
+  if (!saving_ || saving_->step != SaveStep::kMigrating) return;
+  if (status == "completed") return finish_save();
+  if (status != "failed" && status != "cancelled") return;
+  monitor_.execute("query-migrate", [this, status](Result<proto::Json> info) {
+    std::string why = "QEMU's migration " + status;
+    if (info && info->is_object() && info->contains("error-desc") && (*info)["error-desc"].is_string())
+      why += ": " + proto::lossy_utf8((*info)["error-desc"].get<std::string>().substr(0, 512));
+    fail_save(why);
+  });
+}
+
+void Shim::finish_save() {
+  std::string tmp = tmp_state_path(cfg_.dir);
+  std::string final_path = memory_state_path(cfg_.dir);
+  if (::fsync(saving_->file.get()) != 0) return fail_save("syncing " + tmp + ": " + std::strerror(errno));
+  struct stat st {};
+  ::fstat(saving_->file.get(), &st);
+  saving_->file.reset();
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0)
+    return fail_save("renaming " + tmp + ": " + std::strerror(errno));
+  if (auto synced = fsync_dir(cfg_.dir); !synced) log("warning: " + synced.error().message);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - saving_->started).count();
+  log("saved to disk: " + std::to_string(st.st_size >> 20) + " MiB in " + std::to_string(ms) + " ms");
+  if (auto it = clients_.find(saving_->client); it != clients_.end())
+    send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
+  saving_.reset();
+  saved_ = true;
+  // The state is complete and QEMU flushed its disks when the migration
+  // stopped the VM: nothing of it is needed any more.
+  stopping_ = true;
+  finish(true, kSavedToDiskReason);
+  qemu_->signal(SIGKILL);
+  killed_ = true;
+  stop_deadline_ = Clock::now() + std::chrono::milliseconds(2000);
+}
+
+void Shim::fail_save(const std::string& why) {
+  if (!saving_) return;
+  log("saving to disk failed: " + why);
+  saving_->file.reset();
+  ::unlink(tmp_state_path(cfg_.dir).c_str());
+  if (auto it = clients_.find(saving_->client); it != clients_.end())
+    send_to_client(*it->second, proto::make_error_message(proto::kControlStream, "EIO",
+                                                          "pausing to disk failed: " + why, false));
+  bool stopped = saving_->vcpus_stopped;
+  bool was_paused = saving_->was_paused;
+  saving_.reset();
+  // The guest runs as before (or stays paused if it was), and the agent's
+  // quiet ends with a hello.
+  if (stopped && !was_paused) monitor_.execute("cont", [](Result<proto::Json>) {});
+  if (!stopped && was_paused) monitor_.execute("stop", [](Result<proto::Json>) {});
+  agent_quiet_ = false;
+  send_host_hello(/*restored=*/false);
+}
+
+void Shim::check_save_deadline() {
+  if (!saving_ || Clock::now() < saving_->deadline) return;
+  if (saving_->step == SaveStep::kQuiescing) {
+    fail_save("the guest's agent did not quiesce within " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kQuiesceWait).count()) + " s");
+  } else {
+    monitor_.execute("migrate_cancel", [](Result<proto::Json>) {});
+    fail_save("QEMU did not finish saving within " +
+              std::to_string(std::chrono::duration_cast<std::chrono::seconds>(kMigrateWait).count()) + " s");
+  }
+}
+
+// Restoring (during the boot): QEMU waits (-incoming defer) with the state
+// file at `state_fd`; events tell when it has read it all (or failed; a
+// failed load also ends QEMU, with its reason in qemu.log).
+Status Shim::start_restore(int state_fd) {
+  restoring_.emplace();
+  log("restoring the VM from " + cfg_.restore_from);
+  proto::Json caps = {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
+  auto failed = [this](const char* what) {
+    return [this, what](Result<proto::Json> done) {
+      if (restoring_ && !done && restoring_->failure.empty())
+        restoring_->failure = std::string(what) + ": " + done.error().message;
+    };
+  };
+  monitor_.execute("migrate-set-capabilities", std::move(caps), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(state_fd)}},
+                   failed("QEMU could not read the saved state"));
+  return ok_status();
+}
+
+}  // namespace moat::shim
