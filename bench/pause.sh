@@ -4,6 +4,10 @@
 # root), each call timed from the CLI's start to its end; p50/p99 of each,
 # and `moat exec -- true` on the never-paused sandbox as the reference. A
 # counter in the guest checks that the paused VM did not run meanwhile.
+# Then N/5 cycles of `moat pause --to-disk` and `moat resume` (a restore
+# by a new shim and QEMU) with the first exec after each, against
+# `moat run -- true` cold, the size of the saved state, and the counter
+# going on after the last restore.
 # Usage: bench/pause.sh BUILD_DIR [N]
 set -euo pipefail
 build=$(cd "${1:?usage: pause.sh BUILD_DIR [N]}" && pwd)
@@ -38,3 +42,25 @@ echo '```'
 # The guest's counter went on after the last resume.
 a=$("$moat" exec "$id" -- cat /tmp/n); sleep 0.5; b=$("$moat" exec "$id" -- cat /tmp/n)
 ((b > a)) || { echo "pause.sh: the guest's counter did not go on after resume ($a, $b)" >&2; exit 1; }
+
+# Pause to disk and restore.
+m=$(( n / 5 > 0 ? n / 5 : 1 ))
+: >"$work/save" >"$work/restore" >"$work/exec_restored" >"$work/cold"
+size=0
+for ((i = 0; i < m; i++)); do
+  s=$(us); "$moat" pause --to-disk "$id" >/dev/null; echo $(($(us) - s)) >>"$work/save"
+  size=$(stat -c %s "$MOAT_HOME/sandboxes/$id/memory.state")
+  s=$(us); "$moat" resume "$id" >/dev/null; echo $(($(us) - s)) >>"$work/restore"
+  s=$(us); "$moat" exec "$id" -- true; echo $(($(us) - s)) >>"$work/exec_restored"
+  s=$(us); "$moat" run --rootfs-dir "$build/share/moat/rootfs-busybox" -- true; echo $(($(us) - s)) >>"$work/cold"
+done
+echo
+echo "# Pause to disk and restore, $m cycles (state file $((size >> 20)) MiB, 256 MiB guest)"
+echo '```'
+stats "moat pause --to-disk" <"$work/save"
+stats "moat resume (restore)" <"$work/restore"
+stats "first exec true after it" <"$work/exec_restored"
+stats "moat run -- true (cold)" <"$work/cold"
+echo '```'
+a=$("$moat" exec "$id" -- cat /tmp/n); sleep 0.5; b=$("$moat" exec "$id" -- cat /tmp/n)
+((b > a)) || { echo "pause.sh: the guest's counter did not go on after the restore ($a, $b)" >&2; exit 1; }

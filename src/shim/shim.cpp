@@ -199,6 +199,8 @@ Status Shim::watch_outputs() {
 }
 
 Status Shim::prepare() {
+  // A save to disk killed half-way left only its temporary file.
+  ::unlink((memory_state_path(cfg_.dir) + ".tmp").c_str());
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
@@ -356,6 +358,11 @@ Status Shim::boot() {
   }
   unwatch_boot_channels();
   state_fd.reset();
+  if (restoring_ && !*verdict) {
+    verdict = Status(verdict->error().wrap(
+        "restoring the state saved by pause --to-disk (kept; `moat stop` discards it so that the sandbox boots "
+        "afresh)"));
+  }
   if (restoring_ && *verdict) {
     // The guest runs from the state now: a later start boots afresh.
     ::unlink(cfg_.restore_from.c_str());
@@ -419,7 +426,10 @@ Status Shim::watch_boot_channels(std::optional<Status>& verdict) {
             });
           }
           if (!restoring_->failure.empty()) {
-            verdict = make_error(restoring_->failure);
+            // QEMU writes why before it reports the failure.
+            drain_outputs();
+            std::string said = qemu_log_tail(2000);
+            verdict = make_error(restoring_->failure + (said.empty() ? "" : "; QEMU said:\n" + said));
             loop_.stop_dispatch();
           }
         },

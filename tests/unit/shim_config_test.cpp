@@ -30,5 +30,24 @@ TEST(ShimConfigLogCap, DefaultsToOneMebibyteAndRefusesCapsOutOfRange) {
   std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
 }
 
+TEST(ShimConfigRestore, TheSavedStatePathRoundTripsAndIsEmptyByDefault) {
+  char tmpl[] = "/tmp/moat-shim-config-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/config.json";
+  ShimConfig c;
+  c.sandbox_id = "abc";
+  c.dir = tmpl;
+  ASSERT_TRUE(write_shim_config(c, path).ok());
+  auto plain = read_shim_config(path);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+  EXPECT_EQ(plain->restore_from, "");
+  c.restore_from = memory_state_path(tmpl);
+  ASSERT_TRUE(write_shim_config(c, path).ok());
+  auto back = read_shim_config(path);
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->restore_from, std::string(tmpl) + "/memory.state");
+  std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
+}
+
 }  // namespace
 }  // namespace moat::shim

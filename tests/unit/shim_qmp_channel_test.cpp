@@ -2,6 +2,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,52 @@ TEST(ShimQmpChannel, NegotiatesThenMatchesAnswersToCommandsInOrder) {
   EXPECT_EQ(got[0], "stop:{}");
   EXPECT_EQ(got[1], "QEMU's monitor: no way");
   EXPECT_FALSE(f.qmp.broken());
+}
+
+TEST(ShimQmpChannel, ArgumentsAndADescriptorGoWithTheirCommandAndEventsReachTheHandler) {
+  Fixture f;
+  std::vector<std::string> events;
+  f.qmp.on_event([&](const std::string& name, const proto::Json& data) { events.push_back(name + " " + data.dump()); });
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  bool answered = false;
+  f.qmp.execute("getfd", {{"fdname", "moat-state"}}, [&](Result<proto::Json> r) { answered = bool(r); },
+                pipe_fds[1]);
+  ::close(pipe_fds[1]);  // the channel keeps its own duplicate until it is sent
+  f.qmp.on_writable();
+  // The descriptor arrives with the command's bytes, as QEMU's getfd takes it.
+  char buf[4096];
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct iovec iov {buf, sizeof(buf)};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  std::string text;
+  int passed = -1;
+  while (text.find("getfd") == std::string::npos || text.back() != '\n') {
+    ssize_t n = ::recvmsg(f.qemu, &msg, MSG_DONTWAIT);
+    ASSERT_GT(n, 0);
+    text.append(buf, static_cast<std::size_t>(n));
+    for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) std::memcpy(&passed, CMSG_DATA(c), sizeof(int));
+    msg.msg_controllen = sizeof(control);
+  }
+  EXPECT_EQ(text, "{\"execute\":\"qmp_capabilities\"}\n"
+                  "{\"arguments\":{\"fdname\":\"moat-state\"},\"execute\":\"getfd\"}\n");
+  ASSERT_GE(passed, 0) << "no descriptor came with the command";
+  // It is the pipe's write end: what is written there comes out of the pipe.
+  ASSERT_EQ(::write(passed, "x", 1), 1);
+  char got = 0;
+  ASSERT_EQ(::read(pipe_fds[0], &got, 1), 1);
+  EXPECT_EQ(got, 'x');
+  ::close(passed);
+  ::close(pipe_fds[0]);
+  f.qemu_says("{\"return\": {}}\n{\"event\": \"MIGRATION\", \"data\": {\"status\": \"completed\"}}\n"
+              "{\"event\": \"STOP\"}\n{\"return\": {}}\n");
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(events, (std::vector<std::string>{"MIGRATION {\"status\":\"completed\"}", "STOP null"}));
 }
 
 TEST(ShimQmpChannel, ABadLineBreaksTheChannelAndFailsEveryWaitingCommand) {

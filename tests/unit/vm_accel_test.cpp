@@ -85,6 +85,13 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   for (auto& a : build_qemu_command(with_monitor)) mon_joined += a + " ";
   EXPECT_NE(mon_joined.find("-chardev socket,id=qmp,fd=7 -mon chardev=qmp,mode=control "), std::string::npos)
       << mon_joined;
+  // A restore: QEMU waits for the state the shim feeds it over the monitor.
+  EXPECT_EQ(mon_joined.find("-incoming"), std::string::npos);
+  VmSpec restoring = with_monitor;
+  restoring.incoming = true;
+  std::string in_joined;
+  for (auto& a : build_qemu_command(restoring)) in_joined += a + " ";
+  EXPECT_NE(in_joined.find(" -incoming defer "), std::string::npos) << in_joined;
   // Commas in paths are doubled so QEMU does not split the option there.
   EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);
   EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw "), std::string::npos);

@@ -234,6 +234,27 @@ TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
   EXPECT_EQ(run_moat({"rm", "-f", "pd"}).exit_code, 0);
 }
 
+TEST(VmPause, ACorruptSavedStateIsRefusedAtRestoreAndStopDiscardsIt) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pdc", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("pdc", "dir");
+  ASSERT_EQ(run_moat({"pause", "--to-disk", "pdc"}).exit_code, 0);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/memory.state").c_str(), &st), 0);
+  ASSERT_EQ(::truncate((dir + "/memory.state").c_str(), st.st_size / 2), 0);
+  auto refused = run_moat({"resume", "pdc"});
+  EXPECT_EQ(refused.exit_code, 125);
+  EXPECT_NE(refused.err.find("restoring the state saved by pause --to-disk"), std::string::npos) << refused.err;
+  EXPECT_NE(refused.err.find("moat stop"), std::string::npos) << refused.err;
+  EXPECT_NE(inspected_field("pdc", "state"), "running");
+  EXPECT_EQ(access((dir + "/memory.state").c_str(), F_OK), 0) << "a failed restore keeps the state";
+  ASSERT_EQ(run_moat({"stop", "pdc"}).exit_code, 0);
+  EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0);
+  auto started = run_moat({"start", "pdc"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  EXPECT_EQ(run_moat({"exec", "pdc", "--", "true"}).exit_code, 0);
+  EXPECT_EQ(run_moat({"rm", "-f", "pdc"}).exit_code, 0);
+}
+
 TEST(VmPause, ToDiskIsRefusedWhereTheStateCannotBeSavedAndNothingChanges) {
   std::string vol = test_home() + "/pd-vol";
   ASSERT_EQ(::mkdir(vol.c_str(), 0755) == 0 || errno == EEXIST, true);
