@@ -244,6 +244,11 @@ const char* moat_sandbox_id(const moat_sandbox* sandbox);
 int moat_sandbox_info(moat_sandbox* sandbox, char** info_json, moat_error** err);
 /* Powers off (filesystems synced), killing the VM after timeout_ms (0: 10 s). */
 int moat_sandbox_stop(moat_sandbox* sandbox, int64_t timeout_ms, moat_error** err);
+/* Pause (to_disk: the whole VM saved to disk and ended) and resume of the
+ * handle's sandbox; a resume that restores it from disk connects the handle
+ * to it again (moat/sandbox.h). */
+int moat_sandbox_pause(moat_sandbox* sandbox, int to_disk, moat_error** err);
+int moat_sandbox_resume(moat_sandbox* sandbox, moat_error** err);
 /* `moat stats --json`'s numbers (moat/stats.h). */
 int moat_sandbox_stats(moat_sandbox* sandbox, char** stats_json, moat_error** err);
 /* Replaces the mode (if "mode" is given) and the rule list:

@@ -314,7 +314,9 @@ class Sandbox {
   // also for a sandbox that is not running.
   Status update_network(const NetworkPolicyUpdate& update);
 
-  // pause_sandbox / resume_sandbox (moat/sandboxes.h) of this sandbox.
+  // pause_sandbox / resume_sandbox (moat/sandboxes.h) of this sandbox. After
+  // a pause to disk the handle's calls fail (not running) until resume,
+  // which restores the sandbox and connects the handle to it again.
   Status pause(const PauseOptions& options = {});
   Status resume();
 

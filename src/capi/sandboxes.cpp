@@ -136,6 +136,20 @@ int moat_sandbox_stop(moat_sandbox* sandbox, int64_t timeout_ms, moat_error** er
   });
 }
 
+int moat_sandbox_pause(moat_sandbox* sandbox, int to_disk, moat_error** err) {
+  return guarded(err, [&] {
+    if (sandbox == nullptr) return fail(EINVAL, "pause: no sandbox handle", err);
+    return done(sandbox->sandbox.pause({to_disk != 0}), err);
+  });
+}
+
+int moat_sandbox_resume(moat_sandbox* sandbox, moat_error** err) {
+  return guarded(err, [&] {
+    if (sandbox == nullptr) return fail(EINVAL, "resume: no sandbox handle", err);
+    return done(sandbox->sandbox.resume(), err);
+  });
+}
+
 int moat_sandbox_stats(moat_sandbox* sandbox, char** stats_json, moat_error** err) {
   return guarded(err, [&] {
     if (sandbox == nullptr) return fail(EINVAL, "stats: no sandbox handle", err);

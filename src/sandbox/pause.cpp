@@ -64,9 +64,17 @@ Status Sandbox::pause(const PauseOptions& options) {
   return sandbox::set_paused(*impl_->manager, impl_->id, true, options.to_disk);
 }
 
+// A handle's connection was to the shim a pause to disk ended: after the
+// restore it connects to the new one.
 Status Sandbox::resume() {
   std::lock_guard<std::mutex> lock(impl_->manager_mu);
-  return sandbox::set_paused(*impl_->manager, impl_->id, false, false);
+  bool restores = ::access(shim::memory_state_path(impl_->dir).c_str(), F_OK) == 0;
+  MOAT_TRY(sandbox::set_paused(*impl_->manager, impl_->id, false, false));
+  if (!restores) return ok_status();
+  auto conn = sandbox::AgentConnection::connect(shim::control_socket_path(impl_->dir));
+  if (!conn) return conn.error().wrap("the restored sandbox is not reachable");
+  impl_->conn = std::move(*conn);
+  return ok_status();
 }
 
 }  // namespace moat

@@ -239,6 +239,8 @@ _PROTOTYPES = {
     "moat_stop_sandbox": (c_int, [c_char_p, c_int64, Err]),
     "moat_pause_sandbox": (c_int, [c_char_p, Err]),
     "moat_pause_sandbox_to_disk": (c_int, [c_char_p, Err]),
+    "moat_sandbox_pause": (c_int, [H, c_int, Err]),
+    "moat_sandbox_resume": (c_int, [H, Err]),
     "moat_resume_sandbox": (c_int, [c_char_p, Err]),
     "moat_remove_sandbox": (c_int, [c_char_p, c_int, Err]),
     "moat_inspect_sandbox": (c_int, [c_char_p, OUT_STR, Err]),

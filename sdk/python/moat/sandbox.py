@@ -631,11 +631,13 @@ class Sandbox:
         """Stops the vCPUs where they are, memory kept (moat pause); with
         to_disk, saves the whole VM to disk and ends it (moat pause
         --to-disk): resume() restores it."""
-        n.call("moat_pause_sandbox_to_disk" if to_disk else "moat_pause_sandbox", n.encode(self.id))
+        n.call("moat_sandbox_pause", self._handle(), int(to_disk))
 
     def resume(self) -> None:
-        """Runs the vCPUs again; the guest's clock is set from the host's."""
-        n.call("moat_resume_sandbox", n.encode(self.id))
+        """Runs the vCPUs again, or restores a sandbox paused to disk (and
+        connects this handle to it again); the guest's clock is set from
+        the host's."""
+        n.call("moat_sandbox_resume", self._handle())
 
     def stop(self, timeout: float = 10) -> None:
         """Powers the guest off (filesystems synced), killing it after

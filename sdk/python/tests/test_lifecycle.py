@@ -88,6 +88,14 @@ def test_manager_define_start_open_stop_remove_by_name():
         assert moat.inspect_sandbox("sdk-managed")["paused"] is True
         s.resume()
         assert moat.inspect_sandbox("sdk-managed")["paused"] is False
+        # To disk: nothing runs until the resume restores it.
+        s.exec(["sh", "-c", "echo kept > /dev/shm/k"])
+        s.pause(to_disk=True)
+        info = moat.inspect_sandbox("sdk-managed")
+        assert (info["state"], info["saved"], info["reason"]) == ("stopped", True, "paused to disk")
+        s.resume()
+        assert moat.inspect_sandbox("sdk-managed")["saved"] is False
+        assert s.exec(["cat", "/dev/shm/k"]).stdout == b"kept\n"
     # Closing an opened handle leaves the sandbox running.
     assert moat.inspect_sandbox("sdk-managed")["state"] == "running"
     moat.stop_sandbox("sdk-managed")
