@@ -147,8 +147,8 @@ class AsyncSandbox:
             async for piece in proc.output():
                 yield piece
 
-    async def pause(self) -> None:
-        await _run(self._sb.pause)
+    async def pause(self, to_disk: bool = False) -> None:
+        await _run(self._sb.pause, to_disk)
 
     async def resume(self) -> None:
         await _run(self._sb.resume)
