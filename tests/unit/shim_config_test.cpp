@@ -8,13 +8,26 @@
 namespace moat::shim {
 namespace {
 
-TEST(ShimConfigLogCap, DefaultsToOneMebibyteAndRefusesCapsOutOfRange) {
-  char tmpl[] = "/tmp/moat-shim-config-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string path = std::string(tmpl) + "/config.json";
+// A config in a directory of its own, removed with it.
+struct ConfigDir {
+  std::string dir;
+  std::string path;
   ShimConfig c;
-  c.sandbox_id = "abc";
-  c.dir = tmpl;
+  ConfigDir() {
+    char tmpl[] = "/tmp/moat-shim-config-XXXXXX";
+    EXPECT_NE(::mkdtemp(tmpl), nullptr);
+    dir = tmpl;
+    path = dir + "/config.json";
+    c.sandbox_id = "abc";
+    c.dir = dir;
+  }
+  ~ConfigDir() { std::system(("rm -rf '" + dir + "'").c_str()); }
+};
+
+TEST(ShimConfigLogCap, DefaultsToOneMebibyteAndRefusesCapsOutOfRange) {
+  ConfigDir t;
+  ShimConfig& c = t.c;
+  const std::string& path = t.path;
   EXPECT_EQ(c.log_max_bytes, 1u << 20);
   c.log_max_bytes = 8192;
   ASSERT_TRUE(write_shim_config(c, path).ok());
@@ -27,26 +40,21 @@ TEST(ShimConfigLogCap, DefaultsToOneMebibyteAndRefusesCapsOutOfRange) {
   ASSERT_FALSE(small.ok());
   EXPECT_NE(small.error().message.find("log_max_bytes must be between 4096 and 1073741824"), std::string::npos)
       << small.error().message;
-  std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
 }
 
 TEST(ShimConfigRestore, TheSavedStatePathRoundTripsAndIsEmptyByDefault) {
-  char tmpl[] = "/tmp/moat-shim-config-XXXXXX";
-  ASSERT_NE(::mkdtemp(tmpl), nullptr);
-  std::string path = std::string(tmpl) + "/config.json";
-  ShimConfig c;
-  c.sandbox_id = "abc";
-  c.dir = tmpl;
+  ConfigDir t;
+  ShimConfig& c = t.c;
+  const std::string& path = t.path;
   ASSERT_TRUE(write_shim_config(c, path).ok());
   auto plain = read_shim_config(path);
   ASSERT_TRUE(plain.ok()) << plain.error().message;
   EXPECT_EQ(plain->restore_from, "");
-  c.restore_from = memory_state_path(tmpl);
+  c.restore_from = memory_state_path(t.dir);
   ASSERT_TRUE(write_shim_config(c, path).ok());
   auto back = read_shim_config(path);
   ASSERT_TRUE(back.ok()) << back.error().message;
-  EXPECT_EQ(back->restore_from, std::string(tmpl) + "/memory.state");
-  std::system(("rm -rf '" + std::string(tmpl) + "'").c_str());
+  EXPECT_EQ(back->restore_from, t.dir + "/memory.state");
 }
 
 }  // namespace
