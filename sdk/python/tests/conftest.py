@@ -16,6 +16,16 @@ import moat  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
+    # A test that failed half-way may leave sandboxes running: they go
+    # before their state directory does, so no VM outlives the run.
+    try:
+        for info in moat.list_sandboxes():
+            try:
+                moat.remove_sandbox(info["id"], force=True)
+            except moat.MoatError:
+                pass
+    except moat.MoatError:
+        pass
     shutil.rmtree(_home, ignore_errors=True)
 
 
