@@ -13,6 +13,7 @@
 #include <cerrno>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -253,6 +254,58 @@ TEST(VmPause, ACorruptSavedStateIsRefusedAtRestoreAndStopDiscardsIt) {
   ASSERT_EQ(started.exit_code, 0) << started.err;
   EXPECT_EQ(run_moat({"exec", "pdc", "--", "true"}).exit_code, 0);
   EXPECT_EQ(run_moat({"rm", "-f", "pdc"}).exit_code, 0);
+}
+
+// kill -9 of the shim at moments spread over a save: afterwards the sandbox
+// has either its whole saved state (and resume goes on from it) or none
+// (and start boots afresh); never a half file that a start would take.
+TEST(VmPause, AShimKilledDuringASaveLeavesTheWholeStateOrNone) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "pdk", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("pdk", "dir");
+  int saved = 0, not_saved = 0;
+  for (int delay_ms : {0, 40, 80, 120, 160, 220, 300, 1500}) {
+    auto record = nlohmann::json::parse(run_moat({"inspect", "pdk"}).out, nullptr, false);
+    ASSERT_TRUE(record.is_array() && record.size() == 1);
+    pid_t shim = record[0].value("shim_pid", 0);
+    ASSERT_GT(shim, 0);
+    ASSERT_EQ(run_moat({"exec", "pdk", "--", "sh", "-c", "echo " + std::to_string(delay_ms) + " > /dev/shm/mark"})
+                  .exit_code,
+              0);
+    auto pausing = std::async(std::launch::async, [] { return run_moat({"pause", "--to-disk", "pdk"}); });
+    sleep_ms(delay_ms);
+    // Only that shim (a save that finished has ended it, and its pid may be
+    // another process's by now).
+    std::ifstream cmdline("/proc/" + std::to_string(shim) + "/cmdline");
+    std::string argv0;
+    std::getline(cmdline, argv0, '\0');
+    if (argv0.find("moat-shim") != std::string::npos) ::kill(shim, SIGKILL);
+    pausing.get();
+    for (int i = 0; i < 50 && process_alive(shim); ++i) sleep_ms(100);
+    ASSERT_FALSE(process_alive(shim));
+    std::string state = inspected_field("pdk", "state");
+    EXPECT_NE(state, "running") << "at " << delay_ms << " ms";
+    bool has_state = access((dir + "/memory.state").c_str(), F_OK) == 0;
+    auto again = run_moat({"resume", "pdk"});
+    if (has_state) {
+      ++saved;
+      ASSERT_EQ(again.exit_code, 0) << "at " << delay_ms << " ms: " << again.err;
+      auto mark = run_moat({"exec", "pdk", "--", "cat", "/dev/shm/mark"});
+      EXPECT_EQ(mark.out, std::to_string(delay_ms) + "\n") << "the restored guest is the saved one";
+    } else {
+      ++not_saved;
+      EXPECT_NE(again.exit_code, 0) << "nothing to resume at " << delay_ms << " ms";
+      auto started = run_moat({"start", "pdk"});
+      ASSERT_EQ(started.exit_code, 0) << "at " << delay_ms << " ms: " << started.err;
+      auto mark = run_moat({"exec", "pdk", "--", "sh", "-c", "test -e /dev/shm/mark && echo kept || echo gone"});
+      EXPECT_EQ(mark.out, "gone\n") << "a fresh boot";
+    }
+    EXPECT_NE(access((dir + "/memory.state.tmp").c_str(), F_OK), 0) << "at " << delay_ms << " ms";
+    EXPECT_EQ(inspected_field("pdk", "state"), "running");
+  }
+  std::printf("killed saves: %d left a whole state, %d none\n", saved, not_saved);
+  EXPECT_GE(saved, 1) << "not even the last, 1.5 s after it began, had finished";
+  EXPECT_GE(not_saved, 1) << "no kill landed during a save";
+  EXPECT_EQ(run_moat({"rm", "-f", "pdk"}).exit_code, 0);
 }
 
 TEST(VmPause, ToDiskIsRefusedWhereTheStateCannotBeSavedAndNothingChanges) {
