@@ -142,7 +142,8 @@ export declare class Sandbox {
   spawn(argv: string[] | string, options?: SpawnOptions): Promise<Process>;
   stream(argv: string[] | string, options?: SpawnOptions): AsyncGenerator<OutputPiece, void, undefined>;
   stop(timeoutMs?: number): Promise<void>;
-  pause(): Promise<void>;
+  /** vCPUs stopped, memory kept; toDisk: the whole VM saved to disk and ended (resume restores it). */
+  pause(options?: { toDisk?: boolean }): Promise<void>;
   resume(): Promise<void>;
   close(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -184,7 +185,7 @@ export declare function defineSandbox(options?: SandboxOptions): Promise<Sandbox
 export declare function startSandbox(idOrName: string): Promise<void>;
 export declare function stopSandbox(idOrName: string): Promise<void>;
 export declare function restartSandbox(idOrName: string): Promise<void>;
-export declare function pauseSandbox(idOrName: string): Promise<void>;
+export declare function pauseSandbox(idOrName: string, options?: { toDisk?: boolean }): Promise<void>;
 export declare function resumeSandbox(idOrName: string): Promise<void>;
 export declare function sandboxStats(idOrName: string): Promise<Record<string, number | string>>;
 export interface SandboxEvent { seq: number; time: string; event: string; id: string; name: string; reason: string }

@@ -339,8 +339,10 @@ class Sandbox {
   }
   stop(timeoutMs = 0) { return this._run((h) => native.stop(h, timeoutMs)); }
   // vCPUs stopped where they are, memory kept; resume runs them again.
-  pause() { return manager('pause', this.id); }
-  resume() { return manager('resume', this.id); }
+  // { toDisk: true }: the whole VM saved to disk and ended; resume restores
+  // it and connects this handle to it again.
+  pause(options = {}) { return this._run((h) => native.pause(h, options.toDisk ? 1 : 0)); }
+  resume() { return this._run((h) => native.resume(h)); }
   // Closes the handle; an ephemeral sandbox (create without keep) is
   // stopped and removed first. Waits for calls already running on it.
   async close() {
@@ -402,7 +404,7 @@ module.exports = {
   startSandbox: (id) => manager('start', String(id)),
   stopSandbox: (id) => manager('stop', String(id)),
   restartSandbox: (id) => manager('restart', String(id)),
-  pauseSandbox: (id) => manager('pause', String(id)),
+  pauseSandbox: (id, options = {}) => manager(options.toDisk ? 'pauseToDisk' : 'pause', String(id)),
   resumeSandbox: (id) => manager('resume', String(id)),
   sandboxStats: (id) => json(manager('stats', String(id))),
   events: ({ after = 0 } = {}) => json(manager('events', String(after))),

@@ -447,6 +447,27 @@ napi_value Stop(napi_env env, napi_callback_info info) {
   });
 }
 
+// pause(h, toDisk) / resume(h): through the handle, so that a resume that
+// restores a sandbox paused to disk connects the handle to it again.
+napi_value Pause(napi_env env, napi_callback_info info) {
+  return with_sandbox(env, info, 2, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    int64_t to_disk = 0;
+    get_int64(env, a[1], &to_disk);
+    return start(
+        env, [sb, to_disk] {
+          return status_call([&](moat_error** err) { return moat_sandbox_pause(sb, to_disk != 0, err); });
+        },
+        {a[0]});
+  });
+}
+
+napi_value Resume(napi_env env, napi_callback_info info) {
+  return with_sandbox(env, info, 1, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
+    return start(env, [sb] { return status_call([&](moat_error** err) { return moat_sandbox_resume(sb, err); }); },
+                 {a[0]});
+  });
+}
+
 napi_value UpdateNetwork(napi_env env, napi_callback_info info) {
   return with_sandbox(env, info, 2, [&](const std::vector<napi_value>& a, moat_sandbox* sb) -> napi_value {
     std::string policy;
@@ -976,6 +997,7 @@ napi_value Manager(napi_env env, napi_callback_info info) {
       if (op == "restart") return moat_restart_sandbox(c1, 0, e);
       if (op == "stop") return moat_stop_sandbox(c1, 0, e);
       if (op == "pause") return moat_pause_sandbox(c1, e);
+      if (op == "pauseToDisk") return moat_pause_sandbox_to_disk(c1, e);
       if (op == "resume") return moat_resume_sandbox(c1, e);
       if (op == "remove") return moat_remove_sandbox(c1, 0, e);
       if (op == "forceRemove") return moat_remove_sandbox(c1, 1, e);
@@ -1006,7 +1028,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"resize", Resize},           {"cancel", Cancel},           {"pid", Pid},
       {"wait", Wait},               {"read", Read},               {"freeExec", FreeExec},
       {"readFile", ReadFile},       {"writeFile", WriteFile},     {"fileOp", FileOp},
-      {"manager", Manager},
+      {"manager", Manager},         {"pause", Pause},             {"resume", Resume},
   };
   for (const auto& [name, fn] : fns) {
     napi_value f;

@@ -60,6 +60,14 @@ test('define, start, open, stop and remove by name', async () => {
   assert.equal((await moat.inspectSandbox('node-managed')).paused, true);
   await s.resume();
   assert.equal((await moat.inspectSandbox('node-managed')).paused, false);
+  // To disk: nothing runs until the resume restores it, through the handle.
+  await s.exec(['sh', '-c', 'echo kept > /dev/shm/k']);
+  await s.pause({ toDisk: true });
+  const saved = await moat.inspectSandbox('node-managed');
+  assert.deepEqual([saved.state, saved.saved, saved.reason], ['stopped', true, 'paused to disk']);
+  await s.resume();
+  assert.equal((await moat.inspectSandbox('node-managed')).saved, false);
+  assert.equal((await s.exec(['cat', '/dev/shm/k'])).stdout.toString(), 'kept\n');
   await s.close();
   assert.equal((await moat.inspectSandbox('node-managed')).state, 'running');
   await moat.stopSandbox('node-managed');
