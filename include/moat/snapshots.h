@@ -38,6 +38,11 @@ struct SnapshotInfo {
   // Sandboxes created from it that still exist (it cannot be removed while
   // there are any).
   std::vector<std::string> used_by;
+  // A memory snapshot: the running VM's whole state was saved with the disk,
+  // and sandboxes made from it go on from that moment instead of booting.
+  bool memory = false;
+  int memory_mib = 0;  // a memory snapshot's VM: its RAM and vCPUs, which its children get
+  int cpus = 0;
 };
 
 struct SnapshotOptions {
@@ -45,6 +50,12 @@ struct SnapshotOptions {
   // A running sandbox's filesystem is frozen for at most this long while its
   // disk is copied; a copy that takes longer fails (nothing is kept).
   Duration freeze_timeout = std::chrono::seconds(60);
+  // Also the running sandbox's memory, devices and vCPUs (QEMU's migration
+  // stream), taken while its vCPUs stand still for the moment of the copy.
+  // Sandboxes made from it are restored, not booted: processes and what
+  // they hold in memory go on, each with its own hostname, fresh entropy
+  // and the host's clock. Needs a running sandbox without volumes.
+  bool memory = false;
 };
 
 // Takes a snapshot of a created, stopped or running sandbox's upper disk.

@@ -1,8 +1,10 @@
 #include "agent/agent_server.h"
 
 #include <fcntl.h>
+#include <linux/random.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "agent/guest_memory.h"
 #include "agent/system_setup.h"
@@ -36,6 +39,29 @@ void set_clock_from(const proto::Json& p) {
   ts.tv_sec = static_cast<time_t>(*ns / 1000000000ull);
   ts.tv_nsec = static_cast<long>(*ns % 1000000000ull);
   ::clock_settime(CLOCK_REALTIME, &ts);
+}
+
+// A restored guest takes the identity its new host gives it: the hostname
+// (a child of a memory snapshot is not its parent), and fresh entropy mixed
+// into the kernel's pool with the CRNG reseeded at once, so that two guests
+// restored from one state never produce the same random bytes.
+void take_identity_from(const proto::Json& p) {
+  if (auto name = proto::get_string(p, "hostname", 64); name && !name->empty())
+    ::sethostname(name->data(), name->size());
+  auto seed = proto::get_string(p, "entropy", 512);
+  if (!seed || seed->empty()) return;
+  UniqueFd random(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
+  if (!random) return;
+  struct {
+    int entropy_count;
+    int buf_size;
+    unsigned char buf[512];
+  } add{};
+  add.buf_size = static_cast<int>(seed->size());
+  add.entropy_count = add.buf_size * 8;
+  std::memcpy(add.buf, seed->data(), seed->size());
+  ::ioctl(random.get(), RNDADDENTROPY, &add);
+  ::ioctl(random.get(), RNDRESEEDCRNG);
 }
 
 }  // namespace
@@ -164,6 +190,7 @@ void AgentServer::on_host_hello(const proto::Json& payload) {
   quiesced_ = false;
   auto restored = payload.find("restored");
   if (restored == payload.end() || !restored->is_boolean() || !restored->get<bool>()) return;
+  take_identity_from(payload);
   end_every_stream();
   proto::Json hello = proto::Json::object();
   hello["version"] = proto::kProtocolVersion;

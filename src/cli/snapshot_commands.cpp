@@ -26,6 +26,7 @@ struct SnapshotFlags {
   std::vector<std::string> names;
   std::vector<std::string> labels;
   double freeze_timeout_s = 60;
+  bool memory = false;
   bool quiet = false;
   std::string format;
   int count = 1;
@@ -62,6 +63,7 @@ int create() {
   if (!(f.freeze_timeout_s >= 1 && f.freeze_timeout_s <= 600))
     return fail("--freeze-timeout must be between 1 and 600 seconds");
   o.freeze_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(f.freeze_timeout_s * 1000));
+  o.memory = f.memory;
   auto s = create_snapshot(f.sandbox, f.name, o);
   if (!s) return fail(s.error().message);
   std::printf("%s\n", s->id.c_str());
@@ -136,6 +138,9 @@ void register_snapshot_commands(CLI::App& app) {
   f.create->add_option("--label", f.labels, "Label KEY=VALUE (repeatable)")->allow_extra_args(false);
   f.create->add_option("--freeze-timeout", f.freeze_timeout_s,
                        "Longest a running sandbox's disk stays frozen for the copy, in seconds (default 60)");
+  f.create->add_flag("--memory", f.memory,
+                     "Also the running VM's memory and state: sandboxes made from it go on from this moment "
+                     "instead of booting");
   f.ls = f.snapshot->add_subcommand("ls", "List snapshots");
   f.ls->add_flag("-q,--quiet", f.quiet, "Print names only");
   f.ls->add_option("--format", f.format, "table or json");

@@ -190,7 +190,10 @@ std::string to_json_text(const SnapshotInfo& s) {
                       {"allocated_bytes", s.allocated_bytes},
                       {"content_digest", s.content_digest},
                       {"command", s.command},
-                      {"used_by", s.used_by}});
+                      {"used_by", s.used_by},
+                      {"memory", s.memory},
+                      {"memory_mib", s.memory_mib},
+                      {"cpus", s.cpus}});
 }
 
 std::string to_json_text(const RootChange& c) {

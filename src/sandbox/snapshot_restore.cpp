@@ -4,6 +4,7 @@
 
 #include <cerrno>
 
+#include "sandbox/memory_snapshot.h"
 #include "sandbox/snapshot_store.h"
 #include "store/disk_digest.h"
 
@@ -69,13 +70,20 @@ Result<SandboxInfo> create_from_snapshot(Manager& m, const SandboxOptions& o, st
   if (!again || again->info.id != found.info.id) return make_error("no such snapshot: " + o.from_snapshot, ENOENT);
   const SnapshotRecord& s = *again;
   MOAT_ASSIGN_OR_RETURN(auto options, options_from(o, s));
+  MOAT_TRY(fit_options_to_memory_snapshot(store.home, s, options));
   MOAT_TRY(check_disk(store, s));
   UpperSource upper;
   upper.disk = snapshot_disk_path(store.home, s.info.id);
   upper.disk_size_mib = s.info.disk_size_mib;
   upper.image_display = s.info.image;
   upper.snapshot_id = s.info.id;
-  return create_record(m, options, accel_reason, &upper);
+  MOAT_ASSIGN_OR_RETURN(auto info, create_record(m, options, accel_reason, &upper));
+  // A memory snapshot's child goes on from its state at its first start.
+  if (Status given = give_memory_state(store.home, s, m.dir_of(info.id)); !given) {
+    (void)remove_sandbox(info.id, true);
+    return given.error();
+  }
+  return info;
 }
 
 }  // namespace moat::sandbox

@@ -9,6 +9,7 @@
 
 #include "sandbox/image_root.h"
 #include "sandbox/lifecycle.h"
+#include "sandbox/memory_snapshot.h"
 #include "sandbox/object_name.h"
 #include "sandbox/snapshot_store.h"
 #include "sandbox/upper_copy.h"
@@ -54,7 +55,11 @@ Status fill_snapshot(SnapshotStore& store, Manager& m, const SandboxRecord& src,
                      const SnapshotOptions& o) {
   if (!s.info.image_digest.empty()) MOAT_TRY(pin_image(store.home, s.info.image_digest, image_user_of_snapshot(s.info.id)));
   std::string disk = snapshot_disk_path(store.home, s.info.id);
-  MOAT_TRY(copy_upper_disk(m, src, disk, o.freeze_timeout));
+  if (o.memory) {
+    MOAT_TRY(save_memory_snapshot(m, src, store.home, s, disk));
+  } else {
+    MOAT_TRY(copy_upper_disk(m, src, disk, o.freeze_timeout));
+  }
   MOAT_ASSIGN_OR_RETURN(s.info.content_digest, store::disk_content_digest(disk));
   MOAT_ASSIGN_OR_RETURN(s.info.allocated_bytes, store::allocated_bytes(disk));
   if (::chmod(disk.c_str(), 0400) != 0) return errno_error("chmod " + disk);
@@ -72,6 +77,7 @@ Result<std::vector<std::string>> users_of(Manager& m, const std::string& snapsho
 
 Result<SnapshotInfo> info_of(Manager& m, SnapshotRecord r) {
   MOAT_ASSIGN_OR_RETURN(r.info.used_by, users_of(m, r.info.id));
+  note_memory_snapshot(m.home, r.info);
   return std::move(r.info);
 }
 

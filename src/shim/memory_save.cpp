@@ -28,6 +28,7 @@
 
 #include "proto/text.h"
 #include "shim/shim.h"
+#include "util/write_file_atomic.h"
 
 namespace moat::shim {
 namespace {
@@ -41,7 +42,7 @@ constexpr auto kMigrateWait = std::chrono::seconds(300);
 constexpr std::uint64_t kNoBandwidthLimit = 1ull << 40;
 constexpr char kStateFdName[] = "moat-state";
 
-std::string tmp_state_path(const std::string& dir) { return memory_state_path(dir) + ".tmp"; }
+std::string tmp_of(const std::string& path) { return path + ".tmp"; }
 
 Status fsync_dir(const std::string& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -52,7 +53,7 @@ Status fsync_dir(const std::string& dir) {
 
 }  // namespace
 
-void Shim::save_to_disk(Client& c) {
+void Shim::save_to_disk(Client& c, const std::string& path, bool end_after) {
   auto refuse = [&](const char* code, const std::string& why) {
     send_to_client(c, proto::make_error_message(proto::kControlStream, code, why, false));
   };
@@ -62,19 +63,22 @@ void Shim::save_to_disk(Client& c) {
     return refuse("EOPNOTSUPP",
                   "a sandbox with volumes cannot be paused to disk: QEMU cannot save the state of its virtio-fs "
                   "devices (pause it in memory instead)");
-  if (cfg_.remove_dir_on_exit || cfg_.stop_when_owner_leaves)
+  if (end_after && (cfg_.remove_dir_on_exit || cfg_.stop_when_owner_leaves))
     return refuse("EINVAL", "a sandbox that is removed when it stops cannot be paused to disk");
   if (!agent_fd_) return refuse("EIO", "the guest's agent channel is closed");
-  UniqueFd file(::open(tmp_state_path(cfg_.dir).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!file) return refuse("EIO", "cannot create " + tmp_state_path(cfg_.dir) + ": " + std::strerror(errno));
+  // Never through a link a client could have planted.
+  UniqueFd file(::open(tmp_of(path).c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!file) return refuse("EIO", "cannot create " + tmp_of(path) + ": " + std::strerror(errno));
 
   saving_.emplace();
   saving_->client = c.id;
   saving_->was_paused = paused_;
   saving_->file = std::move(file);
+  saving_->path = path;
+  saving_->end_after = end_after;
   saving_->started = Clock::now();
   saving_->deadline = Clock::now() + kQuiesceWait;
-  log("saving to disk: quiescing the guest's agent");
+  log("saving the VM's state to " + path + ": quiescing the guest's agent");
   auto quiesce = [this] {
     send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kQuiesce));
     agent_quiet_ = true;  // nothing more goes to the agent until a hello
@@ -132,20 +136,30 @@ void Shim::on_migration_status(const std::string& status) {
 }
 
 void Shim::finish_save() {
-  std::string tmp = tmp_state_path(cfg_.dir);
-  std::string final_path = memory_state_path(cfg_.dir);
+  std::string final_path = saving_->path;
+  std::string tmp = tmp_of(final_path);
   if (::fsync(saving_->file.get()) != 0) return fail_save("syncing " + tmp + ": " + std::strerror(errno));
   struct stat st {};
   ::fstat(saving_->file.get(), &st);
   saving_->file.reset();
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     return fail_save("renaming " + tmp + ": " + std::strerror(errno));
-  if (auto synced = fsync_dir(cfg_.dir); !synced) log("warning: " + synced.error().message);
+  std::string parent = final_path.substr(0, final_path.rfind('/'));
+  if (auto synced = fsync_dir(parent.empty() ? "/" : parent); !synced) log("warning: " + synced.error().message);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - saving_->started).count();
-  log("saved to disk: " + std::to_string(st.st_size >> 20) + " MiB in " + std::to_string(ms) + " ms");
+  log("saved to " + final_path + ": " + std::to_string(st.st_size >> 20) + " MiB in " + std::to_string(ms) +
+      " ms");
   if (auto it = clients_.find(saving_->client); it != clients_.end())
     send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
+  bool end_after = saving_->end_after;
   saving_.reset();
+  if (!end_after) {
+    // The VM stays stopped where it was saved, the agent quiet, until a
+    // resume runs both again: a paused sandbox like any other.
+    paused_ = true;
+    if (auto marked = write_file_atomic(paused_marker_path(cfg_.dir), "", 0644); !marked) log(marked.error().message);
+    return;
+  }
   saved_ = true;
   // The state is complete and QEMU flushed its disks when the migration
   // stopped the VM: nothing of it is needed any more.
@@ -158,12 +172,12 @@ void Shim::finish_save() {
 
 void Shim::fail_save(const std::string& why) {
   if (!saving_) return;
-  log("saving to disk failed: " + why);
+  log("saving the VM's state failed: " + why);
   saving_->file.reset();
-  ::unlink(tmp_state_path(cfg_.dir).c_str());
+  ::unlink(tmp_of(saving_->path).c_str());
   if (auto it = clients_.find(saving_->client); it != clients_.end())
     send_to_client(*it->second, proto::make_error_message(proto::kControlStream, "EIO",
-                                                          "pausing to disk failed: " + why, false));
+                                                          "saving the VM's state failed: " + why, false));
   bool stopped = saving_->vcpus_stopped;
   bool was_paused = saving_->was_paused;
   saving_.reset();

@@ -4,6 +4,7 @@
 #include <linux/capability.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -637,7 +638,11 @@ void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_vi
   bool opens_stream = type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze;
   if (saving_ || agent_quiet_) {
     if (opens_stream)
-      send_to_client(c, proto::make_error_message(h.stream, "EBUSY", "the sandbox is being paused to disk", true));
+      send_to_client(c, proto::make_error_message(h.stream, "EBUSY",
+                                                  saving_ ? "the sandbox is being saved"
+                                                          : "the sandbox is paused; resume it to run commands or use "
+                                                            "its files",
+                                                  true));
     return;
   }
   if (opens_stream && paused_) {
@@ -680,12 +685,19 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     handle_network_update(c, m);
   } else if (m.type == proto::msg::kStats) {
     ask_guest_for_stats(c);
+  } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_file")) {
+    auto path = proto::get_string(m.payload, "to_file", 4096);
+    if (!path || path->empty() || (*path)[0] != '/')
+      send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL",
+                                                  "to_file must be an absolute path", false));
+    else
+      save_to_disk(c, *path, /*end_after=*/false);
   } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_disk")) {
     auto to_disk = proto::get_bool(m.payload, "to_disk");
     if (!to_disk)
       send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL", to_disk.error().message, false));
     else if (*to_disk)
-      save_to_disk(c);
+      save_to_disk(c, memory_state_path(cfg_.dir), /*end_after=*/true);
     else
       set_paused(c, true);
   } else if (m.type == proto::msg::kPause || m.type == proto::msg::kResume) {
@@ -726,7 +738,9 @@ void Shim::set_paused(Client& c, bool pause) {
       } else {
         ::unlink(paused_marker_path(cfg_.dir).c_str());
         // The guest's clocks stood still while paused: its wall clock is
-        // set from the host's again (as at boot).
+        // set from the host's again (as at boot). The hello also ends the
+        // agent's quiet after a save that kept the VM (a memory snapshot).
+        agent_quiet_ = false;
         send_host_hello(/*restored=*/false);
       }
       log(pause ? "paused" : "resumed");
@@ -739,7 +753,15 @@ void Shim::send_host_hello(bool restored) {
   if (!agent_fd_) return;
   proto::Json hello = proto::Json::object();
   hello["time_ns"] = realtime_ns();
-  if (restored) hello["restored"] = true;
+  if (restored) {
+    hello["restored"] = true;
+    // Its own name and fresh entropy (a child of a memory snapshot shares
+    // its parent's memory, random state included).
+    hello["hostname"] = cfg_.vm.hostname;
+    std::vector<std::uint8_t> seed(64);
+    if (::getrandom(seed.data(), seed.size(), 0) == static_cast<ssize_t>(seed.size()))
+      hello["entropy"] = proto::Json::binary(seed);
+  }
   send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
 }
 

@@ -88,7 +88,10 @@ class Shim {
   // of a quiet, and (`restored`) to a guest restored from a saved state.
   void send_host_hello(bool restored);
   // pause --to-disk and restore (memory_save.cpp).
-  void save_to_disk(Client& c);
+  // Saves the VM's state to `path` (written as path.tmp, renamed when
+  // whole). `end_after`: QEMU and the shim end (pause --to-disk); else the
+  // VM stays paused with the agent quiet until a resume (memory snapshot).
+  void save_to_disk(Client& c, const std::string& path, bool end_after);
   void on_agent_quiesced();
   void on_migration_status(const std::string& status);
   void finish_save();
@@ -163,7 +166,9 @@ class Shim {
     bool was_paused = false;
     bool vcpus_stopped = false;
     SaveStep step = SaveStep::kQuiescing;
-    UniqueFd file;  // memory.state.tmp
+    std::string path;  // where the state goes (written as path + ".tmp")
+    bool end_after = true;
+    UniqueFd file;  // path + ".tmp"
     Clock::time_point started{};
     Clock::time_point deadline{};
   };

@@ -102,7 +102,11 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
       if (d.read_only_fd >= 0) add({"-add-fd", "fd=" + std::to_string(d.read_only_fd) + ",set=" + set});
       file = "/dev/fdset/" + set;
     }
-    std::string drive = "file=" + file + ",if=none,id=" + id + ",format=raw";
+    // No image locking: the shim's lock already makes a sandbox's disks its
+    // own, and a VM saved while it runs on (a memory snapshot) hands its
+    // disks' locks back to QEMU's block layer at the end of the migration,
+    // then cannot take the write lock again to continue.
+    std::string drive = "file=" + file + ",if=none,id=" + id + ",format=raw,file.locking=off";
     if (d.read_only) drive += ",readonly=on";
     add({"-drive", drive, "-device", "virtio-blk-device,drive=" + id});
   }

@@ -93,14 +93,14 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   for (auto& a : build_qemu_command(restoring)) in_joined += a + " ";
   EXPECT_NE(in_joined.find(" -incoming defer "), std::string::npos) << in_joined;
   // Commas in paths are doubled so QEMU does not split the option there.
-  EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,readonly=on"), std::string::npos);
-  EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw "), std::string::npos);
+  EXPECT_NE(joined.find("file=/a,,b/lower.img,if=none,id=disk0,format=raw,file.locking=off,readonly=on"), std::string::npos);
+  EXPECT_NE(joined.find("file=/u.img,if=none,id=disk1,format=raw,file.locking=off "), std::string::npos);
   // A disk the shim opened: QEMU takes the descriptor, in a set of its own.
   VmSpec by_fd = s;
   by_fd.disks[1].fd = 9;
   std::string fd_joined;
   for (auto& a : build_qemu_command(by_fd)) fd_joined += a + " ";
-  EXPECT_NE(fd_joined.find("-add-fd fd=9,set=2 -drive file=/dev/fdset/2,if=none,id=disk1,format=raw "),
+  EXPECT_NE(fd_joined.find("-add-fd fd=9,set=2 -drive file=/dev/fdset/2,if=none,id=disk1,format=raw,file.locking=off "),
             std::string::npos)
       << fd_joined;
   EXPECT_EQ(kernel_command_line(s),

@@ -1,0 +1,50 @@
+// Memory snapshots (include/moat/snapshots.h: SnapshotOptions::memory): a
+// running sandbox's whole VM saved with its disk, and sandboxes restored
+// from it instead of booted.
+//
+//   $MOAT_HOME/snapshots/<id>/memory.state   QEMU's migration stream (0400)
+//   $MOAT_HOME/snapshots/<id>/vm.json        what a child's VM must match
+//
+// A child gets a hard link of memory.state as its own (shim_contract's
+// memory_state_path): its first start restores from it and removes the
+// link, exactly as a resume after a pause to disk does, and later starts
+// boot afresh. The link keeps the state for the child even if the snapshot
+// is removed meanwhile.
+#pragma once
+
+#include <string>
+
+#include "moat/snapshots.h"
+#include "sandbox/lifecycle.h"
+#include "sandbox/snapshot_db.h"
+
+namespace moat::sandbox {
+
+std::string snapshot_memory_path(const std::string& home, const std::string& id);
+
+// What a memory snapshot's VM was: a restore needs the same RAM, vCPUs,
+// accelerator and devices.
+struct SnapshotVm {
+  int memory_mib = 0;
+  int cpus = 0;
+  bool network_device = false;
+  std::string accel;
+};
+
+// Saves `src`'s VM into the snapshot's directory and copies its upper disk
+// to `disk` while the vCPUs stand still, then runs the sandbox on. The
+// sandbox must run, without volumes; its operation lock is held.
+Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const std::string& home,
+                            const SnapshotRecord& s, const std::string& disk);
+
+// Fills info's memory fields from the snapshot's directory.
+void note_memory_snapshot(const std::string& home, SnapshotInfo& info);
+
+// For a child of a memory snapshot: its VM settings set to the snapshot's,
+// and what cannot match refused (EINVAL, saying why).
+Status fit_options_to_memory_snapshot(const std::string& home, const SnapshotRecord& s, SandboxOptions& o);
+
+// Links the snapshot's state into the new sandbox's directory.
+Status give_memory_state(const std::string& home, const SnapshotRecord& s, const std::string& sandbox_dir);
+
+}  // namespace moat::sandbox
