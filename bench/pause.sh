@@ -7,7 +7,9 @@
 # Then N/5 cycles of `moat pause --to-disk` and `moat resume` (a restore
 # by a new shim and QEMU) with the first exec after each, against
 # `moat run -- true` cold, the size of the saved state, and the counter
-# going on after the last restore.
+# going on after the last restore. Last, a memory snapshot of the sandbox
+# and N/5 children restored from it: `moat run -d --from-snapshot` plus the
+# first exec, against the same cold run.
 # Usage: bench/pause.sh BUILD_DIR [N]
 set -euo pipefail
 build=$(cd "${1:?usage: pause.sh BUILD_DIR [N]}" && pwd)
@@ -64,3 +66,19 @@ stats "moat run -- true (cold)" <"$work/cold"
 echo '```'
 a=$("$moat" exec "$id" -- cat /tmp/n); sleep 0.5; b=$("$moat" exec "$id" -- cat /tmp/n)
 ((b > a)) || { echo "pause.sh: the guest's counter did not go on after the restore ($a, $b)" >&2; exit 1; }
+
+# Children of a memory snapshot.
+s=$(us); "$moat" snapshot create --memory "$id" bench-mem >/dev/null; snap_us=$(($(us) - s))
+: >"$work/child" >"$work/child_exec"
+for ((i = 0; i < m; i++)); do
+  s=$(us); child=$("$moat" run -d --from-snapshot bench-mem); echo $(($(us) - s)) >>"$work/child"
+  s=$(us); "$moat" exec "$child" -- true; echo $(($(us) - s)) >>"$work/child_exec"
+  "$moat" rm -f "$child" >/dev/null
+done
+"$moat" snapshot rm bench-mem >/dev/null
+echo
+echo "# Memory snapshot ($((snap_us / 1000)) ms to take) and $m children restored from it"
+echo '```'
+stats "run -d --from-snapshot" <"$work/child"
+stats "first exec true in a child" <"$work/child_exec"
+echo '```'
