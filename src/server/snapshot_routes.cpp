@@ -33,7 +33,8 @@ Result<std::map<std::string, std::string>> labels_of(const Json& value, const st
   return labels;
 }
 
-// Body: {"sandbox": ID_OR_NAME, "name": NAME, "labels": {...}, "freeze_timeout_s": S}.
+// Body: {"sandbox": ID_OR_NAME, "name": NAME, "labels": {...}, "freeze_timeout_s": S,
+// "memory": BOOL}.
 Response create(Request& req) {
   auto parsed = parse_json_object(req.body, "snapshot", req.body.size());
   if (!parsed) return error_response(parsed.error());
@@ -52,6 +53,8 @@ Response create(Request& req) {
       if (!(s >= 1 && s <= kMaxFreezeSeconds))
         return error_response(400, "invalid_argument", "snapshot.freeze_timeout_s: between 1 and 600");
       o.freeze_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(s * 1000));
+    } else if (key == "memory" && value.is_boolean()) {
+      o.memory = value.get<bool>();
     } else {
       return error_response(400, "invalid_argument", "snapshot." + key + ": not a field of this form (or a wrong type)");
     }
