@@ -167,7 +167,7 @@ void Shim::finish_save() {
   finish(true, kSavedToDiskReason);
   qemu_->signal(SIGKILL);
   killed_ = true;
-  stop_deadline_ = Clock::now() + std::chrono::milliseconds(2000);
+  stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
 }
 
 void Shim::fail_save(const std::string& why) {

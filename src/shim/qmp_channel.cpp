@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "proto/text.h"
+#include "util/fd_passing.h"
 
 namespace moat::shim {
 namespace {
@@ -42,27 +43,20 @@ void QmpChannel::execute(const std::string& command, proto::Json arguments, Done
 }
 
 // Sends what it can of the oldest command; false when the socket is full or
-// the channel broke.
+// the channel broke. A descriptor rides on the command's first byte, once
+// (util/fd_passing.h), the rest goes as plain bytes.
 bool QmpChannel::send_front() {
   Outgoing& o = out_.front();
   ssize_t n;
   if (o.fd) {
-    // The descriptor rides on the first byte sent, once.
-    struct iovec iov {o.text.data(), o.text.size()};
-    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    struct msghdr msg {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    int passed = o.fd.get();
-    std::memcpy(CMSG_DATA(c), &passed, sizeof(int));
-    n = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) o.fd.reset();
+    Status sent = send_with_fds(fd_.get(), o.text.data(), 1, {o.fd.get()});
+    if (!sent && sent.error().code == EAGAIN) return false;
+    if (!sent) {
+      close("the connection to QEMU failed");
+      return false;
+    }
+    o.fd.reset();
+    n = 1;
   } else {
     n = ::send(fd_.get(), o.text.data(), o.text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   }

@@ -40,7 +40,6 @@ namespace {
 // not make the shim buffer without bound.
 constexpr std::size_t kMaxClientBacklog = 16u << 20;
 constexpr std::size_t kMaxAgentBacklog = 16u << 20;
-constexpr int kKillGraceMs = 2000;
 // Why a sandbox whose starter died before it was ready is stopped.
 constexpr const char* kStarterGone = "its start was abandoned: the command that started it went away";
 // A sandbox that stops when its owner leaves (`moat run`) also stops when no
@@ -636,21 +635,17 @@ void Shim::relay_to_agent(Client& c, const proto::FrameHeader& h, std::string_vi
   // ended (a window grant racing the exit, say) and is dropped.
   std::optional<std::uint32_t> guest;
   bool opens_stream = type == proto::msg::kExec || proto::is_file_request(type) || type == proto::msg::kFreeze;
-  if (saving_ || agent_quiet_) {
-    if (opens_stream)
-      send_to_client(c, proto::make_error_message(h.stream, "EBUSY",
-                                                  saving_ ? "the sandbox is being saved"
-                                                          : "the sandbox is paused; resume it to run commands or use "
-                                                            "its files",
-                                                  true));
-    return;
-  }
-  if (opens_stream && paused_) {
+  if (opens_stream && (saving_ || paused_)) {
     send_to_client(c, proto::make_error_message(h.stream, "EBUSY",
-                                                "the sandbox is paused; resume it to run commands or use its files",
+                                                saving_ ? "the sandbox is being saved"
+                                                        : "the sandbox is paused; resume it to run commands or use "
+                                                          "its files",
                                                 true));
     return;
   }
+  // Nothing reaches a quiet agent, nor an agent being saved (memory_save.cpp):
+  // the frames of open streams are dropped, those streams end with the save.
+  if (saving_ || agent_quiet_) return;
   if (opens_stream) {
     guest = router_.to_guest(c.id, h.stream);
   } else {

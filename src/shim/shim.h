@@ -210,6 +210,8 @@ class Shim {
   std::vector<ClientId> pending_stats_;
   std::optional<Clock::time_point> stats_due_;
   static constexpr auto kGuestStatsWait = std::chrono::milliseconds(1000);
+  // How long a killed QEMU has to be reaped before the shim stops waiting.
+  static constexpr int kKillGraceMs = 2000;
   static constexpr std::size_t kMaxPendingStats = 1024;
   Clock::time_point last_refusal_log_{};
   // The write end of the starter's verdict pipe until the verdict is sent.
