@@ -1,6 +1,5 @@
 #include "sandbox/memory_snapshot.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,8 +11,8 @@
 #include "proto/message.h"
 #include "sandbox/shim_request.h"
 #include "sandbox/snapshot_store.h"
+#include "sandbox/upper_copy.h"
 #include "shim_contract/sandbox_layout.h"
-#include "store/sparse_copy.h"
 #include "util/read_file.h"
 #include "util/write_file_atomic.h"
 #include "vm/accel.h"
@@ -38,15 +37,6 @@ Result<SnapshotVm> read_vm(const std::string& home, const std::string& id) {
   vm.network_device = j["network_device"].get<bool>();
   vm.accel = j["accel"].get<std::string>();
   return vm;
-}
-
-Status fsync_path(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno_error("opening " + path);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  return rc == 0 ? ok_status() : errno_error("syncing " + path, err);
 }
 
 }  // namespace
@@ -74,8 +64,7 @@ Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const st
                     "the memory snapshot"));
   // 2. The disk as the saved guest left it (QEMU flushed it when the
   //    migration stopped the VM), then the sandbox runs on whatever happened.
-  Status copied = store::sparse_copy(shim::upper_disk_path(dir), disk);
-  if (copied) copied = fsync_path(disk);
+  Status copied = copy_upper_disk_as_it_lies(src, disk);
   Status resumed = was_paused ? ok_status()
                               : ask_shim(src.info.name, dir,
                                          proto::make_message(proto::kControlStream, proto::msg::kResume),

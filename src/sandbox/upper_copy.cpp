@@ -8,6 +8,7 @@
 #include "sandbox/agent_connection.h"
 #include "shim_contract/sandbox_layout.h"
 #include "store/sparse_copy.h"
+#include "util/fsync_path.h"
 #include "util/unique_fd.h"
 
 namespace moat::sandbox {
@@ -16,12 +17,6 @@ namespace {
 // Freezing waits for the guest's writes in flight and a journal flush.
 constexpr int kFrozenWaitMs = 90 * 1000;
 constexpr int kThawedWaitMs = 30 * 1000;
-
-Status fsync_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd || ::fsync(fd.get()) != 0) return errno_error("sync " + path);
-  return ok_status();
-}
 
 Error guest_error(const SandboxRecord& r, const proto::Message& reply, const char* step) {
   auto e = proto::parse_error(reply.payload);
@@ -83,10 +78,18 @@ Result<std::string> upper_disk_of(const SandboxRecord& r) {
 }
 
 Status copy_upper_disk(const Manager& m, const SandboxRecord& r, const std::string& to, Duration freeze_limit) {
+  if (r.info.state != SandboxState::kRunning) return copy_upper_disk_as_it_lies(r, to);
   MOAT_ASSIGN_OR_RETURN(auto from, upper_disk_of(r));
-  auto copied = r.info.state == SandboxState::kRunning ? copy_frozen(m, r, from, to, freeze_limit)
-                                                        : store::sparse_copy(from, to);
-  if (copied) copied = fsync_file(to);
+  auto copied = copy_frozen(m, r, from, to, freeze_limit);
+  if (copied) copied = fsync_path(to);
+  if (!copied) ::unlink(to.c_str());
+  return copied;
+}
+
+Status copy_upper_disk_as_it_lies(const SandboxRecord& r, const std::string& to) {
+  MOAT_ASSIGN_OR_RETURN(auto from, upper_disk_of(r));
+  auto copied = store::sparse_copy(from, to);
+  if (copied) copied = fsync_path(to);
   if (!copied) ::unlink(to.c_str());
   return copied;
 }

@@ -19,5 +19,9 @@ Result<std::string> upper_disk_of(const SandboxRecord& r);
 // for the copy (at most `freeze_limit`; the copy fails if it takes longer)
 // and thawed after; a stopped one is copied as it lies.
 Status copy_upper_disk(const Manager& m, const SandboxRecord& r, const std::string& to, Duration freeze_limit);
+// The same without a freeze, for a disk nothing writes to now: a stopped
+// sandbox's, or one whose vCPUs stand still after QEMU flushed it (a memory
+// snapshot).
+Status copy_upper_disk_as_it_lies(const SandboxRecord& r, const std::string& to);
 
 }  // namespace moat::sandbox

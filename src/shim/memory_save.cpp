@@ -28,6 +28,7 @@
 
 #include "proto/text.h"
 #include "shim/shim.h"
+#include "util/fsync_path.h"
 #include "util/write_file_atomic.h"
 
 namespace moat::shim {
@@ -44,14 +45,15 @@ constexpr char kStateFdName[] = "moat-state";
 
 std::string tmp_of(const std::string& path) { return path + ".tmp"; }
 
-Status fsync_dir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return errno_error("opening " + dir);
-  if (::fsync(fd.get()) != 0) return errno_error("syncing " + dir);
-  return ok_status();
+// QEMU reports a migration's progress as MIGRATION events once asked to.
+proto::Json migration_events_on() {
+  return {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
 }
 
 }  // namespace
+
+// A save to disk killed half-way left only its temporary file.
+void Shim::remove_unfinished_save() { ::unlink(tmp_of(memory_state_path(cfg_.dir)).c_str()); }
 
 void Shim::save_to_disk(Client& c, const std::string& path, bool end_after) {
   auto refuse = [&](const char* code, const std::string& why) {
@@ -104,8 +106,7 @@ void Shim::on_agent_quiesced() {
   // ones after it fail too (or do nothing once saving_ is gone).
   monitor_.execute("stop", failed("QEMU could not stop the vCPUs"));
   saving_->vcpus_stopped = true;
-  proto::Json caps = {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
-  monitor_.execute("migrate-set-capabilities", std::move(caps), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-set-capabilities", migration_events_on(), failed("QEMU refused the migration settings"));
   monitor_.execute("migrate-set-parameters", {{"max-bandwidth", kNoBandwidthLimit}},
                    failed("QEMU refused the migration speed"));
   monitor_.execute("getfd", {{"fdname", kStateFdName}}, failed("QEMU did not take the state file"),
@@ -145,7 +146,7 @@ void Shim::finish_save() {
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     return fail_save("renaming " + tmp + ": " + std::strerror(errno));
   std::string parent = final_path.substr(0, final_path.rfind('/'));
-  if (auto synced = fsync_dir(parent.empty() ? "/" : parent); !synced) log("warning: " + synced.error().message);
+  if (auto synced = fsync_path(parent.empty() ? "/" : parent); !synced) log("warning: " + synced.error().message);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - saving_->started).count();
   log("saved to " + final_path + ": " + std::to_string(st.st_size >> 20) + " MiB in " + std::to_string(ms) +
       " ms");
@@ -207,14 +208,13 @@ void Shim::check_save_deadline() {
 Status Shim::start_restore(int state_fd) {
   restoring_.emplace();
   log("restoring the VM from " + cfg_.restore_from);
-  proto::Json caps = {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
   auto failed = [this](const char* what) {
     return [this, what](Result<proto::Json> done) {
       if (restoring_ && !done && restoring_->failure.empty())
         restoring_->failure = std::string(what) + ": " + done.error().message;
     };
   };
-  monitor_.execute("migrate-set-capabilities", std::move(caps), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-set-capabilities", migration_events_on(), failed("QEMU refused the migration settings"));
   monitor_.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(state_fd)}},
                    failed("QEMU could not read the saved state"));
   return ok_status();

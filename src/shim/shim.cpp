@@ -199,8 +199,7 @@ Status Shim::watch_outputs() {
 }
 
 Status Shim::prepare() {
-  // A save to disk killed half-way left only its temporary file.
-  ::unlink((memory_state_path(cfg_.dir) + ".tmp").c_str());
+  remove_unfinished_save();
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);

@@ -97,6 +97,7 @@ class Shim {
   void finish_save();
   void fail_save(const std::string& why);
   void check_save_deadline();
+  void remove_unfinished_save();
   Status start_restore(int state_fd);
   void ask_guest_for_stats(Client& c);
   void answer_stats(const proto::Json& guest);

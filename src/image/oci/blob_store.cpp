@@ -11,6 +11,7 @@
 
 #include "image/oci/digest.h"
 #include "store/moat_home.h"
+#include "util/fsync_path.h"
 #include "util/write_all.h"
 
 namespace moat::image {
@@ -32,11 +33,9 @@ namespace {
 
 std::string_view hex_of(std::string_view digest) { return digest.substr(kSha256Prefix.size()); }
 
-// Makes the rename itself durable, not only the file's contents.
-void fsync_dir(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd) ::fsync(fd.get());
-}
+// Makes the rename itself durable, not only the file's contents (best
+// effort).
+void fsync_dir(const std::string& dir) { (void)fsync_path(dir); }
 
 }  // namespace
 
