@@ -55,6 +55,14 @@ inline constexpr std::string_view kStats = "stats";
 // directory (QEMU's migration stream) and ends QEMU and the shim: the
 // answer `ok` comes once the file is complete, then the connection closes.
 // A later shim restores it (shim_config.h: restore_from).
+//
+// `pause` {"to_file": PATH} (a memory snapshot) saves the state to PATH
+// likewise, but QEMU and the shim go on with the VM paused, until a
+// `resume`. With "ram_file": PATH2 as well, a shim whose guest RAM is its
+// memfd copies the RAM to PATH2 (sparse, the size of the RAM) and PATH
+// holds only the devices' state (shim_config.h: restore_ram); a shim
+// without one (its guest maps a snapshot's RAM file) writes everything to
+// PATH and no PATH2.
 inline constexpr std::string_view kPause = "pause";
 inline constexpr std::string_view kResume = "resume";
 // shim -> agent, {}: before QEMU saves the VM's state. The agent stops

@@ -45,6 +45,10 @@ std::string snapshot_memory_path(const std::string& home, const std::string& id)
   return snapshot_dir(home, id) + "/memory.state";
 }
 
+std::string snapshot_ram_path(const std::string& home, const std::string& id) {
+  return snapshot_dir(home, id) + "/memory.ram";
+}
+
 Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const std::string& home,
                             const SnapshotRecord& s, const std::string& disk) {
   if (src.info.state != SandboxState::kRunning)
@@ -55,11 +59,14 @@ Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const st
                       EOPNOTSUPP);
   std::string dir = m.dir_of(src.info.id);
   std::string state = snapshot_memory_path(home, s.info.id);
+  std::string ram = snapshot_ram_path(home, s.info.id);
   // A paused sandbox stays paused after (the shim then holds it paused, and
   // its resume runs it).
   bool was_paused = ::access(shim::paused_marker_path(dir).c_str(), F_OK) == 0;
-  // 1. The VM's state, the vCPUs then left standing and the agent quiet.
-  proto::Json p = {{"to_file", state}};
+  // 1. The VM's state, the vCPUs then left standing and the agent quiet;
+  //    its RAM apart as a file children map (a shim whose guest maps a
+  //    snapshot's RAM itself puts the RAM into the state instead).
+  proto::Json p = {{"to_file", state}, {"ram_file", ram}};
   MOAT_TRY(ask_shim(src.info.name, dir, proto::make_message(proto::kControlStream, proto::msg::kPause, p),
                     "the memory snapshot"));
   // 2. The disk as the saved guest left it (QEMU flushed it when the
@@ -111,6 +118,10 @@ Status give_memory_state(const std::string& home, const SnapshotRecord& s, const
   if (::access(state.c_str(), F_OK) != 0) return ok_status();
   std::string to = shim::memory_state_path(sandbox_dir);
   if (::link(state.c_str(), to.c_str()) != 0) return errno_error("linking " + state + " to " + to);
+  std::string ram = snapshot_ram_path(home, s.info.id);
+  if (::access(ram.c_str(), F_OK) != 0) return ok_status();
+  std::string ram_to = shim::memory_ram_path(sandbox_dir);
+  if (::link(ram.c_str(), ram_to.c_str()) != 0) return errno_error("linking " + ram + " to " + ram_to);
   return ok_status();
 }
 

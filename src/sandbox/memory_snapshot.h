@@ -3,13 +3,21 @@
 // from it instead of booted.
 //
 //   $MOAT_HOME/snapshots/<id>/memory.state   QEMU's migration stream (0400)
+//   $MOAT_HOME/snapshots/<id>/memory.ram     the guest's RAM, sparse (0444)
 //   $MOAT_HOME/snapshots/<id>/vm.json        what a child's VM must match
 //
-// A child gets a hard link of memory.state as its own (shim_contract's
-// memory_state_path): its first start restores from it and removes the
-// link, exactly as a resume after a pause to disk does, and later starts
-// boot afresh. The link keeps the state for the child even if the snapshot
-// is removed meanwhile.
+// The shim copies the RAM to memory.ram itself and the stream holds only
+// the devices' state; a sandbox that was itself restored from a snapshot's
+// RAM file has no RAM of its own to copy, and its stream holds the RAM
+// (no memory.ram).
+//
+// A child gets hard links of memory.state and memory.ram as its own
+// (shim_contract's memory_state_path, memory_ram_path): its first start
+// restores from them and removes the links, exactly as a resume after a
+// pause to disk does, and later starts boot afresh. Its QEMU maps
+// memory.ram private, so all children share the snapshot's pages in the
+// page cache until they write them ("warm fork"). The links keep the state
+// for the child even if the snapshot is removed meanwhile.
 #pragma once
 
 #include <string>
@@ -21,6 +29,7 @@
 namespace moat::sandbox {
 
 std::string snapshot_memory_path(const std::string& home, const std::string& id);
+std::string snapshot_ram_path(const std::string& home, const std::string& id);
 
 // What a memory snapshot's VM was: a restore needs the same RAM, vCPUs,
 // accelerator and devices.

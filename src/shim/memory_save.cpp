@@ -20,16 +20,19 @@
 //      migration stopped the VM).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "proto/text.h"
 #include "shim/shim.h"
 #include "util/fsync_path.h"
 #include "util/write_file_atomic.h"
+#include "vm/runtime_files.h"
 
 namespace moat::shim {
 namespace {
@@ -46,8 +49,43 @@ constexpr char kStateFdName[] = "moat-state";
 std::string tmp_of(const std::string& path) { return path + ".tmp"; }
 
 // QEMU reports a migration's progress as MIGRATION events once asked to.
-proto::Json migration_events_on() {
-  return {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}}})}};
+// x-ignore-shared leaves RAM mapped shared out of the stream (a memory
+// snapshot's RAM, which the shim copies itself); capabilities outlast a
+// migration, so every save and restore sets it either way.
+proto::Json migration_capabilities(bool ram_apart) {
+  return {{"capabilities", proto::Json::array({{{"capability", "events"}, {"state", true}},
+                                              {{"capability", "x-ignore-shared"}, {"state", ram_apart}}})}};
+}
+
+bool all_zero(const char* p, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != 0) return false;
+  return true;
+}
+
+// Reads exactly n bytes at `at` (a memfd never reads short but at its end).
+Status read_exactly(int fd, char* buf, std::size_t n, off_t at) {
+  while (n > 0) {
+    ssize_t got = ::pread(fd, buf, n, at);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return errno_error("reading the guest's RAM");
+    buf += got;
+    n -= static_cast<std::size_t>(got);
+    at += got;
+  }
+  return ok_status();
+}
+
+Status write_exactly(int fd, const char* buf, std::size_t n, off_t at, const std::string& path) {
+  while (n > 0) {
+    ssize_t put = ::pwrite(fd, buf, n, at);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) return errno_error("writing " + path);
+    buf += put;
+    n -= static_cast<std::size_t>(put);
+    at += put;
+  }
+  return ok_status();
 }
 
 }  // namespace
@@ -55,7 +93,7 @@ proto::Json migration_events_on() {
 // A save to disk killed half-way left only its temporary file.
 void Shim::remove_unfinished_save() { ::unlink(tmp_of(memory_state_path(cfg_.dir)).c_str()); }
 
-void Shim::save_to_disk(Client& c, const std::string& path, bool end_after) {
+void Shim::save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path) {
   auto refuse = [&](const char* code, const std::string& why) {
     send_to_client(c, proto::make_error_message(proto::kControlStream, code, why, false));
   };
@@ -78,6 +116,7 @@ void Shim::save_to_disk(Client& c, const std::string& path, bool end_after) {
   saving_->file = std::move(file);
   saving_->path = path;
   saving_->end_after = end_after;
+  if (guest_ram_) saving_->ram_path = ram_path;
   saving_->started = Clock::now();
   saving_->deadline = Clock::now() + kQuiesceWait;
   log("saving the VM's state to " + path + ": quiescing the guest's agent");
@@ -106,7 +145,8 @@ void Shim::on_agent_quiesced() {
   // ones after it fail too (or do nothing once saving_ is gone).
   monitor_.execute("stop", failed("QEMU could not stop the vCPUs"));
   saving_->vcpus_stopped = true;
-  monitor_.execute("migrate-set-capabilities", migration_events_on(), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-set-capabilities", migration_capabilities(!saving_->ram_path.empty()),
+                   failed("QEMU refused the migration settings"));
   monitor_.execute("migrate-set-parameters", {{"max-bandwidth", kNoBandwidthLimit}},
                    failed("QEMU refused the migration speed"));
   monitor_.execute("getfd", {{"fdname", kStateFdName}}, failed("QEMU did not take the state file"),
@@ -143,6 +183,10 @@ void Shim::finish_save() {
   struct stat st {};
   ::fstat(saving_->file.get(), &st);
   saving_->file.reset();
+  // The vCPUs stand still: the RAM is as the devices' state has it.
+  if (!saving_->ram_path.empty()) {
+    if (Status copied = copy_guest_ram(saving_->ram_path); !copied) return fail_save(copied.error().message);
+  }
   if (::rename(tmp.c_str(), final_path.c_str()) != 0)
     return fail_save("renaming " + tmp + ": " + std::strerror(errno));
   std::string parent = final_path.substr(0, final_path.rfind('/'));
@@ -176,6 +220,7 @@ void Shim::fail_save(const std::string& why) {
   log("saving the VM's state failed: " + why);
   saving_->file.reset();
   ::unlink(tmp_of(saving_->path).c_str());
+  if (!saving_->ram_path.empty()) ::unlink(tmp_of(saving_->ram_path).c_str());
   if (auto it = clients_.find(saving_->client); it != clients_.end())
     send_to_client(*it->second, proto::make_error_message(proto::kControlStream, "EIO",
                                                           "saving the VM's state failed: " + why, false));
@@ -214,9 +259,79 @@ Status Shim::start_restore(int state_fd) {
         restoring_->failure = std::string(what) + ": " + done.error().message;
     };
   };
-  monitor_.execute("migrate-set-capabilities", migration_events_on(), failed("QEMU refused the migration settings"));
+  monitor_.execute("migrate-set-capabilities", migration_capabilities(!cfg_.vm.ram_file.empty()),
+                   failed("QEMU refused the migration settings"));
   monitor_.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(state_fd)}},
                    failed("QEMU could not read the saved state"));
+  return ok_status();
+}
+
+Status Shim::prepare_guest_ram() {
+  if (!cfg_.restore_ram.empty() && !cfg_.restore_from.empty()) {
+    cfg_.vm.ram_file = cfg_.restore_ram;
+    MOAT_ASSIGN_OR_RETURN(cfg_.vm.ram_open_preload, vm::find_read_only_ram_preload());
+    return ok_status();
+  }
+  guest_ram_.reset(::memfd_create("moat-guest-ram", MFD_CLOEXEC));
+  if (!guest_ram_) return errno_error("memfd_create for the guest's RAM");
+  if (::ftruncate(guest_ram_.get(), static_cast<off_t>(cfg_.vm.memory_mib) << 20) != 0)
+    return errno_error("sizing the guest's RAM");
+  return ok_status();
+}
+
+// Only what the guest ever touched is in the memfd (SEEK_DATA), and of that
+// only pages with a byte set are written: the file is as sparse as the
+// guest's memory, and its holes read as the zeros they were.
+Status Shim::copy_guest_ram(const std::string& path) {
+  constexpr std::size_t kPage = 4096;
+  constexpr std::size_t kChunk = 1 << 20;
+  auto started = Clock::now();
+  std::string tmp = tmp_of(path);
+  // Readable by others: the QEMU of each sandbox restored from it opens it
+  // as its own jail user (the snapshot's directory keeps others out).
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444));
+  if (!out) return errno_error("creating " + tmp);
+  auto fail = [&](Status st) {
+    ::unlink(tmp.c_str());
+    return st;
+  };
+  const off_t size = static_cast<off_t>(cfg_.vm.memory_mib) << 20;
+  std::vector<char> buf(kChunk);
+  std::uint64_t written = 0;
+  for (off_t at = 0; at < size;) {
+    off_t data = ::lseek(guest_ram_.get(), at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;
+    if (data < 0) return fail(errno_error("seeking in the guest's RAM"));
+    off_t hole = ::lseek(guest_ram_.get(), data, SEEK_HOLE);
+    if (hole < 0) return fail(errno_error("seeking in the guest's RAM"));
+    for (off_t chunk = data; chunk < hole; chunk += static_cast<off_t>(kChunk)) {
+      std::size_t n = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(kChunk), hole - chunk));
+      if (Status read = read_exactly(guest_ram_.get(), buf.data(), n, chunk); !read) return fail(read);
+      // Runs of pages with data, each written at once.
+      for (std::size_t page = 0; page < n;) {
+        std::size_t len = std::min(kPage, n - page);
+        if (all_zero(buf.data() + page, len)) {
+          page += len;
+          continue;
+        }
+        std::size_t end = page + len;
+        while (end < n && !all_zero(buf.data() + end, std::min(kPage, n - end))) end += std::min(kPage, n - end);
+        if (Status put = write_exactly(out.get(), buf.data() + page, end - page, chunk + static_cast<off_t>(page), tmp);
+            !put)
+          return fail(put);
+        written += end - page;
+        page = end;
+      }
+    }
+    at = hole;
+  }
+  if (::ftruncate(out.get(), size) != 0) return fail(errno_error("sizing " + tmp));
+  if (::fsync(out.get()) != 0) return fail(errno_error("syncing " + tmp));
+  out.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno_error("renaming " + tmp));
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  log("copied the guest's RAM to " + path + ": " + std::to_string(written >> 20) + " MiB of data in " +
+      std::to_string(ms) + " ms");
   return ok_status();
 }
 

@@ -157,6 +157,16 @@ Result<QemuJail> prepare_qemu_jail(const std::string& sandbox_dir, const std::st
   MOAT_TRY(tree.add_bind("initrd", spec.initrd));
   spec.kernel = "/kernel";
   spec.initrd = "/initrd";
+  if (!spec.ram_file.empty()) {
+    MOAT_TRY(check_readable_by("the memory snapshot's RAM file", spec.ram_file, j.identity.uid));
+    MOAT_TRY(tree.add_bind("ram", spec.ram_file));
+    MOAT_TRY(tree.add_bind("read-only-ram.so", spec.ram_open_preload));
+    spec.ram_file = "/ram";
+    spec.ram_open_preload = "/read-only-ram.so";
+  }
+  // QEMU opens its RAM's memfd as /proc/self/fd/N; this /proc shows only
+  // QEMU's own PID namespace, that is QEMU.
+  if (spec.ram_fd >= 0) tree.add_proc("proc");
   j.root = tree.prepare();
   j.namespaces = jail::kQemuNamespaces;
   return j;

@@ -65,8 +65,11 @@ struct QemuJail {
 Result<std::string> resolve_qemu_binary(const std::string& qemu);
 
 // Builds the jail for a sandbox whose directory is `sandbox_dir`, for the
-// QEMU at `qemu_binary` (absolute). Under a jail of its own, spec.kernel and
-// spec.initrd are rewritten to their paths inside the jail's root.
+// QEMU at `qemu_binary` (absolute). Under a jail of its own, spec.kernel,
+// spec.initrd, spec.ram_file and spec.ram_open_preload are rewritten to
+// their paths inside the jail's root (the RAM file bound read-only), and a
+// spec.ram_fd brings a /proc of QEMU's own PID namespace, through which
+// QEMU opens it.
 Result<QemuJail> prepare_qemu_jail(const std::string& sandbox_dir, const std::string& qemu_binary, vm::VmSpec& spec);
 
 }  // namespace moat::shim

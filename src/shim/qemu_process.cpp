@@ -97,7 +97,8 @@ void write_message(const char* a, const char* b, const char* c, const char* d) {
 }  // namespace
 
 Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, const std::vector<InheritedFd>& inherit,
-                                       int output_fd, const ChildJail& jail) {
+                                       int output_fd, const ChildJail& jail,
+                                       const std::vector<std::string>& extra_env) {
   if (inherit.size() > kMaxInherited) return make_error("too many descriptors for QEMU", E2BIG);
   if (argv.empty() || argv[0].empty() || argv[0][0] != '/')
     return make_error("QEMU's path must be absolute", EINVAL);
@@ -106,8 +107,11 @@ Result<QemuProcess> QemuProcess::start(const std::vector<std::string>& argv, con
   args.push_back(nullptr);
   // The shim's environment is allow-listed already (sandbox/shim_launcher);
   // QEMU gets the same list, so a shim started another way leaks nothing.
-  std::vector<std::string> env_storage;
-  std::vector<char*> envp = vm::child_envp(environ, env_storage);
+  std::vector<std::string> env_storage = vm::child_env(environ);
+  env_storage.insert(env_storage.end(), extra_env.begin(), extra_env.end());
+  std::vector<char*> envp;
+  for (auto& entry : env_storage) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   int alive[2];
   if (::pipe2(alive, O_CLOEXEC) != 0) return errno_error("pipe for QEMU");
   UniqueFd alive_read(alive[0]);

@@ -35,9 +35,11 @@ class QemuProcess {
  public:
   // argv[0] is the binary, an absolute path as seen inside the jail; each
   // of `inherit` is placed at its target in the child (targets above 2);
-  // `output_fd` becomes its stdout and stderr.
+  // `output_fd` becomes its stdout and stderr; `extra_env` (KEY=VALUE) is
+  // added to the shim's allow-listed environment.
   static Result<QemuProcess> start(const std::vector<std::string>& argv, const std::vector<InheritedFd>& inherit,
-                                   int output_fd, const ChildJail& jail = {});
+                                   int output_fd, const ChildJail& jail = {},
+                                   const std::vector<std::string>& extra_env = {});
 
   pid_t pid() const { return pid_; }
   int pidfd() const { return pidfd_.get(); }

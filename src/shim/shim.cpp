@@ -296,6 +296,8 @@ Status Shim::boot() {
     state_fd_number = pass(state_fd.get());
     cfg_.vm.incoming = true;
   }
+  MOAT_TRY(prepare_guest_ram());
+  if (guest_ram_) cfg_.vm.ram_fd = pass(guest_ram_.get());
   std::vector<UniqueFd> disk_fds;
   auto open_disk = [&](const std::string& path, int flags) -> Result<int> {
     int fd = ::open(path.c_str(), flags | O_CLOEXEC);
@@ -325,7 +327,8 @@ Status Shim::boot() {
     std::ofstream cmd(qemu_cmdline_path(cfg_.dir));
     for (const auto& a : argv) cmd << a << "\n";
   }
-  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get(), qemu_jail_.child()));
+  MOAT_ASSIGN_OR_RETURN(auto q, QemuProcess::start(argv, inherit, output_qemu_end.get(), qemu_jail_.child(),
+                                                   vm::qemu_environment(cfg_.vm)));
   qemu_ = std::move(q);
   vm_started_at_ = Clock::now();
   qemu_end.reset();
@@ -363,8 +366,10 @@ Status Shim::boot() {
         "afresh)"));
   }
   if (restoring_ && *verdict) {
-    // The guest runs from the state now: a later start boots afresh.
+    // The guest runs from the state now: a later start boots afresh. QEMU
+    // keeps its mapping of a RAM file; the name is not needed any more.
     ::unlink(cfg_.restore_from.c_str());
+    if (!cfg_.restore_ram.empty()) ::unlink(cfg_.restore_ram.c_str());
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count();
     log("restored from " + cfg_.restore_from + " in " + std::to_string(ms) + " ms");
   }
@@ -680,12 +685,15 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
   } else if (m.type == proto::msg::kStats) {
     ask_guest_for_stats(c);
   } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_file")) {
+    auto absolute = [](const Result<std::string>& p) { return p && !p->empty() && (*p)[0] == '/'; };
     auto path = proto::get_string(m.payload, "to_file", 4096);
-    if (!path || path->empty() || (*path)[0] != '/')
+    auto ram = proto::has(m.payload, "ram_file") ? proto::get_string(m.payload, "ram_file", 4096)
+                                                 : Result<std::string>(std::string());
+    if (!absolute(path) || !ram || (!ram->empty() && !absolute(ram)))
       send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL",
-                                                  "to_file must be an absolute path", false));
+                                                  "to_file and ram_file must be absolute paths", false));
     else
-      save_to_disk(c, *path, /*end_after=*/false);
+      save_to_disk(c, *path, /*end_after=*/false, *ram);
   } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_disk")) {
     auto to_disk = proto::get_bool(m.payload, "to_disk");
     if (!to_disk)

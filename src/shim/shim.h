@@ -91,7 +91,9 @@ class Shim {
   // Saves the VM's state to `path` (written as path.tmp, renamed when
   // whole). `end_after`: QEMU and the shim end (pause --to-disk); else the
   // VM stays paused with the agent quiet until a resume (memory snapshot).
-  void save_to_disk(Client& c, const std::string& path, bool end_after);
+  // `ram_path`: the RAM goes there instead (copied from guest_ram_, the
+  // migration skipping it), when the shim has its memfd.
+  void save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path = "");
   void on_agent_quiesced();
   void on_migration_status(const std::string& status);
   void finish_save();
@@ -99,6 +101,11 @@ class Shim {
   void check_save_deadline();
   void remove_unfinished_save();
   Status start_restore(int state_fd);
+  // The guest's RAM: a memfd of the shim's (guest_ram_), or on a restore
+  // from a memory snapshot's RAM file, that file.
+  Status prepare_guest_ram();
+  // Copies guest_ram_ into `path` (memory snapshots), sparse.
+  Status copy_guest_ram(const std::string& path);
   void ask_guest_for_stats(Client& c);
   void answer_stats(const proto::Json& guest);
   void drop_client(ClientId id);
@@ -159,6 +166,9 @@ class Shim {
   QemuJail qemu_jail_;
   std::optional<QemuProcess> qemu_;
   QmpChannel monitor_;  // QEMU's machine protocol: pause and resume, save and restore
+  // The guest's RAM, which QEMU maps shared (vm::VmSpec::ram_fd); none when
+  // it maps a memory snapshot's RAM file instead.
+  UniqueFd guest_ram_;
   bool paused_ = false;
   // A save to disk under way (memory_save.cpp).
   enum class SaveStep { kQuiescing, kMigrating };
@@ -168,6 +178,9 @@ class Shim {
     bool vcpus_stopped = false;
     SaveStep step = SaveStep::kQuiescing;
     std::string path;  // where the state goes (written as path + ".tmp")
+    // A memory snapshot's RAM file, or "": the RAM goes into `path` with
+    // the devices' state.
+    std::string ram_path;
     bool end_after = true;
     UniqueFd file;  // path + ".tmp"
     Clock::time_point started{};

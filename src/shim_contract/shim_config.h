@@ -39,6 +39,10 @@ struct ShimConfig {
   // A saved VM state to restore instead of booting (memory_state_path):
   // QEMU starts with the same devices and takes the guest from that file.
   std::string restore_from;
+  // With restore_from, the memory snapshot's RAM file it goes with
+  // (memory_ram_path): the guest's RAM is that file mapped private, and
+  // restore_from holds only the devices' state.
+  std::string restore_ram;
   // Stop after this long without an open stream (exec or file transfer) /
   // this long after boot. 0: no limit.
   std::uint64_t idle_timeout_s = 0;

@@ -25,7 +25,23 @@ bool plain_kernel_word(const std::string& word) {
   return true;
 }
 
+// The -object of the guest's RAM, or "" for QEMU's own (VmSpec::ram_fd).
+std::string memory_backend(const VmSpec& spec) {
+  std::string size = ",id=mem,size=" + std::to_string(spec.memory_mib) + "M";
+  if (!spec.ram_file.empty())
+    return "memory-backend-file" + size + ",mem-path=" + qemu_escape(spec.ram_file) + ",share=off";
+  if (spec.ram_fd >= 0)
+    return "memory-backend-file" + size + ",mem-path=/proc/self/fd/" + std::to_string(spec.ram_fd) + ",share=on";
+  if (!spec.fs_shares.empty()) return "memory-backend-memfd" + size + ",share=on";
+  return "";
+}
+
 }  // namespace
+
+std::vector<std::string> qemu_environment(const VmSpec& spec) {
+  if (spec.ram_file.empty() || spec.ram_open_preload.empty()) return {};
+  return {"LD_PRELOAD=" + spec.ram_open_preload, "MOAT_READ_ONLY_RAM=" + spec.ram_file};
+}
 
 std::string kernel_command_line(const VmSpec& spec) {
   // quiet: every console byte is a VM exit. reboot=t + panic=-1: a reset or
@@ -59,7 +75,8 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   };
   if (!spec.name.empty()) add({"-name", qemu_escape(spec.name)});
   std::string machine = "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on";
-  if (!spec.fs_shares.empty()) machine += ",memory-backend=mem";
+  std::string ram = memory_backend(spec);
+  if (!ram.empty()) machine += ",memory-backend=mem";
   add({"-M", machine});
   if (spec.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
@@ -73,9 +90,7 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
          "max,erms=off,fsrm=off"});
   }
   add({"-smp", std::to_string(spec.cpus), "-m", std::to_string(spec.memory_mib)});
-  if (!spec.fs_shares.empty()) {
-    add({"-object", "memory-backend-memfd,id=mem,size=" + std::to_string(spec.memory_mib) + "M,share=on"});
-  }
+  if (!ram.empty()) add({"-object", ram});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
   // What the guest could reach through a QEMU bug is smaller by that much.
   add({"-sandbox", kQemuSandboxOptions});

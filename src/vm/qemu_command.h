@@ -42,6 +42,19 @@ struct VmSpec {
   int cpus = 1;
   std::uint32_t cpu_weight = 100;  // for QEMU's cgroup (shim/qemu_jail.h); not a QEMU argument
   int memory_mib = 256;
+  // Where the guest's RAM lives (-machine memory-backend=mem). With neither
+  // set it is QEMU's own private memory (a shared memfd when there are
+  // fs_shares, whose backends read it).
+  //  - ram_fd >= 0: a memfd QEMU inherits at that number and maps shared
+  //    (mem-path=/proc/self/fd/N), so that the shim can copy the RAM as it
+  //    is into a memory snapshot's RAM file.
+  //  - ram_file: a memory snapshot's RAM file as QEMU sees it, mapped
+  //    private: the page cache's pages serve every sandbox restored from it
+  //    until one writes a page and gets its own copy. QEMU opens it
+  //    read-only through ram_open_preload (qemu_environment()).
+  int ram_fd = -1;
+  std::string ram_file;
+  std::string ram_open_preload;  // the shared object that does it (LD_PRELOAD)
   // TCG translation cache; QEMU's default (1 GiB on 64-bit hosts) lets the
   // host RSS of an idle guest grow far past what it needs.
   int tcg_tb_size_mib = 16;
@@ -92,6 +105,10 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec);
 // new processes, no scheduler or affinity changes.
 inline constexpr char kQemuSandboxOptions[] =
     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+// What QEMU's environment must add for `spec` (KEY=VALUE entries): the
+// read-only open of a snapshot's RAM file.
+std::vector<std::string> qemu_environment(const VmSpec& spec);
 
 // The kernel command line the guest gets (also used by tests).
 std::string kernel_command_line(const VmSpec& spec);

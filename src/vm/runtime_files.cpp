@@ -96,6 +96,11 @@ Result<std::string> find_shim() {
   return find_file(util::configured_shim(), "MOAT_SHIM", executable_dir() + "/moat-shim", "moat-shim", "run `make build`");
 }
 
+Result<std::string> find_read_only_ram_preload() {
+  return find_file("", "MOAT_READ_ONLY_RAM_PRELOAD", executable_dir() + "/../lib/moat/moat-read-only-ram.so",
+                   "moat-read-only-ram.so", "run `make build`");
+}
+
 Result<std::string> find_default_rootfs() {
   std::string fallback = share_path("rootfs-busybox");
   if (std::string c = util::configured_default_rootfs(); !c.empty()) fallback = c;

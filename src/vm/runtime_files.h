@@ -21,7 +21,10 @@ Result<std::string> find_qemu();        // $MOAT_QEMU, else qemu-system-x86_64 o
 Result<std::string> find_kernel();      // $MOAT_KERNEL, else share/moat/vmlinux
 Result<std::string> find_initramfs();   // $MOAT_INITRAMFS, else share/moat/initramfs.cpio
 Result<std::string> find_shim();        // $MOAT_SHIM, else <bindir>/moat-shim
-Result<std::string> find_default_rootfs();  // $MOAT_DEFAULT_ROOTFS, else share/moat/rootfs-busybox
+Result<std::string> find_default_rootfs();
+// The shared object QEMU preloads to open a memory snapshot's RAM file
+// read-only (src/qemu_preload): <bindir>/../lib/moat/moat-read-only-ram.so.
+Result<std::string> find_read_only_ram_preload();  // $MOAT_DEFAULT_ROOTFS, else share/moat/rootfs-busybox
 
 // First line of `qemu --version`, for doctor.
 std::string qemu_version(const std::string& qemu);

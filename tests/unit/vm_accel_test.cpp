@@ -115,5 +115,40 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_NE(kvm_joined.find("-accel kvm -cpu host "), std::string::npos) << kvm_joined;
 }
 
+TEST(VmQemuCommand, GuestRamIsTheShimsMemfdOrASnapshotsFileMappedPrivate) {
+  auto joined = [](const VmSpec& spec) {
+    std::string out;
+    for (auto& a : build_qemu_command(spec)) out += a + " ";
+    return out;
+  };
+  VmSpec plain;
+  plain.kernel = "/k";
+  plain.initrd = "/i";
+  EXPECT_EQ(joined(plain).find("memory-backend"), std::string::npos) << "QEMU's own RAM";
+  EXPECT_TRUE(qemu_environment(plain).empty());
+  // The shim's memfd, mapped shared so that its copy is the guest's RAM.
+  VmSpec memfd = plain;
+  memfd.ram_fd = 11;
+  std::string m = joined(memfd);
+  EXPECT_NE(m.find("-M microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on,memory-backend=mem "),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("-object memory-backend-file,id=mem,size=256M,mem-path=/proc/self/fd/11,share=on "),
+            std::string::npos)
+      << m;
+  EXPECT_TRUE(qemu_environment(memfd).empty());
+  // A snapshot's RAM file, private (copy-on-write), opened read-only by
+  // the preloaded object; the file wins over a memfd.
+  VmSpec child = memfd;
+  child.ram_file = "/ram,x";
+  child.ram_open_preload = "/read-only-ram.so";
+  std::string c = joined(child);
+  EXPECT_NE(c.find("-object memory-backend-file,id=mem,size=256M,mem-path=/ram,,x,share=off "), std::string::npos)
+      << c;
+  EXPECT_EQ(c.find("/proc/self/fd"), std::string::npos) << c;
+  EXPECT_EQ(qemu_environment(child),
+            (std::vector<std::string>{"LD_PRELOAD=/read-only-ram.so", "MOAT_READ_ONLY_RAM=/ram,x"}));
+}
+
 }  // namespace
 }  // namespace moat::vm

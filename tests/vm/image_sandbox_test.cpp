@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <map>
 #include <set>
@@ -495,6 +496,64 @@ TEST_F(VmImageSandbox, SandboxesOfOneImageShareAReadOnlyRootAndNotTheirWrites) {
   EXPECT_EQ(run_moat({"exec", "one", "--", "cat", "/etc/only-one"}).out, "mine\n");
   EXPECT_EQ(run_moat({"rm", "-f", "one", "two"}).exit_code, 0);
   EXPECT_EQ(file_sha256(erofs), before) << "the image's EROFS changed";
+}
+
+// A python3 process started before a memory snapshot goes on in every
+// child with the variables it had: it drew a random secret once, and keeps
+// writing it with a count that goes on in each child. The file is in RAM
+// too, so only a count that still grows proves the process runs.
+TEST_F(VmImageSandbox, APythonProcessGoesOnInEveryChildOfAMemorySnapshot) {
+  ASSERT_EQ(run_moat({"run", "-d", "--insecure", "--name", "pysrc", python_}).exit_code, 0);
+  const std::string script =
+      "import os, time\n"
+      "if os.fork(): os._exit(0)\n"
+      "os.setsid()\n"
+      "null = os.open('/dev/null', os.O_RDWR)\n"
+      "for fd in range(3): os.dup2(null, fd)\n"
+      "secret = os.urandom(8).hex()\n"
+      "n = 0\n"
+      "while True:\n"
+      "    n += 1\n"
+      "    open('/dev/shm/py.tmp', 'w').write(secret + ' ' + str(n))\n"
+      "    os.rename('/dev/shm/py.tmp', '/dev/shm/py')\n"
+      "    time.sleep(0.2)\n";
+  auto started = run_moat({"exec", "pysrc", "--", "python3", "-c", script});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  // "SECRET N" as the process last wrote it.
+  auto state_of = [](const std::string& name) -> std::pair<std::string, long long> {
+    auto o = run_moat({"exec", name, "--", "cat", "/dev/shm/py"});
+    auto space = o.out.find(' ');
+    if (o.exit_code != 0 || space == std::string::npos) return {"", -1};
+    return {o.out.substr(0, space), std::atoll(o.out.c_str() + space + 1)};
+  };
+  for (int i = 0; i < 100 && state_of("pysrc").second < 3; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto made = run_moat({"snapshot", "create", "--memory", "pysrc", "py-snap"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  auto [secret, at_snapshot] = state_of("pysrc");
+  ASSERT_EQ(secret.size(), 16u);
+  const std::vector<std::string> children = {"py-1", "py-2", "py-3"};
+  std::vector<std::future<Outcome>> runs;
+  for (const auto& c : children)
+    runs.push_back(std::async(std::launch::async, [c] {
+      return run_moat({"run", "-d", "--name", c, "--from-snapshot", "py-snap"});
+    }));
+  for (auto& r : runs) {
+    auto o = r.get();
+    ASSERT_EQ(o.exit_code, 0) << o.err;
+  }
+  for (const auto& c : children) {
+    auto [theirs, n] = state_of(c);
+    EXPECT_EQ(theirs, secret) << c << " has another process's variable";
+    EXPECT_GE(n, at_snapshot) << c;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    auto [still, later] = state_of(c);
+    EXPECT_EQ(still, secret) << c;
+    EXPECT_GT(later, n) << c << "'s python3 process does not run";
+  }
+  for (const auto& c : children) EXPECT_EQ(run_moat({"rm", "-f", c}).exit_code, 0);
+  EXPECT_EQ(run_moat({"snapshot", "rm", "py-snap"}).exit_code, 0);
+  EXPECT_EQ(run_moat({"rm", "-f", "pysrc"}).exit_code, 0);
 }
 
 TEST_F(VmImageSandbox, PatchesLandBeforeTheFirstBoot) {

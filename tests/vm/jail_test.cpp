@@ -50,7 +50,8 @@ std::string link_of(const std::string& path) {
 // entries that lead into it (which differ between machines), dev, and the
 // two files QEMU reads by name.
 std::vector<std::string> expected_root_entries() {
-  std::vector<std::string> names = {"dev", "initrd", "kernel", "usr"};
+  // proc: QEMU opens its RAM's memfd as /proc/self/fd/N.
+  std::vector<std::string> names = {"dev", "initrd", "kernel", "proc", "usr"};
   for (const char* name : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
     struct stat st {};
     if (::lstat((std::string("/") + name).c_str(), &st) == 0) names.push_back(name);
@@ -117,6 +118,11 @@ TEST(VmJail, QemuRunsAsItsOwnUserInItsOwnNamespacesAndRoot) {
   // Its root holds only its files; disks and sockets are descriptors.
   EXPECT_EQ(sorted(dir_entries(proc + "/root")), expected_root_entries());
   EXPECT_EQ(sorted(dir_entries(proc + "/root/dev")), (std::vector<std::string>{"null", "urandom"}));
+  // Its /proc shows its own PID namespace: QEMU alone.
+  std::vector<std::string> pids;
+  for (const auto& e : dir_entries(proc + "/root/proc"))
+    if (!e.empty() && std::all_of(e.begin(), e.end(), [](char c) { return c >= '0' && c <= '9'; })) pids.push_back(e);
+  EXPECT_EQ(pids, (std::vector<std::string>{"1"}));
   EXPECT_EQ(link_of(proc + "/root/lib"), link_of("/lib"));
   struct stat kernel_seen {};
   ASSERT_EQ(::stat((proc + "/root/kernel").c_str(), &kernel_seen), 0);
@@ -269,10 +275,11 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
     std::string t(target, static_cast<std::size_t>(n));
     bool kernel_object = t.rfind("socket:", 0) == 0 || t.rfind("pipe:", 0) == 0 || t.rfind("anon_inode:", 0) == 0;
     bool disk = t.size() > 5 && (t.ends_with(".ext4") || t.ends_with(".erofs") || t.ends_with(".img"));
+    bool guest_ram = t.rfind("/memfd:moat-guest-ram", 0) == 0;
     struct stat st {};
     bool null_stdin = fd == "0" && ::stat((fd_dir + "/0").c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
                       st.st_rdev == makedev(1, 3);
-    EXPECT_TRUE(kernel_object || disk || null_stdin) << "QEMU holds fd " << fd << " -> " << t;
+    EXPECT_TRUE(kernel_object || disk || guest_ram || null_stdin) << "QEMU holds fd " << fd << " -> " << t;
   }
   // The guest still works under all that.
   auto o = run_moat({"exec", id, "--", "echo", "ok"});
