@@ -74,6 +74,13 @@ struct ForkOptions {
   int count = 1;              // 1 to 64
   std::string name_prefix;    // children are PREFIX-1 … PREFIX-N; default: the source's name + "-fork"
   bool start = true;          // boot the children (in parallel)
+  // Warm fork: the running source's VM is saved with its disk (as by
+  // SnapshotOptions::memory, without a snapshot left behind), and each
+  // child goes on from that moment instead of booting, sharing the saved
+  // RAM's pages until it writes them. The children get the source's RAM,
+  // vCPUs and network device. Errors: ENOTCONN (the source does not run),
+  // EOPNOTSUPP (it has volumes).
+  bool memory = false;
 };
 
 // A consistent copy of `sandbox`'s root (frozen while copied if it runs)

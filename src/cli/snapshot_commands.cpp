@@ -32,6 +32,7 @@ struct SnapshotFlags {
   int count = 1;
   std::string name_prefix;
   bool no_start = false;
+  bool fork_memory = false;
 };
 
 SnapshotFlags& flags() {
@@ -120,6 +121,7 @@ int fork() {
   o.count = f.count;
   o.name_prefix = f.name_prefix;
   o.start = !f.no_start;
+  o.memory = f.fork_memory;
   auto children = fork_sandbox(f.sandbox, o);
   if (!children) return fail(children.error().message);
   for (const auto& c : *children) std::printf("%s\n", c.name.c_str());
@@ -154,6 +156,9 @@ void register_snapshot_commands(CLI::App& app) {
   f.fork->add_option("-n,--count", f.count, "How many (1 to 64; default 1)");
   f.fork->add_option("--name-prefix", f.name_prefix, "Children are PREFIX-1 ... PREFIX-N (default: SANDBOX-fork)");
   f.fork->add_flag("--no-start", f.no_start, "Create the children without booting them");
+  f.fork->add_flag("--memory", f.fork_memory,
+                   "Warm fork: save the running VM too, so that the children go on from this moment instead of "
+                   "booting, sharing its memory until they write it");
 }
 
 int run_snapshot_command() {

@@ -49,36 +49,40 @@ std::string snapshot_ram_path(const std::string& home, const std::string& id) {
   return snapshot_dir(home, id) + "/memory.ram";
 }
 
-Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const std::string& home,
-                            const SnapshotRecord& s, const std::string& disk) {
+Status save_running_vm(const Manager& m, const SandboxRecord& src, const SavedVm& to, const std::string& what) {
   if (src.info.state != SandboxState::kRunning)
-    return make_error("a memory snapshot needs a running sandbox; " + src.info.name + " is not running", ENOTCONN);
+    return make_error("a " + what + " needs a running sandbox; " + src.info.name + " is not running", ENOTCONN);
   if (!src.info.volumes.empty())
-    return make_error("a sandbox with volumes cannot have a memory snapshot: QEMU cannot save the state of its "
-                      "virtio-fs devices",
+    return make_error("a sandbox with volumes cannot have a " + what +
+                          ": QEMU cannot save the state of its virtio-fs devices",
                       EOPNOTSUPP);
   std::string dir = m.dir_of(src.info.id);
-  std::string state = snapshot_memory_path(home, s.info.id);
-  std::string ram = snapshot_ram_path(home, s.info.id);
   // A paused sandbox stays paused after (the shim then holds it paused, and
   // its resume runs it).
   bool was_paused = ::access(shim::paused_marker_path(dir).c_str(), F_OK) == 0;
   // 1. The VM's state, the vCPUs then left standing and the agent quiet;
   //    its RAM apart as a file children map (a shim whose guest maps a
   //    snapshot's RAM itself puts the RAM into the state instead).
-  proto::Json p = {{"to_file", state}, {"ram_file", ram}};
+  proto::Json p = {{"to_file", to.state}, {"ram_file", to.ram}};
   MOAT_TRY(ask_shim(src.info.name, dir, proto::make_message(proto::kControlStream, proto::msg::kPause, p),
-                    "the memory snapshot"));
+                    "the " + what));
   // 2. The disk as the saved guest left it (QEMU flushed it when the
   //    migration stopped the VM), then the sandbox runs on whatever happened.
-  Status copied = copy_upper_disk_as_it_lies(src, disk);
+  Status copied = copy_upper_disk_as_it_lies(src, to.disk);
   Status resumed = was_paused ? ok_status()
                               : ask_shim(src.info.name, dir,
                                          proto::make_message(proto::kControlStream, proto::msg::kResume),
-                                         "the resume after the memory snapshot");
+                                         "the resume after the " + what);
   MOAT_TRY(copied);
   MOAT_TRY(resumed);
-  if (::chmod(state.c_str(), 0400) != 0) return errno_error("chmod " + state);
+  if (::chmod(to.state.c_str(), 0400) != 0) return errno_error("chmod " + to.state);
+  return ok_status();
+}
+
+Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const std::string& home,
+                            const SnapshotRecord& s, const std::string& disk) {
+  SavedVm to{snapshot_memory_path(home, s.info.id), snapshot_ram_path(home, s.info.id), disk};
+  MOAT_TRY(save_running_vm(m, src, to, "memory snapshot"));
   // 3. What a child's VM must be to take that state.
   nlohmann::json vm = {{"memory_mib", src.info.memory_mib},
                        {"cpus", src.info.cpus},
@@ -113,16 +117,19 @@ Status fit_options_to_memory_snapshot(const std::string& home, const SnapshotRec
   return ok_status();
 }
 
-Status give_memory_state(const std::string& home, const SnapshotRecord& s, const std::string& sandbox_dir) {
-  std::string state = snapshot_memory_path(home, s.info.id);
-  if (::access(state.c_str(), F_OK) != 0) return ok_status();
+Status give_saved_vm(const std::string& state, const std::string& ram, const std::string& sandbox_dir) {
   std::string to = shim::memory_state_path(sandbox_dir);
   if (::link(state.c_str(), to.c_str()) != 0) return errno_error("linking " + state + " to " + to);
-  std::string ram = snapshot_ram_path(home, s.info.id);
   if (::access(ram.c_str(), F_OK) != 0) return ok_status();
   std::string ram_to = shim::memory_ram_path(sandbox_dir);
   if (::link(ram.c_str(), ram_to.c_str()) != 0) return errno_error("linking " + ram + " to " + ram_to);
   return ok_status();
+}
+
+Status give_memory_state(const std::string& home, const SnapshotRecord& s, const std::string& sandbox_dir) {
+  std::string state = snapshot_memory_path(home, s.info.id);
+  if (::access(state.c_str(), F_OK) != 0) return ok_status();
+  return give_saved_vm(state, snapshot_ram_path(home, s.info.id), sandbox_dir);
 }
 
 }  // namespace moat::sandbox

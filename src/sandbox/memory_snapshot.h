@@ -40,9 +40,22 @@ struct SnapshotVm {
   std::string accel;
 };
 
-// Saves `src`'s VM into the snapshot's directory and copies its upper disk
-// to `disk` while the vCPUs stand still, then runs the sandbox on. The
-// sandbox must run, without volumes; its operation lock is held.
+// Where a running VM is saved: its state (the devices', or everything), its
+// RAM file (written only when the shim has the RAM to copy) and a copy of
+// its upper disk.
+struct SavedVm {
+  std::string state;
+  std::string ram;
+  std::string disk;
+};
+
+// Saves `src`'s VM and copies its upper disk while the vCPUs stand still,
+// then runs the sandbox on (or leaves it paused, as it was). The sandbox
+// must run, without volumes; its operation lock is held. `what` names the
+// operation in errors ("memory snapshot", "warm fork").
+Status save_running_vm(const Manager& m, const SandboxRecord& src, const SavedVm& to, const std::string& what);
+
+// save_running_vm into the snapshot's directory, and vm.json beside it.
 Status save_memory_snapshot(const Manager& m, const SandboxRecord& src, const std::string& home,
                             const SnapshotRecord& s, const std::string& disk);
 
@@ -52,6 +65,11 @@ void note_memory_snapshot(const std::string& home, SnapshotInfo& info);
 // For a child of a memory snapshot: its VM settings set to the snapshot's,
 // and what cannot match refused (EINVAL, saying why).
 Status fit_options_to_memory_snapshot(const std::string& home, const SnapshotRecord& s, SandboxOptions& o);
+
+// Hard links of a saved VM's state and RAM file (if there is one) as the
+// new sandbox's memory_state_path and memory_ram_path: its first start
+// restores from them.
+Status give_saved_vm(const std::string& state, const std::string& ram, const std::string& sandbox_dir);
 
 // Links the snapshot's state into the new sandbox's directory.
 Status give_memory_state(const std::string& home, const SnapshotRecord& s, const std::string& sandbox_dir);

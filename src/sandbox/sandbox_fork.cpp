@@ -1,6 +1,8 @@
 // `moat fork`: one consistent copy of a sandbox's upper disk (frozen while
 // copied if it runs), then N new sandboxes with the source's settings, each
-// booting from its own copy of it (include/moat/snapshots.h).
+// booting from its own copy of it (include/moat/snapshots.h). A warm fork
+// (--memory) saves the running VM with the copy, and each child restores it
+// instead of booting (sandbox/memory_snapshot.h).
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,6 +10,7 @@
 
 #include "moat/snapshots.h"
 #include "sandbox/lifecycle.h"
+#include "sandbox/memory_snapshot.h"
 #include "sandbox/object_name.h"
 #include "sandbox/scratch_files.h"
 #include "sandbox/upper_copy.h"
@@ -79,16 +82,20 @@ void remove_pending(Manager& m, const std::vector<PendingCreate>& pending) {
 // `creating` with its operation lock held (unlisted; removed by the next
 // look should this process die), then all are marked created in one
 // transaction, and only then are the locks let go.
+// `saved`: a warm fork's saved VM, which every child gets links of.
 Result<std::vector<SandboxInfo>> create_children(Manager& m, const SandboxRecord& source, int count,
-                                                 const std::string& prefix, const UpperSource& upper) {
+                                                 const std::string& prefix, const UpperSource& upper,
+                                                 const SavedVm* saved) {
   std::vector<PendingCreate> pending;
   for (int i = 1; i <= count; ++i) {
     auto child = create_pending(m, options_of(source, prefix + "-" + std::to_string(i)), nullptr, &upper);
-    if (!child) {
+    Status given = ok_status();
+    if (child && saved) given = give_saved_vm(saved->state, saved->ram, m.dir_of(child->record.info.id));
+    if (child) pending.push_back(std::move(*child));
+    if (!child || !given) {
       remove_pending(m, pending);
-      return child.error().wrap("fork " + std::to_string(i) + " of " + std::to_string(count));
+      return (child ? given.error() : child.error()).wrap("fork " + std::to_string(i) + " of " + std::to_string(count));
     }
-    pending.push_back(std::move(*child));
   }
   std::vector<std::string> ids;
   for (const auto& p : pending) ids.push_back(p.record.info.id);
@@ -124,16 +131,24 @@ Result<std::vector<SandboxInfo>> fork_sandbox(const std::string& source, const F
     // One copy for all children, in the source's directory (removed with it
     // should this process die before it is gone).
     std::string copy = m.dir_of(r.info.id) + "/fork-copy.ext4";
-    ::unlink(copy.c_str());  // a dead fork's: we hold the sandbox's lock
+    // A warm fork's saved VM, beside it: the children keep links of it.
+    SavedVm saved{m.dir_of(r.info.id) + "/fork-memory.state", m.dir_of(r.info.id) + "/fork-memory.ram", copy};
     ScratchFiles scratch;
-    scratch.paths.push_back(copy);
-    MOAT_TRY(copy_upper_disk(m, r, copy, kForkFreeze));
+    for (const auto& path : {copy, saved.state, saved.ram}) {
+      ::unlink(path.c_str());  // a dead fork's: we hold the sandbox's lock
+      scratch.paths.push_back(path);
+    }
+    if (o.memory) {
+      MOAT_TRY(save_running_vm(m, r, saved, "warm fork"));
+    } else {
+      MOAT_TRY(copy_upper_disk(m, r, copy, kForkFreeze));
+    }
     locked.lock.release();
     UpperSource upper;
     upper.disk = copy;
     upper.disk_size_mib = r.info.disk_size_mib;
     upper.image_display = r.info.image;
-    MOAT_ASSIGN_OR_RETURN(children, create_children(m, r, o.count, prefix, upper));
+    MOAT_ASSIGN_OR_RETURN(children, create_children(m, r, o.count, prefix, upper, o.memory ? &saved : nullptr));
   }
   if (o.start) {
     if (auto st = start_all(children); !st) {

@@ -95,6 +95,8 @@ Response fork(ServerState& state, Request& req) {
         o.name_prefix = value.get<std::string>();
       } else if (key == "start" && value.is_boolean()) {
         o.start = value.get<bool>();
+      } else if (key == "memory" && value.is_boolean()) {
+        o.memory = value.get<bool>();
       } else {
         return error_response(400, "invalid_argument", "fork." + key + ": not a field of this form (or a wrong type)");
       }

@@ -163,6 +163,38 @@ TEST(VmMemorySnapshot, ChildrenGoOnFromTheMomentEachWithItsOwnIdentity) {
   EXPECT_EQ(run_moat({"rm", "-f", "ms"}).exit_code, 0);
 }
 
+// fork --memory: the same restore, with no snapshot left behind.
+TEST(VmMemorySnapshot, AWarmForkGoesOnFromTheMomentAndLeavesNoSnapshot) {
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "wf", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  ASSERT_EQ(run_moat({"exec", "wf", "--", "sh", "-c",
+                      "echo in-ram > /dev/shm/v; "
+                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done) >/dev/null 2>&1 &"})
+                .exit_code,
+            0);
+  auto forked = run_moat({"fork", "--memory", "wf", "-n", "3", "--name-prefix", "wk"});
+  ASSERT_EQ(forked.exit_code, 0) << forked.err;
+  EXPECT_EQ(forked.out, "wk-1\nwk-2\nwk-3\n");
+  std::string source_dir = inspected({"inspect", "wf"})["dir"];
+  for (const char* scratch : {"/fork-copy.ext4", "/fork-memory.state", "/fork-memory.ram"})
+    EXPECT_FALSE(std::filesystem::exists(source_dir + scratch)) << scratch << " is left in the source";
+  EXPECT_EQ(run_moat({"snapshot", "ls", "-q"}).out, "");
+  EXPECT_EQ(inspected({"inspect", "wf"})["state"], "running");
+  for (const char* c : {"wk-1", "wk-2", "wk-3"}) {
+    EXPECT_EQ(inspected({"inspect", c})["state"], "running") << c;
+    EXPECT_EQ(run_moat({"exec", c, "--", "cat", "/dev/shm/v"}).out, "in-ram\n") << c;
+    long long n = number_in(c, "/tmp/n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    EXPECT_GT(number_in(c, "/tmp/n"), n) << c << "'s counter does not count";
+  }
+  // Not running: nothing to save, and no child is made.
+  ASSERT_EQ(run_moat({"stop", "wf"}).exit_code, 0);
+  auto stopped = run_moat({"fork", "--memory", "wf", "--name-prefix", "wk2"});
+  EXPECT_NE(stopped.exit_code, 0);
+  EXPECT_NE(stopped.err.find("a warm fork needs a running sandbox"), std::string::npos) << stopped.err;
+  EXPECT_NE(run_moat({"inspect", "wk2-1"}).exit_code, 0);
+  for (const char* s : {"wf", "wk-1", "wk-2", "wk-3"}) EXPECT_EQ(run_moat({"rm", "-f", s}).exit_code, 0);
+}
+
 TEST(VmMemorySnapshot, WhatCannotBeRestoredIsRefusedClearly) {
   // A stopped sandbox has no memory to save.
   ASSERT_EQ(run_moat({"create", "--name", "msr", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
