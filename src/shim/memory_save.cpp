@@ -160,6 +160,7 @@ void Shim::on_migration_status(const std::string& status) {
   if (restoring_) {
     if (status == "completed") {
       restoring_->completed = true;
+      restoring_->loaded = Clock::now();
     } else if (status == "failed" || status == "cancelled") {
       restoring_->failure = "QEMU could not restore the saved state (" + status + ")";
     }
@@ -272,6 +273,12 @@ Status Shim::prepare_guest_ram() {
     MOAT_ASSIGN_OR_RETURN(cfg_.vm.ram_open_preload, vm::find_read_only_ram_preload());
     return ok_status();
   }
+  // A sandbox removed when it stops is never the source of a warm fork, and
+  // QEMU's own memory boots it faster: anonymous memory gets transparent
+  // huge pages, a memfd's is faulted in 4 KiB at a time (moat run -- true
+  // took ~100 ms longer of ~1 s on TCG; bench/results/pause-2026-12-07.md).
+  // Its memory snapshots still work, with the RAM in the stream.
+  if (cfg_.remove_dir_on_exit) return ok_status();
   guest_ram_.reset(::memfd_create("moat-guest-ram", MFD_CLOEXEC));
   if (!guest_ram_) return errno_error("memfd_create for the guest's RAM");
   if (::ftruncate(guest_ram_.get(), static_cast<off_t>(cfg_.vm.memory_mib) << 20) != 0)

@@ -370,8 +370,11 @@ Status Shim::boot() {
     // keeps its mapping of a RAM file; the name is not needed any more.
     ::unlink(cfg_.restore_from.c_str());
     if (!cfg_.restore_ram.empty()) ::unlink(cfg_.restore_ram.c_str());
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vm_started_at_).count();
-    log("restored from " + cfg_.restore_from + " in " + std::to_string(ms) + " ms");
+    auto ms_at = [this](Clock::time_point t) {
+      return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t - vm_started_at_).count());
+    };
+    log("restored from " + cfg_.restore_from + " in " + ms_at(Clock::now()) + " ms (state read at " +
+        ms_at(restoring_->loaded) + " ms, vCPUs running at " + ms_at(restoring_->running) + " ms)");
   }
   restoring_.reset();
   return std::move(*verdict);
@@ -425,6 +428,7 @@ Status Shim::watch_boot_channels(std::optional<Status>& verdict) {
                 restoring_->failure = "QEMU could not run the restored guest: " + done.error().message;
                 return;
               }
+              restoring_->running = Clock::now();
               send_host_hello(/*restored=*/true);
               flush_agent();
             });

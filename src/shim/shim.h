@@ -194,6 +194,9 @@ class Shim {
     bool completed = false;
     bool continued = false;
     std::string failure;
+    // When QEMU had read the state and when the vCPUs ran again, for the log.
+    Clock::time_point loaded{};
+    Clock::time_point running{};
   };
   std::optional<Restore> restoring_;
   UniqueFd agent_fd_;

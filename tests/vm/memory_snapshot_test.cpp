@@ -186,6 +186,18 @@ TEST(VmMemorySnapshot, AWarmForkGoesOnFromTheMomentAndLeavesNoSnapshot) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
     EXPECT_GT(number_in(c, "/tmp/n"), n) << c << "'s counter does not count";
   }
+  // A child's own memory snapshot: its RAM is the fork's file mapped
+  // private, which its shim cannot copy, so the RAM travels in the stream
+  // (no memory.ram), and a grandchild has it all the same.
+  ASSERT_EQ(run_moat({"snapshot", "create", "--memory", "wk-1", "wk-snap"}).exit_code, 0);
+  std::string snap_dir = test_home() + "/snapshots/" + inspected({"snapshot", "inspect", "wk-snap"})["id"].get<std::string>();
+  EXPECT_TRUE(std::filesystem::exists(snap_dir + "/memory.state"));
+  EXPECT_FALSE(std::filesystem::exists(snap_dir + "/memory.ram"));
+  EXPECT_GT(std::filesystem::file_size(snap_dir + "/memory.state"), 1u << 20) << "the RAM is not in the stream";
+  ASSERT_EQ(run_moat({"run", "-d", "--name", "wk-grand", "--from-snapshot", "wk-snap"}).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", "wk-grand", "--", "cat", "/dev/shm/v"}).out, "in-ram\n");
+  EXPECT_EQ(run_moat({"rm", "-f", "wk-grand"}).exit_code, 0);
+  EXPECT_EQ(run_moat({"snapshot", "rm", "wk-snap"}).exit_code, 0);
   // Not running: nothing to save, and no child is made.
   ASSERT_EQ(run_moat({"stop", "wf"}).exit_code, 0);
   auto stopped = run_moat({"fork", "--memory", "wf", "--name-prefix", "wk2"});
