@@ -9,7 +9,11 @@
 # `moat run -- true` cold, the size of the saved state, and the counter
 # going on after the last restore. Last, a memory snapshot of the sandbox
 # and N/5 children restored from it: `moat run -d --from-snapshot` plus the
-# first exec, against the same cold run.
+# first exec, against the same cold run. Then fork -n 10 of the sandbox,
+# cold (disk copy, children boot) and warm (--memory: children restore the
+# saved VM and map its RAM file private): the total time, each child's
+# first exec, and the host PSS per child (QEMU + shim), with the share of
+# the RAM file's resident pages the warm children hold in common.
 # Usage: bench/pause.sh BUILD_DIR [N]
 set -euo pipefail
 build=$(cd "${1:?usage: pause.sh BUILD_DIR [N]}" && pwd)
@@ -82,3 +86,44 @@ echo '```'
 stats "run -d --from-snapshot" <"$work/child"
 stats "first exec true in a child" <"$work/child_exec"
 echo '```'
+
+# fork -n 10, cold and warm.
+kids=10
+pss_kb() {  # QEMU + shim of one sandbox, in KiB
+  local dir=$MOAT_HOME/sandboxes/$1 total=0 pid
+  for pid in $(cat "$dir/shim.pid") $(pgrep -f "qemu-system.* -name $dir "); do
+    total=$((total + $(awk '/^Pss:/{print $2}' "/proc/$pid/smaps_rollup")))
+  done
+  echo "$total"
+}
+ram_share() {  # "RSS SHARED" KiB of a warm child's mapping of the RAM file
+  local dir=$MOAT_HOME/sandboxes/$1 pid
+  pid=$(pgrep -f "qemu-system.* -name $dir ")
+  awk '/ \/ram( \(deleted\))?$/{f=1;next} /^[0-9a-f]+-[0-9a-f]+ /{f=0} f&&/^Rss:/{r+=$2} f&&$1 ~ /^Shared_/{s+=$2} END{print r+0, s+0}' "/proc/$pid/smaps"
+}
+for mode in cold warm; do
+  flags=(); [[ $mode == warm ]] && flags=(--memory)
+  s=$(us); "$moat" fork "${flags[@]}" "$id" -n $kids --name-prefix "bf-$mode" >/dev/null; fork_us=$(($(us) - s))
+  : >"$work/fork_exec" >"$work/fork_pss"
+  rss=0 shared=0
+  for ((i = 1; i <= kids; i++)); do
+    child=$("$moat" inspect "bf-$mode-$i" | awk -F'"' '/"id"/{print $4; exit}')
+    s=$(us); "$moat" exec "$child" -- true; echo $(($(us) - s)) >>"$work/fork_exec"
+  done
+  sleep 2
+  for ((i = 1; i <= kids; i++)); do
+    child=$("$moat" inspect "bf-$mode-$i" | awk -F'"' '/"id"/{print $4; exit}')
+    pss_kb "$child" >>"$work/fork_pss"
+    if [[ $mode == warm ]]; then read -r r sh < <(ram_share "$child"); rss=$((rss + r)); shared=$((shared + sh)); fi
+  done
+  echo
+  echo "# fork -n $kids, $mode: $((fork_us / 1000)) ms in all"
+  echo '```'
+  stats "first exec true in a child" <"$work/fork_exec"
+  sort -n "$work/fork_pss" | awk '{a[NR]=$1} END {printf "%-26s n=%d p50=%.1f MiB\n", "PSS per child (QEMU+shim)", NR, a[int(NR*0.5)+1]/1024}'
+  if [[ $mode == warm ]]; then
+    echo "RAM file resident in the children: $((rss / 1024)) MiB, of which shared $((shared / 1024)) MiB ($((shared * 100 / (rss > 0 ? rss : 1)))%)"
+  fi
+  echo '```'
+  for ((i = 1; i <= kids; i++)); do "$moat" rm -f "bf-$mode-$i" >/dev/null; done
+done

@@ -703,7 +703,7 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     if (!to_disk)
       send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL", to_disk.error().message, false));
     else if (*to_disk)
-      save_to_disk(c, memory_state_path(cfg_.dir), /*end_after=*/true);
+      save_to_disk(c, memory_state_path(cfg_.dir), /*end_after=*/true, memory_ram_path(cfg_.dir));
     else
       set_paused(c, true);
   } else if (m.type == proto::msg::kPause || m.type == proto::msg::kResume) {

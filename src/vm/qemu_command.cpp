@@ -25,7 +25,9 @@ bool plain_kernel_word(const std::string& word) {
   return true;
 }
 
-// The -object of the guest's RAM, or "" for QEMU's own (VmSpec::ram_fd).
+// The -object of the guest's RAM (VmSpec::ram_fd). Always a backend named
+// `mem`, even for QEMU's own anonymous memory: a saved stream names its RAM
+// block, and a restore must find the same name whichever kind it maps.
 std::string memory_backend(const VmSpec& spec) {
   std::string size = ",id=mem,size=" + std::to_string(spec.memory_mib) + "M";
   if (!spec.ram_file.empty())
@@ -33,7 +35,7 @@ std::string memory_backend(const VmSpec& spec) {
   if (spec.ram_fd >= 0)
     return "memory-backend-file" + size + ",mem-path=/proc/self/fd/" + std::to_string(spec.ram_fd) + ",share=on";
   if (!spec.fs_shares.empty()) return "memory-backend-memfd" + size + ",share=on";
-  return "";
+  return "memory-backend-ram" + size;
 }
 
 }  // namespace
@@ -76,7 +78,7 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
   if (!spec.name.empty()) add({"-name", qemu_escape(spec.name)});
   std::string machine = "microvm,acpi=off,x-option-roms=off,isa-serial=on,rtc=on";
   std::string ram = memory_backend(spec);
-  if (!ram.empty()) machine += ",memory-backend=mem";
+  machine += ",memory-backend=mem";
   add({"-M", machine});
   if (spec.accel == Accel::kKvm) {
     add({"-accel", "kvm", "-cpu", "host"});
@@ -90,7 +92,7 @@ std::vector<std::string> build_qemu_command(const VmSpec& spec) {
          "max,erms=off,fsrm=off"});
   }
   add({"-smp", std::to_string(spec.cpus), "-m", std::to_string(spec.memory_mib)});
-  if (!ram.empty()) add({"-object", ram});
+  add({"-object", ram});
   add({"-nodefaults", "-no-user-config", "-nographic", "-no-reboot"});
   // What the guest could reach through a QEMU bug is smaller by that much.
   add({"-sandbox", kQemuSandboxOptions});

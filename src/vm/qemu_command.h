@@ -43,7 +43,7 @@ struct VmSpec {
   std::uint32_t cpu_weight = 100;  // for QEMU's cgroup (shim/qemu_jail.h); not a QEMU argument
   int memory_mib = 256;
   // Where the guest's RAM lives (-machine memory-backend=mem). With neither
-  // set it is QEMU's own private memory (a shared memfd when there are
+  // set it is QEMU's own anonymous memory (a shared memfd when there are
   // fs_shares, whose backends read it).
   //  - ram_fd >= 0: a memfd QEMU inherits at that number and maps shared
   //    (mem-path=/proc/self/fd/N), so that the shim can copy the RAM as it

@@ -86,7 +86,7 @@ TEST(VolumeQemuCommand, SharesNeedSharedMemoryAndOneDeviceEach) {
   s.initrd = "/i";
   s.memory_mib = 512;
   std::string plain = join(vm::build_qemu_command(s));
-  EXPECT_EQ(plain.find("memory-backend"), std::string::npos);
+  EXPECT_EQ(plain.find("share=on"), std::string::npos) << "private memory without shares";
   s.fs_shares = {{"vol0", 7}, {"a,b", 8}};
   s.mounts = {{GuestMount::Kind::kVirtiofs, "vol0", "/data", false, 0}};
   std::string all = join(vm::build_qemu_command(s));
