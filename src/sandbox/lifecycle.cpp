@@ -248,7 +248,14 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   // Paused to disk: the VM goes on from its saved state (pause.cpp).
   if (std::string state = shim::memory_state_path(m.dir_of(r.info.id)); exists(state)) {
     cfg.restore_from = state;
-    if (std::string ram = shim::memory_ram_path(m.dir_of(r.info.id)); exists(ram)) cfg.restore_ram = ram;
+    std::string own = shim::memory_ram_path(m.dir_of(r.info.id));
+    std::string shared = shim::shared_ram_path(m.dir_of(r.info.id));
+    if (exists(shared)) {
+      cfg.restore_ram = shared;
+      cfg.restore_ram_shared = true;
+    } else if (exists(own)) {
+      cfg.restore_ram = own;
+    }
   }
   return cfg;
 }
@@ -611,8 +618,8 @@ Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, b
 Status discard_saved_state(Manager& m, const SandboxRecord& r) {
   std::string state = shim::memory_state_path(m.dir_of(r.info.id));
   if (!exists(state)) return ok_status();
-  std::string ram = shim::memory_ram_path(m.dir_of(r.info.id));
-  if (::unlink(ram.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + ram);
+  for (const auto& ram : {shim::memory_ram_path(m.dir_of(r.info.id)), shim::shared_ram_path(m.dir_of(r.info.id))})
+    if (::unlink(ram.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + ram);
   if (::unlink(state.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + state);
   return m.db->mark_finished(r.info.id, SandboxState::kStopped, "stopped while paused to disk: its saved state was discarded",
                              unix_now());

@@ -121,7 +121,7 @@ Status give_saved_vm(const std::string& state, const std::string& ram, const std
   std::string to = shim::memory_state_path(sandbox_dir);
   if (::link(state.c_str(), to.c_str()) != 0) return errno_error("linking " + state + " to " + to);
   if (::access(ram.c_str(), F_OK) != 0) return ok_status();
-  std::string ram_to = shim::memory_ram_path(sandbox_dir);
+  std::string ram_to = shim::shared_ram_path(sandbox_dir);
   if (::link(ram.c_str(), ram_to.c_str()) != 0) return errno_error("linking " + ram + " to " + ram_to);
   return ok_status();
 }

@@ -12,7 +12,7 @@
 // (no memory.ram).
 //
 // A child gets hard links of memory.state and memory.ram as its own
-// (shim_contract's memory_state_path, memory_ram_path): its first start
+// (shim_contract's memory_state_path, shared_ram_path): its first start
 // restores from them and removes the links, exactly as a resume after a
 // pause to disk does, and later starts boot afresh. Its QEMU maps
 // memory.ram private, so all children share the snapshot's pages in the
@@ -67,7 +67,7 @@ void note_memory_snapshot(const std::string& home, SnapshotInfo& info);
 Status fit_options_to_memory_snapshot(const std::string& home, const SnapshotRecord& s, SandboxOptions& o);
 
 // Hard links of a saved VM's state and RAM file (if there is one) as the
-// new sandbox's memory_state_path and memory_ram_path: its first start
+// new sandbox's memory_state_path and shared_ram_path: its first start
 // restores from them.
 Status give_saved_vm(const std::string& state, const std::string& ram, const std::string& sandbox_dir);
 

@@ -70,11 +70,12 @@ bool all_zero(const char* p, std::size_t n) {
 }
 
 // Reads exactly n bytes at `at` (a memfd never reads short but at its end).
-Status read_exactly(int fd, char* buf, std::size_t n, off_t at) {
+Status read_exactly(int fd, char* buf, std::size_t n, off_t at, const std::string& name) {
   while (n > 0) {
     ssize_t got = ::pread(fd, buf, n, at);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return errno_error("reading the guest's RAM");
+    if (got < 0) return errno_error("reading " + name);
+    if (got == 0) return make_error("reading " + name + ": it ends early", EIO);
     buf += got;
     n -= static_cast<std::size_t>(got);
     at += got;
@@ -94,12 +95,57 @@ Status write_exactly(int fd, const char* buf, std::size_t n, off_t at, const std
   return ok_status();
 }
 
+// Copies the pages of `from` that hold data to the same offsets of `to`, up
+// to `size`: only what was ever written is read (SEEK_DATA), and of that
+// only pages with a byte set are written, so `to` is as sparse as the
+// memory, and its holes read as the zeros they were. Returns the bytes
+// written.
+Result<std::uint64_t> copy_pages_with_data(int from, const std::string& from_name, int to,
+                                           const std::string& to_name, off_t size) {
+  constexpr std::size_t kPage = 4096;
+  constexpr std::size_t kChunk = 1 << 20;
+  std::vector<char> buf(kChunk);
+  std::uint64_t written = 0;
+  for (off_t at = 0; at < size;) {
+    off_t data = ::lseek(from, at, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) break;
+    if (data < 0) return errno_error("seeking in " + from_name);
+    off_t hole = std::min<off_t>(::lseek(from, data, SEEK_HOLE), size);
+    if (hole < 0) return errno_error("seeking in " + from_name);
+    for (off_t chunk = data; chunk < hole; chunk += static_cast<off_t>(kChunk)) {
+      std::size_t n = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(kChunk), hole - chunk));
+      MOAT_TRY(read_exactly(from, buf.data(), n, chunk, from_name));
+      // Runs of pages with data, each written at once.
+      for (std::size_t page = 0; page < n;) {
+        std::size_t len = std::min(kPage, n - page);
+        if (all_zero(buf.data() + page, len)) {
+          page += len;
+          continue;
+        }
+        std::size_t end = page + len;
+        while (end < n && !all_zero(buf.data() + end, std::min(kPage, n - end))) end += std::min(kPage, n - end);
+        MOAT_TRY(write_exactly(to, buf.data() + page, end - page, chunk + static_cast<off_t>(page), to_name));
+        written += end - page;
+        page = end;
+      }
+    }
+    at = hole;
+  }
+  return written;
+}
+
 }  // namespace
 
-// A save to disk killed half-way left only its temporary file.
+// A save to disk killed half-way left its temporary files, or a RAM file
+// renamed into place without the state that goes with it (the state is
+// renamed last): none of it is a saved VM.
 void Shim::remove_unfinished_save() {
   ::unlink(tmp_of(memory_state_path(cfg_.dir)).c_str());
   ::unlink(tmp_of(memory_ram_path(cfg_.dir)).c_str());
+  if (::access(memory_state_path(cfg_.dir).c_str(), F_OK) != 0) {
+    ::unlink(memory_ram_path(cfg_.dir).c_str());
+    ::unlink(shared_ram_path(cfg_.dir).c_str());
+  }
 }
 
 void Shim::save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path) {
@@ -269,7 +315,7 @@ Status Shim::start_restore(int state_fd) {
         restoring_->failure = std::string(what) + ": " + done.error().message;
     };
   };
-  monitor_.execute("migrate-set-capabilities", migration_capabilities(!cfg_.vm.ram_file.empty()),
+  monitor_.execute("migrate-set-capabilities", migration_capabilities(!cfg_.restore_ram.empty()),
                    failed("QEMU refused the migration settings"));
   monitor_.execute("migrate-incoming", {{"uri", "fd:" + std::to_string(state_fd)}},
                    failed("QEMU could not read the saved state"));
@@ -277,7 +323,9 @@ Status Shim::start_restore(int state_fd) {
 }
 
 Status Shim::prepare_guest_ram() {
-  if (!cfg_.restore_ram.empty() && !cfg_.restore_from.empty()) {
+  bool restoring_ram = !cfg_.restore_ram.empty() && !cfg_.restore_from.empty();
+  // A memory snapshot's RAM, which the sandbox's siblings map too.
+  if (restoring_ram && cfg_.restore_ram_shared) {
     cfg_.vm.ram_file = cfg_.restore_ram;
     MOAT_ASSIGN_OR_RETURN(cfg_.vm.ram_open_preload, vm::find_read_only_ram_preload());
     return ok_status();
@@ -291,20 +339,31 @@ Status Shim::prepare_guest_ram() {
   // A stream that holds the RAM loads into QEMU's own memory: QEMU reads
   // every page it is sent, zero ones included, and a memfd would allocate
   // each (a 256 MiB guest took 1.1 s to restore and held all 256 MiB).
-  if (!cfg_.restore_from.empty()) return ok_status();
+  if (!cfg_.restore_from.empty() && !restoring_ram) return ok_status();
   guest_ram_.reset(::memfd_create("moat-guest-ram", MFD_CLOEXEC));
   if (!guest_ram_) return errno_error("memfd_create for the guest's RAM");
-  if (::ftruncate(guest_ram_.get(), static_cast<off_t>(cfg_.vm.memory_mib) << 20) != 0)
-    return errno_error("sizing the guest's RAM");
+  const off_t size = static_cast<off_t>(cfg_.vm.memory_mib) << 20;
+  if (::ftruncate(guest_ram_.get(), size) != 0) return errno_error("sizing the guest's RAM");
+  if (!restoring_ram) return ok_status();
+  // The sandbox's own RAM saved by pause --to-disk goes back into a memfd,
+  // so that it can be saved apart again (a file mapped private could not).
+  UniqueFd saved(::open(cfg_.restore_ram.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (!saved) return errno_error("the saved RAM " + cfg_.restore_ram);
+  struct stat st {};
+  if (::fstat(saved.get(), &st) != 0) return errno_error("the saved RAM " + cfg_.restore_ram);
+  if (st.st_size != size)
+    return make_error("the saved RAM " + cfg_.restore_ram + " holds " + std::to_string(st.st_size) +
+                          " bytes where the guest has " + std::to_string(size),
+                      EINVAL);
+  auto started = Clock::now();
+  MOAT_ASSIGN_OR_RETURN(auto copied, copy_pages_with_data(saved.get(), cfg_.restore_ram, guest_ram_.get(),
+                                                          "the guest's RAM", size));
+  log("read " + std::to_string(copied >> 20) + " MiB of saved RAM in " +
+      std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count()) + " ms");
   return ok_status();
 }
 
-// Only what the guest ever touched is in the memfd (SEEK_DATA), and of that
-// only pages with a byte set are written: the file is as sparse as the
-// guest's memory, and its holes read as the zeros they were.
 Status Shim::copy_guest_ram(const std::string& path) {
-  constexpr std::size_t kPage = 4096;
-  constexpr std::size_t kChunk = 1 << 20;
   auto started = Clock::now();
   std::string tmp = tmp_of(path);
   // Readable by others: the QEMU of each sandbox restored from it opens it
@@ -316,41 +375,14 @@ Status Shim::copy_guest_ram(const std::string& path) {
     return st;
   };
   const off_t size = static_cast<off_t>(cfg_.vm.memory_mib) << 20;
-  std::vector<char> buf(kChunk);
-  std::uint64_t written = 0;
-  for (off_t at = 0; at < size;) {
-    off_t data = ::lseek(guest_ram_.get(), at, SEEK_DATA);
-    if (data < 0 && errno == ENXIO) break;
-    if (data < 0) return fail(errno_error("seeking in the guest's RAM"));
-    off_t hole = ::lseek(guest_ram_.get(), data, SEEK_HOLE);
-    if (hole < 0) return fail(errno_error("seeking in the guest's RAM"));
-    for (off_t chunk = data; chunk < hole; chunk += static_cast<off_t>(kChunk)) {
-      std::size_t n = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(kChunk), hole - chunk));
-      if (Status read = read_exactly(guest_ram_.get(), buf.data(), n, chunk); !read) return fail(read);
-      // Runs of pages with data, each written at once.
-      for (std::size_t page = 0; page < n;) {
-        std::size_t len = std::min(kPage, n - page);
-        if (all_zero(buf.data() + page, len)) {
-          page += len;
-          continue;
-        }
-        std::size_t end = page + len;
-        while (end < n && !all_zero(buf.data() + end, std::min(kPage, n - end))) end += std::min(kPage, n - end);
-        if (Status put = write_exactly(out.get(), buf.data() + page, end - page, chunk + static_cast<off_t>(page), tmp);
-            !put)
-          return fail(put);
-        written += end - page;
-        page = end;
-      }
-    }
-    at = hole;
-  }
+  auto written = copy_pages_with_data(guest_ram_.get(), "the guest's RAM", out.get(), tmp, size);
+  if (!written) return fail(written.error());
   if (::ftruncate(out.get(), size) != 0) return fail(errno_error("sizing " + tmp));
   if (::fsync(out.get()) != 0) return fail(errno_error("syncing " + tmp));
   out.reset();
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail(errno_error("renaming " + tmp));
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
-  log("copied the guest's RAM to " + path + ": " + std::to_string(written >> 20) + " MiB of data in " +
+  log("copied the guest's RAM to " + path + ": " + std::to_string(*written >> 20) + " MiB of data in " +
       std::to_string(ms) + " ms");
   return ok_status();
 }

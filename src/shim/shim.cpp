@@ -296,7 +296,10 @@ Status Shim::boot() {
     state_fd_number = pass(state_fd.get());
     cfg_.vm.incoming = true;
   }
-  MOAT_TRY(prepare_guest_ram());
+  if (Status ram = prepare_guest_ram(); !ram) {
+    if (cfg_.restore_from.empty()) return ram;
+    return ram.error().wrap("restoring the saved state (kept; `moat stop` discards it so that the sandbox boots afresh)");
+  }
   if (guest_ram_) cfg_.vm.ram_fd = pass(guest_ram_.get());
   std::vector<UniqueFd> disk_fds;
   auto open_disk = [&](const std::string& path, int flags) -> Result<int> {

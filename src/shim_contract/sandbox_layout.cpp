@@ -18,6 +18,7 @@ std::string shim_log_path(const std::string& dir) { return dir + "/shim.log"; }
 std::string paused_marker_path(const std::string& dir) { return dir + "/paused"; }
 std::string memory_state_path(const std::string& dir) { return dir + "/memory.state"; }
 std::string memory_ram_path(const std::string& dir) { return dir + "/memory.ram"; }
+std::string shared_ram_path(const std::string& dir) { return dir + "/shared.ram"; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
 std::string secrets_path(const std::string& dir) { return dir + "/secrets.json"; }
 

@@ -32,10 +32,13 @@ std::string paused_marker_path(const std::string& dir);
 // the shim as memory.state.tmp and renamed when complete; a later shim
 // restores from it and removes it once the guest runs again).
 std::string memory_state_path(const std::string& dir);
-// A sandbox made from a memory snapshot, until its first start: a hard link
-// of the snapshot's RAM file, which that start maps private (memory.state
-// then holds only the devices' state); removed with memory.state.
+// With memory.state, the guest's RAM apart (sparse, the RAM's size), which
+// memory.state then leaves out: the sandbox's own, saved by pause
+// --to-disk, read back into its memory by the restore...
 std::string memory_ram_path(const std::string& dir);
+// ... or in a sandbox made from a memory snapshot or a warm fork, until its
+// first start, a hard link of the saved RAM that start maps private.
+std::string shared_ram_path(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.

@@ -93,6 +93,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"discard_on_stop", c.discard_on_stop},
       {"restore_from", bytes_to_json(c.restore_from)},
       {"restore_ram", bytes_to_json(c.restore_ram)},
+      {"restore_ram_shared", c.restore_ram_shared},
       {"idle_timeout_s", c.idle_timeout_s},
       {"max_duration_s", c.max_duration_s},
       {"log_max_bytes", c.log_max_bytes},
@@ -143,6 +144,7 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.discard_on_stop = j.value("discard_on_stop", false);
     if (j.contains("restore_from")) c.restore_from = bytes_at(j, "restore_from");
     if (j.contains("restore_ram")) c.restore_ram = bytes_at(j, "restore_ram");
+    c.restore_ram_shared = j.value("restore_ram_shared", false);
     c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
     c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
     c.log_max_bytes = j.value("log_max_bytes", kDefaultLogBytes);

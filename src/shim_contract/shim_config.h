@@ -39,10 +39,13 @@ struct ShimConfig {
   // A saved VM state to restore instead of booting (memory_state_path):
   // QEMU starts with the same devices and takes the guest from that file.
   std::string restore_from;
-  // With restore_from, the memory snapshot's RAM file it goes with
-  // (memory_ram_path): the guest's RAM is that file mapped private, and
-  // restore_from holds only the devices' state.
+  // With restore_from, the RAM file it goes with (restore_from then holds
+  // only the devices' state): the sandbox's own, saved by pause --to-disk
+  // (memory_ram_path), read back into its memory; or, restore_ram_shared, a
+  // memory snapshot's (shared_ram_path), mapped private, its pages shared
+  // with every other sandbox restored from it until written.
   std::string restore_ram;
+  bool restore_ram_shared = false;
   // Stop after this long without an open stream (exec or file transfer) /
   // this long after boot. 0: no limit.
   std::uint64_t idle_timeout_s = 0;

@@ -51,13 +51,16 @@ TEST(ShimConfigRestore, TheSavedStatePathRoundTripsAndIsEmptyByDefault) {
   ASSERT_TRUE(plain.ok()) << plain.error().message;
   EXPECT_EQ(plain->restore_from, "");
   EXPECT_EQ(plain->restore_ram, "");
+  EXPECT_FALSE(plain->restore_ram_shared);
   c.restore_from = memory_state_path(t.dir);
-  c.restore_ram = memory_ram_path(t.dir);
+  c.restore_ram = shared_ram_path(t.dir);
+  c.restore_ram_shared = true;
   ASSERT_TRUE(write_shim_config(c, path).ok());
   auto back = read_shim_config(path);
   ASSERT_TRUE(back.ok()) << back.error().message;
   EXPECT_EQ(back->restore_from, t.dir + "/memory.state");
-  EXPECT_EQ(back->restore_ram, t.dir + "/memory.ram");
+  EXPECT_EQ(back->restore_ram, t.dir + "/shared.ram");
+  EXPECT_TRUE(back->restore_ram_shared);
 }
 
 }  // namespace

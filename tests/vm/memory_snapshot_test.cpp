@@ -109,7 +109,7 @@ TEST(VmMemorySnapshot, ChildrenGoOnFromTheMomentEachWithItsOwnIdentity) {
     EXPECT_EQ(info["snapshot"], snap["id"]);
     std::string dir = info["dir"];
     EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0) << "the child's link goes once it runs";
-    EXPECT_NE(access((dir + "/memory.ram").c_str(), F_OK), 0) << "the child's link goes once it runs";
+    EXPECT_NE(access((dir + "/shared.ram").c_str(), F_OK), 0) << "the child's link goes once it runs";
     auto ram = run_moat({"exec", c, "--", "cat", "/dev/shm/v"});
     EXPECT_EQ(ram.out, "in-ram\n") << c << ": " << ram.err;
     // Its counter goes on from the snapshot's value, not from a fresh boot.
@@ -239,14 +239,14 @@ TEST(VmMemorySnapshot, WhatCannotBeRestoredIsRefusedClearly) {
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("restoring the state"), std::string::npos) << refused.err;
   ASSERT_EQ(run_moat({"stop", "msr-2"}).exit_code, 0);
-  EXPECT_FALSE(std::filesystem::exists(dir + "/memory.ram")) << "a stop discards the RAM file's link too";
+  EXPECT_FALSE(std::filesystem::exists(dir + "/shared.ram")) << "a stop discards the RAM file's link too";
   ASSERT_EQ(run_moat({"start", "msr-2"}).exit_code, 0);
   EXPECT_EQ(run_moat({"exec", "msr-2", "--", "true"}).exit_code, 0);
   EXPECT_EQ(run_moat({"rm", "-f", "msr-2"}).exit_code, 0);
   // A cut RAM file: QEMU refuses to map it, and says so.
   ASSERT_EQ(run_moat({"create", "--name", "msr-2", "--from-snapshot", "msr-snap"}).exit_code, 0);
   dir = inspected({"inspect", "msr-2"})["dir"];
-  ASSERT_EQ(cut_in_half(dir + "/memory.ram"), 0);
+  ASSERT_EQ(cut_in_half(dir + "/shared.ram"), 0);
   refused = run_moat({"start", "msr-2"});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("restoring the state"), std::string::npos) << refused.err;

@@ -191,10 +191,17 @@ TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
   for (int i = 0; i < 50 && (process_alive(qemu) || process_alive(shim)); ++i) sleep_ms(100);
   EXPECT_FALSE(process_alive(qemu)) << "QEMU still runs";
   EXPECT_FALSE(process_alive(shim)) << "the shim still runs";
+  // The devices' state, and the RAM apart: the guest's size, sparse, with
+  // the pages it used.
   struct stat st {};
   ASSERT_EQ(::stat((dir + "/memory.state").c_str(), &st), 0);
-  EXPECT_GT(st.st_size, 1 << 20);
+  EXPECT_GT(st.st_size, 0);
   EXPECT_NE(access((dir + "/memory.state.tmp").c_str(), F_OK), 0);
+  ASSERT_EQ(::stat((dir + "/memory.ram").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 256ll << 20);
+  EXPECT_GT(st.st_blocks * 512ll, 4ll << 20) << "the guest's pages are not in it";
+  EXPECT_LT(st.st_blocks * 512ll, 200ll << 20) << "pages the guest never used take space";
+  EXPECT_NE(access((dir + "/memory.ram.tmp").c_str(), F_OK), 0);
   auto ended = in_flight.get();
   EXPECT_NE(ended.exit_code, 0);
   EXPECT_NE(ended.err.find("paused to disk"), std::string::npos) << ended.err;
@@ -209,6 +216,7 @@ TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
   ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
   EXPECT_EQ(inspected_field("pd", "state"), "running");
   EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0) << "the state is live again, its file goes";
+  EXPECT_NE(access((dir + "/memory.ram").c_str(), F_OK), 0) << "the RAM is read back, its file goes";
   long long after = guest_count("pd");
   sleep_ms(1000);
   long long later = guest_count("pd");
@@ -223,10 +231,16 @@ TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
 
   // Saved again and stopped: the state is discarded and start boots afresh
   // (no counter runs any more).
+  // Its RAM was read back into the shim's memory: this save too leaves it
+  // apart.
   ASSERT_EQ(run_moat({"pause", "--to-disk", "pd"}).exit_code, 0);
+  ASSERT_EQ(::stat((dir + "/memory.state").c_str(), &st), 0);
+  EXPECT_LT(st.st_size, 4ll << 20) << "the RAM is in the stream";
+  EXPECT_EQ(access((dir + "/memory.ram").c_str(), F_OK), 0);
   auto stopped = run_moat({"stop", "pd"});
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
   EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0);
+  EXPECT_NE(access((dir + "/memory.ram").c_str(), F_OK), 0);
   auto again = nlohmann::json::parse(run_moat({"inspect", "pd"}).out, nullptr, false);
   EXPECT_EQ(again[0]["saved"], false);
   ASSERT_EQ(run_moat({"start", "pd"}).exit_code, 0);
@@ -248,8 +262,10 @@ TEST(VmPause, ACorruptSavedStateIsRefusedAtRestoreAndStopDiscardsIt) {
   EXPECT_NE(refused.err.find("moat stop"), std::string::npos) << refused.err;
   EXPECT_NE(inspected_field("pdc", "state"), "running");
   EXPECT_EQ(access((dir + "/memory.state").c_str(), F_OK), 0) << "a failed restore keeps the state";
+  EXPECT_EQ(access((dir + "/memory.ram").c_str(), F_OK), 0) << "a failed restore keeps the RAM";
   ASSERT_EQ(run_moat({"stop", "pdc"}).exit_code, 0);
   EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0);
+  EXPECT_NE(access((dir + "/memory.ram").c_str(), F_OK), 0);
   auto started = run_moat({"start", "pdc"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   EXPECT_EQ(run_moat({"exec", "pdc", "--", "true"}).exit_code, 0);
@@ -303,7 +319,8 @@ TEST(VmPause, AShimKilledDuringASaveLeavesTheWholeStateOrNone) {
       auto mark = run_moat({"exec", "pdk", "--", "sh", "-c", "test -e /dev/shm/mark && echo kept || echo gone"});
       EXPECT_EQ(mark.out, "gone\n") << "a fresh boot";
     }
-    EXPECT_NE(access((dir + "/memory.state.tmp").c_str(), F_OK), 0) << "at " << delay_ms << " ms";
+    for (const char* left : {"/memory.state.tmp", "/memory.ram.tmp", "/memory.ram"})
+      EXPECT_NE(access((dir + left).c_str(), F_OK), 0) << left << " at " << delay_ms << " ms";
     EXPECT_EQ(inspected_field("pdk", "state"), "running");
   }
   std::printf("killed saves: %d left a whole state, %d none\n", saved, not_saved);
