@@ -53,7 +53,14 @@ std::string kernel_command_line(const VmSpec& spec) {
   // every boot; without it all vCPUs take their ticks from the emulated
   // IO-APIC timer (broadcast), which is fine for an emulated guest. On KVM
   // the per-CPU timer is cheap and better, so it stays.
-  if (spec.accel == Accel::kTcg) cmd += " noapictimer";
+  //
+  // tsc=reliable: TCG's TSC is the host's clock, constant and monotonic, but
+  // on a loaded host a starved guest's clocksource watchdog (which compares
+  // it with jiffies, late by whatever ticks the guest missed) marks it
+  // unstable and falls back to refined-jiffies, and from then on the
+  // guest's clock loses the time it waits for a CPU: ten restored children
+  // on two cores fell 3-15 s behind within two minutes.
+  if (spec.accel == Accel::kTcg) cmd += " noapictimer tsc=reliable";
   // Every value is encoded so that none can add words (proto/boot_args.h).
   cmd += " " + proto::boot_word("moat.root", spec.root_mode);
   cmd += " " + proto::boot_word("moat.lowerfs", spec.lower_fs);

@@ -104,10 +104,11 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
             std::string::npos)
       << fd_joined;
   EXPECT_EQ(kernel_command_line(s),
-            "console=ttyS0 quiet reboot=t panic=-1 noapictimer moat.root=overlay moat.lowerfs=ext4 "
+            "console=ttyS0 quiet reboot=t panic=-1 noapictimer tsc=reliable moat.root=overlay moat.lowerfs=ext4 "
             "moat.hostname=box");
   s.accel = Accel::kKvm;
   EXPECT_EQ(kernel_command_line(s).find("noapictimer"), std::string::npos);
+  EXPECT_EQ(kernel_command_line(s).find("tsc=reliable"), std::string::npos);
   auto k = build_qemu_command(s);
   std::string kvm_joined;
   for (auto& a : k) kvm_joined += a + " ";
