@@ -447,6 +447,12 @@ int moat_snapshot_remove(const char* id_or_name, moat_error** err);
  * booted unless no_start: a JSON array of their records. */
 int moat_sandbox_fork(const char* sandbox, int count, const char* name_prefix, int no_start, char** sandboxes_json,
                       moat_error** err);
+/* A warm fork (ForkOptions::memory): as moat_sandbox_fork, but the running
+ * sandbox's VM is saved too and each child goes on from that moment instead
+ * of booting, sharing the saved RAM's pages until it writes them. ENOTCONN if
+ * the sandbox does not run, EOPNOTSUPP if it has volumes. */
+int moat_sandbox_fork_warm(const char* sandbox, int count, const char* name_prefix, int no_start,
+                           char** sandboxes_json, moat_error** err);
 
 /* ---- A sandbox's root read from its disks (moat/root_changes.h) ---- */
 

@@ -5,6 +5,25 @@
 
 using namespace moat::capi;
 
+namespace {
+
+int fork_sandbox_as(const char* sandbox, int count, const char* name_prefix, int no_start, bool memory,
+                    char** sandboxes_json, moat_error** err) {
+  return guarded(err, [&] {
+    if (sandbox == nullptr) return fail(EINVAL, "fork: no sandbox given", err);
+    moat::ForkOptions o;
+    o.count = count;
+    o.name_prefix = name_prefix ? name_prefix : "";
+    o.start = no_start == 0;
+    o.memory = memory;
+    auto children = moat::fork_sandbox(sandbox, o);
+    if (!children) return fail(children.error(), err);
+    return give_string(moat::to_json_array_text(*children), sandboxes_json, err);
+  });
+}
+
+}  // namespace
+
 extern "C" {
 
 int moat_snapshot_create(const char* sandbox, const char* name, const char* const* labels, int64_t freeze_timeout_ms,
@@ -49,16 +68,12 @@ int moat_snapshot_remove(const char* id_or_name, moat_error** err) {
 
 int moat_sandbox_fork(const char* sandbox, int count, const char* name_prefix, int no_start, char** sandboxes_json,
                       moat_error** err) {
-  return guarded(err, [&] {
-    if (sandbox == nullptr) return fail(EINVAL, "fork: no sandbox given", err);
-    moat::ForkOptions o;
-    o.count = count;
-    o.name_prefix = name_prefix ? name_prefix : "";
-    o.start = no_start == 0;
-    auto children = moat::fork_sandbox(sandbox, o);
-    if (!children) return fail(children.error(), err);
-    return give_string(moat::to_json_array_text(*children), sandboxes_json, err);
-  });
+  return fork_sandbox_as(sandbox, count, name_prefix, no_start, /*memory=*/false, sandboxes_json, err);
+}
+
+int moat_sandbox_fork_warm(const char* sandbox, int count, const char* name_prefix, int no_start,
+                           char** sandboxes_json, moat_error** err) {
+  return fork_sandbox_as(sandbox, count, name_prefix, no_start, /*memory=*/true, sandboxes_json, err);
 }
 
 }  // extern "C"

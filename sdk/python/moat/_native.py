@@ -281,6 +281,7 @@ _PROTOTYPES = {
     "moat_snapshot_list": (c_int, [OUT_STR, Err]),
     "moat_snapshot_remove": (c_int, [c_char_p, Err]),
     "moat_sandbox_fork": (c_int, [c_char_p, c_int, c_char_p, c_int, OUT_STR, Err]),
+    "moat_sandbox_fork_warm": (c_int, [c_char_p, c_int, c_char_p, c_int, OUT_STR, Err]),
     "moat_sandbox_diff": (c_int, [c_char_p, OUT_STR, Err]),
     "moat_sandbox_export_to_fd": (c_int, [c_char_p, c_int, Err]),
     "moat_sandbox_commit": (c_int, [c_char_p, c_char_p, ctypes.POINTER(CommitOptions), OUT_STR, Err]),

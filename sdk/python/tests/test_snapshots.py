@@ -46,6 +46,18 @@ def test_snapshot_restore_and_fork():
             for k in kids:
                 moat.remove_sandbox(k["name"], force=True)
 
+        # A warm fork: what the source holds in RAM goes on in the children.
+        sh(src, "echo warm > /dev/shm/w")
+        warm = src.fork(2, name_prefix="sdk-warm", memory=True)
+        assert [k["name"] for k in warm] == ["sdk-warm-1", "sdk-warm-2"]
+        try:
+            for k in warm:
+                with moat.Sandbox.open(k["name"]) as h:
+                    assert h.exec(["cat", "/dev/shm/w"]).stdout == b"warm\n"
+        finally:
+            for k in warm:
+                moat.remove_sandbox(k["name"], force=True)
+
         with pytest.raises(moat.AlreadyExistsError):
             moat.create_snapshot("sdk-snap-src", "sdk-snap")
     assert [s["name"] for s in moat.list_snapshots()] == ["sdk-snap"]
