@@ -246,10 +246,11 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   cfg.remove_dir_on_exit = r.info.auto_remove;
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
   // Paused to disk: the VM goes on from its saved state (pause.cpp).
-  if (std::string state = shim::memory_state_path(m.dir_of(r.info.id)); exists(state)) {
+  std::string dir = m.dir_of(r.info.id);
+  if (std::string state = shim::memory_state_path(dir); exists(state)) {
     cfg.restore_from = state;
-    std::string own = shim::memory_ram_path(m.dir_of(r.info.id));
-    std::string shared = shim::shared_ram_path(m.dir_of(r.info.id));
+    std::string own = shim::memory_ram_path(dir);
+    std::string shared = shim::shared_ram_path(dir);
     if (exists(shared)) {
       cfg.restore_ram = shared;
       cfg.restore_ram_shared = true;
@@ -616,9 +617,10 @@ Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, b
 // A stop of a sandbox paused to disk: its saved VM state goes, and the next
 // start boots afresh.
 Status discard_saved_state(Manager& m, const SandboxRecord& r) {
-  std::string state = shim::memory_state_path(m.dir_of(r.info.id));
+  std::string dir = m.dir_of(r.info.id);
+  std::string state = shim::memory_state_path(dir);
   if (!exists(state)) return ok_status();
-  for (const auto& ram : {shim::memory_ram_path(m.dir_of(r.info.id)), shim::shared_ram_path(m.dir_of(r.info.id))})
+  for (const auto& ram : {shim::memory_ram_path(dir), shim::shared_ram_path(dir)})
     if (::unlink(ram.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + ram);
   if (::unlink(state.c_str()) != 0 && errno != ENOENT) return errno_error("removing " + state);
   return m.db->mark_finished(r.info.id, SandboxState::kStopped, "stopped while paused to disk: its saved state was discarded",

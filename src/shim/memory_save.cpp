@@ -21,9 +21,10 @@
 //      directory, answer `ok`, and end QEMU (its disks were flushed when the
 //      migration stopped the VM).
 //
-// A restore with a RAM file maps it private (VmSpec::ram_file) and loads
-// only the devices' state; one without, QEMU's whole stream into its own
-// memory.
+// A restore with a RAM file loads only the devices' state: the sandbox's
+// own RAM file is read back into a fresh memfd, a memory snapshot's shared
+// one is mapped private (VmSpec::ram_file). One without loads QEMU's whole
+// stream into QEMU's own memory.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -37,7 +38,9 @@
 #include "proto/text.h"
 #include "shim/shim.h"
 #include "util/fsync_path.h"
+#include "util/positional_io.h"
 #include "util/write_file_atomic.h"
+#include "util/zero_block.h"
 #include "vm/runtime_files.h"
 
 namespace moat::shim {
@@ -63,38 +66,6 @@ proto::Json migration_capabilities(bool ram_apart) {
                                               {{"capability", "x-ignore-shared"}, {"state", ram_apart}}})}};
 }
 
-bool all_zero(const char* p, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i)
-    if (p[i] != 0) return false;
-  return true;
-}
-
-// Reads exactly n bytes at `at` (a memfd never reads short but at its end).
-Status read_exactly(int fd, char* buf, std::size_t n, off_t at, const std::string& name) {
-  while (n > 0) {
-    ssize_t got = ::pread(fd, buf, n, at);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return errno_error("reading " + name);
-    if (got == 0) return make_error("reading " + name + ": it ends early", EIO);
-    buf += got;
-    n -= static_cast<std::size_t>(got);
-    at += got;
-  }
-  return ok_status();
-}
-
-Status write_exactly(int fd, const char* buf, std::size_t n, off_t at, const std::string& path) {
-  while (n > 0) {
-    ssize_t put = ::pwrite(fd, buf, n, at);
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) return errno_error("writing " + path);
-    buf += put;
-    n -= static_cast<std::size_t>(put);
-    at += put;
-  }
-  return ok_status();
-}
-
 // Copies the pages of `from` that hold data to the same offsets of `to`, up
 // to `size`: only what was ever written is read (SEEK_DATA), and of that
 // only pages with a byte set are written, so `to` is as sparse as the
@@ -114,7 +85,7 @@ Result<std::uint64_t> copy_pages_with_data(int from, const std::string& from_nam
     if (hole < 0) return errno_error("seeking in " + from_name);
     for (off_t chunk = data; chunk < hole; chunk += static_cast<off_t>(kChunk)) {
       std::size_t n = static_cast<std::size_t>(std::min<off_t>(static_cast<off_t>(kChunk), hole - chunk));
-      MOAT_TRY(read_exactly(from, buf.data(), n, chunk, from_name));
+      MOAT_TRY(pread_fully(from, buf.data(), n, chunk, "reading " + from_name));
       // Runs of pages with data, each written at once.
       for (std::size_t page = 0; page < n;) {
         std::size_t len = std::min(kPage, n - page);
@@ -124,7 +95,7 @@ Result<std::uint64_t> copy_pages_with_data(int from, const std::string& from_nam
         }
         std::size_t end = page + len;
         while (end < n && !all_zero(buf.data() + end, std::min(kPage, n - end))) end += std::min(kPage, n - end);
-        MOAT_TRY(write_exactly(to, buf.data() + page, end - page, chunk + static_cast<off_t>(page), to_name));
+        MOAT_TRY(pwrite_fully(to, buf.data() + page, end - page, chunk + static_cast<off_t>(page), "writing " + to_name));
         written += end - page;
         page = end;
       }

@@ -11,6 +11,9 @@
 #include <mutex>
 #include <vector>
 
+#include "util/positional_io.h"
+#include "util/zero_block.h"
+
 namespace moat::store {
 namespace {
 
@@ -45,24 +48,6 @@ void encode_time(std::int64_t sec, std::uint32_t nsec, __u32* base, __u32* extra
   *extra = (static_cast<__u32>(epoch) & EXT4_EPOCH_MASK) | (nsec << EXT4_EPOCH_BITS);
 }
 
-bool all_zero(const char* p, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    if (p[i]) return false;
-  }
-  return true;
-}
-
-Status read_fully(int fd, char* buf, std::size_t n, off_t off, const std::string& what) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::pread(fd, buf + got, n - got, off + static_cast<off_t>(got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return errno_error("read " + what);
-    if (r == 0) return make_error("read " + what + ": file shrank while being copied", EIO);
-    got += static_cast<std::size_t>(r);
-  }
-  return ok_status();
-}
 
 struct DirChild {
   std::string name;
@@ -269,7 +254,7 @@ Status Ext4Editor::write_data(Ino ino, int fd, std::uint64_t size, const std::st
     }
     while (data < end) {
       std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(kCopyChunk, end - data));
-      MOAT_TRY(read_fully(fd, buf.data(), n, static_cast<off_t>(data), what));
+      MOAT_TRY(pread_fully(fd, buf.data(), n, static_cast<off_t>(data), "read " + what));
       // All-zero blocks become holes; runs of data blocks are written at once.
       std::size_t run_start = 0, i = 0;
       while (i < n) {

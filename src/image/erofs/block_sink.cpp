@@ -7,7 +7,8 @@
 #include <cerrno>
 #include <cstring>
 
-#include "image/erofs/zero_block.h"
+#include "util/positional_io.h"
+#include "util/zero_block.h"
 
 namespace moat::image {
 namespace {
@@ -17,17 +18,7 @@ constexpr std::size_t kBlock = 4096;
 }  // namespace
 
 Status BlockSink::write_at(const char* data, std::size_t size, std::uint64_t at) {
-  while (size > 0) {
-    ssize_t n = ::pwrite(fd_, data, size, static_cast<off_t>(at));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error("writing image");
-    }
-    data += n;
-    at += static_cast<std::uint64_t>(n);
-    size -= static_cast<std::size_t>(n);
-  }
-  return ok_status();
+  return pwrite_fully(fd_, data, size, static_cast<off_t>(at), "writing image");
 }
 
 Status BlockSink::flush() {

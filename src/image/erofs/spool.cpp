@@ -9,7 +9,7 @@
 #include <cstring>
 #include <cstdlib>
 
-#include "image/erofs/zero_block.h"
+#include "util/zero_block.h"
 
 namespace moat::image {
 namespace {
