@@ -31,6 +31,7 @@
 #include "shim_contract/stats_json.h"
 #include "store/moat_home.h"
 #include "util/write_file_atomic.h"
+#include "vm/host_tsc.h"
 
 namespace moat::shim {
 namespace {
@@ -317,6 +318,9 @@ Status Shim::boot() {
   MOAT_ASSIGN_OR_RETURN(std::string qemu_binary, resolve_qemu_binary(cfg_.vm.qemu));
   cfg_.vm.qemu = qemu_binary;
   cfg_.vm.name = cfg_.dir;
+  // Under TCG the guest's TSC is the host's, whose rate the guest is then
+  // told rather than left to measure (vm/host_tsc.h).
+  if (cfg_.vm.accel == vm::Accel::kTcg) cfg_.vm.tsc_khz = vm::host_tsc_khz();
   MOAT_ASSIGN_OR_RETURN(qemu_jail_, prepare_qemu_jail(cfg_.dir, qemu_binary, cfg_.vm));
   if (qemu_jail_.cgroup) {
     log("QEMU's " + jail::describe(qemu_jail_.cgroup->version()) + " group: " + qemu_jail_.cgroup->paths()[0]);

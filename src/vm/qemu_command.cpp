@@ -60,7 +60,14 @@ std::string kernel_command_line(const VmSpec& spec) {
   // unstable and falls back to refined-jiffies, and from then on the
   // guest's clock loses the time it waits for a CPU: ten restored children
   // on two cores fell 3-15 s behind within two minutes.
-  if (spec.accel == Accel::kTcg) cmd += " noapictimer tsc=reliable";
+  //
+  // tsc_early_khz: the guest's own measurement of that rate, against the
+  // emulated PIT, fails when the guest is starved while it boots, and then
+  // it gives up the TSC before the watchdog is even asked (vm/host_tsc.h).
+  if (spec.accel == Accel::kTcg) {
+    cmd += " noapictimer tsc=reliable";
+    if (spec.tsc_khz != 0) cmd += " tsc_early_khz=" + std::to_string(spec.tsc_khz);
+  }
   // Every value is encoded so that none can add words (proto/boot_args.h).
   cmd += " " + proto::boot_word("moat.root", spec.root_mode);
   cmd += " " + proto::boot_word("moat.lowerfs", spec.lower_fs);

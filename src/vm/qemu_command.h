@@ -3,6 +3,7 @@
 // the agent channel on an inherited socket.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ struct VmSpec {
   // TCG translation cache; QEMU's default (1 GiB on 64-bit hosts) lets the
   // host RSS of an idle guest grow far past what it needs.
   int tcg_tb_size_mib = 16;
+  // Under TCG: the host's TSC rate, which is the guest's (vm/host_tsc.h),
+  // given to the guest kernel as tsc_early_khz. 0: the guest measures it.
+  std::uint32_t tsc_khz = 0;
   // Guest disks in order: the first is /dev/vda, the second /dev/vdb.
   std::vector<DiskSpec> disks;
   std::string root_mode = "overlay";  // moat.root: overlay | rw | virtiofs (the mount at "/")

@@ -106,6 +106,14 @@ TEST(VmQemuCommand, MicrovmWithDisksAgentAndConsole) {
   EXPECT_EQ(kernel_command_line(s),
             "console=ttyS0 quiet reboot=t panic=-1 noapictimer tsc=reliable moat.root=overlay moat.lowerfs=ext4 "
             "moat.hostname=box");
+  // The host's TSC rate, when known, spares the guest its measurement.
+  VmSpec told = s;
+  told.tsc_khz = 2096028;
+  EXPECT_EQ(kernel_command_line(told),
+            "console=ttyS0 quiet reboot=t panic=-1 noapictimer tsc=reliable tsc_early_khz=2096028 moat.root=overlay "
+            "moat.lowerfs=ext4 moat.hostname=box");
+  told.accel = Accel::kKvm;
+  EXPECT_EQ(kernel_command_line(told).find("tsc_early_khz"), std::string::npos) << "KVM guests have kvm-clock";
   s.accel = Accel::kKvm;
   EXPECT_EQ(kernel_command_line(s).find("noapictimer"), std::string::npos);
   EXPECT_EQ(kernel_command_line(s).find("tsc=reliable"), std::string::npos);
