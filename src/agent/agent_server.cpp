@@ -17,6 +17,7 @@
 #include "agent/guest_memory.h"
 #include "agent/system_setup.h"
 #include "agent/user_db.h"
+#include "proto/boot_args.h"
 #include "proto/exec.h"
 #include "proto/file_ops.h"
 #include "proto/frame_peek.h"
@@ -42,12 +43,17 @@ void set_clock_from(const proto::Json& p) {
 }
 
 // A restored guest takes the identity its new host gives it: the hostname
-// (a child of a memory snapshot is not its parent), and fresh entropy mixed
-// into the kernel's pool with the CRNG reseeded at once, so that two guests
-// restored from one state never produce the same random bytes.
-void take_identity_from(const proto::Json& p) {
-  if (auto name = proto::get_string(p, "hostname", 64); name && !name->empty())
+// (a child of a memory snapshot is not its parent), in the kernel and in
+// /etc/hostname and /etc/hosts, which its disk holds from the parent's boot;
+// and fresh entropy mixed into the kernel's pool with the CRNG reseeded at
+// once, so that two guests restored from one state never produce the same
+// random bytes. (At boot the files are written before any mount exists, so
+// they cannot land in a volume; a restored guest has no volumes.)
+void take_identity_from(const proto::Json& p, bool network) {
+  if (auto name = proto::get_string(p, "hostname", 64); name && proto::valid_hostname(*name)) {
     ::sethostname(name->data(), name->size());
+    write_identity_files(std::string(*name), network);
+  }
   auto seed = proto::get_string(p, "entropy", 512);
   if (!seed || seed->empty()) return;
   UniqueFd random(::open("/dev/urandom", O_WRONLY | O_CLOEXEC));
@@ -190,7 +196,7 @@ void AgentServer::on_host_hello(const proto::Json& payload) {
   quiesced_ = false;
   auto restored = payload.find("restored");
   if (restored == payload.end() || !restored->is_boolean() || !restored->get<bool>()) return;
-  take_identity_from(payload);
+  take_identity_from(payload, network_);
   end_every_stream();
   proto::Json hello = proto::Json::object();
   hello["version"] = proto::kProtocolVersion;

@@ -28,6 +28,9 @@ class AgentServer {
 
   // A boot-time helper process that must finish before the first command.
   void set_pending_setup(pid_t pid) { pending_setup_ = pid; }
+  // Whether the guest has a network (moat.net=1): /etc/resolv.conf, written
+  // again with the other identity files when a restored guest gets a name.
+  void set_network(bool network) { network_ = network; }
 
   // Runs until the host asks for shutdown; returns then (the caller powers off).
   void run();
@@ -65,6 +68,7 @@ class AgentServer {
   // Between `quiesce` and the next `hello` (proto/message.h): nothing is
   // produced, only the control stream is read.
   bool quiesced_ = false;
+  bool network_ = false;
   pid_t pending_setup_ = -1;
 };
 

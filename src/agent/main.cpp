@@ -78,6 +78,7 @@ int main() {
   trace("channel open; serving");
 
   moat::agent::AgentServer server(std::move(*channel));
+  server.set_network(cfg.network);
   server.set_pending_setup(setup_pid);
   server.run();
   moat::agent::kill_all_processes(2000);

@@ -3,6 +3,8 @@
 // that moment, each with its own hostname, entropy and the host's clock,
 // while the source runs on.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,22 +41,30 @@ nlohmann::json inspected(const std::vector<std::string>& what) {
 }
 
 // The resident and shared kilobytes of QEMU's mapping of a memory
-// snapshot's RAM file (the jail's /ram; its link in the child's directory
-// is gone once the guest runs, hence "(deleted)").
+// snapshot's RAM file. Found by the file's device and inode, which smaps
+// names beside the path: the path is the one QEMU's jail sees, printed
+// relative to whatever root the jail's mount namespace has (just /ram on a
+// machine, the whole chroot path where the tests run in a chroot).
 struct RamMapping {
   long long rss_kb = 0;
   long long shared_kb = 0;
   bool found = false;
 };
 
-RamMapping ram_mapping_of(pid_t qemu) {
-  std::ifstream smaps("/proc/" + std::to_string(qemu) + "/smaps");
+RamMapping ram_mapping_of(pid_t qemu, const std::string& ram_file) {
   RamMapping m;
+  struct stat st {};
+  EXPECT_EQ(::stat(ram_file.c_str(), &st), 0) << ram_file;
+  std::ifstream smaps("/proc/" + std::to_string(qemu) + "/smaps");
   bool in_ram = false;
   for (std::string line; std::getline(smaps, line);) {
-    bool header = !line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 17;
+    unsigned long long start = 0, end = 0, offset = 0, inode = 0;
+    unsigned major = 0, minor = 0;
+    char perms[8] = {};
+    bool header = std::sscanf(line.c_str(), "%llx-%llx %7s %llx %x:%x %llu", &start, &end, perms, &offset, &major,
+                              &minor, &inode) == 7;
     if (header) {
-      in_ram = line.ends_with(" /ram") || line.ends_with(" /ram (deleted)");
+      in_ram = inode == st.st_ino && makedev(major, minor) == st.st_dev;
       m.found = m.found || in_ram;
       continue;
     }
@@ -145,6 +155,10 @@ TEST(VmMemorySnapshot, ChildrenGoOnFromTheMomentEachWithItsOwnIdentity) {
     std::string dir = info["dir"];
     EXPECT_NE(access((dir + "/memory.state").c_str(), F_OK), 0) << "the child's link goes once it runs";
     EXPECT_NE(access((dir + "/shared.ram").c_str(), F_OK), 0) << "the child's link goes once it runs";
+    // The name programs read from files is the child's too, not the source's.
+    std::string own = "moat-" + info["id"].get<std::string>();
+    auto files = run_moat({"exec", c, "--", "sh", "-c", "cat /etc/hostname; grep 127.0.1.1 /etc/hosts"});
+    EXPECT_EQ(files.out, own + "\n127.0.1.1\t" + own + "\n") << c;
     auto ram = run_moat({"exec", c, "--", "cat", "/dev/shm/v"});
     EXPECT_EQ(ram.out, "in-ram\n") << c << ": " << ram.err;
     // Its counter goes on from the snapshot's value, not from a fresh boot.
@@ -155,11 +169,12 @@ TEST(VmMemorySnapshot, ChildrenGoOnFromTheMomentEachWithItsOwnIdentity) {
   }
   // Warm fork: every child maps the snapshot's RAM private, and the pages
   // none has written are the page cache's, one copy for all.
+  const std::string ram_file = test_home() + "/snapshots/" + snap["id"].get<std::string>() + "/memory.ram";
   long long rss_kb = 0, shared_kb = 0;
   for (const auto& c : children) {
     pid_t qemu = qemu_of(inspected({"inspect", c})["dir"].get<std::string>());
     ASSERT_GT(qemu, 0) << c;
-    RamMapping m = ram_mapping_of(qemu);
+    RamMapping m = ram_mapping_of(qemu, ram_file);
     EXPECT_TRUE(m.found) << c << "'s QEMU does not map the snapshot's RAM file";
     rss_kb += m.rss_kb;
     shared_kb += m.shared_kb;
