@@ -497,7 +497,7 @@ void note_paused(Manager& m, SandboxRecord& r) {
   bool settled = r.state != kStateCreating;
   bool running = settled && r.info.state == SandboxState::kRunning;
   r.info.paused = running && exists(shim::paused_marker_path(m.dir_of(r.info.id)));
-  r.info.saved = settled && !running && exists(shim::memory_state_path(m.dir_of(r.info.id)));
+  r.info.saved = settled && !running && shim::has_saved_vm(m.dir_of(r.info.id));
 }
 
 Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::string* accel_reason,

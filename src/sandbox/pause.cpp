@@ -37,7 +37,7 @@ Status set_paused(Manager& m, const std::string& id_or_name, bool pause, bool to
   bool running = r.state != kStateCreating && r.info.state == SandboxState::kRunning;
   // A sandbox paused to disk is not running: its resume is a start, which
   // restores the saved state.
-  if (!pause && !running && r.state != kStateCreating && ::access(shim::memory_state_path(m.dir_of(r.info.id)).c_str(), F_OK) == 0)
+  if (!pause && !running && r.state != kStateCreating && shim::has_saved_vm(m.dir_of(r.info.id)))
     return start_locked(m, locked, id_or_name, /*ephemeral=*/false);
   if (!running) return make_error("sandbox " + r.info.name + " is not running", ENOTCONN);
   if (pause && to_disk) return pause_to_disk(m, locked);
@@ -68,7 +68,7 @@ Status Sandbox::pause(const PauseOptions& options) {
 // restore it connects to the new one.
 Status Sandbox::resume() {
   std::lock_guard<std::mutex> lock(impl_->manager_mu);
-  bool restores = ::access(shim::memory_state_path(impl_->dir).c_str(), F_OK) == 0;
+  bool restores = shim::has_saved_vm(impl_->dir);
   MOAT_TRY(sandbox::set_paused(*impl_->manager, impl_->id, false, false));
   if (!restores) return ok_status();
   auto conn = sandbox::AgentConnection::connect(shim::control_socket_path(impl_->dir));

@@ -228,8 +228,7 @@ void Shim::finish_save() {
   if (!end_after) {
     // The VM stays stopped where it was saved, the agent quiet, until a
     // resume runs both again: a paused sandbox like any other.
-    paused_ = true;
-    if (auto marked = write_file_atomic(paused_marker_path(cfg_.dir), "", 0644); !marked) log(marked.error().message);
+    mark_paused(true);
     return;
   }
   saved_ = true;

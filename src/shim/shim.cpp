@@ -120,6 +120,16 @@ std::uint64_t realtime_ns() {
   return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
+// A poll timeout for a deadline: the milliseconds left, rounded up so that
+// the wake-up is not before it, 0 when it is past.
+int ms_until(std::chrono::steady_clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
+}
+
+// The sooner of two poll timeouts, where -1 is none.
+int sooner(int timeout, int other) { return timeout < 0 ? other : std::min(timeout, other); }
+
 }  // namespace
 
 Shim::Shim(ShimConfig cfg) : cfg_(std::move(cfg)), log_("moat-shim[" + cfg_.sandbox_id + "]: ") {}
@@ -745,11 +755,8 @@ void Shim::set_paused(Client& c, bool pause) {
       return;
     }
     if (paused_ != pause) {
-      paused_ = pause;
-      if (pause) {
-        if (auto st = write_file_atomic(paused_marker_path(cfg_.dir), "", 0644); !st) log(st.error().message);
-      } else {
-        ::unlink(paused_marker_path(cfg_.dir).c_str());
+      mark_paused(pause);
+      if (!pause) {
         // The guest's clocks stood still while paused: its wall clock is
         // set from the host's again (as at boot). The hello also ends the
         // agent's quiet after a save that kept the VM (a memory snapshot).
@@ -760,6 +767,16 @@ void Shim::set_paused(Client& c, bool pause) {
     }
     if (it != clients_.end()) send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
   });
+}
+
+// paused_ and the marker that tells the library (pause.cpp) the vCPUs stand.
+void Shim::mark_paused(bool paused) {
+  paused_ = paused;
+  if (!paused) {
+    ::unlink(paused_marker_path(cfg_.dir).c_str());
+  } else if (auto st = write_file_atomic(paused_marker_path(cfg_.dir), "", 0644); !st) {
+    log(st.error().message);
+  }
 }
 
 void Shim::send_host_hello(bool restored) {
@@ -982,9 +999,7 @@ int Shim::next_limit_timeout_ms() const {
     auto owner_due = booted_at_ + kOwnerWait;
     if (!due || owner_due < *due) due = owner_due;
   }
-  if (!due) return -1;
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*due - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
+  return due ? ms_until(*due) : -1;
 }
 
 // The channels of a running sandbox. QEMU's exit only ends the wake-up
@@ -1081,25 +1096,14 @@ void Shim::serve() {
     update_interest();
 
     int timeout = next_limit_timeout_ms();
-    if (stop_deadline_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stop_deadline_ - Clock::now()).count();
-      timeout = left < 0 ? 0 : static_cast<int>(left) + 1;
-    }
+    if (stop_deadline_) timeout = ms_until(*stop_deadline_);
     // A count of suppressed log lines is written when its second is over.
-    if (int summary = log_.flush_due_ms(); summary >= 0 && (timeout < 0 || summary < timeout)) timeout = summary;
+    if (int summary = log_.flush_due_ms(); summary >= 0) timeout = sooner(timeout, summary);
     // A held-back network event is written when its gap is over.
-    if (!network_event_.empty()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
+    if (!network_event_.empty()) timeout = sooner(timeout, 1000);
     // Stats requests whose guest answer is late go without it.
-    if (stats_due_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*stats_due_ - Clock::now()).count();
-      int wait = left < 0 ? 0 : static_cast<int>(left) + 1;
-      timeout = timeout < 0 ? wait : std::min(timeout, wait);
-    }
-    if (saving_) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(saving_->deadline - Clock::now()).count();
-      int wait = left < 0 ? 0 : static_cast<int>(left) + 1;
-      timeout = timeout < 0 ? wait : std::min(timeout, wait);
-    }
+    if (stats_due_) timeout = sooner(timeout, ms_until(*stats_due_));
+    if (saving_) timeout = sooner(timeout, ms_until(saving_->deadline));
     if (auto ran = loop_.run_once(timeout); !ran) {
       log(ran.error().message);
       break;

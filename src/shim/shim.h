@@ -87,6 +87,8 @@ class Shim {
   // A `hello` to the agent with the host's time: after a resume, at the end
   // of a quiet, and (`restored`) to a guest restored from a saved state.
   void send_host_hello(bool restored);
+  // Sets paused_ and writes or removes the paused marker.
+  void mark_paused(bool paused);
   // pause --to-disk and restore (memory_save.cpp).
   // Saves the VM's state to `path` (written as path.tmp, renamed when
   // whole). `end_after`: QEMU and the shim end (pause --to-disk); else the

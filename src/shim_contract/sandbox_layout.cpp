@@ -1,5 +1,7 @@
 #include "shim_contract/sandbox_layout.h"
 
+#include <unistd.h>
+
 namespace moat::shim {
 
 std::string config_path(const std::string& dir) { return dir + "/config.json"; }
@@ -19,6 +21,7 @@ std::string paused_marker_path(const std::string& dir) { return dir + "/paused";
 std::string memory_state_path(const std::string& dir) { return dir + "/memory.state"; }
 std::string memory_ram_path(const std::string& dir) { return dir + "/memory.ram"; }
 std::string shared_ram_path(const std::string& dir) { return dir + "/shared.ram"; }
+bool has_saved_vm(const std::string& dir) { return ::access(memory_state_path(dir).c_str(), F_OK) == 0; }
 std::string exec_log_path(const std::string& dir) { return dir + "/exec.log"; }
 std::string secrets_path(const std::string& dir) { return dir + "/secrets.json"; }
 

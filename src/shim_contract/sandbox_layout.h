@@ -39,6 +39,9 @@ std::string memory_ram_path(const std::string& dir);
 // ... or in a sandbox made from a memory snapshot or a warm fork, until its
 // first start, a hard link of the saved RAM that start maps private.
 std::string shared_ram_path(const std::string& dir);
+// Whether the sandbox's next start restores a saved VM (memory.state is
+// there) instead of booting.
+bool has_saved_vm(const std::string& dir);
 // How the last run ended (ShimExit as JSON).
 std::string last_exit_path(const std::string& dir);
 // QEMU's command line, one word a line, for people debugging a boot.
