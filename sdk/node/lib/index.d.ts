@@ -154,7 +154,14 @@ export type SnapshotInfo = Record<string, any> & {
   id: string; name: string; source_name: string; content_digest: string; used_by: string[];
 };
 export interface SnapshotOptions { labels?: Record<string, string>; freezeTimeoutMs?: number }
-export interface ForkOptions { count?: number; namePrefix?: string; start?: boolean }
+export interface ForkOptions {
+  count?: number;
+  namePrefix?: string;
+  start?: boolean;
+  /** A warm fork: the running sandbox's VM is saved too and every child goes
+   * on from that moment (its processes and memory) instead of booting. */
+  memory?: boolean;
+}
 export interface RootChange { kind: 'A' | 'C' | 'D'; path: string }
 export interface CommitOptions { changes?: string[]; env?: Record<string, string>; workdir?: string; message?: string }
 export interface CommittedImage { ref: string; manifest_digest: string; layer_digest: string; layer_size: number }

@@ -389,9 +389,10 @@ function commitSandbox(sandbox, ref, { changes, env, workdir, message } = {}) {
   return json(manager('commit', String(sandbox), JSON.stringify(j)));
 }
 
-function forkSandbox(sandbox, { count = 1, namePrefix, start = true } = {}) {
+function forkSandbox(sandbox, { count = 1, namePrefix, start = true, memory = false } = {}) {
   if (!(Number.isInteger(count) && count >= 1)) return Promise.reject(invalid(`count: expected a whole number >= 1, not ${count}`));
-  const j = { count, noStart: start ? 0 : 1 };
+  if (typeof memory !== 'boolean') return Promise.reject(invalid(`memory: expected true or false, not ${memory}`));
+  const j = { count, noStart: start ? 0 : 1, memory };
   if (namePrefix !== undefined) j.namePrefix = String(namePrefix);
   return json(manager('fork', String(sandbox), JSON.stringify(j)));
 }

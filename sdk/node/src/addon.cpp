@@ -939,8 +939,11 @@ napi_value Manager(napi_env env, napi_callback_info info) {
       std::string prefix = j.contains("namePrefix") && j["namePrefix"].is_string() ? j["namePrefix"].get<std::string>() : "";
       int count = number<int>(j, "count");
       int no_start = number<int>(j, "noStart");
+      bool memory = j.contains("memory") && j["memory"].is_boolean() && j["memory"].get<bool>();
       return string_call([&](char** o, moat_error** e) {
-        return moat_sandbox_fork(c1, count, prefix.empty() ? nullptr : prefix.c_str(), no_start, o, e);
+        const char* pre = prefix.empty() ? nullptr : prefix.c_str();
+        return memory ? moat_sandbox_fork_warm(c1, count, pre, no_start, o, e)
+                      : moat_sandbox_fork(c1, count, pre, no_start, o, e);
       });
     }
     if (op == "logs") {

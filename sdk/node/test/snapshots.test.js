@@ -51,6 +51,21 @@ test('snapshot, restore and fork', async () => {
     } finally {
       for (const k of kids) await moat.removeSandbox(k.name, { force: true });
     }
+    // A warm fork goes on from the moment: a value only the source's
+    // memory holds (a file in its RAM) is in every child.
+    await sh(src, 'echo in-ram > /dev/shm/v');
+    const warm = await src.fork({ count: 2, namePrefix: 'node-warm', memory: true });
+    try {
+      assert.deepEqual(warm.map((k) => [k.name, k.state]), [['node-warm-1', 'running'], ['node-warm-2', 'running']]);
+      for (const k of warm) {
+        const h = await moat.Sandbox.open(k.name);
+        assert.equal(await sh(h, 'cat /dev/shm/v'), 'in-ram\n');
+        await h.close();
+      }
+    } finally {
+      for (const k of warm) await moat.removeSandbox(k.name, { force: true });
+    }
+    await assert.rejects(moat.forkSandbox('node-snap-src', { memory: 'yes' }), moat.InvalidArgumentError);
     await assert.rejects(moat.createSnapshot('node-snap-src', 'node-snap'), moat.AlreadyExistsError);
     await assert.rejects(moat.createSnapshot('node-snap-src', ''), moat.InvalidArgumentError);
     await assert.rejects(moat.forkSandbox('node-snap-src', { count: 0 }), moat.InvalidArgumentError);
