@@ -58,7 +58,7 @@ for ((i = 0; i < m; i++)); do
   size=$(stat -c %s "$MOAT_HOME/sandboxes/$id/memory.state")
   s=$(us); "$moat" resume "$id" >/dev/null; echo $(($(us) - s)) >>"$work/restore"
   s=$(us); "$moat" exec "$id" -- true; echo $(($(us) - s)) >>"$work/exec_restored"
-  s=$(us); "$moat" run --rootfs-dir "$build/share/moat/rootfs-busybox" -- true; echo $(($(us) - s)) >>"$work/cold"
+  s=$(us); "$moat" run --cold --rootfs-dir "$build/share/moat/rootfs-busybox" -- true; echo $(($(us) - s)) >>"$work/cold"
 done
 echo
 echo "# Pause to disk and restore, $m cycles (state file $((size >> 20)) MiB, 256 MiB guest)"

@@ -32,7 +32,7 @@ ref=$("$root/tests/fixtures/local-registry.sh" push "$reg" "$layout" python3 ben
 "$moat" image pull -q --insecure "$ref" >/dev/null
 
 # The floor: this sandbox's own QEMU command line with a resetting init.
-id=$("$moat" run -d --insecure "$ref")
+id=$("$moat" run -d --cold --insecure "$ref")
 cp "$MOAT_HOME/sandboxes/$id/qemu.cmdline" "$work/qemu.cmdline"
 cp "$MOAT_HOME/sandboxes/$id/config.json" "$work/config.json"
 "$moat" rm -f "$id" >/dev/null
@@ -43,7 +43,7 @@ floor_command "$work" "$work/qemu.cmdline" "$work/config.json"
 moat_times=() floor_times=()
 for ((i = 1; i <= runs; i++)); do
   s=$(now); "${floor[@]}" </dev/null >/dev/null 2>&1; e=$(now); floor_times+=($((e - s)))
-  s=$(now); "$moat" run --insecure "$ref" -- python3 -c pass; e=$(now); moat_times+=($((e - s)))
+  s=$(now); "$moat" run --cold --insecure "$ref" -- python3 -c pass; e=$(now); moat_times+=($((e - s)))
 done
 fm=$(printf '%s\n' "${floor_times[@]}" | median)
 mm=$(printf '%s\n' "${moat_times[@]}" | median)

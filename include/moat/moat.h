@@ -228,6 +228,9 @@ typedef struct moat_sandbox_options {
    * command the default; no image, rootfs_dir or rootfs_image then
    * (docs/snapshots.md). */
   const char* from_snapshot;
+  /* Boot afresh instead of a warm start from the template of an earlier
+   * boot of the same root, kernel and resources (docs/sandboxes.md). */
+  int cold;
 } moat_sandbox_options;
 
 typedef struct moat_sandbox moat_sandbox;

@@ -162,6 +162,13 @@ struct SandboxOptions {
   Duration max_duration{0};
   // Remove the sandbox (disk, logs, state) as soon as it stops.
   bool auto_remove = false;
+  // Warm start (docs/sandboxes.md): a sandbox on a fresh root, without
+  // volumes, root patches or TLS interception, is restored from a template
+  // saved right after the first boot of the same root, kernel and
+  // resources instead of booting (the first such sandbox boots and saves
+  // it). false: always boot afresh. $MOAT_WARM_START=0 turns it off for the
+  // whole process.
+  bool warm_start = true;
 
   // Without an image: a host directory (packed into a cached EROFS image),
   // or an image file (ext4 or EROFS). None: the bundled default root.

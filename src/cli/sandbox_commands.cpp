@@ -52,6 +52,7 @@ struct SandboxFlags {
   std::vector<std::string> labels;
   bool rm = false;
   bool detach = false;
+  bool cold = false;
   std::string pull = "missing";
   bool insecure = false;
   std::string platform;
@@ -139,6 +140,9 @@ void add_sandbox_flags(CLI::App* cmd, SandboxFlags& f, bool is_run) {
   cmd->add_flag("--rm", f.rm,
                 is_run ? "Remove the sandbox when it stops (the default for unnamed sandboxes)"
                        : "Remove the sandbox when it stops");
+  cmd->add_flag("--cold", f.cold,
+                "Boot afresh: no warm start from the template of an earlier boot of the same root, kernel and "
+                "resources");
   cmd->add_option("--pull", f.pull, "Pull the image: always, missing or never")->capture_default_str();
   cmd->add_flag("--insecure", f.insecure, "Talk plain HTTP to the image's registry");
   cmd->add_option("--platform", f.platform, "Image platform os/arch[/variant] (default linux/amd64)");
@@ -297,6 +301,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
     o.log_max_bytes = *size;
   }
   o.auto_remove = s.rm;
+  o.warm_start = !s.cold;
   for (const auto& v : s.volumes) {
     MOAT_ASSIGN_OR_RETURN(auto m, parse_volume_mount(v));
     o.volumes.push_back(std::move(m));

@@ -272,6 +272,9 @@ Status read_lifetime_fields(const Object& o, SandboxOptions& s) {
   if (o.has("auto_remove")) {
     MOAT_ASSIGN_OR_RETURN(s.auto_remove, o.boolean("auto_remove"));
   }
+  if (o.has("warm_start")) {
+    MOAT_ASSIGN_OR_RETURN(s.warm_start, o.boolean("warm_start"));
+  }
   return ok_status();
 }
 
@@ -310,7 +313,7 @@ Result<SandboxOptions> sandbox_options_from_json_text(std::string_view text) {
   MOAT_TRY(o.only({"image", "pull", "insecure_registry", "platform", "rootfs_dir", "rootfs_image", "writable_root",
                    "name", "labels", "hostname", "command", "entrypoint", "cpus", "cpu_weight", "memory_mib",
                    "disk_size_mib", "accel", "log_max_bytes", "idle_timeout_s", "max_duration_s", "boot_timeout_s",
-                   "stop_timeout_s", "auto_remove", "patches", "secrets", "on_secret_violation", "volumes", "tmpfs",
+                   "stop_timeout_s", "auto_remove", "warm_start", "patches", "secrets", "on_secret_violation", "volumes", "tmpfs",
                    "network", "from_snapshot"}));
   SandboxOptions s;
   MOAT_TRY(read_image_fields(o, s));

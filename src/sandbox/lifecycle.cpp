@@ -12,6 +12,7 @@
 #include "jail/cgroup.h"
 #include "proto/boot_args.h"
 #include "sandbox/agent_connection.h"
+#include "sandbox/boot_template.h"
 #include "sandbox/file_lock.h"
 #include "sandbox/object_name.h"
 #include "sandbox/image_root.h"
@@ -247,6 +248,11 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
   // Paused to disk: the VM goes on from its saved state (pause.cpp).
   std::string dir = m.dir_of(r.info.id);
+  // A warm start's template: one that does not load leaves the directory
+  // for the cold boot that follows; the first boot of its kind keeps the
+  // RAM where it can be saved apart as the template.
+  cfg.keep_dir_if_restore_fails = restores_boot_template(dir);
+  cfg.keep_ram_apart = makes_boot_template(dir);
   if (std::string state = shim::memory_state_path(dir); exists(state)) {
     cfg.restore_from = state;
     std::string own = shim::memory_ram_path(dir);
@@ -335,6 +341,8 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
   r.vm.disks = cfg.vm.disks;
   r.vm.root_mode = cfg.vm.root_mode;
   r.vm.lower_fs = cfg.vm.lower_fs;
+  // A fresh upper may come warm instead (sandbox/boot_template.h).
+  if (!upper) attach_boot_template(m, boot_template_key(o, r, cfg, !ca_pem.empty()), r.info.dir);
   return shim::write_shim_config(cfg, shim::config_path(r.info.dir));
 }
 
@@ -589,18 +597,28 @@ Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, b
   if (r.info.state == SandboxState::kRunning)
     return make_error("sandbox " + id_or_name + " is already running", EBUSY);
 
-  MOAT_ASSIGN_OR_RETURN(auto cfg, start_config(m, r, ephemeral));
   MOAT_ASSIGN_OR_RETURN(auto shim_bin, vm::find_shim());
-  MOAT_TRY(shim::write_shim_config(cfg, shim::config_path(dir)));
-  ::unlink(shim::last_exit_path(dir).c_str());
-  ::unlink(shim::shim_pid_path(dir).c_str());  // a killed shim's: the new one writes its own
-
-  // The record says running before the shim exists: from here on a shim may
-  // run, and a caller killed at any point leaves a record reconcile checks
-  // against the shim's lock (pid 0 until known: stop reads shim.pid).
-  MOAT_TRY(m.db->mark_running(r.info.id, 0, unix_now()));
-  auto pid = launch_shim(shim_bin, dir, cfg.boot_timeout_ms + 15000);
+  auto launch = [&]() -> Result<pid_t> {
+    MOAT_ASSIGN_OR_RETURN(auto cfg, start_config(m, r, ephemeral));
+    MOAT_TRY(shim::write_shim_config(cfg, shim::config_path(dir)));
+    ::unlink(shim::last_exit_path(dir).c_str());
+    ::unlink(shim::shim_pid_path(dir).c_str());  // a killed shim's: the new one writes its own
+    // The record says running before the shim exists: from here on a shim
+    // may run, and a caller killed at any point leaves a record reconcile
+    // checks against the shim's lock (pid 0 until known: stop reads
+    // shim.pid).
+    MOAT_TRY(m.db->mark_running(r.info.id, 0, unix_now()));
+    return launch_shim(shim_bin, dir, cfg.boot_timeout_ms + 15000);
+  };
+  auto pid = launch();
+  // A warm start whose template did not load boots afresh (the template
+  // is gone with it).
+  if (!pid && pid.error().code != ECANCELED) {
+    (void)stop_shim(r, dir, 0);
+    if (drop_failed_boot_template(m, dir)) pid = launch();
+  }
   if (!pid) {
+    forget_boot_template(dir);
     // A shim that did not answer in time may still run: end it first
     // (stop_shim returns at once when none holds the lock).
     (void)stop_shim(r, dir, 0);
@@ -652,7 +670,9 @@ Result<SandboxInfo> create_sandbox(const SandboxOptions& o) {
 
 Status start_sandbox(const std::string& id_or_name) {
   MOAT_ASSIGN_OR_RETURN(auto m, sandbox::Manager::open());
-  return sandbox::start_record(m, id_or_name, /*ephemeral=*/false);
+  MOAT_TRY(sandbox::start_record(m, id_or_name, /*ephemeral=*/false));
+  sandbox::make_boot_template_if_wanted(m, id_or_name);
+  return ok_status();
 }
 
 Status stop_sandbox(const std::string& id_or_name, Duration timeout) {

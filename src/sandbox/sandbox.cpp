@@ -4,6 +4,7 @@
 #include <cerrno>
 
 #include "moat/sandboxes.h"
+#include "sandbox/boot_template.h"
 #include "sandbox/exec_handle.h"
 #include "sandbox/lifecycle.h"
 #include "sandbox/sandbox_impl.h"
@@ -53,6 +54,9 @@ Result<Sandbox> Sandbox::create(const SandboxOptions& o) {
   impl->accel_reason = accel_reason;
   // The first connection owns an ephemeral sandbox: this one.
   MOAT_TRY(attach(m, r, impl.get()));
+  // The first boot of its kind leaves a warm-start template (after the
+  // attach, which made this handle the owner).
+  sandbox::make_boot_template_if_wanted(m, info.id);
   impl->manager = std::move(m);
   return Sandbox(std::move(impl));
 }

@@ -305,7 +305,7 @@ Status Shim::prepare_guest_ram() {
   // huge pages, a memfd's is faulted in 4 KiB at a time (moat run -- true
   // took ~100 ms longer of ~1 s on TCG; bench/results/pause-2026-12-07.md).
   // Its memory snapshots still work, with the RAM in the stream.
-  if (cfg_.remove_dir_on_exit) return ok_status();
+  if (cfg_.remove_dir_on_exit && !cfg_.keep_ram_apart) return ok_status();
   // A stream that holds the RAM loads into QEMU's own memory: QEMU reads
   // every page it is sent, zero ones included, and a memfd would allocate
   // each (a 256 MiB guest took 1.1 s to restore and held all 256 MiB).

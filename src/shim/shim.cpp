@@ -377,7 +377,12 @@ Status Shim::boot() {
   }
   unwatch_boot_channels();
   state_fd.reset();
-  if (restoring_ && !*verdict) {
+  if (restoring_ && !*verdict && cfg_.keep_dir_if_restore_fails) {
+    // A warm start's template: the library boots the sandbox afresh in this
+    // directory.
+    cfg_.remove_dir_on_exit = false;
+    verdict = Status(verdict->error().wrap("restoring the warm-start template"));
+  } else if (restoring_ && !*verdict) {
     verdict = Status(verdict->error().wrap(
         "restoring the state saved by pause --to-disk (kept; `moat stop` discards it so that the sandbox boots "
         "afresh)"));

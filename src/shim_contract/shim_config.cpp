@@ -94,6 +94,8 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
       {"restore_from", bytes_to_json(c.restore_from)},
       {"restore_ram", bytes_to_json(c.restore_ram)},
       {"restore_ram_shared", c.restore_ram_shared},
+      {"keep_dir_if_restore_fails", c.keep_dir_if_restore_fails},
+      {"keep_ram_apart", c.keep_ram_apart},
       {"idle_timeout_s", c.idle_timeout_s},
       {"max_duration_s", c.max_duration_s},
       {"log_max_bytes", c.log_max_bytes},
@@ -145,6 +147,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     if (j.contains("restore_from")) c.restore_from = bytes_at(j, "restore_from");
     if (j.contains("restore_ram")) c.restore_ram = bytes_at(j, "restore_ram");
     c.restore_ram_shared = j.value("restore_ram_shared", false);
+    c.keep_dir_if_restore_fails = j.value("keep_dir_if_restore_fails", false);
+    c.keep_ram_apart = j.value("keep_ram_apart", false);
     c.idle_timeout_s = j.value("idle_timeout_s", std::uint64_t{0});
     c.max_duration_s = j.value("max_duration_s", std::uint64_t{0});
     c.log_max_bytes = j.value("log_max_bytes", kDefaultLogBytes);

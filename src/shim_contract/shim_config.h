@@ -46,6 +46,14 @@ struct ShimConfig {
   // with every other sandbox restored from it until written.
   std::string restore_ram;
   bool restore_ram_shared = false;
+  // A restore that fails leaves the directory even when remove_dir_on_exit
+  // is set: the restore was a warm start's (sandbox/boot_template.h), and
+  // the library boots the sandbox afresh from the same directory.
+  bool keep_dir_if_restore_fails = false;
+  // The guest's RAM is a memfd of the shim's even when remove_dir_on_exit
+  // is set (which otherwise keeps QEMU's faster anonymous memory): the
+  // library saves this VM, RAM apart, as a warm start's template.
+  bool keep_ram_apart = false;
   // Stop after this long without an open stream (exec or file transfer) /
   // this long after boot. 0: no limit.
   std::uint64_t idle_timeout_s = 0;

@@ -12,7 +12,7 @@ TEST(SandboxOptionsJson, ReadsEveryKindOfField) {
     "image": "busybox", "pull": "never", "name": "web", "labels": {"a": "b"},
     "command": ["sh"], "entrypoint": [], "cpus": 2, "cpu_weight": 200, "memory_mib": 512,
     "disk_size_mib": 1024, "accel": "tcg", "idle_timeout_s": 1.5, "max_duration_s": 60,
-    "auto_remove": true, "hostname": "h",
+    "auto_remove": true, "warm_start": false, "hostname": "h",
     "patches": [{"kind": "write", "path": "/etc/motd", "text": "hi", "mode": 420},
                 {"kind": "mkdir", "path": "/work"}],
     "volumes": ["/srv:/data:ro", {"source": "vol1", "guest_path": "/v", "size_bytes": 1048576}],
@@ -27,6 +27,7 @@ TEST(SandboxOptionsJson, ReadsEveryKindOfField) {
   EXPECT_EQ(o->accel, Accel::kTcg);
   EXPECT_EQ(o->idle_timeout.count(), 1500);
   EXPECT_TRUE(o->auto_remove);
+  EXPECT_FALSE(o->warm_start);
   ASSERT_TRUE(o->entrypoint);
   EXPECT_TRUE(o->entrypoint->empty());
   ASSERT_EQ(o->patches.size(), 2u);

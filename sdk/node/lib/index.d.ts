@@ -31,6 +31,8 @@ export interface SandboxOptions {
   rootfsImage?: string;
   /** Start from this disk snapshot (its root and files; no image then). */
   fromSnapshot?: string;
+  /** Boot afresh rather than restore the warm-start template (docs/sandboxes.md). */
+  cold?: boolean;
   writableRoot?: boolean;
   logMaxBytes?: number;
   /** { 'NAME@HOST[,HOST][:body,query,http]': value }: the guest's $NAME is a placeholder (docs/tls.md). */

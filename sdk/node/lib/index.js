@@ -69,7 +69,7 @@ function invalid(message) { return new errorClasses.InvalidArgumentError(message
 const SANDBOX_OPTIONS = new Set(['image', 'pull', 'insecureRegistry', 'platform', 'name', 'labels', 'command',
   'entrypoint', 'volumes', 'tmpfs', 'network', 'cpus', 'cpuWeight', 'memoryMib', 'diskSizeMib', 'accel', 'hostname',
   'idleTimeoutMs', 'maxDurationMs', 'bootTimeoutMs', 'stopTimeoutMs', 'autoRemove', 'ephemeral', 'rootfsDir',
-  'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'fromSnapshot', 'keep']);
+  'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'fromSnapshot', 'cold', 'keep']);
 
 function sandboxOptionsJson(o = {}) {
   if (o === null || typeof o !== 'object') throw invalid('sandbox options must be an object');
@@ -93,7 +93,7 @@ function sandboxOptionsJson(o = {}) {
       throw invalid(`${k}: expected a whole number >= 0, not ${o[k]}`);
     }
   }
-  for (const k of ['insecureRegistry', 'autoRemove', 'ephemeral', 'writableRoot']) if (o[k] !== undefined) j[k] = o[k] ? 1 : 0;
+  for (const k of ['insecureRegistry', 'autoRemove', 'ephemeral', 'writableRoot', 'cold']) if (o[k] !== undefined) j[k] = o[k] ? 1 : 0;
   if (o.labels !== undefined) j.labels = Object.entries(o.labels).map(([k, v]) => `${k}=${v}`);
   if (o.volumes !== undefined && !Array.isArray(o.volumes)) j.volumes = Object.entries(o.volumes).map(([k, v]) => `${k}:${v}`);
   if (o.network !== undefined) j.network = typeof o.network === 'string' ? o.network : JSON.stringify(o.network);

@@ -302,6 +302,7 @@ void fill_sandbox_options(const Json& j, Strings& s, moat_sandbox_options* o) {
   o->rootfs_image = s.add(j, "rootfsImage");
   o->writable_root = number<int>(j, "writableRoot");
   o->from_snapshot = s.add(j, "fromSnapshot");
+  o->cold = number<int>(j, "cold");
   o->log_max_bytes = number<uint64_t>(j, "logMaxBytes");
   o->secrets = s.list(j, "secrets");
   o->secret_values = s.list(j, "secretValues");

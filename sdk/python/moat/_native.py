@@ -118,6 +118,7 @@ class SandboxOptions(ctypes.Structure):
         ("secret_values", StrList),
         ("stop_on_secret_violation", c_int),
         ("from_snapshot", c_char_p),
+        ("cold", c_int),
     ]
 
 

@@ -158,6 +158,7 @@ def _sandbox_options(keep: _Keep, kw) -> n.SandboxOptions:
     o.writable_root = 1 if kw.pop("writable_root", False) else 0
     o.auto_remove = 1 if kw.pop("auto_remove", False) else 0
     o.ephemeral = 1 if kw.pop("ephemeral", False) else 0
+    o.cold = 1 if kw.pop("cold", False) else 0
     progress = kw.pop("on_pull_progress", None)
     if progress is not None:
         o.on_pull_progress = _progress_callback(keep, progress)
@@ -446,7 +447,8 @@ class Sandbox:
         on_pull_progress (called with a dict), secrets ({"NAME@host": value}:
         the guest sees a placeholder, docs/tls.md), stop_on_secret_violation,
         from_snapshot (a disk snapshot's name: its root and files,
-        docs/snapshots.md; no image then).
+        docs/snapshots.md; no image then), cold (boot afresh rather than
+        restore the warm-start template, docs/sandboxes.md).
 
         Unless ``keep``, the sandbox is ephemeral and removed when it stops:
         close() (or the end of a ``with`` block, or this process exiting)
