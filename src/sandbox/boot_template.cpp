@@ -115,7 +115,10 @@ void undo_attach(const std::string& sandbox_dir, const std::string& upper_copy) 
 
 }  // namespace
 
-std::string templates_dir(const std::string& home) { return home + "/templates"; }
+// In the cache: a template is derived data (from the root, kernel and
+// QEMU), like the packed roots beside it, so state directories that share
+// a cache share their templates.
+std::string templates_dir(const std::string& home) { return store::cache_dir(home) + "/templates"; }
 
 std::string boot_template_key(const SandboxOptions& o, const SandboxRecord& r, const shim::ShimConfig& cfg,
                               bool tls_trust_written) {
@@ -157,6 +160,13 @@ void attach_boot_template(const Manager& m, const std::string& key, const std::s
   std::string copy = upper + ".template";
   Status given = store::sparse_copy(upper_in(t), copy);
   if (given) given = give_saved_vm(state_in(t), ram_in(t), sandbox_dir);
+  // A cache on another filesystem than the sandbox: copies instead of
+  // links (the RAM's pages are then the sandbox's own, not shared).
+  if (!given && given.error().code == EXDEV) {
+    ::unlink(shim::memory_state_path(sandbox_dir).c_str());
+    given = store::sparse_copy(state_in(t), shim::memory_state_path(sandbox_dir));
+    if (given) given = store::sparse_copy(ram_in(t), shim::shared_ram_path(sandbox_dir));
+  }
   if (given) given = write_file_atomic(use_marker(sandbox_dir), key, 0600);
   if (given && ::rename(copy.c_str(), upper.c_str()) != 0) given = errno_error("rename " + copy);
   if (!given) {
@@ -183,7 +193,10 @@ bool drop_failed_boot_template(const Manager& m, const std::string& dir) {
   if (key) {
     std::string t = template_dir(m.home, *key);
     warn("template " + *key + " could not be restored; it is removed and the sandbox boots afresh");
-    if (auto lock = FileLock::acquire(t + ".lock")) (void)store::remove_tree(t);
+    if (auto lock = FileLock::acquire(t + ".lock")) {
+      (void)store::remove_tree(t);
+      ::unlink((t + ".lock").c_str());
+    }
   }
   return true;
 }

@@ -6,10 +6,15 @@
 // snapshot's children do (sandbox/memory_snapshot.h), and takes its own
 // hostname, entropy and clock at the restore.
 //
-//   $MOAT_HOME/templates/<key>/memory.state  the VM's device state (0400)
-//   $MOAT_HOME/templates/<key>/memory.ram    its RAM, sparse (0444)
-//   $MOAT_HOME/templates/<key>/upper.ext4    its upper disk right after boot
-//   $MOAT_HOME/templates/<key>.lock          held while it is made
+//   <cache>/templates/<key>/memory.state  the VM's device state (0400)
+//   <cache>/templates/<key>/memory.ram    its RAM, sparse (0444)
+//   <cache>/templates/<key>/upper.ext4    its upper disk right after boot
+//   <cache>/templates/<key>.lock          held while it is made
+//
+// <cache> is the cache directory ($MOAT_CACHE_DIR, else $MOAT_HOME/cache):
+// a template is derived data, so state directories sharing a cache share
+// templates. A sandbox gets hard links of the state and RAM (copies when
+// the cache is on another filesystem).
 //
 // <key> digests everything the booted guest depends on: the root's lower
 // disk (its path and file identity), root mode and lower filesystem, the
