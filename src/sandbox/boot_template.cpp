@@ -201,6 +201,8 @@ bool drop_failed_boot_template(const Manager& m, const std::string& dir) {
   return true;
 }
 
+void boot_template_used(const std::string& dir) { ::unlink(use_marker(dir).c_str()); }
+
 void forget_boot_template(const std::string& dir) { ::unlink(make_marker(dir).c_str()); }
 
 void make_boot_template_if_wanted(Manager& m, const std::string& id) {

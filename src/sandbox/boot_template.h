@@ -64,6 +64,11 @@ bool makes_boot_template(const std::string& dir);
 // can be tried again, cold. False when the start was not such a restore.
 bool drop_failed_boot_template(const Manager& m, const std::string& dir);
 
+// After a start that worked: the template's state is used up, and a state
+// saved in the directory later (pause --to-disk) is the sandbox's own, never
+// to be taken for the template's.
+void boot_template_used(const std::string& dir);
+
 // After a start that failed for good: a later start of the sandbox makes no
 // template (its disk is not a fresh boot's any more).
 void forget_boot_template(const std::string& dir);

@@ -251,6 +251,9 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   // A warm start's template: one that does not load leaves the directory
   // for the cold boot that follows; the first boot of its kind keeps the
   // RAM where it can be saved apart as the template.
+  // A boot changed by hand-added arguments (config.json) is not the boot
+  // its kind's sandboxes would have: it makes no template.
+  if (!cfg.vm.extra_kernel_args.empty() || !cfg.vm.extra_qemu_args.empty()) forget_boot_template(dir);
   cfg.keep_dir_if_restore_fails = restores_boot_template(dir);
   cfg.keep_ram_apart = makes_boot_template(dir);
   if (std::string state = shim::memory_state_path(dir); exists(state)) {
@@ -259,7 +262,12 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
     std::string shared = shim::shared_ram_path(dir);
     if (exists(shared)) {
       cfg.restore_ram = shared;
-      cfg.restore_ram_shared = true;
+      // A memory snapshot's children map its RAM private and share its
+      // pages (a warm fork's point). A warm start's sandbox that outlives
+      // its run is an ordinary sandbox, which may be snapshotted or forked
+      // warm itself: its RAM is read into the shim's memfd, so that its own
+      // saves keep the RAM apart; one removed when it stops maps it.
+      cfg.restore_ram_shared = !cfg.keep_dir_if_restore_fails || r.info.auto_remove;
     } else if (exists(own)) {
       cfg.restore_ram = own;
     }
@@ -629,6 +637,7 @@ Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, b
     }
     return pid.error().wrap("starting sandbox " + r.info.name);
   }
+  boot_template_used(dir);
   return m.db->mark_running(r.info.id, *pid, unix_now());
 }
 

@@ -275,7 +275,9 @@ TEST(VmJail, QemuHoldsNoCapabilityAndEveryThreadIsFiltered) {
     std::string t(target, static_cast<std::size_t>(n));
     bool kernel_object = t.rfind("socket:", 0) == 0 || t.rfind("pipe:", 0) == 0 || t.rfind("anon_inode:", 0) == 0;
     bool disk = t.size() > 5 && (t.ends_with(".ext4") || t.ends_with(".erofs") || t.ends_with(".img"));
-    bool guest_ram = t.rfind("/memfd:moat-guest-ram", 0) == 0;
+    // Its RAM: the shim's memfd, or a template's or snapshot's RAM file,
+    // bound read-only into the jail as /ram.
+    bool guest_ram = t.rfind("/memfd:moat-guest-ram", 0) == 0 || t.ends_with("/ram") || t.ends_with("/ram (deleted)");
     struct stat st {};
     bool null_stdin = fd == "0" && ::stat((fd_dir + "/0").c_str(), &st) == 0 && S_ISCHR(st.st_mode) &&
                       st.st_rdev == makedev(1, 3);
