@@ -48,6 +48,9 @@ while i < len(args):
         a = "null,id=qmp"
     elif a.startswith("stream,id=net0,"):
         a = "hubport,id=net0,hubid=0"
+    elif a.startswith("memory-backend-file,id=mem,") and "mem-path=/proc/self/fd/" in a:
+        # The shim's memfd: the floor's RAM is QEMU's own (the memfd's cost is moat's).
+        a = "memory-backend-ram," + ",".join(p for p in a.split(",")[1:] if p.startswith(("id=", "size=")))
     else:
         m = re.match(r"file=/dev/fdset/\d+,if=none,id=disk(\d+),(.*)", a)
         if m:
