@@ -313,8 +313,8 @@ Result<SandboxOptions> sandbox_options_from_json_text(std::string_view text) {
   MOAT_TRY(o.only({"image", "pull", "insecure_registry", "platform", "rootfs_dir", "rootfs_image", "writable_root",
                    "name", "labels", "hostname", "command", "entrypoint", "cpus", "cpu_weight", "memory_mib",
                    "disk_size_mib", "accel", "log_max_bytes", "idle_timeout_s", "max_duration_s", "boot_timeout_s",
-                   "stop_timeout_s", "auto_remove", "warm_start", "patches", "secrets", "on_secret_violation", "volumes", "tmpfs",
-                   "network", "from_snapshot"}));
+                   "stop_timeout_s", "auto_remove", "warm_start", "patches", "secrets", "on_secret_violation",
+                   "volumes", "tmpfs", "network", "from_snapshot"}));
   SandboxOptions s;
   MOAT_TRY(read_image_fields(o, s));
   MOAT_TRY(read_identity_fields(o, s));

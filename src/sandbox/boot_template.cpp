@@ -28,7 +28,7 @@
 namespace moat::sandbox {
 namespace {
 
-// Templates kept per $MOAT_HOME: each holds a RAM file (the pages a boot
+// Templates kept per cache: each holds a RAM file (the pages a boot
 // touched, ~20-60 MiB) and a small upper disk.
 constexpr std::size_t kKeptTemplates = 8;
 // Bumped when what a template holds or how it is used changes.
@@ -43,6 +43,10 @@ std::string upper_in(const std::string& t) { return t + "/upper.ext4"; }
 
 bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 
+long long mtime_ns(const struct stat& st) {
+  return static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+}
+
 bool warm_start_off_for_process() {
   const char* v = std::getenv("MOAT_WARM_START");
   return v && std::string(v) == "0";
@@ -56,7 +60,7 @@ nlohmann::json file_identity(const std::string& path) {
           {"dev", st.st_dev},
           {"ino", st.st_ino},
           {"size", st.st_size},
-          {"mtime_ns", static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec}};
+          {"mtime_ns", mtime_ns(st)}};
 }
 
 Result<std::string> read_key(const std::string& marker) {
@@ -69,6 +73,21 @@ Result<std::string> read_key(const std::string& marker) {
 }
 
 void warn(const std::string& message) { util::runtime_log(LogLevel::kWarning, "warm start: " + message); }
+
+// Removes template directory `t` and its lock file; the caller holds the
+// lock.
+void remove_template(const std::string& t) {
+  (void)store::remove_tree(t);
+  ::unlink((t + ".lock").c_str());
+}
+
+// Removes the saved VM a sandbox was given from a template, and the marker
+// saying so.
+void remove_given_vm(const std::string& sandbox_dir) {
+  ::unlink(shim::memory_state_path(sandbox_dir).c_str());
+  ::unlink(shim::shared_ram_path(sandbox_dir).c_str());
+  ::unlink(use_marker(sandbox_dir).c_str());
+}
 
 // The newest kKeptTemplates stay (a template's directory time is its last
 // use); the others go, unless one is being made or used right now.
@@ -88,7 +107,7 @@ void prune_templates(const std::string& home) {
     if (name.size() != 32) continue;
     struct stat st {};
     if (::stat((dir + "/" + name).c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) continue;
-    found.emplace_back(static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec, name);
+    found.emplace_back(mtime_ns(st), name);
   }
   ::closedir(d);
   for (const auto& name : unfinished) {
@@ -99,18 +118,8 @@ void prune_templates(const std::string& home) {
   std::sort(found.begin(), found.end(), std::greater<>());
   for (std::size_t i = kKeptTemplates; i < found.size(); ++i) {
     auto lock = FileLock::try_acquire(dir + "/" + found[i].second + ".lock");
-    if (!lock || !*lock) continue;
-    (void)store::remove_tree(dir + "/" + found[i].second);
-    ::unlink((dir + "/" + found[i].second + ".lock").c_str());
+    if (lock && *lock) remove_template(dir + "/" + found[i].second);
   }
-}
-
-// Removes what a failed attach left in the sandbox's directory.
-void undo_attach(const std::string& sandbox_dir, const std::string& upper_copy) {
-  ::unlink(upper_copy.c_str());
-  ::unlink(shim::memory_state_path(sandbox_dir).c_str());
-  ::unlink(shim::shared_ram_path(sandbox_dir).c_str());
-  ::unlink(use_marker(sandbox_dir).c_str());
 }
 
 }  // namespace
@@ -125,7 +134,6 @@ std::string boot_template_key(const SandboxOptions& o, const SandboxRecord& r, c
   if (!o.warm_start || warm_start_off_for_process()) return "";
   if (!o.patches.empty() || tls_trust_written || !r.info.volumes.empty() || !r.info.snapshot.empty()) return "";
   if (cfg.vm.root_mode != "overlay" || cfg.vm.disks.size() != 2) return "";
-  if (!cfg.vm.extra_kernel_args.empty() || !cfg.vm.extra_qemu_args.empty()) return "";
   nlohmann::json mounts = nlohmann::json::array();
   for (const auto& m : cfg.vm.mounts) mounts.push_back(proto::encode_guest_mount(m));
   nlohmann::json what = {
@@ -172,7 +180,8 @@ void attach_boot_template(const Manager& m, const std::string& key, const std::s
   if (!given) {
     // A template removed meanwhile is no news; anything else is.
     if (given.error().code != ENOENT) warn("template " + key + " not used: " + given.error().message);
-    undo_attach(sandbox_dir, copy);
+    ::unlink(copy.c_str());
+    remove_given_vm(sandbox_dir);
     return;
   }
   ::utimensat(AT_FDCWD, t.c_str(), nullptr, 0);  // its last use, for pruning
@@ -187,16 +196,11 @@ bool makes_boot_template(const std::string& dir) { return exists(make_marker(dir
 bool drop_failed_boot_template(const Manager& m, const std::string& dir) {
   if (!restores_boot_template(dir)) return false;
   auto key = read_key(use_marker(dir));
-  ::unlink(shim::memory_state_path(dir).c_str());
-  ::unlink(shim::shared_ram_path(dir).c_str());
-  ::unlink(use_marker(dir).c_str());
+  remove_given_vm(dir);
   if (key) {
     std::string t = template_dir(m.home, *key);
     warn("template " + *key + " could not be restored; it is removed and the sandbox boots afresh");
-    if (auto lock = FileLock::acquire(t + ".lock")) {
-      (void)store::remove_tree(t);
-      ::unlink((t + ".lock").c_str());
-    }
+    if (auto lock = FileLock::acquire(t + ".lock")) remove_template(t);
   }
   return true;
 }

@@ -246,16 +246,17 @@ Result<shim::ShimConfig> start_config(Manager& m, SandboxRecord& r, bool ephemer
   cfg.stop_when_owner_leaves = ephemeral;
   cfg.remove_dir_on_exit = r.info.auto_remove;
   cfg.discard_on_stop = r.info.auto_remove && cfg.vm.root_mode == "overlay";
-  // Paused to disk: the VM goes on from its saved state (pause.cpp).
   std::string dir = m.dir_of(r.info.id);
-  // A warm start's template: one that does not load leaves the directory
-  // for the cold boot that follows; the first boot of its kind keeps the
-  // RAM where it can be saved apart as the template.
   // A boot changed by hand-added arguments (config.json) is not the boot
   // its kind's sandboxes would have: it makes no template.
   if (!cfg.vm.extra_kernel_args.empty() || !cfg.vm.extra_qemu_args.empty()) forget_boot_template(dir);
+  // A warm start's template: one that does not load leaves the directory
+  // for the cold boot that follows; the first boot of its kind keeps the
+  // RAM where it can be saved apart as the template.
   cfg.keep_dir_if_restore_fails = restores_boot_template(dir);
   cfg.keep_ram_apart = makes_boot_template(dir);
+  // Paused to disk (pause.cpp), or given a saved VM: the VM goes on from
+  // its saved state.
   if (std::string state = shim::memory_state_path(dir); exists(state)) {
     cfg.restore_from = state;
     std::string own = shim::memory_ram_path(dir);

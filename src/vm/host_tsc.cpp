@@ -91,13 +91,16 @@ std::string boot_id() {
 }
 
 std::uint32_t cached_or_measured() {
-  if (!tsc_rate_is_constant()) return 0;
+  // A rate cached for this boot was measured on a TSC whose rate does not
+  // change: only a measurement needs /proc/cpuinfo's word for it (a long
+  // file on a big host, and read by every shim).
   std::string boot = boot_id();
   if (!boot.empty()) {
     if (auto text = read_file_bounded(kCachePath, 256)) {
       if (auto khz = tsc_from_cache_text(*text, boot)) return *khz;
     }
   }
+  if (!tsc_rate_is_constant()) return 0;
   std::uint32_t khz = measure_tsc_khz();
   // The cache is a convenience: without it (not root, a read-only /run)
   // each process measures again.
