@@ -12,6 +12,7 @@
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
 #include "proto/message.h"
+#include "proto/port_watch.h"
 #include "proto/text.h"
 
 namespace {
@@ -22,11 +23,11 @@ constexpr const char* kTypes[] = {"hello", "ping", "pong", "shutdown", "stop", "
                                   "stdin_close", "stdout", "stderr", "window", "resize", "signal", "cancel",
                                   "exit", "error", "stat", "list", "read", "write", "mkdir", "remove",
                                   "rename", "chmod", "chown", "tar_out", "tar_in", "data", "end", "entries",
-                                  "result", "network_update", "ok"};
+                                  "result", "network_update", "ok", "watch_ports", "listening"};
 
 constexpr const char* kFields[] = {"argv", "env", "cwd", "user", "tty", "rows", "cols", "stdin", "timeout_ms",
                                    "rlimits", "pid", "d", "n", "sig", "code", "signal", "timed_out", "message",
-                                   "version", "agent", "time_ns", "path", "to", "name", "mode", "uid", "gid",
+                                   "version", "agent", "time_ns", "interval_ms", "tcp", "path", "to", "name", "mode", "uid", "gid",
                                    "follow", "parents", "recursive", "append", "exclusive", "offset", "length",
                                    "bytes", "entries", "stat", "type", "size", "nlink", "mtime_ns", "target",
                                    "sandbox", "rules", "allow", "rule"};
@@ -93,6 +94,8 @@ void exercise(const moat::proto::Message& m) {
   (void)proto::parse_file_stat(p);
   (void)proto::parse_entries(p);
   (void)proto::parse_file_result(p);
+  (void)proto::parse_watch_ports(p);
+  (void)proto::parse_listening(p);
   if (auto it = p.find("stat"); it != p.end()) (void)proto::parse_file_stat(*it);
   for (const char* key : kFields) {
     (void)proto::get_uint(p, key, ~0ull);

@@ -99,6 +99,11 @@ struct NetworkOptions {
   // the host's (the first nameserver of /etc/resolv.conf).
   std::string dns;
   std::vector<PublishedPort> ports;
+  // --publish-listening IP: every TCP port the guest listens on (on an
+  // address other than its loopback) is published at the same port of this
+  // host address while it listens ("0.0.0.0", "::", "127.0.0.1"); a port of
+  // `ports` keeps its own entry. Empty: only `ports` are published.
+  std::string publish_listening;
   // Guest connections and UDP flows open at once (1 to kMaxMaxConnections).
   std::uint32_t max_connections = kDefaultMaxConnections;
   // Guest-to-world bytes per second over all flows; 0: no limit.

@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "agent/guest_memory.h"
+#include "agent/listening_ports.h"
 #include "agent/system_setup.h"
 #include "agent/user_db.h"
 #include "proto/boot_args.h"
@@ -179,6 +180,8 @@ void AgentServer::handle_control(const proto::Message& m) {
       (void)freezer_.thaw();
       send(proto::make_error_message(*holder, "shutting_down", "the sandbox is stopping", true));
     }
+  } else if (m.type == proto::msg::kWatchPorts) {
+    on_watch_ports(m.payload);
   } else if (m.type == proto::msg::kStats) {
     GuestMemory mem = read_guest_memory();
     proto::Json p = proto::Json::object();
@@ -203,6 +206,26 @@ void AgentServer::on_host_hello(const proto::Json& payload) {
   hello["agent"] = kAgentVersion;
   hello["restored"] = true;
   send(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+}
+
+void AgentServer::on_watch_ports(const proto::Json& payload) {
+  auto interval = proto::parse_watch_ports(payload);
+  if (!interval) {
+    send(proto::make_error_message(proto::kControlStream, "bad_request", interval.error().message, false));
+    return;
+  }
+  watch_interval_ = std::chrono::milliseconds(*interval);
+  reported_ports_.reset();
+  next_port_look_ = Clock::now();  // the first report at once
+}
+
+void AgentServer::look_at_ports(Clock::time_point now) {
+  if (watch_interval_.count() == 0 || now < next_port_look_) return;
+  next_port_look_ = now + watch_interval_;
+  proto::PortSet ports = read_listening_ports();
+  if (reported_ports_ && *reported_ports_ == ports) return;
+  send(proto::make_listening(ports));
+  reported_ports_ = std::move(ports);
 }
 
 // The commands' processes are killed as a cancel would (a command whose
@@ -356,6 +379,11 @@ void AgentServer::run() {
     bool file_work = producing && files_.wants_to_produce();
     if (file_work) timeout_ms = 0;
     auto now = Clock::now();
+    if (watch_interval_.count() && !quiesced_) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_port_look_ - now).count() + 1;
+      if (ms < 0) ms = 0;
+      if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
+    }
     for (auto& [id, s] : sessions_) {
       if (quiesced_) break;
       if (auto d = s->next_deadline()) {
@@ -381,6 +409,7 @@ void AgentServer::run() {
     if (out_.size() < (8u << 20)) files_.produce(kFileProduceBudget);
     now = Clock::now();
     for (auto& [id, s] : sessions_) s->on_timer(now);
+    look_at_ports(now);
     drop_finished_sessions();
   }
   flush_output();

@@ -5,9 +5,11 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "agent/disk_freezer.h"
@@ -16,6 +18,7 @@
 #include "agent/outbox.h"
 #include "proto/frame.h"
 #include "proto/message.h"
+#include "proto/port_watch.h"
 #include "util/unique_fd.h"
 
 namespace moat::agent {
@@ -54,6 +57,10 @@ class AgentServer {
   // guest's new host also ends every stream of the old one.
   void on_host_hello(const proto::Json& payload);
   void end_every_stream();
+  // The port watch (proto/port_watch.h): `watch_ports` sets it, each look
+  // reports the listening ports when they changed.
+  void on_watch_ports(const proto::Json& payload);
+  void look_at_ports(std::chrono::steady_clock::time_point now);
 
   UniqueFd channel_;
   UniqueFd signal_fd_;
@@ -70,6 +77,9 @@ class AgentServer {
   bool quiesced_ = false;
   bool network_ = false;
   pid_t pending_setup_ = -1;
+  std::chrono::milliseconds watch_interval_{0};  // 0: not watching
+  std::chrono::steady_clock::time_point next_port_look_;
+  std::optional<proto::PortSet> reported_ports_;  // nullopt: none reported since the watch began
 };
 
 }  // namespace moat::agent

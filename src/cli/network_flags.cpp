@@ -50,6 +50,8 @@ void add_network_flags(CLI::App* cmd, NetworkFlags& f, bool policy_only) {
   cmd->add_option("--dns", f.dns, "Upstream resolver IP[:PORT] ([IPv6]:PORT; default the host's)");
   cmd->add_option("-p,--publish", f.publish, "Publish a guest port on the host: [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]")
       ->allow_extra_args(false);
+  cmd->add_option("--publish-listening", f.publish_listening,
+                  "Publish every TCP port the guest listens on at the same port of HOST_IP, while it listens");
   cmd->add_option("--max-connections", f.max_connections,
                   "Guest connections and UDP flows open at once (default " + std::to_string(kDefaultMaxConnections) +
                       ")");
@@ -111,6 +113,7 @@ Result<NetworkOptions> network_options_from(const NetworkFlags& f) {
     MOAT_ASSIGN_OR_RETURN(auto port, parse_published_port(p));
     o.ports.push_back(std::move(port));
   }
+  o.publish_listening = f.publish_listening;
   if (!f.max_connections.empty()) {
     MOAT_ASSIGN_OR_RETURN(o.max_connections, parse_max_connections(f.max_connections));
   }

@@ -3,7 +3,7 @@
 //   --allow RULE, --deny RULE             repeatable; kept in the order typed, the first match wins
 //   --add-host NAME:IP                    IP: IPv4, IPv6 (brackets optional) or host-gateway
 //   --dns IP[:PORT]                       "[IPv6]:PORT" with a port
-//   -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp]
+//   -p, --publish [HOST_IP:]HOST_PORT:GUEST_PORT[/udp], --publish-listening HOST_IP
 //   --max-connections N, --egress-rate RATE (bytes per second: 10m)
 //   --tls-intercept, --tls-ports LIST, --tls-bypass PATTERN, --tls-proxy HOST:PORT,
 //   --tls-upstream-ca FILE,
@@ -27,6 +27,7 @@ struct NetworkFlags {
   std::vector<std::string> hosts;
   std::string dns;
   std::vector<std::string> publish;
+  std::string publish_listening;
   std::string max_connections;     // empty: the default
   std::string egress_rate;         // empty: no limit
   bool tls_intercept = false;

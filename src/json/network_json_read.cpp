@@ -169,8 +169,8 @@ Result<Json> parse_object(std::string_view text) {
 Result<NetworkOptions> network_options_from_json_text(std::string_view text) {
   MOAT_ASSIGN_OR_RETURN(Json j, parse_object(text));
   MOAT_TRY(only_fields(j, "",
-                       {"mode", "rules", "hosts", "dns", "ports", "max_connections", "egress_bytes_per_second",
-                        "tls"}));
+                       {"mode", "rules", "hosts", "dns", "ports", "publish_listening", "max_connections",
+                        "egress_bytes_per_second", "tls"}));
   NetworkOptions o;
   if (j.contains("mode")) {
     MOAT_ASSIGN_OR_RETURN(auto mode, string_at(j, "mode", "mode"));
@@ -189,6 +189,9 @@ Result<NetworkOptions> network_options_from_json_text(std::string_view text) {
   }
   if (j.contains("ports")) {
     MOAT_ASSIGN_OR_RETURN(o.ports, ports_of(j));
+  }
+  if (j.contains("publish_listening")) {
+    MOAT_ASSIGN_OR_RETURN(o.publish_listening, string_at(j, "publish_listening", "publish_listening"));
   }
   if (j.contains("max_connections")) {
     MOAT_ASSIGN_OR_RETURN(auto n, unsigned_at(j, "max_connections", "max_connections", kMaxMaxConnections));

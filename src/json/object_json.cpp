@@ -50,6 +50,7 @@ Json network_json(const NetworkOptions& n) {
               {"hosts", std::move(hosts)},
               {"dns", n.dns},
               {"ports", std::move(ports)},
+              {"publish_listening", n.publish_listening},
               {"max_connections", n.max_connections},
               {"egress_bytes_per_second", n.egress_bytes_per_second},
               {"tls",

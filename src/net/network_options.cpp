@@ -96,7 +96,7 @@ Status validate_network(const NetworkOptions& o) {
 }
 
 bool network_needs_device(const NetworkOptions& o) {
-  if (o.mode != NetworkMode::kNone || !o.ports.empty()) return true;
+  if (o.mode != NetworkMode::kNone || !o.ports.empty() || !o.publish_listening.empty()) return true;
   return std::any_of(o.rules.begin(), o.rules.end(), [](const NetworkRule& r) { return r.allow; });
 }
 

@@ -192,6 +192,12 @@ Result<NetworkSettings> read_network_settings(const NetworkOptions& options) {
     s.dns = dns;
   }
   MOAT_ASSIGN_OR_RETURN(s.forwards, read_port_forwards(options.ports));
+  if (!options.publish_listening.empty()) {
+    s.publish_listening = IpAddress::parse(options.publish_listening);
+    if (!s.publish_listening)
+      return bad("--publish-listening", options.publish_listening,
+                 "expected the host address to publish at, IPv4 or IPv6 without brackets (0.0.0.0, ::, 127.0.0.1)");
+  }
   if (options.max_connections < 1 || options.max_connections > kMaxMaxConnections)
     return bad("--max-connections", std::to_string(options.max_connections),
                "expected 1 to " + std::to_string(kMaxMaxConnections));

@@ -33,6 +33,9 @@ struct NetworkSettings {
   std::vector<std::pair<std::string, std::vector<IpAddress>>> hosts;
   std::optional<Endpoint> dns;  // nullopt: the host's resolver
   std::vector<PortForward> forwards;
+  // --publish-listening: where the guest's listening TCP ports are
+  // published while it listens; nullopt: nowhere.
+  std::optional<IpAddress> publish_listening;
   std::uint32_t max_connections = kDefaultMaxConnections;
   std::uint64_t egress_bytes_per_second = 0;
   // TLS interception; bypass patterns normalized (lower case, no trailing

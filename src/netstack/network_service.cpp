@@ -80,6 +80,12 @@ struct NetworkService::Impl {
   std::mutex mu;
   std::condition_variable applied;
   std::shared_ptr<const net::Policy> next_policy;  // under mu
+  std::optional<PortSet> next_listening;            // under mu
+  // --publish-listening: where, the host ports -p holds for TCP (left
+  // alone), and what is published now.
+  std::optional<net::IpAddress> listen_ip;
+  PortSet fixed_tcp_ports;
+  PortSet mirrored;
   std::uint64_t requested = 0, done = 0;            // under mu
   std::atomic<bool> stop{false};
   std::thread thread;
@@ -163,6 +169,46 @@ struct NetworkService::Impl {
     log("network: " + std::to_string(dropped_to_guest) +
         " frames to the guest dropped in the last 10 s: its receive queue was full");
     dropped_to_guest = 0;
+  }
+
+  // Publishes the guest's new listening ports and closes the ones it left
+  // (existing connections stay). A port that cannot be opened is logged
+  // and tried again at the next change.
+  void apply_pending_listening() {
+    std::optional<PortSet> ports;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      ports.swap(next_listening);
+    }
+    if (!ports || !listen_ip) return;
+    for (auto it = mirrored.begin(); it != mirrored.end();) {
+      if (ports->count(*it)) {
+        ++it;
+        continue;
+      }
+      stack->remove_forward(*listen_ip, *it, false);
+      log("network: guest port " + std::to_string(*it) + " no longer listens; unpublished");
+      it = mirrored.erase(it);
+    }
+    std::size_t skipped = 0;
+    for (auto port : *ports) {
+      if (mirrored.count(port) || fixed_tcp_ports.count(port)) continue;
+      if (mirrored.size() >= kMaxListeningForwards) {
+        ++skipped;
+        continue;
+      }
+      auto st = stack->add_forward(*listen_ip, port, port, false);
+      if (!st) {
+        log("network: guest port " + std::to_string(port) + " listens but is not published: " + st.error().message);
+        continue;
+      }
+      mirrored.insert(port);
+      log("network: guest port " + std::to_string(port) + " listens; published at " +
+          net::to_string(net::Endpoint{*listen_ip, port}));
+    }
+    if (skipped)
+      log("network: " + std::to_string(skipped) + " more listening guest ports not published (at most " +
+          std::to_string(kMaxListeningForwards) + ")");
   }
 
   void apply_pending_policy() {
@@ -293,10 +339,13 @@ struct NetworkService::Impl {
         [[maybe_unused]] auto r = ::read(wake.get(), &count, sizeof count);
         apply_pending_policy();
       }
+
       if (qemu_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) qemu_open = read_qemu();
       if (stack_running) stack->dispatch(fds, failed);
       if (redirect) redirect->dispatch(fds);
       stack->run_timers();
+      // After the stack's round: its sockets change only between rounds.
+      apply_pending_listening();
       filter->release_time_waits();
       if (fds[2].fd >= 0 && (fds[2].revents & POLLIN)) resolver->on_upstream_readable();
       auto now = Clock::now();
@@ -410,6 +459,9 @@ Result<std::unique_ptr<NetworkService>> NetworkService::start(const net::Network
                            [raw](const NetworkFilter::InterceptRequest& r) { return raw->intercept(r); }},
       settings.policy, *impl->resolver, settings.max_connections, std::move(udp_ports));
   impl->filter->set_egress_limit(settings.egress_bytes_per_second);
+  impl->listen_ip = settings.publish_listening;
+  for (const auto& f : settings.forwards)
+    if (!f.udp) impl->fixed_tcp_ports.insert(f.host_port);
   impl->policy = settings.policy;
   if (settings.tls.enabled || !secrets.bindings.empty())
     MOAT_TRY(start_interception(*impl, settings.tls, std::move(secrets)));
@@ -436,6 +488,15 @@ NetworkService::Traffic NetworkService::traffic() const {
   t.rx_packets = impl_->rx_packets.load(std::memory_order_relaxed);
   t.open_flows = impl_->open_flows.load(std::memory_order_relaxed);
   return t;
+}
+
+void NetworkService::publish_listening(PortSet ports) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->next_listening = std::move(ports);
+  }
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto w = ::write(impl_->wake.get(), &one, sizeof one);
 }
 
 void NetworkService::update_policy(std::shared_ptr<const net::Policy> policy) {

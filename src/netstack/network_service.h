@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "net/network_settings.h"
@@ -61,6 +62,14 @@ class NetworkService {
   // Replaces the policy. When this returns, flows the new policy denies are
   // closed and new ones are decided by it.
   void update_policy(std::shared_ptr<const net::Policy> policy);
+
+  // --publish-listening (docs/network.md): the guest's listening TCP ports
+  // now, the whole set. Applied on the network thread soon after (not
+  // waited for); what it opens and closes goes to the log. Ignored unless
+  // the settings named an address.
+  using PortSet = std::set<std::uint16_t>;
+  static constexpr std::size_t kMaxListeningForwards = 256;
+  void publish_listening(PortSet ports);
 
   // What crossed the guest's link so far, as the guest sees it (tx: frames
   // it sent; rx: frames queued for it). Callable from any thread.

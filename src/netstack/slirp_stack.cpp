@@ -151,6 +151,13 @@ Status SlirpStack::add_forward(const net::IpAddress& host_ip, std::uint16_t host
   return ok_status();
 }
 
+void SlirpStack::remove_forward(const net::IpAddress& host_ip, std::uint16_t host_port, bool udp) {
+  sockaddr_storage host{};
+  socklen_t len = net::to_sockaddr(net::Endpoint{host_ip, host_port}, host);
+  int flags = (udp ? SLIRP_HOSTFWD_UDP : 0) | (host_ip.is_v4() ? 0 : SLIRP_HOSTFWD_V6ONLY);
+  slirp_remove_hostxfwd(slirp_, reinterpret_cast<sockaddr*>(&host), len, flags);
+}
+
 void SlirpStack::fill(std::vector<pollfd>& fds, int& timeout_ms) {
   fds_ = &fds;
   first_fd_ = fds.size();

@@ -50,6 +50,8 @@ class SlirpStack {
   // Publishes a guest port: connections (or datagrams) to host_ip:host_port
   // reach the guest's port. EADDRINUSE and friends name the address.
   Status add_forward(const net::IpAddress& host_ip, std::uint16_t host_port, std::uint16_t guest_port, bool udp);
+  // Closes such a host socket; connections it accepted go on.
+  void remove_forward(const net::IpAddress& host_ip, std::uint16_t host_port, bool udp);
 
   // The poll loop: `fill` appends the stack's descriptors to `fds` and
   // lowers `timeout_ms` (-1: none) to when the stack next needs to run;

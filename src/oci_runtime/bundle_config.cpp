@@ -322,7 +322,8 @@ std::vector<std::string> comma_list(const std::string& text) {
 
 // io.moat.network=none|public|all, io.moat.network.allow / .deny=RULE,...
 // (all allows first, then all denies: one annotation cannot order them),
-// io.moat.network.publish=[IP:]HP:GP[/udp],..., io.moat.network.dns=IP[:PORT].
+// io.moat.network.publish=[IP:]HP:GP[/udp],..., io.moat.network.dns=IP[:PORT],
+// io.moat.network.publish-listening=IP|none.
 Status read_network_annotations(BundleConfig& c) {
   auto get = [&](const char* key) -> const std::string* {
     auto a = c.annotations.find(key);
@@ -346,6 +347,14 @@ Status read_network_annotations(BundleConfig& c) {
     }
   }
   if (const auto* dns = get("io.moat.network.dns")) c.network.dns = *dns;
+  // The engine publishes ports (podman -p, a Service) to the address the
+  // container has in its namespace, and the config does not say which: by
+  // default every port the guest listens on is opened there, as a
+  // container's own would be.
+  if (const auto* listening = get("io.moat.network.publish-listening"))
+    c.network.publish_listening = *listening == "none" ? "" : *listening;
+  else if (c.network_namespace == NetworkNamespace::kJoin)
+    c.network.publish_listening = "0.0.0.0";
   if (c.network.rules.size() > kMaxNetworkRules)
     return bad("annotations.io.moat.network.allow/deny", "more than " + std::to_string(kMaxNetworkRules) + " rules");
   if (auto st = validate_network(c.network); !st) return bad("annotations.io.moat.network*", st.error().message);

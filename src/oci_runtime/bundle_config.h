@@ -19,8 +19,10 @@
 //   linux.namespaces network: none -> moat's network from the host's
 //       namespace; a fresh one (no path) -> no network; the engine's (a
 //       path) -> the sandbox's shim opens its sockets in it
-//   annotations io.moat.network[.allow|.deny|.publish|.dns] -> the
-//       sandbox's network policy (docs/network.md's forms)
+//   annotations io.moat.network[.allow|.deny|.publish|.dns|
+//       .publish-listening] -> the sandbox's network policy (docs/network.md's
+//       forms); in the engine's namespace every port the guest listens on
+//       is published there unless .publish-listening says otherwise
 #pragma once
 
 #include <cstdint>

@@ -88,6 +88,9 @@ inline constexpr std::string_view kOk = "ok";
 // leaving) thaws it; the agent answers `thawed` {"held": bool} and ends the
 // stream. `held` is false when the time limit passed first: the agent thawed
 // on its own and a copy made meanwhile may be inconsistent.
+// shim -> agent `watch_ports`, agent -> shim `listening`: proto/port_watch.h.
+inline constexpr std::string_view kWatchPorts = "watch_ports";
+inline constexpr std::string_view kListening = "listening";
 inline constexpr std::string_view kFreeze = "freeze";
 inline constexpr std::string_view kFrozen = "frozen";
 inline constexpr std::string_view kThaw = "thaw";

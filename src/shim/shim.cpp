@@ -25,6 +25,7 @@
 #include "proto/exec_log.h"
 #include "proto/file_ops.h"
 #include "proto/frame_peek.h"
+#include "proto/port_watch.h"
 #include "proto/text.h"
 #include "shim/sandbox_stats.h"
 #include "shim/syscall_lists.h"
@@ -506,6 +507,7 @@ std::optional<Status> Shim::read_agent_hello() {
       hello["version"] = proto::kProtocolVersion;
       hello["time_ns"] = realtime_ns();
       send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, hello));
+      send_port_watch(/*restored=*/false);
       flush_agent();
       return ok_status();
     }
@@ -798,6 +800,20 @@ void Shim::send_host_hello(bool restored) {
       hello["entropy"] = proto::Json::binary(seed);
   }
   send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
+  send_port_watch(restored);
+}
+
+// After each hello (proto/port_watch.h). A restored guest may still watch
+// for the shim that saved it: told to stop when this one does not want it.
+void Shim::send_port_watch(bool restored) {
+  bool wanted = network_ && !cfg_.network.publish_listening.empty();
+  if (wanted || restored) send_to_agent(proto::make_watch_ports(wanted ? kPortWatchIntervalMs : 0));
+}
+
+void Shim::on_guest_listening(const proto::Json& payload) {
+  auto ports = proto::parse_listening(payload);
+  if (!ports) return log("agent: " + ports.error().message);
+  if (network_ && !cfg_.network.publish_listening.empty()) network_->publish_listening(std::move(*ports));
 }
 
 // The guest's memory numbers come from its agent: requests wait for its
@@ -904,6 +920,7 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
       return;
     }
     if (m && m->type == proto::msg::kQuiesced) return on_agent_quiesced();
+    if (m && m->type == proto::msg::kListening) return on_guest_listening(m->payload);
     if (m && m->type == proto::msg::kError)
       log("agent error: " + proto::lossy_utf8(proto::parse_error(m->payload, "error", "?").message));
     return;

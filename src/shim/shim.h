@@ -87,6 +87,10 @@ class Shim {
   // A `hello` to the agent with the host's time: after a resume, at the end
   // of a quiet, and (`restored`) to a guest restored from a saved state.
   void send_host_hello(bool restored);
+  // --publish-listening: the agent's watch and its reports.
+  static constexpr std::uint32_t kPortWatchIntervalMs = 1000;
+  void send_port_watch(bool restored);
+  void on_guest_listening(const proto::Json& payload);
   // Sets paused_ and writes or removes the paused marker.
   void mark_paused(bool paused);
   // pause --to-disk and restore (memory_save.cpp).

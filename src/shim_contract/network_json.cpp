@@ -179,6 +179,7 @@ Json network_to_json(const NetworkOptions& o) {
           {"hosts", std::move(hosts)},
           {"dns", o.dns},
           {"ports", std::move(ports)},
+          {"publish_listening", o.publish_listening},
           {"max_connections", o.max_connections},
           {"egress_bytes_per_second", o.egress_bytes_per_second},
           {"tls", tls_to_json(o.tls)}};
@@ -192,6 +193,7 @@ Result<NetworkOptions> network_from_json(const Json& j) {
   MOAT_TRY(read_hosts(j, o.hosts));
   MOAT_TRY(read_string(j, "dns", "dns", o.dns));
   MOAT_TRY(read_ports(j, o.ports));
+  MOAT_TRY(read_string(j, "publish_listening", "publish_listening", o.publish_listening));
   MOAT_TRY(read_uint(j, "max_connections", "max_connections", o.max_connections));
   MOAT_TRY(read_uint(j, "egress_bytes_per_second", "egress_bytes_per_second", o.egress_bytes_per_second));
   MOAT_TRY(read_tls(j, o.tls));

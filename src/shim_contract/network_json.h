@@ -8,6 +8,7 @@
 //    "hosts": [{"name": "db.test", "address": "host-gateway"}],
 //    "dns": "1.1.1.1:53",                                "": the host's resolver
 //    "ports": [{"host_ip": "127.0.0.1", "host_port": 8080, "guest_port": 80, "udp": false}],
+//    "publish_listening": "0.0.0.0",                     "": off
 //    "max_connections": 1024,
 //    "egress_bytes_per_second": 0,
 //    "tls": {"enabled": false, "ports": [443], "bypass": ["*.pinned.test"],

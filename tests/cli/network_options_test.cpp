@@ -66,7 +66,8 @@ TEST_F(CliNetwork, CreateKeepsTheOptionsAndUpdateReplacesModeAndRules) {
   auto created = moat({"create", "--name", "netbox", "--rootfs-dir", dir_ + "/root", "--accel", "tcg", "--net", "none",
                        "--deny", "10.0.0.5:22", "--allow", "10.0.0.0/8", "--deny", "@metadata", "--allow",
                        "*.pypi.org:443", "--add-host", "db.test:host-gateway", "--add-host", "v6.test:::1", "--dns",
-                       "1.1.1.1:53", "-p", "8080:80", "--publish", "[::1]:5353:53/udp", "--max-connections", "64",
+                       "1.1.1.1:53", "-p", "8080:80", "--publish", "[::1]:5353:53/udp", "--publish-listening", "::",
+                       "--max-connections", "64",
                        "--egress-rate", "1m"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   std::string id = created.out.substr(0, created.out.find('\n'));
@@ -83,6 +84,7 @@ TEST_F(CliNetwork, CreateKeepsTheOptionsAndUpdateReplacesModeAndRules) {
       {"ports",
        {{{"host_ip", "127.0.0.1"}, {"host_port", 8080}, {"guest_port", 80}, {"protocol", "tcp"}},
         {{"host_ip", "::1"}, {"host_port", 5353}, {"guest_port", 53}, {"protocol", "udp"}}}},
+      {"publish_listening", "::"},
       {"max_connections", 64},
       {"egress_bytes_per_second", 1048576},
       {"tls", no_tls()}};
@@ -134,10 +136,15 @@ TEST_F(CliNetwork, TheDefaultsAreShownToo) {
                                           {"hosts", Json::array()},
                                           {"dns", ""},
                                           {"ports", Json::array()},
+                                          {"publish_listening", ""},
                                           {"max_connections", 1024},
                                           {"egress_bytes_per_second", 0},
                                           {"tls", no_tls()}}));
   EXPECT_EQ(moat({"rm", id}).exit_code, 0);
+  auto bad = moat({"create", "--rootfs-dir", dir_ + "/root", "--publish-listening", "localhost"});
+  EXPECT_EQ(bad.exit_code, 125);
+  EXPECT_EQ(bad.err, "moat: bad --publish-listening \"localhost\": expected the host address to publish at, IPv4 or "
+                     "IPv6 without brackets (0.0.0.0, ::, 127.0.0.1)\n");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 

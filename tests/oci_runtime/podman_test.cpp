@@ -227,14 +227,14 @@ TEST_F(Podman, TrafficLeavesFromTheEnginesNetworkNamespace) {
   expect_nothing_left();
 }
 
-// podman's bridge network: the engine's namespace is joined and a port
-// published to moat (the annotation) is listened on there, so podman's own
-// `-p 127.0.0.1:HP:GP` mapping reaches the server in the guest.
+// podman's bridge network: the engine's namespace is joined and every port
+// the guest listens on is published there (the runtime's default for an
+// engine's namespace), so podman's own `-p 127.0.0.1:HP:GP` mapping reaches
+// the server in the guest with no moat-specific setting.
 TEST_F(Podman, APublishedPortReachesTheGuestsServer) {
   std::string hp = std::to_string(21000 + ::getpid() % 20000);
   auto started = go(podman({"run", "-d", "--name", "pub", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024",
-                            "--network", "bridge", "-p", "127.0.0.1:" + hp + ":8080", "--annotation",
-                            "io.moat.network.publish=0.0.0.0:8080:8080", "local/busybox:1", "sh", "-c",
+                            "--network", "bridge", "-p", "127.0.0.1:" + hp + ":8080", "local/busybox:1", "sh", "-c",
                             "mkdir -p /w; echo served > /w/index.html; trap 'exit 0' TERM; httpd -f -p 8080 -h /w & wait"}));
   ASSERT_EQ(started.exit_code, 0) << started.err;
   it::CmdResult fetched;

@@ -25,6 +25,7 @@ NetworkOptions full_options() {
   o.dns = "[2606:4700::1111]:53";
   o.ports = {{.host_ip = "127.0.0.1", .host_port = 8080, .guest_port = 80, .udp = false},
              {.host_ip = "::1", .host_port = 5353, .guest_port = 53, .udp = true}};
+  o.publish_listening = "0.0.0.0";
   o.max_connections = 7;
   o.egress_bytes_per_second = 10ull << 40;
   o.tls.enabled = true;
@@ -57,6 +58,7 @@ void expect_same(const NetworkOptions& a, const NetworkOptions& b) {
     EXPECT_EQ(a.ports[i].guest_port, b.ports[i].guest_port) << i;
     EXPECT_EQ(a.ports[i].udp, b.ports[i].udp) << i;
   }
+  EXPECT_EQ(a.publish_listening, b.publish_listening);
   EXPECT_EQ(a.max_connections, b.max_connections);
   EXPECT_EQ(a.egress_bytes_per_second, b.egress_bytes_per_second);
   EXPECT_EQ(a.tls.enabled, b.tls.enabled);

@@ -220,6 +220,22 @@ TEST(NetworkOptions, OnlyASealedSandboxGoesWithoutADevice) {
   o.rules.pop_back();
   o.ports = {port("8080:80")};
   EXPECT_TRUE(network_needs_device(o));
+  o.ports.clear();
+  o.publish_listening = "0.0.0.0";
+  EXPECT_TRUE(network_needs_device(o)) << "ports the guest listens on are published through the device";
+}
+
+TEST(NetworkOptions, PublishListeningTakesAnAddress) {
+  NetworkOptions o;
+  for (const char* ok : {"0.0.0.0", "::", "127.0.0.1", "::1"}) {
+    o.publish_listening = ok;
+    EXPECT_TRUE(validate_network(o).ok()) << ok;
+  }
+  const std::string why = "expected the host address to publish at, IPv4 or IPv6 without brackets (0.0.0.0, ::, 127.0.0.1)";
+  o.publish_listening = "[::]";
+  expect_invalid(o, "bad --publish-listening \"[::]\": " + why);
+  o.publish_listening = "localhost";
+  expect_invalid(o, "bad --publish-listening \"localhost\": " + why);
 }
 
 }  // namespace

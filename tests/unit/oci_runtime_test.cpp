@@ -111,6 +111,23 @@ TEST_F(BundleDir, TheNetworkNamespaceAndTheNetworkAnnotations) {
   ASSERT_TRUE(host.ok()) << host.error().message;
   EXPECT_EQ(host->network_namespace, NetworkNamespace::kHost);
   EXPECT_FALSE(host->network_mode.has_value());
+  EXPECT_EQ(host->network.publish_listening, "") << "the host's namespace: nothing is published unasked";
+
+  // The engine's namespace: what the guest listens on is published there,
+  // unless the annotation says otherwise.
+  auto joined = base();
+  joined["linux"]["namespaces"] = {{{"type", "network"}, {"path", "/run/netns/x"}}};
+  write_config(joined);
+  auto pod = read_bundle_config(dir_);
+  ASSERT_TRUE(pod.ok()) << pod.error().message;
+  EXPECT_EQ(pod->network.publish_listening, "0.0.0.0");
+  for (auto [value, expected] : {std::pair{"none", ""}, std::pair{"::", "::"}}) {
+    joined["annotations"]["io.moat.network.publish-listening"] = value;
+    write_config(joined);
+    auto a = read_bundle_config(dir_);
+    ASSERT_TRUE(a.ok()) << a.error().message;
+    EXPECT_EQ(a->network.publish_listening, expected) << value;
+  }
 
   j["linux"]["namespaces"] = {{{"type", "pid"}}, {{"type", "network"}}};
   j["annotations"]["io.moat.network"] = "public";
@@ -144,6 +161,7 @@ TEST_F(BundleDir, TheNetworkNamespaceAndTheNetworkAnnotations) {
       {"io.moat.network.allow", "@nowhere", "config.json: annotations.io.moat.network*: "},
       {"io.moat.network.publish", "80", "config.json: annotations.io.moat.network.publish: "},
       {"io.moat.network.dns", "not-an-ip", "config.json: annotations.io.moat.network*: "},
+      {"io.moat.network.publish-listening", "[::]", "config.json: annotations.io.moat.network*: "},
   };
   for (const auto& k : bad) {
     auto b = base();

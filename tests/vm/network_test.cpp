@@ -240,6 +240,62 @@ TEST(VmNetwork, PublishedTcpPortReachesGuestServer) {
   run_moat({"rm", "-f", id});
 }
 
+// Whether a TCP connection to the host's 127.0.0.1:port is refused (nothing
+// listens there), as opposed to accepted.
+bool host_port_refuses(int port) {
+  int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<std::uint16_t>(port));
+  int rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  int err = errno;
+  ::close(s);
+  return rc != 0 && err == ECONNREFUSED;
+}
+
+// --publish-listening: a server the guest starts is reachable on the host
+// at its own port without a -p, one on the guest's loopback is not, and
+// the port closes when the server ends.
+TEST(VmNetwork, PublishListeningFollowsTheGuestsServers) {
+  int hp = free_port(SOCK_STREAM);
+  int lo = free_port(SOCK_STREAM);
+  ASSERT_NE(hp, lo);
+  std::string p = std::to_string(hp), l = std::to_string(lo);
+  std::string id = create_sandbox({"--publish-listening", "127.0.0.1"});
+  EXPECT_TRUE(host_port_refuses(hp)) << "published before anything listens";
+  auto st = run_moat({"exec", id, "--", "sh", "-c",
+                      "mkdir -p /www && echo hello from the guest > /www/index.html && httpd -p " + p +
+                          " -h /www && httpd -p 127.0.0.1:" + l + " -h /www"});
+  ASSERT_EQ(st.exit_code, 0) << st.err;
+  std::string fetched;
+  for (int i = 0; i < 60 && fetched != "hello from the guest\n"; ++i) {
+    if (!host_port_refuses(hp)) {
+      auto fetch = it::run({"python3", "-c",
+                            "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:" + p +
+                                "/index.html', timeout=30).read().decode(), end='')"},
+                           {}, test_home());
+      fetched = fetch.out;
+      if (fetched == "hello from the guest\n") break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
+  EXPECT_EQ(fetched, "hello from the guest\n");
+  EXPECT_TRUE(host_port_refuses(lo)) << "a server on the guest's loopback was published";
+  ASSERT_EQ(run_moat({"exec", id, "--", "killall", "httpd"}).exit_code, 0);
+  bool closed = false;
+  for (int i = 0; i < 60 && !(closed = host_port_refuses(hp)); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_TRUE(closed) << "the host port stayed open after the guest's server ended";
+  auto logs = run_moat({"logs", id});
+  EXPECT_NE(logs.out.find("network: guest port " + p + " listens; published at 127.0.0.1:" + p), std::string::npos)
+      << logs.out;
+  EXPECT_NE(logs.out.find("network: guest port " + p + " no longer listens; unpublished"), std::string::npos)
+      << logs.out;
+  EXPECT_EQ(logs.out.find("guest port " + l), std::string::npos) << logs.out;
+  run_moat({"rm", "-f", id});
+}
+
 TEST(VmNetwork, UpdateFlipsAFetchAndClosesDeniedConnections) {
   HostServer http("http", "127.0.0.1", {served_dir()});
   std::string p = http.p();
