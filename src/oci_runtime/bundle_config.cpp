@@ -423,4 +423,11 @@ Result<BundleConfig> parse_bundle_config(std::string_view text, const std::strin
   return c;
 }
 
+Result<ResourceUpdate> parse_resource_update(std::string_view text) {
+  MOAT_ASSIGN_OR_RETURN(auto j, parse_json_object(text, "resources", kMaxConfigBytes));
+  BundleConfig c;
+  MOAT_TRY(read_resources(json{{"resources", std::move(j)}}, c));
+  return ResourceUpdate{c.memory_mib, c.cpus, std::move(c.unsupported)};
+}
+
 }  // namespace moat::oci

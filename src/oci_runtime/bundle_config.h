@@ -106,6 +106,15 @@ Result<BundleConfig> read_bundle_config(const std::string& bundle);
 // host: a file is copied, a directory shared).
 Result<BundleConfig> parse_bundle_config(std::string_view text, const std::string& bundle);
 
+// `update --resources`: a LinuxResources object (config.json's
+// linux.resources), read as create reads it.
+struct ResourceUpdate {
+  int memory_mib = 0;  // 0: not asked
+  int cpus = 0;        // 0: not asked
+  std::vector<std::string> unsupported;
+};
+Result<ResourceUpdate> parse_resource_update(std::string_view text);
+
 // Parses a process object (config.json's "process", or the whole of an exec's
 // --process file). Fields moat cannot honour are appended to `unsupported`.
 Result<ProcessSpec> parse_process(const std::string& json_text, std::vector<std::string>& unsupported);

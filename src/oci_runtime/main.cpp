@@ -100,6 +100,11 @@ int main(int argc, char** argv) {
   auto* resume = app.add_subcommand("resume", "Resume a paused container");
   resume->add_option("id", id)->required();
 
+  std::string resources_file;
+  auto* update = app.add_subcommand("update", "Change the container's resources (its VM's size is fixed while it runs)");
+  update->add_option("id", id)->required();
+  update->add_option("-r,--resources", resources_file, "A LinuxResources JSON file, or - for standard input");
+
   bool force = false;
   auto* del = app.add_subcommand("delete", "Delete a container and its VM");
   del->add_option("id", id)->required();
@@ -163,6 +168,7 @@ int main(int argc, char** argv) {
   if (del->parsed()) return delete_container(dir, id, force);
   if (pause->parsed()) return set_container_paused(dir, id, true);
   if (resume->parsed()) return set_container_paused(dir, id, false);
+  if (update->parsed()) return update_container(dir, id, resources_file);
   if (list->parsed()) return list_containers(dir, format, quiet);
   if (ps->parsed()) {
     auto rest = ps->remaining();

@@ -356,6 +356,34 @@ int set_container_paused(const StateDir& dir, const std::string& id, bool pause)
   return 0;
 }
 
+int update_container(const StateDir& dir, const std::string& id, const std::string& resources_file) {
+  if (auto st = check_container_id(id); !st) return fail(st.error());
+  auto r = dir.load(id);
+  if (!r) return fail(r.error());
+  if (resources_file.empty()) return fail(make_error("update: give --resources FILE (or - for standard input)", EINVAL));
+  auto text = read_file_bounded(resources_file == "-" ? "/dev/stdin" : resources_file, kMaxConfigBytes);
+  if (!text) return fail(text.error().wrap("update: --resources " + resources_file));
+  auto asked = parse_resource_update(*text);
+  if (!asked) return fail(asked.error().wrap("update"));
+  for (const auto& u : asked->unsupported) log_warning("update: " + u);
+  if (!asked->memory_mib && !asked->cpus) return 0;
+  if (r->sandbox.empty())
+    return fail(make_error("update: container " + id + " is a pod's sandbox container: it has no VM to size", EINVAL));
+  auto info = inspect_sandbox(r->sandbox);
+  if (!info) return fail(info.error());
+  std::vector<std::string> changes;
+  if (asked->memory_mib && asked->memory_mib != info->memory_mib)
+    changes.push_back("memory " + std::to_string(asked->memory_mib) + " MiB (it has " +
+                      std::to_string(info->memory_mib) + " MiB)");
+  if (asked->cpus && asked->cpus != info->cpus)
+    changes.push_back(std::to_string(asked->cpus) + " vCPUs (it has " + std::to_string(info->cpus) + ")");
+  if (changes.empty()) return 0;
+  std::string what = changes[0] + (changes.size() > 1 ? " and " + changes[1] : "");
+  return fail(make_error("update: container " + id + "'s VM keeps its memory and vCPUs while it runs; asked for " +
+                             what + ". Create the container again with the new limits",
+                         ENOTSUP));
+}
+
 int delete_container(const StateDir& dir, const std::string& id, bool force) {
   if (auto st = check_container_id(id); !st) return fail(st.error());
   auto r = dir.load(id);

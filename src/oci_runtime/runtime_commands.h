@@ -35,6 +35,11 @@ int print_state(const StateDir& dir, const std::string& id);
 int kill_container(const StateDir& dir, const std::string& id, const std::string& signal, bool all);
 int delete_container(const StateDir& dir, const std::string& id, bool force);
 int set_container_paused(const StateDir& dir, const std::string& id, bool pause);
+// `update --resources FILE` ("-": standard input): what can apply to the
+// running VM does (today nothing changes live: memory and vCPUs are fixed
+// while it runs, so a different size is an error and the same one a no-op;
+// fields create does not apply are warned about likewise).
+int update_container(const StateDir& dir, const std::string& id, const std::string& resources_file);
 int list_containers(const StateDir& dir, const std::string& format, bool quiet);
 int print_ps(const StateDir& dir, const std::string& id, const std::string& format);
 int exec_in_container(const StateDir& dir, const std::string& self, const std::string& id, const ExecFlags& f);

@@ -294,6 +294,15 @@ TEST_F(Podman, DetachedExecLogsStopAndRemove) {
   std::string id = go(podman({"inspect", "-f", "{{.Id}}", "web"})).out.substr(0, 64);
   auto state = go({runtime_bin(), "state", id});
   EXPECT_NE(state.out.find("\"status\": \"running\""), std::string::npos) << state.out << state.err;
+  // The VM's size is fixed while it runs: another one is refused, saying so;
+  // the container runs on.
+  auto resized = go(podman({"update", "--memory", "512m", "web"}));
+  EXPECT_NE(resized.exit_code, 0);
+  EXPECT_NE(resized.err.find("container " + id + "'s VM keeps its memory and vCPUs while it runs; asked for memory "
+                             "512 MiB (it has 256 MiB)"),
+            std::string::npos)
+      << resized.err;
+  EXPECT_EQ(go(podman({"exec", "web", "true"})).exit_code, 0);
   auto stopped = go(podman({"stop", "-t", "10", "web"}));
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
   auto logs = go(podman({"logs", "web"}));
