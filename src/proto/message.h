@@ -62,7 +62,10 @@ inline constexpr std::string_view kStats = "stats";
 // memfd copies the RAM to PATH2 (sparse, the size of the RAM) and PATH
 // holds only the devices' state (shim_config.h: restore_ram); a shim
 // without one (its guest maps a snapshot's RAM file) writes everything to
-// PATH and no PATH2.
+// PATH and no PATH2. With "resume_on_leave": true the VM runs again when
+// the asking client disconnects before a `resume` (or another pause) came,
+// so that a client killed between its save and its resume does not leave
+// the sandbox paused; a VM that was paused before the save stays so.
 inline constexpr std::string_view kPause = "pause";
 inline constexpr std::string_view kResume = "resume";
 // shim -> agent, {}: before QEMU saves the VM's state. The agent stops

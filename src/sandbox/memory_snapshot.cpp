@@ -63,16 +63,20 @@ Status save_running_vm(const Manager& m, const SandboxRecord& src, const SavedVm
   // 1. The VM's state, the vCPUs then left standing and the agent quiet;
   //    its RAM apart as a file children map (a shim whose guest maps a
   //    snapshot's RAM itself puts the RAM into the state instead).
-  proto::Json p = {{"to_file", to.state}, {"ram_file", to.ram}};
-  MOAT_TRY(ask_shim(src.info.name, dir, proto::make_message(proto::kControlStream, proto::msg::kPause, p),
-                    "the " + what));
+  //    One connection for the save and the resume: should this process
+  //    die between them, the shim runs the VM again when it goes.
+  auto conn = AgentConnection::connect(shim::control_socket_path(dir));
+  if (!conn) return conn.error().wrap("sandbox " + src.info.name + " is not reachable");
+  proto::Json p = {{"to_file", to.state}, {"ram_file", to.ram}, {"resume_on_leave", true}};
+  MOAT_TRY(ask_shim_on(*conn, src.info.name, proto::make_message(proto::kControlStream, proto::msg::kPause, p),
+                       "the " + what));
   // 2. The disk as the saved guest left it (QEMU flushed it when the
   //    migration stopped the VM), then the sandbox runs on whatever happened.
   Status copied = copy_upper_disk_as_it_lies(src, to.disk);
   Status resumed = was_paused ? ok_status()
-                              : ask_shim(src.info.name, dir,
-                                         proto::make_message(proto::kControlStream, proto::msg::kResume),
-                                         "the resume after the " + what);
+                              : ask_shim_on(*conn, src.info.name,
+                                            proto::make_message(proto::kControlStream, proto::msg::kResume),
+                                            "the resume after the " + what);
   MOAT_TRY(copied);
   MOAT_TRY(resumed);
   if (::chmod(to.state.c_str(), 0400) != 0) return errno_error("chmod " + to.state);

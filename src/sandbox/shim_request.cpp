@@ -26,9 +26,14 @@ Status ask_shim(const std::string& name, const std::string& dir, const proto::Me
                 const std::string& what) {
   auto conn = AgentConnection::connect(shim::control_socket_path(dir));
   if (!conn) return conn.error().wrap("sandbox " + name + " is not reachable");
-  MOAT_TRY(conn->send(request));
+  return ask_shim_on(*conn, name, request, what);
+}
+
+Status ask_shim_on(AgentConnection& conn, const std::string& name, const proto::Message& request,
+                   const std::string& what) {
+  MOAT_TRY(conn.send(request));
   while (true) {
-    MOAT_ASSIGN_OR_RETURN(auto reply, conn->receive(kReplyTimeoutMs));
+    MOAT_ASSIGN_OR_RETURN(auto reply, conn.receive(kReplyTimeoutMs));
     if (!reply) return make_error("sandbox " + name + " did not answer " + what + " in time", ETIMEDOUT);
     if (reply->stream != proto::kControlStream) continue;
     if (reply->type == proto::msg::kOk) return ok_status();

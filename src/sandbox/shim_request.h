@@ -7,6 +7,7 @@
 #include <string>
 
 #include "proto/message.h"
+#include "sandbox/agent_connection.h"
 #include "util/result.h"
 
 namespace moat::sandbox {
@@ -17,5 +18,9 @@ namespace moat::sandbox {
 // ENOSYS for a shim too old to know the request).
 Status ask_shim(const std::string& name, const std::string& dir, const proto::Message& request,
                 const std::string& what);
+// The same on a connection the caller holds (the shim ties some requests
+// to it: pause's resume_on_leave).
+Status ask_shim_on(AgentConnection& conn, const std::string& name, const proto::Message& request,
+                   const std::string& what);
 
 }  // namespace moat::sandbox

@@ -224,11 +224,18 @@ void Shim::finish_save() {
   if (auto it = clients_.find(saving_->client); it != clients_.end())
     send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
   bool end_after = saving_->end_after;
+  bool lease = saving_->resume_on_leave && !saving_->was_paused;
+  ClientId saver = saving_->client;
   saving_.reset();
   if (!end_after) {
     // The VM stays stopped where it was saved, the agent quiet, until a
-    // resume runs both again: a paused sandbox like any other.
+    // resume runs both again: a paused sandbox like any other; or until the
+    // saver leaves, when it asked for that.
     mark_paused(true);
+    if (lease) {
+      resume_on_leave_ = saver;
+      if (!clients_.count(saver)) resume_after_departed_saver();
+    }
     return;
   }
   saved_ = true;

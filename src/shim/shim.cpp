@@ -720,8 +720,12 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
     if (!absolute(path) || !ram || (!ram->empty() && !absolute(ram)))
       send_to_client(c, proto::make_error_message(proto::kControlStream, "EINVAL",
                                                   "to_file and ram_file must be absolute paths", false));
-    else
+    else {
+      auto lease = proto::get_bool(m.payload, "resume_on_leave");  // absent: no lease
+      bool was_saving = saving_.has_value();
       save_to_disk(c, *path, /*end_after=*/false, *ram);
+      if (!was_saving && saving_) saving_->resume_on_leave = lease && *lease;
+    }
   } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_disk")) {
     auto to_disk = proto::get_bool(m.payload, "to_disk");
     if (!to_disk)
@@ -752,6 +756,7 @@ void Shim::set_paused(Client& c, bool pause) {
                                                 "the sandbox is being paused to disk", false));
     return;
   }
+  resume_on_leave_.reset();
   ClientId id = c.id;
   monitor_.execute(pause ? "stop" : "cont", [this, id, pause](Result<proto::Json> done) {
     auto it = clients_.find(id);
@@ -762,17 +767,34 @@ void Shim::set_paused(Client& c, bool pause) {
       return;
     }
     if (paused_ != pause) {
-      mark_paused(pause);
-      if (!pause) {
-        // The guest's clocks stood still while paused: its wall clock is
-        // set from the host's again (as at boot). The hello also ends the
-        // agent's quiet after a save that kept the VM (a memory snapshot).
-        agent_quiet_ = false;
-        send_host_hello(/*restored=*/false);
+      if (pause) {
+        mark_paused(true);
+        log("paused");
+      } else {
+        note_running_again();
       }
-      log(pause ? "paused" : "resumed");
     }
     if (it != clients_.end()) send_to_client(*it->second, proto::make_message(proto::kControlStream, proto::msg::kOk));
+  });
+}
+
+void Shim::note_running_again() {
+  mark_paused(false);
+  // The guest's clocks stood still while paused: its wall clock is set from
+  // the host's again (as at boot). The hello also ends the agent's quiet
+  // after a save that kept the VM (a memory snapshot).
+  agent_quiet_ = false;
+  send_host_hello(/*restored=*/false);
+  log("resumed");
+}
+
+void Shim::resume_after_departed_saver() {
+  resume_on_leave_.reset();
+  if (stopping_ || !paused_) return;
+  log("the client that saved the VM's state left before resuming it: the VM runs again");
+  monitor_.execute("cont", [this](Result<proto::Json> done) {
+    if (!done) return log("resume failed: " + done.error().message);
+    if (paused_) note_running_again();
   });
 }
 
@@ -861,6 +883,7 @@ void Shim::drop_client(ClientId id) {
   bool owner = it->second->owner;
   loop_.remove(it->second->fd.get());
   clients_.erase(it);
+  if (resume_on_leave_ == id) resume_after_departed_saver();
   if (owner && cfg_.stop_when_owner_leaves) begin_stop("the owning client disconnected");
 }
 

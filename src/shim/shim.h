@@ -188,11 +188,22 @@ class Shim {
     // the devices' state.
     std::string ram_path;
     bool end_after = true;
+    // pause {"resume_on_leave": true}: the VM runs again if the client
+    // leaves before its resume (resume_on_leave_).
+    bool resume_on_leave = false;
     UniqueFd file;  // path + ".tmp"
     Clock::time_point started{};
     Clock::time_point deadline{};
   };
   std::optional<SaveToDisk> saving_;
+  // The client whose departure resumes the VM its save left standing: a
+  // memory snapshot's maker killed between its save and its resume must not
+  // leave the sandbox paused for good. Any pause or resume ends the lease.
+  std::optional<ClientId> resume_on_leave_;
+  void resume_after_departed_saver();
+  // What a resume does besides QEMU's `cont`: the marker, and the agent's
+  // clock and quiet (a hello).
+  void note_running_again();
   bool saved_ = false;        // the state is on disk; the shim is ending
   bool agent_quiet_ = false;  // a quiesce was sent: nothing more goes to the agent
   // A restore under way during the boot.

@@ -22,6 +22,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "proto/message.h"
+#include "sandbox/agent_connection.h"
 #include "tests/vm/harness.h"
 
 namespace moat::test {
@@ -124,6 +126,48 @@ TEST(VmPause, TheGuestStandsStillWhilePausedAndGoesOnFromWhereItWas) {
   long long host_now = static_cast<long long>(::time(nullptr));
   EXPECT_LE(std::llabs(guest_now - host_now), 2) << "guest " << guest_now << ", host " << host_now;
   EXPECT_EQ(run_moat({"rm", "-f", "pz"}).exit_code, 0);
+}
+
+// A memory snapshot's save leaves the VM standing until its maker resumes
+// it. Asked with resume_on_leave (as the library asks), a maker that dies
+// in between (kill -9 of `moat snapshot create --memory`, of `moat run -d`
+// making a warm-start template) does not leave the sandbox paused: the
+// shim runs it again when the maker's connection goes. Without it, the
+// sandbox stays paused as asked.
+TEST(VmPause, ASaverThatLeavesBeforeItsResumeLeavesTheSandboxRunning) {
+  ASSERT_EQ(run_moat({"run", "-d", "--cold", "--name", "lease", "--rootfs-dir", busybox_rootfs()}).exit_code, 0);
+  std::string dir = inspected_field("lease", "dir");
+  auto save = [&](bool lease, const std::string& name) {
+    auto conn = sandbox::AgentConnection::connect(dir + "/control.sock");
+    EXPECT_TRUE(conn) << conn.error().message;
+    if (!conn) return;
+    proto::Json p = {{"to_file", test_home() + "/" + name + ".state"}, {"ram_file", test_home() + "/" + name + ".ram"}};
+    if (lease) p["resume_on_leave"] = true;
+    EXPECT_TRUE(conn->send(proto::make_message(proto::kControlStream, proto::msg::kPause, p)));
+    auto reply = conn->receive(60000);
+    ASSERT_TRUE(reply && *reply);
+    EXPECT_EQ((*reply)->type, "ok") << (*reply)->payload.dump();
+    EXPECT_EQ(paused_of("lease"), "true");
+  };  // the connection closes without a resume
+
+  save(true, "leased");
+  std::string state;
+  for (int i = 0; i < 100 && (state = paused_of("lease")) != "false"; ++i) sleep_ms(100);
+  EXPECT_EQ(state, "false") << "the VM stayed paused after its saver left";
+  auto alive = run_moat({"exec", "lease", "--", "echo", "runs"});
+  EXPECT_EQ(alive.out, "runs\n") << alive.err;
+  std::ifstream shim_log(dir + "/shim.log");
+  std::string logged((std::istreambuf_iterator<char>(shim_log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(logged.find("the client that saved the VM's state left before resuming it: the VM runs again"),
+            std::string::npos)
+      << logged;
+
+  save(false, "plain");
+  sleep_ms(1500);
+  EXPECT_EQ(paused_of("lease"), "true") << "a save without the lease was resumed";
+  EXPECT_EQ(run_moat({"resume", "lease"}).exit_code, 0);
+  EXPECT_EQ(run_moat({"exec", "lease", "--", "echo", "runs"}).out, "runs\n");
+  EXPECT_EQ(run_moat({"rm", "-f", "lease"}).exit_code, 0);
 }
 
 TEST(VmPause, StopWorksOnAPausedSandboxAndOnlyARunningOneCanPause) {
