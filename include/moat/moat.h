@@ -231,6 +231,9 @@ typedef struct moat_sandbox_options {
   /* Boot afresh instead of a warm start from the template of an earlier
    * boot of the same root, kernel and resources (docs/sandboxes.md). */
   int cold;
+  /* --io-weight: the share of the host's disks when contended, 1-10000;
+   * 0: the kernel's default (docs/security.md). */
+  uint32_t io_weight;
 } moat_sandbox_options;
 
 typedef struct moat_sandbox moat_sandbox;

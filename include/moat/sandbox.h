@@ -192,6 +192,13 @@ struct SandboxOptions {
   // sandbox of weight 200 gets twice the CPU time of one of 100). --cpus
   // stays its ceiling.
   std::uint32_t cpu_weight = 100;
+  // --io-weight: QEMU's share of the host's disks when they are contended
+  // (1-10000, as cgroup v2's io.weight): the root and upper disks' I/O;
+  // volumes are served by processes of the shim outside QEMU's group. 0
+  // leaves the kernel's default. The host's kernel must offer a weight (the
+  // BFQ scheduler, or v2's io.cost): elsewhere the start fails saying so
+  // (docs/security.md).
+  std::uint32_t io_weight = 0;
   int memory_mib = 256;
   std::uint64_t disk_size_mib = 4096;  // the writable upper disk (sparse)
   Accel accel = Accel::kAuto;

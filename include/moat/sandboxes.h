@@ -42,6 +42,7 @@ struct SandboxInfo {
   std::map<std::string, std::string> labels;
   int cpus = 1;
   std::uint32_t cpu_weight = 100;
+  std::uint32_t io_weight = 0;  // 0: the kernel's default
   int memory_mib = 0;
   std::uint64_t disk_size_mib = 0;
   Duration idle_timeout{0};  // zero: no limit

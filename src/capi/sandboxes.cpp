@@ -75,6 +75,7 @@ moat::Result<moat::SandboxOptions> sandbox_options_of(const moat_sandbox_options
   if (o.stop_on_secret_violation) s.on_secret_violation = moat::SecretViolation::kBlockAndStop;
   s.from_snapshot = text_or_empty(o.from_snapshot);
   s.warm_start = o.cold == 0;
+  s.io_weight = o.io_weight;
   return s;
 }
 

@@ -40,6 +40,7 @@ struct VmFlags {
   bool writable_root = SandboxOptions{}.writable_root;
   int cpus = SandboxOptions{}.cpus;
   std::uint32_t cpu_weight = SandboxOptions{}.cpu_weight;
+  std::uint32_t io_weight = 0;
   int memory_mib = SandboxOptions{}.memory_mib;
   std::uint64_t disk_size_mib = SandboxOptions{}.disk_size_mib;
   std::string accel = to_string(SandboxOptions{}.accel);
@@ -111,6 +112,9 @@ void add_vm_flags(CLI::App* cmd, VmFlags& f) {
   cmd->add_option("--cpu-weight", f.cpu_weight,
                   "Share of contended host CPUs against other sandboxes, 1-10000 (cgroup cpu.weight)")
       ->capture_default_str();
+  cmd->add_option("--io-weight", f.io_weight,
+                  "Share of contended host disks against other sandboxes, 1-10000 (cgroup io.weight; needs a kernel "
+                  "with a weight, e.g. the BFQ scheduler)");
   cmd->add_option("--memory", f.memory_mib, "Guest memory in MiB")->capture_default_str();
   cmd->add_option("--disk-size", f.disk_size_mib, "Writable disk size in MiB (sparse)")->capture_default_str();
   cmd->add_option("--accel", f.accel, "auto, kvm or tcg")->capture_default_str();
@@ -269,6 +273,7 @@ Result<SandboxOptions> sandbox_options(const Flags& f, CLI::App* cmd, const Word
   o.writable_root = v.writable_root;
   o.cpus = v.cpus;
   o.cpu_weight = v.cpu_weight;
+  o.io_weight = v.io_weight;
   o.memory_mib = v.memory_mib;
   o.disk_size_mib = v.disk_size_mib;
   MOAT_ASSIGN_OR_RETURN(o.accel, parse_accel(v.accel));

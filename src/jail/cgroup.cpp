@@ -17,6 +17,9 @@ namespace {
 
 constexpr std::size_t kMaxProcFile = 1 << 20;
 constexpr const char* kControllers[] = {"memory", "pids", "cpu"};
+// The I/O controller is optional: only an I/O weight needs it.
+constexpr const char* kIoControllerV1 = "blkio";
+constexpr const char* kIoControllerV2 = "io";
 constexpr std::uint64_t kCpuPeriodUs = 100000;
 
 std::vector<std::string> split(const std::string& text, char sep) {
@@ -160,9 +163,15 @@ Status make_group(const std::string& dir) {
   return {};
 }
 
-Status enable_v2_controllers(const std::string& parent) {
+Status enable_v2_controllers(const std::string& parent, bool with_io) {
   auto enabled = words_of(parent + "/cgroup.subtree_control");
-  for (const char* c : kControllers) {
+  std::vector<const char*> wanted(std::begin(kControllers), std::end(kControllers));
+  if (with_io) {
+    if (!contains(words_of(parent + "/cgroup.controllers"), kIoControllerV2))
+      return make_error("--io-weight: cgroup v2's io controller is not available in " + parent, ENOTSUP);
+    wanted.push_back(kIoControllerV2);
+  }
+  for (const char* c : wanted) {
     if (contains(enabled, c)) continue;
     auto written = write_value(parent + "/cgroup.subtree_control", std::string("+") + c);
     if (!written.ok()) {
@@ -183,7 +192,22 @@ Status enable_v2_controllers(const std::string& parent) {
 struct CgroupPlace {
   CgroupVersion version = CgroupVersion::kV2;
   std::vector<std::string> parents;
+  std::string io_parent_v1;  // v1's blkio group, "" if none is mounted (optional: only --io-weight needs it)
 };
+
+// The caller's group of v1's `controller`, or "" when no hierarchy has it.
+std::string v1_directory(const char* controller, const std::vector<CgroupMount>& mounts,
+                         const Membership& membership) {
+  for (const auto& [controllers, path] : membership.v1) {
+    if (!contains(controllers, controller)) continue;
+    for (const auto& m : mounts) {
+      if (m.fstype != "cgroup" || !contains(m.options, controller)) continue;
+      auto dir = directory_on(m, path);
+      if (dir.ok()) return *dir;
+    }
+  }
+  return "";
+}
 
 Result<CgroupPlace> find_cgroup_place() {
   MOAT_ASSIGN_OR_RETURN(auto mounts, cgroup_mounts());
@@ -192,23 +216,12 @@ Result<CgroupPlace> find_cgroup_place() {
     for (const auto& m : mounts) {
       if (m.fstype != "cgroup2") continue;
       auto dir = directory_on(m, membership.v2_path);
-      if (dir.ok() && v2_has_all(*dir)) return CgroupPlace{CgroupVersion::kV2, {*dir}};
+      if (dir.ok() && v2_has_all(*dir)) return CgroupPlace{CgroupVersion::kV2, {*dir}, ""};
     }
   }
-  CgroupPlace place{CgroupVersion::kV1, {}};
+  CgroupPlace place{CgroupVersion::kV1, {}, v1_directory(kIoControllerV1, mounts, membership)};
   for (const char* controller : kControllers) {
-    std::string found;
-    for (const auto& [controllers, path] : membership.v1) {
-      if (!contains(controllers, controller)) continue;
-      for (const auto& m : mounts) {
-        if (m.fstype != "cgroup" || !contains(m.options, controller)) continue;
-        auto dir = directory_on(m, path);
-        if (dir.ok()) {
-          found = *dir;
-          break;
-        }
-      }
-    }
+    std::string found = v1_directory(controller, mounts, membership);
     if (found.empty()) {
       return make_error(std::string("no cgroup hierarchy with the ") + controller +
                             " controller is mounted (neither cgroup v2 with memory, pids and cpu nor v1's " +
@@ -229,9 +242,26 @@ Status check_group_name(const std::string& name) {
 
 }  // namespace
 
+Result<std::pair<std::string, std::string>> io_weight_setting(CgroupVersion version, const std::string& dir,
+                                                            std::uint32_t weight) {
+  auto clamped = [&](std::uint32_t lo, std::uint32_t hi) { return std::to_string(std::clamp(weight, lo, hi)); };
+  const bool v2 = version == CgroupVersion::kV2;
+  std::string bfq = dir + (v2 ? "/io.bfq.weight" : "/blkio.bfq.weight");
+  if (exists(bfq)) return std::pair{bfq, clamped(1, 1000)};
+  std::string other = dir + (v2 ? "/io.weight" : "/blkio.weight");
+  if (exists(other)) return std::pair{other, v2 ? clamped(1, 10000) : clamped(10, 1000)};
+  return make_error(std::string("--io-weight: this host's kernel offers no I/O weight (") +
+                        (v2 ? "cgroup v2's io controller has neither io.bfq.weight nor io.weight"
+                            : "cgroup v1's blkio has neither blkio.bfq.weight nor blkio.weight") +
+                        ": a weight needs the BFQ I/O scheduler" + (v2 ? " or io.cost" : " or CFQ") +
+                        "); leave --io-weight out here",
+                    ENOTSUP);
+}
+
 Status remove_cgroup(const std::string& name) {
   MOAT_TRY(check_group_name(name));
   MOAT_ASSIGN_OR_RETURN(auto place, find_cgroup_place());
+  if (!place.io_parent_v1.empty()) place.parents.push_back(place.io_parent_v1);
   for (const auto& parent : place.parents) {
     std::string dir = parent + "/" + name;
     if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return errno_error("rmdir " + dir);
@@ -263,7 +293,11 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
   Cgroup g;
   g.version_ = place.version;
   if (place.version == CgroupVersion::kV2) {
-    MOAT_TRY(enable_v2_controllers(place.parents[0]));
+    MOAT_TRY(enable_v2_controllers(place.parents[0], limits.io_weight != 0));
+  } else if (limits.io_weight != 0) {
+    if (place.io_parent_v1.empty())
+      return make_error("--io-weight: no cgroup v1 hierarchy with the blkio controller is mounted", ENOTSUP);
+    place.parents.push_back(place.io_parent_v1);  // after kControllers' (path_of)
   }
   for (const auto& parent : place.parents) {
     std::string dir = parent + "/" + name;
@@ -289,6 +323,11 @@ Result<Cgroup> Cgroup::create(const std::string& name, const CgroupLimits& limit
       std::uint64_t shares = std::max<std::uint64_t>(2, std::uint64_t{limits.cpu_weight} * 1024 / 100);
       MOAT_TRY(write_value(g.path_of("cpu") + "/cpu.shares", std::to_string(shares)));
     }
+  }
+  if (limits.io_weight != 0) {
+    MOAT_ASSIGN_OR_RETURN(auto setting, io_weight_setting(g.version_, g.path_of(v2 ? kIoControllerV2 : kIoControllerV1),
+                                                          limits.io_weight));
+    MOAT_TRY(write_value(setting.first, setting.second));
   }
   if (limits.cpu_millis != 0) {
     std::uint64_t quota = kCpuPeriodUs * limits.cpu_millis / 1000;
@@ -324,6 +363,9 @@ const std::string& Cgroup::path_of(const char* controller) const {
   if (version_ == CgroupVersion::kV1) {
     for (std::size_t i = 0; i < std::size(kControllers) && i < paths_.size(); ++i)
       if (std::string(kControllers[i]) == controller) return paths_[i];
+    // blkio's group, made only for an I/O weight, comes after them.
+    if (std::string(controller) == kIoControllerV1 && paths_.size() > std::size(kControllers))
+      return paths_[std::size(kControllers)];
   }
   return paths_[0];
 }

@@ -12,6 +12,8 @@
 //   - cgroup v1 (a hierarchy per controller, as this project's CI host
 //     has): `<memory group>/<name>`, `<pids group>/<name>` and
 //     `<cpu group>/<name>`.
+// With an I/O weight, the io controller (v2) or `<blkio group>/<name>` (v1)
+// as well.
 // A process joins by writing "0" to each of procs_fds() (what a child does
 // between fork and exec, with raw system calls only). The groups are
 // removed on destruction, which succeeds once every member has exited.
@@ -19,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/result.h"
@@ -32,6 +35,8 @@ struct CgroupLimits {
   std::uint32_t cpu_millis = 0;    // CPU time per second of wall time, in ms per CPU (1000 = one CPU); 0: none
   std::uint32_t cpu_weight = 0;    // share when CPUs are contended, 1-10000 as v2's cpu.weight (v1: cpu.shares
                                    // = weight * 1024 / 100); 0: the kernel's default
+  std::uint32_t io_weight = 0;     // share of the disks when contended, 1-10000 as v2's io.weight (BFQ's files take
+                                   // 1-1000); 0: the kernel's default. ENOTSUP where the kernel has no weight
 };
 
 enum class CgroupVersion { kV1, kV2 };
@@ -73,7 +78,7 @@ class Cgroup {
   Status remove();
 
  private:
-  // The directory of `controller` ("memory", "pids", "cpu").
+  // The directory of `controller` ("memory", "pids", "cpu", "blkio"/"io").
   const std::string& path_of(const char* controller) const;
 
   CgroupVersion version_ = CgroupVersion::kV2;
@@ -86,6 +91,15 @@ class Cgroup {
 // Removes the group `name` that Cgroup::create would make from here: what
 // is left when the process holding the Cgroup was killed. No group: ok.
 Status remove_cgroup(const std::string& name);
+
+// The file that holds the I/O weight of the group `dir` and the value
+// written there for `weight` (1-10000, as v2's io.weight). Weights are
+// proportional only under the BFQ scheduler (io.bfq.weight, v1
+// blkio.bfq.weight: 1-1000, clamped), v2's io.cost (io.weight) or v1's CFQ
+// (blkio.weight: 10-1000, clamped); ENOTSUP, saying so, where the kernel
+// offers none of them.
+Result<std::pair<std::string, std::string>> io_weight_setting(CgroupVersion version, const std::string& dir,
+                                                            std::uint32_t weight);
 
 // What the group will allow, as `moat doctor` and the shim's log say it.
 std::string describe(CgroupVersion version);

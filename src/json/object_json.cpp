@@ -109,6 +109,7 @@ std::string to_json_text(const SandboxInfo& i) {
                       {"labels", i.labels},
                       {"cpus", i.cpus},
                       {"cpu_weight", i.cpu_weight},
+                      {"io_weight", i.io_weight},
                       {"memory_mib", i.memory_mib},
                       {"disk_size_mib", i.disk_size_mib},
                       {"idle_timeout_s", seconds_of(i.idle_timeout)},

@@ -233,6 +233,10 @@ Status read_resource_fields(const Object& o, SandboxOptions& s) {
     MOAT_ASSIGN_OR_RETURN(auto cpus, o.whole("cpus", 1, 256));
     s.cpus = static_cast<int>(cpus);
   }
+  if (o.has("io_weight")) {
+    MOAT_ASSIGN_OR_RETURN(auto weight, o.whole("io_weight", 0, 10000));
+    s.io_weight = static_cast<std::uint32_t>(weight);
+  }
   if (o.has("cpu_weight")) {
     MOAT_ASSIGN_OR_RETURN(auto weight, o.whole("cpu_weight", 1, 10000));
     s.cpu_weight = static_cast<std::uint32_t>(weight);
@@ -311,7 +315,7 @@ Result<SandboxOptions> sandbox_options_from_json_text(std::string_view text) {
   MOAT_ASSIGN_OR_RETURN(Json j, json_fields::parse_object(text, "sandbox", kMaxSandboxJson));
   Object o(j, "sandbox");
   MOAT_TRY(o.only({"image", "pull", "insecure_registry", "platform", "rootfs_dir", "rootfs_image", "writable_root",
-                   "name", "labels", "hostname", "command", "entrypoint", "cpus", "cpu_weight", "memory_mib",
+                   "name", "labels", "hostname", "command", "entrypoint", "cpus", "cpu_weight", "io_weight", "memory_mib",
                    "disk_size_mib", "accel", "log_max_bytes", "idle_timeout_s", "max_duration_s", "boot_timeout_s",
                    "stop_timeout_s", "auto_remove", "warm_start", "patches", "secrets", "on_secret_violation",
                    "volumes", "tmpfs", "network", "from_snapshot"}));

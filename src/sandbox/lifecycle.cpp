@@ -42,6 +42,7 @@ constexpr Duration kMaxLimit = std::chrono::hours(366 * 24);
 Status validate(const SandboxOptions& o) {
   if (o.cpus < 1 || o.cpus > 64) return make_error("--cpus must be between 1 and 64", EINVAL);
   if (o.cpu_weight < 1 || o.cpu_weight > 10000) return make_error("--cpu-weight must be between 1 and 10000", EINVAL);
+  if (o.io_weight > 10000) return make_error("--io-weight must be between 1 and 10000", EINVAL);
   if (o.memory_mib < 64 || o.memory_mib > 256 * 1024)
     return make_error("--memory must be between 64 and 262144 MiB", EINVAL);
   if (o.disk_size_mib < 64 || o.disk_size_mib > (16ull << 20))
@@ -201,6 +202,7 @@ Result<shim::ShimConfig> shim_config_for(const Manager& m, const SandboxRecord& 
   cfg.vm.accel = r.vm.accel;
   cfg.vm.cpus = r.info.cpus;
   cfg.vm.cpu_weight = r.info.cpu_weight;
+  cfg.vm.io_weight = r.info.io_weight;
   cfg.vm.memory_mib = r.info.memory_mib;
   cfg.vm.hostname = r.vm.hostname;
   cfg.vm.disks = r.vm.disks;
@@ -532,6 +534,7 @@ Result<PendingCreate> create_pending(Manager& m, const SandboxOptions& o, std::s
   r.info.labels = o.labels;
   r.info.cpus = o.cpus;
   r.info.cpu_weight = o.cpu_weight;
+  r.info.io_weight = o.io_weight;
   r.info.memory_mib = o.memory_mib;
   r.info.disk_size_mib = upper ? upper->disk_size_mib : o.disk_size_mib;
   if (upper) r.info.snapshot = upper->snapshot_id;

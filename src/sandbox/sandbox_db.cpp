@@ -125,6 +125,7 @@ std::string spec_json(const SandboxRecord& r) {
             {"labels", labels_json(i)},
             {"cpus", i.cpus},
             {"cpu_weight", i.cpu_weight},
+            {"io_weight", i.io_weight},
             {"memory_mib", i.memory_mib},
             {"disk_size_mib", i.disk_size_mib},
             {"idle_timeout_s", whole_seconds(i.idle_timeout)},
@@ -222,6 +223,7 @@ Status read_spec_fields(const Json& j, SandboxInfo& i) {
   MOAT_TRY(read_labels(j, i.labels));
   i.cpus = j.value("cpus", 1);
   i.cpu_weight = j.value("cpu_weight", 100u);
+  i.io_weight = j.value("io_weight", 0u);
   i.memory_mib = j.value("memory_mib", 0);
   i.disk_size_mib = j.value("disk_size_mib", std::uint64_t{0});
   i.idle_timeout = std::chrono::seconds(j.value("idle_timeout_s", std::int64_t{0}));

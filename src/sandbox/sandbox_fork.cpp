@@ -51,6 +51,7 @@ SandboxOptions options_of(const SandboxRecord& r, const std::string& name) {
   o.max_duration = r.info.max_duration;
   o.cpus = r.info.cpus;
   o.cpu_weight = r.info.cpu_weight;
+  o.io_weight = r.info.io_weight;
   o.memory_mib = r.info.memory_mib;
   o.disk_size_mib = r.info.disk_size_mib;
   o.accel = r.vm.accel == vm::Accel::kKvm ? Accel::kKvm : Accel::kTcg;

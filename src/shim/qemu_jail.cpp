@@ -96,6 +96,7 @@ jail::CgroupLimits qemu_cgroup_limits(const vm::VmSpec& spec) {
   limits.pids = kQemuPidsMax;
   limits.cpu_millis = static_cast<std::uint32_t>(spec.cpus) * 1000;
   limits.cpu_weight = spec.cpu_weight;
+  limits.io_weight = spec.io_weight;
   return limits;
 }
 
@@ -124,6 +125,10 @@ Result<QemuJail> prepare_qemu_jail(const std::string& sandbox_dir, const std::st
   std::string name = "moat-" + sandbox_dir.substr(sandbox_dir.rfind('/') + 1);
   if (auto group = jail::Cgroup::create(name, qemu_cgroup_limits(spec)); group.ok()) {
     j.cgroup = std::move(*group);
+  } else if (spec.io_weight != 0 && group.error().code == ENOTSUP) {
+    // An I/O weight the host cannot give fails the start, saying why: it
+    // must not be dropped without a word, and with it every other limit.
+    return group.error();
   } else {
     j.cgroup_missing = group.error().message;
   }

@@ -108,6 +108,7 @@ Status write_shim_config(const ShimConfig& c, const std::string& path) {
         {"accel", vm::accel_name(c.vm.accel)},
         {"cpus", c.vm.cpus},
         {"cpu_weight", c.vm.cpu_weight},
+        {"io_weight", c.vm.io_weight},
         {"memory_mib", c.vm.memory_mib},
         {"tcg_tb_size_mib", c.vm.tcg_tb_size_mib},
         {"disks", disks},
@@ -164,6 +165,8 @@ Result<ShimConfig> read_shim_config(const std::string& path) {
     c.vm.cpu_weight = v.value("cpu_weight", 100u);
     if (c.vm.cpu_weight < 1 || c.vm.cpu_weight > 10000)
       return make_error(path + ": cpu_weight must be between 1 and 10000");
+    c.vm.io_weight = v.value("io_weight", 0u);
+    if (c.vm.io_weight > 10000) return make_error(path + ": io_weight must be between 0 and 10000");
     c.vm.memory_mib = v.at("memory_mib").get<int>();
     c.vm.tcg_tb_size_mib = v.at("tcg_tb_size_mib").get<int>();
     for (const auto& d : v.at("disks")) c.vm.disks.push_back({bytes_at(d, "path"), d.at("read_only").get<bool>()});

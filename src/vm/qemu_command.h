@@ -42,6 +42,7 @@ struct VmSpec {
   Accel accel = Accel::kTcg;
   int cpus = 1;
   std::uint32_t cpu_weight = 100;  // for QEMU's cgroup (shim/qemu_jail.h); not a QEMU argument
+  std::uint32_t io_weight = 0;     // likewise; 0: the kernel's default
   int memory_mib = 256;
   // Where the guest's RAM lives (-machine memory-backend=mem). With neither
   // set it is QEMU's own anonymous memory (a shared memfd when there are

@@ -17,6 +17,7 @@ export interface SandboxOptions {
   network?: Record<string, unknown> | string;
   cpus?: number;
   cpuWeight?: number;
+  ioWeight?: number;
   memoryMib?: number;
   diskSizeMib?: number;
   accel?: 'auto' | 'kvm' | 'tcg';

@@ -67,7 +67,7 @@ function invalid(message) { return new errorClasses.InvalidArgumentError(message
 // ---- options ----
 
 const SANDBOX_OPTIONS = new Set(['image', 'pull', 'insecureRegistry', 'platform', 'name', 'labels', 'command',
-  'entrypoint', 'volumes', 'tmpfs', 'network', 'cpus', 'cpuWeight', 'memoryMib', 'diskSizeMib', 'accel', 'hostname',
+  'entrypoint', 'volumes', 'tmpfs', 'network', 'cpus', 'cpuWeight', 'ioWeight', 'memoryMib', 'diskSizeMib', 'accel', 'hostname',
   'idleTimeoutMs', 'maxDurationMs', 'bootTimeoutMs', 'stopTimeoutMs', 'autoRemove', 'ephemeral', 'rootfsDir',
   'rootfsImage', 'writableRoot', 'logMaxBytes', 'secrets', 'stopOnSecretViolation', 'fromSnapshot', 'cold', 'keep']);
 
@@ -87,7 +87,7 @@ function sandboxOptionsJson(o = {}) {
     if (!(o.accel in accels)) throw invalid(`accel: expected auto, kvm or tcg, not ${o.accel}`);
     j.accel = accels[o.accel];
   }
-  for (const k of ['cpus', 'cpuWeight', 'memoryMib', 'diskSizeMib', 'idleTimeoutMs', 'maxDurationMs',
+  for (const k of ['cpus', 'cpuWeight', 'ioWeight', 'memoryMib', 'diskSizeMib', 'idleTimeoutMs', 'maxDurationMs',
     'bootTimeoutMs', 'stopTimeoutMs', 'logMaxBytes']) {
     if (o[k] !== undefined && !(Number.isInteger(o[k]) && o[k] >= 0)) {
       throw invalid(`${k}: expected a whole number >= 0, not ${o[k]}`);

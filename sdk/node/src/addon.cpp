@@ -288,6 +288,7 @@ void fill_sandbox_options(const Json& j, Strings& s, moat_sandbox_options* o) {
   o->network_json = s.add(j, "network");
   o->cpus = number<int>(j, "cpus");
   o->cpu_weight = number<uint32_t>(j, "cpuWeight");
+  o->io_weight = number<uint32_t>(j, "ioWeight");
   o->memory_mib = number<int>(j, "memoryMib");
   o->disk_size_mib = number<uint64_t>(j, "diskSizeMib");
   o->accel = static_cast<moat_accel>(number<int>(j, "accel"));

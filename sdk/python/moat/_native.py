@@ -119,6 +119,7 @@ class SandboxOptions(ctypes.Structure):
         ("stop_on_secret_violation", c_int),
         ("from_snapshot", c_char_p),
         ("cold", c_int),
+        ("io_weight", c_uint32),
     ]
 
 

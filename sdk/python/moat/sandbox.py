@@ -138,7 +138,7 @@ def _sandbox_options(keep: _Keep, kw) -> n.SandboxOptions:
     network = kw.pop("network", None)
     if network is not None:
         o.network_json = keep.text(network if isinstance(network, (str, bytes)) else json.dumps(network))
-    for key in ("cpus", "cpu_weight", "memory_mib", "disk_size_mib", "log_max_bytes"):
+    for key in ("cpus", "cpu_weight", "io_weight", "memory_mib", "disk_size_mib", "log_max_bytes"):
         value = kw.pop(key, None)
         if value is not None:
             if not isinstance(value, int) or value < 0:
@@ -438,7 +438,7 @@ class Sandbox:
         """Boots a sandbox and returns once it runs commands.
 
         Options (all optional): name, labels (dict), command, entrypoint,
-        cpus, cpu_weight, memory_mib,
+        cpus, cpu_weight, io_weight, memory_mib,
         disk_size_mib, volumes (["SRC:/guest[:ro]"] or {src: guest}), tmpfs
         (["/guest[:size]"]), network (dict, docs/network.md), idle_timeout,
         max_duration, boot_timeout, stop_timeout (seconds), hostname, pull
