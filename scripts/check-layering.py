@@ -55,7 +55,7 @@ ALLOWED = {
 # header-only utilities, since moat_util is a host library.
 AGENT_PUBLIC = {"moat/result.h"}
 GUEST = {"agent", "tree", "proto"}
-HEADER_ONLY_UTIL = {"util/result.h", "util/unique_fd.h", "util/write_all.h", "util/path_names.h"}
+HEADER_ONLY_UTIL = {"util/result.h", "util/unique_fd.h", "util/write_all.h", "util/path_names.h", "util/hex.h"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 

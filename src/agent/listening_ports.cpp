@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "agent/small_file.h"
+#include "util/hex.h"
 
 namespace moat::agent {
 namespace {
@@ -17,7 +18,7 @@ std::optional<std::uint32_t> hex32(std::string_view s) {
   if (s.empty() || s.size() > 8) return std::nullopt;
   std::uint32_t v = 0;
   for (char c : s) {
-    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    int d = hex_value(c);
     if (d < 0) return std::nullopt;
     v = (v << 4) | static_cast<std::uint32_t>(d);
   }

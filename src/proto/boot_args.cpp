@@ -2,19 +2,14 @@
 
 #include <cerrno>
 
+#include "util/hex.h"
+
 namespace moat::proto {
 namespace {
 
 bool plain_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
          c == ',' || c == ':' || c == '/' || c == '+' || c == '-';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 bool label_byte(char c) {

@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "util/hex.h"
+
 namespace moat::server {
 namespace {
 
@@ -45,13 +47,6 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::map<std
   if (p.size() != s.size()) return false;
   params = std::move(found);
   return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// Lowercase hex of bytes (digests, ids), for every component: header only.
+// Hex: lowercase hex of bytes (digests, ids), and the value of one hex
+// digit; for every component (the static guest agent too): header only.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +16,14 @@ inline std::string lower_hex(const unsigned char* bytes, std::size_t len) {
     out.push_back(kHex[bytes[i] & 0xf]);
   }
   return out;
+}
+
+// 0-15 for a digit of either case, -1 for anything else.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 }  // namespace moat
