@@ -379,18 +379,15 @@ void AgentServer::run() {
     bool file_work = producing && files_.wants_to_produce();
     if (file_work) timeout_ms = 0;
     auto now = Clock::now();
-    if (watch_interval_.count() && !quiesced_) {
-      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next_port_look_ - now).count() + 1;
+    auto wake_by = [&](Clock::time_point deadline) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
       if (ms < 0) ms = 0;
       if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
-    }
+    };
+    if (watch_interval_.count() && !quiesced_) wake_by(next_port_look_);
     for (auto& [id, s] : sessions_) {
       if (quiesced_) break;
-      if (auto d = s->next_deadline()) {
-        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(*d - now).count() + 1;
-        if (ms < 0) ms = 0;
-        if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(ms);
-      }
+      if (auto d = s->next_deadline()) wake_by(*d);
     }
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n < 0 && errno != EINTR) {

@@ -81,14 +81,14 @@ struct NetworkService::Impl {
   std::condition_variable applied;
   std::shared_ptr<const net::Policy> next_policy;  // under mu
   std::optional<PortSet> next_listening;            // under mu
-  // --publish-listening: where, the host ports -p holds for TCP (left
-  // alone), and what is published now.
-  std::optional<net::IpAddress> listen_ip;
-  PortSet fixed_tcp_ports;
-  PortSet mirrored;
   std::uint64_t requested = 0, done = 0;            // under mu
   std::atomic<bool> stop{false};
   std::thread thread;
+  // --publish-listening, on the network thread: where, the host ports -p
+  // holds for TCP (left alone), and what is published now.
+  std::optional<net::IpAddress> listen_ip;
+  PortSet fixed_tcp_ports;
+  PortSet mirrored;
   Clock::time_point next_expiry;
 
   // Queues a frame for QEMU; where it was placed, or nullopt if dropped.
@@ -339,7 +339,6 @@ struct NetworkService::Impl {
         [[maybe_unused]] auto r = ::read(wake.get(), &count, sizeof count);
         apply_pending_policy();
       }
-
       if (qemu_open && (fds[0].revents & (POLLIN | POLLHUP | POLLERR))) qemu_open = read_qemu();
       if (stack_running) stack->dispatch(fds, failed);
       if (redirect) redirect->dispatch(fds);

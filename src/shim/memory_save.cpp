@@ -119,7 +119,8 @@ void Shim::remove_unfinished_save() {
   }
 }
 
-void Shim::save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path) {
+void Shim::save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path,
+                        bool resume_on_leave) {
   auto refuse = [&](const char* code, const std::string& why) {
     send_to_client(c, proto::make_error_message(proto::kControlStream, code, why, false));
   };
@@ -142,6 +143,7 @@ void Shim::save_to_disk(Client& c, const std::string& path, bool end_after, cons
   saving_->file = std::move(file);
   saving_->path = path;
   saving_->end_after = end_after;
+  saving_->resume_on_leave = resume_on_leave;
   if (guest_ram_) saving_->ram_path = ram_path;
   saving_->started = Clock::now();
   saving_->deadline = Clock::now() + kQuiesceWait;

@@ -722,9 +722,7 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
                                                   "to_file and ram_file must be absolute paths", false));
     else {
       auto lease = proto::get_bool(m.payload, "resume_on_leave");  // absent: no lease
-      bool was_saving = saving_.has_value();
-      save_to_disk(c, *path, /*end_after=*/false, *ram);
-      if (!was_saving && saving_) saving_->resume_on_leave = lease && *lease;
+      save_to_disk(c, *path, /*end_after=*/false, *ram, /*resume_on_leave=*/lease && *lease);
     }
   } else if (m.type == proto::msg::kPause && proto::has(m.payload, "to_disk")) {
     auto to_disk = proto::get_bool(m.payload, "to_disk");
@@ -828,14 +826,14 @@ void Shim::send_host_hello(bool restored) {
 // After each hello (proto/port_watch.h). A restored guest may still watch
 // for the shim that saved it: told to stop when this one does not want it.
 void Shim::send_port_watch(bool restored) {
-  bool wanted = network_ && !cfg_.network.publish_listening.empty();
+  bool wanted = publishes_listening();
   if (wanted || restored) send_to_agent(proto::make_watch_ports(wanted ? kPortWatchIntervalMs : 0));
 }
 
 void Shim::on_guest_listening(const proto::Json& payload) {
   auto ports = proto::parse_listening(payload);
   if (!ports) return log("agent: " + ports.error().message);
-  if (network_ && !cfg_.network.publish_listening.empty()) network_->publish_listening(std::move(*ports));
+  if (publishes_listening()) network_->publish_listening(std::move(*ports));
 }
 
 // The guest's memory numbers come from its agent: requests wait for its

@@ -89,6 +89,7 @@ class Shim {
   void send_host_hello(bool restored);
   // --publish-listening: the agent's watch and its reports.
   static constexpr std::uint32_t kPortWatchIntervalMs = 1000;
+  bool publishes_listening() const { return network_ && !cfg_.network.publish_listening.empty(); }
   void send_port_watch(bool restored);
   void on_guest_listening(const proto::Json& payload);
   // Sets paused_ and writes or removes the paused marker.
@@ -99,7 +100,9 @@ class Shim {
   // VM stays paused with the agent quiet until a resume (memory snapshot).
   // `ram_path`: the RAM goes there instead (copied from guest_ram_, the
   // migration skipping it), when the shim has its memfd.
-  void save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path = "");
+  // `resume_on_leave` (with !end_after): resume_on_leave_ once saved.
+  void save_to_disk(Client& c, const std::string& path, bool end_after, const std::string& ram_path = "",
+                    bool resume_on_leave = false);
   void on_agent_quiesced();
   void on_migration_status(const std::string& status);
   void finish_save();
