@@ -318,6 +318,9 @@ class Sandbox {
 
   // Asks the guest to power off (filesystems synced), kills the VM if it has
   // not within `timeout`, and waits until nothing of the sandbox remains.
+  // A timeout of 0 (and any stop of a sandbox whose disk is discarded) skips
+  // the power-off: the guest's processes are killed at once, what they wrote
+  // to volumes (and to a kept disk) is flushed, then the VM is ended.
   Status stop(Duration timeout = std::chrono::seconds(10));
 
   // Replaces the sandbox's network mode (if given) and its whole rule list

@@ -57,6 +57,12 @@ class AgentServer {
   // guest's new host also ends every stream of the old one.
   void on_host_hello(const proto::Json& payload);
   void end_every_stream();
+  // `halt` (proto/message.h): every process killed, the shared filesystems
+  // (or all) flushed, `halted` sent; the host then ends the VM.
+  void halt(const proto::Json& payload);
+  // Until no child is left or `wait_ms` passed, reaping (and so reporting
+  // the exits of) the processes of sessions.
+  void kill_every_process(int wait_ms);
   // The port watch (proto/port_watch.h): `watch_ports` sets it, each look
   // reports the listening ports when they changed.
   void on_watch_ports(const proto::Json& payload);

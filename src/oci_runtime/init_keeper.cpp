@@ -302,7 +302,7 @@ int run_keeper(const KeeperSpec& spec, int ready_fd) {
   auto exec = sandbox->start_exec(process, cb);
   if (!exec) {
     std::fprintf(stderr, "moat-runtime: %s\n", exec.error().message.c_str());
-    if (spec.stop_sandbox_on_exit) (void)sandbox->stop(std::chrono::seconds(2));
+    if (spec.stop_sandbox_on_exit) (void)sandbox->stop(std::chrono::seconds(0));
     return 127;
   }
   mark_running(spec.running_marker);
@@ -311,7 +311,10 @@ int run_keeper(const KeeperSpec& spec, int ready_fd) {
   std::thread(forward_stdin, e).detach();
   std::thread(forward_signals, e, sigfd.get(), spec.process.tty).detach();
   auto waited = exec->wait();
-  if (spec.stop_sandbox_on_exit) (void)sandbox->stop(std::chrono::seconds(2));
+  // As when a container's init ends under runc, whatever else runs in it is
+  // killed at once: no clean power-off (the guest's files on the engine's
+  // directories are flushed first; Sandbox::stop with no grace).
+  if (spec.stop_sandbox_on_exit) (void)sandbox->stop(std::chrono::seconds(0));
   if (!waited || !*waited) {
     std::fprintf(stderr, "moat-runtime: %s\n", waited ? "the command's status was lost" : waited.error().message.c_str());
     ::_exit(255);

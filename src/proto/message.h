@@ -20,7 +20,7 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 inline constexpr std::uint32_t kControlStream = 0;
 inline constexpr std::size_t kMaxTypeLength = 32;
 
-// Message types. Control stream (0): hello, ping, pong, shutdown, stop,
+// Message types. Control stream (0): hello, ping, pong, shutdown, halt, halted, stop,
 // network_update, stats, ok. Exec streams: exec, started, stdin, stdin_close,
 // stdout, stderr, window, resize, signal, cancel, exit. Any stream: error.
 //
@@ -33,6 +33,15 @@ inline constexpr std::string_view kHello = "hello";
 inline constexpr std::string_view kPing = "ping";
 inline constexpr std::string_view kPong = "pong";
 inline constexpr std::string_view kShutdown = "shutdown";
+// shim -> agent `halt` {"sync_all": bool}: the quick end of a stop that
+// kills instead of powering off (a discarded disk, or a stop with no
+// grace). The agent kills every process at once, waits until they are gone,
+// then flushes what must outlive the VM: the virtio-fs mounts (files the
+// guest wrote, or dirtied through mmap, may still be in its page cache) or,
+// with "sync_all", every filesystem (the writable disk is kept). It answers
+// `halted` {} and goes on serving; the shim then kills QEMU.
+inline constexpr std::string_view kHalt = "halt";
+inline constexpr std::string_view kHalted = "halted";
 inline constexpr std::string_view kStop = "stop";
 // client -> shim: the network policy the sandbox applies from now on,
 // {"mode": "none"|"public"|"all", "rules": [{"allow": bool, "rule": RULE}]}

@@ -942,6 +942,10 @@ void Shim::handle_agent_frame(const proto::Frame& f) {
     }
     if (m && m->type == proto::msg::kQuiesced) return on_agent_quiesced();
     if (m && m->type == proto::msg::kListening) return on_guest_listening(m->payload);
+    if (m && m->type == proto::msg::kHalted) {
+      if (halting_ && !killed_) kill_qemu();
+      return;
+    }
     if (m && m->type == proto::msg::kError)
       log("agent error: " + proto::lossy_utf8(proto::parse_error(m->payload, "error", "?").message));
     return;
@@ -966,15 +970,33 @@ void Shim::begin_stop(const std::string& why) {
   if (paused_) monitor_.execute("cont", [](Result<proto::Json>) {});
   finish(true, why);
   log("stopping: " + why);
-  if (cfg_.discard_on_stop) {
-    // Everything the guest could flush is about to be deleted.
-    qemu_->signal(SIGKILL);
-    killed_ = true;
-    stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
-    return;
-  }
+  if (cfg_.discard_on_stop || cfg_.stop_timeout_ms == 0) return halt_guest();
   if (agent_fd_) send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kShutdown));
   stop_deadline_ = Clock::now() + std::chrono::milliseconds(cfg_.stop_timeout_ms);
+}
+
+void Shim::halt_guest() {
+  // What the guest may still hold that must outlive it: files on the
+  // shares, and the writable disk unless it is about to be deleted.
+  bool keep_disk = !cfg_.discard_on_stop &&
+                   std::any_of(cfg_.vm.disks.begin(), cfg_.vm.disks.end(), [](const auto& d) { return !d.read_only; });
+  bool shares = !cfg_.volumes.empty();
+  // Before the agent's hello nothing of the user's has run; a quiesced
+  // agent reads nothing but a hello.
+  bool agent_can_flush = agent_fd_ && !agent_hello_.empty() && !agent_quiet_;
+  if ((keep_disk || shares) && agent_can_flush) {
+    send_to_agent(proto::make_message(proto::kControlStream, proto::msg::kHalt, {{"sync_all", keep_disk}}));
+    halting_ = true;
+    stop_deadline_ = Clock::now() + std::chrono::milliseconds(kHaltWaitMs);
+    return;
+  }
+  kill_qemu();
+}
+
+void Shim::kill_qemu() {
+  qemu_->signal(SIGKILL);
+  killed_ = true;
+  stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
 }
 
 // How QEMU ended, naming its memory limit when that is what killed it.
@@ -1166,10 +1188,10 @@ void Shim::serve() {
     if (stats_due_ && Clock::now() >= *stats_due_) answer_stats(proto::Json());
     if (stop_deadline_ && Clock::now() >= *stop_deadline_) {
       if (!killed_) {
-        log("guest did not power off in time; killing QEMU");
-        qemu_->signal(SIGKILL);
-        killed_ = true;
-        stop_deadline_ = Clock::now() + std::chrono::milliseconds(kKillGraceMs);
+        log(halting_ ? "the guest did not flush its files within " + std::to_string(kHaltWaitMs / 1000) +
+                           " s; killing QEMU"
+                     : "guest did not power off in time; killing QEMU");
+        kill_qemu();
       } else {
         stop_deadline_.reset();
       }

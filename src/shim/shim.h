@@ -125,6 +125,12 @@ class Shim {
   void send_to_agent(const proto::Message& m);
   void send_to_client(Client& c, const proto::Message& m);
   void begin_stop(const std::string& why);
+  // A stop that kills instead of powering off (a discarded disk, or no
+  // grace asked): the agent kills the guest's processes and flushes what
+  // outlives the VM (proto/message.h: halt), then QEMU is killed; at once
+  // when nothing outlives it.
+  void halt_guest();
+  void kill_qemu();
   void on_qemu_exit();
   std::string qemu_exit_text() const;
   Status restrict_system_calls();
@@ -235,6 +241,7 @@ class Shim {
   bool qemu_exited_ = false;  // its pidfd fired; handled after the wake-up's output is saved
   std::optional<Clock::time_point> stop_deadline_;
   bool killed_ = false;
+  bool halting_ = false;  // a halt was sent; its `halted` kills QEMU
   UniqueFd lock_fd_;
   // How this run ends, for last_exit.json: the first reason wins.
   std::optional<ShimExit> exit_;
@@ -249,6 +256,9 @@ class Shim {
   static constexpr auto kGuestStatsWait = std::chrono::milliseconds(1000);
   // How long a killed QEMU has to be reaped before the shim stops waiting.
   static constexpr int kKillGraceMs = 2000;
+  // How long a halt may take (processes gone, files flushed) before QEMU is
+  // killed anyway: a sync of a large dirty disk is the long case.
+  static constexpr int kHaltWaitMs = 10000;
   static constexpr std::size_t kMaxPendingStats = 1024;
   Clock::time_point last_refusal_log_{};
   // The write end of the starter's verdict pipe until the verdict is sent.

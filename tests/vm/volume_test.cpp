@@ -112,6 +112,37 @@ TEST(VmVolumes, HostDirectoryIsSharedBothWays) {
   EXPECT_EQ(read_host(host.path() + "/out"), "written by the guest");  // removing the sandbox keeps the data
 }
 
+// A stop that kills the VM instead of powering it off (`run --rm`, whose
+// disk is deleted; `stop --timeout 0`) first has the agent kill the guest's
+// processes and flush: bytes a live process put in a shared mapping are only
+// dirty pages in the guest until then, on a volume as on a kept disk.
+TEST(VmVolumes, BytesDirtiedThroughMmapOutliveAStopThatKills) {
+  ScratchDir host;
+  std::string writer = host.path() + "/mmap_writer";
+  ASSERT_EQ(std::system(("cp '" MOAT_MMAP_WRITER "' '" + writer + "'").c_str()), 0);
+  // The writer stays alive, its mapping open, when the command ends.
+  auto start_writer = [](const std::string& path, const std::string& text) {
+    std::string said = "/tmp/said-" + text;
+    return "/data/mmap_writer " + path + " " + text + " < /dev/null > " + said + " 2>&1 & " +
+           "while [ ! -s " + said + " ]; do sleep 0.1; done; cat " + said;
+  };
+  auto run = run_sh({"-v", host.path() + ":/data"}, start_writer("/data/by-run", "through-a-mapping"));
+  EXPECT_EQ(run.exit_code, 0) << run.err;
+  EXPECT_EQ(run.out, "written\n");
+  EXPECT_EQ(read_host(host.path() + "/by-run"), "through-a-mapping");
+
+  std::string id = create_sandbox({"-v", host.path() + ":/data"});
+  auto exec = exec_sh(id, start_writer("/data/by-exec", "on-the-volume") + "; " +
+                              start_writer("/root/on-disk", "on-the-kept-disk"));
+  EXPECT_EQ(exec.out, "written\nwritten\n") << exec.err;
+  EXPECT_EQ(run_moat({"stop", "--timeout", "0", id}).exit_code, 0);
+  EXPECT_EQ(read_host(host.path() + "/by-exec"), "on-the-volume");
+  EXPECT_EQ(run_moat({"start", id}).exit_code, 0);
+  EXPECT_EQ(exec_sh(id, "cat /root/on-disk").out, "on-the-kept-disk");
+  EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+  EXPECT_TRUE(leftover_sandboxes().empty());
+}
+
 TEST(VmVolumes, OwnershipIsVirtualizedInAnXattr) {
   ScratchDir host;
   auto o = run_sh({"-v", host.path() + ":/data"},
