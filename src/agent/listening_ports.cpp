@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "agent/small_file.h"
+#include "agent/text_fields.h"
 #include "util/hex.h"
 
 namespace moat::agent {
@@ -41,14 +42,6 @@ bool is_loopback(std::string_view hex) {
   return *w2 == 0xffff0000 && (*w3 & 0xff) == 127;     // ::ffff:127.x.y.z
 }
 
-// The next field of `line` after `at`, separated by spaces.
-std::string_view next_field(std::string_view line, std::size_t& at) {
-  while (at < line.size() && line[at] == ' ') ++at;
-  std::size_t start = at;
-  while (at < line.size() && line[at] != ' ') ++at;
-  return line.substr(start, at - start);
-}
-
 // "   0: 00000000:1F90 00000000:0000 0A ..." → 8080, when listening.
 std::optional<std::uint16_t> listening_port(std::string_view line) {
   std::size_t at = 0;
@@ -72,13 +65,10 @@ std::optional<std::uint16_t> listening_port(std::string_view line) {
 
 proto::PortSet parse_listening_ports(std::string_view text) {
   proto::PortSet ports;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string_view::npos) end = text.size();
-    if (auto port = listening_port(text.substr(at, end - at))) ports.insert(*port);
-    at = end + 1;
-  }
+  for_each_line(text, [&](std::string_view line) {
+    if (auto port = listening_port(line)) ports.insert(*port);
+    return true;
+  });
   return ports;
 }
 

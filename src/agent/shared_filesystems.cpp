@@ -4,19 +4,13 @@
 #include <unistd.h>
 
 #include "agent/small_file.h"
+#include "agent/text_fields.h"
 
 namespace moat::agent {
 namespace {
 
 // Far more than any guest's mount table (a line is ~100 bytes).
 constexpr std::size_t kMaxMountsBytes = 4u << 20;
-
-std::string_view next_field(std::string_view line, std::size_t& at) {
-  while (at < line.size() && line[at] == ' ') ++at;
-  std::size_t start = at;
-  while (at < line.size() && line[at] != ' ') ++at;
-  return line.substr(start, at - start);
-}
 
 // "/a\040b" → "/a b": the kernel escapes space, tab, newline and backslash
 // as a backslash and three octal digits; anything else stays as it is.
@@ -42,19 +36,14 @@ std::string unescape_octal(std::string_view field) {
 
 std::vector<std::string> virtiofs_mount_points(std::string_view text) {
   std::vector<std::string> points;
-  std::size_t at = 0;
-  while (at < text.size()) {
-    std::size_t end = text.find('\n', at);
-    if (end == std::string_view::npos) end = text.size();
-    std::string_view line = text.substr(at, end - at);
-    at = end + 1;
-    std::size_t pos = 0;
-    next_field(line, pos);  // the source (the tag)
-    std::string_view point = next_field(line, pos);
-    std::string_view type = next_field(line, pos);
-    if (type != "virtiofs" || point.empty() || point[0] != '/') continue;
-    points.push_back(unescape_octal(point));
-  }
+  for_each_line(text, [&](std::string_view line) {
+    std::size_t at = 0;
+    next_field(line, at);  // the source (the tag)
+    std::string_view point = next_field(line, at);
+    std::string_view type = next_field(line, at);
+    if (type == "virtiofs" && !point.empty() && point[0] == '/') points.push_back(unescape_octal(point));
+    return true;
+  });
   return points;
 }
 
