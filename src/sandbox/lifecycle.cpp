@@ -361,11 +361,12 @@ Status prepare_sandbox_dir(Manager& m, const SandboxOptions& o, SandboxRecord& r
 // it is gone. A shim that does not answer is signalled.
 }  // namespace
 
-Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms) {
+Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms, bool disk_discarded) {
   std::string lock = shim::shim_lock_path(dir);
   auto conn = AgentConnection::connect(shim::control_socket_path(dir));
   if (conn) {
     proto::Json p = {{"timeout_ms", timeout_ms}};
+    if (disk_discarded) p["discard_disk"] = true;
     if (conn->send(proto::make_message(proto::kControlStream, proto::msg::kStop, p))) {
       // The shim closes the connection only after everything is torn down.
       while (true) {
@@ -707,7 +708,7 @@ Status remove_sandbox(const std::string& id_or_name, bool force) {
   if (r.info.state == SandboxState::kRunning) {
     if (!force)
       return make_error("sandbox " + id_or_name + " is running; stop it first, or remove it with -f", EBUSY);
-    MOAT_TRY(sandbox::stop_shim(r, dir, 0));
+    MOAT_TRY(sandbox::stop_shim(r, dir, 0, /*disk_discarded=*/true));
   }
   return sandbox::remove_everything(m, r);
 }

@@ -87,8 +87,9 @@ Status start_record(Manager& m, const std::string& id_or_name, bool ephemeral);
 Status start_locked(Manager& m, Locked& locked, const std::string& id_or_name, bool ephemeral);
 // Asks a shim to stop (killing the VM after timeout_ms) and waits until it
 // has gone, signalling it if it does not go; also waits out a shim that is
-// ending by itself (after a pause to disk).
-Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms);
+// ending by itself (after a pause to disk). With `disk_discarded` (the
+// sandbox is being removed) nothing of its disk needs flushing first.
+Status stop_shim(const SandboxRecord& r, const std::string& dir, int timeout_ms, bool disk_discarded = false);
 // Removes the VM state a pause to disk saved (stop of such a sandbox).
 Status discard_saved_state(Manager& m, const SandboxRecord& r);
 // Asks a running sandbox's shim to stop (killing the VM after timeout_ms),

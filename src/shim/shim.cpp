@@ -707,6 +707,8 @@ void Shim::handle_client_control(Client& c, const proto::Message& m) {
   } else if (m.type == proto::msg::kStop) {
     if (auto t = proto::get_uint(m.payload, "timeout_ms", 3600 * 1000); t)
       cfg_.stop_timeout_ms = static_cast<int>(*t);
+    // The sandbox is being removed: its disk needs no flush.
+    if (auto discard = proto::get_bool(m.payload, "discard_disk"); discard && *discard) cfg_.discard_on_stop = true;
     begin_stop("stop requested by a client");
   } else if (m.type == proto::msg::kNetworkUpdate) {
     handle_network_update(c, m);

@@ -113,7 +113,7 @@ TEST(VmVolumes, HostDirectoryIsSharedBothWays) {
 }
 
 // A stop that kills the VM instead of powering it off (`run --rm`, whose
-// disk is deleted; `stop --timeout 0`) first has the agent kill the guest's
+// disk is deleted; `stop --timeout 0`; `rm -f`) first has the agent kill the guest's
 // processes and flush: bytes a live process put in a shared mapping are only
 // dirty pages in the guest until then, on a volume as on a kept disk.
 TEST(VmVolumes, BytesDirtiedThroughMmapOutliveAStopThatKills) {
@@ -139,7 +139,10 @@ TEST(VmVolumes, BytesDirtiedThroughMmapOutliveAStopThatKills) {
   EXPECT_EQ(read_host(host.path() + "/by-exec"), "on-the-volume");
   EXPECT_EQ(run_moat({"start", id}).exit_code, 0);
   EXPECT_EQ(exec_sh(id, "cat /root/on-disk").out, "on-the-kept-disk");
+  // Removing it running: its disk goes, its volume's bytes stay.
+  EXPECT_EQ(exec_sh(id, start_writer("/data/by-rm", "before-the-removal")).out, "written\n");
   EXPECT_EQ(run_moat({"rm", "-f", id}).exit_code, 0);
+  EXPECT_EQ(read_host(host.path() + "/by-rm"), "before-the-removal");
   EXPECT_TRUE(leftover_sandboxes().empty());
 }
 
