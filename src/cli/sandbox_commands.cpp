@@ -566,7 +566,10 @@ void register_sandbox_commands(CLI::App& app) {
 
   f.stop = app.add_subcommand("stop", "Stop sandboxes (the guest powers off cleanly; killed after --timeout)");
   f.stop->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
-  f.stop->add_option("--timeout", f.stop_timeout_s, "Seconds to wait for a clean power-off")->capture_default_str();
+  f.stop->add_option("--timeout", f.stop_timeout_s,
+                     "Seconds to wait for a clean power-off; 0: none, the processes are killed at once and what "
+                     "they wrote is flushed before the VM ends")
+      ->capture_default_str();
 
   f.pause = app.add_subcommand("pause", "Pause sandboxes: their vCPUs stop where they are, memory kept");
   f.pause->add_option("sandbox", f.ids, "Sandbox ids or names")->required();
