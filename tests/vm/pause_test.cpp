@@ -45,6 +45,8 @@ long long cpu_ticks(pid_t pid) {
   return utime + stime;
 }
 
+// The counter's value (the guest renames each value into place, so a read
+// never sees the file between a truncation and its write).
 long long guest_count(const std::string& name) {
   auto o = run_moat({"exec", name, "--", "cat", "/tmp/count"});
   EXPECT_EQ(o.exit_code, 0) << o.err;
@@ -68,7 +70,7 @@ TEST(VmPause, TheGuestStandsStillWhilePausedAndGoesOnFromWhereItWas) {
   ASSERT_GT(qemu, 0);
   // A counter ten times a second, and a spinning loop.
   ASSERT_EQ(run_moat({"exec", "pz", "--", "sh", "-c",
-                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 & "
+                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done) >/dev/null 2>&1 & "
                       "(while :; do :; done) >/dev/null 2>&1 &"})
                 .exit_code,
             0);
@@ -212,7 +214,7 @@ TEST(VmPause, ToDiskEndsTheVmAndResumeGoesOnFromWhereItWas) {
   // A counter in the background, and a file only in the guest's memory.
   ASSERT_EQ(run_moat({"exec", "pd", "--", "sh", "-c",
                       "mkdir -p /dev/shm/k && echo kept > /dev/shm/k/f && "
-                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done) >/dev/null 2>&1 &"})
+                      "(i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.1; done) >/dev/null 2>&1 &"})
                 .exit_code,
             0);
   for (int i = 0; i < 100 && guest_count("pd") < 5; ++i) sleep_ms(100);
