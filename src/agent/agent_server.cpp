@@ -34,8 +34,7 @@ constexpr std::size_t kFileProduceBudget = 256 * 1024;
 // Bytes read from the channel per loop round, so the processes' output and
 // the outgoing streams keep their turn.
 constexpr std::size_t kChannelReadBudget = 256 * 1024;
-// How long a halt waits for killed processes to be gone (one stuck in an
-// uninterruptible wait cannot dirty pages either) before it flushes.
+// How long a halt waits for killed processes to be gone before it flushes.
 constexpr int kHaltKillWaitMs = 1000;
 
 void set_clock_from(const proto::Json& p) {
@@ -180,10 +179,7 @@ void AgentServer::handle_control(const proto::Message& m) {
   } else if (m.type == proto::msg::kShutdown) {
     shutdown_requested_ = true;
     // Power-off remounts the upper read-only, which would wait on a freeze.
-    if (auto holder = freezer_.holder()) {
-      (void)freezer_.thaw();
-      send(proto::make_error_message(*holder, "shutting_down", "the sandbox is stopping", true));
-    }
+    end_freeze_for_stop();
   } else if (m.type == proto::msg::kHalt) {
     halt(m.payload);
   } else if (m.type == proto::msg::kWatchPorts) {
@@ -214,6 +210,13 @@ void AgentServer::on_host_hello(const proto::Json& payload) {
   send(proto::make_message(proto::kControlStream, proto::msg::kHello, std::move(hello)));
 }
 
+void AgentServer::end_freeze_for_stop() {
+  if (auto holder = freezer_.holder()) {
+    (void)freezer_.thaw();
+    send(proto::make_error_message(*holder, "shutting_down", "the sandbox is stopping", true));
+  }
+}
+
 void AgentServer::halt(const proto::Json& payload) {
   auto sync_all = proto::get_bool(payload, "sync_all");
   if (!sync_all) {
@@ -221,32 +224,16 @@ void AgentServer::halt(const proto::Json& payload) {
     return;
   }
   // A frozen upper would hold sync() until the freeze's time ran out.
-  if (auto holder = freezer_.holder()) {
-    (void)freezer_.thaw();
-    send(proto::make_error_message(*holder, "shutting_down", "the sandbox is stopping", true));
-  }
-  // Killed first, so that nothing dirties a page after the flush.
-  kill_every_process(kHaltKillWaitMs);
+  end_freeze_for_stop();
+  // Killed first, so that nothing dirties a page after the flush. Their
+  // exits go unreported: the VM ends as soon as `halted` is out.
+  kill_all_processes(/*grace_ms=*/0, kHaltKillWaitMs);
   if (*sync_all) {
     ::sync();
   } else if (int failed = sync_shared_filesystems(); failed > 0) {
     console_log("moat-agent: " + std::to_string(failed) + " shared filesystem(s) could not be flushed");
   }
   send(proto::make_message(proto::kControlStream, proto::msg::kHalted));
-}
-
-void AgentServer::kill_every_process(int wait_ms) {
-  // PID 1 is spared by kill(-1); every other process of the guest is its
-  // descendant or was re-parented to it, so "no child left" means all gone.
-  ::kill(-1, SIGKILL);
-  struct timespec step {0, 1000 * 1000};
-  for (int waited = 0;; ++waited) {
-    reap_children();
-    siginfo_t info {};
-    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD) return;
-    if (waited >= wait_ms) return;
-    ::nanosleep(&step, nullptr);
-  }
 }
 
 void AgentServer::on_watch_ports(const proto::Json& payload) {

@@ -60,9 +60,8 @@ class AgentServer {
   // `halt` (proto/message.h): every process killed, the shared filesystems
   // (or all) flushed, `halted` sent; the host then ends the VM.
   void halt(const proto::Json& payload);
-  // Until no child is left or `wait_ms` passed, reaping (and so reporting
-  // the exits of) the processes of sessions.
-  void kill_every_process(int wait_ms);
+  // A stop on its way: a freeze held is thawed and its stream ended.
+  void end_freeze_for_stop();
   // The port watch (proto/port_watch.h): `watch_ports` sets it, each look
   // reports the listening ports when they changed.
   void on_watch_ports(const proto::Json& payload);

@@ -301,21 +301,37 @@ Status await_network_setup(pid_t setup_pid) {
   return ok_status();
 }
 
-void kill_all_processes(int grace_ms) {
-  ::kill(-1, SIGTERM);
-  struct timespec step {0, 10 * 1000 * 1000};
-  // Every user process is a child of PID 1 (orphans are re-parented to it),
-  // so "no children left" means everything is gone. kill(-1, 0) cannot tell:
-  // it also counts kernel threads.
-  for (int waited = 0; waited < grace_ms; waited += 10) {
-    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
-    }
-    if (::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD) return;
-    ::nanosleep(&step, nullptr);
-  }
-  ::kill(-1, SIGKILL);
+namespace {
+
+// Reaps every child that has ended; true once none is left. Every user
+// process is a child of PID 1 (orphans are re-parented to it), so "no
+// children left" means everything is gone. kill(-1, 0) cannot tell: it also
+// counts kernel threads.
+bool reap_until_none_left() {
   while (::waitpid(-1, nullptr, WNOHANG) > 0) {
   }
+  return ::waitpid(-1, nullptr, WNOHANG) < 0 && errno == ECHILD;
+}
+
+// Reaps every `step_ms` until no child is left (true) or `ms` passed.
+bool wait_until_none_left(int ms, int step_ms) {
+  struct timespec step {0, step_ms * 1000L * 1000L};
+  for (int waited = 0;; waited += step_ms) {
+    if (reap_until_none_left()) return true;
+    if (waited >= ms) return false;
+    ::nanosleep(&step, nullptr);
+  }
+}
+
+}  // namespace
+
+void kill_all_processes(int grace_ms, int wait_ms) {
+  if (grace_ms > 0) {
+    ::kill(-1, SIGTERM);
+    if (wait_until_none_left(grace_ms, 10)) return;
+  }
+  ::kill(-1, SIGKILL);
+  wait_until_none_left(wait_ms, 1);
 }
 
 void power_off() {

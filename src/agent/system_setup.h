@@ -45,8 +45,10 @@ pid_t start_interface_setup(bool network);
 // whether the network interface was configured.
 Status await_network_setup(pid_t setup_pid);
 
-// Sends every other process SIGTERM, then SIGKILL after `grace_ms`.
-void kill_all_processes(int grace_ms);
+// Sends every other process SIGTERM, then SIGKILL after `grace_ms` (at once
+// when 0), and waits up to `wait_ms` for the killed to be gone (one stuck in
+// an uninterruptible wait cannot write anything either).
+void kill_all_processes(int grace_ms, int wait_ms = 0);
 
 // Flushes and unmounts what can be unmounted, remounts the rest read-only,
 // then resets the VM (QEMU runs with -no-reboot, so the reset ends it).
